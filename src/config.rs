@@ -1,0 +1,680 @@
+//! The TOML configuration: parsed into typed structs, validated once at load time into a
+//! [`Config`] that the server uses without further checks.
+//!
+//! Every error names the file, the key and the reason.
+
+use crate::mock_script::MockBehaviour;
+use crate::routing::cel::CelExpr;
+use serde::Deserialize;
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The configuration used when `--config` is not given: mock models that need no keys, and the
+/// real OpenAI / Anthropic providers when their API keys are in the environment.
+pub const DEFAULT_CONFIG: &str = include_str!("../config/default.toml");
+
+/// A configuration error: where it is and why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConfigError {
+    pub file: String,
+    pub key: String,
+    pub reason: String,
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "config error in {} at `{}`: {}",
+            self.file, self.key, self.reason
+        )
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+// ---------------------------------------------------------------------------------------------
+// File shapes
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    #[serde(default)]
+    server: FileServer,
+    #[serde(default)]
+    logging: FileLogging,
+    #[serde(default)]
+    providers: BTreeMap<String, FileProvider>,
+    #[serde(default)]
+    models: Vec<FileModel>,
+    #[serde(default)]
+    routers: BTreeMap<String, FileRouter>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct FileServer {
+    listen: Option<String>,
+    max_body_bytes: Option<usize>,
+    timeout: Option<String>,
+    ttft_timeout: Option<String>,
+    #[serde(default)]
+    api_keys: Vec<String>,
+    api_keys_env: Option<String>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct FileLogging {
+    dir: Option<String>,
+    log_text: Option<bool>,
+    buffer: Option<usize>,
+    rotate_bytes: Option<u64>,
+    enabled: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileProvider {
+    kind: String,
+    base_url: Option<String>,
+    api_key_env: Option<String>,
+    /// When true and the key's env var is unset, the provider and its models are left out.
+    #[serde(default)]
+    optional: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileModel {
+    id: String,
+    upstream: Option<String>,
+    #[serde(default)]
+    input_price_per_mtok: f64,
+    #[serde(default)]
+    output_price_per_mtok: f64,
+    context_window: Option<u64>,
+    max_output_tokens: Option<u64>,
+    #[serde(default)]
+    tags: Vec<String>,
+    mock: Option<MockBehaviour>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileRouter {
+    timeout: Option<String>,
+    ttft_timeout: Option<String>,
+    #[serde(default)]
+    routes: Vec<FileRoute>,
+    default: FileRoute,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileRoute {
+    name: Option<String>,
+    when: Option<String>,
+    model: Option<String>,
+    #[serde(default)]
+    variants: Vec<FileVariant>,
+    #[serde(default)]
+    fallbacks: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileVariant {
+    model: String,
+    weight: u32,
+    name: Option<String>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Validated runtime shapes
+// ---------------------------------------------------------------------------------------------
+
+/// The validated configuration.
+#[derive(Debug)]
+pub struct Config {
+    pub source: String,
+    pub server: ServerConfig,
+    pub logging: LoggingConfig,
+    pub providers: BTreeMap<String, Arc<ProviderConfig>>,
+    pub models: Vec<Arc<ModelConfig>>,
+    pub routers: BTreeMap<String, Arc<RouterConfig>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub listen: String,
+    pub max_body_bytes: usize,
+    pub timeout: Duration,
+    pub ttft_timeout: Duration,
+    pub api_keys: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct LoggingConfig {
+    pub enabled: bool,
+    pub dir: PathBuf,
+    pub log_text: bool,
+    pub buffer: usize,
+    pub rotate_bytes: u64,
+}
+
+/// Which wire protocol a provider speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProviderKind {
+    OpenAi,
+    Anthropic,
+    Mock,
+}
+
+#[derive(Debug)]
+pub struct ProviderConfig {
+    pub name: String,
+    pub kind: ProviderKind,
+    pub base_url: String,
+    /// The key itself, read from the environment at load time. Never logged.
+    pub api_key: Option<String>,
+}
+
+/// One upstream model and what it costs.
+#[derive(Debug)]
+pub struct ModelConfig {
+    /// `provider/model`
+    pub id: String,
+    pub provider: String,
+    pub upstream: String,
+    pub input_price_per_mtok: f64,
+    pub output_price_per_mtok: f64,
+    pub context_window: u64,
+    pub max_output_tokens: u64,
+    pub tags: Vec<String>,
+    pub mock: MockBehaviour,
+}
+
+impl ModelConfig {
+    /// Price of a call in USD.
+    pub fn cost_usd(&self, prompt_tokens: u64, completion_tokens: u64) -> f64 {
+        (prompt_tokens as f64 * self.input_price_per_mtok
+            + completion_tokens as f64 * self.output_price_per_mtok)
+            / 1e6
+    }
+}
+
+#[derive(Debug)]
+pub struct RouterConfig {
+    pub name: String,
+    pub timeout: Duration,
+    pub ttft_timeout: Duration,
+    pub routes: Vec<RouteConfig>,
+    pub default: RouteConfig,
+}
+
+#[derive(Debug)]
+pub struct RouteConfig {
+    pub name: String,
+    pub when: Option<CelExpr>,
+    pub variants: Vec<VariantConfig>,
+    pub fallbacks: Vec<Arc<ModelConfig>>,
+}
+
+#[derive(Debug)]
+pub struct VariantConfig {
+    pub name: String,
+    pub model: Arc<ModelConfig>,
+    pub weight: u32,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Loading
+// ---------------------------------------------------------------------------------------------
+
+impl Config {
+    /// Loads and validates a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: file.clone(),
+            key: "(file)".into(),
+            reason: format!("cannot read the file: {e}"),
+        })?;
+        Config::parse(&text, &file, &|k| std::env::var(k).ok())
+    }
+
+    /// The embedded default configuration.
+    pub fn embedded_default() -> Result<Config, ConfigError> {
+        Config::parse(DEFAULT_CONFIG, "<embedded default config>", &|k| {
+            std::env::var(k).ok()
+        })
+    }
+
+    /// Parses and validates config text; `env` looks up environment variables.
+    pub fn parse(
+        text: &str,
+        file: &str,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let err = |key: &str, reason: String| ConfigError {
+            file: file.to_string(),
+            key: key.to_string(),
+            reason,
+        };
+        let raw: FileConfig = toml::from_str(text).map_err(|e| {
+            let key = toml_error_key(text, &e);
+            err(&key, e.message().to_string())
+        })?;
+
+        let server = ServerConfig {
+            listen: raw
+                .server
+                .listen
+                .unwrap_or_else(|| "127.0.0.1:8080".into()),
+            max_body_bytes: raw.server.max_body_bytes.unwrap_or(4 * 1024 * 1024),
+            timeout: parse_opt_duration(&raw.server.timeout, "server.timeout", &err)?
+                .unwrap_or(Duration::from_secs(120)),
+            ttft_timeout: parse_opt_duration(&raw.server.ttft_timeout, "server.ttft_timeout", &err)?
+                .unwrap_or(Duration::from_secs(30)),
+            api_keys: {
+                let mut keys = raw.server.api_keys.clone();
+                if let Some(var) = &raw.server.api_keys_env {
+                    match env(var) {
+                        Some(v) => keys.extend(
+                            v.split(',')
+                                .map(|s| s.trim().to_string())
+                                .filter(|s| !s.is_empty()),
+                        ),
+                        None => {
+                            return Err(err(
+                                "server.api_keys_env",
+                                format!("environment variable {var} is not set"),
+                            ))
+                        }
+                    }
+                }
+                keys
+            },
+        };
+        let logging = LoggingConfig {
+            enabled: raw.logging.enabled.unwrap_or(true),
+            dir: PathBuf::from(raw.logging.dir.unwrap_or_else(|| "logs".into())),
+            log_text: raw.logging.log_text.unwrap_or(true),
+            buffer: raw.logging.buffer.unwrap_or(16_384).max(1),
+            rotate_bytes: raw.logging.rotate_bytes.unwrap_or(64 * 1024 * 1024),
+        };
+
+        // Providers: an optional provider whose key is missing is left out with its models.
+        let mut providers = BTreeMap::new();
+        let mut skipped = HashSet::new();
+        for (name, p) in &raw.providers {
+            let key = format!("providers.{name}");
+            let kind = match p.kind.as_str() {
+                "openai" => ProviderKind::OpenAi,
+                "anthropic" => ProviderKind::Anthropic,
+                "mock" => ProviderKind::Mock,
+                other => {
+                    return Err(err(
+                        &format!("{key}.kind"),
+                        format!("unknown provider kind {other:?}; expected \"openai\", \"anthropic\" or \"mock\""),
+                    ))
+                }
+            };
+            let base_url = match (&p.base_url, kind) {
+                (Some(u), _) => u.trim_end_matches('/').to_string(),
+                (None, ProviderKind::OpenAi) => "https://api.openai.com/v1".into(),
+                (None, ProviderKind::Anthropic) => "https://api.anthropic.com/v1".into(),
+                (None, ProviderKind::Mock) => String::new(),
+            };
+            if kind != ProviderKind::Mock
+                && !(base_url.starts_with("http://") || base_url.starts_with("https://"))
+            {
+                return Err(err(
+                    &format!("{key}.base_url"),
+                    format!("{base_url:?} is not an http:// or https:// URL"),
+                ));
+            }
+            let api_key = match &p.api_key_env {
+                Some(var) => match env(var).filter(|v| !v.is_empty()) {
+                    Some(v) => Some(v),
+                    None if p.optional => {
+                        skipped.insert(name.clone());
+                        continue;
+                    }
+                    None => {
+                        return Err(err(
+                            &format!("{key}.api_key_env"),
+                            format!("environment variable {var} is not set (set it, or mark the provider `optional = true`)"),
+                        ))
+                    }
+                },
+                None => None,
+            };
+            providers.insert(
+                name.clone(),
+                Arc::new(ProviderConfig {
+                    name: name.clone(),
+                    kind,
+                    base_url,
+                    api_key,
+                }),
+            );
+        }
+
+        let mut models: Vec<Arc<ModelConfig>> = Vec::new();
+        for (i, m) in raw.models.iter().enumerate() {
+            let key = format!("models[{i}]");
+            let Some((provider, name)) = m.id.split_once('/') else {
+                return Err(err(
+                    &format!("{key}.id"),
+                    format!("model id {:?} must look like \"provider/model\"", m.id),
+                ));
+            };
+            if skipped.contains(provider) {
+                continue;
+            }
+            if !providers.contains_key(provider) {
+                return Err(err(
+                    &format!("{key}.id"),
+                    format!("model {:?} names provider {provider:?}, which is not defined under [providers]", m.id),
+                ));
+            }
+            if models.iter().any(|x| x.id == m.id) {
+                return Err(err(
+                    &format!("{key}.id"),
+                    format!("model {:?} is defined twice", m.id),
+                ));
+            }
+            if m.input_price_per_mtok < 0.0 || m.output_price_per_mtok < 0.0 {
+                return Err(err(&key, "prices must not be negative".into()));
+            }
+            models.push(Arc::new(ModelConfig {
+                id: m.id.clone(),
+                provider: provider.to_string(),
+                upstream: m.upstream.clone().unwrap_or_else(|| name.to_string()),
+                input_price_per_mtok: m.input_price_per_mtok,
+                output_price_per_mtok: m.output_price_per_mtok,
+                context_window: m.context_window.unwrap_or(128_000),
+                max_output_tokens: m.max_output_tokens.unwrap_or(4_096),
+                tags: m.tags.clone(),
+                mock: m.mock.clone().unwrap_or_default(),
+            }));
+        }
+        let find_model = |key: &str, id: &str| -> Result<Arc<ModelConfig>, ConfigError> {
+            models.iter().find(|m| m.id == id).cloned().ok_or_else(|| {
+                err(
+                    key,
+                    format!(
+                        "unknown model {id:?}; defined models: {}",
+                        models.iter().map(|m| m.id.as_str()).collect::<Vec<_>>().join(", ")
+                    ),
+                )
+            })
+        };
+
+        let mut routers = BTreeMap::new();
+        for (name, r) in &raw.routers {
+            let key = format!("routers.{name}");
+            let timeout = parse_opt_duration(&r.timeout, &format!("{key}.timeout"), &err)?
+                .unwrap_or(server.timeout);
+            let ttft_timeout =
+                parse_opt_duration(&r.ttft_timeout, &format!("{key}.ttft_timeout"), &err)?
+                    .unwrap_or(server.ttft_timeout);
+            let mut routes = Vec::new();
+            for (i, route) in r.routes.iter().enumerate() {
+                let rkey = format!("{key}.routes[{i}]");
+                if route.when.is_none() {
+                    return Err(err(
+                        &format!("{rkey}.when"),
+                        "a route needs a `when` condition (use `default` for the catch-all)".into(),
+                    ));
+                }
+                routes.push(build_route(route, &rkey, i, &find_model, &err)?);
+            }
+            let default = build_route(&r.default, &format!("{key}.default"), usize::MAX, &find_model, &err)?;
+            routers.insert(
+                name.clone(),
+                Arc::new(RouterConfig {
+                    name: name.clone(),
+                    timeout,
+                    ttft_timeout,
+                    routes,
+                    default,
+                }),
+            );
+        }
+
+        Ok(Config {
+            source: file.to_string(),
+            server,
+            logging,
+            providers,
+            models,
+            routers,
+        })
+    }
+}
+
+fn build_route(
+    route: &FileRoute,
+    key: &str,
+    index: usize,
+    find_model: &dyn Fn(&str, &str) -> Result<Arc<ModelConfig>, ConfigError>,
+    err: &dyn Fn(&str, String) -> ConfigError,
+) -> Result<RouteConfig, ConfigError> {
+    let name = route.name.clone().unwrap_or_else(|| {
+        if index == usize::MAX {
+            "default".to_string()
+        } else {
+            format!("route-{index}")
+        }
+    });
+    let when = match &route.when {
+        Some(src) => Some(CelExpr::compile(src).map_err(|e| err(&format!("{key}.when"), e))?),
+        None => None,
+    };
+    let variants = match (&route.model, route.variants.is_empty()) {
+        (Some(_), false) => {
+            return Err(err(
+                key,
+                "give either `model` or `variants`, not both".into(),
+            ))
+        }
+        (None, true) => {
+            return Err(err(key, "a route needs `model` or `variants`".into()))
+        }
+        (Some(m), true) => vec![VariantConfig {
+            name: m.clone(),
+            model: find_model(&format!("{key}.model"), m)?,
+            weight: 100,
+        }],
+        (None, false) => {
+            let total: u32 = route.variants.iter().map(|v| v.weight).sum();
+            if total != 100 {
+                return Err(err(
+                    &format!("{key}.variants"),
+                    format!("variant weights sum to {total}, not 100"),
+                ));
+            }
+            let mut out = Vec::new();
+            for (i, v) in route.variants.iter().enumerate() {
+                out.push(VariantConfig {
+                    name: v.name.clone().unwrap_or_else(|| v.model.clone()),
+                    model: find_model(&format!("{key}.variants[{i}].model"), &v.model)?,
+                    weight: v.weight,
+                });
+            }
+            out
+        }
+    };
+    let fallbacks = route
+        .fallbacks
+        .iter()
+        .enumerate()
+        .map(|(i, m)| find_model(&format!("{key}.fallbacks[{i}]"), m))
+        .collect::<Result<_, _>>()?;
+    Ok(RouteConfig {
+        name,
+        when,
+        variants,
+        fallbacks,
+    })
+}
+
+fn parse_opt_duration(
+    value: &Option<String>,
+    key: &str,
+    err: &dyn Fn(&str, String) -> ConfigError,
+) -> Result<Option<Duration>, ConfigError> {
+    value
+        .as_deref()
+        .map(|s| parse_duration(s).map_err(|e| err(key, e)))
+        .transpose()
+}
+
+/// Parses a human duration: `"800ms"`, `"30s"`, `"2m"`, `"1.5s"`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let value: f64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration like \"800ms\", \"30s\" or \"2m\""))?;
+    let secs = match unit.trim() {
+        "ms" => value / 1000.0,
+        "s" => value,
+        "m" => value * 60.0,
+        "h" => value * 3600.0,
+        _ => {
+            return Err(format!(
+                "{s:?} has no known unit; use ms, s, m or h (e.g. \"800ms\")"
+            ))
+        }
+    };
+    if secs <= 0.0 {
+        return Err(format!("{s:?} must be greater than zero"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+/// Best-effort dotted key for a TOML error, from the line its span starts on.
+fn toml_error_key(text: &str, e: &toml::de::Error) -> String {
+    let Some(span) = e.span() else {
+        return "(document)".into();
+    };
+    let before = &text[..span.start.min(text.len())];
+    let line_no = before.matches('\n').count() + 1;
+    let table = before
+        .lines()
+        .rev()
+        .find_map(|l| {
+            let l = l.trim();
+            l.starts_with('[').then(|| l.trim_matches(|c| c == '[' || c == ']').to_string())
+        })
+        .unwrap_or_default();
+    let line = text.lines().nth(line_no - 1).unwrap_or("").trim();
+    let field = line.split('=').next().unwrap_or("").trim();
+    let key = match (table.is_empty(), field.is_empty() || field.starts_with('[')) {
+        (true, _) => field.to_string(),
+        (false, true) => table,
+        (false, false) => format!("{table}.{field}"),
+    };
+    format!("{key} (line {line_no})")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, "test.toml", &|k| (k == "SET_KEY").then(|| "sk-123".into()))
+    }
+
+    const BASE: &str = r#"
+[providers.mock]
+kind = "mock"
+[[models]]
+id = "mock/a"
+[[models]]
+id = "mock/b"
+"#;
+
+    #[test]
+    fn embedded_default_loads() {
+        let c = Config::parse(DEFAULT_CONFIG, "default", &|_| None).unwrap();
+        assert!(c.models.iter().any(|m| m.provider == "mock"));
+        assert!(!c.providers.contains_key("openai"), "openai needs its key");
+        let with_keys = Config::parse(DEFAULT_CONFIG, "default", &|_| Some("k".into())).unwrap();
+        assert!(with_keys.providers.contains_key("openai"));
+        assert!(with_keys.providers.contains_key("anthropic"));
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("800ms").unwrap(), Duration::from_millis(800));
+        assert_eq!(parse_duration("1.5s").unwrap(), Duration::from_millis(1500));
+        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
+        assert!(parse_duration("fast").unwrap_err().contains("not a duration"));
+        assert!(parse_duration("10 parsecs").unwrap_err().contains("unit"));
+    }
+
+    #[test]
+    fn bad_cel_names_expression_and_key() {
+        let e = parse(&format!(
+            "{BASE}[routers.r]\nroutes = [{{ when = 'plan == = \"free\"', model = \"mock/a\" }}]\ndefault = {{ model = \"mock/b\" }}\n"
+        ))
+        .unwrap_err();
+        assert_eq!(e.key, "routers.r.routes[0].when");
+        assert!(e.reason.contains("plan == = \"free\""), "{e}");
+        assert!(e.to_string().contains("test.toml"));
+    }
+
+    #[test]
+    fn weights_must_sum_to_100() {
+        let e = parse(&format!(
+            "{BASE}[routers.r]\ndefault = {{ variants = [{{ model = \"mock/a\", weight = 60 }}, {{ model = \"mock/b\", weight = 30 }}] }}\n"
+        ))
+        .unwrap_err();
+        assert_eq!(e.key, "routers.r.default.variants");
+        assert!(e.reason.contains("sum to 90"));
+    }
+
+    #[test]
+    fn unknown_model_in_route() {
+        let e = parse(&format!(
+            "{BASE}[routers.r]\ndefault = {{ model = \"mock/zzz\", fallbacks = [] }}\n"
+        ))
+        .unwrap_err();
+        assert_eq!(e.key, "routers.r.default.model");
+        assert!(e.reason.contains("unknown model \"mock/zzz\""));
+        let e = parse(&format!(
+            "{BASE}[routers.r]\ndefault = {{ model = \"mock/a\", fallbacks = [\"mock/q\"] }}\n"
+        ))
+        .unwrap_err();
+        assert_eq!(e.key, "routers.r.default.fallbacks[0]");
+    }
+
+    #[test]
+    fn missing_env_var_for_used_provider() {
+        let e = parse("[providers.oai]\nkind = \"openai\"\napi_key_env = \"UNSET_KEY\"\n").unwrap_err();
+        assert_eq!(e.key, "providers.oai.api_key_env");
+        assert!(e.reason.contains("UNSET_KEY is not set"));
+        let ok = parse("[providers.oai]\nkind = \"openai\"\napi_key_env = \"SET_KEY\"\n").unwrap();
+        assert_eq!(ok.providers["oai"].api_key.as_deref(), Some("sk-123"));
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_types_are_reported_with_location() {
+        let e = parse("[server]\nlisten = \"127.0.0.1:1\"\ntimeoutt = \"1s\"\n").unwrap_err();
+        assert!(e.reason.contains("timeoutt"), "{e}");
+        assert!(e.key.starts_with("server"), "{e}");
+        let e = parse(&format!("{BASE}[routers.r]\ntimeout = \"soon\"\ndefault = {{ model = \"mock/a\" }}\n")).unwrap_err();
+        assert_eq!(e.key, "routers.r.timeout");
+    }
+}

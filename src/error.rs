@@ -1,0 +1,165 @@
+//! One error type for everything a client can be told, and how it renders in the OpenAI and
+//! Anthropic wire shapes.
+
+use axum::http::StatusCode;
+use serde_json::{json, Value};
+
+/// An error returned to a client. Knows its HTTP status, OpenAI `type` and `code`.
+#[derive(Debug, Clone)]
+pub struct GatewayError {
+    pub status: StatusCode,
+    pub kind: ErrorKind,
+    pub message: String,
+    pub param: Option<String>,
+    /// Extra JSON merged into the error object (e.g. the attempt chain on a 502).
+    pub details: Option<Value>,
+}
+
+/// The broad classes of error, each with a fixed status and OpenAI error `type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    InvalidJson,
+    InvalidRequest,
+    ModelNotFound,
+    Unauthorized,
+    BodyTooLarge,
+    /// Every attempt failed (or the one attempt failed with a retryable error).
+    UpstreamFailed,
+    /// Every attempt timed out.
+    UpstreamTimeout,
+    /// A non-retryable 4xx from the upstream, passed through with its status.
+    UpstreamRejected,
+    /// Learned routing was asked for but is not available.
+    AutoUnavailable,
+    NotFound,
+    Internal,
+}
+
+impl ErrorKind {
+    fn status(self) -> StatusCode {
+        match self {
+            ErrorKind::InvalidJson | ErrorKind::InvalidRequest | ErrorKind::AutoUnavailable => {
+                StatusCode::BAD_REQUEST
+            }
+            ErrorKind::ModelNotFound | ErrorKind::NotFound => StatusCode::NOT_FOUND,
+            ErrorKind::Unauthorized => StatusCode::UNAUTHORIZED,
+            ErrorKind::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorKind::UpstreamFailed => StatusCode::BAD_GATEWAY,
+            ErrorKind::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
+            ErrorKind::UpstreamRejected => StatusCode::BAD_REQUEST,
+            ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// OpenAI's error `type`.
+    fn openai_type(self) -> &'static str {
+        match self {
+            ErrorKind::Unauthorized => "authentication_error",
+            ErrorKind::UpstreamFailed | ErrorKind::UpstreamTimeout => "upstream_error",
+            ErrorKind::Internal => "server_error",
+            _ => "invalid_request_error",
+        }
+    }
+
+    /// OpenAI's error `code`.
+    fn code(self) -> &'static str {
+        match self {
+            ErrorKind::InvalidJson => "invalid_json",
+            ErrorKind::InvalidRequest => "invalid_request",
+            ErrorKind::ModelNotFound => "model_not_found",
+            ErrorKind::Unauthorized => "invalid_api_key",
+            ErrorKind::BodyTooLarge => "request_too_large",
+            ErrorKind::UpstreamFailed => "all_attempts_failed",
+            ErrorKind::UpstreamTimeout => "upstream_timeout",
+            ErrorKind::UpstreamRejected => "upstream_rejected",
+            ErrorKind::AutoUnavailable => "auto_routing_unavailable",
+            ErrorKind::NotFound => "not_found",
+            ErrorKind::Internal => "internal_error",
+        }
+    }
+
+    /// Anthropic's error `type`.
+    fn anthropic_type(self, status: StatusCode) -> &'static str {
+        match status.as_u16() {
+            401 => "authentication_error",
+            404 => "not_found_error",
+            413 => "request_too_large",
+            429 => "rate_limit_error",
+            400..=499 => "invalid_request_error",
+            529 => "overloaded_error",
+            _ => match self {
+                ErrorKind::UpstreamTimeout => "timeout_error",
+                _ => "api_error",
+            },
+        }
+    }
+}
+
+impl GatewayError {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        GatewayError {
+            status: kind.status(),
+            kind,
+            message: message.into(),
+            param: None,
+            details: None,
+        }
+    }
+
+    pub fn invalid(message: impl Into<String>, param: &str) -> Self {
+        GatewayError::new(ErrorKind::InvalidRequest, message).with_param(param)
+    }
+
+    pub fn with_param(mut self, param: &str) -> Self {
+        self.param = Some(param.to_string());
+        self
+    }
+
+    pub fn with_status(mut self, status: StatusCode) -> Self {
+        self.status = status;
+        self
+    }
+
+    pub fn with_details(mut self, details: Value) -> Self {
+        self.details = Some(details);
+        self
+    }
+
+    /// `{"error": {"message", "type", "param", "code", ...details}}`
+    pub fn openai_body(&self) -> Value {
+        let mut err = json!({
+            "message": self.message,
+            "type": self.kind.openai_type(),
+            "param": self.param,
+            "code": self.kind.code(),
+        });
+        merge_details(&mut err, &self.details);
+        json!({ "error": err })
+    }
+
+    /// `{"type": "error", "error": {"type", "message", ...details}}`
+    pub fn anthropic_body(&self) -> Value {
+        let mut err = json!({
+            "type": self.kind.anthropic_type(self.status),
+            "message": self.message,
+        });
+        merge_details(&mut err, &self.details);
+        json!({ "type": "error", "error": err })
+    }
+}
+
+fn merge_details(err: &mut Value, details: &Option<Value>) {
+    if let (Some(Value::Object(extra)), Some(obj)) = (details, err.as_object_mut()) {
+        for (k, v) in extra {
+            obj.insert(k.clone(), v.clone());
+        }
+    }
+}
+
+impl std::fmt::Display for GatewayError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({}): {}", self.status, self.kind.code(), self.message)
+    }
+}
+
+impl std::error::Error for GatewayError {}

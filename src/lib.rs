@@ -1,0 +1,17 @@
+//! Switchyard: an OpenAI- and Anthropic-compatible LLM gateway with CEL routing, sticky A/B
+//! variants, failover with attempt chains, request logs and metrics.
+
+pub mod anthropic;
+pub mod config;
+pub mod error;
+pub mod gateway;
+pub mod logstore;
+pub mod metrics;
+pub mod mock_script;
+pub mod mock_upstream;
+pub mod providers;
+pub mod relay;
+pub mod request;
+pub mod routing;
+pub mod server;
+pub mod util;

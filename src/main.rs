@@ -1,0 +1,129 @@
+//! The `switchyard` command line.
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use switchyard::config::Config;
+use switchyard::mock_upstream::MockUpstream;
+use switchyard::server::Server;
+
+#[derive(Parser)]
+#[command(name = "switchyard", version, about = "A learned LLM router with an OpenAI- and Anthropic-compatible API")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway.
+    Serve {
+        /// TOML config file; without it the embedded default config is used.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Address to listen on (overrides `server.listen`), e.g. 127.0.0.1:8080.
+        #[arg(long)]
+        listen: Option<String>,
+    },
+    /// Validate a config file and print what it defines.
+    CheckConfig {
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Print the embedded default config (a starting point for your own).
+    DefaultConfig,
+    /// Run a scripted OpenAI/Anthropic-compatible mock upstream (for tests and benchmarks).
+    MockUpstream {
+        #[arg(long, default_value = "127.0.0.1:9090")]
+        listen: String,
+    },
+}
+
+fn load(config: &Option<PathBuf>) -> Result<Config, String> {
+    match config {
+        Some(p) => Config::load(p),
+        None => Config::embedded_default(),
+    }
+    .map_err(|e| e.to_string())
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+async fn run(cli: Cli) -> Result<(), String> {
+    match cli.command {
+        Command::Serve { config, listen } => {
+            let config = load(&config)?;
+            let listen = listen.unwrap_or_else(|| config.server.listen.clone());
+            let source = config.source.clone();
+            let models = config.models.len();
+            let routers = config.routers.len();
+            let server = Server::start(config, &listen).await?;
+            tracing::info!(addr = %server.addr, config = %source, models, routers, "switchyard listening");
+            println!("switchyard listening on http://{} ({source}: {models} models, {routers} routers)", server.addr);
+            wait_for_signal().await;
+            tracing::info!("shutting down: draining in-flight requests and flushing logs");
+            server.stop().await;
+            Ok(())
+        }
+        Command::CheckConfig { config } => {
+            let c = load(&config)?;
+            println!("{}: OK", c.source);
+            for m in &c.models {
+                println!("  model  {} (upstream {:?}, ${}/${} per Mtok)", m.id, m.upstream, m.input_price_per_mtok, m.output_price_per_mtok);
+            }
+            for r in c.routers.values() {
+                println!("  router router/{} ({} routes + default)", r.name, r.routes.len());
+            }
+            Ok(())
+        }
+        Command::DefaultConfig => {
+            print!("{}", switchyard::config::DEFAULT_CONFIG);
+            Ok(())
+        }
+        Command::MockUpstream { listen } => {
+            let mock = MockUpstream::start(&listen).await.map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+            println!("mock upstream listening on {}", mock.base_url());
+            tokio::select! {
+                _ = wait_for_signal() => {}
+                _ = mock.wait() => {}
+            }
+            Ok(())
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("SWITCHYARD_LOG").unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,153 @@
+//! Prometheus metrics, kept in memory and rendered in the text exposition format at `/metrics`.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+const BUCKETS: [f64; 17] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0,
+];
+
+#[derive(Default, Clone)]
+struct Histogram {
+    counts: [u64; BUCKETS.len()],
+    sum: f64,
+    count: u64,
+}
+
+impl Histogram {
+    fn observe(&mut self, secs: f64) {
+        if let Some(i) = BUCKETS.iter().position(|b| secs <= *b) {
+            self.counts[i] += 1;
+        }
+        self.sum += secs;
+        self.count += 1;
+    }
+
+    fn render(&self, out: &mut String, name: &str, labels: &str) {
+        let sep = if labels.is_empty() { "" } else { "," };
+        let mut cumulative = 0;
+        for (b, c) in BUCKETS.iter().zip(self.counts) {
+            cumulative += c;
+            let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"{b}\"}} {cumulative}");
+        }
+        let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {}", self.count);
+        let _ = writeln!(out, "{name}_sum{{{labels}}} {}", self.sum);
+        let _ = writeln!(out, "{name}_count{{{labels}}} {}", self.count);
+    }
+}
+
+#[derive(Default)]
+struct Inner {
+    requests: BTreeMap<(String, u16), u64>,
+    attempts: BTreeMap<(String, &'static str), u64>,
+    failovers: BTreeMap<String, u64>,
+    latency: BTreeMap<String, Histogram>,
+    ttft: BTreeMap<String, Histogram>,
+    overhead: Histogram,
+    tokens: BTreeMap<(String, &'static str), u64>,
+    cost: BTreeMap<String, f64>,
+    stream_interrupted: u64,
+}
+
+/// All counters and histograms of one server.
+#[derive(Default)]
+pub struct Metrics {
+    inner: Mutex<Inner>,
+    /// Log records dropped because the log buffer was full.
+    pub log_dropped: AtomicU64,
+    /// Log records written to disk.
+    pub log_written: AtomicU64,
+}
+
+/// What one finished request contributes.
+pub struct RequestSample<'a> {
+    pub endpoint: &'a str,
+    pub status: u16,
+    /// (model, succeeded) for each attempt, in order.
+    pub attempts: Vec<(&'a str, bool)>,
+    pub served_model: Option<&'a str>,
+    pub duration_secs: f64,
+    pub ttft_secs: Option<f64>,
+    pub overhead_secs: f64,
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    pub cost_usd: f64,
+    pub stream_interrupted: bool,
+}
+
+impl Metrics {
+    pub fn record(&self, s: &RequestSample) {
+        let mut m = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        *m.requests.entry((s.endpoint.to_string(), s.status)).or_default() += 1;
+        for (i, (model, ok)) in s.attempts.iter().enumerate() {
+            let outcome = if *ok { "success" } else { "failure" };
+            *m.attempts.entry((model.to_string(), outcome)).or_default() += 1;
+            if !ok && i + 1 < s.attempts.len() {
+                *m.failovers.entry(model.to_string()).or_default() += 1;
+            }
+        }
+        m.overhead.observe(s.overhead_secs);
+        if s.stream_interrupted {
+            m.stream_interrupted += 1;
+        }
+        let Some(model) = s.served_model else { return };
+        m.latency.entry(model.to_string()).or_default().observe(s.duration_secs);
+        if let Some(t) = s.ttft_secs {
+            m.ttft.entry(model.to_string()).or_default().observe(t);
+        }
+        *m.tokens.entry((model.to_string(), "prompt")).or_default() += s.prompt_tokens;
+        *m.tokens.entry((model.to_string(), "completion")).or_default() += s.completion_tokens;
+        *m.cost.entry(model.to_string()).or_default() += s.cost_usd;
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let m = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out = String::new();
+        let header = |out: &mut String, name: &str, kind: &str, help: &str| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        };
+        header(&mut out, "switchyard_requests_total", "counter", "Requests by endpoint and HTTP status.");
+        for ((ep, status), n) in &m.requests {
+            let _ = writeln!(out, "switchyard_requests_total{{endpoint=\"{ep}\",status=\"{status}\"}} {n}");
+        }
+        header(&mut out, "switchyard_errors_total", "counter", "Requests answered with an error status.");
+        let errors: u64 = m.requests.iter().filter(|((_, s), _)| *s >= 400).map(|(_, n)| n).sum();
+        let _ = writeln!(out, "switchyard_errors_total {errors}");
+        header(&mut out, "switchyard_upstream_attempts_total", "counter", "Upstream attempts by model and outcome.");
+        for ((model, outcome), n) in &m.attempts {
+            let _ = writeln!(out, "switchyard_upstream_attempts_total{{model=\"{model}\",outcome=\"{outcome}\"}} {n}");
+        }
+        header(&mut out, "switchyard_failovers_total", "counter", "Failovers away from a model to the next in the chain.");
+        for (model, n) in &m.failovers {
+            let _ = writeln!(out, "switchyard_failovers_total{{model=\"{model}\"}} {n}");
+        }
+        header(&mut out, "switchyard_request_duration_seconds", "histogram", "Total request latency by serving model.");
+        for (model, h) in &m.latency {
+            h.render(&mut out, "switchyard_request_duration_seconds", &format!("model=\"{model}\""));
+        }
+        header(&mut out, "switchyard_ttft_seconds", "histogram", "Time to first token by serving model.");
+        for (model, h) in &m.ttft {
+            h.render(&mut out, "switchyard_ttft_seconds", &format!("model=\"{model}\""));
+        }
+        header(&mut out, "switchyard_overhead_seconds", "histogram", "Time spent inside Switchyard, excluding upstreams.");
+        m.overhead.render(&mut out, "switchyard_overhead_seconds", "");
+        header(&mut out, "switchyard_tokens_total", "counter", "Tokens by model and kind.");
+        for ((model, kind), n) in &m.tokens {
+            let _ = writeln!(out, "switchyard_tokens_total{{model=\"{model}\",kind=\"{kind}\"}} {n}");
+        }
+        header(&mut out, "switchyard_cost_usd_total", "counter", "Upstream cost in USD by model.");
+        for (model, c) in &m.cost {
+            let _ = writeln!(out, "switchyard_cost_usd_total{{model=\"{model}\"}} {c}");
+        }
+        header(&mut out, "switchyard_stream_interrupted_total", "counter", "Streams that broke after bytes reached the client.");
+        let _ = writeln!(out, "switchyard_stream_interrupted_total {}", m.stream_interrupted);
+        header(&mut out, "switchyard_log_dropped_total", "counter", "Log records dropped because the log buffer was full.");
+        let _ = writeln!(out, "switchyard_log_dropped_total {}", self.log_dropped.load(Ordering::Relaxed));
+        header(&mut out, "switchyard_log_written_total", "counter", "Log records written.");
+        let _ = writeln!(out, "switchyard_log_written_total {}", self.log_written.load(Ordering::Relaxed));
+        out
+    }
+}

@@ -1,0 +1,142 @@
+//! Upstream providers behind one small trait. Every provider speaks the canonical OpenAI
+//! chat-completions shape to the rest of Switchyard: a completion JSON, or a stream of OpenAI
+//! chunk JSON values.
+
+pub mod anthropic;
+pub mod mock;
+pub mod openai;
+pub mod sse;
+
+use crate::config::{ModelConfig, ProviderConfig, ProviderKind};
+use futures_util::future::BoxFuture;
+use futures_util::stream::BoxStream;
+use serde::Serialize;
+use serde_json::{Map, Value};
+use std::sync::Arc;
+
+/// OpenAI chunk JSON values, or the error that ended the stream.
+pub type ChunkStream = BoxStream<'static, Result<Value, UpstreamError>>;
+
+/// What an upstream returned.
+pub enum Reply {
+    /// A whole chat completion (OpenAI shape).
+    Complete(Value),
+    /// A stream of chat completion chunks (OpenAI shape).
+    Stream(ChunkStream),
+}
+
+/// How an attempt failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureKind {
+    /// Could not connect or the request could not be sent.
+    Connect,
+    /// The upstream answered with an error status.
+    Status,
+    /// The attempt exceeded its total timeout.
+    Timeout,
+    /// Streaming: no first token within the TTFT timeout.
+    TtftTimeout,
+    /// The upstream's body was not what its protocol promises.
+    Malformed,
+    /// The stream ended early or the connection dropped.
+    StreamBroken,
+}
+
+/// A failed upstream call.
+#[derive(Debug, Clone)]
+pub struct UpstreamError {
+    pub kind: FailureKind,
+    pub status: Option<u16>,
+    pub message: String,
+}
+
+impl UpstreamError {
+    pub fn new(kind: FailureKind, message: impl Into<String>) -> Self {
+        UpstreamError {
+            kind,
+            status: None,
+            message: message.into(),
+        }
+    }
+
+    pub fn status(status: u16, message: impl Into<String>) -> Self {
+        UpstreamError {
+            kind: FailureKind::Status,
+            status: Some(status),
+            message: message.into(),
+        }
+    }
+
+    /// Whether the next model of the chain should be tried: everything except 4xx other than 429.
+    pub fn retryable(&self) -> bool {
+        match self.status {
+            Some(s) => s == 429 || s >= 500 || s == 408,
+            None => true,
+        }
+    }
+}
+
+impl std::fmt::Display for UpstreamError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.status {
+            Some(s) => write!(f, "HTTP {s}: {}", self.message),
+            None => write!(f, "{:?}: {}", self.kind, self.message),
+        }
+    }
+}
+
+/// One upstream call: the canonical body, the model it goes to, streaming or not.
+pub struct Call {
+    pub model: Arc<ModelConfig>,
+    pub body: Arc<Map<String, Value>>,
+    pub stream: bool,
+}
+
+/// An upstream provider.
+pub trait Provider: Send + Sync {
+    /// Sends the call. Errors before the response starts are returned here; errors inside a
+    /// stream arrive as the stream's last item.
+    fn send(&self, call: Call) -> BoxFuture<'static, Result<Reply, UpstreamError>>;
+}
+
+/// Builds the provider for a config entry.
+pub fn build(config: &Arc<ProviderConfig>, http: &reqwest::Client) -> Arc<dyn Provider> {
+    match config.kind {
+        ProviderKind::OpenAi => Arc::new(openai::OpenAiProvider::new(config.clone(), http.clone())),
+        ProviderKind::Anthropic => {
+            Arc::new(anthropic::AnthropicProvider::new(config.clone(), http.clone()))
+        }
+        ProviderKind::Mock => Arc::new(mock::MockProvider),
+    }
+}
+
+/// The HTTP client shared by all providers.
+pub fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .tcp_nodelay(true)
+        .pool_max_idle_per_host(256)
+        .connect_timeout(std::time::Duration::from_secs(10))
+        .build()
+        .expect("the HTTP client builds with static settings")
+}
+
+/// Reads an error response into an [`UpstreamError`], keeping the upstream's message.
+pub async fn status_error(resp: reqwest::Response) -> UpstreamError {
+    let status = resp.status().as_u16();
+    let text = resp.text().await.unwrap_or_default();
+    let message = serde_json::from_str::<Value>(&text)
+        .ok()
+        .and_then(|v| {
+            v.get("error")
+                .and_then(|e| e.get("message").or(Some(e)))
+                .and_then(|m| m.as_str().map(String::from))
+        })
+        .unwrap_or_else(|| text.chars().take(500).collect());
+    UpstreamError::status(status, message)
+}
+
+/// Maps a reqwest send error.
+pub fn send_error(e: reqwest::Error) -> UpstreamError {
+    UpstreamError::new(FailureKind::Connect, format!("request failed: {e}"))
+}

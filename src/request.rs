@@ -1,0 +1,208 @@
+//! The canonical request: an OpenAI chat-completions body plus the Switchyard fields pulled out
+//! of it (`model`, `models`, `metadata`, `user`), validated once.
+//!
+//! Every field Switchyard does not know is kept in `body` and passed through to
+//! OpenAI-compatible upstreams.
+
+use crate::error::{ErrorKind, GatewayError};
+use serde_json::{Map, Value};
+
+/// A validated chat request in OpenAI shape.
+#[derive(Debug, Clone)]
+pub struct ChatRequest {
+    /// The body to send upstream, without `model`, `models` and `metadata`.
+    pub body: Map<String, Value>,
+    /// What the client asked for in `model` (a model, a router or `auto`).
+    pub model: Option<String>,
+    /// Explicit fallback list (`models`).
+    pub models: Vec<String>,
+    /// Request metadata, visible to CEL routing conditions as bare identifiers.
+    pub metadata: Map<String, Value>,
+    pub user: Option<String>,
+    pub stream: bool,
+    /// The client asked for a usage chunk (`stream_options.include_usage`).
+    pub include_usage: bool,
+    /// Estimated prompt tokens (see [`estimate_tokens`]).
+    pub prompt_tokens: u64,
+}
+
+/// Estimated tokens for a text: one per four characters, rounded up. Used where an upstream
+/// reports no usage and for routing conditions; real usage from the upstream always wins.
+pub fn estimate_tokens(text: &str) -> u64 {
+    (text.chars().count() as u64).div_ceil(4)
+}
+
+/// The text content of an OpenAI message `content` (string or list of parts).
+pub fn content_text(content: &Value) -> String {
+    match content {
+        Value::String(s) => s.clone(),
+        Value::Array(parts) => parts
+            .iter()
+            .filter_map(|p| p.get("text").and_then(Value::as_str))
+            .collect::<Vec<_>>()
+            .join("\n"),
+        _ => String::new(),
+    }
+}
+
+/// The text of the last `user` message of an OpenAI body.
+pub fn last_user_text(body: &Map<String, Value>) -> String {
+    body.get("messages")
+        .and_then(Value::as_array)
+        .and_then(|msgs| msgs.iter().rev().find(|m| m["role"] == "user"))
+        .map(|m| content_text(&m["content"]))
+        .unwrap_or_default()
+}
+
+impl ChatRequest {
+    /// Validates an OpenAI chat-completions body.
+    pub fn from_openai(value: Value) -> Result<ChatRequest, GatewayError> {
+        let Value::Object(mut body) = value else {
+            return Err(GatewayError::new(
+                ErrorKind::InvalidRequest,
+                "the request body must be a JSON object",
+            ));
+        };
+        // A literal `extra_body` object (some clients send it as-is) is merged into the top level.
+        if let Some(Value::Object(extra)) = body.remove("extra_body") {
+            for (k, v) in extra {
+                body.entry(k).or_insert(v);
+            }
+        }
+        let model = match body.remove("model") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) if !s.trim().is_empty() => Some(s.trim().to_string()),
+            Some(_) => return Err(GatewayError::invalid("`model` must be a non-empty string", "model")),
+        };
+        let models = match body.remove("models") {
+            None | Some(Value::Null) => vec![],
+            Some(Value::Array(a)) => a
+                .into_iter()
+                .map(|v| match v {
+                    Value::String(s) => Ok(s),
+                    _ => Err(GatewayError::invalid("`models` must be a list of model names", "models")),
+                })
+                .collect::<Result<_, _>>()?,
+            Some(_) => return Err(GatewayError::invalid("`models` must be a list of model names", "models")),
+        };
+        if model.is_none() && models.is_empty() {
+            return Err(GatewayError::invalid(
+                "you must provide a model parameter (a model id, `router/<name>` or `auto`; see GET /v1/models)",
+                "model",
+            ));
+        }
+        let metadata = match body.remove("metadata") {
+            None | Some(Value::Null) => Map::new(),
+            Some(Value::Object(m)) => m,
+            Some(_) => return Err(GatewayError::invalid("`metadata` must be an object", "metadata")),
+        };
+        let user = match body.get("user") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(_) => return Err(GatewayError::invalid("`user` must be a string", "user")),
+        };
+        let stream = match body.get("stream") {
+            None | Some(Value::Null) => false,
+            Some(Value::Bool(b)) => *b,
+            Some(_) => return Err(GatewayError::invalid("`stream` must be a boolean", "stream")),
+        };
+        let include_usage = body
+            .get("stream_options")
+            .and_then(|o| o.get("include_usage"))
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        for key in ["max_tokens", "max_completion_tokens"] {
+            if let Some(v) = body.get(key) {
+                if !v.is_null() && v.as_u64().is_none_or(|n| n == 0) {
+                    return Err(GatewayError::invalid(format!("`{key}` must be a positive integer"), key));
+                }
+            }
+        }
+        if let Some(t) = body.get("temperature") {
+            if !t.is_null() && !t.as_f64().is_some_and(|t| (0.0..=2.0).contains(&t)) {
+                return Err(GatewayError::invalid("`temperature` must be a number between 0 and 2", "temperature"));
+            }
+        }
+        let messages = match body.get("messages") {
+            Some(Value::Array(m)) if !m.is_empty() => m,
+            Some(Value::Array(_)) => return Err(GatewayError::invalid("`messages` must not be empty", "messages")),
+            _ => return Err(GatewayError::invalid("`messages` is required and must be a list of messages", "messages")),
+        };
+        let mut prompt_chars = String::new();
+        for (i, m) in messages.iter().enumerate() {
+            let role = m.get("role").and_then(Value::as_str);
+            if !matches!(role, Some("system" | "developer" | "user" | "assistant" | "tool" | "function")) {
+                return Err(GatewayError::invalid(
+                    format!("messages[{i}].role must be one of system, developer, user, assistant, tool"),
+                    &format!("messages[{i}].role"),
+                ));
+            }
+            prompt_chars.push_str(&content_text(&m["content"]));
+        }
+        let prompt_tokens = estimate_tokens(&prompt_chars) + 3 * messages.len() as u64;
+        Ok(ChatRequest {
+            body,
+            model,
+            models,
+            metadata,
+            user,
+            stream,
+            include_usage,
+            prompt_tokens,
+        })
+    }
+
+    pub fn messages(&self) -> &[Value] {
+        self.body
+            .get("messages")
+            .and_then(Value::as_array)
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
+    }
+
+    pub fn has_tools(&self) -> bool {
+        self.body
+            .get("tools")
+            .and_then(Value::as_array)
+            .is_some_and(|t| !t.is_empty())
+    }
+
+    pub fn last_user_text(&self) -> String {
+        last_user_text(&self.body)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn pulls_out_switchyard_fields_and_keeps_the_rest() {
+        let r = ChatRequest::from_openai(json!({
+            "model": "router/demo", "messages": [{"role": "user", "content": "hi"}],
+            "metadata": {"plan": "free"}, "user": "u1", "seed": 7,
+            "extra_body": {"models": ["mock/fast"], "custom": true},
+        }))
+        .unwrap();
+        assert_eq!(r.model.as_deref(), Some("router/demo"));
+        assert_eq!(r.models, vec!["mock/fast"]);
+        assert_eq!(r.metadata["plan"], "free");
+        assert_eq!(r.user.as_deref(), Some("u1"));
+        assert_eq!(r.body["seed"], 7);
+        assert_eq!(r.body["custom"], true);
+        assert!(!r.body.contains_key("model") && !r.body.contains_key("metadata"));
+    }
+
+    #[test]
+    fn rejects_bad_fields_with_param() {
+        let e = ChatRequest::from_openai(json!({"model": "x", "messages": []})).unwrap_err();
+        assert_eq!(e.param.as_deref(), Some("messages"));
+        let e = ChatRequest::from_openai(json!({"messages": [{"role": "user", "content": "x"}]})).unwrap_err();
+        assert_eq!(e.param.as_deref(), Some("model"));
+        let e = ChatRequest::from_openai(json!({"model": "x", "messages": [{"role": "user"}], "max_tokens": -1})).unwrap_err();
+        assert_eq!(e.param.as_deref(), Some("max_tokens"));
+        let e = ChatRequest::from_openai(json!({"model": "x", "messages": [{"role": "robot", "content": "x"}]})).unwrap_err();
+        assert_eq!(e.param.as_deref(), Some("messages[0].role"));
+    }
+}

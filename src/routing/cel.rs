@@ -1,0 +1,88 @@
+//! CEL expressions: compiled once at config load, evaluated per request against a context of
+//! request metadata and request facts.
+
+use cel::{Context, Env, Program, Value};
+use std::sync::{Arc, OnceLock};
+
+fn env() -> &'static Arc<Env> {
+    static ENV: OnceLock<Arc<Env>> = OnceLock::new();
+    ENV.get_or_init(|| Arc::new(Env::stdlib()))
+}
+
+/// A compiled CEL expression and its source.
+pub struct CelExpr {
+    pub source: String,
+    program: Program,
+}
+
+impl std::fmt::Debug for CelExpr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "CelExpr({:?})", self.source)
+    }
+}
+
+impl CelExpr {
+    /// Compiles an expression; the error quotes the expression and the parse error.
+    pub fn compile(source: &str) -> Result<CelExpr, String> {
+        env()
+            .compile(source)
+            .map(|program| CelExpr {
+                source: source.to_string(),
+                program,
+            })
+            .map_err(|e| format!("invalid CEL expression {source:?}: {e}"))
+    }
+
+    /// Identifiers the expression reads.
+    pub fn variables(&self) -> Vec<String> {
+        self.program
+            .references()
+            .variables()
+            .into_iter()
+            .map(String::from)
+            .collect()
+    }
+
+    /// Evaluates to a boolean. A missing variable or a type error is an `Err` with the reason.
+    pub fn eval_bool(&self, vars: &[(&str, &serde_json::Value)]) -> Result<bool, String> {
+        let mut ctx = Context::with_env(env().clone());
+        for (name, value) in vars {
+            ctx.add_variable(*name, *value)
+                .map_err(|e| format!("cannot bind {name}: {e}"))?;
+        }
+        match self.program.execute(&ctx) {
+            Ok(Value::Bool(b)) => Ok(b),
+            Ok(other) => Err(format!(
+                "{:?} evaluated to {other:?}, not a boolean",
+                self.source
+            )),
+            Err(e) => Err(format!("{:?} failed: {e}", self.source)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn evaluates_over_metadata_and_request() {
+        let e = CelExpr::compile(r#"plan == "free" && request.prompt_tokens < 100"#).unwrap();
+        let plan = json!("free");
+        let req = json!({"prompt_tokens": 12});
+        assert_eq!(e.eval_bool(&[("plan", &plan), ("request", &req)]), Ok(true));
+        let plan = json!("pro");
+        assert_eq!(e.eval_bool(&[("plan", &plan), ("request", &req)]), Ok(false));
+        assert!(e.eval_bool(&[("request", &req)]).unwrap_err().contains("failed"));
+        let mut vars = e.variables();
+        vars.sort();
+        assert_eq!(vars, vec!["plan", "request"]);
+    }
+
+    #[test]
+    fn parse_errors_quote_the_expression() {
+        let e = CelExpr::compile("plan == ").unwrap_err();
+        assert!(e.contains("\"plan == \""), "{e}");
+    }
+}

@@ -1,0 +1,271 @@
+//! Routing: turns the request's `model` (a model, a router or `auto`) and `models` into an
+//! ordered chain of models to try, plus the decision that explains it.
+
+pub mod cel;
+pub mod sticky;
+
+use crate::config::{Config, ModelConfig, RouteConfig, RouterConfig};
+use crate::error::{ErrorKind, GatewayError};
+use crate::request::ChatRequest;
+use serde::Serialize;
+use serde_json::{json, Value};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Why the chain looks the way it does.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct Decision {
+    pub router: Option<String>,
+    pub route: Option<String>,
+    pub variant: Option<String>,
+    pub reason: String,
+}
+
+/// The ordered models to try and the limits for each attempt.
+#[derive(Debug, Clone)]
+pub struct RoutePlan {
+    pub chain: Vec<Arc<ModelConfig>>,
+    pub decision: Decision,
+    pub timeout: Duration,
+    pub ttft_timeout: Duration,
+}
+
+/// The models and routers of a config, ready to plan requests.
+pub struct RoutingTable {
+    pub models: Vec<Arc<ModelConfig>>,
+    pub routers: Vec<Arc<RouterConfig>>,
+    timeout: Duration,
+    ttft_timeout: Duration,
+}
+
+enum Target {
+    Model(Arc<ModelConfig>),
+    Router(Arc<RouterConfig>),
+}
+
+impl RoutingTable {
+    pub fn new(config: &Config) -> RoutingTable {
+        RoutingTable {
+            models: config.models.clone(),
+            routers: config.routers.values().cloned().collect(),
+            timeout: config.server.timeout,
+            ttft_timeout: config.server.ttft_timeout,
+        }
+    }
+
+    /// Plans a request: the first model, its fallbacks, then the request's `models` list.
+    pub fn plan(&self, req: &ChatRequest, request_id: &str) -> Result<RoutePlan, GatewayError> {
+        let (first, rest) = match &req.model {
+            Some(m) => (m.as_str(), &req.models[..]),
+            None => (req.models[0].as_str(), &req.models[1..]),
+        };
+        let mut plan = match self.resolve(first, "model")? {
+            Target::Model(m) => RoutePlan {
+                chain: vec![m.clone()],
+                decision: Decision {
+                    reason: format!("model {:?} requested directly", m.id),
+                    ..Decision::default()
+                },
+                timeout: self.timeout,
+                ttft_timeout: self.ttft_timeout,
+            },
+            Target::Router(r) => plan_router(&r, req, request_id),
+        };
+        for (i, name) in rest.iter().enumerate() {
+            let extra = match self.resolve(name, &format!("models[{i}]"))? {
+                Target::Model(m) => vec![m],
+                Target::Router(r) => plan_router(&r, req, request_id).chain,
+            };
+            for m in extra {
+                if !plan.chain.iter().any(|c| c.id == m.id) {
+                    plan.chain.push(m);
+                }
+            }
+        }
+        Ok(plan)
+    }
+
+    fn resolve(&self, name: &str, param: &str) -> Result<Target, GatewayError> {
+        if name == "auto" || name.starts_with("auto:") {
+            return Err(GatewayError::new(
+                ErrorKind::AutoUnavailable,
+                format!(
+                    "model {name:?} asks for learned routing, which needs a trained router artifact \
+                     and the prompt encoder; neither is configured in this server. Use a model id or \
+                     `router/<name>` (GET /v1/models lists them)"
+                ),
+            )
+            .with_param(param));
+        }
+        if let Some(router) = name.strip_prefix("router/") {
+            return self
+                .routers
+                .iter()
+                .find(|r| r.name == router)
+                .map(|r| Target::Router(r.clone()))
+                .ok_or_else(|| self.not_found(name, param));
+        }
+        if let Some(m) = self.models.iter().find(|m| m.id == name) {
+            return Ok(Target::Model(m.clone()));
+        }
+        // A bare model name: the part after `provider/` or the upstream name, when unambiguous.
+        let matches: Vec<_> = self
+            .models
+            .iter()
+            .filter(|m| m.id.split_once('/').map(|(_, n)| n) == Some(name) || m.upstream == name)
+            .collect();
+        match matches.as_slice() {
+            [one] => Ok(Target::Model((*one).clone())),
+            [] => match self.routers.iter().find(|r| r.name == name) {
+                Some(r) => Ok(Target::Router(r.clone())),
+                None => Err(self.not_found(name, param)),
+            },
+            many => Err(GatewayError::invalid(
+                format!(
+                    "model {name:?} is ambiguous; say which: {}",
+                    many.iter().map(|m| m.id.as_str()).collect::<Vec<_>>().join(", ")
+                ),
+                param,
+            )),
+        }
+    }
+
+    fn not_found(&self, name: &str, param: &str) -> GatewayError {
+        let mut known: Vec<String> = self.models.iter().map(|m| m.id.clone()).collect();
+        known.extend(self.routers.iter().map(|r| format!("router/{}", r.name)));
+        GatewayError::new(
+            ErrorKind::ModelNotFound,
+            format!(
+                "the model {name:?} does not exist; available: {}",
+                known.join(", ")
+            ),
+        )
+        .with_param(param)
+    }
+}
+
+/// The facts about a request that routing conditions can read as `request.*`.
+pub fn request_facts(req: &ChatRequest) -> Value {
+    json!({
+        "model": req.model,
+        "message_count": req.messages().len(),
+        "prompt_tokens": req.prompt_tokens,
+        "has_tools": req.has_tools(),
+        "last_user_message": req.last_user_text(),
+        "user": req.user.clone().unwrap_or_default(),
+        "stream": req.stream,
+    })
+}
+
+/// Evaluates a router's routes in order and picks a variant of the first match.
+fn plan_router(router: &RouterConfig, req: &ChatRequest, request_id: &str) -> RoutePlan {
+    let facts = request_facts(req);
+    let metadata = Value::Object(req.metadata.clone());
+    let mut vars: Vec<(&str, &Value)> = req
+        .metadata
+        .iter()
+        .filter(|(k, _)| is_identifier(k) && !matches!(k.as_str(), "request" | "metadata"))
+        .map(|(k, v)| (k.as_str(), v))
+        .collect();
+    vars.push(("request", &facts));
+    vars.push(("metadata", &metadata));
+
+    let mut skipped = Vec::new();
+    let mut chosen: Option<(&RouteConfig, String)> = None;
+    for route in &router.routes {
+        let when = route.when.as_ref().expect("validated: routes have conditions");
+        match when.eval_bool(&vars) {
+            Ok(true) => {
+                chosen = Some((route, format!("condition {:?} matched", when.source)));
+                break;
+            }
+            Ok(false) => {}
+            Err(e) => skipped.push(e),
+        }
+    }
+    let (route, mut reason) = chosen.unwrap_or((&router.default, "no condition matched; default route".into()));
+    if !skipped.is_empty() {
+        reason.push_str(&format!(" (conditions not evaluable, treated as false: {})", skipped.join("; ")));
+    }
+    let variant = if route.variants.len() == 1 {
+        &route.variants[0]
+    } else {
+        match &req.user {
+            Some(user) => {
+                reason.push_str(&format!("; variant sticky by user"));
+                sticky::pick(&route.variants, &format!("{}\0{}\0{user}", router.name, route.name))
+            }
+            None => {
+                reason.push_str("; variant random (no user)");
+                sticky::pick(&route.variants, request_id)
+            }
+        }
+    };
+    let mut chain = vec![variant.model.clone()];
+    for m in &route.fallbacks {
+        if !chain.iter().any(|c| c.id == m.id) {
+            chain.push(m.clone());
+        }
+    }
+    RoutePlan {
+        chain,
+        decision: Decision {
+            router: Some(router.name.clone()),
+            route: Some(route.name.clone()),
+            variant: Some(variant.name.clone()),
+            reason,
+        },
+        timeout: router.timeout,
+        ttft_timeout: router.ttft_timeout,
+    }
+}
+
+fn is_identifier(s: &str) -> bool {
+    let mut chars = s.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::DEFAULT_CONFIG;
+
+    fn table() -> RoutingTable {
+        RoutingTable::new(&Config::parse(DEFAULT_CONFIG, "default", &|_| None).unwrap())
+    }
+
+    fn req(v: Value) -> ChatRequest {
+        ChatRequest::from_openai(v).unwrap()
+    }
+
+    #[test]
+    fn resolves_models_bare_names_and_routers() {
+        let t = table();
+        let p = t.plan(&req(json!({"model": "fast", "messages": [{"role": "user", "content": "x"}]})), "r").unwrap();
+        assert_eq!(p.chain[0].id, "mock/fast");
+        let p = t
+            .plan(&req(json!({"model": "router/demo", "metadata": {"plan": "free"}, "messages": [{"role": "user", "content": "x"}]})), "r")
+            .unwrap();
+        assert_eq!(p.chain.iter().map(|m| m.id.as_str()).collect::<Vec<_>>(), vec!["mock/fast", "mock/smart"]);
+        assert_eq!(p.decision.route.as_deref(), Some("free"));
+        let e = t.plan(&req(json!({"model": "nope", "messages": [{"role": "user", "content": "x"}]})), "r").unwrap_err();
+        assert_eq!(e.kind, ErrorKind::ModelNotFound);
+        let e = t.plan(&req(json!({"model": "auto", "messages": [{"role": "user", "content": "x"}]})), "r").unwrap_err();
+        assert_eq!(e.kind, ErrorKind::AutoUnavailable);
+    }
+
+    #[test]
+    fn missing_metadata_falls_to_default_and_models_extend_chain() {
+        let t = table();
+        let p = t
+            .plan(&req(json!({"model": "router/demo", "user": "bob", "models": ["mock/flaky"], "messages": [{"role": "user", "content": "x"}]})), "r")
+            .unwrap();
+        assert_eq!(p.decision.route.as_deref(), Some("default"));
+        assert!(p.decision.reason.contains("treated as false"), "{}", p.decision.reason);
+        assert_eq!(p.chain.last().unwrap().id, "mock/flaky");
+        assert_eq!(p.chain.len(), 3);
+    }
+}

@@ -1,0 +1,85 @@
+//! Sticky variant assignment: a stable hash of (router, route, user) picks the variant, so a
+//! user keeps their variant across requests and restarts while the weights are unchanged.
+
+use crate::config::VariantConfig;
+
+/// A stable 64-bit hash (FNV-1a followed by the SplitMix64 finaliser for good low bits).
+/// Stable across processes, platforms and releases: assignments must not move on upgrade.
+pub fn stable_hash(s: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in s.as_bytes() {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h = (h ^ (h >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    h = (h ^ (h >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    h ^ (h >> 31)
+}
+
+/// Picks a variant for `key` in proportion to the weights (which sum to 100), resolving to
+/// 0.01 percentage points.
+pub fn pick<'a>(variants: &'a [VariantConfig], key: &str) -> &'a VariantConfig {
+    let bucket = (stable_hash(key) % 10_000) as u32;
+    let mut upper = 0;
+    for v in variants {
+        upper += v.weight * 100;
+        if bucket < upper {
+            return v;
+        }
+    }
+    variants.last().expect("routes have at least one variant")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ModelConfig;
+    use std::sync::Arc;
+
+    fn variants(weights: &[u32]) -> Vec<VariantConfig> {
+        weights
+            .iter()
+            .enumerate()
+            .map(|(i, w)| VariantConfig {
+                name: format!("v{i}"),
+                model: Arc::new(ModelConfig {
+                    id: format!("p/m{i}"),
+                    provider: "p".into(),
+                    upstream: format!("m{i}"),
+                    input_price_per_mtok: 0.0,
+                    output_price_per_mtok: 0.0,
+                    context_window: 1,
+                    max_output_tokens: 1,
+                    tags: vec![],
+                    mock: Default::default(),
+                }),
+                weight: *w,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn split_matches_weights_within_two_points_over_10k_users() {
+        for weights in [[50, 50, 0], [70, 20, 10], [5, 90, 5]] {
+            let vs = variants(&weights);
+            let mut counts = [0u32; 3];
+            for u in 0..10_000 {
+                let v = pick(&vs, &format!("router\0route\0user-{u}"));
+                counts[v.name[1..].parse::<usize>().unwrap()] += 1;
+            }
+            for (c, w) in counts.iter().zip(weights) {
+                let share = *c as f64 / 100.0;
+                assert!((share - w as f64).abs() <= 2.0, "{weights:?}: got {counts:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn same_user_same_variant() {
+        let vs = variants(&[50, 50]);
+        let first = pick(&vs, "r\0d\0alice").name.clone();
+        for _ in 0..100 {
+            assert_eq!(pick(&vs, "r\0d\0alice").name, first);
+        }
+    }
+}
