@@ -56,7 +56,7 @@ impl Execution {
 }
 
 fn ms(since: Instant) -> f64 {
-    since.elapsed().as_secs_f64() * 1000.0
+    (since.elapsed().as_secs_f64() * 1_000_000.0).round() / 1000.0
 }
 
 /// Whether a chunk carries the first token: content, a tool call, or a finish reason.

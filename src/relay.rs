@@ -103,7 +103,7 @@ fn ms(d: std::time::Duration) -> f64 {
 /// Milliseconds spent inside Switchyard so far: elapsed time minus time spent on upstreams.
 fn overhead_ms(ctx: &RequestContext, attempts: &[AttemptRecord]) -> f64 {
     let upstream: f64 = attempts.iter().map(|a| a.duration_ms).sum();
-    (ms(ctx.started.elapsed()) - upstream).max(0.0)
+    ((ms(ctx.started.elapsed()) - upstream).max(0.0) * 1000.0).round() / 1000.0
 }
 
 /// Records metrics and the log line; returns the response metadata.

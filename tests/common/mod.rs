@@ -1,0 +1,207 @@
+//! Test harness: a real Switchyard server on loopback in front of an in-process scripted mock
+//! upstream that speaks OpenAI and Anthropic.
+
+#![allow(dead_code)]
+
+use serde_json::Value;
+use std::path::PathBuf;
+use switchyard::config::Config;
+use switchyard::mock_upstream::MockUpstream;
+use switchyard::server::Server;
+
+pub struct Harness {
+    pub mock: MockUpstream,
+    pub server: Server,
+    pub base: String,
+    pub log_dir: PathBuf,
+    pub http: reqwest::Client,
+}
+
+/// The config used by gateway tests. `{MOCK}` is replaced by the mock's base URL and `{LOGS}`
+/// by a fresh log dir; `extra` is appended (routers, server keys, ...).
+pub const CONFIG: &str = r#"
+[server]
+timeout = "2s"
+ttft_timeout = "400ms"
+max_body_bytes = 65536
+{SERVER_EXTRA}
+
+[logging]
+dir = "{LOGS}"
+log_text = {LOG_TEXT}
+
+[providers.up]
+kind = "openai"
+base_url = "{MOCK}"
+api_key_env = "TEST_UPSTREAM_KEY"
+
+[providers.anth]
+kind = "anthropic"
+base_url = "{MOCK}"
+api_key_env = "TEST_UPSTREAM_KEY"
+
+[providers.dead]
+kind = "openai"
+base_url = "http://127.0.0.1:9/v1"
+
+[providers.mock]
+kind = "mock"
+
+[[models]]
+id = "up/ok"
+input_price_per_mtok = 1.0
+output_price_per_mtok = 2.0
+[[models]]
+id = "up/second"
+upstream = "ok-second"
+[[models]]
+id = "up/429"
+upstream = "status:429"
+[[models]]
+id = "up/500"
+upstream = "status:500"
+[[models]]
+id = "up/503"
+upstream = "status:503"
+[[models]]
+id = "up/400"
+upstream = "status:400"
+[[models]]
+id = "up/hang-headers"
+upstream = "hang_headers"
+[[models]]
+id = "up/hang-ttft"
+upstream = "hang_ttft"
+[[models]]
+id = "up/drop"
+upstream = "drop_mid"
+[[models]]
+id = "up/malformed"
+upstream = "malformed"
+[[models]]
+id = "anth/claude"
+upstream = "claude-test"
+input_price_per_mtok = 3.0
+output_price_per_mtok = 15.0
+[[models]]
+id = "anth/429"
+upstream = "status:429"
+[[models]]
+id = "dead/model"
+[[models]]
+id = "mock/fast"
+[[models]]
+id = "mock/smart"
+[[models]]
+id = "mock/slow"
+mock = { chunk_delay_ms = 80 }
+
+[routers.ab]
+routes = [{ name = "free", when = 'plan == "free" && request.prompt_tokens < 1000', model = "mock/fast" }]
+default = { variants = [{ name = "a", model = "mock/fast", weight = 50 }, { name = "b", model = "mock/smart", weight = 50 }] }
+
+[routers.chain]
+timeout = "300ms"
+ttft_timeout = "300ms"
+default = { model = "up/hang-headers", fallbacks = ["up/429", "dead/model", "up/malformed", "up/ok"] }
+"#;
+
+pub struct Options {
+    pub server_extra: &'static str,
+    pub log_text: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            server_extra: "",
+            log_text: true,
+        }
+    }
+}
+
+impl Harness {
+    pub async fn start() -> Harness {
+        Harness::start_with(Options::default()).await
+    }
+
+    pub async fn start_with(opts: Options) -> Harness {
+        let mock = MockUpstream::start("127.0.0.1:0").await.unwrap();
+        let log_dir = std::env::temp_dir().join(format!("switchyard-test-{}", uuid::Uuid::new_v4().simple()));
+        let text = CONFIG
+            .replace("{MOCK}", &mock.base_url())
+            .replace("{LOGS}", &log_dir.display().to_string())
+            .replace("{LOG_TEXT}", &opts.log_text.to_string())
+            .replace("{SERVER_EXTRA}", opts.server_extra);
+        let env = |k: &str| match k {
+            "TEST_UPSTREAM_KEY" => Some("sk-upstream-secret-123".to_string()),
+            "TEST_ROUTER_KEYS" => Some("router-key-1,router-key-2".to_string()),
+            _ => None,
+        };
+        let config = Config::parse(&text, "test.toml", &env).unwrap();
+        let server = Server::start(config, "127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", server.addr);
+        Harness {
+            mock,
+            server,
+            base,
+            log_dir,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> reqwest::Response {
+        self.http.post(format!("{}{path}", self.base)).json(&body).send().await.unwrap()
+    }
+
+    pub async fn chat(&self, body: Value) -> (u16, reqwest::header::HeaderMap, Value) {
+        let r = self.post("/v1/chat/completions", body).await;
+        let status = r.status().as_u16();
+        let headers = r.headers().clone();
+        let text = r.text().await.unwrap();
+        let v = serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}"));
+        (status, headers, v)
+    }
+
+    /// Stops the server (flushing logs) and returns every log record.
+    pub async fn stop_and_read_logs(self) -> Vec<Value> {
+        let dir = self.log_dir.clone();
+        self.server.stop().await;
+        let records = switchyard::logstore::read_records(&dir, "requests").unwrap();
+        std::fs::remove_dir_all(&dir).ok();
+        records
+    }
+}
+
+/// Parses an SSE body into (event name, data) pairs.
+pub fn sse(text: &str) -> Vec<(Option<String>, String)> {
+    text.split("\n\n")
+        .filter(|b| !b.trim().is_empty())
+        .map(|block| {
+            let mut event = None;
+            let mut data = String::new();
+            for line in block.lines() {
+                if let Some(e) = line.strip_prefix("event: ") {
+                    event = Some(e.to_string());
+                } else if let Some(d) = line.strip_prefix("data: ") {
+                    data.push_str(d);
+                }
+            }
+            (event, data)
+        })
+        .collect()
+}
+
+pub fn user(text: &str) -> Value {
+    serde_json::json!([{"role": "user", "content": text}])
+}
+
+/// (model, success) for each attempt in `metadata.attempts`.
+pub fn chain(meta: &Value) -> Vec<(String, bool)> {
+    meta["attempts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| (a["model"].as_str().unwrap().to_string(), a["success"].as_bool().unwrap()))
+        .collect()
+}
