@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Builds Switchyard (release) and runs the gateway. With no arguments it serves the embedded
+# default config (mock models, no API keys needed) on 127.0.0.1:8080.
+# Extra arguments go to `switchyard serve`, e.g. --config switchyard.toml --listen 0.0.0.0:8080
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo build --release --quiet --bin switchyard
+exec "${CARGO_TARGET_DIR:-target}/release/switchyard" serve "$@"

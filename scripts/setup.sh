@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Sets up a fresh machine for Switchyard: the Python venv with the pinned SDKs used by the
+# test suite and the load harness. Idempotent and quick when nothing changed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ] || ! cmp -s requirements.txt .venv/.requirements.txt; then
+  echo "setup: creating .venv with pinned packages from requirements.txt"
+  "$PYTHON" -m venv .venv
+  .venv/bin/pip install --quiet --disable-pip-version-check -r requirements.txt
+  cp requirements.txt .venv/.requirements.txt
+fi
