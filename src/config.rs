@@ -271,15 +271,16 @@ impl Config {
         })?;
 
         let server = ServerConfig {
-            listen: raw
-                .server
-                .listen
-                .unwrap_or_else(|| "127.0.0.1:8080".into()),
+            listen: raw.server.listen.unwrap_or_else(|| "127.0.0.1:8080".into()),
             max_body_bytes: raw.server.max_body_bytes.unwrap_or(4 * 1024 * 1024),
             timeout: parse_opt_duration(&raw.server.timeout, "server.timeout", &err)?
                 .unwrap_or(Duration::from_secs(120)),
-            ttft_timeout: parse_opt_duration(&raw.server.ttft_timeout, "server.ttft_timeout", &err)?
-                .unwrap_or(Duration::from_secs(30)),
+            ttft_timeout: parse_opt_duration(
+                &raw.server.ttft_timeout,
+                "server.ttft_timeout",
+                &err,
+            )?
+            .unwrap_or(Duration::from_secs(30)),
             api_keys: {
                 let mut keys = raw.server.api_keys.clone();
                 if let Some(var) = &raw.server.api_keys_env {
@@ -410,7 +411,11 @@ impl Config {
                     key,
                     format!(
                         "unknown model {id:?}; defined models: {}",
-                        models.iter().map(|m| m.id.as_str()).collect::<Vec<_>>().join(", ")
+                        models
+                            .iter()
+                            .map(|m| m.id.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     ),
                 )
             })
@@ -435,7 +440,13 @@ impl Config {
                 }
                 routes.push(build_route(route, &rkey, i, &find_model, &err)?);
             }
-            let default = build_route(&r.default, &format!("{key}.default"), usize::MAX, &find_model, &err)?;
+            let default = build_route(
+                &r.default,
+                &format!("{key}.default"),
+                usize::MAX,
+                &find_model,
+                &err,
+            )?;
             routers.insert(
                 name.clone(),
                 Arc::new(RouterConfig {
@@ -459,11 +470,14 @@ impl Config {
     }
 }
 
+/// Finds a model by id for a config key, or says which models exist.
+type ModelLookup<'a> = dyn Fn(&str, &str) -> Result<Arc<ModelConfig>, ConfigError> + 'a;
+
 fn build_route(
     route: &FileRoute,
     key: &str,
     index: usize,
-    find_model: &dyn Fn(&str, &str) -> Result<Arc<ModelConfig>, ConfigError>,
+    find_model: &ModelLookup,
     err: &dyn Fn(&str, String) -> ConfigError,
 ) -> Result<RouteConfig, ConfigError> {
     let name = route.name.clone().unwrap_or_else(|| {
@@ -484,9 +498,7 @@ fn build_route(
                 "give either `model` or `variants`, not both".into(),
             ))
         }
-        (None, true) => {
-            return Err(err(key, "a route needs `model` or `variants`".into()))
-        }
+        (None, true) => return Err(err(key, "a route needs `model` or `variants`".into())),
         (Some(m), true) => vec![VariantConfig {
             name: m.clone(),
             model: find_model(&format!("{key}.model"), m)?,
@@ -575,7 +587,8 @@ fn toml_error_key(text: &str, e: &toml::de::Error) -> String {
         .rev()
         .find_map(|l| {
             let l = l.trim();
-            l.starts_with('[').then(|| l.trim_matches(|c| c == '[' || c == ']').to_string())
+            l.starts_with('[')
+                .then(|| l.trim_matches(|c| c == '[' || c == ']').to_string())
         })
         .unwrap_or_default();
     let line = text.lines().nth(line_no - 1).unwrap_or("").trim();
@@ -593,7 +606,9 @@ mod tests {
     use super::*;
 
     fn parse(text: &str) -> Result<Config, ConfigError> {
-        Config::parse(text, "test.toml", &|k| (k == "SET_KEY").then(|| "sk-123".into()))
+        Config::parse(text, "test.toml", &|k| {
+            (k == "SET_KEY").then(|| "sk-123".into())
+        })
     }
 
     const BASE: &str = r#"
@@ -620,7 +635,9 @@ id = "mock/b"
         assert_eq!(parse_duration("800ms").unwrap(), Duration::from_millis(800));
         assert_eq!(parse_duration("1.5s").unwrap(), Duration::from_millis(1500));
         assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
-        assert!(parse_duration("fast").unwrap_err().contains("not a duration"));
+        assert!(parse_duration("fast")
+            .unwrap_err()
+            .contains("not a duration"));
         assert!(parse_duration("10 parsecs").unwrap_err().contains("unit"));
     }
 
@@ -662,7 +679,8 @@ id = "mock/b"
 
     #[test]
     fn missing_env_var_for_used_provider() {
-        let e = parse("[providers.oai]\nkind = \"openai\"\napi_key_env = \"UNSET_KEY\"\n").unwrap_err();
+        let e =
+            parse("[providers.oai]\nkind = \"openai\"\napi_key_env = \"UNSET_KEY\"\n").unwrap_err();
         assert_eq!(e.key, "providers.oai.api_key_env");
         assert!(e.reason.contains("UNSET_KEY is not set"));
         let ok = parse("[providers.oai]\nkind = \"openai\"\napi_key_env = \"SET_KEY\"\n").unwrap();
@@ -674,7 +692,10 @@ id = "mock/b"
         let e = parse("[server]\nlisten = \"127.0.0.1:1\"\ntimeoutt = \"1s\"\n").unwrap_err();
         assert!(e.reason.contains("timeoutt"), "{e}");
         assert!(e.key.starts_with("server"), "{e}");
-        let e = parse(&format!("{BASE}[routers.r]\ntimeout = \"soon\"\ndefault = {{ model = \"mock/a\" }}\n")).unwrap_err();
+        let e = parse(&format!(
+            "{BASE}[routers.r]\ntimeout = \"soon\"\ndefault = {{ model = \"mock/a\" }}\n"
+        ))
+        .unwrap_err();
         assert_eq!(e.key, "routers.r.timeout");
     }
 }

@@ -158,7 +158,13 @@ fn merge_details(err: &mut Value, details: &Option<Value>) {
 
 impl std::fmt::Display for GatewayError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} ({}): {}", self.status, self.kind.code(), self.message)
+        write!(
+            f,
+            "{} ({}): {}",
+            self.status,
+            self.kind.code(),
+            self.message
+        )
     }
 }
 

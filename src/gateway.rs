@@ -109,7 +109,10 @@ pub async fn execute(
                 Ok(Err(e)) => Err(e),
                 Err(_) => Err(UpstreamError::new(
                     kind,
-                    format!("no first token within {} ms", plan.ttft_timeout.min(plan.timeout).as_millis()),
+                    format!(
+                        "no first token within {} ms",
+                        plan.ttft_timeout.min(plan.timeout).as_millis()
+                    ),
                 )),
             }
         } else {
@@ -204,29 +207,53 @@ async fn peek(
 fn all_failed(attempts: &[AttemptRecord], last: Option<UpstreamError>) -> GatewayError {
     let chain = json!({ "attempts": attempts });
     let Some(last) = last else {
-        return GatewayError::new(ErrorKind::UpstreamFailed, "no provider is available for any model in the chain")
-            .with_details(chain);
+        return GatewayError::new(
+            ErrorKind::UpstreamFailed,
+            "no provider is available for any model in the chain",
+        )
+        .with_details(chain);
     };
     if !last.retryable() {
-        let status = last.status.and_then(|s| StatusCode::from_u16(s).ok()).unwrap_or(StatusCode::BAD_REQUEST);
+        let status = last
+            .status
+            .and_then(|s| StatusCode::from_u16(s).ok())
+            .unwrap_or(StatusCode::BAD_REQUEST);
         return GatewayError::new(
             ErrorKind::UpstreamRejected,
-            format!("{} rejected the request: {}", attempts.last().map(|a| a.model.as_str()).unwrap_or("upstream"), last.message),
+            format!(
+                "{} rejected the request: {}",
+                attempts
+                    .last()
+                    .map(|a| a.model.as_str())
+                    .unwrap_or("upstream"),
+                last.message
+            ),
         )
         .with_status(status)
         .with_details(chain);
     }
-    let all_timeouts = attempts
-        .iter()
-        .all(|a| matches!(a.error_kind, Some(FailureKind::Timeout | FailureKind::TtftTimeout)));
-    let kind = if all_timeouts { ErrorKind::UpstreamTimeout } else { ErrorKind::UpstreamFailed };
+    let all_timeouts = attempts.iter().all(|a| {
+        matches!(
+            a.error_kind,
+            Some(FailureKind::Timeout | FailureKind::TtftTimeout)
+        )
+    });
+    let kind = if all_timeouts {
+        ErrorKind::UpstreamTimeout
+    } else {
+        ErrorKind::UpstreamFailed
+    };
     let summary: Vec<String> = attempts
         .iter()
         .map(|a| format!("{}: {}", a.model, a.error.as_deref().unwrap_or("failed")))
         .collect();
     GatewayError::new(
         kind,
-        format!("all {} attempt(s) failed: {}", attempts.len(), summary.join("; ")),
+        format!(
+            "all {} attempt(s) failed: {}",
+            attempts.len(),
+            summary.join("; ")
+        ),
     )
     .with_details(chain)
 }
@@ -237,10 +264,18 @@ mod tests {
 
     #[test]
     fn first_token_detection() {
-        assert!(!has_token(&json!({"choices": [{"delta": {"role": "assistant", "content": ""}, "finish_reason": null}]})));
-        assert!(has_token(&json!({"choices": [{"delta": {"content": "Hi"}, "finish_reason": null}]})));
-        assert!(has_token(&json!({"choices": [{"delta": {"tool_calls": []}, "finish_reason": null}]})));
-        assert!(has_token(&json!({"choices": [{"delta": {}, "finish_reason": "stop"}]})));
+        assert!(!has_token(
+            &json!({"choices": [{"delta": {"role": "assistant", "content": ""}, "finish_reason": null}]})
+        ));
+        assert!(has_token(
+            &json!({"choices": [{"delta": {"content": "Hi"}, "finish_reason": null}]})
+        ));
+        assert!(has_token(
+            &json!({"choices": [{"delta": {"tool_calls": []}, "finish_reason": null}]})
+        ));
+        assert!(has_token(
+            &json!({"choices": [{"delta": {}, "finish_reason": "stop"}]})
+        ));
         assert!(!has_token(&json!({"choices": [], "usage": {}})));
     }
 }

@@ -16,7 +16,8 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, oneshot};
 
 enum Msg {
-    Record(Value),
+    /// One serialised JSON record, without the newline.
+    Record(Vec<u8>),
     Flush(oneshot::Sender<()>),
     Close(oneshot::Sender<()>),
 }
@@ -58,9 +59,12 @@ impl LogStore {
     }
 
     /// Queues a record without waiting; drops it (and counts the drop) if the buffer is full.
-    pub fn log(&self, record: Value) {
+    pub fn log(&self, record: &impl serde::Serialize) {
         if let Some(tx) = &self.tx {
-            if tx.try_send(Msg::Record(record)).is_err() {
+            let Ok(line) = serde_json::to_vec(record) else {
+                return;
+            };
+            if tx.try_send(Msg::Record(line)).is_err() {
                 self.metrics.log_dropped.fetch_add(1, Ordering::Relaxed);
             }
         }
@@ -104,7 +108,7 @@ fn writer_loop(mut rx: mpsc::Receiver<Msg>, mut w: RotatingWriter, metrics: Arc<
         let mut close = false;
         for msg in batch {
             match msg {
-                Msg::Record(v) => match w.write_line(&v) {
+                Msg::Record(line) => match w.write_line(&line) {
                     Ok(()) => {
                         metrics.log_written.fetch_add(1, Ordering::Relaxed);
                     }
@@ -168,16 +172,16 @@ impl RotatingWriter {
         Ok(())
     }
 
-    pub fn write_line(&mut self, v: &Value) -> std::io::Result<()> {
+    /// Appends one record and a newline.
+    pub fn write_line(&mut self, line: &[u8]) -> std::io::Result<()> {
         if self.file.is_none() || self.written >= self.limit {
             self.flush()?;
             self.open()?;
         }
-        let mut line = serde_json::to_vec(v)?;
-        line.push(b'\n');
         let f = self.file.as_mut().expect("opened above");
-        f.write_all(&line)?;
-        self.written += line.len() as u64;
+        f.write_all(line)?;
+        f.write_all(b"\n")?;
+        self.written += line.len() as u64 + 1;
         Ok(())
     }
 
@@ -229,7 +233,7 @@ mod tests {
         let metrics = Arc::new(Metrics::default());
         let store = LogStore::start(&cfg, metrics.clone()).unwrap();
         for i in 0..500 {
-            store.log(json!({"i": i, "pad": "xxxxxxxxxxxxxxxxxxxx"}));
+            store.log(&json!({"i": i, "pad": "xxxxxxxxxxxxxxxxxxxx"}));
         }
         store.shutdown().await;
         let records = read_records(&dir, "requests").unwrap();
@@ -252,8 +256,8 @@ mod tests {
             metrics: metrics.clone(),
             log_text: true,
         };
-        store.log(json!(1));
-        store.log(json!(2));
+        store.log(&json!(1));
+        store.log(&json!(2));
         assert_eq!(metrics.log_dropped.load(Ordering::Relaxed), 1);
         std::fs::remove_dir_all(dir).ok();
     }

@@ -8,7 +8,11 @@ use switchyard::mock_upstream::MockUpstream;
 use switchyard::server::Server;
 
 #[derive(Parser)]
-#[command(name = "switchyard", version, about = "A learned LLM router with an OpenAI- and Anthropic-compatible API")]
+#[command(
+    name = "switchyard",
+    version,
+    about = "A learned LLM router with an OpenAI- and Anthropic-compatible API"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -71,7 +75,10 @@ async fn run(cli: Cli) -> Result<(), String> {
             let routers = config.routers.len();
             let server = Server::start(config, &listen).await?;
             tracing::info!(addr = %server.addr, config = %source, models, routers, "switchyard listening");
-            println!("switchyard listening on http://{} ({source}: {models} models, {routers} routers)", server.addr);
+            println!(
+                "switchyard listening on http://{} ({source}: {models} models, {routers} routers)",
+                server.addr
+            );
             wait_for_signal().await;
             tracing::info!("shutting down: draining in-flight requests and flushing logs");
             server.stop().await;
@@ -81,10 +88,17 @@ async fn run(cli: Cli) -> Result<(), String> {
             let c = load(&config)?;
             println!("{}: OK", c.source);
             for m in &c.models {
-                println!("  model  {} (upstream {:?}, ${}/${} per Mtok)", m.id, m.upstream, m.input_price_per_mtok, m.output_price_per_mtok);
+                println!(
+                    "  model  {} (upstream {:?}, ${}/${} per Mtok)",
+                    m.id, m.upstream, m.input_price_per_mtok, m.output_price_per_mtok
+                );
             }
             for r in c.routers.values() {
-                println!("  router router/{} ({} routes + default)", r.name, r.routes.len());
+                println!(
+                    "  router router/{} ({} routes + default)",
+                    r.name,
+                    r.routes.len()
+                );
             }
             Ok(())
         }
@@ -93,7 +107,9 @@ async fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
         Command::MockUpstream { listen } => {
-            let mock = MockUpstream::start(&listen).await.map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+            let mock = MockUpstream::start(&listen)
+                .await
+                .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
             println!("mock upstream listening on {}", mock.base_url());
             tokio::select! {
                 _ = wait_for_signal() => {}
@@ -107,12 +123,16 @@ async fn run(cli: Cli) -> Result<(), String> {
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("SWITCHYARD_LOG").unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_env("SWITCHYARD_LOG")
+                .unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");

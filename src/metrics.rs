@@ -6,7 +6,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 const BUCKETS: [f64; 17] = [
-    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0,
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+    60.0, 120.0,
 ];
 
 #[derive(Default, Clone)]
@@ -32,7 +33,11 @@ impl Histogram {
             cumulative += c;
             let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"{b}\"}} {cumulative}");
         }
-        let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {}", self.count);
+        let _ = writeln!(
+            out,
+            "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {}",
+            self.count
+        );
         let _ = writeln!(out, "{name}_sum{{{labels}}} {}", self.sum);
         let _ = writeln!(out, "{name}_count{{{labels}}} {}", self.count);
     }
@@ -80,7 +85,9 @@ pub struct RequestSample<'a> {
 impl Metrics {
     pub fn record(&self, s: &RequestSample) {
         let mut m = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        *m.requests.entry((s.endpoint.to_string(), s.status)).or_default() += 1;
+        *m.requests
+            .entry((s.endpoint.to_string(), s.status))
+            .or_default() += 1;
         for (i, (model, ok)) in s.attempts.iter().enumerate() {
             let outcome = if *ok { "success" } else { "failure" };
             *m.attempts.entry((model.to_string(), outcome)).or_default() += 1;
@@ -93,12 +100,17 @@ impl Metrics {
             m.stream_interrupted += 1;
         }
         let Some(model) = s.served_model else { return };
-        m.latency.entry(model.to_string()).or_default().observe(s.duration_secs);
+        m.latency
+            .entry(model.to_string())
+            .or_default()
+            .observe(s.duration_secs);
         if let Some(t) = s.ttft_secs {
             m.ttft.entry(model.to_string()).or_default().observe(t);
         }
         *m.tokens.entry((model.to_string(), "prompt")).or_default() += s.prompt_tokens;
-        *m.tokens.entry((model.to_string(), "completion")).or_default() += s.completion_tokens;
+        *m.tokens
+            .entry((model.to_string(), "completion"))
+            .or_default() += s.completion_tokens;
         *m.cost.entry(model.to_string()).or_default() += s.cost_usd;
     }
 
@@ -109,45 +121,140 @@ impl Metrics {
         let header = |out: &mut String, name: &str, kind: &str, help: &str| {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
         };
-        header(&mut out, "switchyard_requests_total", "counter", "Requests by endpoint and HTTP status.");
+        header(
+            &mut out,
+            "switchyard_requests_total",
+            "counter",
+            "Requests by endpoint and HTTP status.",
+        );
         for ((ep, status), n) in &m.requests {
-            let _ = writeln!(out, "switchyard_requests_total{{endpoint=\"{ep}\",status=\"{status}\"}} {n}");
+            let _ = writeln!(
+                out,
+                "switchyard_requests_total{{endpoint=\"{ep}\",status=\"{status}\"}} {n}"
+            );
         }
-        header(&mut out, "switchyard_errors_total", "counter", "Requests answered with an error status.");
-        let errors: u64 = m.requests.iter().filter(|((_, s), _)| *s >= 400).map(|(_, n)| n).sum();
+        header(
+            &mut out,
+            "switchyard_errors_total",
+            "counter",
+            "Requests answered with an error status.",
+        );
+        let errors: u64 = m
+            .requests
+            .iter()
+            .filter(|((_, s), _)| *s >= 400)
+            .map(|(_, n)| n)
+            .sum();
         let _ = writeln!(out, "switchyard_errors_total {errors}");
-        header(&mut out, "switchyard_upstream_attempts_total", "counter", "Upstream attempts by model and outcome.");
+        header(
+            &mut out,
+            "switchyard_upstream_attempts_total",
+            "counter",
+            "Upstream attempts by model and outcome.",
+        );
         for ((model, outcome), n) in &m.attempts {
-            let _ = writeln!(out, "switchyard_upstream_attempts_total{{model=\"{model}\",outcome=\"{outcome}\"}} {n}");
+            let _ = writeln!(
+                out,
+                "switchyard_upstream_attempts_total{{model=\"{model}\",outcome=\"{outcome}\"}} {n}"
+            );
         }
-        header(&mut out, "switchyard_failovers_total", "counter", "Failovers away from a model to the next in the chain.");
+        header(
+            &mut out,
+            "switchyard_failovers_total",
+            "counter",
+            "Failovers away from a model to the next in the chain.",
+        );
         for (model, n) in &m.failovers {
             let _ = writeln!(out, "switchyard_failovers_total{{model=\"{model}\"}} {n}");
         }
-        header(&mut out, "switchyard_request_duration_seconds", "histogram", "Total request latency by serving model.");
+        header(
+            &mut out,
+            "switchyard_request_duration_seconds",
+            "histogram",
+            "Total request latency by serving model.",
+        );
         for (model, h) in &m.latency {
-            h.render(&mut out, "switchyard_request_duration_seconds", &format!("model=\"{model}\""));
+            h.render(
+                &mut out,
+                "switchyard_request_duration_seconds",
+                &format!("model=\"{model}\""),
+            );
         }
-        header(&mut out, "switchyard_ttft_seconds", "histogram", "Time to first token by serving model.");
+        header(
+            &mut out,
+            "switchyard_ttft_seconds",
+            "histogram",
+            "Time to first token by serving model.",
+        );
         for (model, h) in &m.ttft {
-            h.render(&mut out, "switchyard_ttft_seconds", &format!("model=\"{model}\""));
+            h.render(
+                &mut out,
+                "switchyard_ttft_seconds",
+                &format!("model=\"{model}\""),
+            );
         }
-        header(&mut out, "switchyard_overhead_seconds", "histogram", "Time spent inside Switchyard, excluding upstreams.");
-        m.overhead.render(&mut out, "switchyard_overhead_seconds", "");
-        header(&mut out, "switchyard_tokens_total", "counter", "Tokens by model and kind.");
+        header(
+            &mut out,
+            "switchyard_overhead_seconds",
+            "histogram",
+            "Time spent inside Switchyard, excluding upstreams.",
+        );
+        m.overhead
+            .render(&mut out, "switchyard_overhead_seconds", "");
+        header(
+            &mut out,
+            "switchyard_tokens_total",
+            "counter",
+            "Tokens by model and kind.",
+        );
         for ((model, kind), n) in &m.tokens {
-            let _ = writeln!(out, "switchyard_tokens_total{{model=\"{model}\",kind=\"{kind}\"}} {n}");
+            let _ = writeln!(
+                out,
+                "switchyard_tokens_total{{model=\"{model}\",kind=\"{kind}\"}} {n}"
+            );
         }
-        header(&mut out, "switchyard_cost_usd_total", "counter", "Upstream cost in USD by model.");
+        header(
+            &mut out,
+            "switchyard_cost_usd_total",
+            "counter",
+            "Upstream cost in USD by model.",
+        );
         for (model, c) in &m.cost {
             let _ = writeln!(out, "switchyard_cost_usd_total{{model=\"{model}\"}} {c}");
         }
-        header(&mut out, "switchyard_stream_interrupted_total", "counter", "Streams that broke after bytes reached the client.");
-        let _ = writeln!(out, "switchyard_stream_interrupted_total {}", m.stream_interrupted);
-        header(&mut out, "switchyard_log_dropped_total", "counter", "Log records dropped because the log buffer was full.");
-        let _ = writeln!(out, "switchyard_log_dropped_total {}", self.log_dropped.load(Ordering::Relaxed));
-        header(&mut out, "switchyard_log_written_total", "counter", "Log records written.");
-        let _ = writeln!(out, "switchyard_log_written_total {}", self.log_written.load(Ordering::Relaxed));
+        header(
+            &mut out,
+            "switchyard_stream_interrupted_total",
+            "counter",
+            "Streams that broke after bytes reached the client.",
+        );
+        let _ = writeln!(
+            out,
+            "switchyard_stream_interrupted_total {}",
+            m.stream_interrupted
+        );
+        header(
+            &mut out,
+            "switchyard_log_dropped_total",
+            "counter",
+            "Log records dropped because the log buffer was full.",
+        );
+        let _ = writeln!(
+            out,
+            "switchyard_log_dropped_total {}",
+            self.log_dropped.load(Ordering::Relaxed)
+        );
+        header(
+            &mut out,
+            "switchyard_log_written_total",
+            "counter",
+            "Log records written.",
+        );
+        let _ = writeln!(
+            out,
+            "switchyard_log_written_total {}",
+            self.log_written.load(Ordering::Relaxed)
+        );
         out
     }
 }

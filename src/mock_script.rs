@@ -47,7 +47,10 @@ impl Script {
     /// `malformed`. Anything else is `ok`, so that real-looking model names just answer.
     pub fn parse(s: &str) -> Script {
         let s = s.trim().to_ascii_lowercase().replace('-', "_");
-        if let Some(code) = s.strip_prefix("status:").or_else(|| s.strip_prefix("status_")) {
+        if let Some(code) = s
+            .strip_prefix("status:")
+            .or_else(|| s.strip_prefix("status_"))
+        {
             if let Ok(c) = code.parse::<u16>() {
                 return Script::Status(c);
             }
@@ -64,7 +67,10 @@ impl Script {
 
 impl MockBehaviour {
     pub fn script(&self) -> Script {
-        self.script.as_deref().map(Script::parse).unwrap_or(Script::Ok)
+        self.script
+            .as_deref()
+            .map(Script::parse)
+            .unwrap_or(Script::Ok)
     }
 }
 
@@ -107,7 +113,10 @@ pub fn answer(body: &Map<String, Value>, served_as: &str, reply: Option<&str>) -
                 .unwrap_or(&tools[0]),
             _ => &tools[0],
         };
-        let name = chosen["function"]["name"].as_str().unwrap_or("tool").to_string();
+        let name = chosen["function"]["name"]
+            .as_str()
+            .unwrap_or("tool")
+            .to_string();
         let args = sample_for_schema(&chosen["function"]["parameters"], &last_user_text(body));
         let args = serde_json::to_string(&args).unwrap_or_else(|_| "{}".into());
         let completion_tokens = estimate_tokens(&args) + 5;
@@ -121,7 +130,11 @@ pub fn answer(body: &Map<String, Value>, served_as: &str, reply: Option<&str>) -
     }
 
     let user = last_user_text(body);
-    let mut text = match body.get("response_format").and_then(|f| f.get("type")).and_then(Value::as_str) {
+    let mut text = match body
+        .get("response_format")
+        .and_then(|f| f.get("type"))
+        .and_then(Value::as_str)
+    {
         Some("json_object") => json!({ "answer": mock_text(served_as, &user, reply) }).to_string(),
         Some("json_schema") => {
             let schema = &body["response_format"]["json_schema"]["schema"];
@@ -132,7 +145,10 @@ pub fn answer(body: &Map<String, Value>, served_as: &str, reply: Option<&str>) -
     let mut finish_reason = "stop";
     let stops: Vec<String> = match body.get("stop") {
         Some(Value::String(s)) => vec![s.clone()],
-        Some(Value::Array(a)) => a.iter().filter_map(|s| s.as_str().map(String::from)).collect(),
+        Some(Value::Array(a)) => a
+            .iter()
+            .filter_map(|s| s.as_str().map(String::from))
+            .collect(),
         _ => vec![],
     };
     if let Some(cut) = stops.iter().filter_map(|s| text.find(s.as_str())).min() {
@@ -180,7 +196,11 @@ fn sample_for_schema(schema: &Value, text: &str) -> Value {
             Value::Object(out)
         }
         Some("object") | None => json!({}),
-        Some("string") => match schema.get("enum").and_then(Value::as_array).and_then(|e| e.first()) {
+        Some("string") => match schema
+            .get("enum")
+            .and_then(Value::as_array)
+            .and_then(|e| e.first())
+        {
             Some(first) => first.clone(),
             None => Value::String(text.to_string()),
         },
@@ -226,7 +246,13 @@ fn usage_json(a: &MockAnswer) -> Value {
 
 /// The answer as OpenAI stream chunks: role, one chunk per word (or the tool call in two
 /// pieces), the finish chunk, and a usage chunk when `include_usage`.
-pub fn chunks_json(a: &MockAnswer, model: &str, id: &str, created: u64, include_usage: bool) -> Vec<Value> {
+pub fn chunks_json(
+    a: &MockAnswer,
+    model: &str,
+    id: &str,
+    created: u64,
+    include_usage: bool,
+) -> Vec<Value> {
     let chunk = |delta: Value, finish: Option<&str>| {
         json!({
             "id": id, "object": "chat.completion.chunk", "created": created, "model": model,
@@ -244,7 +270,11 @@ pub fn chunks_json(a: &MockAnswer, model: &str, id: &str, created: u64, include_
             json!({"tool_calls": [{"index": i, "id": call_id, "type": "function", "function": {"name": name, "arguments": ""}}]}),
             None,
         ));
-        let mid = args.char_indices().nth(args.chars().count() / 2).map(|(i, _)| i).unwrap_or(0);
+        let mid = args
+            .char_indices()
+            .nth(args.chars().count() / 2)
+            .map(|(i, _)| i)
+            .unwrap_or(0);
         for part in [&args[..mid], &args[mid..]] {
             out.push(chunk(
                 json!({"tool_calls": [{"index": i, "function": {"arguments": part}}]}),
@@ -280,25 +310,51 @@ mod tests {
 
     #[test]
     fn echoes_and_respects_max_tokens_and_stop() {
-        let a = answer(&body(json!({"messages": [{"role": "user", "content": "one two three"}]})), "m", None);
-        assert_eq!(a.content.as_deref(), Some("Hello from m! You said: one two three"));
-        let a = answer(&body(json!({"messages": [{"role": "user", "content": "x"}], "max_tokens": 2})), "m", None);
+        let a = answer(
+            &body(json!({"messages": [{"role": "user", "content": "one two three"}]})),
+            "m",
+            None,
+        );
+        assert_eq!(
+            a.content.as_deref(),
+            Some("Hello from m! You said: one two three")
+        );
+        let a = answer(
+            &body(json!({"messages": [{"role": "user", "content": "x"}], "max_tokens": 2})),
+            "m",
+            None,
+        );
         assert_eq!(a.content.as_deref(), Some("Hello from"));
         assert_eq!(a.finish_reason, "length");
-        let a = answer(&body(json!({"messages": [{"role": "user", "content": "x"}], "stop": ["!"]})), "m", None);
+        let a = answer(
+            &body(json!({"messages": [{"role": "user", "content": "x"}], "stop": ["!"]})),
+            "m",
+            None,
+        );
         assert_eq!(a.content.as_deref(), Some("Hello from m"));
     }
 
     #[test]
     fn tools_and_json_schema() {
         let tools = json!([{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}, "days": {"type": "integer"}}}}}]);
-        let a = answer(&body(json!({"messages": [{"role": "user", "content": "Paris"}], "tools": tools})), "m", None);
+        let a = answer(
+            &body(json!({"messages": [{"role": "user", "content": "Paris"}], "tools": tools})),
+            "m",
+            None,
+        );
         assert_eq!(a.finish_reason, "tool_calls");
         assert_eq!(a.tool_calls[0].1, "get_weather");
         let args: Value = serde_json::from_str(&a.tool_calls[0].2).unwrap();
         assert_eq!(args, json!({"city": "Paris", "days": 1}));
         let rf = json!({"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "object", "properties": {"ok": {"type": "boolean"}}}}});
-        let a = answer(&body(json!({"messages": [{"role": "user", "content": "q"}], "response_format": rf})), "m", None);
-        assert_eq!(serde_json::from_str::<Value>(a.content.as_deref().unwrap()).unwrap(), json!({"ok": true}));
+        let a = answer(
+            &body(json!({"messages": [{"role": "user", "content": "q"}], "response_format": rf})),
+            "m",
+            None,
+        );
+        assert_eq!(
+            serde_json::from_str::<Value>(a.content.as_deref().unwrap()).unwrap(),
+            json!({"ok": true})
+        );
     }
 }

@@ -12,6 +12,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use axum::serve::ListenerExt;
 use axum::Json;
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -48,13 +49,19 @@ impl MockUpstream {
             .route("/v1/chat/completions", post(openai))
             .route("/v1/messages", post(messages))
             .route("/_mock/requests", get(list).delete(clear))
-            .with_state(MockState { recorded: recorded.clone() });
+            .with_state(MockState {
+                recorded: recorded.clone(),
+            });
         let listener = tokio::net::TcpListener::bind(listen).await?;
         let addr = listener.local_addr()?;
         let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
+            let _ = axum::serve(listener.tap_io(crate::server::nodelay), app).await;
         });
-        Ok(MockUpstream { addr, recorded, task })
+        Ok(MockUpstream {
+            addr,
+            recorded,
+            task,
+        })
     }
 
     /// The base URL to put in a provider's `base_url`.
@@ -64,7 +71,12 @@ impl MockUpstream {
 
     /// Request bodies received so far.
     pub fn bodies(&self) -> Vec<Value> {
-        self.recorded.lock().unwrap().iter().map(|r| r["body"].clone()).collect()
+        self.recorded
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|r| r["body"].clone())
+            .collect()
     }
 
     /// Waits until the server task ends (it runs until the process exits).
@@ -98,14 +110,22 @@ async fn messages(State(s): State<MockState>, headers: HeaderMap, body: Bytes) -
 
 fn error_body(wire: Wire, status: u16, message: &str) -> Value {
     match wire {
-        Wire::OpenAi => json!({"error": {"message": message, "type": "mock_error", "param": null, "code": status}}),
-        Wire::Anthropic => json!({"type": "error", "error": {"type": "api_error", "message": message}}),
+        Wire::OpenAi => {
+            json!({"error": {"message": message, "type": "mock_error", "param": null, "code": status}})
+        }
+        Wire::Anthropic => {
+            json!({"type": "error", "error": {"type": "api_error", "message": message}})
+        }
     }
 }
 
 async fn serve(s: MockState, headers: HeaderMap, raw: Bytes, wire: Wire) -> Response {
     let Ok(original) = serde_json::from_slice::<Value>(&raw) else {
-        return (StatusCode::BAD_REQUEST, Json(error_body(wire, 400, "invalid JSON"))).into_response();
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(error_body(wire, 400, "invalid JSON")),
+        )
+            .into_response();
     };
     let header_json: serde_json::Map<String, Value> = headers
         .iter()
@@ -121,7 +141,13 @@ async fn serve(s: MockState, headers: HeaderMap, raw: Bytes, wire: Wire) -> Resp
         Wire::OpenAi => original,
         Wire::Anthropic => match anthropic::request::to_openai(original) {
             Ok(v) => v,
-            Err(e) => return (StatusCode::BAD_REQUEST, Json(error_body(wire, 400, &e.message))).into_response(),
+            Err(e) => {
+                return (
+                    StatusCode::BAD_REQUEST,
+                    Json(error_body(wire, 400, &e.message)),
+                )
+                    .into_response()
+            }
         },
     };
     let body = body.as_object().cloned().unwrap_or_default();
@@ -129,7 +155,11 @@ async fn serve(s: MockState, headers: HeaderMap, raw: Bytes, wire: Wire) -> Resp
     match script {
         Script::Status(code) => {
             let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            return (status, Json(error_body(wire, code, &format!("scripted {code}")))).into_response();
+            return (
+                status,
+                Json(error_body(wire, code, &format!("scripted {code}"))),
+            )
+                .into_response();
         }
         Script::HangHeaders => std::future::pending::<()>().await,
         Script::HangTtft if !stream => std::future::pending::<()>().await,
@@ -159,7 +189,13 @@ async fn serve(s: MockState, headers: HeaderMap, raw: Bytes, wire: Wire) -> Resp
         .and_then(|o| o.get("include_usage"))
         .and_then(Value::as_bool)
         .unwrap_or(false);
-    let chunks = mock_script::chunks_json(&answer, &model, &id, created, include_usage || wire == Wire::Anthropic);
+    let chunks = mock_script::chunks_json(
+        &answer,
+        &model,
+        &id,
+        created,
+        include_usage || wire == Wire::Anthropic,
+    );
     let mut events: Vec<Bytes> = Vec::new();
     match wire {
         Wire::OpenAi => {
@@ -180,7 +216,11 @@ async fn serve(s: MockState, headers: HeaderMap, raw: Bytes, wire: Wire) -> Resp
     match script {
         Script::HangTtft => stream_body(events.into_iter().take(1).collect(), false, true),
         Script::DropMid => stream_body(events.into_iter().take(4).collect(), true, false),
-        Script::Malformed => stream_body(vec![Bytes::from_static(b"data: {\"choices\": [\n\n")], false, false),
+        Script::Malformed => stream_body(
+            vec![Bytes::from_static(b"data: {\"choices\": [\n\n")],
+            false,
+            false,
+        ),
         _ => stream_body(events, false, false),
     }
 }
@@ -195,12 +235,16 @@ fn stream_body(events: Vec<Bytes>, drop_after: bool, hang_after: bool) -> Respon
         if drop_after {
             // Give the client time to read what was sent, then break the connection.
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-            return Err(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "scripted drop"));
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::ConnectionReset,
+                "scripted drop",
+            ));
         }
         Ok(Bytes::new())
     });
     let body = Body::from_stream(head.chain(tail));
     let mut resp = Response::new(body);
-    resp.headers_mut().insert("content-type", "text/event-stream".parse().unwrap());
+    resp.headers_mut()
+        .insert("content-type", "text/event-stream".parse().unwrap());
     resp
 }

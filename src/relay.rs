@@ -15,7 +15,7 @@ use axum::body::Body;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 use std::convert::Infallible;
@@ -110,16 +110,33 @@ fn overhead_ms(ctx: &RequestContext, attempts: &[AttemptRecord]) -> f64 {
 fn finish(state: &AppState, ctx: &RequestContext, o: Outcome) -> Value {
     let duration = ms(ctx.started.elapsed());
     let overhead = overhead_ms(ctx, o.attempts);
-    let cost = o.model.map(|m| m.cost_usd(o.prompt_tokens, o.completion_tokens)).unwrap_or(0.0);
-    let ttft = o.attempts.iter().find(|a| a.success).and_then(|a| a.time_to_first_token_ms).map(|t| {
-        // TTFT as the client sees it: everything before the serving attempt's first token.
-        let before: f64 = o.attempts.iter().take_while(|a| !a.success).map(|a| a.duration_ms).sum();
-        before + t
-    });
+    let cost = o
+        .model
+        .map(|m| m.cost_usd(o.prompt_tokens, o.completion_tokens))
+        .unwrap_or(0.0);
+    let ttft = o
+        .attempts
+        .iter()
+        .find(|a| a.success)
+        .and_then(|a| a.time_to_first_token_ms)
+        .map(|t| {
+            // TTFT as the client sees it: everything before the serving attempt's first token.
+            let before: f64 = o
+                .attempts
+                .iter()
+                .take_while(|a| !a.success)
+                .map(|a| a.duration_ms)
+                .sum();
+            before + t
+        });
     state.metrics.record(&RequestSample {
         endpoint: ctx.format.endpoint(),
         status: o.status,
-        attempts: o.attempts.iter().map(|a| (a.model.as_str(), a.success)).collect(),
+        attempts: o
+            .attempts
+            .iter()
+            .map(|a| (a.model.as_str(), a.success))
+            .collect(),
         served_model: o.model.map(|m| m.id.as_str()),
         duration_secs: duration / 1000.0,
         ttft_secs: ttft.map(|t| t / 1000.0),
@@ -132,37 +149,34 @@ fn finish(state: &AppState, ctx: &RequestContext, o: Outcome) -> Value {
     let d = &ctx.plan.decision;
     let log_text = state.logs.log_text;
     let messages = ctx.req.body.get("messages");
-    state.logs.log(
-        serde_json::to_value(LogRecord {
-            ts: crate::util::rfc3339_millis(ctx.started_unix_ms),
-            ts_ms: ctx.started_unix_ms,
-            request_id: &ctx.request_id,
-            endpoint: ctx.format.endpoint(),
-            status: o.status,
-            user: ctx.req.user.as_deref(),
-            metadata: Some(&ctx.req.metadata),
-            requested_model: ctx.req.model.as_deref(),
-            router: d.router.as_deref(),
-            route: d.route.as_deref(),
-            variant: d.variant.as_deref(),
-            reason: Some(&d.reason),
-            model: o.model.map(|m| m.id.as_str()),
-            provider: o.model.map(|m| m.provider.as_str()),
-            stream: ctx.req.stream,
-            attempts: o.attempts,
-            ttft_ms: ttft,
-            duration_ms: duration,
-            overhead_ms: overhead,
-            prompt_tokens: o.prompt_tokens,
-            completion_tokens: o.completion_tokens,
-            cost_usd: cost,
-            error: o.error,
-            stream_interrupted: o.stream_interrupted,
-            prompt: messages.filter(|_| log_text),
-            completion: o.completion_text.filter(|_| log_text),
-        })
-        .unwrap_or(Value::Null),
-    );
+    state.logs.log(&LogRecord {
+        ts: crate::util::rfc3339_millis(ctx.started_unix_ms),
+        ts_ms: ctx.started_unix_ms,
+        request_id: &ctx.request_id,
+        endpoint: ctx.format.endpoint(),
+        status: o.status,
+        user: ctx.req.user.as_deref(),
+        metadata: Some(&ctx.req.metadata),
+        requested_model: ctx.req.model.as_deref(),
+        router: d.router.as_deref(),
+        route: d.route.as_deref(),
+        variant: d.variant.as_deref(),
+        reason: Some(&d.reason),
+        model: o.model.map(|m| m.id.as_str()),
+        provider: o.model.map(|m| m.provider.as_str()),
+        stream: ctx.req.stream,
+        attempts: o.attempts,
+        ttft_ms: ttft,
+        duration_ms: duration,
+        overhead_ms: overhead,
+        prompt_tokens: o.prompt_tokens,
+        completion_tokens: o.completion_tokens,
+        cost_usd: cost,
+        error: o.error,
+        stream_interrupted: o.stream_interrupted,
+        prompt: messages.filter(|_| log_text),
+        completion: o.completion_text.filter(|_| log_text),
+    });
     json!({
         "request_id": ctx.request_id,
         "model": o.model.map(|m| m.id.as_str()),
@@ -178,7 +192,13 @@ fn finish(state: &AppState, ctx: &RequestContext, o: Outcome) -> Value {
 }
 
 /// Logs a request that failed before any upstream was tried (bad JSON, unknown model, ...).
-pub fn log_rejected(state: &AppState, request_id: &str, format: ClientFormat, started: Instant, err: &GatewayError) {
+pub fn log_rejected(
+    state: &AppState,
+    request_id: &str,
+    format: ClientFormat,
+    started: Instant,
+    err: &GatewayError,
+) {
     let now = crate::util::unix_millis();
     state.metrics.record(&RequestSample {
         endpoint: format.endpoint(),
@@ -193,7 +213,7 @@ pub fn log_rejected(state: &AppState, request_id: &str, format: ClientFormat, st
         cost_usd: 0.0,
         stream_interrupted: false,
     });
-    state.logs.log(json!({
+    state.logs.log(&json!({
         "ts": crate::util::rfc3339_millis(now), "ts_ms": now, "request_id": request_id,
         "endpoint": format.endpoint(), "status": err.status.as_u16(), "error": err.message,
         "attempts": [], "duration_ms": ms(started.elapsed()),
@@ -212,7 +232,12 @@ pub fn error_response(format: ClientFormat, err: &GatewayError, request_id: &str
 }
 
 /// Logs a failed execution and returns its error response.
-pub fn failed_response(state: &AppState, ctx: &RequestContext, attempts: &[AttemptRecord], err: &GatewayError) -> Response {
+pub fn failed_response(
+    state: &AppState,
+    ctx: &RequestContext,
+    attempts: &[AttemptRecord],
+    err: &GatewayError,
+) -> Response {
     let meta = finish(
         state,
         ctx,
@@ -227,7 +252,9 @@ pub fn failed_response(state: &AppState, ctx: &RequestContext, attempts: &[Attem
             stream_interrupted: false,
         },
     );
-    let err = err.clone().with_details(json!({"attempts": attempts, "metadata": meta}));
+    let err = err
+        .clone()
+        .with_details(json!({"attempts": attempts, "metadata": meta}));
     error_response(ctx.format, &err, &ctx.request_id)
 }
 
@@ -239,7 +266,10 @@ fn set_header(resp: &mut Response, name: &'static str, value: &str) {
 
 fn usage_of(v: &Value) -> Option<(u64, u64)> {
     let u = v.get("usage")?;
-    Some((u.get("prompt_tokens")?.as_u64()?, u.get("completion_tokens")?.as_u64()?))
+    Some((
+        u.get("prompt_tokens")?.as_u64()?,
+        u.get("completion_tokens")?.as_u64()?,
+    ))
 }
 
 /// A whole answer, in the client's format, with `metadata`.
@@ -250,9 +280,14 @@ pub fn complete_response(
     model: &ModelConfig,
     mut completion: Value,
 ) -> Response {
-    let text = completion["choices"][0]["message"]["content"].as_str().map(String::from);
+    let text = completion["choices"][0]["message"]["content"]
+        .as_str()
+        .map(String::from);
     let (prompt_tokens, completion_tokens) = usage_of(&completion).unwrap_or_else(|| {
-        (ctx.req.prompt_tokens, text.as_deref().map(estimate_tokens).unwrap_or(0))
+        (
+            ctx.req.prompt_tokens,
+            text.as_deref().map(estimate_tokens).unwrap_or(0),
+        )
     });
     let overhead = overhead_ms(ctx, attempts);
     let meta = finish(
@@ -281,7 +316,12 @@ pub fn complete_response(
     resp
 }
 
-fn set_common_headers(resp: &mut Response, ctx: &RequestContext, model: &ModelConfig, overhead: f64) {
+fn set_common_headers(
+    resp: &mut Response,
+    ctx: &RequestContext,
+    model: &ModelConfig,
+    overhead: f64,
+) {
     set_header(resp, "x-switchyard-request-id", &ctx.request_id);
     set_header(resp, "x-switchyard-model", &model.id);
     set_header(resp, "x-switchyard-overhead-ms", &format!("{overhead:.3}"));
@@ -334,37 +374,60 @@ pub struct CommittedStream {
 pub fn stream_response(state: Arc<AppState>, ctx: RequestContext, s: CommittedStream) -> Response {
     let (tx, rx) = mpsc::channel::<Bytes>(64);
     let overhead = overhead_ms(&ctx, &s.attempts);
-    let mut resp = Response::new(Body::from_stream(futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|b| (Ok::<Bytes, Infallible>(b), rx))
-    })));
-    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
-    resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    let mut resp = Response::new(Body::from_stream(futures_util::stream::unfold(
+        rx,
+        |mut rx| async move { rx.recv().await.map(|b| (Ok::<Bytes, Infallible>(b), rx)) },
+    )));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     set_common_headers(&mut resp, &ctx, &s.model, overhead);
     tokio::spawn(relay(state, ctx, s, tx));
     resp
 }
 
-async fn relay(state: Arc<AppState>, ctx: RequestContext, mut s: CommittedStream, tx: mpsc::Sender<Bytes>) {
+async fn relay(
+    state: Arc<AppState>,
+    ctx: RequestContext,
+    mut s: CommittedStream,
+    tx: mpsc::Sender<Bytes>,
+) {
     let model_id = Value::String(s.model.id.clone());
     let chunk_id = Value::String(format!("chatcmpl-{}", ctx.request_id));
     let mut encoder = match ctx.format {
         ClientFormat::OpenAi => Encoder::OpenAi,
-        ClientFormat::Anthropic => Encoder::Anthropic(anthropic::stream::FromOpenAi::new(&ctx.request_id, &s.model.id)),
+        ClientFormat::Anthropic => Encoder::Anthropic(anthropic::stream::FromOpenAi::new(
+            &ctx.request_id,
+            &s.model.id,
+        )),
     };
     let mut text = String::new();
     let mut usage: Option<(u64, u64)> = None;
     let mut broken: Option<String> = None;
     let mut client_gone = false;
-    let mut buf = Vec::with_capacity(1024);
+    let mut buf = Vec::new();
     let mut pending = std::mem::take(&mut s.peeked).into_iter();
     loop {
         let next = match pending.next() {
             Some(c) => Some(Ok(c)),
-            None => match tokio::time::timeout_at(s.deadline, s.rest.next()).await {
-                Ok(item) => item,
-                Err(_) => {
-                    broken = Some("the upstream exceeded the total timeout mid-stream".into());
-                    break;
+            // Batch whatever the upstream has ready into one write; flush before waiting.
+            None => match s.rest.next().now_or_never() {
+                Some(item) => item,
+                None => {
+                    if !buf.is_empty() && tx.send(Bytes::from(std::mem::take(&mut buf))).await.is_err() {
+                        client_gone = true;
+                        break;
+                    }
+                    match tokio::time::timeout_at(s.deadline, s.rest.next()).await {
+                        Ok(item) => item,
+                        Err(_) => {
+                            broken = Some("the upstream exceeded the total timeout mid-stream".into());
+                            break;
+                        }
+                    }
                 }
             },
         };
@@ -391,12 +454,7 @@ async fn relay(state: Arc<AppState>, ctx: RequestContext, mut s: CommittedStream
         if let Some(t) = chunk["choices"][0]["delta"]["content"].as_str() {
             text.push_str(t);
         }
-        buf.clear();
         encoder.chunk(&chunk, &mut buf);
-        if !buf.is_empty() && tx.send(Bytes::copy_from_slice(&buf)).await.is_err() {
-            client_gone = true;
-            break;
-        }
     }
     if let Some(a) = s.attempts.last_mut() {
         a.duration_ms = ms(s.attempt_started.elapsed());
@@ -407,7 +465,9 @@ async fn relay(state: Arc<AppState>, ctx: RequestContext, mut s: CommittedStream
     let (prompt_tokens, completion_tokens) =
         usage.unwrap_or_else(|| (ctx.req.prompt_tokens, estimate_tokens(&text)));
     let error = match (&broken, client_gone) {
-        (Some(reason), _) => Some(format!("stream interrupted after bytes were sent: {reason}")),
+        (Some(reason), _) => Some(format!(
+            "stream interrupted after bytes were sent: {reason}"
+        )),
         (None, true) => Some("client disconnected before the stream finished".to_string()),
         _ => None,
     };
@@ -428,7 +488,6 @@ async fn relay(state: Arc<AppState>, ctx: RequestContext, mut s: CommittedStream
     if client_gone {
         return;
     }
-    buf.clear();
     match (&broken, &mut encoder) {
         (Some(_), Encoder::OpenAi) => sse_data(
             &mut buf,
@@ -456,5 +515,5 @@ async fn relay(state: Arc<AppState>, ctx: RequestContext, mut s: CommittedStream
             }
         }
     }
-    let _ = tx.send(Bytes::copy_from_slice(&buf)).await;
+    let _ = tx.send(Bytes::from(buf)).await;
 }

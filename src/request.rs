@@ -72,7 +72,12 @@ impl ChatRequest {
         let model = match body.remove("model") {
             None | Some(Value::Null) => None,
             Some(Value::String(s)) if !s.trim().is_empty() => Some(s.trim().to_string()),
-            Some(_) => return Err(GatewayError::invalid("`model` must be a non-empty string", "model")),
+            Some(_) => {
+                return Err(GatewayError::invalid(
+                    "`model` must be a non-empty string",
+                    "model",
+                ))
+            }
         };
         let models = match body.remove("models") {
             None | Some(Value::Null) => vec![],
@@ -80,10 +85,18 @@ impl ChatRequest {
                 .into_iter()
                 .map(|v| match v {
                     Value::String(s) => Ok(s),
-                    _ => Err(GatewayError::invalid("`models` must be a list of model names", "models")),
+                    _ => Err(GatewayError::invalid(
+                        "`models` must be a list of model names",
+                        "models",
+                    )),
                 })
                 .collect::<Result<_, _>>()?,
-            Some(_) => return Err(GatewayError::invalid("`models` must be a list of model names", "models")),
+            Some(_) => {
+                return Err(GatewayError::invalid(
+                    "`models` must be a list of model names",
+                    "models",
+                ))
+            }
         };
         if model.is_none() && models.is_empty() {
             return Err(GatewayError::invalid(
@@ -94,7 +107,12 @@ impl ChatRequest {
         let metadata = match body.remove("metadata") {
             None | Some(Value::Null) => Map::new(),
             Some(Value::Object(m)) => m,
-            Some(_) => return Err(GatewayError::invalid("`metadata` must be an object", "metadata")),
+            Some(_) => {
+                return Err(GatewayError::invalid(
+                    "`metadata` must be an object",
+                    "metadata",
+                ))
+            }
         };
         let user = match body.get("user") {
             None | Some(Value::Null) => None,
@@ -104,7 +122,12 @@ impl ChatRequest {
         let stream = match body.get("stream") {
             None | Some(Value::Null) => false,
             Some(Value::Bool(b)) => *b,
-            Some(_) => return Err(GatewayError::invalid("`stream` must be a boolean", "stream")),
+            Some(_) => {
+                return Err(GatewayError::invalid(
+                    "`stream` must be a boolean",
+                    "stream",
+                ))
+            }
         };
         let include_usage = body
             .get("stream_options")
@@ -114,24 +137,43 @@ impl ChatRequest {
         for key in ["max_tokens", "max_completion_tokens"] {
             if let Some(v) = body.get(key) {
                 if !v.is_null() && v.as_u64().is_none_or(|n| n == 0) {
-                    return Err(GatewayError::invalid(format!("`{key}` must be a positive integer"), key));
+                    return Err(GatewayError::invalid(
+                        format!("`{key}` must be a positive integer"),
+                        key,
+                    ));
                 }
             }
         }
         if let Some(t) = body.get("temperature") {
             if !t.is_null() && !t.as_f64().is_some_and(|t| (0.0..=2.0).contains(&t)) {
-                return Err(GatewayError::invalid("`temperature` must be a number between 0 and 2", "temperature"));
+                return Err(GatewayError::invalid(
+                    "`temperature` must be a number between 0 and 2",
+                    "temperature",
+                ));
             }
         }
         let messages = match body.get("messages") {
             Some(Value::Array(m)) if !m.is_empty() => m,
-            Some(Value::Array(_)) => return Err(GatewayError::invalid("`messages` must not be empty", "messages")),
-            _ => return Err(GatewayError::invalid("`messages` is required and must be a list of messages", "messages")),
+            Some(Value::Array(_)) => {
+                return Err(GatewayError::invalid(
+                    "`messages` must not be empty",
+                    "messages",
+                ))
+            }
+            _ => {
+                return Err(GatewayError::invalid(
+                    "`messages` is required and must be a list of messages",
+                    "messages",
+                ))
+            }
         };
         let mut prompt_chars = String::new();
         for (i, m) in messages.iter().enumerate() {
             let role = m.get("role").and_then(Value::as_str);
-            if !matches!(role, Some("system" | "developer" | "user" | "assistant" | "tool" | "function")) {
+            if !matches!(
+                role,
+                Some("system" | "developer" | "user" | "assistant" | "tool" | "function")
+            ) {
                 return Err(GatewayError::invalid(
                     format!("messages[{i}].role must be one of system, developer, user, assistant, tool"),
                     &format!("messages[{i}].role"),
@@ -198,11 +240,18 @@ mod tests {
     fn rejects_bad_fields_with_param() {
         let e = ChatRequest::from_openai(json!({"model": "x", "messages": []})).unwrap_err();
         assert_eq!(e.param.as_deref(), Some("messages"));
-        let e = ChatRequest::from_openai(json!({"messages": [{"role": "user", "content": "x"}]})).unwrap_err();
+        let e = ChatRequest::from_openai(json!({"messages": [{"role": "user", "content": "x"}]}))
+            .unwrap_err();
         assert_eq!(e.param.as_deref(), Some("model"));
-        let e = ChatRequest::from_openai(json!({"model": "x", "messages": [{"role": "user"}], "max_tokens": -1})).unwrap_err();
+        let e = ChatRequest::from_openai(
+            json!({"model": "x", "messages": [{"role": "user"}], "max_tokens": -1}),
+        )
+        .unwrap_err();
         assert_eq!(e.param.as_deref(), Some("max_tokens"));
-        let e = ChatRequest::from_openai(json!({"model": "x", "messages": [{"role": "robot", "content": "x"}]})).unwrap_err();
+        let e = ChatRequest::from_openai(
+            json!({"model": "x", "messages": [{"role": "robot", "content": "x"}]}),
+        )
+        .unwrap_err();
         assert_eq!(e.param.as_deref(), Some("messages[0].role"));
     }
 }

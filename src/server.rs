@@ -14,6 +14,7 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use axum::serve::ListenerExt;
 use axum::Json;
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -37,7 +38,10 @@ impl AppState {
     pub fn new(config: Config) -> Result<Arc<AppState>, String> {
         let metrics = Arc::new(Metrics::default());
         let logs = LogStore::start(&config.logging, metrics.clone()).map_err(|e| {
-            format!("cannot open the log dir {}: {e}", config.logging.dir.display())
+            format!(
+                "cannot open the log dir {}: {e}",
+                config.logging.dir.display()
+            )
         })?;
         let http = providers::http_client();
         let providers = config
@@ -87,7 +91,7 @@ impl Server {
         let (stop, stopped) = oneshot::channel::<()>();
         let app = router(state.clone());
         let task = tokio::spawn(async move {
-            axum::serve(listener, app)
+            axum::serve(listener.tap_io(nodelay), app)
                 .with_graceful_shutdown(async {
                     let _ = stopped.await;
                 })
@@ -114,7 +118,19 @@ impl Server {
     }
 }
 
-async fn chat_completions(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
+/// Disables Nagle's algorithm on accepted connections: SSE chunks are small, and Nagle with
+/// delayed ACKs would hold them for tens of milliseconds.
+pub fn nodelay(tcp: &mut tokio::net::TcpStream) {
+    if let Err(e) = tcp.set_nodelay(true) {
+        tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+    }
+}
+
+async fn chat_completions(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     handle(state, ClientFormat::OpenAi, headers, body).await
 }
 
@@ -122,7 +138,12 @@ async fn messages(State(state): State<Arc<AppState>>, headers: HeaderMap, body: 
     handle(state, ClientFormat::Anthropic, headers, body).await
 }
 
-async fn handle(state: Arc<AppState>, format: ClientFormat, headers: HeaderMap, body: Body) -> Response {
+async fn handle(
+    state: Arc<AppState>,
+    format: ClientFormat,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     let started = Instant::now();
     let started_unix_ms = crate::util::unix_millis();
     let request_id = uuid::Uuid::new_v4().simple().to_string();
@@ -141,10 +162,21 @@ async fn handle(state: Arc<AppState>, format: ClientFormat, headers: HeaderMap, 
         req,
         plan,
     };
-    let Execution { attempts, result } = gateway::execute(&state.providers, &ctx.plan, &ctx.req).await;
+    let Execution { attempts, result } =
+        gateway::execute(&state.providers, &ctx.plan, &ctx.req).await;
     match result {
-        Ok((model, Served::Complete(v))) => relay::complete_response(&state, &ctx, &attempts, &model, v),
-        Ok((model, Served::Stream { peeked, rest, attempt_started, deadline })) => relay::stream_response(
+        Ok((model, Served::Complete(v))) => {
+            relay::complete_response(&state, &ctx, &attempts, &model, v)
+        }
+        Ok((
+            model,
+            Served::Stream {
+                peeked,
+                rest,
+                attempt_started,
+                deadline,
+            },
+        )) => relay::stream_response(
             state.clone(),
             ctx,
             CommittedStream {
@@ -187,7 +219,10 @@ async fn prepare(
         if is_length_limit(&e) {
             too_large()
         } else {
-            GatewayError::new(ErrorKind::InvalidRequest, format!("could not read the request body: {e}"))
+            GatewayError::new(
+                ErrorKind::InvalidRequest,
+                format!("could not read the request body: {e}"),
+            )
         }
     })?;
     let value: Value = serde_json::from_slice(&bytes).map_err(|e| {
@@ -225,7 +260,10 @@ fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), GatewayError> 
     let bearer = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")));
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        });
     let given = bearer.or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()));
     match given {
         None => Err(GatewayError::new(
@@ -233,7 +271,10 @@ fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), GatewayError> 
             "missing API key: send `Authorization: Bearer <key>` or `x-api-key: <key>`",
         )),
         Some(k) if keys.iter().any(|key| key == k.trim()) => Ok(()),
-        Some(_) => Err(GatewayError::new(ErrorKind::Unauthorized, "incorrect API key provided")),
+        Some(_) => Err(GatewayError::new(
+            ErrorKind::Unauthorized,
+            "incorrect API key provided",
+        )),
     }
 }
 
@@ -269,7 +310,10 @@ async fn list_models(State(state): State<Arc<AppState>>, headers: HeaderMap) -> 
 
 async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         state.metrics.render(),
     )
         .into_response()

@@ -48,6 +48,9 @@ mod tests {
     #[test]
     fn formats_timestamps() {
         assert_eq!(super::rfc3339_millis(0), "1970-01-01T00:00:00.000Z");
-        assert_eq!(super::rfc3339_millis(1_795_542_696_123), "2026-11-24T17:51:36.123Z");
+        assert_eq!(
+            super::rfc3339_millis(1_795_542_696_123),
+            "2026-11-24T17:51:36.123Z"
+        );
     }
 }

@@ -14,15 +14,27 @@ async fn openai_upstream_answers_and_passes_unknown_fields_through() {
         .await;
     assert_eq!(status, 200, "{v}");
     assert_eq!(v["model"], "up/ok");
-    assert_eq!(v["choices"][0]["message"]["content"], "Hello from ok! You said: ping");
+    assert_eq!(
+        v["choices"][0]["message"]["content"],
+        "Hello from ok! You said: ping"
+    );
     assert_eq!(headers["x-switchyard-model"], "up/ok");
-    let request_id = headers["x-switchyard-request-id"].to_str().unwrap().to_string();
+    let request_id = headers["x-switchyard-request-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
     assert_eq!(v["metadata"]["request_id"], request_id.as_str());
-    let overhead: f64 = headers["x-switchyard-overhead-ms"].to_str().unwrap().parse().unwrap();
+    let overhead: f64 = headers["x-switchyard-overhead-ms"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!(overhead >= 0.0);
     assert_eq!(chain(&v["metadata"]), vec![("up/ok".to_string(), true)]);
     let usage = &v["usage"];
-    let expected_cost = (usage["prompt_tokens"].as_f64().unwrap() * 1.0 + usage["completion_tokens"].as_f64().unwrap() * 2.0) / 1e6;
+    let expected_cost = (usage["prompt_tokens"].as_f64().unwrap() * 1.0
+        + usage["completion_tokens"].as_f64().unwrap() * 2.0)
+        / 1e6;
     assert!((v["metadata"]["cost_usd"].as_f64().unwrap() - expected_cost).abs() < 1e-12);
 
     let sent = &h.mock.bodies()[0];
@@ -31,7 +43,10 @@ async fn openai_upstream_answers_and_passes_unknown_fields_through() {
     assert_eq!(sent["custom_vendor_flag"], true);
     assert_eq!(sent["logit_bias"], json!({"50256": -100}));
     assert_eq!(sent["user"], "u-1");
-    assert!(sent.get("metadata").is_none(), "switchyard's metadata is not forwarded");
+    assert!(
+        sent.get("metadata").is_none(),
+        "switchyard's metadata is not forwarded"
+    );
     let headers = h.mock.recorded.lock().unwrap()[0]["headers"].clone();
     assert_eq!(headers["authorization"], "Bearer sk-upstream-secret-123");
 
@@ -46,19 +61,32 @@ async fn openai_upstream_answers_and_passes_unknown_fields_through() {
     assert_eq!(rec["completion"], "Hello from ok! You said: ping");
     assert!(rec["prompt_tokens"].as_u64().unwrap() > 0);
     let line = serde_json::to_string(rec).unwrap();
-    assert!(!line.contains("sk-upstream-secret-123"), "upstream keys never reach logs");
+    assert!(
+        !line.contains("sk-upstream-secret-123"),
+        "upstream keys never reach logs"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failover_on_429_5xx_connect_error_malformed_and_timeout() {
     let h = Harness::start().await;
-    for first in ["up/429", "up/500", "up/503", "dead/model", "up/malformed", "up/hang-headers"] {
+    for first in [
+        "up/429",
+        "up/500",
+        "up/503",
+        "dead/model",
+        "up/malformed",
+        "up/hang-headers",
+    ] {
         let (status, _, v) = h
             .chat(json!({"model": first, "models": ["up/second"], "messages": user("x")}))
             .await;
         assert_eq!(status, 200, "{first}: {v}");
         assert_eq!(v["model"], "up/second");
-        assert_eq!(chain(&v["metadata"]), vec![(first.to_string(), false), ("up/second".to_string(), true)]);
+        assert_eq!(
+            chain(&v["metadata"]),
+            vec![(first.to_string(), false), ("up/second".to_string(), true)]
+        );
         let a = &v["metadata"]["attempts"][0];
         let expected_kind = match first {
             "dead/model" => "connect",
@@ -76,7 +104,9 @@ async fn failover_on_429_5xx_connect_error_malformed_and_timeout() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn router_chain_walks_every_failure_kind_in_order() {
     let h = Harness::start().await;
-    let (status, _, v) = h.chat(json!({"model": "router/chain", "messages": user("x")})).await;
+    let (status, _, v) = h
+        .chat(json!({"model": "router/chain", "messages": user("x")}))
+        .await;
     assert_eq!(status, 200, "{v}");
     assert_eq!(
         chain(&v["metadata"]),
@@ -89,8 +119,13 @@ async fn router_chain_walks_every_failure_kind_in_order() {
         ]
     );
     assert_eq!(v["metadata"]["routing"]["router"], "chain");
-    let timeout_ms = v["metadata"]["attempts"][0]["duration_ms"].as_f64().unwrap();
-    assert!((280.0..1500.0).contains(&timeout_ms), "router timeout 300ms applied, took {timeout_ms}");
+    let timeout_ms = v["metadata"]["attempts"][0]["duration_ms"]
+        .as_f64()
+        .unwrap();
+    assert!(
+        (280.0..1500.0).contains(&timeout_ms),
+        "router timeout 300ms applied, took {timeout_ms}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -101,8 +136,15 @@ async fn client_errors_from_upstream_are_returned_not_retried() {
         .await;
     assert_eq!(status, 400, "{v}");
     assert_eq!(v["error"]["code"], "upstream_rejected");
-    assert!(v["error"]["message"].as_str().unwrap().contains("scripted 400"));
-    assert_eq!(v["error"]["attempts"].as_array().unwrap().len(), 1, "no retry after a 400");
+    assert!(v["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("scripted 400"));
+    assert_eq!(
+        v["error"]["attempts"].as_array().unwrap().len(),
+        1,
+        "no retry after a 400"
+    );
     assert_eq!(h.mock.bodies().len(), 1);
 }
 
@@ -131,24 +173,41 @@ async fn streaming_failover_before_first_token_sends_no_bytes_of_the_failed_mode
     let h = Harness::start().await;
     for first in ["up/hang-ttft", "up/429", "up/malformed", "up/hang-headers"] {
         let r = h
-            .post("/v1/chat/completions", json!({"model": first, "models": ["up/second"], "stream": true,
-                   "stream_options": {"include_usage": true}, "messages": user("stream me")}))
+            .post(
+                "/v1/chat/completions",
+                json!({"model": first, "models": ["up/second"], "stream": true,
+                   "stream_options": {"include_usage": true}, "messages": user("stream me")}),
+            )
             .await;
         assert_eq!(r.status(), 200);
         assert_eq!(r.headers()["content-type"], "text/event-stream");
         assert_eq!(r.headers()["x-switchyard-model"], "up/second");
         let events = sse(&r.text().await.unwrap());
         assert_eq!(events.last().unwrap().1, "[DONE]");
-        let chunks: Vec<Value> = events[..events.len() - 1].iter().map(|e| serde_json::from_str(&e.1).unwrap()).collect();
-        assert!(chunks.iter().all(|c| c["model"] == "up/second"), "{first}: only the serving model's chunks");
-        let text: String = chunks.iter().filter_map(|c| c["choices"][0]["delta"]["content"].as_str()).collect();
+        let chunks: Vec<Value> = events[..events.len() - 1]
+            .iter()
+            .map(|e| serde_json::from_str(&e.1).unwrap())
+            .collect();
+        assert!(
+            chunks.iter().all(|c| c["model"] == "up/second"),
+            "{first}: only the serving model's chunks"
+        );
+        let text: String = chunks
+            .iter()
+            .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
+            .collect();
         assert_eq!(text, "Hello from ok-second! You said: stream me");
         let last = chunks.last().unwrap();
         assert_eq!(last["choices"], json!([]));
         assert!(last["usage"]["completion_tokens"].as_u64().unwrap() > 0);
         let meta = &last["metadata"];
-        assert_eq!(chain(meta), vec![(first.to_string(), false), ("up/second".to_string(), true)]);
-        assert!(meta["attempts"][1]["time_to_first_token_ms"].as_f64().is_some());
+        assert_eq!(
+            chain(meta),
+            vec![(first.to_string(), false), ("up/second".to_string(), true)]
+        );
+        assert!(meta["attempts"][1]["time_to_first_token_ms"]
+            .as_f64()
+            .is_some());
     }
 }
 
@@ -156,7 +215,10 @@ async fn streaming_failover_before_first_token_sends_no_bytes_of_the_failed_mode
 async fn usage_chunk_only_when_asked_but_metadata_always_last() {
     let h = Harness::start().await;
     let r = h
-        .post("/v1/chat/completions", json!({"model": "up/ok", "stream": true, "messages": user("x")}))
+        .post(
+            "/v1/chat/completions",
+            json!({"model": "up/ok", "stream": true, "messages": user("x")}),
+        )
         .await;
     let events = sse(&r.text().await.unwrap());
     let last: Value = serde_json::from_str(&events[events.len() - 2].1).unwrap();
@@ -172,15 +234,25 @@ async fn stream_broken_after_bytes_ends_with_an_error_event_and_is_logged() {
     let r = h
         .post("/v1/chat/completions", json!({"model": "up/drop", "models": ["up/ok"], "stream": true, "messages": user("x y z")}))
         .await;
-    assert_eq!(r.status(), 200, "committed after the first token: no failover");
+    assert_eq!(
+        r.status(),
+        200,
+        "committed after the first token: no failover"
+    );
     let events = sse(&r.text().await.unwrap());
-    assert!(events.iter().all(|e| e.1 != "[DONE]"), "never a quiet [DONE] after a break");
+    assert!(
+        events.iter().all(|e| e.1 != "[DONE]"),
+        "never a quiet [DONE] after a break"
+    );
     let last: Value = serde_json::from_str(&events.last().unwrap().1).unwrap();
     assert_eq!(last["error"]["code"], "stream_interrupted", "{last}");
     assert!(events.len() >= 3, "some content arrived before the break");
     let logs = h.stop_and_read_logs().await;
     assert_eq!(logs[0]["stream_interrupted"], true);
-    assert!(logs[0]["error"].as_str().unwrap().contains("stream interrupted"));
+    assert!(logs[0]["error"]
+        .as_str()
+        .unwrap()
+        .contains("stream interrupted"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -195,7 +267,10 @@ async fn openai_client_to_anthropic_upstream_with_tools_streaming_and_not() {
     assert_eq!(status, 200, "{v}");
     let call = &v["choices"][0]["message"]["tool_calls"][0];
     assert_eq!(call["function"]["name"], "get_weather");
-    assert_eq!(serde_json::from_str::<Value>(call["function"]["arguments"].as_str().unwrap()).unwrap(), json!({"city": "Paris"}));
+    assert_eq!(
+        serde_json::from_str::<Value>(call["function"]["arguments"].as_str().unwrap()).unwrap(),
+        json!({"city": "Paris"})
+    );
     assert_eq!(v["choices"][0]["finish_reason"], "tool_calls");
     let rec = h.mock.recorded.lock().unwrap()[0].clone();
     assert_eq!(rec["path"], "/v1/messages");
@@ -204,19 +279,31 @@ async fn openai_client_to_anthropic_upstream_with_tools_streaming_and_not() {
     assert_eq!(rec["body"]["system"], "sys");
     assert_eq!(rec["body"]["max_tokens"], 50);
     assert_eq!(rec["body"]["stop_sequences"], json!(["END"]));
-    assert_eq!(rec["body"]["tools"][0]["input_schema"]["required"], json!(["city"]));
+    assert_eq!(
+        rec["body"]["tools"][0]["input_schema"]["required"],
+        json!(["city"])
+    );
 
     let r = h
         .post("/v1/chat/completions", json!({"model": "anth/claude", "stream": true, "tools": tools, "messages": user("Oslo")}))
         .await;
     let events = sse(&r.text().await.unwrap());
-    let chunks: Vec<Value> = events.iter().filter(|e| e.1 != "[DONE]").map(|e| serde_json::from_str(&e.1).unwrap()).collect();
+    let chunks: Vec<Value> = events
+        .iter()
+        .filter(|e| e.1 != "[DONE]")
+        .map(|e| serde_json::from_str(&e.1).unwrap())
+        .collect();
     let args: String = chunks
         .iter()
         .filter_map(|c| c["choices"][0]["delta"]["tool_calls"][0]["function"]["arguments"].as_str())
         .collect();
-    assert_eq!(serde_json::from_str::<Value>(&args).unwrap(), json!({"city": "Oslo"}));
-    assert!(chunks.iter().any(|c| c["choices"][0]["finish_reason"] == "tool_calls"));
+    assert_eq!(
+        serde_json::from_str::<Value>(&args).unwrap(),
+        json!({"city": "Oslo"})
+    );
+    assert!(chunks
+        .iter()
+        .any(|c| c["choices"][0]["finish_reason"] == "tool_calls"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -233,9 +320,15 @@ async fn anthropic_client_to_openai_upstream_and_failover_from_anthropic_429() {
     assert_eq!(v["content"][0]["text"], "Hello from ok! You said: bonjour");
     assert_eq!(v["stop_reason"], "end_turn");
     assert!(v["usage"]["output_tokens"].as_u64().unwrap() > 0);
-    assert_eq!(chain(&v["metadata"]), vec![("anth/429".to_string(), false), ("up/ok".to_string(), true)]);
+    assert_eq!(
+        chain(&v["metadata"]),
+        vec![("anth/429".to_string(), false), ("up/ok".to_string(), true)]
+    );
     let sent = h.mock.bodies().last().unwrap().clone();
-    assert_eq!(sent["messages"][0], json!({"role": "system", "content": "be nice"}));
+    assert_eq!(
+        sent["messages"][0],
+        json!({"role": "system", "content": "be nice"})
+    );
     assert_eq!(sent["user"], "u9");
 
     let r = h
@@ -244,11 +337,19 @@ async fn anthropic_client_to_openai_upstream_and_failover_from_anthropic_429() {
     let events = sse(&r.text().await.unwrap());
     let names: Vec<&str> = events.iter().map(|e| e.0.as_deref().unwrap()).collect();
     assert_eq!(names.first(), Some(&"message_start"));
-    assert_eq!(&names[names.len() - 2..], &["message_delta", "message_stop"]);
+    assert_eq!(
+        &names[names.len() - 2..],
+        &["message_delta", "message_stop"]
+    );
     let text: String = events
         .iter()
         .filter(|e| e.0.as_deref() == Some("content_block_delta"))
-        .map(|e| serde_json::from_str::<Value>(&e.1).unwrap()["delta"]["text"].as_str().unwrap().to_string())
+        .map(|e| {
+            serde_json::from_str::<Value>(&e.1).unwrap()["delta"]["text"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
         .collect();
     assert_eq!(text, "Hello from ok! You said: hi");
     let stop: Value = serde_json::from_str(&events.last().unwrap().1).unwrap();
@@ -272,21 +373,33 @@ async fn bad_requests_get_specific_openai_and_anthropic_errors() {
     assert_eq!(v["error"]["type"], "invalid_request_error");
     assert!(v["error"].as_object().unwrap().contains_key("param"));
 
-    let (status, _, v) = h.chat(json!({"model": "nope/nothing", "messages": user("x")})).await;
+    let (status, _, v) = h
+        .chat(json!({"model": "nope/nothing", "messages": user("x")}))
+        .await;
     assert_eq!(status, 404);
     assert_eq!(v["error"]["code"], "model_not_found");
-    assert!(v["error"]["message"].as_str().unwrap().contains("up/ok"), "lists what exists");
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("up/ok"),
+        "lists what exists"
+    );
 
-    let (status, _, v) = h.chat(json!({"model": "auto", "messages": user("x")})).await;
+    let (status, _, v) = h
+        .chat(json!({"model": "auto", "messages": user("x")}))
+        .await;
     assert_eq!(status, 400);
-    assert!(v["error"]["message"].as_str().unwrap().contains("trained router artifact"));
+    assert!(v["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("trained router artifact"));
 
     let (status, _, v) = h.chat(json!({"model": "up/ok", "messages": "hello"})).await;
     assert_eq!(status, 400);
     assert_eq!(v["error"]["param"], "messages");
 
     let big = "x".repeat(70_000);
-    let (status, _, v) = h.chat(json!({"model": "up/ok", "messages": user(&big)})).await;
+    let (status, _, v) = h
+        .chat(json!({"model": "up/ok", "messages": user(&big)}))
+        .await;
     assert_eq!(status, 413);
     assert_eq!(v["error"]["code"], "request_too_large");
 
@@ -299,14 +412,24 @@ async fn bad_requests_get_specific_openai_and_anthropic_errors() {
 
     let logs = h.stop_and_read_logs().await;
     let statuses: Vec<u64> = logs.iter().map(|r| r["status"].as_u64().unwrap()).collect();
-    assert_eq!(logs.len(), 6, "rejected requests are logged too: {statuses:?}");
+    assert_eq!(
+        logs.len(),
+        6,
+        "rejected requests are logged too: {statuses:?}"
+    );
     assert!(logs.iter().all(|r| r["status"].as_u64().unwrap() >= 400));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn router_api_keys_are_enforced() {
-    let h = Harness::start_with(Options { server_extra: "api_keys_env = \"TEST_ROUTER_KEYS\"", log_text: true }).await;
-    let (status, _, v) = h.chat(json!({"model": "up/ok", "messages": user("x")})).await;
+    let h = Harness::start_with(Options {
+        server_extra: "api_keys_env = \"TEST_ROUTER_KEYS\"",
+        log_text: true,
+    })
+    .await;
+    let (status, _, v) = h
+        .chat(json!({"model": "up/ok", "messages": user("x")}))
+        .await;
     assert_eq!(status, 401);
     assert_eq!(v["error"]["type"], "authentication_error");
     let r = h
@@ -318,7 +441,10 @@ async fn router_api_keys_are_enforced() {
         .await
         .unwrap();
     assert_eq!(r.status(), 401);
-    for (name, value) in [("authorization", "Bearer router-key-2"), ("x-api-key", "router-key-1")] {
+    for (name, value) in [
+        ("authorization", "Bearer router-key-2"),
+        ("x-api-key", "router-key-1"),
+    ] {
         let r = h
             .http
             .post(format!("{}/v1/chat/completions", h.base))
@@ -329,7 +455,12 @@ async fn router_api_keys_are_enforced() {
             .unwrap();
         assert_eq!(r.status(), 200, "{name}");
     }
-    let r = h.http.get(format!("{}/v1/models", h.base)).send().await.unwrap();
+    let r = h
+        .http
+        .get(format!("{}/v1/models", h.base))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 401);
 }
 
@@ -351,9 +482,17 @@ async fn cel_routes_and_sticky_variants() {
             let (_, _, again) = h
                 .chat(json!({"model": "router/ab", "user": user_id, "metadata": {"plan": "pro"}, "messages": user("y")}))
                 .await;
-            assert_eq!(again["metadata"]["routing"]["variant"], first["metadata"]["routing"]["variant"]);
+            assert_eq!(
+                again["metadata"]["routing"]["variant"],
+                first["metadata"]["routing"]["variant"]
+            );
         }
-        seen.insert(first["metadata"]["routing"]["variant"].as_str().unwrap().to_string());
+        seen.insert(
+            first["metadata"]["routing"]["variant"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
     }
     assert_eq!(seen.len(), 2, "both variants are used across users");
 }
@@ -361,14 +500,47 @@ async fn cel_routes_and_sticky_variants() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn models_health_and_metrics_endpoints() {
     let h = Harness::start().await;
-    let models: Value = h.http.get(format!("{}/v1/models", h.base)).send().await.unwrap().json().await.unwrap();
-    let ids: Vec<&str> = models["data"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap()).collect();
+    let models: Value = h
+        .http
+        .get(format!("{}/v1/models", h.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let ids: Vec<&str> = models["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
     assert!(ids.contains(&"up/ok") && ids.contains(&"router/ab") && ids.contains(&"auto"));
-    let health: Value = h.http.get(format!("{}/healthz", h.base)).send().await.unwrap().json().await.unwrap();
+    let health: Value = h
+        .http
+        .get(format!("{}/healthz", h.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(health["status"], "ok");
-    h.chat(json!({"model": "up/429", "models": ["up/ok"], "messages": user("x")})).await;
-    let m = h.http.get(format!("{}/metrics", h.base)).send().await.unwrap().text().await.unwrap();
-    assert!(m.contains("switchyard_requests_total{endpoint=\"/v1/chat/completions\",status=\"200\"} 1"), "{m}");
+    h.chat(json!({"model": "up/429", "models": ["up/ok"], "messages": user("x")}))
+        .await;
+    let m = h
+        .http
+        .get(format!("{}/metrics", h.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        m.contains("switchyard_requests_total{endpoint=\"/v1/chat/completions\",status=\"200\"} 1"),
+        "{m}"
+    );
     assert!(m.contains("switchyard_failovers_total{model=\"up/429\"} 1"));
     assert!(m.contains("switchyard_upstream_attempts_total{model=\"up/ok\",outcome=\"success\"} 1"));
     assert!(m.contains("switchyard_request_duration_seconds_count{model=\"up/ok\"} 1"));
@@ -379,8 +551,13 @@ async fn models_health_and_metrics_endpoints() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn text_logging_can_be_turned_off() {
-    let h = Harness::start_with(Options { server_extra: "", log_text: false }).await;
-    h.chat(json!({"model": "up/ok", "messages": user("secret prompt text")})).await;
+    let h = Harness::start_with(Options {
+        server_extra: "",
+        log_text: false,
+    })
+    .await;
+    h.chat(json!({"model": "up/ok", "messages": user("secret prompt text")}))
+        .await;
     let logs = h.stop_and_read_logs().await;
     let line = serde_json::to_string(&logs[0]).unwrap();
     assert!(!line.contains("secret prompt text"), "{line}");
@@ -408,13 +585,17 @@ async fn graceful_stop_drains_in_flight_streams_and_flushes_every_log_record() {
         }));
     }
     for i in 0..20 {
-        h.chat(json!({"model": "up/ok", "messages": user(&format!("n{i}"))})).await;
+        h.chat(json!({"model": "up/ok", "messages": user(&format!("n{i}"))}))
+            .await;
     }
     tokio::time::sleep(std::time::Duration::from_millis(150)).await;
     let logs = h.stop_and_read_logs().await;
     for t in inflight {
         let body = t.await.unwrap();
-        assert!(body.trim_end().ends_with("data: [DONE]"), "stream finished: {body}");
+        assert!(
+            body.trim_end().ends_with("data: [DONE]"),
+            "stream finished: {body}"
+        );
     }
     assert_eq!(logs.len(), 25, "nothing logged is lost");
 }

@@ -8,7 +8,10 @@ use serde_json::{json, Map, Value};
 /// `metadata.user_id` becomes `user`; other metadata keys stay in `metadata` for routing.
 pub fn to_openai(req: Value) -> Result<Value, GatewayError> {
     let Value::Object(mut req) = req else {
-        return Err(GatewayError::invalid("the request body must be a JSON object", "body"));
+        return Err(GatewayError::invalid(
+            "the request body must be a JSON object",
+            "body",
+        ));
     };
     let mut messages = Vec::new();
     match req.remove("system") {
@@ -20,7 +23,10 @@ pub fn to_openai(req: Value) -> Result<Value, GatewayError> {
         _ => {}
     }
     let Some(Value::Array(msgs)) = req.remove("messages") else {
-        return Err(GatewayError::invalid("`messages` is required and must be a list", "messages"));
+        return Err(GatewayError::invalid(
+            "`messages` is required and must be a list",
+            "messages",
+        ));
     };
     for (i, m) in msgs.into_iter().enumerate() {
         let role = m.get("role").and_then(Value::as_str).unwrap_or("");
@@ -114,7 +120,9 @@ fn convert_blocks(role: &str, blocks: &[Value], out: &mut Vec<Value>) {
                     Value::String(s) => s.clone(),
                     other => content_text(other),
                 };
-                out.push(json!({"role": "tool", "tool_call_id": b["tool_use_id"], "content": content}));
+                out.push(
+                    json!({"role": "tool", "tool_call_id": b["tool_use_id"], "content": content}),
+                );
             }
             _ => {}
         }
@@ -139,11 +147,19 @@ fn convert_blocks(role: &str, blocks: &[Value], out: &mut Vec<Value>) {
 
 /// A canonical OpenAI body → an Anthropic Messages request (provider side).
 /// `response_format` has no Anthropic equivalent: it becomes a system instruction.
-pub fn from_openai(body: &Map<String, Value>, upstream_model: &str, default_max_tokens: u64) -> Value {
+pub fn from_openai(
+    body: &Map<String, Value>,
+    upstream_model: &str,
+    default_max_tokens: u64,
+) -> Value {
     let mut system: Vec<String> = Vec::new();
     let mut messages: Vec<Value> = Vec::new();
     let empty = Vec::new();
-    for m in body.get("messages").and_then(Value::as_array).unwrap_or(&empty) {
+    for m in body
+        .get("messages")
+        .and_then(Value::as_array)
+        .unwrap_or(&empty)
+    {
         let role = m["role"].as_str().unwrap_or("user");
         let blocks: Vec<Value> = match role {
             "system" | "developer" => {
@@ -157,7 +173,11 @@ pub fn from_openai(body: &Map<String, Value>, upstream_model: &str, default_max_
             })],
             _ => {
                 let mut blocks = content_blocks(&m["content"]);
-                for tc in m.get("tool_calls").and_then(Value::as_array).unwrap_or(&empty) {
+                for tc in m
+                    .get("tool_calls")
+                    .and_then(Value::as_array)
+                    .unwrap_or(&empty)
+                {
                     let args = tc["function"]["arguments"].as_str().unwrap_or("{}");
                     blocks.push(json!({
                         "type": "tool_use", "id": tc["id"], "name": tc["function"]["name"],
@@ -167,7 +187,11 @@ pub fn from_openai(body: &Map<String, Value>, upstream_model: &str, default_max_
                 blocks
             }
         };
-        let role = if role == "assistant" { "assistant" } else { "user" };
+        let role = if role == "assistant" {
+            "assistant"
+        } else {
+            "user"
+        };
         // Anthropic wants alternating roles: merge consecutive messages of one role.
         match messages.last_mut() {
             Some(last) if last["role"] == role => {
@@ -178,8 +202,14 @@ pub fn from_openai(body: &Map<String, Value>, upstream_model: &str, default_max_
             _ => messages.push(json!({"role": role, "content": blocks})),
         }
     }
-    match body.get("response_format").and_then(|f| f.get("type")).and_then(Value::as_str) {
-        Some("json_object") => system.push("Respond with a single JSON object and nothing else.".into()),
+    match body
+        .get("response_format")
+        .and_then(|f| f.get("type"))
+        .and_then(Value::as_str)
+    {
+        Some("json_object") => {
+            system.push("Respond with a single JSON object and nothing else.".into())
+        }
         Some("json_schema") => system.push(format!(
             "Respond with a single JSON object that matches this JSON schema, and nothing else: {}",
             body["response_format"]["json_schema"]["schema"]
@@ -285,18 +315,36 @@ mod tests {
         assert_eq!(oai["user"], "u1");
         assert_eq!(oai["metadata"], json!({"plan": "free"}));
         assert_eq!(oai["stop"], json!(["END"]));
-        assert_eq!(oai["messages"][0], json!({"role": "system", "content": "be brief"}));
-        assert_eq!(oai["messages"][2]["tool_calls"][0]["function"]["arguments"], "{\"city\":\"Paris\"}");
-        assert_eq!(oai["messages"][3], json!({"role": "tool", "tool_call_id": "t1", "content": "sunny"}));
+        assert_eq!(
+            oai["messages"][0],
+            json!({"role": "system", "content": "be brief"})
+        );
+        assert_eq!(
+            oai["messages"][2]["tool_calls"][0]["function"]["arguments"],
+            "{\"city\":\"Paris\"}"
+        );
+        assert_eq!(
+            oai["messages"][3],
+            json!({"role": "tool", "tool_call_id": "t1", "content": "sunny"})
+        );
         assert_eq!(oai["tool_choice"]["function"]["name"], "get_weather");
 
         let back = from_openai(oai.as_object().unwrap(), "claude", 4096);
         assert_eq!(back["system"], "be brief");
         assert_eq!(back["max_tokens"], 100);
         assert_eq!(back["stop_sequences"], json!(["END"]));
-        assert_eq!(back["messages"][1]["content"][1]["input"], json!({"city": "Paris"}));
+        assert_eq!(
+            back["messages"][1]["content"][1]["input"],
+            json!({"city": "Paris"})
+        );
         assert_eq!(back["messages"][2]["content"][0]["type"], "tool_result");
-        assert_eq!(back["tools"][0]["input_schema"]["properties"]["city"]["type"], "string");
-        assert_eq!(back["tool_choice"], json!({"type": "tool", "name": "get_weather"}));
+        assert_eq!(
+            back["tools"][0]["input_schema"]["properties"]["city"]["type"],
+            "string"
+        );
+        assert_eq!(
+            back["tool_choice"],
+            json!({"type": "tool", "name": "get_weather"})
+        );
     }
 }

@@ -9,7 +9,12 @@ pub fn to_openai(msg: &Value, created: u64) -> Result<Value, UpstreamError> {
     let blocks = msg
         .get("content")
         .and_then(Value::as_array)
-        .ok_or_else(|| UpstreamError::new(FailureKind::Malformed, "Anthropic response has no `content` list"))?;
+        .ok_or_else(|| {
+            UpstreamError::new(
+                FailureKind::Malformed,
+                "Anthropic response has no `content` list",
+            )
+        })?;
     let mut text = String::new();
     let mut tool_calls = Vec::new();
     for b in blocks {
@@ -41,10 +46,19 @@ pub fn from_openai(c: &Value, model: &str) -> Value {
     let choice = &c["choices"][0];
     let msg = &choice["message"];
     let mut content = Vec::new();
-    if let Some(t) = msg.get("content").and_then(Value::as_str).filter(|t| !t.is_empty()) {
+    if let Some(t) = msg
+        .get("content")
+        .and_then(Value::as_str)
+        .filter(|t| !t.is_empty())
+    {
         content.push(json!({"type": "text", "text": t}));
     }
-    for tc in msg.get("tool_calls").and_then(Value::as_array).into_iter().flatten() {
+    for tc in msg
+        .get("tool_calls")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
         let args = tc["function"]["arguments"].as_str().unwrap_or("{}");
         content.push(json!({
             "type": "tool_use", "id": tc["id"], "name": tc["function"]["name"],
@@ -75,7 +89,10 @@ mod tests {
             "usage": {"input_tokens": 5, "output_tokens": 7}});
         let oai = to_openai(&anth, 0).unwrap();
         assert_eq!(oai["choices"][0]["finish_reason"], "tool_calls");
-        assert_eq!(oai["choices"][0]["message"]["tool_calls"][0]["function"]["arguments"], "{\"a\":1}");
+        assert_eq!(
+            oai["choices"][0]["message"]["tool_calls"][0]["function"]["arguments"],
+            "{\"a\":1}"
+        );
         assert_eq!(oai["usage"]["total_tokens"], 12);
         let back = from_openai(&oai, "anthropic/claude");
         assert_eq!(back["content"], anth["content"]);

@@ -44,13 +44,18 @@ impl ToOpenAi {
                 let b = &ev["content_block"];
                 if b["type"] == "tool_use" {
                     let idx = self.tool_index.len();
-                    self.tool_index.push((ev["index"].as_u64().unwrap_or(0), idx));
+                    self.tool_index
+                        .push((ev["index"].as_u64().unwrap_or(0), idx));
                     vec![self.chunk(
                         json!({"tool_calls": [{"index": idx, "id": b["id"], "type": "function", "function": {"name": b["name"], "arguments": ""}}]}),
                         None,
                     )]
                 } else {
-                    match b.get("text").and_then(Value::as_str).filter(|t| !t.is_empty()) {
+                    match b
+                        .get("text")
+                        .and_then(Value::as_str)
+                        .filter(|t| !t.is_empty())
+                    {
                         Some(t) => vec![self.chunk(json!({"content": t}), None)],
                         None => vec![],
                     }
@@ -87,9 +92,11 @@ impl ToOpenAi {
             }
             Some("message_stop") => {
                 self.finished = true;
-                vec![json!({"id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.model,
+                vec![
+                    json!({"id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.model,
                     "choices": [], "usage": {"prompt_tokens": self.input_tokens, "completion_tokens": self.output_tokens,
-                    "total_tokens": self.input_tokens + self.output_tokens}})]
+                    "total_tokens": self.input_tokens + self.output_tokens}}),
+                ]
             }
             Some("error") => {
                 return Err(UpstreamError::new(
@@ -137,16 +144,27 @@ impl FromOpenAi {
 
     fn close(&mut self, out: &mut Vec<(&'static str, Value)>) {
         if let Some((i, _)) = self.open.take() {
-            out.push(("content_block_stop", json!({"type": "content_block_stop", "index": i})));
+            out.push((
+                "content_block_stop",
+                json!({"type": "content_block_stop", "index": i}),
+            ));
         }
     }
 
-    fn open_block(&mut self, block: Value, is_tool: bool, out: &mut Vec<(&'static str, Value)>) -> usize {
+    fn open_block(
+        &mut self,
+        block: Value,
+        is_tool: bool,
+        out: &mut Vec<(&'static str, Value)>,
+    ) -> usize {
         self.close(out);
         let i = self.next_index;
         self.next_index += 1;
         self.open = Some((i, is_tool));
-        out.push(("content_block_start", json!({"type": "content_block_start", "index": i, "content_block": block})));
+        out.push((
+            "content_block_start",
+            json!({"type": "content_block_start", "index": i, "content_block": block}),
+        ));
         i
     }
 
@@ -158,15 +176,27 @@ impl FromOpenAi {
             return out;
         };
         let delta = &choice["delta"];
-        if let Some(text) = delta.get("content").and_then(Value::as_str).filter(|t| !t.is_empty()) {
+        if let Some(text) = delta
+            .get("content")
+            .and_then(Value::as_str)
+            .filter(|t| !t.is_empty())
+        {
             let i = match self.open {
                 Some((i, false)) => i,
                 _ => self.open_block(json!({"type": "text", "text": ""}), false, &mut out),
             };
-            out.push(("content_block_delta", json!({"type": "content_block_delta", "index": i,
-                "delta": {"type": "text_delta", "text": text}})));
+            out.push((
+                "content_block_delta",
+                json!({"type": "content_block_delta", "index": i,
+                "delta": {"type": "text_delta", "text": text}}),
+            ));
         }
-        for tc in delta.get("tool_calls").and_then(Value::as_array).into_iter().flatten() {
+        for tc in delta
+            .get("tool_calls")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
             if let Some(id) = tc.get("id").and_then(Value::as_str) {
                 self.open_block(
                     json!({"type": "tool_use", "id": id, "name": tc["function"]["name"], "input": {}}),
@@ -174,10 +204,14 @@ impl FromOpenAi {
                     &mut out,
                 );
             }
-            if let (Some(args), Some((i, true))) = (tc["function"]["arguments"].as_str(), self.open) {
+            if let (Some(args), Some((i, true))) = (tc["function"]["arguments"].as_str(), self.open)
+            {
                 if !args.is_empty() {
-                    out.push(("content_block_delta", json!({"type": "content_block_delta", "index": i,
-                        "delta": {"type": "input_json_delta", "partial_json": args}})));
+                    out.push((
+                        "content_block_delta",
+                        json!({"type": "content_block_delta", "index": i,
+                        "delta": {"type": "input_json_delta", "partial_json": args}}),
+                    ));
                 }
             }
         }
@@ -188,14 +222,25 @@ impl FromOpenAi {
     }
 
     /// The closing events: `message_delta` with usage, then `message_stop` carrying `metadata`.
-    pub fn finish(&mut self, input_tokens: u64, output_tokens: u64, metadata: Value) -> Vec<(&'static str, Value)> {
+    pub fn finish(
+        &mut self,
+        input_tokens: u64,
+        output_tokens: u64,
+        metadata: Value,
+    ) -> Vec<(&'static str, Value)> {
         let mut out = Vec::new();
         self.start(&mut out);
         self.close(&mut out);
-        out.push(("message_delta", json!({"type": "message_delta",
+        out.push((
+            "message_delta",
+            json!({"type": "message_delta",
             "delta": {"stop_reason": self.stop_reason, "stop_sequence": null},
-            "usage": {"input_tokens": input_tokens, "output_tokens": output_tokens}})));
-        out.push(("message_stop", json!({"type": "message_stop", "metadata": metadata})));
+            "usage": {"input_tokens": input_tokens, "output_tokens": output_tokens}}),
+        ));
+        out.push((
+            "message_stop",
+            json!({"type": "message_stop", "metadata": metadata}),
+        ));
         out
     }
 }
@@ -215,12 +260,30 @@ mod tests {
         let mut events: Vec<(&str, Value)> = chunks.iter().flat_map(|c| enc.chunk(c)).collect();
         events.extend(enc.finish(3, 4, json!({})));
         let names: Vec<&str> = events.iter().map(|e| e.0).collect();
-        assert_eq!(names, vec!["message_start", "content_block_start", "content_block_delta", "content_block_delta",
-                               "content_block_stop", "message_delta", "message_stop"]);
+        assert_eq!(
+            names,
+            vec![
+                "message_start",
+                "content_block_start",
+                "content_block_delta",
+                "content_block_delta",
+                "content_block_stop",
+                "message_delta",
+                "message_stop"
+            ]
+        );
         // And back to OpenAI: the tool call arguments survive.
         let mut dec = ToOpenAi::new(0);
-        let back: Vec<Value> = events.iter().flat_map(|(_, e)| dec.event(e).unwrap()).collect();
-        let args: String = back.iter().filter_map(|c| c["choices"][0]["delta"]["tool_calls"][0]["function"]["arguments"].as_str()).collect();
+        let back: Vec<Value> = events
+            .iter()
+            .flat_map(|(_, e)| dec.event(e).unwrap())
+            .collect();
+        let args: String = back
+            .iter()
+            .filter_map(|c| {
+                c["choices"][0]["delta"]["tool_calls"][0]["function"]["arguments"].as_str()
+            })
+            .collect();
         assert_eq!(args, a.tool_calls[0].2);
         assert!(dec.finished);
         assert_eq!(back.last().unwrap()["usage"]["completion_tokens"], 4);

@@ -27,7 +27,11 @@ impl AnthropicProvider {
 
 impl Provider for AnthropicProvider {
     fn send(&self, call: Call) -> BoxFuture<'static, Result<Reply, UpstreamError>> {
-        let mut body = request::from_openai(&call.body, &call.model.upstream, call.model.max_output_tokens);
+        let mut body = request::from_openai(
+            &call.body,
+            &call.model.upstream,
+            call.model.max_output_tokens,
+        );
         body["stream"] = Value::Bool(call.stream);
         let mut req = self
             .http
@@ -45,39 +49,56 @@ impl Provider for AnthropicProvider {
             let created = crate::util::unix_secs();
             if !call.stream {
                 let v: Value = resp.json().await.map_err(|e| {
-                    UpstreamError::new(FailureKind::Malformed, format!("upstream returned invalid JSON: {e}"))
+                    UpstreamError::new(
+                        FailureKind::Malformed,
+                        format!("upstream returned invalid JSON: {e}"),
+                    )
                 })?;
                 return Ok(Reply::Complete(response::to_openai(&v, created)?));
             }
             let events = sse::events(resp.bytes_stream().boxed());
-            let state = (events, ToOpenAi::new(created), Vec::<Value>::new().into_iter(), false);
-            let chunks = futures_util::stream::unfold(state, |(mut events, mut conv, mut pending, done)| async move {
-                loop {
-                    if let Some(c) = pending.next() {
-                        return Some((Ok(c), (events, conv, pending, done)));
-                    }
-                    if done || conv.finished {
-                        return None;
-                    }
-                    match events.next().await {
-                        Some(Ok(ev)) => match serde_json::from_str::<Value>(&ev.data) {
-                            Ok(v) => match conv.event(&v) {
-                                Ok(chunks) => pending = chunks.into_iter(),
-                                Err(e) => return Some((Err(e), (events, conv, pending, true))),
+            let state = (
+                events,
+                ToOpenAi::new(created),
+                Vec::<Value>::new().into_iter(),
+                false,
+            );
+            let chunks = futures_util::stream::unfold(
+                state,
+                |(mut events, mut conv, mut pending, done)| async move {
+                    loop {
+                        if let Some(c) = pending.next() {
+                            return Some((Ok(c), (events, conv, pending, done)));
+                        }
+                        if done || conv.finished {
+                            return None;
+                        }
+                        match events.next().await {
+                            Some(Ok(ev)) => match serde_json::from_str::<Value>(&ev.data) {
+                                Ok(v) => match conv.event(&v) {
+                                    Ok(chunks) => pending = chunks.into_iter(),
+                                    Err(e) => return Some((Err(e), (events, conv, pending, true))),
+                                },
+                                Err(e) => {
+                                    let err = UpstreamError::new(
+                                        FailureKind::Malformed,
+                                        format!("upstream sent an invalid event: {e}"),
+                                    );
+                                    return Some((Err(err), (events, conv, pending, true)));
+                                }
                             },
-                            Err(e) => {
-                                let err = UpstreamError::new(FailureKind::Malformed, format!("upstream sent an invalid event: {e}"));
+                            Some(Err(e)) => return Some((Err(e), (events, conv, pending, true))),
+                            None => {
+                                let err = UpstreamError::new(
+                                    FailureKind::StreamBroken,
+                                    "upstream stream ended without message_stop",
+                                );
                                 return Some((Err(err), (events, conv, pending, true)));
                             }
-                        },
-                        Some(Err(e)) => return Some((Err(e), (events, conv, pending, true))),
-                        None => {
-                            let err = UpstreamError::new(FailureKind::StreamBroken, "upstream stream ended without message_stop");
-                            return Some((Err(err), (events, conv, pending, true)));
                         }
                     }
-                }
-            });
+                },
+            );
             Ok(Reply::Stream(chunks.boxed()))
         })
     }

@@ -19,35 +19,53 @@ impl Provider for MockProvider {
             let script = behaviour.script();
             match script {
                 Script::Status(code) => {
-                    return Err(UpstreamError::status(code, format!("mock {code} from {}", call.model.id)))
+                    return Err(UpstreamError::status(
+                        code,
+                        format!("mock {code} from {}", call.model.id),
+                    ))
                 }
                 Script::HangHeaders => std::future::pending::<()>().await,
                 Script::Malformed => {
-                    return Err(UpstreamError::new(FailureKind::Malformed, "mock returned invalid JSON"))
+                    return Err(UpstreamError::new(
+                        FailureKind::Malformed,
+                        "mock returned invalid JSON",
+                    ))
                 }
                 Script::Ok | Script::HangTtft | Script::DropMid => {}
             }
-            let answer = mock_script::answer(&call.body, &call.model.id, behaviour.reply.as_deref());
+            let answer =
+                mock_script::answer(&call.body, &call.model.id, behaviour.reply.as_deref());
             let id = format!("chatcmpl-mock-{}", uuid::Uuid::new_v4().simple());
             let created = crate::util::unix_secs();
             if !call.stream {
                 if script == Script::HangTtft {
                     std::future::pending::<()>().await;
                 }
-                return Ok(Reply::Complete(mock_script::completion_json(&answer, &call.model.upstream, &id, created)));
+                return Ok(Reply::Complete(mock_script::completion_json(
+                    &answer,
+                    &call.model.upstream,
+                    &id,
+                    created,
+                )));
             }
-            let chunks = mock_script::chunks_json(&answer, &call.model.upstream, &id, created, true);
+            let chunks =
+                mock_script::chunks_json(&answer, &call.model.upstream, &id, created, true);
             let delay = Duration::from_millis(behaviour.chunk_delay_ms);
-            let stream = futures_util::stream::iter(chunks.into_iter().enumerate()).then(move |(i, c)| async move {
-                if i > 0 && !delay.is_zero() {
-                    tokio::time::sleep(delay).await;
-                }
-                match script {
-                    Script::HangTtft if i > 0 => std::future::pending().await,
-                    Script::DropMid if i > 3 => Err(UpstreamError::new(FailureKind::StreamBroken, "mock dropped the stream")),
-                    _ => Ok(c),
-                }
-            });
+            let stream = futures_util::stream::iter(chunks.into_iter().enumerate()).then(
+                move |(i, c)| async move {
+                    if i > 0 && !delay.is_zero() {
+                        tokio::time::sleep(delay).await;
+                    }
+                    match script {
+                        Script::HangTtft if i > 0 => std::future::pending().await,
+                        Script::DropMid if i > 3 => Err(UpstreamError::new(
+                            FailureKind::StreamBroken,
+                            "mock dropped the stream",
+                        )),
+                        _ => Ok(c),
+                    }
+                },
+            );
             // Stop after the first error, as a real connection would.
             let stream = stream.scan(false, |failed, item| {
                 let out = if *failed { None } else { Some(item) };

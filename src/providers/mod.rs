@@ -104,9 +104,10 @@ pub trait Provider: Send + Sync {
 pub fn build(config: &Arc<ProviderConfig>, http: &reqwest::Client) -> Arc<dyn Provider> {
     match config.kind {
         ProviderKind::OpenAi => Arc::new(openai::OpenAiProvider::new(config.clone(), http.clone())),
-        ProviderKind::Anthropic => {
-            Arc::new(anthropic::AnthropicProvider::new(config.clone(), http.clone()))
-        }
+        ProviderKind::Anthropic => Arc::new(anthropic::AnthropicProvider::new(
+            config.clone(),
+            http.clone(),
+        )),
         ProviderKind::Mock => Arc::new(mock::MockProvider),
     }
 }

@@ -29,9 +29,7 @@ impl Provider for OpenAiProvider {
             body.insert("stream".into(), Value::Bool(true));
             // Always ask for usage so that cost and logs are exact; the relay drops the usage
             // chunk if the client did not ask for it.
-            let opts = body
-                .entry("stream_options")
-                .or_insert_with(|| json!({}));
+            let opts = body.entry("stream_options").or_insert_with(|| json!({}));
             if let Some(o) = opts.as_object_mut() {
                 o.insert("include_usage".into(), Value::Bool(true));
             }
@@ -47,10 +45,16 @@ impl Provider for OpenAiProvider {
             }
             if !call.stream {
                 let bytes = resp.bytes().await.map_err(|e| {
-                    UpstreamError::new(FailureKind::StreamBroken, format!("reading the body failed: {e}"))
+                    UpstreamError::new(
+                        FailureKind::StreamBroken,
+                        format!("reading the body failed: {e}"),
+                    )
                 })?;
                 let v: Value = serde_json::from_slice(&bytes).map_err(|e| {
-                    UpstreamError::new(FailureKind::Malformed, format!("upstream returned invalid JSON: {e}"))
+                    UpstreamError::new(
+                        FailureKind::Malformed,
+                        format!("upstream returned invalid JSON: {e}"),
+                    )
                 })?;
                 if v.get("choices").and_then(Value::as_array).is_none() {
                     return Err(UpstreamError::new(

@@ -112,7 +112,10 @@ mod tests {
         let mut buf = BytesMut::from(&b": ping\n\nevent: x\ndata: {\"a\":1}\n\ndata: [DO"[..]);
         assert_eq!(
             take_event(&mut buf),
-            Some(Event { event: Some("x".into()), data: "{\"a\":1}".into() })
+            Some(Event {
+                event: Some("x".into()),
+                data: "{\"a\":1}".into()
+            })
         );
         assert_eq!(take_event(&mut buf), None);
         buf.extend_from_slice(b"NE]\r\n\r\n");

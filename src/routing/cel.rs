@@ -73,8 +73,14 @@ mod tests {
         let req = json!({"prompt_tokens": 12});
         assert_eq!(e.eval_bool(&[("plan", &plan), ("request", &req)]), Ok(true));
         let plan = json!("pro");
-        assert_eq!(e.eval_bool(&[("plan", &plan), ("request", &req)]), Ok(false));
-        assert!(e.eval_bool(&[("request", &req)]).unwrap_err().contains("failed"));
+        assert_eq!(
+            e.eval_bool(&[("plan", &plan), ("request", &req)]),
+            Ok(false)
+        );
+        assert!(e
+            .eval_bool(&[("request", &req)])
+            .unwrap_err()
+            .contains("failed"));
         let mut vars = e.variables();
         vars.sort();
         assert_eq!(vars, vec!["plan", "request"]);

@@ -123,7 +123,10 @@ impl RoutingTable {
             many => Err(GatewayError::invalid(
                 format!(
                     "model {name:?} is ambiguous; say which: {}",
-                    many.iter().map(|m| m.id.as_str()).collect::<Vec<_>>().join(", ")
+                    many.iter()
+                        .map(|m| m.id.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ),
                 param,
             )),
@@ -173,7 +176,10 @@ fn plan_router(router: &RouterConfig, req: &ChatRequest, request_id: &str) -> Ro
     let mut skipped = Vec::new();
     let mut chosen: Option<(&RouteConfig, String)> = None;
     for route in &router.routes {
-        let when = route.when.as_ref().expect("validated: routes have conditions");
+        let when = route
+            .when
+            .as_ref()
+            .expect("validated: routes have conditions");
         match when.eval_bool(&vars) {
             Ok(true) => {
                 chosen = Some((route, format!("condition {:?} matched", when.source)));
@@ -183,17 +189,26 @@ fn plan_router(router: &RouterConfig, req: &ChatRequest, request_id: &str) -> Ro
             Err(e) => skipped.push(e),
         }
     }
-    let (route, mut reason) = chosen.unwrap_or((&router.default, "no condition matched; default route".into()));
+    let (route, mut reason) = chosen.unwrap_or((
+        &router.default,
+        "no condition matched; default route".into(),
+    ));
     if !skipped.is_empty() {
-        reason.push_str(&format!(" (conditions not evaluable, treated as false: {})", skipped.join("; ")));
+        reason.push_str(&format!(
+            " (conditions not evaluable, treated as false: {})",
+            skipped.join("; ")
+        ));
     }
     let variant = if route.variants.len() == 1 {
         &route.variants[0]
     } else {
         match &req.user {
             Some(user) => {
-                reason.push_str(&format!("; variant sticky by user"));
-                sticky::pick(&route.variants, &format!("{}\0{}\0{user}", router.name, route.name))
+                reason.push_str("; variant sticky by user");
+                sticky::pick(
+                    &route.variants,
+                    &format!("{}\0{}\0{user}", router.name, route.name),
+                )
             }
             None => {
                 reason.push_str("; variant random (no user)");
@@ -244,16 +259,34 @@ mod tests {
     #[test]
     fn resolves_models_bare_names_and_routers() {
         let t = table();
-        let p = t.plan(&req(json!({"model": "fast", "messages": [{"role": "user", "content": "x"}]})), "r").unwrap();
+        let p = t
+            .plan(
+                &req(json!({"model": "fast", "messages": [{"role": "user", "content": "x"}]})),
+                "r",
+            )
+            .unwrap();
         assert_eq!(p.chain[0].id, "mock/fast");
         let p = t
             .plan(&req(json!({"model": "router/demo", "metadata": {"plan": "free"}, "messages": [{"role": "user", "content": "x"}]})), "r")
             .unwrap();
-        assert_eq!(p.chain.iter().map(|m| m.id.as_str()).collect::<Vec<_>>(), vec!["mock/fast", "mock/smart"]);
+        assert_eq!(
+            p.chain.iter().map(|m| m.id.as_str()).collect::<Vec<_>>(),
+            vec!["mock/fast", "mock/smart"]
+        );
         assert_eq!(p.decision.route.as_deref(), Some("free"));
-        let e = t.plan(&req(json!({"model": "nope", "messages": [{"role": "user", "content": "x"}]})), "r").unwrap_err();
+        let e = t
+            .plan(
+                &req(json!({"model": "nope", "messages": [{"role": "user", "content": "x"}]})),
+                "r",
+            )
+            .unwrap_err();
         assert_eq!(e.kind, ErrorKind::ModelNotFound);
-        let e = t.plan(&req(json!({"model": "auto", "messages": [{"role": "user", "content": "x"}]})), "r").unwrap_err();
+        let e = t
+            .plan(
+                &req(json!({"model": "auto", "messages": [{"role": "user", "content": "x"}]})),
+                "r",
+            )
+            .unwrap_err();
         assert_eq!(e.kind, ErrorKind::AutoUnavailable);
     }
 
@@ -264,7 +297,11 @@ mod tests {
             .plan(&req(json!({"model": "router/demo", "user": "bob", "models": ["mock/flaky"], "messages": [{"role": "user", "content": "x"}]})), "r")
             .unwrap();
         assert_eq!(p.decision.route.as_deref(), Some("default"));
-        assert!(p.decision.reason.contains("treated as false"), "{}", p.decision.reason);
+        assert!(
+            p.decision.reason.contains("treated as false"),
+            "{}",
+            p.decision.reason
+        );
         assert_eq!(p.chain.last().unwrap().id, "mock/flaky");
         assert_eq!(p.chain.len(), 3);
     }

@@ -69,7 +69,10 @@ mod tests {
             }
             for (c, w) in counts.iter().zip(weights) {
                 let share = *c as f64 / 100.0;
-                assert!((share - w as f64).abs() <= 2.0, "{weights:?}: got {counts:?}");
+                assert!(
+                    (share - w as f64).abs() <= 2.0,
+                    "{weights:?}: got {counts:?}"
+                );
             }
         }
     }

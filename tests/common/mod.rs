@@ -127,7 +127,8 @@ impl Harness {
 
     pub async fn start_with(opts: Options) -> Harness {
         let mock = MockUpstream::start("127.0.0.1:0").await.unwrap();
-        let log_dir = std::env::temp_dir().join(format!("switchyard-test-{}", uuid::Uuid::new_v4().simple()));
+        let log_dir =
+            std::env::temp_dir().join(format!("switchyard-test-{}", uuid::Uuid::new_v4().simple()));
         let text = CONFIG
             .replace("{MOCK}", &mock.base_url())
             .replace("{LOGS}", &log_dir.display().to_string())
@@ -151,7 +152,12 @@ impl Harness {
     }
 
     pub async fn post(&self, path: &str, body: Value) -> reqwest::Response {
-        self.http.post(format!("{}{path}", self.base)).json(&body).send().await.unwrap()
+        self.http
+            .post(format!("{}{path}", self.base))
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
     }
 
     pub async fn chat(&self, body: Value) -> (u16, reqwest::header::HeaderMap, Value) {
@@ -202,6 +208,11 @@ pub fn chain(meta: &Value) -> Vec<(String, bool)> {
         .as_array()
         .unwrap()
         .iter()
-        .map(|a| (a["model"].as_str().unwrap().to_string(), a["success"].as_bool().unwrap()))
+        .map(|a| {
+            (
+                a["model"].as_str().unwrap().to_string(),
+                a["success"].as_bool().unwrap(),
+            )
+        })
         .collect()
 }

@@ -1,0 +1,285 @@
+//! Load harness (loopback only, bounded in time and count).
+//!
+//! Starts `switchyard mock-upstream` and `switchyard serve` as child processes on free loopback
+//! ports, then, for each fixed rate, sends an open-loop request stream first directly to the mock
+//! and then through Switchyard, non-streaming and streaming. Reports p50/p99 latency and
+//! time-to-first-byte for both and the difference (the overhead Switchyard adds), plus
+//! Switchyard's peak RSS.
+//!
+//! `cargo run --release --bin switchyard-load -- --rates 500,2000,5000 --seconds 4`
+
+use serde_json::json;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::Mutex;
+
+struct Args {
+    rates: Vec<u32>,
+    seconds: f64,
+    max_requests: usize,
+}
+
+fn parse_args() -> Args {
+    let mut args = Args {
+        rates: vec![500, 2000, 5000],
+        seconds: 4.0,
+        max_requests: 25_000,
+    };
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    let mut i = 0;
+    while i < argv.len() {
+        let value = argv.get(i + 1).cloned().unwrap_or_default();
+        match argv[i].as_str() {
+            "--rates" => {
+                args.rates = value
+                    .split(',')
+                    .filter_map(|r| r.trim().parse().ok())
+                    .collect()
+            }
+            "--seconds" => args.seconds = value.parse().unwrap_or(args.seconds).clamp(0.5, 60.0),
+            "--max-requests" => {
+                args.max_requests = value.parse().unwrap_or(args.max_requests).min(200_000)
+            }
+            other => {
+                eprintln!("unknown argument {other}; use --rates 500,2000 --seconds 4 --max-requests 25000");
+                std::process::exit(2);
+            }
+        }
+        i += 2;
+    }
+    args
+}
+
+/// Starts a child that prints `... listening on http://ADDR...` and returns it with ADDR.
+fn spawn(bin: &std::path::Path, args: &[&str]) -> (Child, String) {
+    let mut child = Command::new(bin)
+        .args(args)
+        .env("SWITCHYARD_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start child process");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
+        .trim_end_matches("/v1")
+        .to_string();
+    (child, url)
+}
+
+fn peak_rss_mb(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(f64::NAN)
+}
+
+#[derive(Default)]
+struct Samples {
+    latency: Vec<f64>,
+    ttfb: Vec<f64>,
+    errors: usize,
+}
+
+fn pct(v: &mut [f64], p: f64) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[((v.len() as f64 - 1.0) * p).round() as usize]
+}
+
+/// Open-loop load: requests start on a fixed schedule whatever the latency; each latency is
+/// measured from its scheduled start (no coordinated omission).
+async fn run_phase(
+    client: &reqwest::Client,
+    url: &str,
+    model: &str,
+    stream: bool,
+    rate: u32,
+    secs: f64,
+    max: usize,
+) -> Samples {
+    let total = ((rate as f64 * secs) as usize).min(max);
+    let interval = Duration::from_secs_f64(1.0 / rate as f64);
+    let samples = Arc::new(Mutex::new(Samples::default()));
+    let body = Arc::new(json!({"model": model, "stream": stream,
+        "messages": [{"role": "user", "content": "Summarise the plot of Hamlet in one sentence."}]}));
+    let start = Instant::now();
+    let mut tasks = Vec::with_capacity(total);
+    for i in 0..total {
+        let scheduled = start + interval * i as u32;
+        tokio::time::sleep_until(scheduled.into()).await;
+        let (client, url, body, samples) = (
+            client.clone(),
+            url.to_string(),
+            body.clone(),
+            samples.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let result = tokio::time::timeout(Duration::from_secs(10), async {
+                let mut resp = client.post(&url).json(&*body).send().await.ok()?;
+                if !resp.status().is_success() {
+                    return None;
+                }
+                let mut ttfb = None;
+                while let Some(chunk) = resp.chunk().await.ok()? {
+                    if ttfb.is_none() && !chunk.is_empty() {
+                        ttfb = Some(scheduled.elapsed());
+                    }
+                }
+                Some((
+                    ttfb.unwrap_or_else(|| scheduled.elapsed()),
+                    scheduled.elapsed(),
+                ))
+            })
+            .await;
+            let mut s = samples.lock().await;
+            match result {
+                Ok(Some((ttfb, total))) => {
+                    s.ttfb.push(ttfb.as_secs_f64() * 1000.0);
+                    s.latency.push(total.as_secs_f64() * 1000.0);
+                }
+                _ => s.errors += 1,
+            }
+        }));
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+    Arc::try_unwrap(samples).ok().unwrap().into_inner()
+}
+
+#[tokio::main]
+async fn main() {
+    let args = parse_args();
+    let bin = std::env::current_exe()
+        .unwrap()
+        .with_file_name("switchyard");
+    assert!(
+        bin.exists(),
+        "build the server first: cargo build --release (looked for {})",
+        bin.display()
+    );
+    let (mut mock, mock_url) = spawn(&bin, &["mock-upstream", "--listen", "127.0.0.1:0"]);
+    let dir = std::env::temp_dir().join(format!("switchyard-load-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("load.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[logging]\ndir = \"{}\"\n[providers.up]\nkind = \"openai\"\nbase_url = \"{mock_url}/v1\"\n\
+             [[models]]\nid = \"up/ok\"\nupstream = \"ok\"\ninput_price_per_mtok = 1.0\noutput_price_per_mtok = 2.0\n",
+            dir.join("logs").display()
+        ),
+    )
+    .unwrap();
+    let (mut server, server_url) = spawn(
+        &bin,
+        &[
+            "serve",
+            "--config",
+            config.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+        ],
+    );
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(1024)
+        .tcp_nodelay(true)
+        .build()
+        .unwrap();
+
+    println!("| mode | rate (RPS) | requests | direct p50 / p99 ms | via Switchyard p50 / p99 ms | added p50 / p99 ms | added TTFB p50 / p99 ms | errors |");
+    println!("|---|---|---|---|---|---|---|---|");
+    for stream in [false, true] {
+        for &rate in &args.rates {
+            // Warm both paths' connection pools.
+            run_phase(
+                &client,
+                &format!("{mock_url}/v1/chat/completions"),
+                "ok",
+                stream,
+                rate,
+                0.3,
+                2000,
+            )
+            .await;
+            run_phase(
+                &client,
+                &format!("{server_url}/v1/chat/completions"),
+                "up/ok",
+                stream,
+                rate,
+                0.3,
+                2000,
+            )
+            .await;
+            let mut d = run_phase(
+                &client,
+                &format!("{mock_url}/v1/chat/completions"),
+                "ok",
+                stream,
+                rate,
+                args.seconds,
+                args.max_requests,
+            )
+            .await;
+            let mut s = run_phase(
+                &client,
+                &format!("{server_url}/v1/chat/completions"),
+                "up/ok",
+                stream,
+                rate,
+                args.seconds,
+                args.max_requests,
+            )
+            .await;
+            let (d50, d99, s50, s99) = (
+                pct(&mut d.latency, 0.5),
+                pct(&mut d.latency, 0.99),
+                pct(&mut s.latency, 0.5),
+                pct(&mut s.latency, 0.99),
+            );
+            let (dt50, dt99, st50, st99) = (
+                pct(&mut d.ttfb, 0.5),
+                pct(&mut d.ttfb, 0.99),
+                pct(&mut s.ttfb, 0.5),
+                pct(&mut s.ttfb, 0.99),
+            );
+            println!(
+                "| {} | {rate} | {} | {d50:.3} / {d99:.3} | {s50:.3} / {s99:.3} | {:.3} / {:.3} | {:.3} / {:.3} | {} / {} |",
+                if stream { "stream" } else { "non-stream" },
+                s.latency.len() + s.errors,
+                s50 - d50,
+                s99 - d99,
+                st50 - dt50,
+                st99 - dt99,
+                d.errors,
+                s.errors,
+            );
+        }
+    }
+    println!("\nSwitchyard peak RSS: {:.1} MB", peak_rss_mb(server.id()));
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(server.id().to_string())
+        .status();
+    let _ = server.wait();
+    let _ = mock.kill();
+    let _ = mock.wait();
+    std::fs::remove_dir_all(&dir).ok();
+}
