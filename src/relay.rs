@@ -417,14 +417,20 @@ async fn relay(
             None => match s.rest.next().now_or_never() {
                 Some(item) => item,
                 None => {
-                    if !buf.is_empty() && tx.send(Bytes::from(std::mem::take(&mut buf))).await.is_err() {
+                    if !buf.is_empty()
+                        && tx
+                            .send(Bytes::from(std::mem::take(&mut buf)))
+                            .await
+                            .is_err()
+                    {
                         client_gone = true;
                         break;
                     }
                     match tokio::time::timeout_at(s.deadline, s.rest.next()).await {
                         Ok(item) => item,
                         Err(_) => {
-                            broken = Some("the upstream exceeded the total timeout mid-stream".into());
+                            broken =
+                                Some("the upstream exceeded the total timeout mid-stream".into());
                             break;
                         }
                     }

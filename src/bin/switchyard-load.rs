@@ -4,7 +4,7 @@
 //! ports, then, for each fixed rate, sends an open-loop request stream first directly to the mock
 //! and then through Switchyard, non-streaming and streaming. Reports p50/p99 latency and
 //! time-to-first-byte for both and the difference (the overhead Switchyard adds), plus
-//! Switchyard's peak RSS.
+//! Switchyard's peak RSS after each row (rows run in order, so it is the peak so far).
 //!
 //! `cargo run --release --bin switchyard-load -- --rates 500,2000,5000 --seconds 4`
 
@@ -74,12 +74,13 @@ fn spawn(bin: &std::path::Path, args: &[&str]) -> (Child, String) {
     (child, url)
 }
 
-fn peak_rss_mb(pid: u32) -> f64 {
+/// A memory figure of `/proc/PID/status` in MB: `VmRSS:` (now) or `VmHWM:` (peak so far).
+fn rss_mb(pid: u32, field: &str) -> f64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {
             s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
+                .find(|l| l.starts_with(field))
                 .and_then(|l| l.split_whitespace().nth(1))
                 .and_then(|kb| kb.parse::<f64>().ok())
         })
@@ -203,8 +204,12 @@ async fn main() {
         .build()
         .unwrap();
 
-    println!("| mode | rate (RPS) | requests | direct p50 / p99 ms | via Switchyard p50 / p99 ms | added p50 / p99 ms | added TTFB p50 / p99 ms | errors |");
-    println!("|---|---|---|---|---|---|---|---|");
+    println!(
+        "Switchyard RSS after start: {:.1} MB\n",
+        rss_mb(server.id(), "VmRSS:")
+    );
+    println!("| mode | rate (RPS) | requests | direct p50 / p99 ms | via Switchyard p50 / p99 ms | added p50 / p99 ms | added TTFB p50 / p99 ms | errors direct / via | peak RSS MB |");
+    println!("|---|---|---|---|---|---|---|---|---|");
     for stream in [false, true] {
         for &rate in &args.rates {
             // Warm both paths' connection pools.
@@ -261,7 +266,7 @@ async fn main() {
                 pct(&mut s.ttfb, 0.99),
             );
             println!(
-                "| {} | {rate} | {} | {d50:.3} / {d99:.3} | {s50:.3} / {s99:.3} | {:.3} / {:.3} | {:.3} / {:.3} | {} / {} |",
+                "| {} | {rate} | {} | {d50:.3} / {d99:.3} | {s50:.3} / {s99:.3} | {:.3} / {:.3} | {:.3} / {:.3} | {} / {} | {:.1} |",
                 if stream { "stream" } else { "non-stream" },
                 s.latency.len() + s.errors,
                 s50 - d50,
@@ -270,10 +275,10 @@ async fn main() {
                 st99 - dt99,
                 d.errors,
                 s.errors,
+                rss_mb(server.id(), "VmHWM:"),
             );
         }
     }
-    println!("\nSwitchyard peak RSS: {:.1} MB", peak_rss_mb(server.id()));
     let _ = Command::new("kill")
         .arg("-TERM")
         .arg(server.id().to_string())
