@@ -4,6 +4,7 @@
 pub mod anthropic;
 pub mod config;
 pub mod error;
+pub mod feedback;
 pub mod gateway;
 pub mod logstore;
 pub mod metrics;

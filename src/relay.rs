@@ -146,6 +146,16 @@ fn finish(state: &AppState, ctx: &RequestContext, o: Outcome) -> Value {
         cost_usd: cost,
         stream_interrupted: o.stream_interrupted,
     });
+    if let Some(m) = o.model {
+        let mut models = vec![m.id.clone()];
+        models.extend(
+            o.attempts
+                .iter()
+                .filter(|a| a.model != m.id)
+                .map(|a| a.model.clone()),
+        );
+        state.feedback.remember(&ctx.request_id, models);
+    }
     let d = &ctx.plan.decision;
     let log_text = state.logs.log_text;
     let messages = ctx.req.body.get("messages");

@@ -2,6 +2,7 @@
 
 use crate::config::Config;
 use crate::error::{ErrorKind, GatewayError};
+use crate::feedback::FeedbackStore;
 use crate::gateway::{self, Execution, Served};
 use crate::logstore::LogStore;
 use crate::metrics::Metrics;
@@ -31,6 +32,7 @@ pub struct AppState {
     pub providers: HashMap<String, Arc<dyn Provider>>,
     pub metrics: Arc<Metrics>,
     pub logs: LogStore,
+    pub feedback: FeedbackStore,
 }
 
 impl AppState {
@@ -49,7 +51,14 @@ impl AppState {
             .iter()
             .map(|(name, p)| (name.clone(), providers::build(p, &http)))
             .collect();
+        let feedback = FeedbackStore::open(
+            config
+                .logging
+                .enabled
+                .then_some(config.logging.dir.as_path()),
+        );
         Ok(Arc::new(AppState {
+            feedback,
             routing: RoutingTable::new(&config),
             config: Arc::new(config),
             providers,
@@ -66,6 +75,7 @@ pub fn router(state: Arc<AppState>) -> axum::Router {
         .route("/chat/completions", post(chat_completions))
         .route("/v1/messages", post(messages))
         .route("/v1/models", get(list_models))
+        .route("/v1/feedback", post(feedback))
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/metrics", get(metrics))
         .fallback(not_found)
@@ -201,6 +211,22 @@ async fn prepare(
     request_id: &str,
 ) -> Result<(ChatRequest, RoutePlan), GatewayError> {
     authorize(state, headers)?;
+    let value = read_json(state, headers, body).await?;
+    let value = match format {
+        ClientFormat::OpenAi => value,
+        ClientFormat::Anthropic => crate::anthropic::request::to_openai(value)?,
+    };
+    let req = ChatRequest::from_openai(value)?;
+    let plan = state.routing.plan(&req, request_id)?;
+    Ok((req, plan))
+}
+
+/// Reads a JSON body within `server.max_body_bytes`.
+async fn read_json(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Value, GatewayError> {
     let limit = state.config.server.max_body_bytes;
     let too_large = || {
         GatewayError::new(
@@ -225,19 +251,37 @@ async fn prepare(
             )
         }
     })?;
-    let value: Value = serde_json::from_slice(&bytes).map_err(|e| {
+    serde_json::from_slice(&bytes).map_err(|e| {
         GatewayError::new(
             ErrorKind::InvalidJson,
             format!("We could not parse the JSON body of your request: {e}"),
         )
-    })?;
-    let value = match format {
-        ClientFormat::OpenAi => value,
-        ClientFormat::Anthropic => crate::anthropic::request::to_openai(value)?,
-    };
-    let req = ChatRequest::from_openai(value)?;
-    let plan = state.routing.plan(&req, request_id)?;
-    Ok((req, plan))
+    })
+}
+
+/// `POST /v1/feedback`: a score or thumbs for a served request, stored before the reply.
+async fn feedback(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
+    let result = async {
+        authorize(&state, &headers)?;
+        let value = read_json(&state, &headers, body).await?;
+        let f = state.feedback.validate(&value)?;
+        let store = state.clone();
+        let f2 = f.clone();
+        let replaced = tokio::task::spawn_blocking(move || store.feedback.store(&f2))
+            .await
+            .map_err(|e| {
+                GatewayError::new(ErrorKind::Internal, format!("feedback writer failed: {e}"))
+            })??;
+        Ok::<_, GatewayError>(json!({
+            "object": "feedback", "request_id": f.request_id, "source": f.source, "score": f.score,
+            "thumbs": f.thumbs, "model": f.model, "replaced": replaced,
+        }))
+    }
+    .await;
+    match result {
+        Ok(v) => Json(v).into_response(),
+        Err(e) => relay::error_response(ClientFormat::OpenAi, &e, ""),
+    }
 }
 
 fn is_length_limit(e: &axum::Error) -> bool {

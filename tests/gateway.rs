@@ -599,3 +599,75 @@ async fn graceful_stop_drains_in_flight_streams_and_flushes_every_log_record() {
     }
     assert_eq!(logs.len(), 25, "nothing logged is lost");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn feedback_is_validated_stored_durably_and_idempotent_per_source() {
+    let h = Harness::start().await;
+    let (_, headers, _) = h
+        .chat(json!({"model": "up/429", "models": ["up/ok"], "messages": user("x")}))
+        .await;
+    let id = headers["x-switchyard-request-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let r = h
+        .post(
+            "/v1/feedback",
+            json!({"request_id": id, "thumbs": "up", "comment": "great"}),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let fb: Value = r.json().await.unwrap();
+    assert_eq!(
+        (
+            fb["model"].as_str(),
+            fb["score"].as_f64(),
+            fb["replaced"].as_bool()
+        ),
+        (Some("up/ok"), Some(1.0), Some(false))
+    );
+    let fb: Value = h
+        .post("/v1/feedback", json!({"request_id": id, "score": 0.2}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(fb["replaced"], true, "same (request_id, source): replaces");
+    let r = h
+        .post(
+            "/v1/feedback",
+            json!({"request_id": id, "score": 0.9, "source": "judge", "model": "up/429"}),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    for (body, status, param) in [
+        (
+            json!({"request_id": "unknown-id", "score": 1}),
+            404,
+            "request_id",
+        ),
+        (json!({"request_id": id, "score": 2}), 400, "score"),
+        (json!({"request_id": id, "thumbs": "meh"}), 400, "thumbs"),
+        (
+            json!({"request_id": id, "score": 1, "model": "mock/fast"}),
+            400,
+            "model",
+        ),
+    ] {
+        let r = h.post("/v1/feedback", body).await;
+        assert_eq!(r.status(), status);
+        let e: Value = r.json().await.unwrap();
+        assert_eq!(e["error"]["param"], param, "{e}");
+    }
+    // Stored before the reply, next to the request log.
+    let stored = switchyard::logstore::read_records(&h.log_dir, "feedback").unwrap();
+    assert_eq!(stored.len(), 3);
+    assert_eq!(stored[1]["score"], 0.2);
+    assert_eq!(stored[2]["source"], "judge");
+    let logs = h.stop_and_read_logs().await;
+    assert_eq!(
+        logs[0]["request_id"],
+        id.as_str(),
+        "feedback joins the log by request id"
+    );
+}
