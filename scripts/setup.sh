@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Sets up a fresh machine for Switchyard: the Python venv with the pinned SDKs used by the
-# test suite and the load harness. Idempotent and quick when nothing changed.
+# test suite, and the prompt encoder under models/encoder (scripts/setup_encoder.sh).
+# Idempotent and quick when nothing changed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,3 +12,5 @@ if [ ! -x .venv/bin/python ] || ! cmp -s requirements.txt .venv/.requirements.tx
   .venv/bin/pip install --quiet --disable-pip-version-check -r requirements.txt
   cp requirements.txt .venv/.requirements.txt
 fi
+
+scripts/setup_encoder.sh
