@@ -3,6 +3,7 @@
 
 pub mod anthropic;
 pub mod config;
+pub mod encoder;
 pub mod error;
 pub mod feedback;
 pub mod gateway;

@@ -1,0 +1,263 @@
+//! The prompt encoder: text → unit-length sentence embedding (all-MiniLM-L6-v2, int8 ONNX) with
+//! `ort` and `tokenizers`, on CPU. One implementation for serving, training and evals.
+//!
+//! Files (made by `scripts/setup_encoder.sh`, under `models/encoder/` by default):
+//! `model.onnx`, `tokenizer.json`, `manifest.json` and `libonnxruntime.so.1.31.1`.
+//!
+//! What is embedded for a chat request is fixed by [`prompt_text`].
+
+use serde::Deserialize;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock};
+
+/// The ONNX Runtime library file shipped beside the model.
+pub const ORT_LIBRARY: &str = "libonnxruntime.so.1.31.1";
+/// Where the setup script puts the encoder.
+pub const DEFAULT_DIR: &str = "models/encoder";
+/// The command that creates or repairs the encoder files.
+pub const SETUP_COMMAND: &str = "scripts/setup_encoder.sh";
+
+/// `manifest.json` written by the exporter.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Manifest {
+    pub encoder_id: String,
+    pub dimension: usize,
+    pub max_tokens: usize,
+    pub model_sha256: String,
+}
+
+/// A loaded encoder with a small pool of ONNX sessions (`Session::run` needs `&mut`).
+pub struct Encoder {
+    pub manifest: Manifest,
+    tokenizer: tokenizers::Tokenizer,
+    sessions: Vec<Mutex<ort::session::Session>>,
+    next: AtomicUsize,
+}
+
+fn missing(path: &Path) -> String {
+    format!(
+        "encoder file {} is missing; run `{SETUP_COMMAND}` to create it",
+        path.display()
+    )
+}
+
+/// The process-wide ONNX Runtime environment (the library can be loaded once per process).
+fn environment(lib: &Path) -> Result<&'static ort::environment::Environment, String> {
+    static ENV: OnceLock<Result<ort::environment::Environment, String>> = OnceLock::new();
+    ENV.get_or_init(|| {
+        ort::init_from(lib)
+            .map_err(|e| format!("cannot load ONNX Runtime from {}: {e}", lib.display()))?
+            .with_name("switchyard")
+            .build()
+            .map_err(|e| format!("cannot start ONNX Runtime: {e}"))
+    })
+    .as_ref()
+    .map_err(Clone::clone)
+}
+
+impl Encoder {
+    /// Loads the encoder from `dir`, checking every file; `sessions` ONNX sessions of
+    /// `threads` intra-op threads each. Errors name the file and the command that fixes it.
+    pub fn load(dir: &Path, sessions: usize, threads: usize) -> Result<Encoder, String> {
+        let file = |name: &str| -> Result<PathBuf, String> {
+            let p = dir.join(name);
+            if p.is_file() {
+                Ok(p)
+            } else {
+                Err(missing(&p))
+            }
+        };
+        let manifest_path = file("manifest.json")?;
+        let model_path = file("model.onnx")?;
+        let tokenizer_path = file("tokenizer.json")?;
+        let lib_path = file(ORT_LIBRARY)?;
+        let manifest: Manifest = serde_json::from_str(
+            &std::fs::read_to_string(&manifest_path)
+                .map_err(|e| format!("cannot read {}: {e}", manifest_path.display()))?,
+        )
+        .map_err(|e| {
+            format!(
+                "{} is not a valid encoder manifest ({e}); run `{SETUP_COMMAND}`",
+                manifest_path.display()
+            )
+        })?;
+        let model = std::fs::read(&model_path)
+            .map_err(|e| format!("cannot read {}: {e}", model_path.display()))?;
+        let digest = format!("{:x}", Sha256::digest(&model));
+        if digest != manifest.model_sha256 {
+            return Err(format!(
+                "{} is corrupt or from another export (sha256 {digest}, manifest says {}); delete it and run `{SETUP_COMMAND}`",
+                model_path.display(),
+                manifest.model_sha256
+            ));
+        }
+        let tokenizer = tokenizers::Tokenizer::from_file(&tokenizer_path).map_err(|e| {
+            format!(
+                "cannot load {}: {e}; run `{SETUP_COMMAND}`",
+                tokenizer_path.display()
+            )
+        })?;
+        let env = environment(&lib_path)?;
+        let mut pool = Vec::new();
+        for _ in 0..sessions.max(1) {
+            let session = ort::session::Session::builder(env)
+                .map_err(|e| e.to_string())?
+                .with_optimization_level(ort::session::builder::GraphOptimizationLevel::Level3)
+                .map_err(|e| e.to_string())?
+                .with_intra_threads(threads.max(1))
+                .map_err(|e| e.to_string())?
+                .with_inter_threads(1)
+                .map_err(|e| e.to_string())?
+                .commit_from_memory(&model)
+                .map_err(|e| format!("ONNX Runtime rejected {}: {e}", model_path.display()))?;
+            pool.push(Mutex::new(session));
+        }
+        Ok(Encoder {
+            manifest,
+            tokenizer,
+            sessions: pool,
+            next: AtomicUsize::new(0),
+        })
+    }
+
+    pub fn id(&self) -> &str {
+        &self.manifest.encoder_id
+    }
+
+    pub fn dimension(&self) -> usize {
+        self.manifest.dimension
+    }
+
+    /// Token count of a text as the encoder sees it (after truncation).
+    pub fn token_count(&self, text: &str) -> usize {
+        self.tokenizer
+            .encode(text, true)
+            .map(|e| e.get_ids().len())
+            .unwrap_or(0)
+    }
+
+    /// Embeds texts; each result has unit length. Every text runs alone: dynamic int8
+    /// quantization scales activations per batch, so batching would make a prompt's embedding
+    /// depend on its neighbours (cosine down to ~0.97). Alone, serving, training and evals get
+    /// bit-identical embeddings for the same text.
+    pub fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, String> {
+        texts.iter().map(|t| self.embed_one(t)).collect()
+    }
+
+    /// Embeds one text.
+    pub fn embed_one(&self, text: &str) -> Result<Vec<f32>, String> {
+        let encoding = self
+            .tokenizer
+            .encode(text, true)
+            .map_err(|e| format!("tokenization failed: {e}"))?;
+        let ids: Vec<i64> = encoding.get_ids().iter().map(|&i| i64::from(i)).collect();
+        let mask: Vec<i64> = encoding
+            .get_attention_mask()
+            .iter()
+            .map(|&m| i64::from(m))
+            .collect();
+        let shape = [1i64, ids.len() as i64];
+        let ids = ort::value::Tensor::from_array((shape, ids)).map_err(|e| e.to_string())?;
+        let mask = ort::value::Tensor::from_array((shape, mask)).map_err(|e| e.to_string())?;
+        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        let n = self.sessions.len();
+        let slot = (0..n)
+            .map(|i| &self.sessions[(start + i) % n])
+            .find_map(|s| s.try_lock().ok());
+        let mut session = match slot {
+            Some(s) => s,
+            None => self.sessions[start % n]
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()),
+        };
+        let outputs = session
+            .run(ort::inputs!["input_ids" => ids, "attention_mask" => mask])
+            .map_err(|e| format!("encoder inference failed: {e}"))?;
+        let (_, data) = outputs["embedding"]
+            .try_extract_tensor::<f32>()
+            .map_err(|e| format!("encoder output is not a float tensor: {e}"))?;
+        if data.len() != self.manifest.dimension {
+            return Err(format!(
+                "encoder output has {} values, expected {}",
+                data.len(),
+                self.manifest.dimension
+            ));
+        }
+        Ok(data.to_vec())
+    }
+}
+
+/// Characters of the last user message kept from its head and from its tail.
+const HEAD_CHARS: usize = 600;
+const TAIL_CHARS: usize = 400;
+
+/// The text embedded for a conversation (OpenAI `messages`), by a fixed rule:
+/// the last user message — its first 600 and last 400 characters when longer than 1,000 —
+/// followed, when present, by the first 200 characters of the system prompt. The tokenizer then
+/// truncates to the manifest's `max_tokens`.
+pub fn prompt_text(messages: &[Value]) -> String {
+    let text_of = |m: &Value| crate::request::content_text(&m["content"]);
+    let last_user = messages
+        .iter()
+        .rev()
+        .find(|m| m["role"] == "user")
+        .map(text_of)
+        .unwrap_or_default();
+    let chars: Vec<char> = last_user.chars().collect();
+    let mut out = if chars.len() > HEAD_CHARS + TAIL_CHARS {
+        let head: String = chars[..HEAD_CHARS].iter().collect();
+        let tail: String = chars[chars.len() - TAIL_CHARS..].iter().collect();
+        format!("{head} … {tail}")
+    } else {
+        last_user
+    };
+    if let Some(system) = messages
+        .iter()
+        .find(|m| m["role"] == "system" || m["role"] == "developer")
+    {
+        let s: String = text_of(system).chars().take(200).collect();
+        if !s.is_empty() {
+            out.push_str("\n\n");
+            out.push_str(&s);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn prompt_text_rule() {
+        let long = "a".repeat(700) + &"b".repeat(700);
+        let msgs = vec![
+            json!({"role": "system", "content": "Be terse."}),
+            json!({"role": "user", "content": "first"}),
+            json!({"role": "assistant", "content": "ok"}),
+            json!({"role": "user", "content": long}),
+        ];
+        let t = prompt_text(&msgs);
+        assert!(t.starts_with(&"a".repeat(600)));
+        assert!(t.contains(" … "));
+        assert!(t.ends_with("\n\nBe terse."));
+        assert_eq!(t.chars().filter(|c| *c == 'b').count(), 400);
+        assert_eq!(
+            prompt_text(&[json!({"role": "user", "content": "hi"})]),
+            "hi"
+        );
+    }
+
+    #[test]
+    fn missing_files_name_the_fix() {
+        let err = Encoder::load(Path::new("/nonexistent/encoder"), 1, 1)
+            .err()
+            .unwrap();
+        assert!(err.contains("manifest.json is missing"), "{err}");
+        assert!(err.contains(SETUP_COMMAND));
+    }
+}

@@ -1,0 +1,89 @@
+//! The real encoder files made by `scripts/setup_encoder.sh` (run by the README's commands).
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use switchyard::encoder::{Encoder, DEFAULT_DIR};
+
+fn dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(DEFAULT_DIR)
+}
+
+fn encoder() -> &'static Encoder {
+    static E: OnceLock<Encoder> = OnceLock::new();
+    E.get_or_init(|| Encoder::load(&dir(), 1, 1).unwrap_or_else(|e| panic!("{e}")))
+}
+
+fn cos(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+#[test]
+fn sanity_values_match_the_reference_model() {
+    let e = encoder();
+    assert_eq!(e.dimension(), 384);
+    let v = e
+        .embed(&[
+            "A man is eating food.",
+            "A man is eating a piece of bread.",
+            "The stock market crashed today.",
+        ])
+        .unwrap();
+    for x in &v {
+        let norm: f32 = x.iter().map(|a| a * a).sum::<f32>().sqrt();
+        assert!((norm - 1.0).abs() < 1e-4, "unit length, got {norm}");
+    }
+    // Reference (fp32 sentence-transformers): 0.755 and 0.009; int8 stays within 0.03.
+    let similar = cos(&v[0], &v[1]);
+    let unrelated = cos(&v[0], &v[2]);
+    assert!(
+        (similar - 0.755).abs() < 0.03,
+        "similar pair cosine {similar}"
+    );
+    assert!(
+        (unrelated - 0.009).abs() < 0.05,
+        "unrelated pair cosine {unrelated}"
+    );
+}
+
+#[test]
+/// Each text is embedded alone, so a prompt's embedding never depends on its batch.
+fn embeddings_do_not_depend_on_the_batch() {
+    let e = encoder();
+    let texts = [
+        "short",
+        "a considerably longer sentence with many more tokens in it than the first",
+    ];
+    let batch = e.embed(&texts).unwrap();
+    for (i, t) in texts.iter().enumerate() {
+        let single = e.embed(&[t]).unwrap();
+        assert_eq!(batch[i], single[0], "{t}");
+    }
+}
+
+#[test]
+fn long_prompts_are_truncated_to_the_manifest_budget() {
+    let e = encoder();
+    let long = "word ".repeat(2000);
+    assert_eq!(e.token_count(&long), e.manifest.max_tokens);
+    assert_eq!(e.embed(&[&long]).unwrap()[0].len(), 384);
+}
+
+#[test]
+fn a_corrupt_model_is_refused_with_the_fix() {
+    let tmp = std::env::temp_dir().join(format!("sy-enc-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).unwrap();
+    for f in [
+        "manifest.json",
+        "tokenizer.json",
+        switchyard::encoder::ORT_LIBRARY,
+    ] {
+        std::fs::copy(dir().join(f), tmp.join(f)).unwrap();
+    }
+    std::fs::write(tmp.join("model.onnx"), b"not a model").unwrap();
+    let err = Encoder::load(&tmp, 1, 1).err().unwrap();
+    assert!(
+        err.contains("corrupt") && err.contains("setup_encoder.sh"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(tmp).ok();
+}
