@@ -11,6 +11,7 @@ pub mod logstore;
 pub mod metrics;
 pub mod mock_script;
 pub mod mock_upstream;
+pub mod predictor;
 pub mod providers;
 pub mod relay;
 pub mod request;

@@ -36,6 +36,11 @@ enum Command {
     },
     /// Print the embedded default config (a starting point for your own).
     DefaultConfig,
+    /// Train a router artifact (runs the `switchyard-train` binary; see `switchyard train --help`).
+    Train {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
     /// Run a scripted OpenAI/Anthropic-compatible mock upstream (for tests and benchmarks).
     MockUpstream {
         #[arg(long, default_value = "127.0.0.1:9090")]
@@ -105,6 +110,25 @@ async fn run(cli: Cli) -> Result<(), String> {
         Command::DefaultConfig => {
             print!("{}", switchyard::config::DEFAULT_CONFIG);
             Ok(())
+        }
+        Command::Train { args } => {
+            let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+            let train = exe.with_file_name("switchyard-train");
+            if !train.exists() {
+                return Err(format!(
+                    "{} is not built; build it with `cargo build --release -p switchyard-training` (it holds polars and linfa, kept out of the server)",
+                    train.display()
+                ));
+            }
+            let status = std::process::Command::new(&train)
+                .args(&args)
+                .status()
+                .map_err(|e| format!("cannot run {}: {e}", train.display()))?;
+            if status.success() {
+                Ok(())
+            } else {
+                Err(format!("training failed ({status})"))
+            }
         }
         Command::MockUpstream { listen } => {
             let mock = MockUpstream::start(&listen)

@@ -32,6 +32,16 @@ pub fn estimate_tokens(text: &str) -> u64 {
     (text.chars().count() as u64).div_ceil(4)
 }
 
+/// Estimated prompt tokens of a conversation: [`estimate_tokens`] of all message text plus 3
+/// per message. The same estimate feeds routing conditions, learned routing and training.
+pub fn estimate_prompt_tokens(messages: &[Value]) -> u64 {
+    let text: String = messages
+        .iter()
+        .map(|m| content_text(&m["content"]))
+        .collect();
+    estimate_tokens(&text) + 3 * messages.len() as u64
+}
+
 /// The text content of an OpenAI message `content` (string or list of parts).
 pub fn content_text(content: &Value) -> String {
     match content {
@@ -167,7 +177,6 @@ impl ChatRequest {
                 ))
             }
         };
-        let mut prompt_chars = String::new();
         for (i, m) in messages.iter().enumerate() {
             let role = m.get("role").and_then(Value::as_str);
             if !matches!(
@@ -179,9 +188,8 @@ impl ChatRequest {
                     &format!("messages[{i}].role"),
                 ));
             }
-            prompt_chars.push_str(&content_text(&m["content"]));
         }
-        let prompt_tokens = estimate_tokens(&prompt_chars) + 3 * messages.len() as u64;
+        let prompt_tokens = estimate_prompt_tokens(messages);
         Ok(ChatRequest {
             body,
             model,

@@ -1,0 +1,217 @@
+//! End to end on a fixture of real rows: import (with logged feedback) → fit → the artifact
+//! loads and predicts; determinism; grouped splits; warm embedding cache.
+
+use serde_json::json;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use switchyard::predictor::Artifact;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+fn train(args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_switchyard-train"))
+        .args(args)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(
+        out.status.success(),
+        "switchyard-train {args:?} failed:\n{stderr}"
+    );
+    String::from_utf8_lossy(&out.stdout).to_string() + &stderr
+}
+
+/// A gateway log dir with two served requests and feedback on them (one for an unknown model).
+fn write_logs(dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    let req = |id: &str, model: &str, text: &str| {
+        json!({"request_id": id, "model": model, "attempts": [{"model": model, "success": true}],
+               "prompt": [{"role": "user", "content": text}], "prompt_tokens": 20, "completion_tokens": 40})
+        .to_string()
+    };
+    std::fs::write(
+        dir.join("requests-0001.ndjson"),
+        [
+            req(
+                "r1",
+                "gpt-4-1106-preview",
+                "Explain the Krebs cycle briefly.",
+            ),
+            req("r2", "mock/fast", "hello"),
+            req(
+                "r3",
+                "mistralai/Mixtral-8x7B-Instruct-v0.1",
+                "What is 17 * 23?",
+            ),
+        ]
+        .join("\n")
+            + "\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("feedback-0001.ndjson"),
+        [
+            json!({"request_id": "r1", "source": "user", "score": 0.0, "model": "gpt-4-1106-preview"}),
+            json!({"request_id": "r1", "source": "user", "score": 1.0, "model": "gpt-4-1106-preview"}),
+            json!({"request_id": "r2", "source": "user", "score": 1.0, "model": "mock/fast"}),
+            json!({"request_id": "r3", "source": "judge", "score": 0.25, "model": "mistralai/Mixtral-8x7B-Instruct-v0.1"}),
+        ]
+        .iter()
+        .map(|v| v.to_string())
+        .collect::<Vec<_>>()
+        .join("\n")
+            + "\n",
+    )
+    .unwrap();
+}
+
+#[test]
+fn import_fit_load_predict_deterministically() {
+    let tmp = std::env::temp_dir().join(format!("sy-train-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    let logs = tmp.join("logs");
+    write_logs(&logs);
+    let fixture = root().join("training/tests/fixtures/routellm-small");
+    let data = tmp.join("outcomes.parquet");
+    let common = |out: &Path| {
+        vec![
+            "--src".to_string(),
+            fixture.display().to_string(),
+            "--logs".into(),
+            logs.display().to_string(),
+            "--data".into(),
+            data.display().to_string(),
+            "--cache".into(),
+            tmp.join("cache.parquet").display().to_string(),
+            "--encoder".into(),
+            root().join("models/encoder").display().to_string(),
+            "--out".into(),
+            out.display().to_string(),
+        ]
+    };
+    let args1 = common(&tmp.join("a"));
+    let log1 = train(&args1.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(
+        log1.contains("feedback for model \"mock/fast\""),
+        "unknown feedback model is reported: {log1}"
+    );
+
+    // The outcome table: feedback joined (last per request and source), no prompt on both sides.
+    let df = polars::prelude::LazyFrame::scan_parquet(
+        polars::prelude::PlRefPath::new(data.to_string_lossy().as_ref()),
+        Default::default(),
+    )
+    .unwrap()
+    .collect()
+    .unwrap();
+    let col = |n: &str| df.column(n).unwrap().str().unwrap().clone();
+    let (ids, sources, splits, subj) = (
+        col("prompt_id"),
+        col("source"),
+        col("split"),
+        col("split_subject"),
+    );
+    let quality = df.column("quality").unwrap().f64().unwrap().clone();
+    let feedback: Vec<f64> = (0..df.height())
+        .filter(|&i| sources.get(i) == Some("feedback"))
+        .map(|i| quality.get(i).unwrap())
+        .collect();
+    assert_eq!(
+        feedback,
+        vec![1.0, 0.25],
+        "last feedback per (request, source) wins; unknown model skipped"
+    );
+    for split in [&splits, &subj] {
+        let mut side = std::collections::HashMap::new();
+        for i in 0..df.height() {
+            let prev = side.insert(ids.get(i).unwrap(), split.get(i).unwrap());
+            assert!(
+                prev.is_none() || prev == split.get(i),
+                "prompt {} on both sides",
+                ids.get(i).unwrap()
+            );
+        }
+    }
+    let held_out_subjects: std::collections::HashSet<&str> = (0..df.height())
+        .filter(|&i| sources.get(i) == Some("mmlu") && subj.get(i) == Some("test"))
+        .map(|i| {
+            df.column("category")
+                .unwrap()
+                .str()
+                .unwrap()
+                .get(i)
+                .unwrap()
+        })
+        .collect();
+    for s in &held_out_subjects {
+        let any_train = (0..df.height()).any(|i| {
+            df.column("category").unwrap().str().unwrap().get(i) == Some(s)
+                && subj.get(i) == Some("train")
+        });
+        assert!(!any_train, "subject {s} is held out whole");
+    }
+
+    let dir1 = log1
+        .lines()
+        .find(|l| l.contains("router-") && !l.contains(' '))
+        .unwrap()
+        .trim()
+        .to_string();
+    let a = Artifact::load(Path::new(&dir1)).unwrap();
+    assert_eq!(a.weights.candidates.len(), 2);
+    let rows = a.manifest["training_data"]["rows"].as_u64().unwrap();
+    assert_eq!(
+        rows,
+        6 * 30 * 2 + 60 * 2 + 160 + 2,
+        "benchmark rows plus two feedback rows"
+    );
+    let preds = a.predict(&vec![0.05f32; 384], 120);
+    assert_eq!(preds.len(), 2);
+    assert!(preds
+        .iter()
+        .all(|p| (0.0..=1.0).contains(&p.quality) && p.cost_usd > 0.0));
+    let strong = preds
+        .iter()
+        .find(|p| p.model == "gpt-4-1106-preview")
+        .unwrap();
+    let weak = preds
+        .iter()
+        .find(|p| p.model.starts_with("mistralai"))
+        .unwrap();
+    assert!(
+        strong.cost_usd > weak.cost_usd * 10.0,
+        "prices flow into predicted cost"
+    );
+    let val = &a.manifest["metrics"]["validation"]["gpt-4-1106-preview"];
+    assert!(
+        val["auc"].is_number() && val["brier"].as_f64().unwrap() < 0.5,
+        "{val}"
+    );
+
+    // Same data and seed: byte-identical artifact, with every embedding from the cache.
+    let args2 = common(&tmp.join("b"));
+    let mut fit_args: Vec<&str> = vec!["fit"];
+    fit_args.extend(args2.iter().map(String::as_str));
+    let log2 = train(&fit_args);
+    assert!(log2.contains(" 0 computed"), "warm cache: {log2}");
+    let dir2 = log2
+        .lines()
+        .find(|l| l.contains("router-") && !l.contains(' '))
+        .unwrap()
+        .trim()
+        .to_string();
+    for f in ["weights.json", "manifest.json"] {
+        let (x, y) = (
+            std::fs::read(Path::new(&dir1).join(f)).unwrap(),
+            std::fs::read(Path::new(&dir2).join(f)).unwrap(),
+        );
+        assert!(x == y, "{f} differs between identical runs");
+    }
+    assert_eq!(Path::new(&dir1).file_name(), Path::new(&dir2).file_name());
+    std::fs::remove_dir_all(&tmp).ok();
+}
