@@ -10,12 +10,12 @@ TARGET_DIR=${CARGO_TARGET_DIR:-target}
 echo "== cargo fmt --check"
 cargo fmt --check
 echo "== cargo clippy"
-cargo clippy --quiet --all-targets -- -D warnings
+cargo clippy --quiet --workspace --all-targets -- -D warnings
 echo "== rust tests"
 if cargo nextest --version >/dev/null 2>&1; then
-  cargo nextest run --no-fail-fast
+  cargo nextest run --workspace --no-fail-fast
 else
-  cargo test --no-fail-fast
+  cargo test --workspace --no-fail-fast
 fi
 echo "== python SDK tests"
 cargo build --quiet --bin switchyard

@@ -18,6 +18,9 @@ pub fn text_key(text: &str) -> String {
     format!("{:x}", Sha256::digest(text.as_bytes()))
 }
 
+/// A text key and its embedding.
+type Keyed = (String, Vec<f32>);
+
 /// Embeddings by text key, loaded from and saved to the cache file.
 pub struct Cache {
     pub encoder_id: String,
@@ -109,7 +112,7 @@ impl Cache {
         let done = std::sync::atomic::AtomicUsize::new(0);
         let total = todo.len();
         let chunk = total.div_ceil(threads.max(1));
-        let results: Vec<Result<Vec<(String, Vec<f32>)>, String>> = std::thread::scope(|s| {
+        let results: Vec<Result<Vec<Keyed>, String>> = std::thread::scope(|s| {
             let handles: Vec<_> = todo
                 .chunks(chunk)
                 .map(|part| {
@@ -119,7 +122,7 @@ impl Cache {
                         for (text, key) in part {
                             out.push((key.clone(), encoder.embed_one(text)?));
                             let n = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-                            if n % 100 == 0 || n == total {
+                            if n.is_multiple_of(100) || n == total {
                                 let rate = n as f64 / start.elapsed().as_secs_f64();
                                 eprint!(
                                     "\rembedding {n}/{total} prompts ({rate:.0}/s, {:.0}s left)   ",
