@@ -52,6 +52,21 @@ struct FileConfig {
     models: Vec<FileModel>,
     #[serde(default)]
     routers: BTreeMap<String, FileRouter>,
+    auto: Option<FileAuto>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileAuto {
+    artifact: Option<String>,
+    encoder: Option<String>,
+    default_knob: Option<String>,
+    #[serde(default)]
+    candidates: BTreeMap<String, String>,
+    #[serde(default)]
+    guardrails: Vec<String>,
+    cache_size: Option<usize>,
+    encoder_sessions: Option<usize>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -146,6 +161,33 @@ pub struct Config {
     pub providers: BTreeMap<String, Arc<ProviderConfig>>,
     pub models: Vec<Arc<ModelConfig>>,
     pub routers: BTreeMap<String, Arc<RouterConfig>>,
+    pub auto: Option<AutoConfig>,
+}
+
+/// Learned routing (`model: "auto"`): where the artifact and encoder are, which configured
+/// model serves each of the artifact's candidates, and the guardrails.
+#[derive(Debug)]
+pub struct AutoConfig {
+    /// A `router-<version>` directory, or a directory whose `LATEST` file names one.
+    pub artifact: PathBuf,
+    pub encoder: PathBuf,
+    /// Cost weight used when the request does not set one (0 = best quality, 1 = cheapest).
+    pub default_cost_weight: f64,
+    /// (artifact candidate id, configured model that serves it)
+    pub candidates: Vec<(String, Arc<ModelConfig>)>,
+    pub guardrails: Vec<CelExpr>,
+    pub cache_size: usize,
+    pub encoder_sessions: usize,
+}
+
+/// The cost weight of a knob: `best`, `balanced`, `cheap` or a number in [0, 1].
+pub fn cost_weight(knob: &str) -> Option<f64> {
+    match knob {
+        "best" => Some(0.0),
+        "balanced" => Some(0.15),
+        "cheap" => Some(0.6),
+        n => n.parse::<f64>().ok().filter(|w| (0.0..=1.0).contains(w)),
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -459,6 +501,54 @@ impl Config {
             );
         }
 
+        let auto = match &raw.auto {
+            None => None,
+            Some(a) => {
+                let default_cost_weight = match &a.default_knob {
+                    None => cost_weight("balanced").expect("preset"),
+                    Some(k) => cost_weight(k).ok_or_else(|| {
+                        err(
+                            "auto.default_knob",
+                            format!(
+                                "{k:?} is not best, balanced, cheap or a number between 0 and 1"
+                            ),
+                        )
+                    })?,
+                };
+                let mut candidates = Vec::new();
+                for (name, target) in &a.candidates {
+                    candidates.push((
+                        name.clone(),
+                        find_model(&format!("auto.candidates.{name:?}"), target)?,
+                    ));
+                }
+                if candidates.is_empty() {
+                    return Err(err("auto.candidates", "map each artifact candidate to a configured model, e.g. { \"gpt-4-1106-preview\" = \"openai/gpt-4o\" }".into()));
+                }
+                let guardrails = a
+                    .guardrails
+                    .iter()
+                    .enumerate()
+                    .map(|(i, g)| {
+                        CelExpr::compile(g).map_err(|e| err(&format!("auto.guardrails[{i}]"), e))
+                    })
+                    .collect::<Result<_, _>>()?;
+                Some(AutoConfig {
+                    artifact: PathBuf::from(a.artifact.clone().unwrap_or_else(|| "models".into())),
+                    encoder: PathBuf::from(
+                        a.encoder
+                            .clone()
+                            .unwrap_or_else(|| crate::encoder::DEFAULT_DIR.into()),
+                    ),
+                    default_cost_weight,
+                    candidates,
+                    guardrails,
+                    cache_size: a.cache_size.unwrap_or(4096),
+                    encoder_sessions: a.encoder_sessions.unwrap_or(2).max(1),
+                })
+            }
+        };
+
         Ok(Config {
             source: file.to_string(),
             server,
@@ -466,6 +556,7 @@ impl Config {
             providers,
             models,
             routers,
+            auto,
         })
     }
 }

@@ -2,6 +2,7 @@
 //! variants, failover with attempt chains, request logs and metrics.
 
 pub mod anthropic;
+pub mod auto;
 pub mod config;
 pub mod encoder;
 pub mod error;

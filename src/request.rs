@@ -24,6 +24,8 @@ pub struct ChatRequest {
     pub include_usage: bool,
     /// Estimated prompt tokens (see [`estimate_tokens`]).
     pub prompt_tokens: u64,
+    /// Learned-routing options (`"router": {"cost_weight": 0.3}`), not sent upstream.
+    pub router_options: Map<String, Value>,
 }
 
 /// Estimated tokens for a text: one per four characters, rounded up. Used where an upstream
@@ -114,6 +116,16 @@ impl ChatRequest {
                 "model",
             ));
         }
+        let router_options = match body.remove("router") {
+            None | Some(Value::Null) => Map::new(),
+            Some(Value::Object(m)) => m,
+            Some(_) => {
+                return Err(GatewayError::invalid(
+                    "`router` must be an object such as {\"cost_weight\": 0.3}",
+                    "router",
+                ))
+            }
+        };
         let metadata = match body.remove("metadata") {
             None | Some(Value::Null) => Map::new(),
             Some(Value::Object(m)) => m,
@@ -199,6 +211,7 @@ impl ChatRequest {
             stream,
             include_usage,
             prompt_tokens,
+            router_options,
         })
     }
 

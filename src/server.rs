@@ -1,5 +1,6 @@
 //! The HTTP service: routes, request handling, authentication, and graceful shutdown.
 
+use crate::auto::AutoRouter;
 use crate::config::Config;
 use crate::error::{ErrorKind, GatewayError};
 use crate::feedback::FeedbackStore;
@@ -33,6 +34,10 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub logs: LogStore,
     pub feedback: FeedbackStore,
+    /// Learned routing, or why `auto` is unavailable.
+    pub auto: Result<Arc<AutoRouter>, String>,
+    /// Bounds concurrent routing decisions (each holds an encoder session).
+    auto_permits: tokio::sync::Semaphore,
 }
 
 impl AppState {
@@ -51,6 +56,25 @@ impl AppState {
             .iter()
             .map(|(name, p)| (name.clone(), providers::build(p, &http)))
             .collect();
+        let auto = match &config.auto {
+            None => Err(
+                "learned routing is not configured (no [auto] section in the config)".to_string(),
+            ),
+            Some(a) => AutoRouter::load(a).map(Arc::new),
+        };
+        match &auto {
+            Ok(a) => {
+                tracing::info!(artifact = %a.artifact_dir.display(), version = a.artifact.version(), "learned routing ready")
+            }
+            Err(e) => tracing::warn!("model \"auto\" is unavailable: {e}"),
+        }
+        let auto_permits = tokio::sync::Semaphore::new(
+            config
+                .auto
+                .as_ref()
+                .map(|a| a.encoder_sessions)
+                .unwrap_or(1),
+        );
         let feedback = FeedbackStore::open(
             config
                 .logging
@@ -58,6 +82,8 @@ impl AppState {
                 .then_some(config.logging.dir.as_path()),
         );
         Ok(Arc::new(AppState {
+            auto,
+            auto_permits,
             feedback,
             routing: RoutingTable::new(&config),
             config: Arc::new(config),
@@ -76,6 +102,7 @@ pub fn router(state: Arc<AppState>) -> axum::Router {
         .route("/v1/messages", post(messages))
         .route("/v1/models", get(list_models))
         .route("/v1/feedback", post(feedback))
+        .route("/v1/route", post(route))
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/metrics", get(metrics))
         .fallback(not_found)
@@ -217,8 +244,109 @@ async fn prepare(
         ClientFormat::Anthropic => crate::anthropic::request::to_openai(value)?,
     };
     let req = ChatRequest::from_openai(value)?;
-    let plan = state.routing.plan(&req, request_id)?;
+    let plan = match req.model.as_deref() {
+        Some(m) if m == "auto" || m.starts_with("auto:") => {
+            auto_plan(state, &req, m, request_id).await?
+        }
+        _ => state.routing.plan(&req, request_id)?,
+    };
     Ok((req, plan))
+}
+
+/// The knob for an `auto` request: `router.cost_weight` or `metadata.cost_weight` (0–1), else
+/// the model suffix (`auto:cheap`, `auto:balanced`, `auto:best`), else the configured default.
+fn knob(state: &AppState, req: &ChatRequest, model: &str) -> Result<(String, f64), GatewayError> {
+    let explicit = req
+        .router_options
+        .get("cost_weight")
+        .map(|v| ("router.cost_weight", v))
+        .or_else(|| {
+            req.metadata
+                .get("cost_weight")
+                .map(|v| ("metadata.cost_weight", v))
+        });
+    if let Some((param, v)) = explicit {
+        return match v.as_f64().filter(|w| (0.0..=1.0).contains(w)) {
+            Some(w) => Ok((format!("cost_weight={w}"), w)),
+            None => Err(GatewayError::invalid(
+                format!("`{param}` must be a number between 0 and 1"),
+                param,
+            )),
+        };
+    }
+    match model.strip_prefix("auto:") {
+        None => {
+            let w = state.auto.as_ref().map(|a| a.default_cost_weight).unwrap_or(0.15);
+            Ok(("default".into(), w))
+        }
+        Some(k) => crate::config::cost_weight(k).map(|w| (k.to_string(), w)).ok_or_else(|| {
+            GatewayError::invalid(format!("unknown knob in {model:?}: use auto:best, auto:balanced, auto:cheap or auto:<0..1>"), "model")
+        }),
+    }
+}
+
+/// Plans an `auto` request: the learned decision on a bounded blocking pool, then `models`.
+async fn auto_plan(
+    state: &AppState,
+    req: &ChatRequest,
+    model: &str,
+    request_id: &str,
+) -> Result<RoutePlan, GatewayError> {
+    let router = state.auto.clone().map_err(|why| {
+        GatewayError::new(
+            ErrorKind::AutoUnavailable,
+            format!("model \"auto\" (learned routing) is unavailable: {why}"),
+        )
+        .with_param("model")
+    })?;
+    let (label, weight) = knob(state, req, model)?;
+    let _permit = state
+        .auto_permits
+        .acquire()
+        .await
+        .map_err(|e| GatewayError::new(ErrorKind::Internal, e.to_string()))?;
+    let owned = req.clone();
+    let (mut chain, learned) =
+        tokio::task::spawn_blocking(move || router.decide(&owned, &label, weight))
+            .await
+            .map_err(|e| {
+                GatewayError::new(ErrorKind::Internal, format!("routing decision failed: {e}"))
+            })??;
+    for m in state.routing.resolve_models(req, request_id)? {
+        if !chain.iter().any(|c| c.id == m.id) {
+            chain.push(m);
+        }
+    }
+    let (timeout, ttft_timeout) = state.routing.timeouts();
+    Ok(RoutePlan {
+        decision: crate::routing::Decision {
+            router: Some("auto".into()),
+            route: None,
+            variant: None,
+            reason: format!(
+                "learned routing: {} has the best predicted quality-cost score (knob {}, cost weight {})",
+                learned.chosen, learned.knob, learned.cost_weight
+            ),
+            learned: Some(learned),
+        },
+        chain,
+        timeout,
+        ttft_timeout,
+    })
+}
+
+/// `POST /v1/route`: the routing decision for a chat body; nothing is sent upstream.
+async fn route(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
+    let request_id = uuid::Uuid::new_v4().simple().to_string();
+    match prepare(&state, ClientFormat::OpenAi, &headers, body, &request_id).await {
+        Ok((req, plan)) => Json(json!({
+            "object": "route", "request_id": request_id, "model": plan.chain.first().map(|m| m.id.clone()),
+            "chain": plan.chain.iter().map(|m| m.id.clone()).collect::<Vec<_>>(),
+            "prompt_tokens": req.prompt_tokens, "routing": plan.decision,
+        }))
+        .into_response(),
+        Err(e) => relay::error_response(ClientFormat::OpenAi, &e, &request_id),
+    }
 }
 
 /// Reads a JSON body within `server.max_body_bytes`.
@@ -345,20 +473,37 @@ async fn list_models(State(state): State<Arc<AppState>>, headers: HeaderMap) -> 
             "type": "router", "routes": r.routes.iter().map(|x| &x.name).chain([&r.default.name]).collect::<Vec<_>>(),
         }));
     }
-    data.push(json!({
-        "id": "auto", "object": "model", "created": 0, "owned_by": "switchyard", "type": "auto",
-        "available": false, "reason": "no trained router artifact is configured",
-    }));
+    data.push(match &state.auto {
+        Ok(a) => json!({
+            "id": "auto", "object": "model", "created": 0, "owned_by": "switchyard", "type": "auto", "available": true,
+            "artifact_version": a.artifact.version(), "encoder": a.encoder.id(),
+            "candidates": a.artifact.weights.candidates.iter().map(|c| c.model.clone()).collect::<Vec<_>>(),
+            "knobs": ["auto:best", "auto:balanced", "auto:cheap"],
+        }),
+        Err(why) => json!({
+            "id": "auto", "object": "model", "created": 0, "owned_by": "switchyard", "type": "auto",
+            "available": false, "reason": why,
+        }),
+    });
     Json(json!({"object": "list", "data": data})).into_response()
 }
 
 async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    let mut text = state.metrics.render();
+    if let Ok(a) = &state.auto {
+        use std::sync::atomic::Ordering::Relaxed;
+        text.push_str(&format!(
+            "# HELP switchyard_embedding_cache_total Prompt-embedding cache lookups of learned routing.\n# TYPE switchyard_embedding_cache_total counter\nswitchyard_embedding_cache_total{{result=\"hit\"}} {}\nswitchyard_embedding_cache_total{{result=\"miss\"}} {}\n",
+            a.cache_hits.load(Relaxed),
+            a.cache_misses.load(Relaxed)
+        ));
+    }
     (
         [(
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        state.metrics.render(),
+        text,
     )
         .into_response()
 }

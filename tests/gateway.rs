@@ -387,10 +387,11 @@ async fn bad_requests_get_specific_openai_and_anthropic_errors() {
         .chat(json!({"model": "auto", "messages": user("x")}))
         .await;
     assert_eq!(status, 400);
+    assert_eq!(v["error"]["code"], "auto_routing_unavailable");
     assert!(v["error"]["message"]
         .as_str()
         .unwrap()
-        .contains("trained router artifact"));
+        .contains("learned routing is not configured"));
 
     let (status, _, v) = h.chat(json!({"model": "up/ok", "messages": "hello"})).await;
     assert_eq!(status, 400);
@@ -424,7 +425,7 @@ async fn bad_requests_get_specific_openai_and_anthropic_errors() {
 async fn router_api_keys_are_enforced() {
     let h = Harness::start_with(Options {
         server_extra: "api_keys_env = \"TEST_ROUTER_KEYS\"",
-        log_text: true,
+        ..Options::default()
     })
     .await;
     let (status, _, v) = h
@@ -552,8 +553,8 @@ async fn models_health_and_metrics_endpoints() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn text_logging_can_be_turned_off() {
     let h = Harness::start_with(Options {
-        server_extra: "",
         log_text: false,
+        ..Options::default()
     })
     .await;
     h.chat(json!({"model": "up/ok", "messages": user("secret prompt text")}))

@@ -44,11 +44,11 @@ impl CelExpr {
     }
 
     /// Evaluates to a boolean. A missing variable or a type error is an `Err` with the reason.
+    /// JSON integers are bound as CEL `int` (not `uint`), so `x + 256` and `tier == 2` work.
     pub fn eval_bool(&self, vars: &[(&str, &serde_json::Value)]) -> Result<bool, String> {
         let mut ctx = Context::with_env(env().clone());
         for (name, value) in vars {
-            ctx.add_variable(*name, *value)
-                .map_err(|e| format!("cannot bind {name}: {e}"))?;
+            ctx.add_variable_from_value(*name, to_cel(value));
         }
         match self.program.execute(&ctx) {
             Ok(Value::Bool(b)) => Ok(b),
@@ -58,6 +58,29 @@ impl CelExpr {
             )),
             Err(e) => Err(format!("{:?} failed: {e}", self.source)),
         }
+    }
+}
+
+/// JSON → CEL, with every integer that fits as a signed `int`.
+fn to_cel(v: &serde_json::Value) -> Value {
+    use serde_json::Value as J;
+    match v {
+        J::Null => Value::Null,
+        J::Bool(b) => Value::Bool(*b),
+        J::Number(n) => match n.as_i64() {
+            Some(i) => Value::Int(i),
+            None => n
+                .as_u64()
+                .map(Value::UInt)
+                .unwrap_or_else(|| Value::Float(n.as_f64().unwrap_or(0.0))),
+        },
+        J::String(s) => Value::String(std::sync::Arc::new(s.clone())),
+        J::Array(a) => Value::from(a.iter().map(to_cel).collect::<Vec<Value>>()),
+        J::Object(o) => Value::from(
+            o.iter()
+                .map(|(k, x)| (k.clone(), to_cel(x)))
+                .collect::<std::collections::HashMap<String, Value>>(),
+        ),
     }
 }
 
@@ -81,6 +104,12 @@ mod tests {
             .eval_bool(&[("request", &req)])
             .unwrap_err()
             .contains("failed"));
+        let sum = CelExpr::compile("request.prompt_tokens + 256 > 260 && tier == 2").unwrap();
+        let tier = json!(2);
+        assert_eq!(
+            sum.eval_bool(&[("request", &req), ("tier", &tier)]),
+            Ok(true)
+        );
         let mut vars = e.variables();
         vars.sort();
         assert_eq!(vars, vec!["plan", "request"]);

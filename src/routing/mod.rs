@@ -19,6 +19,9 @@ pub struct Decision {
     pub route: Option<String>,
     pub variant: Option<String>,
     pub reason: String,
+    /// Learned routing's candidates, scores and choice (`model: "auto"`).
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub learned: Option<crate::auto::LearnedDecision>,
 }
 
 /// The ordered models to try and the limits for each attempt.
@@ -85,14 +88,39 @@ impl RoutingTable {
         Ok(plan)
     }
 
+    /// Resolves the request's `models` fallback list to models (routers give their chain).
+    pub fn resolve_models(
+        &self,
+        req: &ChatRequest,
+        request_id: &str,
+    ) -> Result<Vec<Arc<ModelConfig>>, GatewayError> {
+        let mut out: Vec<Arc<ModelConfig>> = Vec::new();
+        for (i, name) in req.models.iter().enumerate() {
+            let extra = match self.resolve(name, &format!("models[{i}]"))? {
+                Target::Model(m) => vec![m],
+                Target::Router(r) => plan_router(&r, req, request_id).chain,
+            };
+            for m in extra {
+                if !out.iter().any(|c| c.id == m.id) {
+                    out.push(m);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Server-wide timeouts (used for plans that no router defines).
+    pub fn timeouts(&self) -> (Duration, Duration) {
+        (self.timeout, self.ttft_timeout)
+    }
+
     fn resolve(&self, name: &str, param: &str) -> Result<Target, GatewayError> {
         if name == "auto" || name.starts_with("auto:") {
             return Err(GatewayError::new(
                 ErrorKind::AutoUnavailable,
                 format!(
-                    "model {name:?} asks for learned routing, which needs a trained router artifact \
-                     and the prompt encoder; neither is configured in this server. Use a model id or \
-                     `router/<name>` (GET /v1/models lists them)"
+                    "model {name:?} asks for learned routing, which is only available as the request's \
+                     `model`, not inside `models` or a router"
                 ),
             )
             .with_param(param));
@@ -229,6 +257,7 @@ fn plan_router(router: &RouterConfig, req: &ChatRequest, request_id: &str) -> Ro
             route: Some(route.name.clone()),
             variant: Some(variant.name.clone()),
             reason,
+            learned: None,
         },
         timeout: router.timeout,
         ttft_timeout: router.ttft_timeout,
@@ -283,7 +312,7 @@ mod tests {
         assert_eq!(e.kind, ErrorKind::ModelNotFound);
         let e = t
             .plan(
-                &req(json!({"model": "auto", "messages": [{"role": "user", "content": "x"}]})),
+                &req(json!({"model": "fast", "models": ["auto"], "messages": [{"role": "user", "content": "x"}]})),
                 "r",
             )
             .unwrap_err();

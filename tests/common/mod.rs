@@ -104,11 +104,14 @@ default = { variants = [{ name = "a", model = "mock/fast", weight = 50 }, { name
 timeout = "300ms"
 ttft_timeout = "300ms"
 default = { model = "up/hang-headers", fallbacks = ["up/429", "dead/model", "up/malformed", "up/ok"] }
+{EXTRA}
 "#;
 
 pub struct Options {
     pub server_extra: &'static str,
     pub log_text: bool,
+    /// Appended to the config (e.g. an `[auto]` section).
+    pub extra: String,
 }
 
 impl Default for Options {
@@ -116,6 +119,7 @@ impl Default for Options {
         Options {
             server_extra: "",
             log_text: true,
+            extra: String::new(),
         }
     }
 }
@@ -133,7 +137,8 @@ impl Harness {
             .replace("{MOCK}", &mock.base_url())
             .replace("{LOGS}", &log_dir.display().to_string())
             .replace("{LOG_TEXT}", &opts.log_text.to_string())
-            .replace("{SERVER_EXTRA}", opts.server_extra);
+            .replace("{SERVER_EXTRA}", opts.server_extra)
+            .replace("{EXTRA}", &opts.extra);
         let env = |k: &str| match k {
             "TEST_UPSTREAM_KEY" => Some("sk-upstream-secret-123".to_string()),
             "TEST_ROUTER_KEYS" => Some("router-key-1,router-key-2".to_string()),

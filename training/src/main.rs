@@ -310,7 +310,8 @@ fn fit_artifact(a: &Cli) -> Result<PathBuf, String> {
     )
     .map_err(|e| e.to_string())?;
     // The server's default: the most recently trained artifact.
-    std::fs::write(a.out.join("LATEST"), format!("router-{version}\n")).map_err(|e| e.to_string())?;
+    std::fs::write(a.out.join("LATEST"), format!("router-{version}\n"))
+        .map_err(|e| e.to_string())?;
     eprintln!(
         "wrote {} (embeddings: {} cached, {} computed in {embed_secs:.1}s; fit {fit_secs:.1}s; total {:.1}s)",
         dir.display(),

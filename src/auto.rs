@@ -1,0 +1,332 @@
+//! Learned routing (`model: "auto"`): embed the prompt, predict each candidate's quality and
+//! cost with the trained artifact, drop candidates that fail a CEL guardrail, and rank the rest
+//! by `score = predicted_quality − cost_weight × predicted_cost / max_predicted_cost`.
+//! The ranked eligible candidates form the fallback chain.
+
+use crate::config::{AutoConfig, ModelConfig};
+use crate::encoder::{prompt_text, Encoder};
+use crate::error::{ErrorKind, GatewayError};
+use crate::predictor::Artifact;
+use crate::request::ChatRequest;
+use crate::routing::cel::CelExpr;
+use crate::routing::{request_facts, sticky::stable_hash};
+use serde::Serialize;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+/// One guardrail's verdict for one candidate.
+#[derive(Debug, Clone, Serialize)]
+pub struct Verdict {
+    pub expression: String,
+    pub passed: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// One candidate as scored for a request.
+#[derive(Debug, Clone, Serialize)]
+pub struct Scored {
+    pub model: String,
+    pub artifact_model: String,
+    pub predicted_quality: f64,
+    pub predicted_output_tokens: f64,
+    pub predicted_cost_usd: f64,
+    pub guardrails: Vec<Verdict>,
+    pub score: f64,
+    pub eligible: bool,
+}
+
+/// The learned part of a routing decision (`metadata.routing`).
+#[derive(Debug, Clone, Serialize)]
+pub struct LearnedDecision {
+    pub candidates: Vec<Scored>,
+    pub chosen: String,
+    pub knob: String,
+    pub cost_weight: f64,
+    pub artifact_version: String,
+    pub encoder_id: String,
+    pub embedding_cache_hit: bool,
+    pub decision_ms: f64,
+}
+
+/// A bounded least-recently-used cache of prompt embeddings.
+struct EmbeddingCache {
+    capacity: usize,
+    tick: u64,
+    entries: HashMap<u64, (Arc<Vec<f32>>, u64)>,
+}
+
+impl EmbeddingCache {
+    fn get(&mut self, key: u64) -> Option<Arc<Vec<f32>>> {
+        self.tick += 1;
+        let tick = self.tick;
+        self.entries.get_mut(&key).map(|(v, used)| {
+            *used = tick;
+            v.clone()
+        })
+    }
+
+    fn insert(&mut self, key: u64, v: Arc<Vec<f32>>) {
+        if self.capacity == 0 {
+            return;
+        }
+        if self.entries.len() >= self.capacity && !self.entries.contains_key(&key) {
+            if let Some(oldest) = self
+                .entries
+                .iter()
+                .min_by_key(|(_, (_, used))| *used)
+                .map(|(k, _)| *k)
+            {
+                self.entries.remove(&oldest);
+            }
+        }
+        self.tick += 1;
+        self.entries.insert(key, (v, self.tick));
+    }
+}
+
+/// A loaded learned router.
+pub struct AutoRouter {
+    pub artifact: Artifact,
+    pub encoder: Encoder,
+    pub artifact_dir: PathBuf,
+    candidates: Vec<(String, Arc<ModelConfig>)>,
+    guardrails: Vec<Arc<CelExpr>>,
+    pub default_cost_weight: f64,
+    cache: Mutex<EmbeddingCache>,
+    pub cache_hits: AtomicU64,
+    pub cache_misses: AtomicU64,
+}
+
+/// The artifact directory: `dir` itself, or the one named by `dir/LATEST`.
+pub fn artifact_dir(dir: &Path) -> Result<PathBuf, String> {
+    if dir.join("weights.json").is_file() {
+        return Ok(dir.to_path_buf());
+    }
+    let latest = dir.join("LATEST");
+    match std::fs::read_to_string(&latest) {
+        Ok(name) => Ok(dir.join(name.trim())),
+        Err(_) => Err(format!(
+            "no trained router artifact in {} (no weights.json and no LATEST); create one with `switchyard train` \
+             (after `cargo build --release -p switchyard-training`)",
+            dir.display()
+        )),
+    }
+}
+
+impl AutoRouter {
+    /// Loads the encoder and artifact and checks that they belong together.
+    pub fn load(cfg: &AutoConfig) -> Result<AutoRouter, String> {
+        let dir = artifact_dir(&cfg.artifact)?;
+        let artifact = Artifact::load(&dir)?;
+        let encoder = Encoder::load(&cfg.encoder, cfg.encoder_sessions, 1)?;
+        let want = &artifact.manifest["encoder"];
+        if want["id"].as_str() != Some(encoder.id())
+            || want["dimension"].as_u64() != Some(encoder.dimension() as u64)
+        {
+            return Err(format!(
+                "artifact {} was trained with encoder {} (dimension {}), but {} holds {} (dimension {}); retrain with `switchyard train` or point [auto] at the matching encoder",
+                dir.display(),
+                want["id"],
+                want["dimension"],
+                cfg.encoder.display(),
+                encoder.id(),
+                encoder.dimension()
+            ));
+        }
+        for (name, _) in &cfg.candidates {
+            if !artifact.weights.candidates.iter().any(|c| &c.model == name) {
+                return Err(format!(
+                    "[auto] candidates names {name:?}, which artifact {} does not predict (it has: {})",
+                    dir.display(),
+                    artifact.weights.candidates.iter().map(|c| c.model.as_str()).collect::<Vec<_>>().join(", ")
+                ));
+            }
+        }
+        Ok(AutoRouter {
+            artifact,
+            encoder,
+            artifact_dir: dir,
+            candidates: cfg.candidates.clone(),
+            guardrails: cfg
+                .guardrails
+                .iter()
+                .map(|g| Arc::new(CelExpr::compile(&g.source).expect("compiled at load")))
+                .collect(),
+            default_cost_weight: cfg.default_cost_weight,
+            cache: Mutex::new(EmbeddingCache {
+                capacity: cfg.cache_size,
+                tick: 0,
+                entries: HashMap::new(),
+            }),
+            cache_hits: AtomicU64::new(0),
+            cache_misses: AtomicU64::new(0),
+        })
+    }
+
+    /// The embedding of a prompt text, from the cache when possible. Blocking (runs the encoder).
+    pub fn embedding(&self, text: &str) -> Result<(Arc<Vec<f32>>, bool), String> {
+        let key = stable_hash(text);
+        if let Some(v) = self
+            .cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(key)
+        {
+            self.cache_hits.fetch_add(1, Ordering::Relaxed);
+            return Ok((v, true));
+        }
+        self.cache_misses.fetch_add(1, Ordering::Relaxed);
+        let v = Arc::new(self.encoder.embed_one(text)?);
+        self.cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key, v.clone());
+        Ok((v, false))
+    }
+
+    /// Decides for a request. Blocking: call it on a blocking thread.
+    pub fn decide(
+        &self,
+        req: &ChatRequest,
+        knob: &str,
+        cost_weight: f64,
+    ) -> Result<(Vec<Arc<ModelConfig>>, LearnedDecision), GatewayError> {
+        let started = Instant::now();
+        let text = prompt_text(req.messages());
+        let (embedding, hit) = self.embedding(&text).map_err(|e| {
+            GatewayError::new(
+                ErrorKind::Internal,
+                format!("learned routing could not embed the prompt: {e}"),
+            )
+        })?;
+        let mut candidates = rank(
+            &self.artifact,
+            &self.candidates,
+            &self.guardrails,
+            req,
+            &embedding,
+            cost_weight,
+        );
+        candidates.sort_by(|a, b| {
+            b.eligible
+                .cmp(&a.eligible)
+                .then(b.score.total_cmp(&a.score))
+        });
+        let chain: Vec<Arc<ModelConfig>> = candidates
+            .iter()
+            .filter(|c| c.eligible)
+            .filter_map(|c| {
+                self.candidates
+                    .iter()
+                    .find(|(_, m)| m.id == c.model)
+                    .map(|(_, m)| m.clone())
+            })
+            .collect();
+        if chain.is_empty() {
+            let why: Vec<String> = candidates
+                .iter()
+                .map(|c| {
+                    let failed: Vec<&str> = c
+                        .guardrails
+                        .iter()
+                        .filter(|v| !v.passed)
+                        .map(|v| v.expression.as_str())
+                        .collect();
+                    format!("{} failed {}", c.model, failed.join(" and "))
+                })
+                .collect();
+            return Err(GatewayError::invalid(
+                format!(
+                    "no candidate model passes the guardrails: {}",
+                    why.join("; ")
+                ),
+                "model",
+            )
+            .with_details(json!({"candidates": candidates})));
+        }
+        let decision = LearnedDecision {
+            chosen: chain[0].id.clone(),
+            candidates,
+            knob: knob.to_string(),
+            cost_weight,
+            artifact_version: self.artifact.version().to_string(),
+            encoder_id: self.encoder.id().to_string(),
+            embedding_cache_hit: hit,
+            decision_ms: (started.elapsed().as_secs_f64() * 1e6).round() / 1e3,
+        };
+        Ok((chain, decision))
+    }
+}
+
+/// Scores every candidate for one prompt (shared by the server and offline evaluation).
+pub fn rank(
+    artifact: &Artifact,
+    candidates: &[(String, Arc<ModelConfig>)],
+    guardrails: &[Arc<CelExpr>],
+    req: &ChatRequest,
+    embedding: &[f32],
+    cost_weight: f64,
+) -> Vec<Scored> {
+    let predictions = artifact.predict(embedding, req.prompt_tokens);
+    let facts = request_facts(req);
+    let metadata = Value::Object(req.metadata.clone());
+    let mut scored: Vec<Scored> = candidates
+        .iter()
+        .filter_map(|(name, model)| {
+            let p = predictions.iter().find(|p| &p.model == name)?;
+            // The served model's prices decide cost; the artifact predicts tokens and quality.
+            let cost = (req.prompt_tokens as f64 * model.input_price_per_mtok + p.output_tokens * model.output_price_per_mtok) / 1e6;
+            let model_json = json!({
+                "id": model.id, "provider": model.provider, "input_price_per_mtok": model.input_price_per_mtok,
+                "output_price_per_mtok": model.output_price_per_mtok, "context_window": model.context_window,
+                "max_output_tokens": model.max_output_tokens, "tags": model.tags,
+            });
+            let mut vars: Vec<(&str, &Value)> = req
+                .metadata
+                .iter()
+                .filter(|(k, _)| !matches!(k.as_str(), "model" | "request" | "metadata"))
+                .map(|(k, v)| (k.as_str(), v))
+                .collect();
+            vars.push(("model", &model_json));
+            vars.push(("request", &facts));
+            vars.push(("metadata", &metadata));
+            let guardrails: Vec<Verdict> = guardrails
+                .iter()
+                .map(|g| match g.eval_bool(&vars) {
+                    Ok(passed) => Verdict { expression: g.source.clone(), passed, error: None },
+                    Err(e) => Verdict { expression: g.source.clone(), passed: false, error: Some(e) },
+                })
+                .collect();
+            let eligible = guardrails.iter().all(|v| v.passed);
+            Some(Scored {
+                model: model.id.clone(),
+                artifact_model: name.clone(),
+                predicted_quality: round6(p.quality),
+                predicted_output_tokens: round6(p.output_tokens),
+                predicted_cost_usd: cost,
+                guardrails,
+                score: 0.0,
+                eligible,
+            })
+        })
+        .collect();
+    // Cost is normalised by the most expensive candidate, so the weight is scale-free.
+    let max = scored
+        .iter()
+        .map(|c| c.predicted_cost_usd)
+        .fold(0.0, f64::max)
+        .max(1e-12);
+    for c in &mut scored {
+        c.score = round6(c.predicted_quality - cost_weight * c.predicted_cost_usd / max);
+    }
+    scored
+}
+
+fn round6(v: f64) -> f64 {
+    (v * 1e6).round() / 1e6
+}
