@@ -229,10 +229,36 @@ fn fit_artifact(a: &Cli) -> Result<PathBuf, String> {
             return Err(format!("model {model}: empty train or validation split"));
         }
         eprint!("fitting {model}: ");
+        // The L2 grid runs on `threads` threads; each fit is independent and deterministic.
+        let per_thread = fit::ALPHAS.len().div_ceil(a.threads.max(1));
+        let fits: Vec<Result<(f64, f64, switchyard::predictor::Logistic), String>> =
+            std::thread::scope(|sc| {
+                let handles: Vec<_> = fit::ALPHAS
+                    .chunks(per_thread)
+                    .map(|alphas| {
+                        let (train, val) = (&train, &val);
+                        sc.spawn(move || {
+                            alphas
+                                .iter()
+                                .map(|&alpha| {
+                                    let m = fit::fit_logistic(train, alpha)?;
+                                    Ok((fit::log_loss(&m, val), alpha, m))
+                                })
+                                .collect::<Vec<_>>()
+                        })
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .flat_map(|h| {
+                        h.join()
+                            .unwrap_or_else(|_| vec![Err("a fitting thread panicked".to_string())])
+                    })
+                    .collect()
+            });
         let mut best: Option<(f64, f64, switchyard::predictor::Logistic)> = None;
-        for alpha in fit::ALPHAS {
-            let m = fit::fit_logistic(&train, alpha)?;
-            let loss = fit::log_loss(&m, &val);
+        for f in fits {
+            let (loss, alpha, m) = f?;
             eprint!("alpha {alpha} → val log-loss {loss:.4}; ");
             if best.as_ref().is_none_or(|b| loss < b.0) {
                 best = Some((loss, alpha, m));
