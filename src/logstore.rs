@@ -193,8 +193,8 @@ impl RotatingWriter {
     }
 }
 
-/// Reads every record of every `<prefix>-*.ndjson` file in `dir`, oldest file first.
-pub fn read_records(dir: &Path, prefix: &str) -> std::io::Result<Vec<Value>> {
+/// The `<prefix>-*.ndjson` files in `dir`, oldest first (names sort by creation time).
+pub fn ndjson_files(dir: &Path, prefix: &str) -> std::io::Result<Vec<PathBuf>> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| {
@@ -204,6 +204,12 @@ pub fn read_records(dir: &Path, prefix: &str) -> std::io::Result<Vec<Value>> {
         })
         .collect();
     files.sort();
+    Ok(files)
+}
+
+/// Reads every record of every `<prefix>-*.ndjson` file in `dir`, oldest file first.
+pub fn read_records(dir: &Path, prefix: &str) -> std::io::Result<Vec<Value>> {
+    let files = ndjson_files(dir, prefix)?;
     let mut out = Vec::new();
     for f in files {
         for line in std::fs::read_to_string(&f)?.lines() {

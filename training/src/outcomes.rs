@@ -373,16 +373,7 @@ pub fn read_feedback(
 fn ndjson_frame(dir: &Path, prefix: &str) -> Result<Option<DataFrame>, String> {
     let mut cols: HashMap<&str, Vec<Option<String>>> = HashMap::new();
     let mut nums: HashMap<&str, Vec<Option<f64>>> = HashMap::new();
-    let mut files: Vec<_> = std::fs::read_dir(dir)
-        .map_err(|e| err(dir, e))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with(&format!("{prefix}-")) && n.ends_with(".ndjson"))
-        })
-        .collect();
-    files.sort();
+    let files = switchyard::logstore::ndjson_files(dir, prefix).map_err(|e| err(dir, e))?;
     let mut n = 0;
     for file in &files {
         for (i, line) in std::fs::read_to_string(file)
