@@ -6,7 +6,7 @@
 use crate::config::{AutoConfig, ModelConfig};
 use crate::encoder::{prompt_text, Encoder};
 use crate::error::{ErrorKind, GatewayError};
-use crate::predictor::Artifact;
+use crate::predictor::{Artifact, Prediction};
 use crate::request::ChatRequest;
 use crate::routing::cel::CelExpr;
 use crate::routing::{request_facts, sticky::stable_hash};
@@ -15,8 +15,8 @@ use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Instant, SystemTime};
 
 /// One guardrail's verdict for one candidate.
 #[derive(Debug, Clone, Serialize)]
@@ -152,11 +152,7 @@ impl AutoRouter {
             encoder,
             artifact_dir: dir,
             candidates: cfg.candidates.clone(),
-            guardrails: cfg
-                .guardrails
-                .iter()
-                .map(|g| Arc::new(CelExpr::compile(&g.source).expect("compiled at load")))
-                .collect(),
+            guardrails: cfg.guardrails.clone(),
             default_cost_weight: cfg.default_cost_weight,
             cache: Mutex::new(EmbeddingCache {
                 capacity: cfg.cache_size,
@@ -263,7 +259,72 @@ impl AutoRouter {
     }
 }
 
-/// Scores every candidate for one prompt (shared by the server and offline evaluation).
+/// What identifies the artifact on disk: the resolved directory and its files' modification times.
+type Signature = (PathBuf, Option<SystemTime>, Option<SystemTime>);
+
+fn signature(cfg: &AutoConfig) -> Option<Signature> {
+    let dir = artifact_dir(&cfg.artifact).ok()?;
+    let mtime = |name: &str| std::fs::metadata(dir.join(name)).and_then(|m| m.modified()).ok();
+    Some((dir.clone(), mtime("weights.json"), mtime("manifest.json")))
+}
+
+/// The live learned router. A reload swaps it atomically: requests keep the `Arc` they started
+/// with, and a broken artifact is refused while the old router stays.
+pub struct AutoSlot {
+    current: RwLock<Result<Arc<AutoRouter>, String>>,
+    seen: Mutex<Option<Signature>>,
+}
+
+impl AutoSlot {
+    /// Loads the configured router, or records why `auto` is unavailable.
+    pub fn load(cfg: Option<&AutoConfig>) -> AutoSlot {
+        let (current, seen) = match cfg {
+            None => (
+                Err("learned routing is not configured (no [auto] section in the config)".to_string()),
+                None,
+            ),
+            Some(c) => (AutoRouter::load(c).map(Arc::new), signature(c)),
+        };
+        AutoSlot { current: RwLock::new(current), seen: Mutex::new(seen) }
+    }
+
+    /// The router requests should use now, or why there is none.
+    pub fn get(&self) -> Result<Arc<AutoRouter>, String> {
+        self.current.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Whether the artifact on disk changed since the last load or check.
+    pub fn changed(&self, cfg: &AutoConfig) -> bool {
+        let now = signature(cfg);
+        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        let changed = *seen != now;
+        *seen = now;
+        changed
+    }
+
+    /// Loads the artifact again (blocking). On success the new router replaces the old one and
+    /// its version is returned; on failure the old router stays and the reason is returned.
+    pub fn reload(&self, cfg: &AutoConfig) -> Result<String, String> {
+        let loaded = AutoRouter::load(cfg).map(Arc::new);
+        let mut current = self.current.write().unwrap_or_else(|e| e.into_inner());
+        match loaded {
+            Ok(router) => {
+                let version = router.artifact.version().to_string();
+                *current = Ok(router);
+                Ok(version)
+            }
+            Err(e) => {
+                if current.is_err() {
+                    *current = Err(e.clone());
+                }
+                Err(e)
+            }
+        }
+    }
+}
+
+/// Scores every candidate for one prompt with the artifact's predictions (shared by the server
+/// and offline evaluation).
 pub fn rank(
     artifact: &Artifact,
     candidates: &[(String, Arc<ModelConfig>)],
@@ -273,13 +334,26 @@ pub fn rank(
     cost_weight: f64,
 ) -> Vec<Scored> {
     let predictions = artifact.predict(embedding, req.prompt_tokens);
+    rank_predictions(&predictions, candidates, guardrails, req, cost_weight)
+}
+
+/// Scores candidates from any predictor's per-model quality and output tokens (the learned
+/// artifact, or an evaluation baseline such as kNN): guardrail verdicts, cost from the served
+/// model's prices, and `score = quality − cost_weight × cost / max_cost`.
+pub fn rank_predictions(
+    predictions: &[Prediction],
+    candidates: &[(String, Arc<ModelConfig>)],
+    guardrails: &[Arc<CelExpr>],
+    req: &ChatRequest,
+    cost_weight: f64,
+) -> Vec<Scored> {
     let facts = request_facts(req);
     let metadata = Value::Object(req.metadata.clone());
     let mut scored: Vec<Scored> = candidates
         .iter()
         .filter_map(|(name, model)| {
             let p = predictions.iter().find(|p| &p.model == name)?;
-            // The served model's prices decide cost; the artifact predicts tokens and quality.
+            // The served model's prices decide cost; the predictor gives tokens and quality.
             let cost = (req.prompt_tokens as f64 * model.input_price_per_mtok + p.output_tokens * model.output_price_per_mtok) / 1e6;
             let model_json = json!({
                 "id": model.id, "provider": model.provider, "input_price_per_mtok": model.input_price_per_mtok,
@@ -316,15 +390,112 @@ pub fn rank(
         })
         .collect();
     // Cost is normalised by the most expensive candidate, so the weight is scale-free.
-    let max = scored
-        .iter()
-        .map(|c| c.predicted_cost_usd)
-        .fold(0.0, f64::max)
-        .max(1e-12);
+    let max = max_cost(&scored);
     for c in &mut scored {
         c.score = round6(c.predicted_quality - cost_weight * c.predicted_cost_usd / max);
     }
     scored
+}
+
+fn max_cost(scored: &[Scored]) -> f64 {
+    scored
+        .iter()
+        .map(|c| c.predicted_cost_usd)
+        .fold(0.0, f64::max)
+        .max(1e-12)
+}
+
+/// The chosen candidate: the eligible one with the highest score (the first listed on a tie).
+pub fn choose(scored: &[Scored]) -> Option<&Scored> {
+    scored
+        .iter()
+        .filter(|c| c.eligible)
+        .fold(None, |best: Option<&Scored>, c| match best {
+            Some(b) if b.score >= c.score => Some(b),
+            _ => Some(c),
+        })
+}
+
+/// The artifact's candidates as models priced as in training, for offline scoring (calibration
+/// and evals) without a server config.
+pub fn artifact_candidates(artifact: &Artifact) -> Vec<(String, Arc<ModelConfig>)> {
+    artifact
+        .weights
+        .candidates
+        .iter()
+        .map(|c| {
+            let model = ModelConfig {
+                id: c.model.clone(),
+                provider: "artifact".into(),
+                upstream: c.model.clone(),
+                input_price_per_mtok: c.input_price_per_mtok,
+                output_price_per_mtok: c.output_price_per_mtok,
+                context_window: u64::MAX,
+                max_output_tokens: u64::MAX,
+                tags: vec![],
+                mock: Default::default(),
+            };
+            (c.model.clone(), Arc::new(model))
+        })
+        .collect()
+}
+
+/// The chat request the server sees for a single-turn prompt (offline scoring uses it so
+/// prompt-token estimates and encoder text match serving).
+pub fn single_turn_request(prompt: &str) -> ChatRequest {
+    ChatRequest::from_openai(json!({"model": "auto", "messages": [{"role": "user", "content": prompt}]}))
+        .expect("a single user message is a valid request")
+}
+
+/// Bound on break-even cost weights, so calibration tables stay finite.
+const BREAKEVEN_LIMIT: f64 = 10.0;
+
+/// The largest cost weight at which candidate `strong` still wins this prompt under the
+/// [`rank_predictions`] objective (clamped to ±10). The strong-share knob is calibrated on these.
+pub fn breakeven(scored: &[Scored], strong: &str) -> f64 {
+    let Some(s) = scored.iter().find(|c| c.artifact_model == strong) else {
+        return -BREAKEVEN_LIMIT;
+    };
+    let max = max_cost(scored);
+    let mut bound = BREAKEVEN_LIMIT;
+    for c in scored.iter().filter(|c| c.artifact_model != strong) {
+        let dq = s.predicted_quality - c.predicted_quality;
+        let dc = (s.predicted_cost_usd - c.predicted_cost_usd) / max;
+        let b = if dc > 0.0 {
+            dq / dc
+        } else if dq >= 0.0 {
+            BREAKEVEN_LIMIT
+        } else {
+            -BREAKEVEN_LIMIT
+        };
+        bound = bound.min(b);
+    }
+    bound.clamp(-BREAKEVEN_LIMIT, BREAKEVEN_LIMIT)
+}
+
+/// The strong-share calibration stored in an artifact's manifest: break-even cost weights of
+/// validation prompts at quantile levels 0, 1, …, 100 %.
+pub fn calibration_table(mut breakevens: Vec<f64>) -> Vec<f64> {
+    breakevens.sort_by(f64::total_cmp);
+    (0..=100)
+        .map(|i| quantile(&breakevens, i as f64 / 100.0))
+        .collect()
+}
+
+/// Linear-interpolated quantile of sorted values.
+pub fn quantile(sorted: &[f64], level: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let pos = level.clamp(0.0, 1.0) * (sorted.len() - 1) as f64;
+    let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
+    sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64)
+}
+
+/// The cost weight that sends about `share` of prompts (0–1) to the strong candidate, read
+/// from a calibration table: the (1 − share) quantile of the break-even weights.
+pub fn cost_weight_for_share(table: &[f64], share: f64) -> f64 {
+    quantile(table, 1.0 - share)
 }
 
 fn round6(v: f64) -> f64 {

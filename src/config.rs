@@ -175,7 +175,7 @@ pub struct AutoConfig {
     pub default_cost_weight: f64,
     /// (artifact candidate id, configured model that serves it)
     pub candidates: Vec<(String, Arc<ModelConfig>)>,
-    pub guardrails: Vec<CelExpr>,
+    pub guardrails: Vec<Arc<CelExpr>>,
     pub cache_size: usize,
     pub encoder_sessions: usize,
 }
@@ -530,7 +530,9 @@ impl Config {
                     .iter()
                     .enumerate()
                     .map(|(i, g)| {
-                        CelExpr::compile(g).map_err(|e| err(&format!("auto.guardrails[{i}]"), e))
+                        CelExpr::compile(g)
+                            .map(Arc::new)
+                            .map_err(|e| err(&format!("auto.guardrails[{i}]"), e))
                     })
                     .collect::<Result<_, _>>()?;
                 Some(AutoConfig {

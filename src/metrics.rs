@@ -64,6 +64,10 @@ pub struct Metrics {
     pub log_dropped: AtomicU64,
     /// Log records written to disk.
     pub log_written: AtomicU64,
+    /// Successful learned-router hot reloads.
+    pub auto_reloads: AtomicU64,
+    /// Refused learned-router hot reloads.
+    pub auto_reload_failures: AtomicU64,
 }
 
 /// What one finished request contributes.
@@ -222,39 +226,17 @@ impl Metrics {
         for (model, c) in &m.cost {
             let _ = writeln!(out, "switchyard_cost_usd_total{{model=\"{model}\"}} {c}");
         }
-        header(
-            &mut out,
-            "switchyard_stream_interrupted_total",
-            "counter",
-            "Streams that broke after bytes reached the client.",
-        );
-        let _ = writeln!(
-            out,
-            "switchyard_stream_interrupted_total {}",
-            m.stream_interrupted
-        );
-        header(
-            &mut out,
-            "switchyard_log_dropped_total",
-            "counter",
-            "Log records dropped because the log buffer was full.",
-        );
-        let _ = writeln!(
-            out,
-            "switchyard_log_dropped_total {}",
-            self.log_dropped.load(Ordering::Relaxed)
-        );
-        header(
-            &mut out,
-            "switchyard_log_written_total",
-            "counter",
-            "Log records written.",
-        );
-        let _ = writeln!(
-            out,
-            "switchyard_log_written_total {}",
-            self.log_written.load(Ordering::Relaxed)
-        );
+        let counters = [
+            ("switchyard_stream_interrupted_total", "Streams that broke after bytes reached the client.", m.stream_interrupted),
+            ("switchyard_log_dropped_total", "Log records dropped because the log buffer was full.", self.log_dropped.load(Ordering::Relaxed)),
+            ("switchyard_log_written_total", "Log records written.", self.log_written.load(Ordering::Relaxed)),
+            ("switchyard_auto_reloads_total", "Learned-router artifacts loaded by hot reload.", self.auto_reloads.load(Ordering::Relaxed)),
+            ("switchyard_auto_reload_failures_total", "Hot reloads refused (broken artifact; the old one stayed).", self.auto_reload_failures.load(Ordering::Relaxed)),
+        ];
+        for (name, help, value) in counters {
+            header(&mut out, name, "counter", help);
+            let _ = writeln!(out, "{name} {value}");
+        }
         out
     }
 }

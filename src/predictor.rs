@@ -152,6 +152,28 @@ impl Artifact {
         self.manifest["version"].as_str().unwrap_or("unknown")
     }
 
+    /// The candidate with the highest prices: the "strong" model of the strong-share knob.
+    pub fn strongest(&self) -> &str {
+        self.weights
+            .candidates
+            .iter()
+            .max_by(|a, b| {
+                (a.output_price_per_mtok, a.input_price_per_mtok)
+                    .partial_cmp(&(b.output_price_per_mtok, b.input_price_per_mtok))
+                    .unwrap_or(std::cmp::Ordering::Equal)
+            })
+            .map(|c| c.model.as_str())
+            .unwrap_or("")
+    }
+
+    /// The strong-share calibration (`manifest.calibration.breakeven_quantiles`, 101 cost
+    /// weights at validation quantile levels 0–100 %), if the artifact has one.
+    pub fn calibration(&self) -> Option<Vec<f64>> {
+        let v = self.manifest["calibration"]["breakeven_quantiles"].as_array()?;
+        let table: Vec<f64> = v.iter().filter_map(Value::as_f64).collect();
+        (table.len() == 101).then_some(table)
+    }
+
     /// Predicted quality, output tokens and cost of every candidate for one prompt.
     pub fn predict(&self, embedding: &[f32], prompt_tokens: u64) -> Vec<Prediction> {
         let x = features(embedding, prompt_tokens);

@@ -1,6 +1,6 @@
 //! The HTTP service: routes, request handling, authentication, and graceful shutdown.
 
-use crate::auto::AutoRouter;
+use crate::auto::{AutoRouter, AutoSlot};
 use crate::config::Config;
 use crate::error::{ErrorKind, GatewayError};
 use crate::feedback::FeedbackStore;
@@ -34,8 +34,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub logs: LogStore,
     pub feedback: FeedbackStore,
-    /// Learned routing, or why `auto` is unavailable.
-    pub auto: Result<Arc<AutoRouter>, String>,
+    /// Learned routing (hot-reloadable), or why `auto` is unavailable.
+    pub auto: AutoSlot,
     /// Bounds concurrent routing decisions (each holds an encoder session).
     auto_permits: tokio::sync::Semaphore,
 }
@@ -56,13 +56,8 @@ impl AppState {
             .iter()
             .map(|(name, p)| (name.clone(), providers::build(p, &http)))
             .collect();
-        let auto = match &config.auto {
-            None => Err(
-                "learned routing is not configured (no [auto] section in the config)".to_string(),
-            ),
-            Some(a) => AutoRouter::load(a).map(Arc::new),
-        };
-        match &auto {
+        let auto = AutoSlot::load(config.auto.as_ref());
+        match &auto.get() {
             Ok(a) => {
                 tracing::info!(artifact = %a.artifact_dir.display(), version = a.artifact.version(), "learned routing ready")
             }
@@ -115,6 +110,46 @@ pub struct Server {
     pub state: Arc<AppState>,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<std::io::Result<()>>,
+    reloader: Option<JoinHandle<()>>,
+}
+
+/// How often the artifact directory is checked for a new or changed artifact.
+const ARTIFACT_POLL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Reloads the learned router on SIGHUP or when the artifact on disk changes.
+async fn watch_artifact(state: Arc<AppState>) {
+    let Some(cfg) = state.config.auto.as_ref() else { return };
+    #[cfg(unix)]
+    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+    loop {
+        #[cfg(unix)]
+        let signalled = tokio::select! {
+            Some(_) = async { match hup.as_mut() { Some(h) => h.recv().await, None => std::future::pending().await } } => true,
+            _ = tokio::time::sleep(ARTIFACT_POLL) => false,
+        };
+        #[cfg(not(unix))]
+        let signalled = { tokio::time::sleep(ARTIFACT_POLL).await; false };
+        if !(state.auto.changed(cfg) || signalled) {
+            continue;
+        }
+        let s = state.clone();
+        let result = tokio::task::spawn_blocking(move || {
+            let cfg = s.config.auto.as_ref().expect("checked above");
+            s.auto.reload(cfg)
+        })
+        .await;
+        match result {
+            Ok(Ok(version)) => {
+                state.metrics.auto_reloads.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                tracing::info!(version, signalled, "learned router reloaded")
+            }
+            Ok(Err(e)) => {
+                state.metrics.auto_reload_failures.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                tracing::error!("learned router reload refused, keeping the current one: {e}")
+            }
+            Err(e) => tracing::error!("learned router reload panicked: {e}"),
+        }
+    }
 }
 
 impl Server {
@@ -127,6 +162,7 @@ impl Server {
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
         let (stop, stopped) = oneshot::channel::<()>();
         let app = router(state.clone());
+        let reloader = state.config.auto.is_some().then(|| tokio::spawn(watch_artifact(state.clone())));
         let task = tokio::spawn(async move {
             axum::serve(listener.tap_io(nodelay), app)
                 .with_graceful_shutdown(async {
@@ -139,6 +175,7 @@ impl Server {
             state,
             stop: Some(stop),
             task,
+            reloader,
         })
     }
 
@@ -147,6 +184,9 @@ impl Server {
     pub async fn stop(mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
+        }
+        if let Some(r) = self.reloader.take() {
+            r.abort();
         }
         if let Ok(Err(e)) = (&mut self.task).await {
             tracing::error!(error = %e, "server error");
@@ -253,32 +293,38 @@ async fn prepare(
     Ok((req, plan))
 }
 
-/// The knob for an `auto` request: `router.cost_weight` or `metadata.cost_weight` (0–1), else
-/// the model suffix (`auto:cheap`, `auto:balanced`, `auto:best`), else the configured default.
-fn knob(state: &AppState, req: &ChatRequest, model: &str) -> Result<(String, f64), GatewayError> {
-    let explicit = req
-        .router_options
-        .get("cost_weight")
-        .map(|v| ("router.cost_weight", v))
-        .or_else(|| {
-            req.metadata
-                .get("cost_weight")
-                .map(|v| ("metadata.cost_weight", v))
-        });
-    if let Some((param, v)) = explicit {
-        return match v.as_f64().filter(|w| (0.0..=1.0).contains(w)) {
-            Some(w) => Ok((format!("cost_weight={w}"), w)),
-            None => Err(GatewayError::invalid(
-                format!("`{param}` must be a number between 0 and 1"),
-                param,
-            )),
-        };
+/// The knob for an `auto` request: `router.cost_weight` / `metadata.cost_weight` (0–1), or
+/// `router.strong_share` / `metadata.strong_share` (0–1, the share of prompts the strongest
+/// candidate should get, through the artifact's validation calibration), else the model suffix
+/// (`auto:cheap`, `auto:balanced`, `auto:best`, `auto:<0..1>`), else the configured default.
+fn knob(router: &AutoRouter, req: &ChatRequest, model: &str) -> Result<(String, f64), GatewayError> {
+    let option = |name: &str| {
+        req.router_options
+            .get(name)
+            .map(|v| (format!("router.{name}"), v))
+            .or_else(|| req.metadata.get(name).map(|v| (format!("metadata.{name}"), v)))
+    };
+    let unit = |param: &str, v: &Value| {
+        v.as_f64().filter(|w| (0.0..=1.0).contains(w)).ok_or_else(|| {
+            GatewayError::invalid(format!("`{param}` must be a number between 0 and 1"), param)
+        })
+    };
+    if let Some((param, v)) = option("cost_weight") {
+        let w = unit(&param, v)?;
+        return Ok((format!("cost_weight={w}"), w));
+    }
+    if let Some((param, v)) = option("strong_share") {
+        let share = unit(&param, v)?;
+        let table = router.artifact.calibration().ok_or_else(|| {
+            GatewayError::invalid(
+                format!("`{param}` needs an artifact with a strong-share calibration; retrain with `switchyard train`"),
+                &param,
+            )
+        })?;
+        return Ok((format!("strong_share={share}"), crate::auto::cost_weight_for_share(&table, share)));
     }
     match model.strip_prefix("auto:") {
-        None => {
-            let w = state.auto.as_ref().map(|a| a.default_cost_weight).unwrap_or(0.15);
-            Ok(("default".into(), w))
-        }
+        None => Ok(("default".into(), router.default_cost_weight)),
         Some(k) => crate::config::cost_weight(k).map(|w| (k.to_string(), w)).ok_or_else(|| {
             GatewayError::invalid(format!("unknown knob in {model:?}: use auto:best, auto:balanced, auto:cheap or auto:<0..1>"), "model")
         }),
@@ -292,14 +338,14 @@ async fn auto_plan(
     model: &str,
     request_id: &str,
 ) -> Result<RoutePlan, GatewayError> {
-    let router = state.auto.clone().map_err(|why| {
+    let router = state.auto.get().map_err(|why| {
         GatewayError::new(
             ErrorKind::AutoUnavailable,
             format!("model \"auto\" (learned routing) is unavailable: {why}"),
         )
         .with_param("model")
     })?;
-    let (label, weight) = knob(state, req, model)?;
+    let (label, weight) = knob(&router, req, model)?;
     let _permit = state
         .auto_permits
         .acquire()
@@ -473,12 +519,12 @@ async fn list_models(State(state): State<Arc<AppState>>, headers: HeaderMap) -> 
             "type": "router", "routes": r.routes.iter().map(|x| &x.name).chain([&r.default.name]).collect::<Vec<_>>(),
         }));
     }
-    data.push(match &state.auto {
+    data.push(match &state.auto.get() {
         Ok(a) => json!({
             "id": "auto", "object": "model", "created": 0, "owned_by": "switchyard", "type": "auto", "available": true,
             "artifact_version": a.artifact.version(), "encoder": a.encoder.id(),
             "candidates": a.artifact.weights.candidates.iter().map(|c| c.model.clone()).collect::<Vec<_>>(),
-            "knobs": ["auto:best", "auto:balanced", "auto:cheap"],
+            "knobs": ["auto:best", "auto:balanced", "auto:cheap"], "strong_share_calibrated": a.artifact.calibration().is_some(),
         }),
         Err(why) => json!({
             "id": "auto", "object": "model", "created": 0, "owned_by": "switchyard", "type": "auto",
@@ -490,7 +536,7 @@ async fn list_models(State(state): State<Arc<AppState>>, headers: HeaderMap) -> 
 
 async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     let mut text = state.metrics.render();
-    if let Ok(a) = &state.auto {
+    if let Ok(a) = &state.auto.get() {
         use std::sync::atomic::Ordering::Relaxed;
         text.push_str(&format!(
             "# HELP switchyard_embedding_cache_total Prompt-embedding cache lookups of learned routing.\n# TYPE switchyard_embedding_cache_total counter\nswitchyard_embedding_cache_total{{result=\"hit\"}} {}\nswitchyard_embedding_cache_total{{result=\"miss\"}} {}\n",
