@@ -186,11 +186,14 @@ impl AutoRouter {
     }
 
     /// Decides for a request. Blocking: call it on a blocking thread.
+    /// `only` restricts the candidates to these served model ids (a router route's subset);
+    /// empty = all.
     pub fn decide(
         &self,
         req: &ChatRequest,
         knob: &str,
         cost_weight: f64,
+        only: &[String],
     ) -> Result<(Vec<Arc<ModelConfig>>, LearnedDecision), GatewayError> {
         let started = Instant::now();
         let text = prompt_text(req.messages());
@@ -200,9 +203,21 @@ impl AutoRouter {
                 format!("learned routing could not embed the prompt: {e}"),
             )
         })?;
+        let subset: Vec<(String, Arc<ModelConfig>)>;
+        let pool = if only.is_empty() {
+            &self.candidates
+        } else {
+            subset = self
+                .candidates
+                .iter()
+                .filter(|(_, m)| only.contains(&m.id))
+                .cloned()
+                .collect();
+            &subset
+        };
         let mut candidates = rank(
             &self.artifact,
-            &self.candidates,
+            pool,
             &self.guardrails,
             req,
             &embedding,
@@ -264,7 +279,11 @@ type Signature = (PathBuf, Option<SystemTime>, Option<SystemTime>);
 
 fn signature(cfg: &AutoConfig) -> Option<Signature> {
     let dir = artifact_dir(&cfg.artifact).ok()?;
-    let mtime = |name: &str| std::fs::metadata(dir.join(name)).and_then(|m| m.modified()).ok();
+    let mtime = |name: &str| {
+        std::fs::metadata(dir.join(name))
+            .and_then(|m| m.modified())
+            .ok()
+    };
     Some((dir.clone(), mtime("weights.json"), mtime("manifest.json")))
 }
 
@@ -280,17 +299,26 @@ impl AutoSlot {
     pub fn load(cfg: Option<&AutoConfig>) -> AutoSlot {
         let (current, seen) = match cfg {
             None => (
-                Err("learned routing is not configured (no [auto] section in the config)".to_string()),
+                Err(
+                    "learned routing is not configured (no [auto] section in the config)"
+                        .to_string(),
+                ),
                 None,
             ),
             Some(c) => (AutoRouter::load(c).map(Arc::new), signature(c)),
         };
-        AutoSlot { current: RwLock::new(current), seen: Mutex::new(seen) }
+        AutoSlot {
+            current: RwLock::new(current),
+            seen: Mutex::new(seen),
+        }
     }
 
     /// The router requests should use now, or why there is none.
     pub fn get(&self) -> Result<Arc<AutoRouter>, String> {
-        self.current.read().unwrap_or_else(|e| e.into_inner()).clone()
+        self.current
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Whether the artifact on disk changed since the last load or check.
@@ -443,8 +471,10 @@ pub fn artifact_candidates(artifact: &Artifact) -> Vec<(String, Arc<ModelConfig>
 /// The chat request the server sees for a single-turn prompt (offline scoring uses it so
 /// prompt-token estimates and encoder text match serving).
 pub fn single_turn_request(prompt: &str) -> ChatRequest {
-    ChatRequest::from_openai(json!({"model": "auto", "messages": [{"role": "user", "content": prompt}]}))
-        .expect("a single user message is a valid request")
+    ChatRequest::from_openai(
+        json!({"model": "auto", "messages": [{"role": "user", "content": prompt}]}),
+    )
+    .expect("a single user message is a valid request")
 }
 
 /// Bound on break-even cost weights, so calibration tables stay finite.

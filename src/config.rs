@@ -67,6 +67,7 @@ struct FileAuto {
     guardrails: Vec<String>,
     cache_size: Option<usize>,
     encoder_sessions: Option<usize>,
+    watch: Option<bool>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -138,6 +139,17 @@ struct FileRoute {
     variants: Vec<FileVariant>,
     #[serde(default)]
     fallbacks: Vec<String>,
+    /// Learned routing as this route's target: `auto = { candidates = [...], knob = "cheap" }`.
+    auto: Option<FileRouteAuto>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileRouteAuto {
+    /// Served model ids among `[auto].candidates`; empty = all of them.
+    #[serde(default)]
+    candidates: Vec<String>,
+    knob: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -178,6 +190,8 @@ pub struct AutoConfig {
     pub guardrails: Vec<Arc<CelExpr>>,
     pub cache_size: usize,
     pub encoder_sessions: usize,
+    /// Reload when the artifact on disk changes (checked every second); SIGHUP always reloads.
+    pub watch: bool,
 }
 
 /// The cost weight of a knob: `best`, `balanced`, `cheap` or a number in [0, 1].
@@ -262,8 +276,19 @@ pub struct RouterConfig {
 pub struct RouteConfig {
     pub name: String,
     pub when: Option<CelExpr>,
+    /// Static targets; empty when the route's target is learned routing (`auto`).
     pub variants: Vec<VariantConfig>,
     pub fallbacks: Vec<Arc<ModelConfig>>,
+    pub auto: Option<Arc<RouteAuto>>,
+}
+
+/// Learned routing as a route's target: a subset of the `[auto]` candidates and a default knob.
+#[derive(Debug)]
+pub struct RouteAuto {
+    /// Served model ids; empty = every `[auto]` candidate.
+    pub candidates: Vec<String>,
+    pub knob: String,
+    pub cost_weight: f64,
 }
 
 #[derive(Debug)]
@@ -547,9 +572,42 @@ impl Config {
                     guardrails,
                     cache_size: a.cache_size.unwrap_or(4096),
                     encoder_sessions: a.encoder_sessions.unwrap_or(2).max(1),
+                    watch: a.watch.unwrap_or(true),
                 })
             }
         };
+        for (rname, r) in &routers {
+            let routes = r
+                .routes
+                .iter()
+                .enumerate()
+                .map(|(i, x)| (format!("routers.{rname}.routes[{i}]"), x));
+            for (key, route) in routes.chain([(format!("routers.{rname}.default"), &r.default)]) {
+                let Some(ra) = &route.auto else { continue };
+                let Some(a) = &auto else {
+                    return Err(err(
+                        &format!("{key}.auto"),
+                        "learned routing needs an [auto] section (artifact, encoder, candidates)"
+                            .into(),
+                    ));
+                };
+                for m in &ra.candidates {
+                    if !a.candidates.iter().any(|(_, c)| &c.id == m) {
+                        return Err(err(
+                            &format!("{key}.auto.candidates"),
+                            format!(
+                                "{m:?} is not an [auto] candidate (those are: {})",
+                                a.candidates
+                                    .iter()
+                                    .map(|(_, c)| c.id.as_str())
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            ),
+                        ));
+                    }
+                }
+            }
+        }
 
         Ok(Config {
             source: file.to_string(),
@@ -584,14 +642,48 @@ fn build_route(
         Some(src) => Some(CelExpr::compile(src).map_err(|e| err(&format!("{key}.when"), e))?),
         None => None,
     };
+    let auto = match &route.auto {
+        None => None,
+        Some(a) => {
+            if route.model.is_some() || !route.variants.is_empty() {
+                return Err(err(key, "give one of `model`, `variants` or `auto`".into()));
+            }
+            let knob = a.knob.clone().unwrap_or_else(|| "balanced".into());
+            let cost_weight = cost_weight(&knob).ok_or_else(|| {
+                err(
+                    &format!("{key}.auto.knob"),
+                    format!("{knob:?} is not best, balanced, cheap or a number between 0 and 1"),
+                )
+            })?;
+            let candidates = a
+                .candidates
+                .iter()
+                .enumerate()
+                .map(|(i, m)| {
+                    find_model(&format!("{key}.auto.candidates[{i}]"), m).map(|m| m.id.clone())
+                })
+                .collect::<Result<_, _>>()?;
+            Some(Arc::new(RouteAuto {
+                candidates,
+                knob,
+                cost_weight,
+            }))
+        }
+    };
     let variants = match (&route.model, route.variants.is_empty()) {
+        _ if auto.is_some() => vec![],
         (Some(_), false) => {
             return Err(err(
                 key,
                 "give either `model` or `variants`, not both".into(),
             ))
         }
-        (None, true) => return Err(err(key, "a route needs `model` or `variants`".into())),
+        (None, true) => {
+            return Err(err(
+                key,
+                "a route needs `model`, `variants` or `auto`".into(),
+            ))
+        }
         (Some(m), true) => vec![VariantConfig {
             name: m.clone(),
             model: find_model(&format!("{key}.model"), m)?,
@@ -627,6 +719,7 @@ fn build_route(
         when,
         variants,
         fallbacks,
+        auto,
     })
 }
 

@@ -41,6 +41,12 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Evaluate a router artifact against static baselines (runs `switchyard-train eval`; see
+    /// `switchyard eval --help`): writes evals/reports/<version>/.
+    Eval {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
     /// Run a scripted OpenAI/Anthropic-compatible mock upstream (for tests and benchmarks).
     MockUpstream {
         #[arg(long, default_value = "127.0.0.1:9090")]
@@ -111,25 +117,8 @@ async fn run(cli: Cli) -> Result<(), String> {
             print!("{}", switchyard::config::DEFAULT_CONFIG);
             Ok(())
         }
-        Command::Train { args } => {
-            let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-            let train = exe.with_file_name("switchyard-train");
-            if !train.exists() {
-                return Err(format!(
-                    "{} is not built; build it with `cargo build --release -p switchyard-training` (it holds polars and linfa, kept out of the server)",
-                    train.display()
-                ));
-            }
-            let status = std::process::Command::new(&train)
-                .args(&args)
-                .status()
-                .map_err(|e| format!("cannot run {}: {e}", train.display()))?;
-            if status.success() {
-                Ok(())
-            } else {
-                Err(format!("training failed ({status})"))
-            }
-        }
+        Command::Train { args } => run_training(&args),
+        Command::Eval { args } => run_training(&[vec!["eval".to_string()], args].concat()),
         Command::MockUpstream { listen } => {
             let mock = MockUpstream::start(&listen)
                 .await
@@ -169,5 +158,26 @@ fn main() -> ExitCode {
             eprintln!("error: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Runs the sibling `switchyard-train` binary (polars and linfa live there, not in the server).
+fn run_training(args: &[String]) -> Result<(), String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let train = exe.with_file_name("switchyard-train");
+    if !train.exists() {
+        return Err(format!(
+            "{} is not built; build it with `cargo build --release -p switchyard-training` (it holds polars and linfa, kept out of the server)",
+            train.display()
+        ));
+    }
+    let status = std::process::Command::new(&train)
+        .args(args)
+        .status()
+        .map_err(|e| format!("cannot run {}: {e}", train.display()))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{} failed ({status})", train.display()))
     }
 }

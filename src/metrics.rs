@@ -227,11 +227,31 @@ impl Metrics {
             let _ = writeln!(out, "switchyard_cost_usd_total{{model=\"{model}\"}} {c}");
         }
         let counters = [
-            ("switchyard_stream_interrupted_total", "Streams that broke after bytes reached the client.", m.stream_interrupted),
-            ("switchyard_log_dropped_total", "Log records dropped because the log buffer was full.", self.log_dropped.load(Ordering::Relaxed)),
-            ("switchyard_log_written_total", "Log records written.", self.log_written.load(Ordering::Relaxed)),
-            ("switchyard_auto_reloads_total", "Learned-router artifacts loaded by hot reload.", self.auto_reloads.load(Ordering::Relaxed)),
-            ("switchyard_auto_reload_failures_total", "Hot reloads refused (broken artifact; the old one stayed).", self.auto_reload_failures.load(Ordering::Relaxed)),
+            (
+                "switchyard_stream_interrupted_total",
+                "Streams that broke after bytes reached the client.",
+                m.stream_interrupted,
+            ),
+            (
+                "switchyard_log_dropped_total",
+                "Log records dropped because the log buffer was full.",
+                self.log_dropped.load(Ordering::Relaxed),
+            ),
+            (
+                "switchyard_log_written_total",
+                "Log records written.",
+                self.log_written.load(Ordering::Relaxed),
+            ),
+            (
+                "switchyard_auto_reloads_total",
+                "Learned-router artifacts loaded by hot reload.",
+                self.auto_reloads.load(Ordering::Relaxed),
+            ),
+            (
+                "switchyard_auto_reload_failures_total",
+                "Hot reloads refused (broken artifact; the old one stayed).",
+                self.auto_reload_failures.load(Ordering::Relaxed),
+            ),
         ];
         for (name, help, value) in counters {
             header(&mut out, name, "counter", help);

@@ -1,7 +1,7 @@
 //! The HTTP service: routes, request handling, authentication, and graceful shutdown.
 
 use crate::auto::{AutoRouter, AutoSlot};
-use crate::config::Config;
+use crate::config::{Config, RouteAuto};
 use crate::error::{ErrorKind, GatewayError};
 use crate::feedback::FeedbackStore;
 use crate::gateway::{self, Execution, Served};
@@ -118,7 +118,9 @@ const ARTIFACT_POLL: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Reloads the learned router on SIGHUP or when the artifact on disk changes.
 async fn watch_artifact(state: Arc<AppState>) {
-    let Some(cfg) = state.config.auto.as_ref() else { return };
+    let Some(cfg) = state.config.auto.as_ref() else {
+        return;
+    };
     #[cfg(unix)]
     let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
     loop {
@@ -128,8 +130,11 @@ async fn watch_artifact(state: Arc<AppState>) {
             _ = tokio::time::sleep(ARTIFACT_POLL) => false,
         };
         #[cfg(not(unix))]
-        let signalled = { tokio::time::sleep(ARTIFACT_POLL).await; false };
-        if !(state.auto.changed(cfg) || signalled) {
+        let signalled = {
+            tokio::time::sleep(ARTIFACT_POLL).await;
+            false
+        };
+        if !(signalled || (cfg.watch && state.auto.changed(cfg))) {
             continue;
         }
         let s = state.clone();
@@ -140,11 +145,17 @@ async fn watch_artifact(state: Arc<AppState>) {
         .await;
         match result {
             Ok(Ok(version)) => {
-                state.metrics.auto_reloads.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                state
+                    .metrics
+                    .auto_reloads
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 tracing::info!(version, signalled, "learned router reloaded")
             }
             Ok(Err(e)) => {
-                state.metrics.auto_reload_failures.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                state
+                    .metrics
+                    .auto_reload_failures
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 tracing::error!("learned router reload refused, keeping the current one: {e}")
             }
             Err(e) => tracing::error!("learned router reload panicked: {e}"),
@@ -162,7 +173,11 @@ impl Server {
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
         let (stop, stopped) = oneshot::channel::<()>();
         let app = router(state.clone());
-        let reloader = state.config.auto.is_some().then(|| tokio::spawn(watch_artifact(state.clone())));
+        let reloader = state
+            .config
+            .auto
+            .is_some()
+            .then(|| tokio::spawn(watch_artifact(state.clone())));
         let task = tokio::spawn(async move {
             axum::serve(listener.tap_io(nodelay), app)
                 .with_graceful_shutdown(async {
@@ -288,26 +303,38 @@ async fn prepare(
         Some(m) if m == "auto" || m.starts_with("auto:") => {
             auto_plan(state, &req, m, request_id).await?
         }
-        _ => state.routing.plan(&req, request_id)?,
+        _ => complete_route_plan(state, &req, state.routing.plan(&req, request_id)?).await?,
     };
     Ok((req, plan))
 }
 
-/// The knob for an `auto` request: `router.cost_weight` / `metadata.cost_weight` (0–1), or
+/// The knob for a learned decision: `router.cost_weight` / `metadata.cost_weight` (0–1), or
 /// `router.strong_share` / `metadata.strong_share` (0–1, the share of prompts the strongest
 /// candidate should get, through the artifact's validation calibration), else the model suffix
-/// (`auto:cheap`, `auto:balanced`, `auto:best`, `auto:<0..1>`), else the configured default.
-fn knob(router: &AutoRouter, req: &ChatRequest, model: &str) -> Result<(String, f64), GatewayError> {
+/// (`auto:cheap`, `auto:balanced`, `auto:best`, `auto:<0..1>`), else `default` (the `[auto]`
+/// default knob, or a router route's `knob`).
+fn knob(
+    router: &AutoRouter,
+    req: &ChatRequest,
+    suffix: Option<&str>,
+    default: (String, f64),
+) -> Result<(String, f64), GatewayError> {
     let option = |name: &str| {
         req.router_options
             .get(name)
             .map(|v| (format!("router.{name}"), v))
-            .or_else(|| req.metadata.get(name).map(|v| (format!("metadata.{name}"), v)))
+            .or_else(|| {
+                req.metadata
+                    .get(name)
+                    .map(|v| (format!("metadata.{name}"), v))
+            })
     };
     let unit = |param: &str, v: &Value| {
-        v.as_f64().filter(|w| (0.0..=1.0).contains(w)).ok_or_else(|| {
-            GatewayError::invalid(format!("`{param}` must be a number between 0 and 1"), param)
-        })
+        v.as_f64()
+            .filter(|w| (0.0..=1.0).contains(w))
+            .ok_or_else(|| {
+                GatewayError::invalid(format!("`{param}` must be a number between 0 and 1"), param)
+            })
     };
     if let Some((param, v)) = option("cost_weight") {
         let w = unit(&param, v)?;
@@ -321,23 +348,38 @@ fn knob(router: &AutoRouter, req: &ChatRequest, model: &str) -> Result<(String, 
                 &param,
             )
         })?;
-        return Ok((format!("strong_share={share}"), crate::auto::cost_weight_for_share(&table, share)));
+        return Ok((
+            format!("strong_share={share}"),
+            crate::auto::cost_weight_for_share(&table, share),
+        ));
     }
-    match model.strip_prefix("auto:") {
-        None => Ok(("default".into(), router.default_cost_weight)),
+    match suffix {
+        None => Ok(default),
         Some(k) => crate::config::cost_weight(k).map(|w| (k.to_string(), w)).ok_or_else(|| {
-            GatewayError::invalid(format!("unknown knob in {model:?}: use auto:best, auto:balanced, auto:cheap or auto:<0..1>"), "model")
+            GatewayError::invalid(format!("unknown knob \"auto:{k}\": use auto:best, auto:balanced, auto:cheap or auto:<0..1>"), "model")
         }),
     }
 }
 
-/// Plans an `auto` request: the learned decision on a bounded blocking pool, then `models`.
-async fn auto_plan(
+/// Where a learned decision comes from: `model: "auto[:knob]"`, or a router route whose
+/// target is `auto`.
+enum AutoSource<'a> {
+    Model(&'a str),
+    Route(&'a RouteAuto),
+}
+
+/// The learned decision on a bounded blocking pool: the ranked eligible candidates.
+async fn learned_chain(
     state: &AppState,
     req: &ChatRequest,
-    model: &str,
-    request_id: &str,
-) -> Result<RoutePlan, GatewayError> {
+    source: AutoSource<'_>,
+) -> Result<
+    (
+        Vec<Arc<crate::config::ModelConfig>>,
+        crate::auto::LearnedDecision,
+    ),
+    GatewayError,
+> {
     let router = state.auto.get().map_err(|why| {
         GatewayError::new(
             ErrorKind::AutoUnavailable,
@@ -345,19 +387,38 @@ async fn auto_plan(
         )
         .with_param("model")
     })?;
-    let (label, weight) = knob(&router, req, model)?;
+    let (label, weight, only) = match source {
+        AutoSource::Model(model) => {
+            let default = ("default".to_string(), router.default_cost_weight);
+            let (l, w) = knob(&router, req, model.strip_prefix("auto:"), default)?;
+            (l, w, Vec::new())
+        }
+        AutoSource::Route(ra) => {
+            let (l, w) = knob(&router, req, None, (ra.knob.clone(), ra.cost_weight))?;
+            (l, w, ra.candidates.clone())
+        }
+    };
     let _permit = state
         .auto_permits
         .acquire()
         .await
         .map_err(|e| GatewayError::new(ErrorKind::Internal, e.to_string()))?;
     let owned = req.clone();
-    let (mut chain, learned) =
-        tokio::task::spawn_blocking(move || router.decide(&owned, &label, weight))
-            .await
-            .map_err(|e| {
-                GatewayError::new(ErrorKind::Internal, format!("routing decision failed: {e}"))
-            })??;
+    tokio::task::spawn_blocking(move || router.decide(&owned, &label, weight, &only))
+        .await
+        .map_err(|e| {
+            GatewayError::new(ErrorKind::Internal, format!("routing decision failed: {e}"))
+        })?
+}
+
+/// Plans an `auto` request: the learned chain, then the request's `models`.
+async fn auto_plan(
+    state: &AppState,
+    req: &ChatRequest,
+    model: &str,
+    request_id: &str,
+) -> Result<RoutePlan, GatewayError> {
+    let (mut chain, learned) = learned_chain(state, req, AutoSource::Model(model)).await?;
     for m in state.routing.resolve_models(req, request_id)? {
         if !chain.iter().any(|c| c.id == m.id) {
             chain.push(m);
@@ -376,9 +437,35 @@ async fn auto_plan(
             learned: Some(learned),
         },
         chain,
+        auto: None,
         timeout,
         ttft_timeout,
     })
+}
+
+/// Completes a router plan whose route targets `auto`: the learned chain before the route's
+/// fallbacks.
+async fn complete_route_plan(
+    state: &AppState,
+    req: &ChatRequest,
+    mut plan: RoutePlan,
+) -> Result<RoutePlan, GatewayError> {
+    let Some(ra) = plan.auto.take() else {
+        return Ok(plan);
+    };
+    let (mut chain, learned) = learned_chain(state, req, AutoSource::Route(&ra)).await?;
+    for m in plan.chain.drain(..) {
+        if !chain.iter().any(|c| c.id == m.id) {
+            chain.push(m);
+        }
+    }
+    plan.chain = chain;
+    plan.decision.reason.push_str(&format!(
+        "; learned routing chose {} (knob {}, cost weight {})",
+        learned.chosen, learned.knob, learned.cost_weight
+    ));
+    plan.decision.learned = Some(learned);
+    Ok(plan)
 }
 
 /// `POST /v1/route`: the routing decision for a chat body; nothing is sent upstream.

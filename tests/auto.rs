@@ -247,3 +247,282 @@ async fn missing_or_mismatched_artifact_leaves_static_routes_working() {
     );
     std::fs::remove_dir_all(dir).ok();
 }
+
+/// Writes a file by rename, as a deploy tool would, so a watching server never reads half of it.
+fn write_atomic(path: &Path, text: &str) {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+fn set_manifest(dir: &Path, edit: impl Fn(&mut Value)) {
+    let path = dir.join("manifest.json");
+    let mut m: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    edit(&mut m);
+    write_atomic(&path, &m.to_string());
+}
+
+async fn auto_model(h: &Harness) -> Value {
+    let v: Value = h
+        .http
+        .get(format!("{}/v1/models", h.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    v["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["id"] == "auto")
+        .unwrap()
+        .clone()
+}
+
+async fn wait_for_version(h: &Harness, version: &str) {
+    for _ in 0..100 {
+        if auto_model(h).await["artifact_version"] == version {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("artifact {version} was not loaded: {}", auto_model(h).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn router_routes_compose_with_learned_routing() {
+    let dir = tmp("routes");
+    write_artifact(&dir, None);
+    let extra = format!(
+        "[auto]\nartifact = \"{}\"\nencoder = \"{}\"\ncandidates = {{ \"strong\" = \"up/ok\", \"weak\" = \"up/second\" }}\n\
+         [routers.tiered]\nroutes = [{{ name = \"free\", when = 'plan == \"free\"', auto = {{ candidates = [\"up/second\"], knob = \"cheap\" }} }}]\n\
+         default = {{ name = \"paid\", auto = {{ knob = \"best\" }}, fallbacks = [\"up/second\"] }}\n",
+        dir.display(),
+        encoder_dir().display()
+    );
+    let h = Harness::start_with(Options {
+        extra,
+        ..Options::default()
+    })
+    .await;
+    let (status, _, v) = h
+        .chat(json!({"model": "router/tiered", "messages": user("Prove that sqrt(2) is irrational."), "metadata": {"plan": "pro"}}))
+        .await;
+    assert_eq!(status, 200, "{v}");
+    let r = &v["metadata"]["routing"];
+    assert_eq!(
+        (r["router"].as_str(), r["route"].as_str()),
+        (Some("tiered"), Some("paid"))
+    );
+    assert_eq!(
+        r["chosen"], "up/ok",
+        "best knob picks the better candidate: {r}"
+    );
+    assert_eq!(r["knob"], "best");
+    assert_eq!(r["candidates"].as_array().unwrap().len(), 2);
+    assert_eq!(v["model"], "up/ok");
+    // Free plan: the route's subset only, at its own knob.
+    let (status, _, v) = h
+        .chat(
+            json!({"model": "router/tiered", "messages": user("hi"), "metadata": {"plan": "free"}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+    let r = &v["metadata"]["routing"];
+    assert_eq!(r["route"], "free");
+    assert_eq!(r["knob"], "cheap");
+    assert_eq!(r["candidates"].as_array().unwrap().len(), 1);
+    assert_eq!(v["model"], "up/second");
+    // A request knob overrides the route's default.
+    let v: Value = h
+        .post("/v1/route", json!({"model": "router/tiered", "messages": user("hi"), "router": {"cost_weight": 0.5}}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["routing"]["cost_weight"], 0.5, "{v}");
+    let chain = v["chain"].as_array().unwrap();
+    assert_eq!(
+        chain.len(),
+        2,
+        "ranked candidates, the fallback deduplicated: {v}"
+    );
+    assert_eq!(chain[0], v["routing"]["chosen"]);
+    h.stop_and_read_logs().await;
+}
+
+#[test]
+fn route_auto_is_validated_at_load() {
+    let base =
+        "[providers.p]\nkind = \"mock\"\n[[models]]\nid = \"p/a\"\n[[models]]\nid = \"p/b\"\n";
+    let with = |rest: &str| {
+        switchyard::config::Config::parse(&format!("{base}{rest}"), "x.toml", &|_| None)
+    };
+    let e = with("[routers.r]\ndefault = { auto = { knob = \"cheap\" } }\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("routers.r.default.auto") && e.contains("[auto] section"),
+        "{e}"
+    );
+    let auto = "[auto]\ncandidates = { \"x\" = \"p/a\" }\n";
+    let e = with(&format!(
+        "[routers.r]\ndefault = {{ auto = {{ candidates = [\"p/b\"] }} }}\n{auto}"
+    ))
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("routers.r.default.auto.candidates")
+            && e.contains("\"p/b\" is not an [auto] candidate"),
+        "{e}"
+    );
+    let e = with(&format!(
+        "[routers.r]\ndefault = {{ auto = {{ knob = \"fast\" }} }}\n{auto}"
+    ))
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("routers.r.default.auto.knob"), "{e}");
+    let e = with(&format!(
+        "[routers.r]\ndefault = {{ model = \"p/a\", auto = {{}} }}\n{auto}"
+    ))
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("one of `model`, `variants` or `auto`"), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn strong_share_knob_reads_the_artifact_calibration() {
+    let dir = tmp("share");
+    write_artifact(&dir, None);
+    let h = start(&dir, "up/ok").await;
+    let ask = |share: f64| json!({"model": "auto", "messages": user("hello"), "router": {"strong_share": share}});
+    let resp = h.post("/v1/route", ask(0.3)).await;
+    assert_eq!(resp.status(), 400);
+    let e: Value = resp.json().await.unwrap();
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("calibration"),
+        "{e}"
+    );
+    assert_eq!(e["error"]["param"], "router.strong_share");
+    h.stop_and_read_logs().await;
+
+    let table: Vec<f64> = (0..=100).map(|i| -0.5 + i as f64 / 100.0).collect();
+    set_manifest(&dir, |m| {
+        m["calibration"] = json!({"breakeven_quantiles": table})
+    });
+    let h = start(&dir, "up/ok").await;
+    for (share, w) in [(1.0, -0.5), (0.25, 0.25), (0.0, 0.5)] {
+        let v: Value = h.post("/v1/route", ask(share)).await.json().await.unwrap();
+        assert!(
+            (v["routing"]["cost_weight"].as_f64().unwrap() - w).abs() < 1e-9,
+            "share {share}: {v}"
+        );
+        assert_eq!(v["routing"]["knob"], format!("strong_share={share}"));
+    }
+    let resp = h.post("/v1/route", ask(1.5)).await;
+    assert_eq!(resp.status(), 400);
+    h.stop_and_read_logs().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn artifact_hot_reloads_on_change_keeps_serving_and_refuses_broken_ones() {
+    let dir = tmp("reload");
+    write_artifact(&dir, None);
+    let h = std::sync::Arc::new(start(&dir, "up/ok").await);
+    assert_eq!(auto_model(&h).await["artifact_version"], "test-artifact");
+    // Requests keep flowing through every reload below; none may fail.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load = {
+        let (h, stop) = (h.clone(), stop.clone());
+        tokio::spawn(async move {
+            let (mut ok, mut failed) = (0, vec![]);
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let (status, _, v) = h
+                    .chat(json!({"model": "auto", "messages": user(&format!("question {ok}"))}))
+                    .await;
+                if status == 200 {
+                    ok += 1
+                } else {
+                    failed.push(v)
+                }
+            }
+            (ok, failed)
+        })
+    };
+    set_manifest(&dir, |m| m["version"] = json!("v2"));
+    wait_for_version(&h, "v2").await;
+    // A broken artifact is refused and the current one stays.
+    write_atomic(&dir.join("weights.json"), "{not json");
+    for _ in 0..50 {
+        let m = h
+            .http
+            .get(format!("{}/metrics", h.base))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if m.contains("switchyard_auto_reload_failures_total 1") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let m = h
+        .http
+        .get(format!("{}/metrics", h.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(m.contains("switchyard_auto_reload_failures_total 1"), "{m}");
+    assert!(m.contains("switchyard_auto_reloads_total 1"), "{m}");
+    assert_eq!(auto_model(&h).await["artifact_version"], "v2");
+    // Fixed again: picked up.
+    write_artifact(&dir, None);
+    set_manifest(&dir, |m| m["version"] = json!("v3"));
+    wait_for_version(&h, "v3").await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (ok, failed) = load.await.unwrap();
+    assert!(
+        failed.is_empty(),
+        "requests failed during reloads: {failed:?}"
+    );
+    assert!(ok > 5, "only {ok} requests ran during the reloads");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reloads_when_watching_is_off() {
+    let dir = tmp("hup");
+    write_artifact(&dir, None);
+    let extra = format!(
+        "[auto]\nartifact = \"{}\"\nencoder = \"{}\"\nwatch = false\ncandidates = {{ \"strong\" = \"up/ok\", \"weak\" = \"up/second\" }}\n",
+        dir.display(),
+        encoder_dir().display()
+    );
+    let h = Harness::start_with(Options {
+        extra,
+        ..Options::default()
+    })
+    .await;
+    set_manifest(&dir, |m| m["version"] = json!("after-hup"));
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    assert_eq!(
+        auto_model(&h).await["artifact_version"],
+        "test-artifact",
+        "not watched: no reload without a signal"
+    );
+    let status = std::process::Command::new("kill")
+        .args(["-HUP", &std::process::id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    wait_for_version(&h, "after-hup").await;
+}

@@ -4,7 +4,7 @@
 pub mod cel;
 pub mod sticky;
 
-use crate::config::{Config, ModelConfig, RouteConfig, RouterConfig};
+use crate::config::{Config, ModelConfig, RouteAuto, RouteConfig, RouterConfig};
 use crate::error::{ErrorKind, GatewayError};
 use crate::request::ChatRequest;
 use serde::Serialize;
@@ -29,6 +29,9 @@ pub struct Decision {
 pub struct RoutePlan {
     pub chain: Vec<Arc<ModelConfig>>,
     pub decision: Decision,
+    /// Set when the chosen route's target is learned routing: the server decides, then
+    /// prepends the ranked candidates to `chain` (the route's fallbacks).
+    pub auto: Option<Arc<RouteAuto>>,
     pub timeout: Duration,
     pub ttft_timeout: Duration,
 }
@@ -69,6 +72,7 @@ impl RoutingTable {
                     reason: format!("model {:?} requested directly", m.id),
                     ..Decision::default()
                 },
+                auto: None,
                 timeout: self.timeout,
                 ttft_timeout: self.ttft_timeout,
             },
@@ -227,6 +231,21 @@ fn plan_router(router: &RouterConfig, req: &ChatRequest, request_id: &str) -> Ro
             skipped.join("; ")
         ));
     }
+    if let Some(auto) = &route.auto {
+        return RoutePlan {
+            chain: route.fallbacks.clone(),
+            decision: Decision {
+                router: Some(router.name.clone()),
+                route: Some(route.name.clone()),
+                variant: None,
+                reason,
+                learned: None,
+            },
+            auto: Some(auto.clone()),
+            timeout: router.timeout,
+            ttft_timeout: router.ttft_timeout,
+        };
+    }
     let variant = if route.variants.len() == 1 {
         &route.variants[0]
     } else {
@@ -259,6 +278,7 @@ fn plan_router(router: &RouterConfig, req: &ChatRequest, request_id: &str) -> Ro
             reason,
             learned: None,
         },
+        auto: None,
         timeout: router.timeout,
         ttft_timeout: router.ttft_timeout,
     }

@@ -3,9 +3,11 @@
 //!
 //! - `import`: RouteLLM outcome files + logged requests with feedback → `data/outcomes.parquet`
 //! - `fit`: outcome table → embedding cache → linfa models → artifact, manifest and report
-//! - no subcommand: both
+//! - `eval`: an artifact against static baselines on held-out outcomes → `evals/reports/<version>/`
+//! - no subcommand: import, then fit
 
 mod embed;
+mod eval;
 mod fit;
 mod outcomes;
 
@@ -30,6 +32,8 @@ enum Step {
     Fit,
     /// Import, then fit.
     All,
+    /// Evaluate an artifact against static baselines on held-out outcomes.
+    Eval,
 }
 
 #[derive(Parser)]
@@ -59,9 +63,23 @@ struct Cli {
     /// Directory that receives router-<version>/.
     #[arg(long, default_value = "models")]
     out: PathBuf,
-    /// Split column: `split` (random by prompt) or `split_subject` (whole subjects held out).
-    #[arg(long, default_value = "split")]
-    split: String,
+    /// fit: the split column, `split` (random by prompt, default) or `split_subject` (whole
+    /// subjects held out). eval: the side to evaluate, `test` (default) or `val`; the split
+    /// column is the artifact's.
+    #[arg(long)]
+    split: Option<String>,
+    /// eval: the artifact (a router-<version> dir, or a dir with LATEST).
+    #[arg(long, default_value = "models")]
+    artifact: PathBuf,
+    /// eval: where report directories are written.
+    #[arg(long, default_value = "evals/reports")]
+    reports: PathBuf,
+    /// eval: bootstrap resamples for the confidence intervals.
+    #[arg(long, default_value_t = 1000)]
+    bootstrap: usize,
+    /// eval: also write every learned decision (prompt, knob, chosen model) to this NDJSON file.
+    #[arg(long)]
+    decisions: Option<PathBuf>,
     /// Embedding threads.
     #[arg(long, default_value_t = 2)]
     threads: usize,
@@ -73,6 +91,19 @@ fn main() {
         Step::Import => import(&cli).map(|_| ()),
         Step::Fit => fit_artifact(&cli).map(|_| ()),
         Step::All => import(&cli).and_then(|_| fit_artifact(&cli).map(|_| ())),
+        Step::Eval => eval::run(&eval::Args {
+            artifact: &cli.artifact,
+            data: &cli.data,
+            cache: &cli.cache,
+            encoder: &cli.encoder,
+            partition: cli.split.as_deref().unwrap_or("test"),
+            reports: &cli.reports,
+            seed: cli.seed,
+            bootstrap: cli.bootstrap,
+            threads: cli.threads,
+            decisions: cli.decisions.as_deref(),
+        })
+        .map(|_| ()),
     };
     if let Err(e) = result {
         eprintln!("error: {e}");
@@ -114,14 +145,18 @@ fn import(a: &Cli) -> Result<DataFrame, String> {
     Ok(df)
 }
 
-/// One outcome row as training needs it.
-struct Outcome {
+/// One outcome row as training and evaluation need it.
+pub struct Outcome {
     prompt_id: String,
+    prompt: String,
+    /// What the encoder sees for the prompt ([`embed::encoder_text`]).
     text: String,
+    source: String,
     model: String,
     quality: f64,
     input_tokens: u64,
     output_tokens: u64,
+    cost_usd: f64,
     split: String,
 }
 
@@ -137,17 +172,30 @@ fn load_outcomes(df: &DataFrame, split_col: &str) -> Result<Vec<Outcome>, String
             .and_then(|c| c.f64().cloned())
             .map_err(|e| format!("column {n}: {e}"))
     };
-    let (ids, prompts, models, splits) =
-        (s("prompt_id")?, s("prompt")?, s("model")?, s(split_col)?);
-    let (quality, it, ot) = (f("quality")?, f("input_tokens")?, f("output_tokens")?);
+    let (ids, prompts, models, splits, sources) = (
+        s("prompt_id")?,
+        s("prompt")?,
+        s("model")?,
+        s(split_col)?,
+        s("source")?,
+    );
+    let (quality, it, ot, cost) = (
+        f("quality")?,
+        f("input_tokens")?,
+        f("output_tokens")?,
+        f("cost_usd")?,
+    );
     Ok((0..df.height())
         .map(|i| Outcome {
             prompt_id: ids.get(i).unwrap_or("").to_string(),
+            prompt: prompts.get(i).unwrap_or("").to_string(),
             text: embed::encoder_text(prompts.get(i).unwrap_or("")),
+            source: sources.get(i).unwrap_or("").to_string(),
             model: models.get(i).unwrap_or("").to_string(),
             quality: quality.get(i).unwrap_or(0.0),
             input_tokens: it.get(i).unwrap_or(0.0) as u64,
             output_tokens: ot.get(i).unwrap_or(0.0) as u64,
+            cost_usd: cost.get(i).unwrap_or(0.0),
             split: splits.get(i).unwrap_or("").to_string(),
         })
         .collect())
@@ -156,20 +204,19 @@ fn load_outcomes(df: &DataFrame, split_col: &str) -> Result<Vec<Outcome>, String
 fn fit_artifact(a: &Cli) -> Result<PathBuf, String> {
     let (data, seed) = (&a.data, a.seed);
     let t0 = Instant::now();
-    if a.split != "split" && a.split != "split_subject" {
+    let split = a.split.as_deref().unwrap_or("split");
+    if split != "split" && split != "split_subject" {
         return Err(format!(
-            "--split must be `split` or `split_subject`, not {:?}",
-            a.split
+            "--split must be `split` or `split_subject`, not {split:?}"
         ));
     }
     let df = outcomes::read_parquet(data)?;
-    let rows = load_outcomes(&df, &a.split)?;
+    let rows = load_outcomes(&df, split)?;
     for (name, want) in [("train", true), ("val", true)] {
         if want && !rows.iter().any(|r| r.split == name) {
             return Err(format!(
-                "{}: the {name} split of column {:?} is empty",
+                "{}: the {name} split of column {split:?} is empty",
                 data.display(),
-                a.split
             ));
         }
     }
@@ -287,7 +334,7 @@ fn fit_artifact(a: &Cli) -> Result<PathBuf, String> {
     let version = {
         let mut h = Sha256::new();
         h.update(weights_json.as_bytes());
-        h.update(format!("{data_hash}|{seed}|{}|{}", a.split, encoder.id()).as_bytes());
+        h.update(format!("{data_hash}|{seed}|{split}|{}", encoder.id()).as_bytes());
         format!("{:x}", h.finalize())[..12].to_string()
     };
     let split_sizes: BTreeMap<&str, usize> = ["train", "val", "test"]
@@ -303,6 +350,23 @@ fn fit_artifact(a: &Cli) -> Result<PathBuf, String> {
             )
         })
         .collect();
+    // The strong-share knob: break-even cost weights of the validation prompts.
+    let probe = Artifact {
+        manifest: json!({}),
+        weights: weights.clone(),
+    };
+    let mut seen = HashSet::new();
+    let val_prompts: Vec<(&str, &[f32])> = rows
+        .iter()
+        .filter(|r| r.split == "val" && seen.insert(r.prompt_id.as_str()))
+        .map(|r| {
+            (
+                r.prompt.as_str(),
+                cache.get(&r.text).expect("filled above").as_slice(),
+            )
+        })
+        .collect();
+    let calibration = eval::learned_calibration(&probe, &val_prompts);
     let manifest = json!({
         "schema_version": SCHEMA_VERSION,
         "version": version,
@@ -310,10 +374,11 @@ fn fit_artifact(a: &Cli) -> Result<PathBuf, String> {
         "candidates": weights.candidates.iter().map(|c| json!({"model": c.model, "input_price_per_mtok": c.input_price_per_mtok, "output_price_per_mtok": c.output_price_per_mtok})).collect::<Vec<_>>(),
         "feature_spec": FEATURE_SPEC,
         "good_answer_threshold": GOOD_ANSWER,
-        "training_data": {"path": data.display().to_string(), "sha256": data_hash, "rows": rows.len(), "split_column": a.split, "prompts_per_split": split_sizes},
+        "training_data": {"path": data.display().to_string(), "sha256": data_hash, "rows": rows.len(), "split_column": split, "prompts_per_split": split_sizes},
         "seed": seed,
         "hyperparameters": {"l2_alpha": alphas, "alpha_grid": fit::ALPHAS, "chosen_on": "validation log-loss"},
         "metrics": {"validation": val_metrics},
+        "calibration": {"strong_model": probe.strongest(), "computed_on": "validation prompts", "prompts": val_prompts.len(), "breakeven_quantiles": calibration},
     });
     let artifact = Artifact {
         manifest: manifest.clone(),
@@ -336,7 +401,10 @@ fn fit_artifact(a: &Cli) -> Result<PathBuf, String> {
     )
     .map_err(|e| e.to_string())?;
     // The server's default: the most recently trained artifact.
-    std::fs::write(a.out.join("LATEST"), format!("router-{version}\n"))
+    // Written then renamed, so a watching server never reads half a name.
+    let tmp = a.out.join(".LATEST.tmp");
+    std::fs::write(&tmp, format!("router-{version}\n"))
+        .and_then(|_| std::fs::rename(&tmp, a.out.join("LATEST")))
         .map_err(|e| e.to_string())?;
     eprintln!(
         "wrote {} (embeddings: {} cached, {} computed in {embed_secs:.1}s; fit {fit_secs:.1}s; total {:.1}s)",

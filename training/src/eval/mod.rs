@@ -1,0 +1,833 @@
+//! `switchyard-train eval` (also `switchyard eval`): the learned router against static
+//! baselines on held-out outcome data, written to `evals/reports/<artifact-version>/`.
+//!
+//! Every router is a choice of one candidate per prompt at each knob setting. The learned
+//! router's choices come from [`switchyard::auto::rank`], the server's scoring code, on the
+//! same embeddings and request estimates the server computes. The report's metrics are
+//! defined in [`metrics`] and restated in `report.md`.
+
+pub mod metrics;
+mod report;
+mod svg;
+
+use crate::{embed, load_outcomes, outcomes};
+use metrics::{summarize, Ends, Point, Summary};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+use switchyard::auto::{
+    artifact_candidates, artifact_dir, breakeven, calibration_table, choose, cost_weight_for_share,
+    rank, rank_predictions, single_turn_request,
+};
+use switchyard::config::ModelConfig;
+use switchyard::encoder::{prompt_text, Encoder};
+use switchyard::predictor::{Artifact, Prediction, GOOD_ANSWER};
+
+/// Strong-call share targets of the knob sweep: 0, 4, …, 100 % (26 points).
+pub fn share_targets() -> Vec<f64> {
+    (0..=25).map(|i| i as f64 / 25.0).collect()
+}
+
+/// Neighbour counts tried for the kNN baseline (chosen on validation APGR).
+const KNN_KS: [usize; 5] = [5, 10, 20, 50, 100];
+
+/// Words that send a prompt to the strong model in the rule-based baseline.
+const RULE_KEYWORDS: [&str; 12] = [
+    "prove",
+    "derive",
+    "calculate",
+    "compute",
+    "solve",
+    "step by step",
+    "code",
+    "function",
+    "algorithm",
+    "explain why",
+    "how many",
+    "equation",
+];
+
+/// What `eval` needs.
+pub struct Args<'a> {
+    pub artifact: &'a Path,
+    pub data: &'a Path,
+    pub cache: &'a Path,
+    pub encoder: &'a Path,
+    /// `test` (default) or `val`.
+    pub partition: &'a str,
+    pub reports: &'a Path,
+    pub seed: u64,
+    pub bootstrap: usize,
+    pub threads: usize,
+    /// Also write every learned decision (prompt, knob, chosen model) as NDJSON here.
+    pub decisions: Option<&'a Path>,
+}
+
+/// One prompt with every candidate's observed outcome.
+struct Prompt {
+    id: String,
+    prompt: String,
+    text: String,
+    source: String,
+    split: String,
+    /// Per candidate (artifact order).
+    quality: Vec<f64>,
+    cost: Vec<f64>,
+    output_tokens: Vec<f64>,
+}
+
+/// A router's choices: per knob point, the candidate index chosen for each prompt.
+struct Curve {
+    name: String,
+    knobs: Vec<Value>,
+    choices: Vec<Vec<usize>>,
+}
+
+/// A line of progress on stderr.
+struct Progress {
+    what: &'static str,
+    total: usize,
+    last: usize,
+}
+
+impl Progress {
+    fn new(what: &'static str, total: usize) -> Progress {
+        Progress {
+            what,
+            total,
+            last: usize::MAX,
+        }
+    }
+
+    fn tick(&mut self, done: usize) {
+        let pct = if self.total == 0 {
+            100
+        } else {
+            done * 100 / self.total / 5 * 5
+        };
+        if pct != self.last {
+            self.last = pct;
+            eprint!("\r{}: {pct:3}% ({done}/{})", self.what, self.total);
+            if done >= self.total {
+                eprintln!();
+            }
+        }
+    }
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    format!("{:x}", Sha256::digest(bytes))
+}
+
+/// Groups outcome rows into prompts that have an outcome for every candidate, sorted by id.
+/// Fails if a prompt id appears in two splits (the no-leak rule).
+fn prompts(rows: Vec<crate::Outcome>, models: &[String]) -> Result<Vec<Prompt>, String> {
+    let mut by_id: BTreeMap<String, Prompt> = BTreeMap::new();
+    for r in rows {
+        let Some(m) = models.iter().position(|m| *m == r.model) else {
+            continue;
+        };
+        let p = by_id.entry(r.prompt_id.clone()).or_insert_with(|| Prompt {
+            id: r.prompt_id.clone(),
+            prompt: r.prompt.clone(),
+            text: r.text.clone(),
+            source: r.source.clone(),
+            split: r.split.clone(),
+            quality: vec![f64::NAN; models.len()],
+            cost: vec![f64::NAN; models.len()],
+            output_tokens: vec![f64::NAN; models.len()],
+        });
+        if p.split != r.split {
+            return Err(format!(
+                "prompt {} is in both the {} and {} splits; the outcome table leaks evaluation prompts",
+                r.prompt_id, p.split, r.split
+            ));
+        }
+        p.quality[m] = r.quality;
+        p.cost[m] = r.cost_usd;
+        p.output_tokens[m] = r.output_tokens as f64;
+    }
+    Ok(by_id
+        .into_values()
+        .filter(|p| p.quality.iter().all(|q| !q.is_nan()))
+        .collect())
+}
+
+/// The sorted-ids hash printed in the report, so two reports can be checked for the same prompts.
+fn ids_hash(prompts: &[&Prompt]) -> String {
+    let mut ids: Vec<&str> = prompts.iter().map(|p| p.id.as_str()).collect();
+    ids.sort_unstable();
+    sha256_hex(ids.join("\n").as_bytes())
+}
+
+/// Mean outcome of a choice vector over a (re)sample of prompt indices.
+fn point(choice: &[usize], sample: &[usize], prompts: &[&Prompt], strong: usize) -> Point {
+    let n = sample.len().max(1) as f64;
+    let (mut s, mut c, mut q) = (0.0, 0.0, 0.0);
+    for &i in sample {
+        let m = choice[i];
+        s += f64::from(u8::from(m == strong));
+        c += prompts[i].cost[m];
+        q += prompts[i].quality[m];
+    }
+    Point {
+        strong_share: s / n,
+        cost: c / n,
+        quality: q / n,
+    }
+}
+
+/// Everything computed for one subset of prompts (pooled or one benchmark).
+struct SubsetResult {
+    name: String,
+    n: usize,
+    singles: Vec<Point>,
+    oracle: Point,
+    curves: Vec<(String, Vec<Point>, Summary)>,
+    random_mix: Summary,
+    ci: BTreeMap<String, (f64, f64)>,
+}
+
+fn ends_of(singles: &[Point], cheap: usize, strong: usize) -> Ends {
+    Ends {
+        cheap: singles[cheap],
+        strong: singles[strong],
+    }
+}
+
+fn best_single(singles: &[Point]) -> Point {
+    *singles
+        .iter()
+        .max_by(|a, b| a.quality.total_cmp(&b.quality))
+        .expect("at least one candidate")
+}
+
+/// A deterministic resample with replacement (SplitMix64 from the seed and round).
+fn resample(subset: &[usize], seed: u64, round: u64) -> Vec<usize> {
+    let mut state = seed ^ round.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    (0..subset.len())
+        .map(|_| {
+            state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = state;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            z ^= z >> 31;
+            subset[(z % subset.len() as u64) as usize]
+        })
+        .collect()
+}
+
+fn summarize_curve(
+    curve: &Curve,
+    sample: &[usize],
+    prompts: &[&Prompt],
+    models: usize,
+    cheap: usize,
+    strong: usize,
+) -> (Vec<Point>, Summary, Vec<Point>) {
+    let singles: Vec<Point> = (0..models)
+        .map(|m| point(&vec![m; prompts.len()], sample, prompts, strong))
+        .collect();
+    let points: Vec<Point> = curve
+        .choices
+        .iter()
+        .map(|c| point(c, sample, prompts, strong))
+        .collect();
+    let s = summarize(
+        &points,
+        &ends_of(&singles, cheap, strong),
+        &best_single(&singles),
+    );
+    (points, s, singles)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn evaluate_subset(
+    name: &str,
+    subset: &[usize],
+    prompts: &[&Prompt],
+    curves: &[Curve],
+    oracle: &[usize],
+    models: usize,
+    (cheap, strong): (usize, usize),
+    seed: u64,
+    rounds: usize,
+) -> SubsetResult {
+    let mut results = Vec::new();
+    let mut singles = Vec::new();
+    for c in curves {
+        let (points, s, si) = summarize_curve(c, subset, prompts, models, cheap, strong);
+        singles = si;
+        results.push((c.name.clone(), points, s));
+    }
+    let ends = ends_of(&singles, cheap, strong);
+    let random_mix = summarize(&[], &ends, &best_single(&singles));
+    // Bootstrap the learned router's figures (curve 0), resampling prompts.
+    let mut draws: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
+    for round in 0..rounds {
+        let sample = resample(subset, seed, round as u64);
+        let (_, s, _) = summarize_curve(&curves[0], &sample, prompts, models, cheap, strong);
+        let figures = [
+            ("apgr", s.apgr),
+            ("cpt50_share", s.cpt50_share),
+            ("cpt80_share", s.cpt80_share),
+            ("cpt50_cost", s.cpt50_cost),
+            ("cpt80_cost", s.cpt80_cost),
+            ("aiq", Some(s.aiq)),
+            (
+                "quality_at_best_static_cost",
+                Some(s.quality_at_best_static_cost),
+            ),
+            ("savings_at_95", s.savings_at_95),
+        ];
+        for (k, v) in figures {
+            if let Some(v) = v {
+                draws.entry(k).or_default().push(v);
+            }
+        }
+    }
+    let ci = draws
+        .into_iter()
+        .map(|(k, mut v)| {
+            v.sort_by(f64::total_cmp);
+            (
+                k.to_string(),
+                (
+                    switchyard::auto::quantile(&v, 0.025),
+                    switchyard::auto::quantile(&v, 0.975),
+                ),
+            )
+        })
+        .collect();
+    SubsetResult {
+        name: name.to_string(),
+        n: subset.len(),
+        oracle: point(oracle, subset, prompts, strong),
+        singles,
+        curves: results,
+        random_mix,
+        ci,
+    }
+}
+
+/// Runs the evaluation and writes the report directory; returns its path.
+pub fn run(a: &Args) -> Result<PathBuf, String> {
+    let t0 = Instant::now();
+    if a.partition != "test" && a.partition != "val" {
+        return Err(format!(
+            "--split must be `test` or `val` for eval, not {:?}",
+            a.partition
+        ));
+    }
+    let dir = artifact_dir(a.artifact)?;
+    let artifact = Artifact::load(&dir)?;
+    let version = artifact.version().to_string();
+    let table = artifact.calibration().ok_or_else(|| {
+        format!(
+            "{} has no strong-share calibration (trained by an older build); retrain with `switchyard train`",
+            dir.display()
+        )
+    })?;
+    let split_col = artifact.manifest["training_data"]["split_column"]
+        .as_str()
+        .unwrap_or("split")
+        .to_string();
+    let names: Vec<String> = artifact
+        .weights
+        .candidates
+        .iter()
+        .map(|c| c.model.clone())
+        .collect();
+    let strong = names
+        .iter()
+        .position(|m| m == artifact.strongest())
+        .expect("strongest is a candidate");
+    let cheap = (0..names.len())
+        .min_by(|&x, &y| {
+            let (cx, cy) = (
+                &artifact.weights.candidates[x],
+                &artifact.weights.candidates[y],
+            );
+            (cx.output_price_per_mtok, cx.input_price_per_mtok)
+                .partial_cmp(&(cy.output_price_per_mtok, cy.input_price_per_mtok))
+                .unwrap_or(std::cmp::Ordering::Equal)
+        })
+        .expect("at least one candidate");
+
+    let data_sha =
+        sha256_hex(&std::fs::read(a.data).map_err(|e| format!("{}: {e}", a.data.display()))?);
+    let df = outcomes::read_parquet(a.data)?;
+    let all = prompts(load_outcomes(&df, &split_col)?, &names)?;
+    let by_split = |s: &str| {
+        all.iter()
+            .filter(|p| p.split == s)
+            .collect::<Vec<&Prompt>>()
+    };
+    let (train, val, eval) = (by_split("train"), by_split("val"), by_split(a.partition));
+    if eval.is_empty() || val.is_empty() || train.is_empty() {
+        return Err(format!(
+            "{}: split column {split_col:?} needs train, val and {} prompts with outcomes for every candidate ({} / {} / {})",
+            a.data.display(),
+            a.partition,
+            train.len(),
+            val.len(),
+            eval.len()
+        ));
+    }
+
+    // Embeddings (cached): the same encoder as the artifact, the same text as the server.
+    let encoder = Encoder::load(a.encoder, a.threads.max(1), 1)?;
+    if artifact.manifest["encoder"]["id"].as_str() != Some(encoder.id()) {
+        return Err(format!(
+            "artifact {} was trained with encoder {}, but {} holds {}",
+            dir.display(),
+            artifact.manifest["encoder"]["id"],
+            a.encoder.display(),
+            encoder.id()
+        ));
+    }
+    let mut cache = embed::Cache::load(a.cache, encoder.id(), encoder.dimension())?;
+    let texts: Vec<String> = all.iter().map(|p| p.text.clone()).collect();
+    cache.fill(&encoder, &texts, a.threads)?;
+    cache.save(a.cache)?;
+    let emb = |p: &Prompt| cache.get(&p.text).expect("filled above").as_slice();
+
+    let candidates = artifact_candidates(&artifact);
+    let targets = share_targets();
+
+    // Learned router: the server's scoring at each calibrated knob point, on val and eval prompts.
+    let scored_prompts: Vec<&Prompt> = val.iter().chain(eval.iter()).copied().collect();
+    let weights: Vec<f64> = targets
+        .iter()
+        .map(|s| cost_weight_for_share(&table, *s))
+        .collect();
+    let mut learned: Vec<Vec<usize>> =
+        vec![Vec::with_capacity(scored_prompts.len()); targets.len()];
+    let mut predicted: Vec<Vec<f64>> = Vec::with_capacity(scored_prompts.len());
+    let mut progress = Progress::new("learned router", scored_prompts.len());
+    for (i, p) in scored_prompts.iter().enumerate() {
+        let req = single_turn_request(&p.prompt);
+        debug_assert_eq!(prompt_text(req.messages()), p.text);
+        for (k, w) in weights.iter().enumerate() {
+            let scored = rank(&artifact, &candidates, &[], &req, emb(p), *w);
+            if k == 0 {
+                predicted.push(scored.iter().map(|s| s.predicted_quality).collect());
+            }
+            learned[k].push(index_of(
+                &names,
+                choose(&scored).map(|s| s.artifact_model.as_str()),
+            ));
+        }
+        progress.tick(i + 1);
+    }
+    let nv = val.len();
+    let eval_part = |choices: &[Vec<usize>]| -> Vec<Vec<usize>> {
+        choices.iter().map(|c| c[nv..].to_vec()).collect()
+    };
+    let knob_values: Vec<Value> = targets
+        .iter()
+        .zip(&weights)
+        .map(|(s, w)| json!({"strong_share_target": s, "cost_weight": w}))
+        .collect();
+
+    // kNN baseline on the same embeddings: k chosen on validation APGR.
+    let knn = knn_router(
+        &train,
+        &val,
+        &eval,
+        &emb,
+        &names,
+        &candidates,
+        strong,
+        cheap,
+        a.threads,
+    );
+
+    // Rule-based baseline: keywords, or prompt length at validation quantiles.
+    let rule = rule_router(&val, &eval, strong, cheap);
+
+    let oracle: Vec<usize> = eval
+        .iter()
+        .map(|p| {
+            (0..names.len())
+                .max_by(|&x, &y| {
+                    p.quality[x]
+                        .total_cmp(&p.quality[y])
+                        .then(p.cost[y].total_cmp(&p.cost[x]))
+                })
+                .expect("candidates")
+        })
+        .collect();
+    let curves = vec![
+        Curve {
+            name: "learned".into(),
+            knobs: knob_values,
+            choices: eval_part(&learned),
+        },
+        knn.1,
+        rule,
+    ];
+
+    let mut subsets: Vec<(String, Vec<usize>)> = vec![("pooled".into(), (0..eval.len()).collect())];
+    let mut sources: Vec<&str> = eval.iter().map(|p| p.source.as_str()).collect();
+    sources.sort_unstable();
+    sources.dedup();
+    for s in sources {
+        let idx: Vec<usize> = (0..eval.len()).filter(|&i| eval[i].source == s).collect();
+        if idx.len() >= 10 {
+            subsets.push((s.to_string(), idx));
+        }
+    }
+    let mut results = Vec::new();
+    let mut progress = Progress::new("bootstrap", subsets.len());
+    for (i, (name, idx)) in subsets.iter().enumerate() {
+        results.push(evaluate_subset(
+            name,
+            idx,
+            &eval,
+            &curves,
+            &oracle,
+            names.len(),
+            (cheap, strong),
+            a.seed,
+            a.bootstrap,
+        ));
+        progress.tick(i + 1);
+    }
+
+    // Calibration on the evaluated prompts: predicted P(good) deciles vs observed good rate.
+    let calibration: Vec<(String, Vec<(f64, f64, usize)>)> = names
+        .iter()
+        .enumerate()
+        .map(|(m, name)| {
+            let mut pairs: Vec<(f64, f64)> = (0..eval.len())
+                .map(|i| {
+                    (
+                        predicted[nv + i][m],
+                        f64::from(u8::from(eval[i].quality[m] >= GOOD_ANSWER)),
+                    )
+                })
+                .collect();
+            pairs.sort_by(|x, y| x.0.total_cmp(&y.0));
+            let bins = (0..10)
+                .filter_map(|b| {
+                    let (lo, hi) = (b * pairs.len() / 10, (b + 1) * pairs.len() / 10);
+                    let chunk = &pairs[lo..hi];
+                    (!chunk.is_empty()).then(|| {
+                        let n = chunk.len() as f64;
+                        (
+                            chunk.iter().map(|c| c.0).sum::<f64>() / n,
+                            chunk.iter().map(|c| c.1).sum::<f64>() / n,
+                            chunk.len(),
+                        )
+                    })
+                })
+                .collect();
+            (name.clone(), bins)
+        })
+        .collect();
+
+    if let Some(path) = a.decisions {
+        let mut out = String::new();
+        for (i, p) in eval.iter().enumerate() {
+            for (k, s) in targets.iter().enumerate() {
+                out.push_str(
+                    &json!({"prompt_id": p.id, "prompt": p.prompt, "strong_share": s, "cost_weight": weights[k], "chosen": names[curves[0].choices[k][i]]})
+                        .to_string(),
+                );
+                out.push('\n');
+            }
+        }
+        std::fs::write(path, out).map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+
+    let out = a.reports.join(&version);
+    let ctx = report::Context {
+        version: &version,
+        artifact_dir: &dir,
+        data: a.data,
+        data_sha: &data_sha,
+        seed: a.seed,
+        bootstrap: a.bootstrap,
+        split_col: &split_col,
+        partition: a.partition,
+        sizes: [train.len(), val.len(), eval.len()],
+        test_ids: ids_hash(&eval),
+        train_val_ids: ids_hash(&train.iter().chain(val.iter()).copied().collect::<Vec<_>>()),
+        names: &names,
+        strong,
+        cheap,
+        knn_k: knn.0,
+        knobs: &curves[0].knobs,
+        subsets: &results,
+        calibration: &calibration,
+        encoder_id: encoder.id(),
+    };
+    report::write(&out, &ctx)?;
+    eprintln!(
+        "wrote {} ({} {} prompts, {:.1}s)",
+        out.display(),
+        eval.len(),
+        a.partition,
+        t0.elapsed().as_secs_f64()
+    );
+    println!("{}", out.display());
+    Ok(out)
+}
+
+fn index_of(names: &[String], model: Option<&str>) -> usize {
+    model
+        .and_then(|m| names.iter().position(|n| n == m))
+        .unwrap_or(0)
+}
+
+/// Break-even weights of the learned router on validation prompts: the artifact's strong-share
+/// calibration table (also used by training to write it).
+pub fn learned_calibration(artifact: &Artifact, val: &[(&str, &[f32])]) -> Vec<f64> {
+    let candidates = artifact_candidates(artifact);
+    let strong = artifact.strongest().to_string();
+    calibration_table(
+        val.iter()
+            .map(|(prompt, e)| {
+                let req = single_turn_request(prompt);
+                breakeven(&rank(artifact, &candidates, &[], &req, e, 0.0), &strong)
+            })
+            .collect(),
+    )
+}
+
+/// Top-`KNN_KS.max()` training neighbours (cosine) of each query, on `threads` threads.
+fn neighbours(train: &[&[f32]], queries: &[&[f32]], threads: usize) -> Vec<Vec<usize>> {
+    let kmax = *KNN_KS.iter().max().expect("ks");
+    let chunk = queries.len().div_ceil(threads.max(1)).max(1);
+    std::thread::scope(|sc| {
+        let handles: Vec<_> = queries
+            .chunks(chunk)
+            .map(|qs| {
+                sc.spawn(move || {
+                    qs.iter()
+                        .map(|q| {
+                            let mut sims: Vec<(f32, usize)> = train
+                                .iter()
+                                .enumerate()
+                                .map(|(j, t)| (t.iter().zip(q.iter()).map(|(a, b)| a * b).sum(), j))
+                                .collect();
+                            let k = kmax.min(sims.len());
+                            if k < sims.len() {
+                                sims.select_nth_unstable_by(k, |a, b| {
+                                    b.0.total_cmp(&a.0).then(a.1.cmp(&b.1))
+                                });
+                                sims.truncate(k);
+                            }
+                            sims.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+                            sims.into_iter().map(|(_, j)| j).collect::<Vec<_>>()
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("kNN thread"))
+            .collect()
+    })
+}
+
+/// kNN predictions for one prompt: each candidate's good-answer rate and mean output tokens
+/// over the first `k` neighbours.
+fn knn_predictions(nb: &[usize], k: usize, train: &[&Prompt], names: &[String]) -> Vec<Prediction> {
+    let nb = &nb[..k.min(nb.len())];
+    let n = nb.len().max(1) as f64;
+    names
+        .iter()
+        .enumerate()
+        .map(|(m, name)| Prediction {
+            model: name.clone(),
+            quality: nb
+                .iter()
+                .map(|&j| f64::from(u8::from(train[j].quality[m] >= GOOD_ANSWER)))
+                .sum::<f64>()
+                / n,
+            output_tokens: nb.iter().map(|&j| train[j].output_tokens[m]).sum::<f64>() / n,
+            cost_usd: 0.0,
+        })
+        .collect()
+}
+
+/// The kNN router: (chosen k, curve on the evaluated prompts).
+#[allow(clippy::too_many_arguments)]
+fn knn_router<'a>(
+    train: &[&'a Prompt],
+    val: &[&'a Prompt],
+    eval: &[&'a Prompt],
+    emb: &dyn Fn(&Prompt) -> &'a [f32],
+    names: &[String],
+    candidates: &[(String, Arc<ModelConfig>)],
+    strong: usize,
+    cheap: usize,
+    threads: usize,
+) -> (usize, Curve) {
+    let t = Instant::now();
+    let train_e: Vec<&[f32]> = train.iter().map(|p| emb(p)).collect();
+    let nb_val = neighbours(
+        &train_e,
+        &val.iter().map(|p| emb(p)).collect::<Vec<_>>(),
+        threads,
+    );
+    let nb_eval = neighbours(
+        &train_e,
+        &eval.iter().map(|p| emb(p)).collect::<Vec<_>>(),
+        threads,
+    );
+    eprintln!("kNN neighbours in {:.1}s", t.elapsed().as_secs_f64());
+    let targets = share_targets();
+    let strong_name = &names[strong];
+    // For one k: the calibration table from validation, then the choices on `set`.
+    let curve_for = |k: usize, set: &[&Prompt], nb: &[Vec<usize>]| -> (Vec<f64>, Vec<Vec<usize>>) {
+        let table = calibration_table(
+            val.iter()
+                .zip(&nb_val)
+                .map(|(p, n)| {
+                    let req = single_turn_request(&p.prompt);
+                    let preds = knn_predictions(n, k, train, names);
+                    breakeven(
+                        &rank_predictions(&preds, candidates, &[], &req, 0.0),
+                        strong_name,
+                    )
+                })
+                .collect(),
+        );
+        let weights: Vec<f64> = targets
+            .iter()
+            .map(|s| cost_weight_for_share(&table, *s))
+            .collect();
+        let mut choices = vec![Vec::with_capacity(set.len()); weights.len()];
+        for (p, n) in set.iter().zip(nb) {
+            let req = single_turn_request(&p.prompt);
+            let preds = knn_predictions(n, k, train, names);
+            for (c, w) in choices.iter_mut().zip(&weights) {
+                let scored = rank_predictions(&preds, candidates, &[], &req, *w);
+                c.push(index_of(
+                    names,
+                    choose(&scored).map(|s| s.artifact_model.as_str()),
+                ));
+            }
+        }
+        (weights, choices)
+    };
+    let all_val: Vec<usize> = (0..val.len()).collect();
+    let mut best: Option<(f64, usize)> = None;
+    for &k in KNN_KS.iter().filter(|&&k| k <= train.len()) {
+        let (_, choices) = curve_for(k, val, &nb_val);
+        let c = Curve {
+            name: String::new(),
+            knobs: vec![],
+            choices,
+        };
+        let (_, s, _) = summarize_curve(&c, &all_val, val, names.len(), cheap, strong);
+        let apgr = s.apgr.unwrap_or(f64::MIN);
+        eprintln!("kNN k={k}: validation APGR {apgr:.4}");
+        if best.is_none_or(|b| apgr > b.0) {
+            best = Some((apgr, k));
+        }
+    }
+    let k = best.map(|b| b.1).unwrap_or(1);
+    let (weights, choices) = curve_for(k, eval, &nb_eval);
+    let knobs = targets
+        .iter()
+        .zip(&weights)
+        .map(|(s, w)| json!({"strong_share_target": s, "cost_weight": w}))
+        .collect();
+    (
+        k,
+        Curve {
+            name: format!("kNN (k={k})"),
+            knobs,
+            choices,
+        },
+    )
+}
+
+/// Estimated prompt tokens as the server computes them.
+fn prompt_tokens(p: &Prompt) -> u64 {
+    single_turn_request(&p.prompt).prompt_tokens
+}
+
+fn has_keyword(p: &Prompt) -> bool {
+    let lower = p.prompt.to_lowercase();
+    RULE_KEYWORDS.iter().any(|k| lower.contains(k))
+}
+
+/// The rule-based router: strong when the prompt has a keyword or at least `T` tokens, for `T`
+/// at validation deciles (and never by length).
+fn rule_router(val: &[&Prompt], eval: &[&Prompt], strong: usize, cheap: usize) -> Curve {
+    let mut lengths: Vec<f64> = val.iter().map(|p| prompt_tokens(p) as f64).collect();
+    lengths.sort_by(f64::total_cmp);
+    let mut thresholds: Vec<f64> = (0..=10)
+        .map(|i| switchyard::auto::quantile(&lengths, i as f64 / 10.0).ceil())
+        .collect();
+    thresholds.push(f64::INFINITY);
+    let info: Vec<(bool, f64)> = eval
+        .iter()
+        .map(|p| (has_keyword(p), prompt_tokens(p) as f64))
+        .collect();
+    Curve {
+        name: "rule (keywords or length)".into(),
+        knobs: thresholds
+            .iter()
+            .map(|t| json!({"min_tokens": if t.is_finite() { json!(t) } else { json!("never") }}))
+            .collect(),
+        choices: thresholds
+            .iter()
+            .map(|t| {
+                info.iter()
+                    .map(|(kw, len)| if *kw || len >= t { strong } else { cheap })
+                    .collect()
+            })
+            .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resampling_is_seeded_and_stays_in_the_subset() {
+        let subset = vec![3, 5, 8, 13];
+        let a = resample(&subset, 42, 7);
+        assert_eq!(a, resample(&subset, 42, 7));
+        assert_ne!(a, resample(&subset, 43, 7));
+        assert!(a.iter().all(|i| subset.contains(i)));
+    }
+
+    #[test]
+    fn leaking_prompt_is_refused() {
+        let row = |split: &str, model: &str| crate::Outcome {
+            prompt_id: "p1".into(),
+            prompt: "hi".into(),
+            text: "hi".into(),
+            source: "mmlu".into(),
+            model: model.into(),
+            quality: 1.0,
+            input_tokens: 4,
+            output_tokens: 2,
+            cost_usd: 0.0,
+            split: split.into(),
+        };
+        let models = vec!["a".to_string(), "b".to_string()];
+        let err = prompts(vec![row("train", "a"), row("test", "b")], &models)
+            .err()
+            .unwrap();
+        assert!(err.contains("both the train and test splits"), "{err}");
+        assert_eq!(
+            prompts(vec![row("test", "a"), row("test", "b")], &models)
+                .unwrap()
+                .len(),
+            1
+        );
+    }
+}

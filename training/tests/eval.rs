@@ -1,0 +1,297 @@
+//! Evals end to end on the fixture: the report is complete and deterministic, evaluation prompts
+//! never appear in training, the learned router beats the random mix (the CI regression gate),
+//! and the server's decisions equal the offline eval's for the same artifact and knob.
+
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+fn run(args: &[String]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_switchyard-train"))
+        .args(args)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(
+        out.status.success(),
+        "switchyard-train {args:?} failed:\n{stderr}"
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+fn s(v: &[&str]) -> Vec<String> {
+    v.iter().map(|x| x.to_string()).collect()
+}
+
+/// Trains on the fixture (no logs) and returns (tmp dir, artifact dir, data, common args).
+fn trained(name: &str, split: &str) -> (PathBuf, PathBuf, PathBuf, Vec<String>) {
+    let tmp = std::env::temp_dir().join(format!("sy-eval-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    let data = tmp.join("outcomes.parquet");
+    let common = vec![
+        "--data".into(),
+        data.display().to_string(),
+        "--cache".into(),
+        tmp.join("cache.parquet").display().to_string(),
+        "--encoder".into(),
+        root().join("models/encoder").display().to_string(),
+    ];
+    let mut args = s(&["all", "--src"]);
+    args.push(
+        root()
+            .join("training/tests/fixtures/routellm-small")
+            .display()
+            .to_string(),
+    );
+    args.extend(s(&[
+        "--logs",
+        tmp.join("no-logs").to_str().unwrap(),
+        "--out",
+        tmp.join("models").to_str().unwrap(),
+        "--split",
+        split,
+    ]));
+    args.extend(common.clone());
+    let artifact = PathBuf::from(run(&args));
+    (tmp, artifact, data, common)
+}
+
+fn eval(artifact: &Path, common: &[String], reports: &Path, extra: &[String]) -> PathBuf {
+    let mut args = s(&[
+        "eval",
+        "--artifact",
+        artifact.to_str().unwrap(),
+        "--reports",
+        reports.to_str().unwrap(),
+        "--bootstrap",
+        "200",
+    ]);
+    args.extend(common.iter().cloned());
+    args.extend(extra.iter().cloned());
+    PathBuf::from(run(&args))
+}
+
+fn split_ids(data: &Path, column: &str) -> HashMap<String, HashSet<String>> {
+    let df = polars::prelude::LazyFrame::scan_parquet(
+        polars::prelude::PlRefPath::new(data.to_string_lossy().as_ref()),
+        Default::default(),
+    )
+    .unwrap()
+    .collect()
+    .unwrap();
+    let (ids, split) = (
+        df.column("prompt_id").unwrap().str().unwrap().clone(),
+        df.column(column).unwrap().str().unwrap().clone(),
+    );
+    let mut out: HashMap<String, HashSet<String>> = HashMap::new();
+    for i in 0..df.height() {
+        out.entry(split.get(i).unwrap().to_string())
+            .or_default()
+            .insert(ids.get(i).unwrap().to_string());
+    }
+    out
+}
+
+#[test]
+fn eval_report_is_complete_deterministic_leak_free_and_beats_random_mix() {
+    let (tmp, artifact, data, common) = trained("report", "split");
+    let report = eval(&artifact, &common, &tmp.join("reports"), &[]);
+    for f in [
+        "report.md",
+        "metrics.json",
+        "cost_quality_pooled.svg",
+        "traffic_share.svg",
+        "calibration.svg",
+    ] {
+        assert!(
+            report.join(f).is_file(),
+            "{f} missing in {}",
+            report.display()
+        );
+    }
+    let m: Value =
+        serde_json::from_str(&std::fs::read_to_string(report.join("metrics.json")).unwrap())
+            .unwrap();
+
+    // No overlap, and the report evaluated exactly the test prompts it names by hash.
+    let ids = split_ids(&data, "split");
+    let test = &ids["test"];
+    assert!(test.is_disjoint(&ids["train"]) && test.is_disjoint(&ids["val"]));
+    let mut sorted: Vec<&str> = test.iter().map(String::as_str).collect();
+    sorted.sort_unstable();
+    let hash = format!("{:x}", Sha256::digest(sorted.join("\n").as_bytes()));
+    assert_eq!(m["evaluated_prompt_ids_sha256"], hash);
+    assert_eq!(
+        m["prompts"]["evaluated"].as_u64().unwrap() as usize,
+        test.len()
+    );
+
+    // Every router and metric is there, per benchmark and pooled.
+    let subsets = m["subsets"].as_object().unwrap();
+    assert!(
+        subsets.len() >= 3,
+        "pooled and at least two benchmarks: {:?}",
+        subsets.keys()
+    );
+    let pooled = &subsets["pooled"];
+    let routers: Vec<&str> = pooled["routers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["router"].as_str().unwrap())
+        .collect();
+    assert_eq!(routers[0], "learned");
+    assert!(
+        routers[1].starts_with("kNN (k=") && routers[2].starts_with("rule"),
+        "{routers:?}"
+    );
+    assert!(pooled["routers"][0]["points"].as_array().unwrap().len() >= 20);
+    for k in [
+        "apgr",
+        "cpt50_share",
+        "cpt80_share",
+        "aiq",
+        "quality_at_best_static_cost",
+    ] {
+        let ci = pooled["learned_ci95"][k]
+            .as_array()
+            .unwrap_or_else(|| panic!("CI for {k}"));
+        let v = pooled["routers"][0]["summary"][k].as_f64().unwrap();
+        assert!(
+            ci[0].as_f64().unwrap() <= ci[1].as_f64().unwrap(),
+            "{k}: {ci:?} around {v}"
+        );
+    }
+    assert!((pooled["random_mix"]["apgr"].as_f64().unwrap() - 0.5).abs() < 1e-9);
+    let text = std::fs::read_to_string(report.join("report.md")).unwrap();
+    for needle in [
+        "APGR",
+        "CPT(50%)",
+        "AIQ",
+        "oracle",
+        "random mix",
+        "sha256 of the evaluated prompt ids",
+        "Seed 42",
+    ] {
+        assert!(text.contains(needle), "report.md lacks {needle}");
+    }
+    assert!(
+        std::fs::read_to_string(report.join("cost_quality_pooled.svg"))
+            .unwrap()
+            .starts_with("<svg")
+    );
+
+    // Regression gate: on the fixture the learned router must beat the random mix.
+    let apgr = pooled["routers"][0]["summary"]["apgr"].as_f64().unwrap();
+    assert!(
+        apgr > 0.5,
+        "learned APGR {apgr} does not beat the random mix (0.5) on the fixture"
+    );
+
+    // Same artifact, data and seed: byte-identical report.
+    let again = eval(&artifact, &common, &tmp.join("reports-again"), &[]);
+    for f in ["report.md", "metrics.json", "cost_quality_pooled.svg"] {
+        assert!(
+            std::fs::read(report.join(f)).unwrap() == std::fs::read(again.join(f)).unwrap(),
+            "{f} differs"
+        );
+    }
+    std::fs::remove_dir_all(&tmp).ok();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_decisions_equal_offline_eval() {
+    let (tmp, artifact, _, common) = trained("parity", "split");
+    let decisions = tmp.join("decisions.ndjson");
+    eval(
+        &artifact,
+        &common,
+        &tmp.join("reports"),
+        &["--decisions".into(), decisions.display().to_string()],
+    );
+    let toml = format!(
+        r#"[server]
+listen = "127.0.0.1:0"
+[logging]
+enabled = false
+[providers.mock]
+kind = "mock"
+[[models]]
+id = "mock/strong"
+input_price_per_mtok = 10.0
+output_price_per_mtok = 30.0
+context_window = 1000000
+[[models]]
+id = "mock/weak"
+input_price_per_mtok = 0.6
+output_price_per_mtok = 0.6
+context_window = 1000000
+[auto]
+artifact = "{}"
+encoder = "{}"
+candidates = {{ "gpt-4-1106-preview" = "mock/strong", "mistralai/Mixtral-8x7B-Instruct-v0.1" = "mock/weak" }}
+"#,
+        artifact.display(),
+        root().join("models/encoder").display()
+    );
+    let config = switchyard::config::Config::parse(&toml, "parity.toml", &|_| None).unwrap();
+    let server = switchyard::server::Server::start(config, "127.0.0.1:0")
+        .await
+        .unwrap();
+    let url = format!("http://{}/v1/route", server.addr);
+    let client = reqwest::Client::new();
+    let served = |m: &str| {
+        if m == "gpt-4-1106-preview" {
+            "mock/strong"
+        } else {
+            "mock/weak"
+        }
+        .to_string()
+    };
+    let mut checked = 0;
+    let mut strong = 0;
+    for line in std::fs::read_to_string(&decisions).unwrap().lines() {
+        let d: Value = serde_json::from_str(line).unwrap();
+        let share = d["strong_share"].as_f64().unwrap();
+        if ![0.2, 0.52, 0.8].iter().any(|s| (s - share).abs() < 1e-9) {
+            continue;
+        }
+        let v: Value = client
+            .post(&url)
+            .json(&json!({"model": "auto", "messages": [{"role": "user", "content": d["prompt"]}], "router": {"strong_share": share}}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(
+            v["model"].as_str().unwrap(),
+            served(d["chosen"].as_str().unwrap()),
+            "prompt {} at strong_share {share}: {v}",
+            d["prompt_id"]
+        );
+        assert_eq!(
+            v["routing"]["cost_weight"].as_f64().unwrap(),
+            d["cost_weight"].as_f64().unwrap()
+        );
+        strong += usize::from(v["model"] == "mock/strong");
+        checked += 1;
+    }
+    assert!(checked >= 100, "checked {checked} decisions");
+    assert!(
+        strong > 0 && strong < checked,
+        "both models chosen across knobs ({strong}/{checked})"
+    );
+    server.stop().await;
+    std::fs::remove_dir_all(&tmp).ok();
+}
