@@ -50,7 +50,10 @@ pub struct LearnedDecision {
     pub artifact_version: String,
     pub encoder_id: String,
     pub embedding_cache_hit: bool,
+    /// Time in the decision itself (embedding, prediction, guardrails, ranking).
     pub decision_ms: f64,
+    /// Time waiting for a decision slot on the bounded blocking pool.
+    pub queue_ms: f64,
 }
 
 /// A bounded least-recently-used cache of prompt embeddings.
@@ -203,6 +206,23 @@ impl AutoRouter {
                 format!("learned routing could not embed the prompt: {e}"),
             )
         })?;
+        let mut decided = self.decide_embedded(req, &embedding, knob, cost_weight, only)?;
+        decided.1.embedding_cache_hit = hit;
+        decided.1.decision_ms = (started.elapsed().as_secs_f64() * 1e6).round() / 1e3;
+        Ok(decided)
+    }
+
+    /// The decision from a prompt embedding: predict, guardrails, rank (everything but the
+    /// encoder). Its `decision_ms` covers only this part.
+    pub fn decide_embedded(
+        &self,
+        req: &ChatRequest,
+        embedding: &[f32],
+        knob: &str,
+        cost_weight: f64,
+        only: &[String],
+    ) -> Result<(Vec<Arc<ModelConfig>>, LearnedDecision), GatewayError> {
+        let started = Instant::now();
         let subset: Vec<(String, Arc<ModelConfig>)>;
         let pool = if only.is_empty() {
             &self.candidates
@@ -220,7 +240,7 @@ impl AutoRouter {
             pool,
             &self.guardrails,
             req,
-            &embedding,
+            embedding,
             cost_weight,
         );
         candidates.sort_by(|a, b| {
@@ -267,8 +287,9 @@ impl AutoRouter {
             cost_weight,
             artifact_version: self.artifact.version().to_string(),
             encoder_id: self.encoder.id().to_string(),
-            embedding_cache_hit: hit,
+            embedding_cache_hit: false,
             decision_ms: (started.elapsed().as_secs_f64() * 1e6).round() / 1e3,
+            queue_ms: 0.0,
         };
         Ok((chain, decision))
     }

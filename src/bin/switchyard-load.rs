@@ -6,7 +6,12 @@
 //! time-to-first-byte for both and the difference (the overhead Switchyard adds), plus
 //! Switchyard's peak RSS after each row (rows run in order, so it is the peak so far).
 //!
-//! `cargo run --release --bin switchyard-load -- --rates 500,2000,5000 --seconds 4`
+//! A second table does the same for learned routing (`model: "auto"`, when `models/encoder` and
+//! a trained artifact under `models/` exist) beside a static route, at `--auto-rates`, with a
+//! distinct ~200-token prompt per request so every decision runs the encoder (no cache hits);
+//! it adds the decision time and the wait for a decision slot reported in `metadata.routing`.
+//!
+//! `cargo run --release --bin switchyard-load -- --rates 500,2000,5000 --auto-rates 50,200 --seconds 4`
 
 use serde_json::json;
 use std::io::{BufRead, BufReader};
@@ -17,6 +22,7 @@ use tokio::sync::Mutex;
 
 struct Args {
     rates: Vec<u32>,
+    auto_rates: Vec<u32>,
     seconds: f64,
     max_requests: usize,
 }
@@ -24,6 +30,7 @@ struct Args {
 fn parse_args() -> Args {
     let mut args = Args {
         rates: vec![500, 2000, 5000],
+        auto_rates: vec![50, 200],
         seconds: 4.0,
         max_requests: 25_000,
     };
@@ -38,12 +45,18 @@ fn parse_args() -> Args {
                     .filter_map(|r| r.trim().parse().ok())
                     .collect()
             }
+            "--auto-rates" => {
+                args.auto_rates = value
+                    .split(',')
+                    .filter_map(|r| r.trim().parse().ok())
+                    .collect()
+            }
             "--seconds" => args.seconds = value.parse().unwrap_or(args.seconds).clamp(0.5, 60.0),
             "--max-requests" => {
                 args.max_requests = value.parse().unwrap_or(args.max_requests).min(200_000)
             }
             other => {
-                eprintln!("unknown argument {other}; use --rates 500,2000 --seconds 4 --max-requests 25000");
+                eprintln!("unknown argument {other}; use --rates 500,2000 --auto-rates 50,200 --seconds 4 --max-requests 25000");
                 std::process::exit(2);
             }
         }
@@ -74,6 +87,44 @@ fn spawn(bin: &std::path::Path, args: &[&str]) -> (Child, String) {
     (child, url)
 }
 
+/// The `[auto]` section when the encoder and a trained artifact are present (run from the repo
+/// root): the artifact's strongest candidate served by `up/strong`, the other by `up/weak`.
+fn auto_section() -> String {
+    let root = std::env::current_dir().unwrap();
+    let Ok(dir) = switchyard::auto::artifact_dir(&root.join("models")) else {
+        return String::new();
+    };
+    let (Ok(artifact), true) = (
+        switchyard::predictor::Artifact::load(&dir),
+        root.join("models/encoder/manifest.json").is_file(),
+    ) else {
+        return String::new();
+    };
+    let strong = artifact.strongest().to_string();
+    let map: Vec<String> = artifact
+        .weights
+        .candidates
+        .iter()
+        .map(|c| {
+            format!(
+                "{:?} = \"{}\"",
+                c.model,
+                if c.model == strong {
+                    "up/strong"
+                } else {
+                    "up/weak"
+                }
+            )
+        })
+        .collect();
+    format!(
+        "[auto]\nartifact = \"{}\"\nencoder = \"{}\"\ncandidates = {{ {} }}\n",
+        dir.display(),
+        root.join("models/encoder").display(),
+        map.join(", ")
+    )
+}
+
 /// A memory figure of `/proc/PID/status` in MB: `VmRSS:` (now) or `VmHWM:` (peak so far).
 fn rss_mb(pid: u32, field: &str) -> f64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
@@ -92,7 +143,28 @@ fn rss_mb(pid: u32, field: &str) -> f64 {
 struct Samples {
     latency: Vec<f64>,
     ttfb: Vec<f64>,
+    /// `metadata.routing.decision_ms` / `queue_ms` of learned-routing answers.
+    decision: Vec<f64>,
+    queue: Vec<f64>,
     errors: usize,
+}
+
+/// About 200 tokens of prompt; `Prompt::Distinct` prefixes the request number.
+const LONG_PROMPT: &str = "Our team maintains a billing service that receives about forty thousand invoices a day from \
+    partners in twelve countries. Each invoice arrives as JSON, is validated against a schema, converted \
+    to the partner's currency, and stored. Last week the nightly reconciliation job started taking six \
+    hours instead of forty minutes, and the database CPU stays at ninety percent during the run. The job \
+    reads every invoice of the day, joins it with the exchange-rate table, and writes a summary row per \
+    partner. Nothing in the code changed, but the partner count doubled. Explain the most likely causes, \
+    how to confirm each one with the least effort, and what you would change first, in order of impact.";
+
+/// What each request asks.
+#[derive(Clone, Copy, PartialEq)]
+enum Prompt {
+    /// One short prompt for every request.
+    Fixed,
+    /// A distinct ~200-token prompt per request.
+    Distinct,
 }
 
 fn pct(v: &mut [f64], p: f64) -> f64 {
@@ -110,6 +182,7 @@ async fn run_phase(
     url: &str,
     model: &str,
     stream: bool,
+    prompt: Prompt,
     rate: u32,
     secs: f64,
     max: usize,
@@ -117,19 +190,19 @@ async fn run_phase(
     let total = ((rate as f64 * secs) as usize).min(max);
     let interval = Duration::from_secs_f64(1.0 / rate as f64);
     let samples = Arc::new(Mutex::new(Samples::default()));
-    let body = Arc::new(json!({"model": model, "stream": stream,
+    let fixed = Arc::new(json!({"model": model, "stream": stream,
         "messages": [{"role": "user", "content": "Summarise the plot of Hamlet in one sentence."}]}));
     let start = Instant::now();
     let mut tasks = Vec::with_capacity(total);
     for i in 0..total {
         let scheduled = start + interval * i as u32;
         tokio::time::sleep_until(scheduled.into()).await;
-        let (client, url, body, samples) = (
-            client.clone(),
-            url.to_string(),
-            body.clone(),
-            samples.clone(),
-        );
+        let body = match prompt {
+            Prompt::Fixed => fixed.clone(),
+            Prompt::Distinct => Arc::new(json!({"model": model, "stream": stream,
+                "messages": [{"role": "user", "content": format!("Request {i}. {LONG_PROMPT}")}]})),
+        };
+        let (client, url, samples) = (client.clone(), url.to_string(), samples.clone());
         tasks.push(tokio::spawn(async move {
             let result = tokio::time::timeout(Duration::from_secs(10), async {
                 let mut resp = client.post(&url).json(&*body).send().await.ok()?;
@@ -137,22 +210,32 @@ async fn run_phase(
                     return None;
                 }
                 let mut ttfb = None;
+                let mut bytes = Vec::new();
                 while let Some(chunk) = resp.chunk().await.ok()? {
                     if ttfb.is_none() && !chunk.is_empty() {
                         ttfb = Some(scheduled.elapsed());
                     }
+                    if !stream {
+                        bytes.extend_from_slice(&chunk);
+                    }
                 }
-                Some((
-                    ttfb.unwrap_or_else(|| scheduled.elapsed()),
-                    scheduled.elapsed(),
-                ))
+                let total = scheduled.elapsed();
+                let routing = serde_json::from_slice::<serde_json::Value>(&bytes)
+                    .ok()
+                    .map(|v| v["metadata"]["routing"].clone());
+                Some((ttfb.unwrap_or(total), total, routing))
             })
             .await;
             let mut s = samples.lock().await;
             match result {
-                Ok(Some((ttfb, total))) => {
+                Ok(Some((ttfb, total, routing))) => {
                     s.ttfb.push(ttfb.as_secs_f64() * 1000.0);
                     s.latency.push(total.as_secs_f64() * 1000.0);
+                    if let Some(r) = routing.filter(|r| r["decision_ms"].is_number()) {
+                        s.decision
+                            .push(r["decision_ms"].as_f64().unwrap_or(f64::NAN));
+                        s.queue.push(r["queue_ms"].as_f64().unwrap_or(f64::NAN));
+                    }
                 }
                 _ => s.errors += 1,
             }
@@ -179,11 +262,17 @@ async fn main() {
     let dir = std::env::temp_dir().join(format!("switchyard-load-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let config = dir.join("load.toml");
+    let auto = auto_section();
+    if auto.is_empty() {
+        println!("(no models/encoder or trained artifact under models/: the learned-routing table is skipped)\n");
+    }
     std::fs::write(
         &config,
         format!(
             "[logging]\ndir = \"{}\"\n[providers.up]\nkind = \"openai\"\nbase_url = \"{mock_url}/v1\"\n\
-             [[models]]\nid = \"up/ok\"\nupstream = \"ok\"\ninput_price_per_mtok = 1.0\noutput_price_per_mtok = 2.0\n",
+             [[models]]\nid = \"up/ok\"\nupstream = \"ok\"\ninput_price_per_mtok = 1.0\noutput_price_per_mtok = 2.0\n\
+             [[models]]\nid = \"up/strong\"\nupstream = \"ok\"\ninput_price_per_mtok = 10.0\noutput_price_per_mtok = 30.0\n\
+             [[models]]\nid = \"up/weak\"\nupstream = \"ok\"\ninput_price_per_mtok = 0.6\noutput_price_per_mtok = 0.6\n{auto}",
             dir.join("logs").display()
         ),
     )
@@ -218,6 +307,7 @@ async fn main() {
                 &format!("{mock_url}/v1/chat/completions"),
                 "ok",
                 stream,
+                Prompt::Fixed,
                 rate,
                 0.3,
                 2000,
@@ -228,6 +318,7 @@ async fn main() {
                 &format!("{server_url}/v1/chat/completions"),
                 "up/ok",
                 stream,
+                Prompt::Fixed,
                 rate,
                 0.3,
                 2000,
@@ -238,6 +329,7 @@ async fn main() {
                 &format!("{mock_url}/v1/chat/completions"),
                 "ok",
                 stream,
+                Prompt::Fixed,
                 rate,
                 args.seconds,
                 args.max_requests,
@@ -248,6 +340,7 @@ async fn main() {
                 &format!("{server_url}/v1/chat/completions"),
                 "up/ok",
                 stream,
+                Prompt::Fixed,
                 rate,
                 args.seconds,
                 args.max_requests,
@@ -277,6 +370,66 @@ async fn main() {
                 s.errors,
                 rss_mb(server.id(), "VmHWM:"),
             );
+        }
+    }
+    if !auto.is_empty() && !args.auto_rates.is_empty() {
+        println!("\nLearned routing (`auto`) beside a static route, distinct ~200-token prompts, non-streaming:\n");
+        println!("| route | rate (RPS) | requests | direct p50 / p99 ms | via Switchyard p50 / p99 ms | added p50 / p99 ms | decision p50 / p99 ms | decision-slot wait p50 / p99 ms | errors | peak RSS MB |");
+        println!("|---|---|---|---|---|---|---|---|---|---|");
+        let direct = format!("{mock_url}/v1/chat/completions");
+        let via = format!("{server_url}/v1/chat/completions");
+        for &rate in &args.auto_rates {
+            let secs = args.seconds;
+            run_phase(
+                &client,
+                &via,
+                "auto",
+                false,
+                Prompt::Distinct,
+                rate,
+                0.5,
+                200,
+            )
+            .await;
+            let mut d = run_phase(
+                &client,
+                &direct,
+                "ok",
+                false,
+                Prompt::Distinct,
+                rate,
+                secs,
+                args.max_requests,
+            )
+            .await;
+            for model in ["up/weak", "auto"] {
+                let mut s = run_phase(
+                    &client,
+                    &via,
+                    model,
+                    false,
+                    Prompt::Distinct,
+                    rate,
+                    secs,
+                    args.max_requests,
+                )
+                .await;
+                let (d50, d99) = (pct(&mut d.latency, 0.5), pct(&mut d.latency, 0.99));
+                let (s50, s99) = (pct(&mut s.latency, 0.5), pct(&mut s.latency, 0.99));
+                println!(
+                    "| {} | {rate} | {} | {d50:.3} / {d99:.3} | {s50:.3} / {s99:.3} | {:.3} / {:.3} | {:.2} / {:.2} | {:.2} / {:.2} | {} | {:.1} |",
+                    if model == "auto" { "auto (learned)" } else { "static up/weak" },
+                    s.latency.len() + s.errors,
+                    s50 - d50,
+                    s99 - d99,
+                    pct(&mut s.decision, 0.5),
+                    pct(&mut s.decision, 0.99),
+                    pct(&mut s.queue, 0.5),
+                    pct(&mut s.queue, 0.99),
+                    s.errors,
+                    rss_mb(server.id(), "VmHWM:"),
+                );
+            }
         }
     }
     let _ = Command::new("kill")
