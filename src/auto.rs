@@ -1,7 +1,13 @@
 //! Learned routing (`model: "auto"`): embed the prompt, predict each candidate's quality and
 //! cost with the trained artifact, drop candidates that fail a CEL guardrail, and rank the rest
-//! by `score = predicted_quality − cost_weight × predicted_cost / max_predicted_cost`.
+//! by `score = predicted_quality − cost_weight × predicted_cost / reference_cost`.
 //! The ranked eligible candidates form the fallback chain.
+//!
+//! The cost unit ([`reference_cost`]) is what the priciest candidate charges for the artifact's
+//! typical prompt (median training prompt length), fixed for a candidate set. So a long prompt
+//! costs more units than a short one and needs a larger predicted quality gain to justify the
+//! expensive model, while `cost_weight` keeps one meaning: the quality a typical prompt's
+//! strong-model cost must buy.
 
 use crate::config::{AutoConfig, ModelConfig};
 use crate::encoder::{prompt_text, Encoder};
@@ -35,6 +41,8 @@ pub struct Scored {
     pub predicted_quality: f64,
     pub predicted_output_tokens: f64,
     pub predicted_cost_usd: f64,
+    /// `predicted_cost_usd / reference_cost`: the cost term of the score before the weight.
+    pub relative_cost: f64,
     pub guardrails: Vec<Verdict>,
     pub score: f64,
     pub eligible: bool,
@@ -383,18 +391,38 @@ pub fn rank(
     cost_weight: f64,
 ) -> Vec<Scored> {
     let predictions = artifact.predict(embedding, req.prompt_tokens);
-    rank_predictions(&predictions, candidates, guardrails, req, cost_weight)
+    let reference = reference_cost(artifact, candidates);
+    rank_predictions(&predictions, candidates, guardrails, req, cost_weight, reference)
+}
+
+/// The objective's cost unit: the largest cost, at the served models' prices, of the artifact's
+/// typical prompt (its `cost_reference.prompt_tokens`) with each candidate's predicted output.
+pub fn reference_cost(artifact: &Artifact, candidates: &[(String, Arc<ModelConfig>)]) -> f64 {
+    let tokens = artifact.reference_prompt_tokens();
+    candidates
+        .iter()
+        .filter_map(|(name, model)| {
+            let c = artifact.weights.candidates.iter().find(|c| &c.model == name)?;
+            Some(
+                (tokens as f64 * model.input_price_per_mtok
+                    + c.output_tokens.predict(tokens) * model.output_price_per_mtok)
+                    / 1e6,
+            )
+        })
+        .fold(0.0, f64::max)
+        .max(1e-12)
 }
 
 /// Scores candidates from any predictor's per-model quality and output tokens (the learned
 /// artifact, or an evaluation baseline such as kNN): guardrail verdicts, cost from the served
-/// model's prices, and `score = quality − cost_weight × cost / max_cost`.
+/// model's prices, and `score = quality − cost_weight × cost / reference`.
 pub fn rank_predictions(
     predictions: &[Prediction],
     candidates: &[(String, Arc<ModelConfig>)],
     guardrails: &[Arc<CelExpr>],
     req: &ChatRequest,
     cost_weight: f64,
+    reference: f64,
 ) -> Vec<Scored> {
     let facts = request_facts(req);
     let metadata = Value::Object(req.metadata.clone());
@@ -432,26 +460,17 @@ pub fn rank_predictions(
                 predicted_quality: round6(p.quality),
                 predicted_output_tokens: round6(p.output_tokens),
                 predicted_cost_usd: cost,
+                relative_cost: round6(cost / reference),
                 guardrails,
                 score: 0.0,
                 eligible,
             })
         })
         .collect();
-    // Cost is normalised by the most expensive candidate, so the weight is scale-free.
-    let max = max_cost(&scored);
     for c in &mut scored {
-        c.score = round6(c.predicted_quality - cost_weight * c.predicted_cost_usd / max);
+        c.score = round6(c.predicted_quality - cost_weight * c.relative_cost);
     }
     scored
-}
-
-fn max_cost(scored: &[Scored]) -> f64 {
-    scored
-        .iter()
-        .map(|c| c.predicted_cost_usd)
-        .fold(0.0, f64::max)
-        .max(1e-12)
 }
 
 /// The chosen candidate: the eligible one with the highest score (the first listed on a tie).
@@ -507,11 +526,10 @@ pub fn breakeven(scored: &[Scored], strong: &str) -> f64 {
     let Some(s) = scored.iter().find(|c| c.artifact_model == strong) else {
         return -BREAKEVEN_LIMIT;
     };
-    let max = max_cost(scored);
     let mut bound = BREAKEVEN_LIMIT;
     for c in scored.iter().filter(|c| c.artifact_model != strong) {
         let dq = s.predicted_quality - c.predicted_quality;
-        let dc = (s.predicted_cost_usd - c.predicted_cost_usd) / max;
+        let dc = s.relative_cost - c.relative_cost;
         let b = if dc > 0.0 {
             dq / dc
         } else if dq >= 0.0 {

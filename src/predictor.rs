@@ -119,6 +119,12 @@ impl Artifact {
                 weights.feature_spec
             ));
         }
+        if manifest["cost_reference"]["prompt_tokens"].as_u64().is_none() {
+            return Err(format!(
+                "{}/manifest.json has no cost_reference.prompt_tokens (trained by an older build); retrain with `switchyard train`",
+                dir.display()
+            ));
+        }
         for c in &weights.candidates {
             if c.quality.weights.len() != weights.dimension + 1 {
                 return Err(format!(
@@ -150,6 +156,14 @@ impl Artifact {
     /// The artifact version from its manifest.
     pub fn version(&self) -> &str {
         self.manifest["version"].as_str().unwrap_or("unknown")
+    }
+
+    /// Prompt tokens of the artifact's typical prompt (`cost_reference.prompt_tokens`, the
+    /// median of the training prompts): the size at which the objective's cost unit is priced.
+    pub fn reference_prompt_tokens(&self) -> u64 {
+        self.manifest["cost_reference"]["prompt_tokens"]
+            .as_u64()
+            .unwrap_or(0)
     }
 
     /// The candidate with the highest prices: the "strong" model of the strong-share knob.

@@ -35,7 +35,7 @@ fn write_artifact(dir: &Path, encoder_id: Option<&str>) {
         },
     };
     Artifact {
-        manifest: json!({"version": "test-artifact", "encoder": {"id": encoder_id.map(Value::from).unwrap_or(enc["encoder_id"].clone()), "dimension": 384}}),
+        manifest: json!({"version": "test-artifact", "encoder": {"id": encoder_id.map(Value::from).unwrap_or(enc["encoder_id"].clone()), "dimension": 384}, "cost_reference": {"prompt_tokens": 100}}),
         weights: Weights {
             schema_version: SCHEMA_VERSION,
             feature_spec: FEATURE_SPEC.into(),

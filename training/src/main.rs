@@ -350,9 +350,20 @@ fn fit_artifact(a: &Cli) -> Result<PathBuf, String> {
             )
         })
         .collect();
+    // The objective's cost unit is priced at the median training prompt length.
+    let cost_reference = {
+        let mut seen = HashSet::new();
+        let mut tokens: Vec<u64> = rows
+            .iter()
+            .filter(|r| r.split == "train" && seen.insert(r.prompt_id.as_str()))
+            .map(|r| switchyard::auto::single_turn_request(&r.prompt).prompt_tokens)
+            .collect();
+        tokens.sort_unstable();
+        json!({"prompt_tokens": tokens[tokens.len() / 2], "computed_on": "median of the training prompts"})
+    };
     // The strong-share knob: break-even cost weights of the validation prompts.
     let probe = Artifact {
-        manifest: json!({}),
+        manifest: json!({ "cost_reference": cost_reference }),
         weights: weights.clone(),
     };
     let mut seen = HashSet::new();
@@ -378,6 +389,7 @@ fn fit_artifact(a: &Cli) -> Result<PathBuf, String> {
         "seed": seed,
         "hyperparameters": {"l2_alpha": alphas, "alpha_grid": fit::ALPHAS, "chosen_on": "validation log-loss"},
         "metrics": {"validation": val_metrics},
+        "cost_reference": cost_reference,
         "calibration": {"strong_model": probe.strongest(), "computed_on": "validation prompts", "prompts": val_prompts.len(), "breakeven_quantiles": calibration},
     });
     let artifact = Artifact {

@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::time::Instant;
 use switchyard::auto::{
     artifact_candidates, artifact_dir, breakeven, calibration_table, choose, cost_weight_for_share,
-    rank, rank_predictions, single_turn_request,
+    rank, rank_predictions, reference_cost, single_turn_request,
 };
 use switchyard::config::ModelConfig;
 use switchyard::encoder::{prompt_text, Encoder};
@@ -440,9 +440,8 @@ pub fn run(a: &Args) -> Result<PathBuf, String> {
         &eval,
         &emb,
         &names,
-        &candidates,
-        strong,
-        cheap,
+        (&candidates, reference_cost(&artifact, &candidates)),
+        (strong, cheap),
         a.threads,
     );
 
@@ -657,17 +656,16 @@ fn knn_predictions(nb: &[usize], k: usize, train: &[&Prompt], names: &[String]) 
         .collect()
 }
 
-/// The kNN router: (chosen k, curve on the evaluated prompts).
-#[allow(clippy::too_many_arguments)]
+/// The kNN router: (chosen k, curve on the evaluated prompts). Costs use the artifact's
+/// reference unit, so both routers face the same objective.
 fn knn_router<'a>(
     train: &[&'a Prompt],
     val: &[&'a Prompt],
     eval: &[&'a Prompt],
     emb: &dyn Fn(&Prompt) -> &'a [f32],
     names: &[String],
-    candidates: &[(String, Arc<ModelConfig>)],
-    strong: usize,
-    cheap: usize,
+    (candidates, reference): (&[(String, Arc<ModelConfig>)], f64),
+    (strong, cheap): (usize, usize),
     threads: usize,
 ) -> (usize, Curve) {
     let t = Instant::now();
@@ -694,7 +692,7 @@ fn knn_router<'a>(
                     let req = single_turn_request(&p.prompt);
                     let preds = knn_predictions(n, k, train, names);
                     breakeven(
-                        &rank_predictions(&preds, candidates, &[], &req, 0.0),
+                        &rank_predictions(&preds, candidates, &[], &req, 0.0, reference),
                         strong_name,
                     )
                 })
@@ -709,7 +707,7 @@ fn knn_router<'a>(
             let req = single_turn_request(&p.prompt);
             let preds = knn_predictions(n, k, train, names);
             for (c, w) in choices.iter_mut().zip(&weights) {
-                let scored = rank_predictions(&preds, candidates, &[], &req, *w);
+                let scored = rank_predictions(&preds, candidates, &[], &req, *w, reference);
                 c.push(index_of(
                     names,
                     choose(&scored).map(|s| s.artifact_model.as_str()),

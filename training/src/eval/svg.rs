@@ -46,7 +46,7 @@ fn label(v: f64) -> String {
 
 /// Renders a chart; axes span the data with a small margin.
 pub fn chart(title: &str, x_label: &str, y_label: &str, series: &[Series]) -> String {
-    let (w, h, left, right, top, bottom) = (760.0, 480.0, 70.0, 230.0, 40.0, 55.0);
+    let (w, h, left, right, top, bottom) = (820.0, 480.0, 70.0, 290.0, 40.0, 55.0);
     let all: Vec<(f64, f64)> = series
         .iter()
         .flat_map(|s| s.points.iter().copied())
