@@ -392,7 +392,14 @@ pub fn rank(
 ) -> Vec<Scored> {
     let predictions = artifact.predict(embedding, req.prompt_tokens);
     let reference = reference_cost(artifact, candidates);
-    rank_predictions(&predictions, candidates, guardrails, req, cost_weight, reference)
+    rank_predictions(
+        &predictions,
+        candidates,
+        guardrails,
+        req,
+        cost_weight,
+        reference,
+    )
 }
 
 /// The objective's cost unit: the largest cost, at the served models' prices, of the artifact's
@@ -402,7 +409,11 @@ pub fn reference_cost(artifact: &Artifact, candidates: &[(String, Arc<ModelConfi
     candidates
         .iter()
         .filter_map(|(name, model)| {
-            let c = artifact.weights.candidates.iter().find(|c| &c.model == name)?;
+            let c = artifact
+                .weights
+                .candidates
+                .iter()
+                .find(|c| &c.model == name)?;
             Some(
                 (tokens as f64 * model.input_price_per_mtok
                     + c.output_tokens.predict(tokens) * model.output_price_per_mtok)

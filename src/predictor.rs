@@ -119,7 +119,10 @@ impl Artifact {
                 weights.feature_spec
             ));
         }
-        if manifest["cost_reference"]["prompt_tokens"].as_u64().is_none() {
+        if manifest["cost_reference"]["prompt_tokens"]
+            .as_u64()
+            .is_none()
+        {
             return Err(format!(
                 "{}/manifest.json has no cost_reference.prompt_tokens (trained by an older build); retrain with `switchyard train`",
                 dir.display()
