@@ -32,10 +32,11 @@ fn router(cache_size: usize) -> AutoRouter {
     AutoRouter::load(auto).unwrap_or_else(|e| panic!("{e}"))
 }
 
-/// A request whose prompt has about `tokens` encoder tokens, made unique by `n`.
-fn request(router: &AutoRouter, tokens: usize, n: u64) -> ChatRequest {
+/// A request whose prompt has about `tokens` tokens (the gateway's estimate, 4 characters per
+/// token; the encoder reads at most its budget), made unique by `n`.
+fn request(tokens: usize, n: u64) -> ChatRequest {
     let mut text = format!("Case {n}. ");
-    while router.encoder.token_count(&text) < tokens {
+    while (switchyard::request::estimate_tokens(&text) as usize) < tokens {
         text.push_str(PARAGRAPH);
     }
     ChatRequest::from_openai(
@@ -49,7 +50,7 @@ fn decisions(c: &mut Criterion) {
     let mut g = c.benchmark_group("decision");
     g.sample_size(30).measurement_time(Duration::from_secs(6));
     for tokens in [20, 200, 2000] {
-        let reqs: Vec<ChatRequest> = (0..64).map(|n| request(&cold, tokens, n)).collect();
+        let reqs: Vec<ChatRequest> = (0..64).map(|n| request(tokens, n)).collect();
         let mut i = 0;
         g.bench_with_input(BenchmarkId::new("miss", tokens), &tokens, |b, _| {
             b.iter(|| {
@@ -60,7 +61,7 @@ fn decisions(c: &mut Criterion) {
         });
     }
     let warm = router(1024);
-    let req = request(&warm, 200, 0);
+    let req = request(200, 0);
     warm.decide(&req, "balanced", 0.15, &[]).unwrap();
     g.bench_function("hit/200", |b| {
         b.iter(|| warm.decide(&req, "balanced", 0.15, &[]).unwrap())
@@ -76,7 +77,7 @@ fn decisions(c: &mut Criterion) {
         })
     });
     // Two threads at once: time per decision as each thread sees it.
-    let reqs: Vec<ChatRequest> = (0..64).map(|n| request(&cold, 200, n)).collect();
+    let reqs: Vec<ChatRequest> = (0..64).map(|n| request(200, n)).collect();
     let next = AtomicU64::new(0);
     g.bench_function("concurrent2/200", |b| {
         b.iter_custom(|iters| {
