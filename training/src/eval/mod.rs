@@ -103,11 +103,7 @@ impl Progress {
     }
 
     fn tick(&mut self, done: usize) {
-        let pct = if self.total == 0 {
-            100
-        } else {
-            done * 100 / self.total / 5 * 5
-        };
+        let pct = (done * 100).checked_div(self.total).unwrap_or(100) / 5 * 5;
         if pct != self.last {
             self.last = pct;
             eprint!("\r{}: {pct:3}% ({done}/{})", self.what, self.total);
@@ -435,9 +431,7 @@ pub fn run(a: &Args) -> Result<PathBuf, String> {
 
     // kNN baseline on the same embeddings: k chosen on validation APGR.
     let knn = knn_router(
-        &train,
-        &val,
-        &eval,
+        (&train, &val, &eval),
         &emb,
         &names,
         (&candidates, reference_cost(&artifact, &candidates)),
@@ -498,7 +492,7 @@ pub fn run(a: &Args) -> Result<PathBuf, String> {
     }
 
     // Calibration on the evaluated prompts: predicted P(good) deciles vs observed good rate.
-    let calibration: Vec<(String, Vec<(f64, f64, usize)>)> = names
+    let calibration: Vec<(String, Vec<report::Decile>)> = names
         .iter()
         .enumerate()
         .map(|(m, name)| {
@@ -659,9 +653,7 @@ fn knn_predictions(nb: &[usize], k: usize, train: &[&Prompt], names: &[String]) 
 /// The kNN router: (chosen k, curve on the evaluated prompts). Costs use the artifact's
 /// reference unit, so both routers face the same objective.
 fn knn_router<'a>(
-    train: &[&'a Prompt],
-    val: &[&'a Prompt],
-    eval: &[&'a Prompt],
+    (train, val, eval): (&[&'a Prompt], &[&'a Prompt], &[&'a Prompt]),
     emb: &dyn Fn(&Prompt) -> &'a [f32],
     names: &[String],
     (candidates, reference): (&[(String, Arc<ModelConfig>)], f64),

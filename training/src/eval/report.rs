@@ -7,6 +7,9 @@ use serde_json::{json, Value};
 use std::fmt::Write as _;
 use std::path::Path;
 
+/// One calibration decile: mean predicted quality, observed good-answer rate, prompts.
+pub type Decile = (f64, f64, usize);
+
 /// Everything the report states.
 pub struct Context<'a> {
     pub version: &'a str,
@@ -28,7 +31,7 @@ pub struct Context<'a> {
     pub knobs: &'a [Value],
     pub subsets: &'a [SubsetResult],
     /// Per model: (mean predicted, observed good rate, n) per decile.
-    pub calibration: &'a [(String, Vec<(f64, f64, usize)>)],
+    pub calibration: &'a [(String, Vec<Decile>)],
     pub encoder_id: &'a str,
 }
 
