@@ -108,6 +108,8 @@ pub struct AutoRouter {
     candidates: Vec<(String, Arc<ModelConfig>)>,
     guardrails: Vec<Arc<CelExpr>>,
     pub default_cost_weight: f64,
+    /// The artifact's strong-share calibration, read once at load.
+    pub calibration: Option<Vec<f64>>,
     cache: Mutex<EmbeddingCache>,
     pub cache_hits: AtomicU64,
     pub cache_misses: AtomicU64,
@@ -158,6 +160,7 @@ impl AutoRouter {
                 ));
             }
         }
+        let calibration = artifact.calibration();
         Ok(AutoRouter {
             artifact,
             encoder,
@@ -165,6 +168,7 @@ impl AutoRouter {
             candidates: cfg.candidates.clone(),
             guardrails: cfg.guardrails.clone(),
             default_cost_weight: cfg.default_cost_weight,
+            calibration,
             cache: Mutex::new(EmbeddingCache {
                 capacity: cfg.cache_size,
                 tick: 0,
@@ -251,11 +255,7 @@ impl AutoRouter {
             embedding,
             cost_weight,
         );
-        candidates.sort_by(|a, b| {
-            b.eligible
-                .cmp(&a.eligible)
-                .then(b.score.total_cmp(&a.score))
-        });
+        order(&mut candidates);
         let chain: Vec<Arc<ModelConfig>> = candidates
             .iter()
             .filter(|c| c.eligible)
@@ -484,15 +484,14 @@ pub fn rank_predictions(
     scored
 }
 
-/// The chosen candidate: the eligible one with the highest score (the first listed on a tie).
-pub fn choose(scored: &[Scored]) -> Option<&Scored> {
-    scored
-        .iter()
-        .filter(|c| c.eligible)
-        .fold(None, |best: Option<&Scored>, c| match best {
-            Some(b) if b.score >= c.score => Some(b),
-            _ => Some(c),
-        })
+/// Orders scored candidates as the fallback chain: eligible first, then by score (stable, so
+/// the first listed wins a tie). The first one, if eligible, is the choice.
+pub fn order(scored: &mut [Scored]) {
+    scored.sort_by(|a, b| {
+        b.eligible
+            .cmp(&a.eligible)
+            .then(b.score.total_cmp(&a.score))
+    });
 }
 
 /// The artifact's candidates as models priced as in training, for offline scoring (calibration

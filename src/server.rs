@@ -342,7 +342,7 @@ fn knob(
     }
     if let Some((param, v)) = option("strong_share") {
         let share = unit(&param, v)?;
-        let table = router.artifact.calibration().ok_or_else(|| {
+        let table = router.calibration.as_deref().ok_or_else(|| {
             GatewayError::invalid(
                 format!("`{param}` needs an artifact with a strong-share calibration; retrain with `switchyard train`"),
                 &param,
@@ -350,7 +350,7 @@ fn knob(
         })?;
         return Ok((
             format!("strong_share={share}"),
-            crate::auto::cost_weight_for_share(&table, share),
+            crate::auto::cost_weight_for_share(table, share),
         ));
     }
     match suffix {
@@ -419,11 +419,7 @@ async fn auto_plan(
     request_id: &str,
 ) -> Result<RoutePlan, GatewayError> {
     let (mut chain, learned) = learned_chain(state, req, AutoSource::Model(model)).await?;
-    for m in state.routing.resolve_models(req, request_id)? {
-        if !chain.iter().any(|c| c.id == m.id) {
-            chain.push(m);
-        }
-    }
+    crate::routing::append_unique(&mut chain, state.routing.resolve_models(req, request_id)?);
     let (timeout, ttft_timeout) = state.routing.timeouts();
     Ok(RoutePlan {
         decision: crate::routing::Decision {
@@ -454,11 +450,7 @@ async fn complete_route_plan(
         return Ok(plan);
     };
     let (mut chain, learned) = learned_chain(state, req, AutoSource::Route(&ra)).await?;
-    for m in plan.chain.drain(..) {
-        if !chain.iter().any(|c| c.id == m.id) {
-            chain.push(m);
-        }
-    }
+    crate::routing::append_unique(&mut chain, plan.chain.drain(..));
     plan.chain = chain;
     plan.decision.reason.push_str(&format!(
         "; learned routing chose {} (knob {}, cost weight {})",
@@ -611,7 +603,7 @@ async fn list_models(State(state): State<Arc<AppState>>, headers: HeaderMap) -> 
             "id": "auto", "object": "model", "created": 0, "owned_by": "switchyard", "type": "auto", "available": true,
             "artifact_version": a.artifact.version(), "encoder": a.encoder.id(),
             "candidates": a.artifact.weights.candidates.iter().map(|c| c.model.clone()).collect::<Vec<_>>(),
-            "knobs": ["auto:best", "auto:balanced", "auto:cheap"], "strong_share_calibrated": a.artifact.calibration().is_some(),
+            "knobs": ["auto:best", "auto:balanced", "auto:cheap"], "strong_share_calibrated": a.calibration.is_some(),
         }),
         Err(why) => json!({
             "id": "auto", "object": "model", "created": 0, "owned_by": "switchyard", "type": "auto",

@@ -83,11 +83,7 @@ impl RoutingTable {
                 Target::Model(m) => vec![m],
                 Target::Router(r) => plan_router(&r, req, request_id).chain,
             };
-            for m in extra {
-                if !plan.chain.iter().any(|c| c.id == m.id) {
-                    plan.chain.push(m);
-                }
-            }
+            append_unique(&mut plan.chain, extra);
         }
         Ok(plan)
     }
@@ -104,11 +100,7 @@ impl RoutingTable {
                 Target::Model(m) => vec![m],
                 Target::Router(r) => plan_router(&r, req, request_id).chain,
             };
-            for m in extra {
-                if !out.iter().any(|c| c.id == m.id) {
-                    out.push(m);
-                }
-            }
+            append_unique(&mut out, extra);
         }
         Ok(out)
     }
@@ -264,11 +256,7 @@ fn plan_router(router: &RouterConfig, req: &ChatRequest, request_id: &str) -> Ro
         }
     };
     let mut chain = vec![variant.model.clone()];
-    for m in &route.fallbacks {
-        if !chain.iter().any(|c| c.id == m.id) {
-            chain.push(m.clone());
-        }
-    }
+    append_unique(&mut chain, route.fallbacks.iter().cloned());
     RoutePlan {
         chain,
         decision: Decision {
@@ -281,6 +269,18 @@ fn plan_router(router: &RouterConfig, req: &ChatRequest, request_id: &str) -> Ro
         auto: None,
         timeout: router.timeout,
         ttft_timeout: router.ttft_timeout,
+    }
+}
+
+/// Appends models to a failover chain, skipping those already in it.
+pub fn append_unique(
+    chain: &mut Vec<Arc<ModelConfig>>,
+    extra: impl IntoIterator<Item = Arc<ModelConfig>>,
+) {
+    for m in extra {
+        if !chain.iter().any(|c| c.id == m.id) {
+            chain.push(m);
+        }
     }
 }
 

@@ -19,8 +19,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 use switchyard::auto::{
-    artifact_candidates, artifact_dir, breakeven, calibration_table, choose, cost_weight_for_share,
-    rank, rank_predictions, reference_cost, single_turn_request,
+    artifact_candidates, artifact_dir, breakeven, calibration_table, cost_weight_for_share, order,
+    rank, rank_predictions, reference_cost, single_turn_request, Scored,
 };
 use switchyard::config::ModelConfig;
 use switchyard::encoder::{prompt_text, Encoder};
@@ -412,10 +412,7 @@ pub fn run(a: &Args) -> Result<PathBuf, String> {
             if k == 0 {
                 predicted.push(scored.iter().map(|s| s.predicted_quality).collect());
             }
-            learned[k].push(index_of(
-                &names,
-                choose(&scored).map(|s| s.artifact_model.as_str()),
-            ));
+            learned[k].push(chosen(&names, scored));
         }
         progress.tick(i + 1);
     }
@@ -571,9 +568,13 @@ pub fn run(a: &Args) -> Result<PathBuf, String> {
     Ok(out)
 }
 
-fn index_of(names: &[String], model: Option<&str>) -> usize {
-    model
-        .and_then(|m| names.iter().position(|n| n == m))
+/// The candidate index the server would choose: the head of the same ordering as its chain.
+fn chosen(names: &[String], mut scored: Vec<Scored>) -> usize {
+    order(&mut scored);
+    scored
+        .first()
+        .filter(|c| c.eligible)
+        .and_then(|c| names.iter().position(|n| *n == c.artifact_model))
         .unwrap_or(0)
 }
 
@@ -700,10 +701,7 @@ fn knn_router<'a>(
             let preds = knn_predictions(n, k, train, names);
             for (c, w) in choices.iter_mut().zip(&weights) {
                 let scored = rank_predictions(&preds, candidates, &[], &req, *w, reference);
-                c.push(index_of(
-                    names,
-                    choose(&scored).map(|s| s.artifact_model.as_str()),
-                ));
+                c.push(chosen(names, scored));
             }
         }
         (weights, choices)
