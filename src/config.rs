@@ -75,6 +75,15 @@ struct FileAuto {
 struct FileServer {
     listen: Option<String>,
     max_body_bytes: Option<usize>,
+    max_json_values: Option<usize>,
+    read_timeout: Option<String>,
+    max_in_flight: Option<usize>,
+    max_in_flight_per_key: Option<usize>,
+    metrics_public: Option<bool>,
+    deadline: Option<String>,
+    cooldown_failures: Option<u32>,
+    cooldown: Option<String>,
+    shutdown_grace: Option<String>,
     timeout: Option<String>,
     ttft_timeout: Option<String>,
     #[serde(default)]
@@ -89,6 +98,8 @@ struct FileLogging {
     log_text: Option<bool>,
     buffer: Option<usize>,
     rotate_bytes: Option<u64>,
+    max_text_bytes: Option<usize>,
+    feedback_window: Option<usize>,
     enabled: Option<bool>,
 }
 
@@ -213,6 +224,25 @@ pub fn cost_weight(knob: &str) -> Option<f64> {
 pub struct ServerConfig {
     pub listen: String,
     pub max_body_bytes: usize,
+    /// Most JSON values (objects, arrays, strings, numbers, ...) a request body may hold: bounds
+    /// the memory a parsed body takes, whatever its shape.
+    pub max_json_values: usize,
+    /// Time a client has to send the request headers, and again the whole body.
+    pub read_timeout: Duration,
+    /// Requests in flight at once; more are answered 503 at once.
+    pub max_in_flight: usize,
+    /// Requests in flight at once per router key (0: no per-key bound); more get 429.
+    pub max_in_flight_per_key: usize,
+    /// `/metrics` without the router key even when keys are configured (default false).
+    pub metrics_public: bool,
+    /// Total time per request across its whole failover chain (default: none).
+    pub deadline: Option<Duration>,
+    /// Retryable failures in a row that put a model in cooldown (0: cooldowns off).
+    pub cooldown_failures: u32,
+    /// How long a model stays in cooldown before one request probes it.
+    pub cooldown: Duration,
+    /// At shutdown, how long in-flight requests and streams may take to finish.
+    pub shutdown_grace: Duration,
     pub timeout: Duration,
     pub ttft_timeout: Duration,
     pub api_keys: Vec<String>,
@@ -225,6 +255,10 @@ pub struct LoggingConfig {
     pub log_text: bool,
     pub buffer: usize,
     pub rotate_bytes: u64,
+    /// Prompt and answer text kept per log record; longer text is cut with a marker.
+    pub max_text_bytes: usize,
+    /// How many of the most recent served requests accept feedback.
+    pub feedback_window: usize,
 }
 
 /// Which wire protocol a provider speaks.
@@ -345,6 +379,26 @@ impl Config {
         let server = ServerConfig {
             listen: raw.server.listen.unwrap_or_else(|| "127.0.0.1:8080".into()),
             max_body_bytes: raw.server.max_body_bytes.unwrap_or(4 * 1024 * 1024),
+            max_json_values: raw.server.max_json_values.unwrap_or(100_000).max(1),
+            read_timeout: parse_opt_duration(
+                &raw.server.read_timeout,
+                "server.read_timeout",
+                &err,
+            )?
+            .unwrap_or(Duration::from_secs(30)),
+            max_in_flight: raw.server.max_in_flight.unwrap_or(1024).max(1),
+            max_in_flight_per_key: raw.server.max_in_flight_per_key.unwrap_or(0),
+            metrics_public: raw.server.metrics_public.unwrap_or(false),
+            deadline: parse_opt_duration(&raw.server.deadline, "server.deadline", &err)?,
+            cooldown_failures: raw.server.cooldown_failures.unwrap_or(5),
+            cooldown: parse_opt_duration(&raw.server.cooldown, "server.cooldown", &err)?
+                .unwrap_or(Duration::from_secs(30)),
+            shutdown_grace: parse_opt_duration(
+                &raw.server.shutdown_grace,
+                "server.shutdown_grace",
+                &err,
+            )?
+            .unwrap_or(Duration::from_secs(30)),
             timeout: parse_opt_duration(&raw.server.timeout, "server.timeout", &err)?
                 .unwrap_or(Duration::from_secs(120)),
             ttft_timeout: parse_opt_duration(
@@ -379,6 +433,12 @@ impl Config {
             log_text: raw.logging.log_text.unwrap_or(true),
             buffer: raw.logging.buffer.unwrap_or(16_384).max(1),
             rotate_bytes: raw.logging.rotate_bytes.unwrap_or(64 * 1024 * 1024),
+            max_text_bytes: raw.logging.max_text_bytes.unwrap_or(64 * 1024),
+            feedback_window: raw
+                .logging
+                .feedback_window
+                .unwrap_or(crate::feedback::DEFAULT_WINDOW)
+                .max(1),
         };
 
         // Providers: an optional provider whose key is missing is left out with its models.

@@ -19,6 +19,25 @@ pub const ORT_LIBRARY: &str = "libonnxruntime.so.1.31.1";
 pub const DEFAULT_DIR: &str = "models/encoder";
 /// The command that creates or repairs the encoder files.
 pub const SETUP_COMMAND: &str = "scripts/setup_encoder.sh";
+/// Environment variable that sets ONNX Runtime's graph optimisation level (`disable`, `basic`,
+/// `extended`, `all`; default `all`). Other levels run other kernels and so change the low bits
+/// of embeddings, the way another CPU does: CI uses it to prove that the regression gate holds
+/// on a machine other than the one that trained the committed artifact.
+pub const OPTIMIZATION_ENV: &str = "SWITCHYARD_ORT_OPTIMIZATION";
+
+/// The graph optimisation level from [`OPTIMIZATION_ENV`].
+fn optimization_level() -> Result<ort::session::builder::GraphOptimizationLevel, String> {
+    use ort::session::builder::GraphOptimizationLevel as L;
+    match std::env::var(OPTIMIZATION_ENV).as_deref() {
+        Err(_) | Ok("") | Ok("all") => Ok(L::Level3),
+        Ok("extended") => Ok(L::Level2),
+        Ok("basic") => Ok(L::Level1),
+        Ok("disable") => Ok(L::Disable),
+        Ok(other) => Err(format!(
+            "{OPTIMIZATION_ENV}={other:?} is not one of disable, basic, extended, all"
+        )),
+    }
+}
 
 /// `manifest.json` written by the exporter.
 #[derive(Debug, Clone, Deserialize)]
@@ -101,11 +120,12 @@ impl Encoder {
             )
         })?;
         let env = environment(&lib_path)?;
+        let level = optimization_level()?;
         let mut pool = Vec::new();
         for _ in 0..sessions.max(1) {
             let session = ort::session::Session::builder(env)
                 .map_err(|e| e.to_string())?
-                .with_optimization_level(ort::session::builder::GraphOptimizationLevel::Level3)
+                .with_optimization_level(level)
                 .map_err(|e| e.to_string())?
                 .with_intra_threads(threads.max(1))
                 .map_err(|e| e.to_string())?

@@ -13,6 +13,8 @@ pub struct GatewayError {
     pub param: Option<String>,
     /// Extra JSON merged into the error object (e.g. the attempt chain on a 502).
     pub details: Option<Value>,
+    /// Seconds for the `Retry-After` header (shed requests, upstream rate limits).
+    pub retry_after: Option<u64>,
 }
 
 /// The broad classes of error, each with a fixed status and OpenAI error `type`.
@@ -23,6 +25,12 @@ pub enum ErrorKind {
     ModelNotFound,
     Unauthorized,
     BodyTooLarge,
+    /// The client did not send its request in time.
+    RequestTimeout,
+    /// Too many requests of this key (or every upstream answered 429).
+    RateLimited,
+    /// The server is at its in-flight limit.
+    Overloaded,
     /// Every attempt failed (or the one attempt failed with a retryable error).
     UpstreamFailed,
     /// Every attempt timed out.
@@ -32,6 +40,8 @@ pub enum ErrorKind {
     /// Learned routing was asked for but is not available.
     AutoUnavailable,
     NotFound,
+    /// The path exists, but not for this method.
+    MethodNotAllowed,
     Internal,
 }
 
@@ -42,8 +52,12 @@ impl ErrorKind {
                 StatusCode::BAD_REQUEST
             }
             ErrorKind::ModelNotFound | ErrorKind::NotFound => StatusCode::NOT_FOUND,
+            ErrorKind::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ErrorKind::Unauthorized => StatusCode::UNAUTHORIZED,
             ErrorKind::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorKind::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
+            ErrorKind::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            ErrorKind::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
             ErrorKind::UpstreamFailed => StatusCode::BAD_GATEWAY,
             ErrorKind::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
             ErrorKind::UpstreamRejected => StatusCode::BAD_REQUEST,
@@ -55,6 +69,8 @@ impl ErrorKind {
     fn openai_type(self) -> &'static str {
         match self {
             ErrorKind::Unauthorized => "authentication_error",
+            ErrorKind::RateLimited => "rate_limit_error",
+            ErrorKind::Overloaded => "server_error",
             ErrorKind::UpstreamFailed | ErrorKind::UpstreamTimeout => "upstream_error",
             ErrorKind::Internal => "server_error",
             _ => "invalid_request_error",
@@ -69,11 +85,15 @@ impl ErrorKind {
             ErrorKind::ModelNotFound => "model_not_found",
             ErrorKind::Unauthorized => "invalid_api_key",
             ErrorKind::BodyTooLarge => "request_too_large",
+            ErrorKind::RequestTimeout => "request_timeout",
+            ErrorKind::RateLimited => "rate_limit_exceeded",
+            ErrorKind::Overloaded => "overloaded",
             ErrorKind::UpstreamFailed => "all_attempts_failed",
             ErrorKind::UpstreamTimeout => "upstream_timeout",
             ErrorKind::UpstreamRejected => "upstream_rejected",
             ErrorKind::AutoUnavailable => "auto_routing_unavailable",
             ErrorKind::NotFound => "not_found",
+            ErrorKind::MethodNotAllowed => "method_not_allowed",
             ErrorKind::Internal => "internal_error",
         }
     }
@@ -89,6 +109,7 @@ impl ErrorKind {
             529 => "overloaded_error",
             _ => match self {
                 ErrorKind::UpstreamTimeout => "timeout_error",
+                ErrorKind::Overloaded => "overloaded_error",
                 _ => "api_error",
             },
         }
@@ -103,7 +124,13 @@ impl GatewayError {
             message: message.into(),
             param: None,
             details: None,
+            retry_after: None,
         }
+    }
+
+    pub fn with_retry_after(mut self, secs: u64) -> Self {
+        self.retry_after = Some(secs);
+        self
     }
 
     pub fn invalid(message: impl Into<String>, param: &str) -> Self {

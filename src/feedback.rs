@@ -12,21 +12,30 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::Path;
 use std::sync::Mutex;
 
-/// How many served requests are remembered for validating feedback.
-const REMEMBERED_REQUESTS: usize = 200_000;
+/// How many of the most recent served requests accept feedback by default
+/// (`logging.feedback_window`).
+pub const DEFAULT_WINDOW: usize = 200_000;
 
 /// Recently served requests: request id → the models that were tried, serving model first.
-#[derive(Default)]
 struct Recent {
+    window: usize,
     models: HashMap<String, Vec<String>>,
     order: VecDeque<String>,
 }
 
 impl Recent {
+    fn new(window: usize) -> Recent {
+        Recent {
+            window: window.max(1),
+            models: HashMap::new(),
+            order: VecDeque::new(),
+        }
+    }
+
     fn insert(&mut self, request_id: String, models: Vec<String>) {
         if self.models.insert(request_id.clone(), models).is_none() {
             self.order.push_back(request_id);
-            while self.order.len() > REMEMBERED_REQUESTS {
+            while self.order.len() > self.window {
                 if let Some(old) = self.order.pop_front() {
                     self.models.remove(&old);
                 }
@@ -54,23 +63,23 @@ pub struct FeedbackStore {
 }
 
 impl FeedbackStore {
-    /// Opens the store in the log dir, indexing the requests and feedback already there.
-    /// Without a log dir (logging disabled) feedback is refused.
-    pub fn open(dir: Option<&Path>) -> FeedbackStore {
-        let mut recent = Recent::default();
+    /// Opens the store in the log dir, indexing the newest `window` served requests already
+    /// there (older ones no longer accept feedback) and the feedback given for them. Startup
+    /// reads log files newest first and stops once the window is full, so its time and memory
+    /// are bounded by the window, not by the size of the log dir. Without a log dir (logging
+    /// disabled) feedback is refused.
+    pub fn open(dir: Option<&Path>, window: usize) -> FeedbackStore {
+        let mut recent = Recent::new(window);
         let mut given = HashSet::new();
         if let Some(dir) = dir {
-            for r in read_records(dir, "requests").unwrap_or_default() {
-                if let Some(models) = served_models(&r) {
-                    recent.insert(
-                        r["request_id"].as_str().unwrap_or_default().to_string(),
-                        models,
-                    );
-                }
+            for (id, models) in newest_served(dir, recent.window) {
+                recent.insert(id, models);
             }
             for f in read_records(dir, "feedback").unwrap_or_default() {
                 if let (Some(id), Some(src)) = (f["request_id"].as_str(), f["source"].as_str()) {
-                    given.insert((id.to_string(), src.to_string()));
+                    if recent.models.contains_key(id) {
+                        given.insert((id.to_string(), src.to_string()));
+                    }
                 }
             }
         }
@@ -155,17 +164,16 @@ impl FeedbackStore {
                 ))
             }
         };
-        let models = self
-            .recent
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
+        let recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
+        let window = recent.window;
+        let models = recent
             .models
             .get(request_id)
             .cloned()
             .ok_or_else(|| {
                 GatewayError::new(
                     ErrorKind::NotFound,
-                    format!("no served request has the id {request_id:?}"),
+                    format!("no served request has the id {request_id:?} among the newest {} (logging.feedback_window)", window),
                 )
                 .with_param("request_id")
             })?;
@@ -207,7 +215,7 @@ impl FeedbackStore {
         });
         let line = serde_json::to_vec(&record).unwrap_or_default();
         let mut w = writer.lock().unwrap_or_else(|e| e.into_inner());
-        w.write_line(&line).and_then(|_| w.flush()).map_err(|e| {
+        w.write_line(&line).map_err(|e| {
             GatewayError::new(
                 ErrorKind::Internal,
                 format!("could not store feedback: {e}"),
@@ -223,16 +231,51 @@ impl FeedbackStore {
     }
 }
 
-/// The models a logged request was sent to, serving model first; `None` if none served it.
-fn served_models(record: &Value) -> Option<Vec<String>> {
-    let served = record.get("model")?.as_str()?.to_string();
-    let mut models = vec![served.clone()];
-    for a in record.get("attempts")?.as_array()? {
-        if let Some(m) = a["model"].as_str().filter(|m| *m != served) {
-            models.push(m.to_string());
+/// The fields of a request log line that feedback needs (the rest, prompts included, is
+/// skipped by the parser without being kept).
+#[derive(serde::Deserialize)]
+struct ServedLine {
+    request_id: String,
+    model: Option<String>,
+    #[serde(default)]
+    attempts: Vec<AttemptLine>,
+}
+
+#[derive(serde::Deserialize)]
+struct AttemptLine {
+    model: String,
+}
+
+/// The newest `limit` served requests of the log dir, oldest first: (request id, models tried,
+/// serving model first). Reads files newest first and stops when it has enough.
+fn newest_served(dir: &Path, limit: usize) -> Vec<(String, Vec<String>)> {
+    let mut newest_first = Vec::new();
+    let files = crate::logstore::ndjson_files(dir, "requests").unwrap_or_default();
+    for file in files.iter().rev() {
+        let Ok(text) = std::fs::read_to_string(file) else {
+            continue;
+        };
+        for line in text.lines().rev() {
+            let Ok(r) = serde_json::from_str::<ServedLine>(line) else {
+                continue;
+            };
+            let Some(served) = r.model else { continue };
+            let mut models = vec![served.clone()];
+            models.extend(
+                r.attempts
+                    .into_iter()
+                    .map(|a| a.model)
+                    .filter(|m| *m != served),
+            );
+            newest_first.push((r.request_id, models));
+            if newest_first.len() >= limit {
+                newest_first.reverse();
+                return newest_first;
+            }
         }
     }
-    Some(models)
+    newest_first.reverse();
+    newest_first
 }
 
 #[cfg(test)]
@@ -240,7 +283,7 @@ mod tests {
     use super::*;
 
     fn store() -> FeedbackStore {
-        let s = FeedbackStore::open(None);
+        let s = FeedbackStore::open(None, DEFAULT_WINDOW);
         s.remember("r1", vec!["mock/fast".into(), "mock/flaky".into()]);
         s
     }
@@ -296,7 +339,7 @@ mod tests {
             "{\"request_id\":\"old\",\"model\":\"m/a\",\"attempts\":[{\"model\":\"m/b\"},{\"model\":\"m/a\"}]}\n{\"request_id\":\"failed\",\"model\":null,\"attempts\":[]}\n",
         )
         .unwrap();
-        let s = FeedbackStore::open(Some(&dir));
+        let s = FeedbackStore::open(Some(&dir), DEFAULT_WINDOW);
         let f = s
             .validate(&json!({"request_id": "old", "score": 0.5}))
             .unwrap();
@@ -313,6 +356,34 @@ mod tests {
             "second post for the same source replaces"
         );
         assert_eq!(read_records(&dir, "feedback").unwrap().len(), 2);
+        std::fs::remove_dir_all(dir).ok();
+    }
+
+    #[test]
+    fn startup_indexes_only_the_newest_window_of_requests() {
+        let dir = std::env::temp_dir().join(format!("sy-fbw-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).unwrap();
+        // Three files, oldest first by name; 10 served requests each.
+        for (f, name) in [
+            "requests-1.ndjson",
+            "requests-2.ndjson",
+            "requests-3.ndjson",
+        ]
+        .iter()
+        .enumerate()
+        {
+            let lines: String = (0..10)
+                .map(|i| format!("{{\"request_id\":\"r{f}-{i}\",\"model\":\"m/a\",\"attempts\":[{{\"model\":\"m/a\"}}],\"prompt\":[{{\"role\":\"user\",\"content\":\"hi\"}}]}}\n"))
+                .collect();
+            std::fs::write(dir.join(name), lines).unwrap();
+        }
+        let s = FeedbackStore::open(Some(&dir), 15);
+        let ok = |id: &str| s.validate(&json!({"request_id": id, "score": 1})).is_ok();
+        assert!(ok("r2-9") && ok("r2-0") && ok("r1-5"), "the newest 15");
+        assert!(
+            !ok("r1-4") && !ok("r0-9") && !ok("r0-0"),
+            "older ones are out"
+        );
         std::fs::remove_dir_all(dir).ok();
     }
 }

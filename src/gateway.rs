@@ -2,7 +2,9 @@
 //! peek until the first token before committing, so a failover never leaks bytes to the client.
 
 use crate::config::ModelConfig;
+use crate::cooldown::{Cooldowns, Gate};
 use crate::error::{ErrorKind, GatewayError};
+use crate::metrics::Metrics;
 use crate::providers::{Call, ChunkStream, FailureKind, Provider, Reply, UpstreamError};
 use crate::request::ChatRequest;
 use crate::routing::RoutePlan;
@@ -11,6 +13,7 @@ use futures_util::StreamExt;
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::time::timeout_at;
@@ -20,12 +23,37 @@ use tokio::time::timeout_at;
 pub struct AttemptRecord {
     pub model: String,
     pub provider: String,
+    /// Why the model was not tried (`cooldown`); absent for real attempts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<&'static str>,
     pub success: bool,
     pub status: Option<u16>,
     pub error_kind: Option<FailureKind>,
     pub error: Option<String>,
     pub time_to_first_token_ms: Option<f64>,
     pub duration_ms: f64,
+}
+
+impl AttemptRecord {
+    /// The record without the upstream's own words (which may quote the prompt): an error
+    /// text is kept only when Switchyard wrote it (timeouts).
+    pub fn without_upstream_text(&self) -> AttemptRecord {
+        let ours = self.skipped.is_some()
+            || matches!(
+                self.error_kind,
+                Some(FailureKind::Timeout | FailureKind::TtftTimeout)
+            );
+        AttemptRecord {
+            error: self.error.as_ref().map(|e| {
+                if ours {
+                    e.clone()
+                } else {
+                    "upstream text withheld".into()
+                }
+            }),
+            ..self.clone()
+        }
+    }
 }
 
 /// The answer of the model that served.
@@ -72,29 +100,72 @@ fn has_token(chunk: &Value) -> bool {
     })
 }
 
-/// Tries each model of the plan in order.
+/// What bounds a plan's execution besides its per-attempt timeouts.
+pub struct Guards<'a> {
+    pub cooldowns: &'a Cooldowns,
+    pub metrics: &'a Metrics,
+    /// Total time for the whole chain (`server.deadline`).
+    pub deadline: Option<std::time::Duration>,
+}
+
+/// Tries each model of the plan in order, skipping models in cooldown (unless nothing else is
+/// left) and stopping at the request's deadline.
 pub async fn execute(
     providers: &HashMap<String, Arc<dyn Provider>>,
     plan: &RoutePlan,
     req: &ChatRequest,
+    guards: &Guards<'_>,
 ) -> Execution {
     let body: Arc<Map<String, Value>> = Arc::new(req.body.clone());
+    let request_deadline = guards.deadline.map(|d| tokio::time::Instant::now() + d);
     let mut attempts = Vec::with_capacity(plan.chain.len());
     let mut last_error: Option<UpstreamError> = None;
-    for model in &plan.chain {
+    let mut retry_afters = Vec::new();
+    for (i, model) in plan.chain.iter().enumerate() {
         let Some(provider) = providers.get(&model.provider) else {
             continue;
         };
+        let last_resort = i + 1 == plan.chain.len()
+            && attempts.iter().all(|a: &AttemptRecord| a.skipped.is_some());
+        if let Gate::Skip(left) = guards.cooldowns.gate(&model.id) {
+            if !last_resort {
+                guards
+                    .metrics
+                    .cooldown_skips
+                    .fetch_add(1, Ordering::Relaxed);
+                attempts.push(AttemptRecord {
+                    model: model.id.clone(),
+                    provider: model.provider.clone(),
+                    skipped: Some("cooldown"),
+                    success: false,
+                    status: None,
+                    error_kind: None,
+                    error: Some(format!(
+                        "skipped: cooling down after repeated failures ({} ms left)",
+                        left.as_millis()
+                    )),
+                    time_to_first_token_ms: None,
+                    duration_ms: 0.0,
+                });
+                continue;
+            }
+        }
+        let now = tokio::time::Instant::now();
+        if request_deadline.is_some_and(|d| d <= now) {
+            break;
+        }
         let started = Instant::now();
-        let deadline = tokio::time::Instant::now() + plan.timeout;
+        // The attempt's limits, cut short by the request's deadline.
+        let (deadline, by_request) = bounded(now + plan.timeout, request_deadline);
+        let ttft_limit = plan.ttft_timeout.min(plan.timeout);
+        let (ttft_deadline, ttft_by_request) = bounded(now + ttft_limit, request_deadline);
         let call = Call {
             model: model.clone(),
             body: body.clone(),
             stream: req.stream,
         };
         let outcome = if req.stream {
-            let ttft_deadline = tokio::time::Instant::now() + plan.ttft_timeout.min(plan.timeout);
-            let kind = if plan.ttft_timeout < plan.timeout {
+            let kind = if plan.ttft_timeout < plan.timeout && !ttft_by_request {
                 FailureKind::TtftTimeout
             } else {
                 FailureKind::Timeout
@@ -107,12 +178,10 @@ pub async fn execute(
                     deadline,
                 }),
                 Ok(Err(e)) => Err(e),
+                Err(_) if ttft_by_request => Err(deadline_error(guards)),
                 Err(_) => Err(UpstreamError::new(
                     kind,
-                    format!(
-                        "no first token within {} ms",
-                        plan.ttft_timeout.min(plan.timeout).as_millis()
-                    ),
+                    format!("no first token within {} ms", ttft_limit.as_millis()),
                 )),
             }
         } else {
@@ -123,6 +192,7 @@ pub async fn execute(
                     "upstream streamed an answer to a non-streaming request",
                 )),
                 Ok(Err(e)) => Err(e),
+                Err(_) if by_request => Err(deadline_error(guards)),
                 Err(_) => Err(UpstreamError::new(
                     FailureKind::Timeout,
                     format!("no response within {} ms", plan.timeout.as_millis()),
@@ -132,9 +202,11 @@ pub async fn execute(
         let elapsed = ms(started);
         match outcome {
             Ok(served) => {
+                guards.cooldowns.success(&model.id);
                 attempts.push(AttemptRecord {
                     model: model.id.clone(),
                     provider: model.provider.clone(),
+                    skipped: None,
                     success: true,
                     status: Some(200),
                     error_kind: None,
@@ -148,10 +220,13 @@ pub async fn execute(
                 };
             }
             Err(e) => {
-                tracing::warn!(model = %model.id, error = %e, "attempt failed");
+                // The upstream's words stay out of stderr (they may quote the prompt); the
+                // request log has them when `logging.log_text` allows.
+                tracing::warn!(model = %model.id, kind = ?e.kind, status = ?e.status, "attempt failed");
                 attempts.push(AttemptRecord {
                     model: model.id.clone(),
                     provider: model.provider.clone(),
+                    skipped: None,
                     success: false,
                     status: e.status,
                     error_kind: Some(e.kind),
@@ -160,6 +235,14 @@ pub async fn execute(
                     duration_ms: elapsed,
                 });
                 let retryable = e.retryable();
+                if retryable {
+                    guards
+                        .cooldowns
+                        .failure(&model.id, e.retry_after, guards.metrics);
+                }
+                if e.status == Some(429) {
+                    retry_afters.push(e.retry_after);
+                }
                 last_error = Some(e);
                 if !retryable {
                     break;
@@ -167,11 +250,32 @@ pub async fn execute(
             }
         }
     }
-    let error = all_failed(&attempts, last_error);
+    let error = all_failed(&attempts, last_error, &retry_afters);
     Execution {
         attempts,
         result: Err(error),
     }
+}
+
+/// The earlier of an attempt's own deadline and the request's; whether the request's won.
+fn bounded(
+    own: tokio::time::Instant,
+    request: Option<tokio::time::Instant>,
+) -> (tokio::time::Instant, bool) {
+    match request {
+        Some(r) if r < own => (r, true),
+        _ => (own, false),
+    }
+}
+
+fn deadline_error(guards: &Guards) -> UpstreamError {
+    UpstreamError::new(
+        FailureKind::Timeout,
+        format!(
+            "the request's deadline of {} ms (server.deadline) passed",
+            guards.deadline.unwrap_or_default().as_millis()
+        ),
+    )
 }
 
 /// Reads chunks until the first token; returns them and the rest of the stream.
@@ -203,15 +307,21 @@ async fn peek(
     }
 }
 
-/// The client error when no attempt succeeded.
-fn all_failed(attempts: &[AttemptRecord], last: Option<UpstreamError>) -> GatewayError {
+/// The client error when no attempt succeeded. When every model tried answered 429, the
+/// client gets 429 too, with the smallest `Retry-After` the upstreams sent.
+fn all_failed(
+    attempts: &[AttemptRecord],
+    last: Option<UpstreamError>,
+    retry_afters: &[Option<std::time::Duration>],
+) -> GatewayError {
     let chain = json!({ "attempts": attempts });
     let Some(last) = last else {
-        return GatewayError::new(
-            ErrorKind::UpstreamFailed,
-            "no provider is available for any model in the chain",
-        )
-        .with_details(chain);
+        let message = if attempts.is_empty() {
+            "no provider is available for any model in the chain"
+        } else {
+            "the request's deadline (server.deadline) passed before any model could be tried"
+        };
+        return GatewayError::new(ErrorKind::UpstreamFailed, message).with_details(chain);
     };
     if !last.retryable() {
         let status = last
@@ -232,7 +342,28 @@ fn all_failed(attempts: &[AttemptRecord], last: Option<UpstreamError>) -> Gatewa
         .with_status(status)
         .with_details(chain);
     }
-    let all_timeouts = attempts.iter().all(|a| {
+    let tried: Vec<&AttemptRecord> = attempts.iter().filter(|a| a.skipped.is_none()).collect();
+    let summary: Vec<String> = attempts
+        .iter()
+        .map(|a| format!("{}: {}", a.model, a.error.as_deref().unwrap_or("failed")))
+        .collect();
+    let summary = format!(
+        "all {} attempt(s) failed: {}",
+        attempts.len(),
+        summary.join("; ")
+    );
+    if !tried.is_empty() && tried.iter().all(|a| a.status == Some(429)) {
+        let mut err = GatewayError::new(
+            ErrorKind::RateLimited,
+            format!("every model is rate limited; {summary}"),
+        )
+        .with_details(chain);
+        if let Some(after) = retry_afters.iter().flatten().min() {
+            err = err.with_retry_after(after.as_secs_f64().ceil() as u64);
+        }
+        return err;
+    }
+    let all_timeouts = tried.iter().all(|a| {
         matches!(
             a.error_kind,
             Some(FailureKind::Timeout | FailureKind::TtftTimeout)
@@ -243,19 +374,7 @@ fn all_failed(attempts: &[AttemptRecord], last: Option<UpstreamError>) -> Gatewa
     } else {
         ErrorKind::UpstreamFailed
     };
-    let summary: Vec<String> = attempts
-        .iter()
-        .map(|a| format!("{}: {}", a.model, a.error.as_deref().unwrap_or("failed")))
-        .collect();
-    GatewayError::new(
-        kind,
-        format!(
-            "all {} attempt(s) failed: {}",
-            attempts.len(),
-            summary.join("; ")
-        ),
-    )
-    .with_details(chain)
+    GatewayError::new(kind, summary).with_details(chain)
 }
 
 #[cfg(test)]

@@ -1,9 +1,12 @@
 //! Switchyard: an OpenAI- and Anthropic-compatible LLM gateway with CEL routing, sticky A/B
 //! variants, failover with attempt chains, request logs and metrics.
 
+pub mod accept;
+pub mod admission;
 pub mod anthropic;
 pub mod auto;
 pub mod config;
+pub mod cooldown;
 pub mod encoder;
 pub mod error;
 pub mod feedback;

@@ -9,7 +9,7 @@ use crate::config::LoggingConfig;
 use crate::metrics::Metrics;
 use serde_json::Value;
 use std::fs::{File, OpenOptions};
-use std::io::{BufWriter, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
@@ -29,6 +29,26 @@ pub struct LogStore {
     metrics: Arc<Metrics>,
     /// Whether prompts and answers may be logged.
     pub log_text: bool,
+    /// Answer text kept per record (see [`clip`]).
+    pub max_text_bytes: usize,
+}
+
+/// The head of `text` within `max` bytes, cut at a character boundary, with a marker that
+/// says how much was left out.
+pub fn clip(text: &str, max: usize) -> std::borrow::Cow<'_, str> {
+    if text.len() <= max {
+        return text.into();
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!(
+        "{}…[{} more bytes not logged]",
+        &text[..end],
+        text.len() - end
+    )
+    .into()
 }
 
 impl LogStore {
@@ -40,6 +60,7 @@ impl LogStore {
                 thread: Mutex::new(None),
                 metrics,
                 log_text: cfg.log_text,
+                max_text_bytes: cfg.max_text_bytes,
             });
         }
         std::fs::create_dir_all(&cfg.dir)?;
@@ -55,6 +76,7 @@ impl LogStore {
             thread: Mutex::new(Some(thread)),
             metrics,
             log_text: cfg.log_text,
+            max_text_bytes: cfg.max_text_bytes,
         })
     }
 
@@ -96,6 +118,8 @@ impl LogStore {
 }
 
 fn writer_loop(mut rx: mpsc::Receiver<Msg>, mut w: RotatingWriter, metrics: Arc<Metrics>) {
+    let mut complaints = Throttled::new(std::time::Duration::from_secs(10));
+    let mut buf = Vec::with_capacity(256 * 1024);
     while let Some(first) = rx.blocking_recv() {
         let mut batch = vec![first];
         while batch.len() < 4096 {
@@ -106,14 +130,15 @@ fn writer_loop(mut rx: mpsc::Receiver<Msg>, mut w: RotatingWriter, metrics: Arc<
         }
         let mut waiters = Vec::new();
         let mut close = false;
+        let mut records = 0u64;
+        buf.clear();
         for msg in batch {
             match msg {
-                Msg::Record(line) => match w.write_line(&line) {
-                    Ok(()) => {
-                        metrics.log_written.fetch_add(1, Ordering::Relaxed);
-                    }
-                    Err(e) => tracing::error!(error = %e, "writing the request log failed"),
-                },
+                Msg::Record(line) => {
+                    buf.extend_from_slice(&line);
+                    buf.push(b'\n');
+                    records += 1;
+                }
                 Msg::Flush(done) => waiters.push(done),
                 Msg::Close(done) => {
                     waiters.push(done);
@@ -121,8 +146,22 @@ fn writer_loop(mut rx: mpsc::Receiver<Msg>, mut w: RotatingWriter, metrics: Arc<
                 }
             }
         }
-        if let Err(e) = w.flush() {
-            tracing::error!(error = %e, "flushing the request log failed");
+        if records > 0 {
+            match w.write_batch(&buf) {
+                Ok(()) => {
+                    metrics.log_written.fetch_add(records, Ordering::Relaxed);
+                }
+                Err((e, reached)) => {
+                    // What did not reach the file is lost (a partial line is cut off): count it.
+                    metrics.log_written.fetch_add(reached, Ordering::Relaxed);
+                    metrics
+                        .log_dropped
+                        .fetch_add(records - reached, Ordering::Relaxed);
+                    if let Some(suppressed) = complaints.ready() {
+                        tracing::error!(error = %e, records, suppressed, "writing the request log failed; records dropped");
+                    }
+                }
+            }
         }
         for done in waiters {
             let _ = done.send(());
@@ -133,12 +172,45 @@ fn writer_loop(mut rx: mpsc::Receiver<Msg>, mut w: RotatingWriter, metrics: Arc<
     }
 }
 
-/// An append-only NDJSON file that moves to a new file past a size limit.
+/// Lets a repeated complaint through at most once per period, counting the ones held back.
+pub struct Throttled {
+    period: std::time::Duration,
+    last: Option<std::time::Instant>,
+    suppressed: u64,
+}
+
+impl Throttled {
+    pub fn new(period: std::time::Duration) -> Self {
+        Throttled {
+            period,
+            last: None,
+            suppressed: 0,
+        }
+    }
+
+    /// `Some(complaints held back since the last one)` when this one may be printed.
+    pub fn ready(&mut self) -> Option<u64> {
+        let now = std::time::Instant::now();
+        if self
+            .last
+            .is_some_and(|t| now.duration_since(t) < self.period)
+        {
+            self.suppressed += 1;
+            return None;
+        }
+        self.last = Some(now);
+        Some(std::mem::take(&mut self.suppressed))
+    }
+}
+
+/// An append-only NDJSON file that moves to a new file past a size limit. Writes go straight
+/// to the file (the caller batches): a write that fails is cut off the file, so a file never
+/// holds half a line and what reached it is exactly what was reported written.
 pub struct RotatingWriter {
     dir: PathBuf,
     prefix: &'static str,
     limit: u64,
-    file: Option<BufWriter<File>>,
+    file: Option<File>,
     written: u64,
     seq: u32,
 }
@@ -168,28 +240,47 @@ impl RotatingWriter {
         self.seq += 1;
         let f = OpenOptions::new().create(true).append(true).open(&path)?;
         self.written = f.metadata()?.len();
-        self.file = Some(BufWriter::with_capacity(256 * 1024, f));
+        self.file = Some(f);
+        Ok(())
+    }
+
+    /// Appends whole lines (each ending in a newline), moving to a new file once the current
+    /// one reaches its limit. On failure, the error and how many lines did reach the files.
+    pub fn write_batch(&mut self, lines: &[u8]) -> Result<(), (std::io::Error, u64)> {
+        let mut rest = lines;
+        let mut done = 0u64;
+        while !rest.is_empty() {
+            if self.file.is_none() || self.written >= self.limit {
+                self.open().map_err(|e| (e, done))?;
+            }
+            let room = self.limit.saturating_sub(self.written) as usize;
+            let (mut end, mut count) = (0, 0u64);
+            for line in rest.split_inclusive(|b| *b == b'\n') {
+                end += line.len();
+                count += 1;
+                if end >= room {
+                    break;
+                }
+            }
+            let (now, later) = rest.split_at(end);
+            let f = self.file.as_mut().expect("opened above");
+            if let Err(e) = f.write_all(now) {
+                let _ = f.set_len(self.written);
+                return Err((e, done));
+            }
+            self.written += now.len() as u64;
+            done += count;
+            rest = later;
+        }
         Ok(())
     }
 
     /// Appends one record and a newline.
     pub fn write_line(&mut self, line: &[u8]) -> std::io::Result<()> {
-        if self.file.is_none() || self.written >= self.limit {
-            self.flush()?;
-            self.open()?;
-        }
-        let f = self.file.as_mut().expect("opened above");
-        f.write_all(line)?;
-        f.write_all(b"\n")?;
-        self.written += line.len() as u64 + 1;
-        Ok(())
-    }
-
-    pub fn flush(&mut self) -> std::io::Result<()> {
-        match &mut self.file {
-            Some(f) => f.flush(),
-            None => Ok(()),
-        }
+        let mut buf = Vec::with_capacity(line.len() + 1);
+        buf.extend_from_slice(line);
+        buf.push(b'\n');
+        self.write_batch(&buf).map_err(|(e, _)| e)
     }
 }
 
@@ -235,6 +326,8 @@ mod tests {
             log_text: true,
             buffer: 100_000,
             rotate_bytes: 2_000,
+            max_text_bytes: 1024,
+            feedback_window: 10,
         };
         let metrics = Arc::new(Metrics::default());
         let store = LogStore::start(&cfg, metrics.clone()).unwrap();
@@ -261,10 +354,51 @@ mod tests {
             thread: Mutex::new(None),
             metrics: metrics.clone(),
             log_text: true,
+            max_text_bytes: 1024,
         };
         store.log(&json!(1));
         store.log(&json!(2));
         assert_eq!(metrics.log_dropped.load(Ordering::Relaxed), 1);
         std::fs::remove_dir_all(dir).ok();
+    }
+
+    #[test]
+    fn records_lost_to_a_full_disk_are_counted_and_cut_off() {
+        // /dev/full fails every write with ENOSPC, as a full disk does.
+        let dir = std::env::temp_dir().join(format!("sy-full-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut w = RotatingWriter::new(dir.clone(), "requests", 1 << 20);
+        w.file = Some(OpenOptions::new().append(true).open("/dev/full").unwrap());
+        let err = w.write_batch(b"{\"a\":1}\n{\"a\":2}\n").unwrap_err();
+        assert_eq!((err.0.kind(), err.1), (std::io::ErrorKind::StorageFull, 0));
+
+        let metrics = Arc::new(Metrics::default());
+        let (tx, rx) = mpsc::channel(100);
+        let thread = std::thread::spawn({
+            let m = metrics.clone();
+            move || writer_loop(rx, w, m)
+        });
+        let store = LogStore {
+            tx: Some(tx),
+            thread: Mutex::new(None),
+            metrics: metrics.clone(),
+            log_text: true,
+            max_text_bytes: 1024,
+        };
+        for i in 0..50 {
+            store.log(&json!({"i": i}));
+        }
+        drop(store);
+        thread.join().unwrap();
+        assert_eq!(metrics.log_dropped.load(Ordering::Relaxed), 50);
+        assert_eq!(metrics.log_written.load(Ordering::Relaxed), 0);
+        std::fs::remove_dir_all(dir).ok();
+    }
+
+    #[test]
+    fn clip_keeps_the_head_and_says_what_was_cut() {
+        assert_eq!(clip("short", 10), "short");
+        let c = clip("ééééé", 5);
+        assert_eq!(c, "éé…[6 more bytes not logged]");
     }
 }

@@ -60,7 +60,7 @@ struct Inner {
 #[derive(Default)]
 pub struct Metrics {
     inner: Mutex<Inner>,
-    /// Log records dropped because the log buffer was full.
+    /// Log records lost: the log buffer was full, or writing to disk failed.
     pub log_dropped: AtomicU64,
     /// Log records written to disk.
     pub log_written: AtomicU64,
@@ -68,6 +68,18 @@ pub struct Metrics {
     pub auto_reloads: AtomicU64,
     /// Refused learned-router hot reloads.
     pub auto_reload_failures: AtomicU64,
+    /// Requests shed at once because the server was at `server.max_in_flight`.
+    pub shed_server: AtomicU64,
+    /// Requests shed at once because their key was at `server.max_in_flight_per_key`.
+    pub shed_key: AtomicU64,
+    /// Successful config hot reloads.
+    pub config_reloads: AtomicU64,
+    /// Refused config hot reloads (the old config stayed).
+    pub config_reload_failures: AtomicU64,
+    /// Times a model entered its cooldown.
+    pub cooldowns: AtomicU64,
+    /// Attempts skipped because the model was cooling down.
+    pub cooldown_skips: AtomicU64,
 }
 
 /// What one finished request contributes.
@@ -234,7 +246,7 @@ impl Metrics {
             ),
             (
                 "switchyard_log_dropped_total",
-                "Log records dropped because the log buffer was full.",
+                "Log records lost: the log buffer was full, or writing to disk failed.",
                 self.log_dropped.load(Ordering::Relaxed),
             ),
             (
@@ -251,6 +263,36 @@ impl Metrics {
                 "switchyard_auto_reload_failures_total",
                 "Hot reloads refused (broken artifact; the old one stayed).",
                 self.auto_reload_failures.load(Ordering::Relaxed),
+            ),
+            (
+                "switchyard_shed_server_total",
+                "Requests answered 503 at once: the server was at server.max_in_flight.",
+                self.shed_server.load(Ordering::Relaxed),
+            ),
+            (
+                "switchyard_shed_key_total",
+                "Requests answered 429 at once: the key was at server.max_in_flight_per_key.",
+                self.shed_key.load(Ordering::Relaxed),
+            ),
+            (
+                "switchyard_config_reloads_total",
+                "Config hot reloads applied.",
+                self.config_reloads.load(Ordering::Relaxed),
+            ),
+            (
+                "switchyard_config_reload_failures_total",
+                "Config hot reloads refused (the old config stayed).",
+                self.config_reload_failures.load(Ordering::Relaxed),
+            ),
+            (
+                "switchyard_cooldowns_total",
+                "Times a model was put in cooldown after repeated failures or a Retry-After.",
+                self.cooldowns.load(Ordering::Relaxed),
+            ),
+            (
+                "switchyard_cooldown_skips_total",
+                "Attempts skipped because the model was cooling down.",
+                self.cooldown_skips.load(Ordering::Relaxed),
             ),
         ];
         for (name, help, value) in counters {

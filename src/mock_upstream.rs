@@ -3,7 +3,8 @@
 //!
 //! The requested model name is the script: `ok` (or any other name) answers, `status:429`
 //! returns that status, `hang_headers`, `hang_ttft`, `drop_mid` and `malformed` misbehave as
-//! named (see [`Script`]). Every request is recorded; `GET /_mock/requests` returns them.
+//! named (see [`Script`]). The last [`RECORD_LIMIT`] requests are kept (so a long load run stays
+//! in bounded memory); `GET /_mock/requests` returns them.
 
 use crate::anthropic;
 use crate::mock_script::{self, Script};
@@ -20,8 +21,11 @@ use serde_json::{json, Value};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
-/// Requests the mock has received: `{"path", "headers", "body"}`.
-pub type Recorded = Arc<Mutex<Vec<Value>>>;
+/// How many of the most recent requests are kept.
+pub const RECORD_LIMIT: usize = 1000;
+
+/// The most recent requests the mock has received: `{"path", "headers", "body"}`, oldest first.
+pub type Recorded = Arc<Mutex<std::collections::VecDeque<Value>>>;
 
 #[derive(Clone, Copy, PartialEq)]
 enum Wire {
@@ -92,7 +96,9 @@ impl Drop for MockUpstream {
 }
 
 async fn list(State(s): State<MockState>) -> Json<Value> {
-    Json(Value::Array(s.recorded.lock().unwrap().clone()))
+    Json(Value::Array(
+        s.recorded.lock().unwrap().iter().cloned().collect(),
+    ))
 }
 
 async fn clear(State(s): State<MockState>) -> StatusCode {
@@ -131,10 +137,16 @@ async fn serve(s: MockState, headers: HeaderMap, raw: Bytes, wire: Wire) -> Resp
         .iter()
         .filter_map(|(k, v)| Some((k.to_string(), Value::String(v.to_str().ok()?.to_string()))))
         .collect();
-    s.recorded.lock().unwrap().push(json!({
-        "path": if wire == Wire::OpenAi { "/v1/chat/completions" } else { "/v1/messages" },
-        "headers": header_json, "body": original,
-    }));
+    {
+        let mut recorded = s.recorded.lock().unwrap();
+        if recorded.len() >= RECORD_LIMIT {
+            recorded.pop_front();
+        }
+        recorded.push_back(json!({
+            "path": if wire == Wire::OpenAi { "/v1/chat/completions" } else { "/v1/messages" },
+            "headers": header_json, "body": original,
+        }));
+    }
     let model = original["model"].as_str().unwrap_or("ok").to_string();
     let stream = original["stream"].as_bool().unwrap_or(false);
     let body = match wire {
@@ -154,12 +166,27 @@ async fn serve(s: MockState, headers: HeaderMap, raw: Bytes, wire: Wire) -> Resp
     let script = Script::parse(&model);
     match script {
         Script::Status(code) => {
+            // Like a careless real upstream, the error quotes what it received (the key and
+            // the prompt), and a 429 says when to come back.
             let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            return (
-                status,
-                Json(error_body(wire, code, &format!("scripted {code}"))),
-            )
-                .into_response();
+            let auth = headers
+                .get("authorization")
+                .or_else(|| headers.get("x-api-key"))
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            let message = format!(
+                "scripted {code}: received credentials {auth:?} and prompt {:?}",
+                crate::request::last_user_text(&body)
+                    .chars()
+                    .take(200)
+                    .collect::<String>()
+            );
+            let mut resp = (status, Json(error_body(wire, code, &message))).into_response();
+            if code == 429 {
+                resp.headers_mut()
+                    .insert("retry-after", axum::http::HeaderValue::from_static("1"));
+            }
+            return resp;
         }
         Script::HangHeaders => std::future::pending::<()>().await,
         Script::HangTtft if !stream => std::future::pending::<()>().await,

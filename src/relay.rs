@@ -7,7 +7,7 @@ use crate::config::ModelConfig;
 use crate::error::GatewayError;
 use crate::gateway::AttemptRecord;
 use crate::metrics::RequestSample;
-use crate::providers::ChunkStream;
+use crate::providers::{ChunkStream, FailureKind};
 use crate::request::{estimate_tokens, ChatRequest};
 use crate::routing::RoutePlan;
 use crate::server::AppState;
@@ -49,6 +49,8 @@ pub struct RequestContext {
     pub started_unix_ms: u64,
     pub req: ChatRequest,
     pub plan: RoutePlan,
+    /// The admission ticket, held until the response is complete (streams included).
+    pub _ticket: crate::admission::Ticket,
 }
 
 /// How a request ended, for metadata, metrics and the log.
@@ -96,6 +98,10 @@ struct LogRecord<'a> {
     completion: Option<&'a str>,
 }
 
+/// The log's `error` for a failed request when `logging.log_text = false`.
+const WITHHELD_ERROR: &str =
+    "upstream text withheld (logging.log_text = false); see each attempt's status and error_kind";
+
 fn ms(d: std::time::Duration) -> f64 {
     (d.as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0
 }
@@ -114,20 +120,16 @@ fn finish(state: &AppState, ctx: &RequestContext, o: Outcome) -> Value {
         .model
         .map(|m| m.cost_usd(o.prompt_tokens, o.completion_tokens))
         .unwrap_or(0.0);
+    // The serving attempt is the last one; a stream that broke after its first token still
+    // served (its attempt is marked failed, see `relay`).
     let ttft = o
-        .attempts
-        .iter()
-        .find(|a| a.success)
-        .and_then(|a| a.time_to_first_token_ms)
-        .map(|t| {
-            // TTFT as the client sees it: everything before the serving attempt's first token.
-            let before: f64 = o
-                .attempts
-                .iter()
-                .take_while(|a| !a.success)
-                .map(|a| a.duration_ms)
-                .sum();
-            before + t
+        .model
+        .and(o.attempts.split_last())
+        .and_then(|(serving, before)| {
+            serving.time_to_first_token_ms.map(|t| {
+                // TTFT as the client sees it: everything before the serving attempt's first token.
+                before.iter().map(|a| a.duration_ms).sum::<f64>() + t
+            })
         });
     state.metrics.record(&RequestSample {
         endpoint: ctx.format.endpoint(),
@@ -135,6 +137,7 @@ fn finish(state: &AppState, ctx: &RequestContext, o: Outcome) -> Value {
         attempts: o
             .attempts
             .iter()
+            .filter(|a| a.skipped.is_none())
             .map(|a| (a.model.as_str(), a.success))
             .collect(),
         served_model: o.model.map(|m| m.id.as_str()),
@@ -159,6 +162,24 @@ fn finish(state: &AppState, ctx: &RequestContext, o: Outcome) -> Value {
     let d = &ctx.plan.decision;
     let log_text = state.logs.log_text;
     let messages = ctx.req.body.get("messages");
+    // Without text logging, an upstream's own words (which may quote the prompt) stay out of
+    // the log too: each attempt keeps its kind and status.
+    let withheld: Vec<AttemptRecord>;
+    let (logged_attempts, logged_error) = if log_text {
+        (o.attempts, o.error)
+    } else {
+        withheld = o
+            .attempts
+            .iter()
+            .map(AttemptRecord::without_upstream_text)
+            .collect();
+        let error = o.error.map(|_| WITHHELD_ERROR);
+        (&withheld[..], error)
+    };
+    let completion = o
+        .completion_text
+        .filter(|_| log_text)
+        .map(|t| crate::logstore::clip(t, state.logs.max_text_bytes));
     state.logs.log(&LogRecord {
         ts: crate::util::rfc3339_millis(ctx.started_unix_ms),
         ts_ms: ctx.started_unix_ms,
@@ -175,17 +196,17 @@ fn finish(state: &AppState, ctx: &RequestContext, o: Outcome) -> Value {
         model: o.model.map(|m| m.id.as_str()),
         provider: o.model.map(|m| m.provider.as_str()),
         stream: ctx.req.stream,
-        attempts: o.attempts,
+        attempts: logged_attempts,
         ttft_ms: ttft,
         duration_ms: duration,
         overhead_ms: overhead,
         prompt_tokens: o.prompt_tokens,
         completion_tokens: o.completion_tokens,
         cost_usd: cost,
-        error: o.error,
+        error: logged_error,
         stream_interrupted: o.stream_interrupted,
         prompt: messages.filter(|_| log_text),
-        completion: o.completion_text.filter(|_| log_text),
+        completion: completion.as_deref(),
     });
     json!({
         "request_id": ctx.request_id,
@@ -238,6 +259,9 @@ pub fn error_response(format: ClientFormat, err: &GatewayError, request_id: &str
     };
     let mut resp = (err.status, axum::Json(body)).into_response();
     set_header(&mut resp, "x-switchyard-request-id", request_id);
+    if let Some(secs) = err.retry_after {
+        set_header(&mut resp, "retry-after", &secs.to_string());
+    }
     resp
 }
 
@@ -414,9 +438,16 @@ async fn relay(
             &s.model.id,
         )),
     };
+    // The answer as logged: at most `max_text_bytes` kept (plus one character), all counted.
+    let keep = if state.logs.log_text {
+        state.logs.max_text_bytes + 4
+    } else {
+        0
+    };
     let mut text = String::new();
+    let mut text_chars = 0u64;
     let mut usage: Option<(u64, u64)> = None;
-    let mut broken: Option<String> = None;
+    let mut broken: Option<(FailureKind, String)> = None;
     let mut client_gone = false;
     let mut buf = Vec::new();
     let mut pending = std::mem::take(&mut s.peeked).into_iter();
@@ -439,8 +470,10 @@ async fn relay(
                     match tokio::time::timeout_at(s.deadline, s.rest.next()).await {
                         Ok(item) => item,
                         Err(_) => {
-                            broken =
-                                Some("the upstream exceeded the total timeout mid-stream".into());
+                            broken = Some((
+                                FailureKind::Timeout,
+                                "the upstream exceeded the total timeout mid-stream".into(),
+                            ));
                             break;
                         }
                     }
@@ -450,7 +483,7 @@ async fn relay(
         let mut chunk = match next {
             None => break,
             Some(Err(e)) => {
-                broken = Some(e.to_string());
+                broken = Some((e.kind, e.to_string()));
                 break;
             }
             Some(Ok(c)) => c,
@@ -468,20 +501,34 @@ async fn relay(
             obj.insert("id".into(), chunk_id.clone());
         }
         if let Some(t) = chunk["choices"][0]["delta"]["content"].as_str() {
-            text.push_str(t);
+            text_chars += t.chars().count() as u64;
+            for c in t.chars() {
+                if text.len() >= keep {
+                    break;
+                }
+                text.push(c);
+            }
         }
         encoder.chunk(&chunk, &mut buf);
     }
     if let Some(a) = s.attempts.last_mut() {
         a.duration_ms = ms(s.attempt_started.elapsed());
-        if let Some(reason) = &broken {
+        if let Some((kind, reason)) = &broken {
+            // It served bytes, then failed: a failed attempt (the log says stream_interrupted).
+            state.cooldowns.failure(&a.model, None, &state.metrics);
+            a.success = false;
+            a.error_kind = Some(*kind);
             a.error = Some(reason.clone());
         }
     }
-    let (prompt_tokens, completion_tokens) =
-        usage.unwrap_or_else(|| (ctx.req.prompt_tokens, estimate_tokens(&text)));
+    let (prompt_tokens, completion_tokens) = usage.unwrap_or_else(|| {
+        (
+            ctx.req.prompt_tokens,
+            text_chars.div_ceil(4), // estimate_tokens of the whole answer
+        )
+    });
     let error = match (&broken, client_gone) {
-        (Some(reason), _) => Some(format!(
+        (Some((_, reason)), _) => Some(format!(
             "stream interrupted after bytes were sent: {reason}"
         )),
         (None, true) => Some("client disconnected before the stream finished".to_string()),

@@ -30,6 +30,35 @@ pub struct ChatRequest {
 
 /// Estimated tokens for a text: one per four characters, rounded up. Used where an upstream
 /// reports no usage and for routing conditions; real usage from the upstream always wins.
+/// Whether a JSON text holds more than `max` values, counted without parsing: every `{`, `[`
+/// and `,` outside strings starts one more value (an upper bound; a scalar-only body counts 0).
+/// One pass over the bytes, so a body can be refused before it is parsed into memory.
+pub fn json_values_exceed(bytes: &[u8], max: usize) -> bool {
+    let (mut count, mut in_string, mut escaped) = (0usize, false, false);
+    for &b in bytes {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'{' | b'[' | b',' => {
+                count += 1;
+                if count > max {
+                    return true;
+                }
+            }
+            _ => {}
+        }
+    }
+    false
+}
+
 pub fn estimate_tokens(text: &str) -> u64 {
     (text.chars().count() as u64).div_ceil(4)
 }
@@ -238,6 +267,17 @@ impl ChatRequest {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn json_values_are_counted_outside_strings() {
+        let body = br#"{"messages": [{"role": "user", "content": "a, b, {c} [d] \", e"}]}"#;
+        // `{`, `[`, `{` and the comma between the two fields start values
+        assert!(!json_values_exceed(body, 4));
+        assert!(json_values_exceed(body, 3));
+        let many = format!("[{}1]", "1,".repeat(1000));
+        assert!(json_values_exceed(many.as_bytes(), 1000));
+        assert!(!json_values_exceed(many.as_bytes(), 1001));
+    }
     use serde_json::json;
 
     #[test]

@@ -1,7 +1,9 @@
 //! The HTTP service: routes, request handling, authentication, and graceful shutdown.
 
+use crate::admission::{Admission, Ticket};
 use crate::auto::{AutoRouter, AutoSlot};
 use crate::config::{Config, RouteAuto};
+use crate::cooldown::Cooldowns;
 use crate::error::{ErrorKind, GatewayError};
 use crate::feedback::FeedbackStore;
 use crate::gateway::{self, Execution, Served};
@@ -16,7 +18,6 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::serve::ListenerExt;
 use axum::Json;
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -38,6 +39,10 @@ pub struct AppState {
     pub auto: AutoSlot,
     /// Bounds concurrent routing decisions (each holds an encoder session).
     auto_permits: tokio::sync::Semaphore,
+    /// Bounds the requests in flight.
+    pub admission: Admission,
+    /// Models skipped after repeated failures.
+    pub cooldowns: Cooldowns,
 }
 
 impl AppState {
@@ -51,10 +56,11 @@ impl AppState {
             )
         })?;
         let http = providers::http_client();
+        let secrets = providers::redact::Secrets::of(&config);
         let providers = config
             .providers
             .iter()
-            .map(|(name, p)| (name.clone(), providers::build(p, &http)))
+            .map(|(name, p)| (name.clone(), providers::build(p, &http, &secrets)))
             .collect();
         let auto = AutoSlot::load(config.auto.as_ref());
         match &auto.get() {
@@ -75,8 +81,17 @@ impl AppState {
                 .logging
                 .enabled
                 .then_some(config.logging.dir.as_path()),
+            config.logging.feedback_window,
         );
+        let admission = Admission::new(
+            config.server.max_in_flight,
+            config.server.max_in_flight_per_key,
+            config.server.api_keys.len(),
+        );
+        let cooldowns = Cooldowns::new(config.server.cooldown_failures, config.server.cooldown);
         Ok(Arc::new(AppState {
+            cooldowns,
+            admission,
             auto,
             auto_permits,
             feedback,
@@ -101,6 +116,7 @@ pub fn router(state: Arc<AppState>) -> axum::Router {
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/metrics", get(metrics))
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
 }
 
@@ -109,7 +125,7 @@ pub struct Server {
     pub addr: SocketAddr,
     pub state: Arc<AppState>,
     stop: Option<oneshot::Sender<()>>,
-    task: JoinHandle<std::io::Result<()>>,
+    task: JoinHandle<()>,
     reloader: Option<JoinHandle<()>>,
 }
 
@@ -178,12 +194,12 @@ impl Server {
             .auto
             .is_some()
             .then(|| tokio::spawn(watch_artifact(state.clone())));
+        let read_timeout = state.config.server.read_timeout;
         let task = tokio::spawn(async move {
-            axum::serve(listener.tap_io(nodelay), app)
-                .with_graceful_shutdown(async {
-                    let _ = stopped.await;
-                })
-                .await
+            crate::accept::serve(listener, app, read_timeout, async {
+                let _ = stopped.await;
+            })
+            .await
         });
         Ok(Server {
             addr,
@@ -203,8 +219,8 @@ impl Server {
         if let Some(r) = self.reloader.take() {
             r.abort();
         }
-        if let Ok(Err(e)) = (&mut self.task).await {
-            tracing::error!(error = %e, "server error");
+        if let Err(e) = (&mut self.task).await {
+            tracing::error!(error = %e, "server task failed");
         }
         self.state.logs.shutdown().await;
     }
@@ -239,7 +255,7 @@ async fn handle(
     let started = Instant::now();
     let started_unix_ms = crate::util::unix_millis();
     let request_id = uuid::Uuid::new_v4().simple().to_string();
-    let (req, plan) = match prepare(&state, format, &headers, body, &request_id).await {
+    let (req, plan, ticket) = match prepare(&state, format, &headers, body, &request_id).await {
         Ok(x) => x,
         Err(e) => {
             relay::log_rejected(&state, &request_id, format, started, &e);
@@ -253,9 +269,15 @@ async fn handle(
         started_unix_ms,
         req,
         plan,
+        _ticket: ticket,
+    };
+    let guards = gateway::Guards {
+        cooldowns: &state.cooldowns,
+        metrics: &state.metrics,
+        deadline: state.config.server.deadline,
     };
     let Execution { attempts, result } =
-        gateway::execute(&state.providers, &ctx.plan, &ctx.req).await;
+        gateway::execute(&state.providers, &ctx.plan, &ctx.req, &guards).await;
     match result {
         Ok((model, Served::Complete(v))) => {
             relay::complete_response(&state, &ctx, &attempts, &model, v)
@@ -284,15 +306,16 @@ async fn handle(
     }
 }
 
-/// Authenticates, reads, parses and plans a request.
+/// Authenticates, admits, reads, parses and plans a request.
 async fn prepare(
     state: &AppState,
     format: ClientFormat,
     headers: &HeaderMap,
     body: Body,
     request_id: &str,
-) -> Result<(ChatRequest, RoutePlan), GatewayError> {
-    authorize(state, headers)?;
+) -> Result<(ChatRequest, RoutePlan, Ticket), GatewayError> {
+    let key = authorize(state, headers)?;
+    let ticket = state.admission.admit(key, &state.metrics)?;
     let value = read_json(state, headers, body).await?;
     let value = match format {
         ClientFormat::OpenAi => value,
@@ -305,7 +328,7 @@ async fn prepare(
         }
         _ => complete_route_plan(state, &req, state.routing.plan(&req, request_id)?).await?,
     };
-    Ok((req, plan))
+    Ok((req, plan, ticket))
 }
 
 /// The knob for a learned decision: `router.cost_weight` / `metadata.cost_weight` (0–1), or
@@ -464,7 +487,7 @@ async fn complete_route_plan(
 async fn route(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
     let request_id = uuid::Uuid::new_v4().simple().to_string();
     match prepare(&state, ClientFormat::OpenAi, &headers, body, &request_id).await {
-        Ok((req, plan)) => Json(json!({
+        Ok((req, plan, _ticket)) => Json(json!({
             "object": "route", "request_id": request_id, "model": plan.chain.first().map(|m| m.id.clone()),
             "chain": plan.chain.iter().map(|m| m.id.clone()).collect::<Vec<_>>(),
             "prompt_tokens": req.prompt_tokens, "routing": plan.decision,
@@ -494,16 +517,35 @@ async fn read_json(
     if declared.is_some_and(|n| n > limit) {
         return Err(too_large());
     }
-    let bytes = axum::body::to_bytes(body, limit).await.map_err(|e| {
-        if is_length_limit(&e) {
-            too_large()
-        } else {
+    let read = state.config.server.read_timeout;
+    let bytes = tokio::time::timeout(read, axum::body::to_bytes(body, limit))
+        .await
+        .map_err(|_| {
             GatewayError::new(
-                ErrorKind::InvalidRequest,
-                format!("could not read the request body: {e}"),
+                ErrorKind::RequestTimeout,
+                format!(
+                    "the request body did not arrive within {} ms (server.read_timeout)",
+                    read.as_millis()
+                ),
             )
-        }
-    })?;
+        })?
+        .map_err(|e| {
+            if is_length_limit(&e) {
+                too_large()
+            } else {
+                GatewayError::new(
+                    ErrorKind::InvalidRequest,
+                    format!("could not read the request body: {e}"),
+                )
+            }
+        })?;
+    let max_values = state.config.server.max_json_values;
+    if crate::request::json_values_exceed(&bytes, max_values) {
+        return Err(GatewayError::new(
+            ErrorKind::BodyTooLarge,
+            format!("the request body holds more than {max_values} JSON values (server.max_json_values)"),
+        ));
+    }
     serde_json::from_slice(&bytes).map_err(|e| {
         GatewayError::new(
             ErrorKind::InvalidJson,
@@ -548,11 +590,12 @@ fn is_length_limit(e: &axum::Error) -> bool {
     false
 }
 
-/// Checks `Authorization: Bearer <key>` or `x-api-key` when router keys are configured.
-fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), GatewayError> {
+/// Checks `Authorization: Bearer <key>` or `x-api-key` when router keys are configured;
+/// `Some(index of the key)` when one matched.
+fn authorize(state: &AppState, headers: &HeaderMap) -> Result<Option<usize>, GatewayError> {
     let keys = &state.config.server.api_keys;
     if keys.is_empty() {
-        return Ok(());
+        return Ok(None);
     }
     let bearer = headers
         .get(header::AUTHORIZATION)
@@ -567,12 +610,19 @@ fn authorize(state: &AppState, headers: &HeaderMap) -> Result<(), GatewayError> 
             ErrorKind::Unauthorized,
             "missing API key: send `Authorization: Bearer <key>` or `x-api-key: <key>`",
         )),
-        Some(k) if keys.iter().any(|key| key == k.trim()) => Ok(()),
-        Some(_) => Err(GatewayError::new(
-            ErrorKind::Unauthorized,
-            "incorrect API key provided",
-        )),
+        Some(k) => keys
+            .iter()
+            .position(|key| constant_time_eq(key.as_bytes(), k.trim().as_bytes()))
+            .map(Some)
+            .ok_or_else(|| {
+                GatewayError::new(ErrorKind::Unauthorized, "incorrect API key provided")
+            }),
     }
+}
+
+/// Compares two secrets in time that depends on their lengths only.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 async fn list_models(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
@@ -613,7 +663,14 @@ async fn list_models(State(state): State<Arc<AppState>>, headers: HeaderMap) -> 
     Json(json!({"object": "list", "data": data})).into_response()
 }
 
-async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+/// `GET /metrics`: needs the router key when keys are configured, unless
+/// `server.metrics_public = true` (for a scraper that cannot send one).
+async fn metrics(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    if !state.config.server.metrics_public {
+        if let Err(e) = authorize(&state, &headers) {
+            return relay::error_response(ClientFormat::OpenAi, &e, "");
+        }
+    }
     let mut text = state.metrics.render();
     if let Ok(a) = &state.auto.get() {
         use std::sync::atomic::Ordering::Relaxed;
@@ -631,6 +688,27 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
         text,
     )
         .into_response()
+}
+
+/// 405 with a body in the endpoint's wire shape and the methods it takes in `Allow`.
+async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> Response {
+    let allow = match uri.path() {
+        "/v1/models" | "/healthz" | "/metrics" => "GET",
+        _ => "POST",
+    };
+    let e = GatewayError::new(
+        ErrorKind::MethodNotAllowed,
+        format!("{} does not accept {method}; use {allow}", uri.path()),
+    );
+    let body = if uri.path() == "/v1/messages" {
+        e.anthropic_body()
+    } else {
+        e.openai_body()
+    };
+    let mut resp = (StatusCode::METHOD_NOT_ALLOWED, Json(body)).into_response();
+    resp.headers_mut()
+        .insert(header::ALLOW, header::HeaderValue::from_static(allow));
+    resp
 }
 
 async fn not_found(uri: axum::http::Uri) -> Response {

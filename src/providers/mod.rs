@@ -5,6 +5,7 @@
 pub mod anthropic;
 pub mod mock;
 pub mod openai;
+pub mod redact;
 pub mod sse;
 
 use crate::config::{ModelConfig, ProviderConfig, ProviderKind};
@@ -49,6 +50,8 @@ pub struct UpstreamError {
     pub kind: FailureKind,
     pub status: Option<u16>,
     pub message: String,
+    /// The upstream's `Retry-After` (or `retry-after-ms`), when it sent one.
+    pub retry_after: Option<std::time::Duration>,
 }
 
 impl UpstreamError {
@@ -57,6 +60,7 @@ impl UpstreamError {
             kind,
             status: None,
             message: message.into(),
+            retry_after: None,
         }
     }
 
@@ -65,7 +69,13 @@ impl UpstreamError {
             kind: FailureKind::Status,
             status: Some(status),
             message: message.into(),
+            retry_after: None,
         }
+    }
+
+    pub fn with_retry_after(mut self, after: Option<std::time::Duration>) -> Self {
+        self.retry_after = after;
+        self
     }
 
     /// Whether the next model of the chain should be tried: everything except 4xx other than 429.
@@ -100,16 +110,24 @@ pub trait Provider: Send + Sync {
     fn send(&self, call: Call) -> BoxFuture<'static, Result<Reply, UpstreamError>>;
 }
 
-/// Builds the provider for a config entry.
-pub fn build(config: &Arc<ProviderConfig>, http: &reqwest::Client) -> Arc<dyn Provider> {
-    match config.kind {
+/// Builds the provider for a config entry; its errors never carry one of `secrets`.
+pub fn build(
+    config: &Arc<ProviderConfig>,
+    http: &reqwest::Client,
+    secrets: &redact::Secrets,
+) -> Arc<dyn Provider> {
+    let inner: Arc<dyn Provider> = match config.kind {
         ProviderKind::OpenAi => Arc::new(openai::OpenAiProvider::new(config.clone(), http.clone())),
         ProviderKind::Anthropic => Arc::new(anthropic::AnthropicProvider::new(
             config.clone(),
             http.clone(),
         )),
         ProviderKind::Mock => Arc::new(mock::MockProvider),
-    }
+    };
+    Arc::new(redact::Redacting {
+        inner,
+        secrets: secrets.clone(),
+    })
 }
 
 /// The HTTP client shared by all providers.
@@ -125,6 +143,7 @@ pub fn http_client() -> reqwest::Client {
 /// Reads an error response into an [`UpstreamError`], keeping the upstream's message.
 pub async fn status_error(resp: reqwest::Response) -> UpstreamError {
     let status = resp.status().as_u16();
+    let retry_after = retry_after(resp.headers());
     let text = resp.text().await.unwrap_or_default();
     let message = serde_json::from_str::<Value>(&text)
         .ok()
@@ -134,7 +153,25 @@ pub async fn status_error(resp: reqwest::Response) -> UpstreamError {
                 .and_then(|m| m.as_str().map(String::from))
         })
         .unwrap_or_else(|| text.chars().take(500).collect());
-    UpstreamError::status(status, message)
+    UpstreamError::status(status, message).with_retry_after(retry_after)
+}
+
+/// `retry-after-ms` (OpenAI) or `retry-after` in seconds; an HTTP date is not used.
+fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<std::time::Duration> {
+    let number = |name: &str| {
+        headers
+            .get(name)?
+            .to_str()
+            .ok()?
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|v| v.is_finite() && *v >= 0.0)
+    };
+    number("retry-after-ms")
+        .map(|ms| std::time::Duration::from_secs_f64(ms / 1000.0))
+        .or_else(|| number("retry-after").map(std::time::Duration::from_secs_f64))
+        .map(|d| d.min(std::time::Duration::from_secs(3600)))
 }
 
 /// Maps a reqwest send error.

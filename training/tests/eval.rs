@@ -293,43 +293,154 @@ candidates = {{ "gpt-4-1106-preview" = "mock/strong", "mistralai/Mixtral-8x7B-In
     std::fs::remove_dir_all(&tmp).ok();
 }
 
+/// Reads a JSON file.
+fn json_file(path: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap())
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// `chosen` of every (prompt, knob) in an eval's `--decisions` file.
+fn decisions(path: &Path) -> HashMap<(String, String), String> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let d: Value = serde_json::from_str(l).unwrap();
+            (
+                (d["prompt_id"].to_string(), d["strong_share"].to_string()),
+                d["chosen"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// Pooled learned APGR of an eval report's metrics.
+fn pooled_apgr(metrics: &Value) -> f64 {
+    metrics["subsets"]["pooled"]["routers"][0]["summary"]["apgr"]
+        .as_f64()
+        .unwrap()
+}
+
+/// Tolerances of the regression gate against the committed default artifact, for a machine
+/// whose encoder gives embeddings that differ in the low bits (another CPU, other ONNX Runtime
+/// kernels). Measured with `SWITCHYARD_ORT_OPTIMIZATION=disable`: see the README.
+const VALIDATION_METRIC_TOLERANCE: f64 = 0.005;
+const MIN_DECISION_AGREEMENT: f64 = 0.98;
+const APGR_TOLERANCE: f64 = 0.02;
+
 /// The regression gate. The small fixture (56 test prompts) is too small to separate routers,
-/// so the gate trains from scratch on the vendored data (12k prompts, about 2.5 minutes in a
-/// debug build) and evaluates the held-out test split.
+/// so the gate trains from scratch on the vendored data (12k prompts) and evaluates the held-out
+/// test split. It holds on any machine: on the machine that trained the committed artifact the
+/// result is byte-identical to it (reported, not required); elsewhere the low bits of the
+/// embeddings differ, so the new artifact must match the committed one within tolerances —
+/// same data, splits, encoder, candidates and cost unit; validation metrics within 0.005; the
+/// same decision on ≥ 98 % of (test prompt, knob) pairs; eval APGR within 0.02 of the committed
+/// report — and the learned router must beat the random mix.
 #[test]
 fn gate_vendored_data_reproduces_default_artifact_and_learned_beats_random_mix() {
     let (tmp, artifact, _, common) = trained_on("gate", &root().join("data/routellm"), "split");
-    // The committed default artifact is what the README's training command produces.
-    let committed = root().join("models").join(artifact.file_name().unwrap());
-    assert!(
-        committed.is_dir(),
-        "training produced {}, but models/ holds no such committed artifact",
-        artifact.display()
-    );
-    assert!(
-        std::fs::read(artifact.join("weights.json")).unwrap()
-            == std::fs::read(committed.join("weights.json")).unwrap(),
-        "weights differ from the committed default artifact"
-    );
-    let manifest = |dir: &Path| {
-        let mut m: Value =
-            serde_json::from_str(&std::fs::read_to_string(dir.join("manifest.json")).unwrap())
-                .unwrap();
-        m["training_data"]["path"] = Value::Null;
-        m
-    };
-    assert_eq!(
-        manifest(&artifact),
-        manifest(&committed),
-        "manifest differs from the committed one"
+    let latest = std::fs::read_to_string(root().join("models/LATEST")).unwrap();
+    let committed = root().join("models").join(latest.trim());
+    let identical = artifact.file_name() == committed.file_name()
+        && std::fs::read(artifact.join("weights.json")).unwrap()
+            == std::fs::read(committed.join("weights.json")).unwrap();
+    eprintln!(
+        "gate: trained {}; committed {}; byte-identical weights: {identical}",
+        artifact.display(),
+        committed.display()
     );
 
-    let report = eval(&artifact, &common, &tmp.join("reports"), &[]);
-    let m: Value =
-        serde_json::from_str(&std::fs::read_to_string(report.join("metrics.json")).unwrap())
-            .unwrap();
+    // What must be equal: data, splits, encoder, candidates, features, seed, cost unit.
+    let (new, old) = (
+        json_file(&artifact.join("manifest.json")),
+        json_file(&committed.join("manifest.json")),
+    );
+    for key in [
+        "schema_version",
+        "encoder",
+        "candidates",
+        "feature_spec",
+        "good_answer_threshold",
+        "seed",
+        "cost_reference",
+    ] {
+        assert_eq!(new[key], old[key], "manifest {key} differs");
+    }
+    for key in ["sha256", "rows", "split_column", "prompts_per_split"] {
+        assert_eq!(
+            new["training_data"][key], old["training_data"][key],
+            "manifest training_data.{key} differs"
+        );
+    }
+    // Validation metrics within tolerance.
+    let models = old["metrics"]["validation"].as_object().unwrap();
+    assert_eq!(models.len(), 2);
+    for (model, m) in models {
+        for metric in ["accuracy", "auc", "brier", "ece", "log_loss", "n"] {
+            let (a, b) = (
+                new["metrics"]["validation"][model][metric]
+                    .as_f64()
+                    .unwrap(),
+                m[metric].as_f64().unwrap(),
+            );
+            assert!(
+                (a - b).abs() <= VALIDATION_METRIC_TOLERANCE,
+                "{model} validation {metric}: {a} vs committed {b}"
+            );
+        }
+    }
+
+    // Decisions on the test split: the new artifact and the committed one, on this machine's
+    // embeddings, agree on nearly every (prompt, knob).
+    let (new_dec, old_dec) = (tmp.join("new.ndjson"), tmp.join("old.ndjson"));
+    let decisions_arg = |p: &Path| vec!["--decisions".to_string(), p.display().to_string()];
+    let report = eval(
+        &artifact,
+        &common,
+        &tmp.join("reports"),
+        &decisions_arg(&new_dec),
+    );
+    let again = eval(
+        &committed,
+        &common,
+        &tmp.join("reports-committed"),
+        &decisions_arg(&old_dec),
+    );
+    let (a, b) = (decisions(&new_dec), decisions(&old_dec));
+    assert_eq!(a.len(), b.len());
+    assert!(a.len() > 10_000, "{} decisions", a.len());
+    let agree = a.iter().filter(|(k, v)| b.get(*k) == Some(*v)).count() as f64 / a.len() as f64;
+    eprintln!("gate: decision agreement with the committed artifact {agree:.4}");
+    assert!(
+        agree >= MIN_DECISION_AGREEMENT,
+        "only {agree:.4} of test decisions agree with the committed artifact"
+    );
+
+    // Eval figures: the committed artifact re-evaluated here, and the new one, both within
+    // tolerance of the committed report; and the learned router beats the random mix.
+    let committed_report = json_file(
+        &root()
+            .join("evals/reports")
+            .join(committed.file_name().unwrap())
+            .join("metrics.json"),
+    );
+    let (m, m_again) = (
+        json_file(&report.join("metrics.json")),
+        json_file(&again.join("metrics.json")),
+    );
+    let reference = pooled_apgr(&committed_report);
+    for (what, v) in [
+        ("new artifact", pooled_apgr(&m)),
+        ("committed artifact re-evaluated", pooled_apgr(&m_again)),
+    ] {
+        eprintln!("gate: {what} APGR {v:.4} (committed report {reference:.4})");
+        assert!(
+            (v - reference).abs() <= APGR_TOLERANCE,
+            "{what}: APGR {v} vs committed report {reference}"
+        );
+    }
     let pooled = &m["subsets"]["pooled"];
-    let apgr = pooled["routers"][0]["summary"]["apgr"].as_f64().unwrap();
+    let apgr = pooled_apgr(&m);
     let low = pooled["learned_ci95"]["apgr"][0].as_f64().unwrap();
     assert!(
         apgr > 0.5 && low > 0.5,

@@ -193,25 +193,38 @@ fn import_fit_load_predict_deterministically() {
         "{val}"
     );
 
-    // Same data and seed: byte-identical artifact, with every embedding from the cache.
-    let args2 = common(&tmp.join("b"));
-    let mut fit_args: Vec<&str> = vec!["fit"];
-    fit_args.extend(args2.iter().map(String::as_str));
-    let log2 = train(&fit_args);
+    // Same data and seed on the same machine: byte-identical artifact, whether every
+    // embedding comes from the cache (b) or is computed again (c).
+    let fit_again = |out: &str, cache: Option<&str>| {
+        let mut args = common(&tmp.join(out));
+        if let Some(c) = cache {
+            let i = args.iter().position(|a| a == "--cache").unwrap();
+            args[i + 1] = tmp.join(c).display().to_string();
+        }
+        let mut fit_args: Vec<&str> = vec!["fit"];
+        fit_args.extend(args.iter().map(String::as_str));
+        let log = train(&fit_args);
+        let dir = log
+            .lines()
+            .find(|l| l.contains("router-") && !l.contains(' '))
+            .unwrap()
+            .trim()
+            .to_string();
+        (log, dir)
+    };
+    let (log2, dir2) = fit_again("b", None);
     assert!(log2.contains(" 0 computed"), "warm cache: {log2}");
-    let dir2 = log2
-        .lines()
-        .find(|l| l.contains("router-") && !l.contains(' '))
-        .unwrap()
-        .trim()
-        .to_string();
-    for f in ["weights.json", "manifest.json"] {
-        let (x, y) = (
-            std::fs::read(Path::new(&dir1).join(f)).unwrap(),
-            std::fs::read(Path::new(&dir2).join(f)).unwrap(),
-        );
-        assert!(x == y, "{f} differs between identical runs");
+    let (log3, dir3) = fit_again("c", Some("cold-cache.parquet"));
+    assert!(log3.contains(" 0 cached"), "cold cache: {log3}");
+    for dir in [&dir2, &dir3] {
+        for f in ["weights.json", "manifest.json"] {
+            let (x, y) = (
+                std::fs::read(Path::new(&dir1).join(f)).unwrap(),
+                std::fs::read(Path::new(dir).join(f)).unwrap(),
+            );
+            assert!(x == y, "{f} differs between identical runs ({dir})");
+        }
+        assert_eq!(Path::new(&dir1).file_name(), Path::new(dir).file_name());
     }
-    assert_eq!(Path::new(&dir1).file_name(), Path::new(&dir2).file_name());
     std::fs::remove_dir_all(&tmp).ok();
 }

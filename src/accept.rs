@@ -1,0 +1,61 @@
+//! Accepting connections: TCP_NODELAY on each, a time limit for a client to start and to finish
+//! sending its request headers (a slow or silent client is disconnected, never held), HTTP/1.1
+//! and HTTP/2, and a graceful drain that lets in-flight requests and streams finish.
+//! (The body's own time limit is applied where it is read, so its error has the API's shape.)
+
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto::Builder;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use std::time::Duration;
+use tokio::net::TcpListener;
+
+/// Serves `app` on `listener` until `stop` fires, then waits for open connections to finish
+/// what they are doing.
+pub async fn serve(
+    listener: TcpListener,
+    app: axum::Router,
+    read_timeout: Duration,
+    stop: impl std::future::Future<Output = ()>,
+) {
+    let mut builder = Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(read_timeout);
+    let graceful = GracefulShutdown::new();
+    tokio::pin!(stop);
+    loop {
+        let (mut tcp, _) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(conn) => conn,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!(error = %e, "accepting a connection failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = &mut stop => break,
+        };
+        crate::server::nodelay(&mut tcp);
+        let (builder, watcher) = (builder.clone(), graceful.watcher());
+        let service = TowerToHyperService::new(app.clone());
+        tokio::spawn(async move {
+            // A client that connects and sends nothing is dropped after the read timeout
+            // (the HTTP/1 header timer starts once the protocol is known).
+            if tokio::time::timeout(read_timeout, tcp.readable())
+                .await
+                .is_err()
+            {
+                return;
+            }
+            let conn = builder
+                .serve_connection_with_upgrades(TokioIo::new(tcp), service)
+                .into_owned();
+            let _ = watcher.watch(conn).await;
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+}
