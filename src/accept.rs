@@ -42,12 +42,9 @@ pub async fn serve(
         let (builder, watcher) = (builder.clone(), graceful.watcher());
         let service = TowerToHyperService::new(app.clone());
         tokio::spawn(async move {
-            // A client that connects and sends nothing is dropped after the read timeout
-            // (the HTTP/1 header timer starts once the protocol is known).
-            if tokio::time::timeout(read_timeout, tcp.readable())
-                .await
-                .is_err()
-            {
+            // A client that sends nothing (or only the start of the HTTP/2 preface) is
+            // dropped at the read timeout; the HTTP/1 header timer takes over from there.
+            if !protocol_known(&tcp, read_timeout).await {
                 return;
             }
             let conn = builder
@@ -58,4 +55,33 @@ pub async fn serve(
     }
     drop(listener);
     graceful.shutdown().await;
+}
+
+/// The HTTP/2 prior-knowledge preface; anything else is HTTP/1.
+const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// Waits (at most `limit`) until the first bytes tell HTTP/1 from HTTP/2; false when the client
+/// closed or stayed silent.
+async fn protocol_known(tcp: &tokio::net::TcpStream, limit: Duration) -> bool {
+    let deadline = tokio::time::Instant::now() + limit;
+    let mut buf = [0u8; PREFACE.len()];
+    loop {
+        let n = match tokio::time::timeout_at(deadline, tcp.peek(&mut buf)).await {
+            Ok(Ok(n)) => n,
+            _ => return false,
+        };
+        if n == 0 {
+            return false;
+        }
+        if n == PREFACE.len() || buf[..n] != PREFACE[..n] {
+            return true;
+        }
+        // Part of the preface so far: wait for the rest.
+        if tokio::time::timeout_at(deadline, tokio::time::sleep(Duration::from_millis(5)))
+            .await
+            .is_err()
+        {
+            return false;
+        }
+    }
 }

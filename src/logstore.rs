@@ -33,20 +33,21 @@ pub struct LogStore {
     pub max_text_bytes: usize,
 }
 
-/// The head of `text` within `max` bytes, cut at a character boundary, with a marker that
-/// says how much was left out.
-pub fn clip(text: &str, max: usize) -> std::borrow::Cow<'_, str> {
-    if text.len() <= max {
-        return text.into();
+/// The head of an answer within `max` bytes, cut at a character boundary, with a marker that
+/// says how much was left out; `total` is the whole answer's size in bytes (`head` may be
+/// only the start of it, as kept while streaming).
+pub fn clip(head: &str, total: usize, max: usize) -> std::borrow::Cow<'_, str> {
+    if total <= max && head.len() <= max {
+        return head.into();
     }
-    let mut end = max;
-    while !text.is_char_boundary(end) {
+    let mut end = max.min(head.len());
+    while !head.is_char_boundary(end) {
         end -= 1;
     }
     format!(
         "{}…[{} more bytes not logged]",
-        &text[..end],
-        text.len() - end
+        &head[..end],
+        total.max(head.len()) - end
     )
     .into()
 }
@@ -397,8 +398,8 @@ mod tests {
 
     #[test]
     fn clip_keeps_the_head_and_says_what_was_cut() {
-        assert_eq!(clip("short", 10), "short");
-        let c = clip("ééééé", 5);
-        assert_eq!(c, "éé…[6 more bytes not logged]");
+        assert_eq!(clip("short", 5, 10), "short");
+        assert_eq!(clip("ééééé", 10, 5), "éé…[6 more bytes not logged]");
+        assert_eq!(clip("abcdef", 1000, 4), "abcd…[996 more bytes not logged]");
     }
 }

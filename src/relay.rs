@@ -60,7 +60,10 @@ struct Outcome<'a> {
     attempts: &'a [AttemptRecord],
     prompt_tokens: u64,
     completion_tokens: u64,
+    /// The answer as kept for the log (while streaming, only its head).
     completion_text: Option<&'a str>,
+    /// The whole answer's size in bytes.
+    completion_bytes: usize,
     error: Option<&'a str>,
     stream_interrupted: bool,
 }
@@ -179,7 +182,7 @@ fn finish(state: &AppState, ctx: &RequestContext, o: Outcome) -> Value {
     let completion = o
         .completion_text
         .filter(|_| log_text)
-        .map(|t| crate::logstore::clip(t, state.logs.max_text_bytes));
+        .map(|t| crate::logstore::clip(t, o.completion_bytes, state.logs.max_text_bytes));
     state.logs.log(&LogRecord {
         ts: crate::util::rfc3339_millis(ctx.started_unix_ms),
         ts_ms: ctx.started_unix_ms,
@@ -282,6 +285,7 @@ pub fn failed_response(
             prompt_tokens: 0,
             completion_tokens: 0,
             completion_text: None,
+            completion_bytes: 0,
             error: Some(&err.message),
             stream_interrupted: false,
         },
@@ -334,6 +338,7 @@ pub fn complete_response(
             prompt_tokens,
             completion_tokens,
             completion_text: text.as_deref(),
+            completion_bytes: text.as_deref().map_or(0, str::len),
             error: None,
             stream_interrupted: false,
         },
@@ -445,7 +450,7 @@ async fn relay(
         0
     };
     let mut text = String::new();
-    let mut text_chars = 0u64;
+    let (mut text_chars, mut text_bytes) = (0u64, 0usize);
     let mut usage: Option<(u64, u64)> = None;
     let mut broken: Option<(FailureKind, String)> = None;
     let mut client_gone = false;
@@ -502,6 +507,7 @@ async fn relay(
         }
         if let Some(t) = chunk["choices"][0]["delta"]["content"].as_str() {
             text_chars += t.chars().count() as u64;
+            text_bytes += t.len();
             for c in t.chars() {
                 if text.len() >= keep {
                     break;
@@ -544,6 +550,7 @@ async fn relay(
             prompt_tokens,
             completion_tokens,
             completion_text: Some(&text),
+            completion_bytes: text_bytes,
             error: error.as_deref(),
             stream_interrupted: broken.is_some(),
         },

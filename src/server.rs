@@ -639,6 +639,7 @@ async fn list_models(State(state): State<Arc<AppState>>, headers: HeaderMap) -> 
                 "upstream": m.upstream, "input_price_per_mtok": m.input_price_per_mtok,
                 "output_price_per_mtok": m.output_price_per_mtok, "context_window": m.context_window,
                 "max_output_tokens": m.max_output_tokens, "tags": m.tags,
+                "cooldown": state.cooldowns.describe(&m.id),
             })
         })
         .collect();

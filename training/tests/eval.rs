@@ -421,7 +421,7 @@ fn gate_vendored_data_reproduces_default_artifact_and_learned_beats_random_mix()
     let committed_report = json_file(
         &root()
             .join("evals/reports")
-            .join(committed.file_name().unwrap())
+            .join(old["version"].as_str().unwrap())
             .join("metrics.json"),
     );
     let (m, m_again) = (
