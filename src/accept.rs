@@ -10,12 +10,13 @@ use hyper_util::service::TowerToHyperService;
 use std::time::Duration;
 use tokio::net::TcpListener;
 
-/// Serves `app` on `listener` until `stop` fires, then waits for open connections to finish
-/// what they are doing.
+/// Serves `app` on `listener` until `stop` fires, then waits at most `grace` for open
+/// connections to finish what they are doing (requests still running then are cut off).
 pub async fn serve(
     listener: TcpListener,
     app: axum::Router,
     read_timeout: Duration,
+    grace: Duration,
     stop: impl std::future::Future<Output = ()>,
 ) {
     let mut builder = Builder::new(TokioExecutor::new());
@@ -24,8 +25,10 @@ pub async fn serve(
         .timer(TokioTimer::new())
         .header_read_timeout(read_timeout);
     let graceful = GracefulShutdown::new();
+    let mut connections = tokio::task::JoinSet::new();
     tokio::pin!(stop);
     loop {
+        while connections.try_join_next().is_some() {}
         let (mut tcp, _) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(conn) => conn,
@@ -41,7 +44,7 @@ pub async fn serve(
         crate::server::nodelay(&mut tcp);
         let (builder, watcher) = (builder.clone(), graceful.watcher());
         let service = TowerToHyperService::new(app.clone());
-        tokio::spawn(async move {
+        connections.spawn(async move {
             // A client that sends nothing (or only the start of the HTTP/2 preface) is
             // dropped at the read timeout; the HTTP/1 header timer takes over from there.
             if !protocol_known(&tcp, read_timeout).await {
@@ -54,7 +57,16 @@ pub async fn serve(
         });
     }
     drop(listener);
-    graceful.shutdown().await;
+    if tokio::time::timeout(grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            grace_ms = grace.as_millis() as u64,
+            "shutdown grace period over; cutting off the requests still running"
+        );
+    }
+    connections.abort_all();
 }
 
 /// The HTTP/2 prior-knowledge preface; anything else is HTTP/1.

@@ -84,6 +84,7 @@ struct FileServer {
     cooldown_failures: Option<u32>,
     cooldown: Option<String>,
     shutdown_grace: Option<String>,
+    watch_config: Option<bool>,
     timeout: Option<String>,
     ttft_timeout: Option<String>,
     #[serde(default)]
@@ -243,6 +244,8 @@ pub struct ServerConfig {
     pub cooldown: Duration,
     /// At shutdown, how long in-flight requests and streams may take to finish.
     pub shutdown_grace: Duration,
+    /// Reload the config when its file changes (checked every second); SIGHUP always reloads.
+    pub watch_config: bool,
     pub timeout: Duration,
     pub ttft_timeout: Duration,
     pub api_keys: Vec<String>,
@@ -399,6 +402,7 @@ impl Config {
                 &err,
             )?
             .unwrap_or(Duration::from_secs(30)),
+            watch_config: raw.server.watch_config.unwrap_or(false),
             timeout: parse_opt_duration(&raw.server.timeout, "server.timeout", &err)?
                 .unwrap_or(Duration::from_secs(120)),
             ttft_timeout: parse_opt_duration(

@@ -27,10 +27,6 @@ pub struct LogStore {
     tx: Option<mpsc::Sender<Msg>>,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     metrics: Arc<Metrics>,
-    /// Whether prompts and answers may be logged.
-    pub log_text: bool,
-    /// Answer text kept per record (see [`clip`]).
-    pub max_text_bytes: usize,
 }
 
 /// The head of an answer within `max` bytes, cut at a character boundary, with a marker that
@@ -60,8 +56,6 @@ impl LogStore {
                 tx: None,
                 thread: Mutex::new(None),
                 metrics,
-                log_text: cfg.log_text,
-                max_text_bytes: cfg.max_text_bytes,
             });
         }
         std::fs::create_dir_all(&cfg.dir)?;
@@ -76,8 +70,6 @@ impl LogStore {
             tx: Some(tx),
             thread: Mutex::new(Some(thread)),
             metrics,
-            log_text: cfg.log_text,
-            max_text_bytes: cfg.max_text_bytes,
         })
     }
 
@@ -354,8 +346,6 @@ mod tests {
             tx: Some(tx),
             thread: Mutex::new(None),
             metrics: metrics.clone(),
-            log_text: true,
-            max_text_bytes: 1024,
         };
         store.log(&json!(1));
         store.log(&json!(2));
@@ -383,8 +373,6 @@ mod tests {
             tx: Some(tx),
             thread: Mutex::new(None),
             metrics: metrics.clone(),
-            log_text: true,
-            max_text_bytes: 1024,
         };
         for i in 0..50 {
             store.log(&json!({"i": i}));

@@ -79,12 +79,13 @@ async fn wait_for_signal() {
 async fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
         Command::Serve { config, listen } => {
+            let config_path = config.clone();
             let config = load(&config)?;
             let listen = listen.unwrap_or_else(|| config.server.listen.clone());
             let source = config.source.clone();
             let models = config.models.len();
             let routers = config.routers.len();
-            let server = Server::start(config, &listen).await?;
+            let server = Server::start_from(config, &listen, config_path).await?;
             tracing::info!(addr = %server.addr, config = %source, models, routers, "switchyard listening");
             println!(
                 "switchyard listening on http://{} ({source}: {models} models, {routers} routers)",

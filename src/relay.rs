@@ -163,7 +163,7 @@ fn finish(state: &AppState, ctx: &RequestContext, o: Outcome) -> Value {
         state.feedback.remember(&ctx.request_id, models);
     }
     let d = &ctx.plan.decision;
-    let log_text = state.logs.log_text;
+    let log_text = state.config.logging.log_text;
     let messages = ctx.req.body.get("messages");
     // Without text logging, an upstream's own words (which may quote the prompt) stay out of
     // the log too: each attempt keeps its kind and status.
@@ -182,7 +182,7 @@ fn finish(state: &AppState, ctx: &RequestContext, o: Outcome) -> Value {
     let completion = o
         .completion_text
         .filter(|_| log_text)
-        .map(|t| crate::logstore::clip(t, o.completion_bytes, state.logs.max_text_bytes));
+        .map(|t| crate::logstore::clip(t, o.completion_bytes, state.config.logging.max_text_bytes));
     state.logs.log(&LogRecord {
         ts: crate::util::rfc3339_millis(ctx.started_unix_ms),
         ts_ms: ctx.started_unix_ms,
@@ -444,8 +444,8 @@ async fn relay(
         )),
     };
     // The answer as logged: at most `max_text_bytes` kept (plus one character), all counted.
-    let keep = if state.logs.log_text {
-        state.logs.max_text_bytes + 4
+    let keep = if state.config.logging.log_text {
+        state.config.logging.max_text_bytes + 4
     } else {
         0
     };

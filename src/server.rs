@@ -22,39 +22,56 @@ use axum::Json;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-/// Everything a request handler needs, shared by all requests.
+/// Everything a request handler needs, built from one config. A config reload builds a new
+/// one; requests in flight keep the one they started with.
 pub struct AppState {
     pub config: Arc<Config>,
     pub routing: RoutingTable,
     pub providers: HashMap<String, Arc<dyn Provider>>,
+    /// Carried across reloads: counters, the log writer, the feedback index.
     pub metrics: Arc<Metrics>,
-    pub logs: LogStore,
-    pub feedback: FeedbackStore,
+    pub logs: Arc<LogStore>,
+    pub feedback: Arc<FeedbackStore>,
     /// Learned routing (hot-reloadable), or why `auto` is unavailable.
     pub auto: AutoSlot,
     /// Bounds concurrent routing decisions (each holds an encoder session).
     auto_permits: tokio::sync::Semaphore,
-    /// Bounds the requests in flight.
-    pub admission: Admission,
-    /// Models skipped after repeated failures.
-    pub cooldowns: Cooldowns,
+    /// Bounds the requests in flight (carried across reloads while its limits stay the same).
+    pub admission: Arc<Admission>,
+    /// Models skipped after repeated failures (carried while its settings stay the same).
+    pub cooldowns: Arc<Cooldowns>,
 }
 
 impl AppState {
-    /// Builds providers, routing and the log writer from a validated config.
-    pub fn new(config: Config) -> Result<Arc<AppState>, String> {
-        let metrics = Arc::new(Metrics::default());
-        let logs = LogStore::start(&config.logging, metrics.clone()).map_err(|e| {
-            format!(
-                "cannot open the log dir {}: {e}",
-                config.logging.dir.display()
-            )
-        })?;
+    /// Builds providers, routing and the log writer from a validated config; `previous` (on a
+    /// reload) hands over what outlives a config.
+    pub fn new(config: Config, previous: Option<&AppState>) -> Result<Arc<AppState>, String> {
+        let (metrics, logs, feedback) = match previous {
+            Some(p) => (p.metrics.clone(), p.logs.clone(), p.feedback.clone()),
+            None => {
+                let metrics = Arc::new(Metrics::default());
+                let logs = LogStore::start(&config.logging, metrics.clone()).map_err(|e| {
+                    format!(
+                        "cannot open the log dir {}: {e}",
+                        config.logging.dir.display()
+                    )
+                })?;
+                let feedback = FeedbackStore::open(
+                    config
+                        .logging
+                        .enabled
+                        .then_some(config.logging.dir.as_path()),
+                    config.logging.feedback_window,
+                );
+                (metrics, Arc::new(logs), Arc::new(feedback))
+            }
+        };
         let http = providers::http_client();
         let secrets = providers::redact::Secrets::of(&config);
         let providers = config
@@ -76,19 +93,36 @@ impl AppState {
                 .map(|a| a.encoder_sessions)
                 .unwrap_or(1),
         );
-        let feedback = FeedbackStore::open(
-            config
-                .logging
-                .enabled
-                .then_some(config.logging.dir.as_path()),
-            config.logging.feedback_window,
-        );
-        let admission = Admission::new(
-            config.server.max_in_flight,
-            config.server.max_in_flight_per_key,
-            config.server.api_keys.len(),
-        );
-        let cooldowns = Cooldowns::new(config.server.cooldown_failures, config.server.cooldown);
+        let server = &config.server;
+        let admission = match previous {
+            Some(p)
+                if (
+                    p.config.server.max_in_flight,
+                    p.config.server.max_in_flight_per_key,
+                    &p.config.server.api_keys,
+                ) == (
+                    server.max_in_flight,
+                    server.max_in_flight_per_key,
+                    &server.api_keys,
+                ) =>
+            {
+                p.admission.clone()
+            }
+            _ => Arc::new(Admission::new(
+                server.max_in_flight,
+                server.max_in_flight_per_key,
+                server.api_keys.len(),
+            )),
+        };
+        let cooldowns = match previous {
+            Some(p)
+                if (p.config.server.cooldown_failures, p.config.server.cooldown)
+                    == (server.cooldown_failures, server.cooldown) =>
+            {
+                p.cooldowns.clone()
+            }
+            _ => Arc::new(Cooldowns::new(server.cooldown_failures, server.cooldown)),
+        };
         Ok(Arc::new(AppState {
             cooldowns,
             admission,
@@ -104,8 +138,29 @@ impl AppState {
     }
 }
 
+/// The state requests start with: swapped whole by a config reload.
+pub struct Live {
+    current: std::sync::RwLock<Arc<AppState>>,
+    /// The config file, when the config came from one (reloads read it again).
+    config_path: Option<PathBuf>,
+}
+
+impl Live {
+    /// The current state (a request keeps it to the end).
+    pub fn get(&self) -> Arc<AppState> {
+        self.current
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    fn set(&self, state: Arc<AppState>) {
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) = state;
+    }
+}
+
 /// The axum router with every endpoint.
-pub fn router(state: Arc<AppState>) -> axum::Router {
+pub fn router(live: Arc<Live>) -> axum::Router {
     axum::Router::new()
         .route("/v1/chat/completions", post(chat_completions))
         .route("/chat/completions", post(chat_completions))
@@ -117,38 +172,50 @@ pub fn router(state: Arc<AppState>) -> axum::Router {
         .route("/metrics", get(metrics))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .with_state(state)
+        .with_state(live)
 }
 
 /// A running server.
 pub struct Server {
     pub addr: SocketAddr,
-    pub state: Arc<AppState>,
+    pub live: Arc<Live>,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<()>,
-    reloader: Option<JoinHandle<()>>,
+    reloader: JoinHandle<()>,
 }
 
-/// How often the artifact directory is checked for a new or changed artifact.
-const ARTIFACT_POLL: std::time::Duration = std::time::Duration::from_secs(1);
+/// How often the artifact and (with `server.watch_config`) the config file are checked.
+const POLL: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// Reloads the learned router on SIGHUP or when the artifact on disk changes.
-async fn watch_artifact(state: Arc<AppState>) {
-    let Some(cfg) = state.config.auto.as_ref() else {
-        return;
-    };
+/// Reloads on SIGHUP — the whole config when it came from a file, else the learned router —
+/// and when the watched config file or artifact changes.
+async fn reloader(live: Arc<Live>) {
     #[cfg(unix)]
     let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+    let mut config_seen = live.config_path.as_deref().and_then(file_signature);
     loop {
         #[cfg(unix)]
         let signalled = tokio::select! {
             Some(_) = async { match hup.as_mut() { Some(h) => h.recv().await, None => std::future::pending().await } } => true,
-            _ = tokio::time::sleep(ARTIFACT_POLL) => false,
+            _ = tokio::time::sleep(POLL) => false,
         };
         #[cfg(not(unix))]
         let signalled = {
-            tokio::time::sleep(ARTIFACT_POLL).await;
+            tokio::time::sleep(POLL).await;
             false
+        };
+        let state = live.get();
+        if let Some(path) = &live.config_path {
+            let now = file_signature(path);
+            let changed = state.config.server.watch_config && now != config_seen;
+            config_seen = now;
+            if signalled || changed {
+                reload_config(&live, path).await;
+                continue;
+            }
+        }
+        let Some(cfg) = state.config.auto.as_ref() else {
+            continue;
         };
         if !(signalled || (cfg.watch && state.auto.changed(cfg))) {
             continue;
@@ -179,35 +246,105 @@ async fn watch_artifact(state: Arc<AppState>) {
     }
 }
 
+/// Size and modification time of a file, to notice edits.
+fn file_signature(path: &Path) -> Option<(u64, std::time::SystemTime)> {
+    let m = std::fs::metadata(path).ok()?;
+    Some((m.len(), m.modified().ok()?))
+}
+
+/// Reads, validates and applies the config file; a broken file is refused with file, key and
+/// reason and the running config stays. Settings that only apply at start are named.
+async fn reload_config(live: &Arc<Live>, path: &Path) {
+    use std::sync::atomic::Ordering::Relaxed;
+    let old = live.get();
+    let (path, previous) = (path.to_path_buf(), old.clone());
+    let built = tokio::task::spawn_blocking(move || {
+        let config = Config::load(&path).map_err(|e| e.to_string())?;
+        let restart: Vec<&str> = [
+            ("server.listen", config.server.listen != previous.config.server.listen),
+            ("server.read_timeout", config.server.read_timeout != previous.config.server.read_timeout),
+            ("server.shutdown_grace", config.server.shutdown_grace != previous.config.server.shutdown_grace),
+            ("logging", config.logging.dir != previous.config.logging.dir
+                || config.logging.enabled != previous.config.logging.enabled
+                || config.logging.buffer != previous.config.logging.buffer
+                || config.logging.rotate_bytes != previous.config.logging.rotate_bytes
+                || config.logging.feedback_window != previous.config.logging.feedback_window),
+        ]
+        .into_iter()
+        .filter_map(|(k, changed)| changed.then_some(k))
+        .collect();
+        if !restart.is_empty() {
+            tracing::warn!(
+                "config reload: {} changed; those take effect at the next restart (logging.log_text and logging.max_text_bytes apply now)",
+                restart.join(", ")
+            );
+        }
+        AppState::new(config, Some(&previous))
+    })
+    .await
+    .unwrap_or_else(|e| Err(format!("the reload panicked: {e}")));
+    match built {
+        Ok(state) => {
+            live.set(state);
+            old.metrics.config_reloads.fetch_add(1, Relaxed);
+            tracing::info!(
+                "config reloaded; requests in flight finish on the config they started with"
+            );
+        }
+        Err(e) => {
+            old.metrics.config_reload_failures.fetch_add(1, Relaxed);
+            tracing::error!("config reload refused, keeping the running config: {e}");
+        }
+    }
+}
+
 impl Server {
     /// Binds `listen` (use port 0 for any free port) and starts serving.
     pub async fn start(config: Config, listen: &str) -> Result<Server, String> {
-        let state = AppState::new(config)?;
+        Server::start_from(config, listen, None).await
+    }
+
+    /// Like [`Server::start`]; `config_path` is the file the config came from, read again on
+    /// SIGHUP (and, with `server.watch_config`, when it changes).
+    pub async fn start_from(
+        config: Config,
+        listen: &str,
+        config_path: Option<PathBuf>,
+    ) -> Result<Server, String> {
+        let state = AppState::new(config, None)?;
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
         let (stop, stopped) = oneshot::channel::<()>();
-        let app = router(state.clone());
-        let reloader = state
-            .config
-            .auto
-            .is_some()
-            .then(|| tokio::spawn(watch_artifact(state.clone())));
-        let read_timeout = state.config.server.read_timeout;
+        let (read_timeout, grace) = (
+            state.config.server.read_timeout,
+            state.config.server.shutdown_grace,
+        );
+        let live = Arc::new(Live {
+            current: std::sync::RwLock::new(state),
+            config_path,
+        });
+        let app = router(live.clone());
+        let reloader = tokio::spawn(reloader(live.clone()));
         let task = tokio::spawn(async move {
-            crate::accept::serve(listener, app, read_timeout, async {
+            crate::accept::serve(listener, app, read_timeout, grace, async {
                 let _ = stopped.await;
             })
             .await
         });
         Ok(Server {
             addr,
-            state,
+            live,
             stop: Some(stop),
             task,
             reloader,
         })
+    }
+
+    /// The state new requests get.
+    pub fn state(&self) -> Arc<AppState> {
+        self.live.get()
     }
 
     /// Stops accepting connections, lets in-flight requests (streams included) finish, then
@@ -216,13 +353,11 @@ impl Server {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
-        if let Some(r) = self.reloader.take() {
-            r.abort();
-        }
+        self.reloader.abort();
         if let Err(e) = (&mut self.task).await {
             tracing::error!(error = %e, "server task failed");
         }
-        self.state.logs.shutdown().await;
+        self.live.get().logs.shutdown().await;
     }
 }
 
@@ -235,14 +370,16 @@ pub fn nodelay(tcp: &mut tokio::net::TcpStream) {
 }
 
 async fn chat_completions(
-    State(state): State<Arc<AppState>>,
+    State(live): State<Arc<Live>>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
+    let state = live.get();
     handle(state, ClientFormat::OpenAi, headers, body).await
 }
 
-async fn messages(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
+async fn messages(State(live): State<Arc<Live>>, headers: HeaderMap, body: Body) -> Response {
+    let state = live.get();
     handle(state, ClientFormat::Anthropic, headers, body).await
 }
 
@@ -484,7 +621,8 @@ async fn complete_route_plan(
 }
 
 /// `POST /v1/route`: the routing decision for a chat body; nothing is sent upstream.
-async fn route(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
+async fn route(State(live): State<Arc<Live>>, headers: HeaderMap, body: Body) -> Response {
+    let state = live.get();
     let request_id = uuid::Uuid::new_v4().simple().to_string();
     match prepare(&state, ClientFormat::OpenAi, &headers, body, &request_id).await {
         Ok((req, plan, _ticket)) => Json(json!({
@@ -555,7 +693,8 @@ async fn read_json(
 }
 
 /// `POST /v1/feedback`: a score or thumbs for a served request, stored before the reply.
-async fn feedback(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
+async fn feedback(State(live): State<Arc<Live>>, headers: HeaderMap, body: Body) -> Response {
+    let state = live.get();
     let result = async {
         authorize(&state, &headers)?;
         let value = read_json(&state, &headers, body).await?;
@@ -625,7 +764,8 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-async fn list_models(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+async fn list_models(State(live): State<Arc<Live>>, headers: HeaderMap) -> Response {
+    let state = live.get();
     if let Err(e) = authorize(&state, &headers) {
         return relay::error_response(ClientFormat::OpenAi, &e, "");
     }
@@ -666,7 +806,8 @@ async fn list_models(State(state): State<Arc<AppState>>, headers: HeaderMap) -> 
 
 /// `GET /metrics`: needs the router key when keys are configured, unless
 /// `server.metrics_public = true` (for a scraper that cannot send one).
-async fn metrics(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+async fn metrics(State(live): State<Arc<Live>>, headers: HeaderMap) -> Response {
+    let state = live.get();
     if !state.config.server.metrics_public {
         if let Err(e) = authorize(&state, &headers) {
             return relay::error_response(ClientFormat::OpenAi, &e, "");

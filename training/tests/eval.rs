@@ -375,6 +375,7 @@ fn gate_vendored_data_reproduces_default_artifact_and_learned_beats_random_mix()
     // Validation metrics within tolerance.
     let models = old["metrics"]["validation"].as_object().unwrap();
     assert_eq!(models.len(), 2);
+    let mut largest = 0.0f64;
     for (model, m) in models {
         for metric in ["accuracy", "auc", "brier", "ece", "log_loss", "n"] {
             let (a, b) = (
@@ -383,12 +384,14 @@ fn gate_vendored_data_reproduces_default_artifact_and_learned_beats_random_mix()
                     .unwrap(),
                 m[metric].as_f64().unwrap(),
             );
+            largest = largest.max((a - b).abs());
             assert!(
                 (a - b).abs() <= VALIDATION_METRIC_TOLERANCE,
                 "{model} validation {metric}: {a} vs committed {b}"
             );
         }
     }
+    eprintln!("gate: largest validation-metric difference {largest:.5}");
 
     // Decisions on the test split: the new artifact and the committed one, on this machine's
     // embeddings, agree on nearly every (prompt, knob).
