@@ -66,11 +66,11 @@ default = {{ variants = [{{ name = "a", model = "mock/fast", weight = 50 }}, {{ 
 """
 
 
-def _start(args, pattern, env=None):
+def _start(args, pattern, env=None, stderr=subprocess.DEVNULL):
     proc = subprocess.Popen(
         [BIN, *args],
         stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
+        stderr=stderr,
         text=True,
         env=env,
     )
@@ -93,10 +93,13 @@ class Gateway:
             CONFIG.format(mock=self.mock_url, logs=self.logs, server_extra=server_extra)
         )
         env = dict(os.environ, SY_TEST_UPSTREAM_KEY="sk-upstream-secret", SY_TEST_ROUTER_KEYS="rk-1")
+        self.stderr_path = tmp_path / "stderr.log"
+        self._stderr = open(self.stderr_path, "w")
         self.proc, self.url = _start(
             ["serve", "--config", str(config), "--listen", "127.0.0.1:0"],
             r"listening on (http://\S+?) ",
             env=env,
+            stderr=self._stderr,
         )
         self.base_url = self.url + "/v1"
 
@@ -106,6 +109,7 @@ class Gateway:
         self.proc.wait(timeout=20)
         self.mock.kill()
         self.mock.wait()
+        self._stderr.close()
         records = []
         for f in sorted(self.logs.glob("requests-*.ndjson")):
             records += [json.loads(line) for line in f.read_text().splitlines() if line]
