@@ -11,6 +11,9 @@ pub struct Event {
     pub data: String,
 }
 
+/// The largest event an upstream may send; a longer one ends the stream (bounded memory).
+pub const MAX_EVENT_BYTES: usize = 16 * 1024 * 1024;
+
 /// Splits a byte stream into events. A transport error ends the stream with `StreamBroken`.
 pub fn events(
     body: BoxStream<'static, Result<bytes::Bytes, reqwest::Error>>,
@@ -32,6 +35,17 @@ pub fn events(
             }
             if st.done {
                 return None;
+            }
+            if st.buf.len() > MAX_EVENT_BYTES {
+                st.done = true;
+                st.buf.clear();
+                return Some((
+                    Err(UpstreamError::new(
+                        FailureKind::Malformed,
+                        format!("upstream sent an event over {MAX_EVENT_BYTES} bytes"),
+                    )),
+                    st,
+                ));
             }
             match st.body.next().await {
                 Some(Ok(bytes)) => st.buf.extend_from_slice(&bytes),
@@ -60,7 +74,7 @@ pub fn events(
 }
 
 /// Takes one complete event (ending in a blank line) off the front of the buffer.
-fn take_event(buf: &mut BytesMut) -> Option<Event> {
+pub fn take_event(buf: &mut BytesMut) -> Option<Event> {
     loop {
         let text = buf.as_ref();
         let end = find_blank_line(text)?;
