@@ -4,19 +4,22 @@
 # the official openai and anthropic SDKs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+started=$(date +%s)
+step() { echo "== $1 (at $(( $(date +%s) - started )) s)"; }
 scripts/setup.sh
 
 TARGET_DIR=${CARGO_TARGET_DIR:-target}
-echo "== cargo fmt --check"
+step "cargo fmt --check"
 cargo fmt --check
-echo "== cargo clippy"
+step "cargo clippy"
 cargo clippy --quiet --workspace --all-targets -- -D warnings
-echo "== rust tests"
+step "rust tests (every test with its time; slow ones listed again at the end)"
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --no-fail-fast
 else
   cargo test --workspace --no-fail-fast
 fi
-echo "== python SDK tests"
+step "python SDK tests"
 cargo build --quiet --bin switchyard
-SWITCHYARD_BIN="$TARGET_DIR/debug/switchyard" .venv/bin/python -m pytest -q tests/python
+SWITCHYARD_BIN="$TARGET_DIR/debug/switchyard" .venv/bin/python -m pytest -v --durations=5 tests/python
+step "done"

@@ -23,6 +23,9 @@ use tokio::sync::Mutex;
 struct Args {
     rates: Vec<u32>,
     auto_rates: Vec<u32>,
+    /// Admission table: a rate above saturation, and the in-flight bound of the bounded server.
+    overload_rate: u32,
+    max_in_flight: usize,
     seconds: f64,
     max_requests: usize,
 }
@@ -31,6 +34,8 @@ fn parse_args() -> Args {
     let mut args = Args {
         rates: vec![500, 2000, 5000],
         auto_rates: vec![50, 200],
+        overload_rate: 0,
+        max_in_flight: 32,
         seconds: 4.0,
         max_requests: 25_000,
     };
@@ -51,12 +56,14 @@ fn parse_args() -> Args {
                     .filter_map(|r| r.trim().parse().ok())
                     .collect()
             }
+            "--overload-rate" => args.overload_rate = value.parse().unwrap_or(0).min(20_000),
+            "--max-in-flight" => args.max_in_flight = value.parse().unwrap_or(32).max(1),
             "--seconds" => args.seconds = value.parse().unwrap_or(args.seconds).clamp(0.5, 60.0),
             "--max-requests" => {
                 args.max_requests = value.parse().unwrap_or(args.max_requests).min(200_000)
             }
             other => {
-                eprintln!("unknown argument {other}; use --rates 500,2000 --auto-rates 50,200 --seconds 4 --max-requests 25000");
+                eprintln!("unknown argument {other}; use --rates 500,2000 --auto-rates 50,200 --overload-rate 6000 --max-in-flight 32 --seconds 4 --max-requests 25000");
                 std::process::exit(2);
             }
         }
@@ -146,6 +153,8 @@ struct Samples {
     /// `metadata.routing.decision_ms` / `queue_ms` of learned-routing answers.
     decision: Vec<f64>,
     queue: Vec<f64>,
+    /// Time to the 503/429 of requests the server shed.
+    shed: Vec<f64>,
     errors: usize,
 }
 
@@ -207,6 +216,9 @@ async fn run_phase(
         tasks.push(tokio::spawn(async move {
             let result = tokio::time::timeout(Duration::from_secs(10), async {
                 let mut resp = client.post(&url).json(&*body).send().await.ok()?;
+                if matches!(resp.status().as_u16(), 429 | 503) {
+                    return Some(Err(scheduled.elapsed()));
+                }
                 if !resp.status().is_success() {
                     return None;
                 }
@@ -224,12 +236,13 @@ async fn run_phase(
                 let routing = serde_json::from_slice::<serde_json::Value>(&bytes)
                     .ok()
                     .map(|v| v["metadata"]["routing"].clone());
-                Some((ttfb.unwrap_or(total), total, routing))
+                Some(Ok((ttfb.unwrap_or(total), total, routing)))
             })
             .await;
             let mut s = samples.lock().await;
             match result {
-                Ok(Some((ttfb, total, routing))) => {
+                Ok(Some(Err(shed))) => s.shed.push(shed.as_secs_f64() * 1000.0),
+                Ok(Some(Ok((ttfb, total, routing)))) => {
                     s.ttfb.push(ttfb.as_secs_f64() * 1000.0);
                     s.latency.push(total.as_secs_f64() * 1000.0);
                     if let Some(r) = routing.filter(|r| r["decision_ms"].is_number()) {
@@ -433,6 +446,9 @@ async fn main() {
             }
         }
     }
+    if args.overload_rate > 0 {
+        overload_table(&bin, &client, &mock_url, &dir, &args).await;
+    }
     let _ = Command::new("kill")
         .arg("-TERM")
         .arg(server.id().to_string())
@@ -441,4 +457,68 @@ async fn main() {
     let _ = mock.kill();
     let _ = mock.wait();
     std::fs::remove_dir_all(&dir).ok();
+}
+
+/// Admission control: a server bounded at `--max-in-flight` and one at the default bound, each
+/// idle (200 RPS) and then above saturation (`--overload-rate`), streaming. Admitted requests
+/// should keep their idle latency and the rest be shed at once.
+async fn overload_table(
+    bin: &std::path::Path,
+    client: &reqwest::Client,
+    mock_url: &str,
+    dir: &std::path::Path,
+    args: &Args,
+) {
+    println!("\nAdmission control, streaming, upstream = the mock:\n");
+    println!("| server | rate (RPS) | requests | admitted | admitted p50 / p99 ms | shed 503 | shed answer p99 ms | errors | peak RSS MB |");
+    println!("|---|---|---|---|---|---|---|---|---|");
+    for (label, bound) in [
+        (format!("max_in_flight = {}", args.max_in_flight), args.max_in_flight),
+        ("max_in_flight = 1024 (default)".to_string(), 1024),
+    ] {
+        let config = dir.join(format!("overload-{bound}.toml"));
+        std::fs::write(
+            &config,
+            format!(
+                "[server]\nmax_in_flight = {bound}\n[logging]\ndir = \"{}\"\n[providers.up]\nkind = \"openai\"\nbase_url = \"{mock_url}/v1\"\n[[models]]\nid = \"up/ok\"\nupstream = \"ok\"\n",
+                dir.join(format!("logs-{bound}")).display()
+            ),
+        )
+        .unwrap();
+        let (mut server, url) = spawn(
+            bin,
+            &["serve", "--config", config.to_str().unwrap(), "--listen", "127.0.0.1:0"],
+        );
+        let url = format!("{url}/v1/chat/completions");
+        for rate in [200, args.overload_rate] {
+            run_phase(client, &url, "up/ok", true, Prompt::Fixed, rate.min(1000), 0.3, 300).await;
+            let mut s = run_phase(
+                client,
+                &url,
+                "up/ok",
+                true,
+                Prompt::Fixed,
+                rate,
+                args.seconds,
+                args.max_requests,
+            )
+            .await;
+            println!(
+                "| {label} | {rate} | {} | {} | {:.3} / {:.3} | {} | {:.3} | {} | {:.1} |",
+                s.latency.len() + s.shed.len() + s.errors,
+                s.latency.len(),
+                pct(&mut s.latency, 0.5),
+                pct(&mut s.latency, 0.99),
+                s.shed.len(),
+                pct(&mut s.shed, 0.99),
+                s.errors,
+                rss_mb(server.id(), "VmHWM:"),
+            );
+        }
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(server.id().to_string())
+            .status();
+        let _ = server.wait();
+    }
 }
