@@ -26,6 +26,9 @@ pub async fn serve(
         .header_read_timeout(read_timeout);
     let graceful = GracefulShutdown::new();
     let mut connections = tokio::task::JoinSet::new();
+    // Tells connections that have not sent a byte yet to go at once when the server stops
+    // (each holds a drain watcher, which the drain below would otherwise wait for).
+    let (stopping_tx, stopping) = tokio::sync::watch::channel(false);
     tokio::pin!(stop);
     loop {
         while connections.try_join_next().is_some() {}
@@ -43,12 +46,14 @@ pub async fn serve(
         };
         crate::server::nodelay(&mut tcp);
         let (builder, watcher) = (builder.clone(), graceful.watcher());
+        let mut stopping = stopping.clone();
         let service = TowerToHyperService::new(app.clone());
         connections.spawn(async move {
             // A client that sends nothing (or only the start of the HTTP/2 preface) is
             // dropped at the read timeout; the HTTP/1 header timer takes over from there.
-            if !protocol_known(&tcp, read_timeout).await {
-                return;
+            tokio::select! {
+                known = protocol_known(&tcp, read_timeout) => if !known { return },
+                _ = stopping.wait_for(|s| *s) => return,
             }
             let conn = builder
                 .serve_connection_with_upgrades(TokioIo::new(tcp), service)
@@ -57,6 +62,7 @@ pub async fn serve(
         });
     }
     drop(listener);
+    let _ = stopping_tx.send(true);
     if tokio::time::timeout(grace, graceful.shutdown())
         .await
         .is_err()

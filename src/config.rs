@@ -76,6 +76,7 @@ struct FileServer {
     listen: Option<String>,
     max_body_bytes: Option<usize>,
     max_json_values: Option<usize>,
+    max_body_memory: Option<usize>,
     read_timeout: Option<String>,
     max_in_flight: Option<usize>,
     max_in_flight_per_key: Option<usize>,
@@ -228,6 +229,9 @@ pub struct ServerConfig {
     /// Most JSON values (objects, arrays, strings, numbers, ...) a request body may hold: bounds
     /// the memory a parsed body takes, whatever its shape.
     pub max_json_values: usize,
+    /// Bytes of request bodies (declared length, or `max_body_bytes`) held by requests in
+    /// flight; beyond it new requests get 503 at once.
+    pub max_body_memory: usize,
     /// Time a client has to send the request headers, and again the whole body.
     pub read_timeout: Duration,
     /// Requests in flight at once; more are answered 503 at once.
@@ -382,7 +386,12 @@ impl Config {
         let server = ServerConfig {
             listen: raw.server.listen.unwrap_or_else(|| "127.0.0.1:8080".into()),
             max_body_bytes: raw.server.max_body_bytes.unwrap_or(4 * 1024 * 1024),
-            max_json_values: raw.server.max_json_values.unwrap_or(100_000).max(1),
+            max_json_values: raw.server.max_json_values.unwrap_or(50_000).max(1),
+            max_body_memory: raw
+                .server
+                .max_body_memory
+                .unwrap_or(256 * 1024 * 1024)
+                .max(1024),
             read_timeout: parse_opt_duration(
                 &raw.server.read_timeout,
                 "server.read_timeout",
@@ -431,6 +440,15 @@ impl Config {
                 keys
             },
         };
+        if server.max_body_memory < server.max_body_bytes {
+            return Err(err(
+                "server.max_body_memory",
+                format!(
+                    "{} is smaller than server.max_body_bytes ({}): no body of the largest allowed size could ever be admitted",
+                    server.max_body_memory, server.max_body_bytes
+                ),
+            ));
+        }
         let logging = LoggingConfig {
             enabled: raw.logging.enabled.unwrap_or(true),
             dir: PathBuf::from(raw.logging.dir.unwrap_or_else(|| "logs".into())),

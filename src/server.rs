@@ -112,6 +112,7 @@ impl AppState {
                 server.max_in_flight,
                 server.max_in_flight_per_key,
                 server.api_keys.len(),
+                server.max_body_memory,
             )),
         };
         let cooldowns = match previous {
@@ -452,8 +453,14 @@ async fn prepare(
     request_id: &str,
 ) -> Result<(ChatRequest, RoutePlan, Ticket), GatewayError> {
     let key = authorize(state, headers)?;
-    let ticket = state.admission.admit(key, &state.metrics)?;
-    let value = read_json(state, headers, body).await?;
+    let mut ticket = match state.admission.admit(key, &state.metrics) {
+        Ok(t) => t,
+        Err(e) => {
+            discard(body, state).await;
+            return Err(e);
+        }
+    };
+    let value = read_json(state, headers, body, &mut ticket).await?;
     let value = match format {
         ClientFormat::OpenAi => value,
         ClientFormat::Anthropic => crate::anthropic::request::to_openai(value)?,
@@ -640,6 +647,7 @@ async fn read_json(
     state: &AppState,
     headers: &HeaderMap,
     body: Body,
+    ticket: &mut Ticket,
 ) -> Result<Value, GatewayError> {
     let limit = state.config.server.max_body_bytes;
     let too_large = || {
@@ -654,6 +662,13 @@ async fn read_json(
         .and_then(|v| v.parse::<usize>().ok());
     if declared.is_some_and(|n| n > limit) {
         return Err(too_large());
+    }
+    if let Err(e) = state
+        .admission
+        .admit_body(ticket, declared.unwrap_or(limit), &state.metrics)
+    {
+        discard(body, state).await;
+        return Err(e);
     }
     let read = state.config.server.read_timeout;
     let bytes = tokio::time::timeout(read, axum::body::to_bytes(body, limit))
@@ -697,7 +712,8 @@ async fn feedback(State(live): State<Arc<Live>>, headers: HeaderMap, body: Body)
     let state = live.get();
     let result = async {
         authorize(&state, &headers)?;
-        let value = read_json(&state, &headers, body).await?;
+        let mut ticket = state.admission.admit(None, &state.metrics)?;
+        let value = read_json(&state, &headers, body, &mut ticket).await?;
         let f = state.feedback.validate(&value)?;
         let store = state.clone();
         let f2 = f.clone();
@@ -715,6 +731,24 @@ async fn feedback(State(live): State<Arc<Live>>, headers: HeaderMap, body: Body)
     match result {
         Ok(v) => Json(v).into_response(),
         Err(e) => relay::error_response(ClientFormat::OpenAi, &e, ""),
+    }
+}
+
+/// Reads a shed request's body into nothing (within the body limit and read timeout), so the
+/// client gets its 503/429 instead of a connection reset; it holds no memory.
+async fn discard(body: Body, state: &AppState) {
+    use http_body_util::BodyExt;
+    let mut body = body;
+    let (mut left, deadline) = (
+        state.config.server.max_body_bytes,
+        tokio::time::Instant::now() + state.config.server.read_timeout,
+    );
+    while let Ok(Some(Ok(frame))) = tokio::time::timeout_at(deadline, body.frame()).await {
+        let n = frame.data_ref().map_or(0, |d| d.len());
+        match left.checked_sub(n) {
+            Some(l) => left = l,
+            None => return,
+        }
     }
 }
 

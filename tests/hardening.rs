@@ -642,3 +642,41 @@ async fn shutdown_waits_for_requests_at_most_the_grace_period() {
     );
     assert!(hanging.await.unwrap().is_err(), "cut off, not answered");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_bodies_in_flight_share_a_memory_budget() {
+    let h = Harness::start_with(Options {
+        server_extra: "max_body_memory = 100000",
+        ..Options::default()
+    })
+    .await;
+    let big = "x".repeat(60_000);
+    let (http, base, hold) = (h.http.clone(), h.base.clone(), big.clone());
+    let held = tokio::spawn(async move {
+        http.post(format!("{base}/v1/chat/completions"))
+            .json(&json!({"model": "up/hang-headers", "messages": user(&hold)}))
+            .send()
+            .await
+            .unwrap()
+            .status()
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (status, headers, v) = h
+        .chat(json!({"model": "up/ok", "messages": user(&big)}))
+        .await;
+    assert_eq!(status, 503, "{v}");
+    assert_eq!(headers["retry-after"], "1");
+    assert!(v["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("server.max_body_memory"));
+    let (status, _, _) = h
+        .chat(json!({"model": "up/ok", "messages": user("small")}))
+        .await;
+    assert_eq!(status, 200, "small bodies still fit");
+    assert_eq!(held.await.unwrap(), 504);
+    let (status, _, _) = h
+        .chat(json!({"model": "up/ok", "messages": user(&big)}))
+        .await;
+    assert_eq!(status, 200, "the budget is free again");
+}

@@ -473,7 +473,10 @@ async fn overload_table(
     println!("| server | rate (RPS) | requests | admitted | admitted p50 / p99 ms | shed 503 | shed answer p99 ms | errors | peak RSS MB |");
     println!("|---|---|---|---|---|---|---|---|---|");
     for (label, bound) in [
-        (format!("max_in_flight = {}", args.max_in_flight), args.max_in_flight),
+        (
+            format!("max_in_flight = {}", args.max_in_flight),
+            args.max_in_flight,
+        ),
         ("max_in_flight = 1024 (default)".to_string(), 1024),
     ] {
         let config = dir.join(format!("overload-{bound}.toml"));
@@ -487,11 +490,27 @@ async fn overload_table(
         .unwrap();
         let (mut server, url) = spawn(
             bin,
-            &["serve", "--config", config.to_str().unwrap(), "--listen", "127.0.0.1:0"],
+            &[
+                "serve",
+                "--config",
+                config.to_str().unwrap(),
+                "--listen",
+                "127.0.0.1:0",
+            ],
         );
         let url = format!("{url}/v1/chat/completions");
         for rate in [200, args.overload_rate] {
-            run_phase(client, &url, "up/ok", true, Prompt::Fixed, rate.min(1000), 0.3, 300).await;
+            run_phase(
+                client,
+                &url,
+                "up/ok",
+                true,
+                Prompt::Fixed,
+                rate.min(1000),
+                0.3,
+                300,
+            )
+            .await;
             let mut s = run_phase(
                 client,
                 &url,
