@@ -12,17 +12,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const UPSTREAM_KEY: &str = "sk-upstream-secret-123";
 
-async fn metrics(h: &Harness) -> String {
-    h.http
-        .get(format!("{}/metrics", h.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upstream_secrets_never_reach_the_client_the_log_or_metrics() {
     let h = Harness::start().await;
@@ -52,7 +41,7 @@ async fn upstream_secrets_never_reach_the_client_the_log_or_metrics() {
             seen.push(r.text().await.unwrap());
         }
     }
-    seen.push(metrics(&h).await);
+    seen.push(h.metrics().await);
     let logs = h.stop_and_read_logs().await;
     assert_eq!(logs.len(), 16);
     seen.push(serde_json::to_string(&logs).unwrap());
@@ -110,7 +99,7 @@ async fn a_stream_broken_after_bytes_is_a_failed_attempt() {
     assert_eq!(attempt["success"], false, "{last}");
     assert_eq!(attempt["error_kind"], "stream_broken");
     assert!(attempt["time_to_first_token_ms"].is_number());
-    let m = metrics(&h).await;
+    let m = h.metrics().await;
     assert!(
         m.contains("switchyard_upstream_attempts_total{model=\"up/drop\",outcome=\"failure\"} 1"),
         "{m}"
@@ -263,18 +252,13 @@ async fn over_the_in_flight_bound_requests_are_shed_at_once() {
     })
     .await;
     // Two requests that hang (until the 2 s timeout) fill the server.
-    let hang = |h: &Harness| {
-        let (http, base) = (h.http.clone(), h.base.clone());
-        tokio::spawn(async move {
-            http.post(format!("{base}/v1/chat/completions"))
-                .json(&json!({"model": "up/hang-headers", "messages": user("x")}))
-                .send()
-                .await
-                .unwrap()
-                .status()
-        })
+    let hang = || {
+        h.spawn_chat(
+            json!({"model": "up/hang-headers", "messages": user("x")}),
+            None,
+        )
     };
-    let (a, b) = (hang(&h), hang(&h));
+    let (a, b) = (hang(), hang());
     tokio::time::sleep(Duration::from_millis(300)).await;
     let t = Instant::now();
     let (status, headers, v) = h
@@ -299,7 +283,7 @@ async fn over_the_in_flight_bound_requests_are_shed_at_once() {
         .chat(json!({"model": "up/ok", "messages": user("x")}))
         .await;
     assert_eq!(status, 200, "capacity is back");
-    assert!(metrics(&h).await.contains("switchyard_shed_server_total 2"));
+    assert!(h.metrics().await.contains("switchyard_shed_server_total 2"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -309,16 +293,10 @@ async fn per_key_bound_answers_429_for_that_key_only_and_metrics_need_a_key() {
         ..Options::default()
     })
     .await;
-    let (http, base) = (h.http.clone(), h.base.clone());
-    let busy = tokio::spawn(async move {
-        http.post(format!("{base}/v1/chat/completions"))
-            .bearer_auth("router-key-1")
-            .json(&json!({"model": "up/hang-headers", "messages": user("x")}))
-            .send()
-            .await
-            .unwrap()
-            .status()
-    });
+    let busy = h.spawn_chat(
+        json!({"model": "up/hang-headers", "messages": user("x")}),
+        Some("router-key-1"),
+    );
     tokio::time::sleep(Duration::from_millis(300)).await;
     let send = |key: &'static str| {
         h.http
@@ -359,13 +337,7 @@ async fn metrics_can_be_made_public() {
         ..Options::default()
     })
     .await;
-    let r = h
-        .http
-        .get(format!("{}/metrics", h.base))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    assert_eq!(h.get("/metrics").await.status(), 200);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -402,15 +374,7 @@ async fn a_failing_model_cools_down_is_probed_and_shows_in_models_and_metrics() 
             ("up/ok".to_string(), None)
         ]
     );
-    let models: Value = h
-        .http
-        .get(format!("{}/v1/models", h.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let models: Value = h.get("/v1/models").await.json().await.unwrap();
     let m = models["data"]
         .as_array()
         .unwrap()
@@ -430,7 +394,7 @@ async fn a_failing_model_cools_down_is_probed_and_shows_in_models_and_metrics() 
         .await;
     assert_eq!(status, 502);
     assert!(v["error"]["attempts"][0]["skipped"].is_null());
-    let m = metrics(&h).await;
+    let m = h.metrics().await;
     assert!(m.contains("switchyard_cooldowns_total 2"), "{m}");
     assert!(m.contains("switchyard_cooldown_skips_total 2"), "{m}");
     let logs = h.stop_and_read_logs().await;
@@ -651,15 +615,10 @@ async fn request_bodies_in_flight_share_a_memory_budget() {
     })
     .await;
     let big = "x".repeat(60_000);
-    let (http, base, hold) = (h.http.clone(), h.base.clone(), big.clone());
-    let held = tokio::spawn(async move {
-        http.post(format!("{base}/v1/chat/completions"))
-            .json(&json!({"model": "up/hang-headers", "messages": user(&hold)}))
-            .send()
-            .await
-            .unwrap()
-            .status()
-    });
+    let held = h.spawn_chat(
+        json!({"model": "up/hang-headers", "messages": user(&big)}),
+        None,
+    );
     tokio::time::sleep(Duration::from_millis(300)).await;
     let (status, headers, v) = h
         .chat(json!({"model": "up/ok", "messages": user(&big)}))

@@ -165,6 +165,35 @@ impl Harness {
             .unwrap()
     }
 
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// The `/metrics` text (no router key).
+    pub async fn metrics(&self) -> String {
+        self.get("/metrics").await.text().await.unwrap()
+    }
+
+    /// Sends a chat request in the background (with a router key, if given); its status later.
+    pub fn spawn_chat(
+        &self,
+        body: Value,
+        key: Option<&'static str>,
+    ) -> tokio::task::JoinHandle<reqwest::StatusCode> {
+        let mut r = self
+            .http
+            .post(format!("{}/v1/chat/completions", self.base))
+            .json(&body);
+        if let Some(k) = key {
+            r = r.bearer_auth(k);
+        }
+        tokio::spawn(async move { r.send().await.unwrap().status() })
+    }
+
     pub async fn chat(&self, body: Value) -> (u16, reqwest::header::HeaderMap, Value) {
         let r = self.post("/v1/chat/completions", body).await;
         let status = r.status().as_u16();
