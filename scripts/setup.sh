@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Sets up a fresh machine for Switchyard: the Python venv with the pinned SDKs used by the
-# test suite, and the prompt encoder under models/encoder (scripts/setup_encoder.sh).
+# test suite, and the prompt encoders: MiniLM under models/encoder (scripts/setup_encoder.sh)
+# and potion-base-8M under models/encoder-potion (scripts/setup_static_encoder.sh).
 # Idempotent and quick when nothing changed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,3 +15,4 @@ if [ ! -x .venv/bin/python ] || ! cmp -s requirements.txt .venv/.requirements.tx
 fi
 
 scripts/setup_encoder.sh
+scripts/setup_static_encoder.sh

@@ -1,8 +1,14 @@
-//! The prompt encoder: text → unit-length sentence embedding (all-MiniLM-L6-v2, int8 ONNX) with
-//! `ort` and `tokenizers`, on CPU. One implementation for serving, training and evals.
+//! The prompt encoder: text → unit-length sentence embedding, on CPU. One implementation for
+//! serving, training and evals, with two kinds chosen by the directory's `manifest.json`:
 //!
-//! Files (made by `scripts/setup_encoder.sh`, under `models/encoder/` by default):
-//! `model.onnx`, `tokenizer.json`, `manifest.json` and `libonnxruntime.so.1.31.1`.
+//! - `onnx` (default): all-MiniLM-L6-v2, int8 ONNX, run by `ort`. Files made by
+//!   `scripts/setup_encoder.sh` under `models/encoder/`: `model.onnx`, `tokenizer.json`,
+//!   `manifest.json` and `libonnxruntime.so.1.31.1`. About 0.1 ms per token.
+//! - `static`: potion-base-8M static embeddings (`"kind": "static"`): the mean of the
+//!   prompt's token rows of one matrix, L2-normalised — microseconds, and bit-identical on every
+//!   x86-64 CPU (plain f32 sums in a fixed order). Files made by
+//!   `scripts/setup_static_encoder.sh` under `models/encoder-potion/`: `model.safetensors`,
+//!   `tokenizer.json`, `manifest.json`.
 //!
 //! What is embedded for a chat request is fixed by [`prompt_text`].
 
@@ -39,28 +45,88 @@ fn optimization_level() -> Result<ort::session::builder::GraphOptimizationLevel,
     }
 }
 
+/// Where the setup script puts the static encoder.
+pub const STATIC_DIR: &str = "models/encoder-potion";
+/// The command that creates or repairs the static encoder files.
+pub const STATIC_SETUP_COMMAND: &str = "scripts/setup_static_encoder.sh";
+
 /// `manifest.json` written by the exporter.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Manifest {
+    /// `onnx` (default) or `static`.
+    #[serde(default = "onnx_kind")]
+    pub kind: String,
     pub encoder_id: String,
     pub dimension: usize,
     pub max_tokens: usize,
     pub model_sha256: String,
 }
 
-/// A loaded encoder with a small pool of ONNX sessions (`Session::run` needs `&mut`).
+fn onnx_kind() -> String {
+    "onnx".into()
+}
+
+/// A loaded encoder.
 pub struct Encoder {
     pub manifest: Manifest,
     tokenizer: tokenizers::Tokenizer,
-    sessions: Vec<Mutex<ort::session::Session>>,
-    next: AtomicUsize,
+    backend: Backend,
 }
 
-fn missing(path: &Path) -> String {
+enum Backend {
+    /// A small pool of ONNX sessions (`Session::run` needs `&mut`).
+    Onnx {
+        sessions: Vec<Mutex<ort::session::Session>>,
+        next: AtomicUsize,
+    },
+    /// One row of `dimension` values per token id.
+    Static { rows: Vec<f32> },
+}
+
+fn missing(path: &Path, setup: &str) -> String {
     format!(
-        "encoder file {} is missing; run `{SETUP_COMMAND}` to create it",
+        "encoder file {} is missing; run `{setup}` to create it",
         path.display()
     )
+}
+
+/// The `embeddings` tensor (f32, tokens × `dimension`) of a safetensors file.
+fn static_rows(bytes: &[u8], dimension: usize) -> Result<Vec<f32>, String> {
+    let n = bytes
+        .get(..8)
+        .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")) as usize)
+        .ok_or("not a safetensors file (too short)")?;
+    let header: Value = bytes
+        .get(8..8 + n)
+        .and_then(|h| serde_json::from_slice(h).ok())
+        .ok_or("not a safetensors file (bad header)")?;
+    let t = &header["embeddings"];
+    let shape: Vec<usize> = t["shape"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_u64().map(|x| x as usize))
+                .collect()
+        })
+        .unwrap_or_default();
+    let (start, end) = (
+        t["data_offsets"][0].as_u64().unwrap_or(0) as usize,
+        t["data_offsets"][1].as_u64().unwrap_or(0) as usize,
+    );
+    if t["dtype"] != "F32" || shape.len() != 2 || shape[1] != dimension {
+        return Err(format!(
+            "tensor `embeddings` is {} {:?}, expected F32 [tokens, {dimension}]",
+            t["dtype"], shape
+        ));
+    }
+    let data = bytes
+        .get(8 + n + start..8 + n + end)
+        .filter(|d| d.len() == shape[0] * shape[1] * 4)
+        .ok_or("tensor `embeddings` lies outside the file")?;
+    Ok(data
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes")))
+        .collect())
 }
 
 /// The process-wide ONNX Runtime environment (the library can be loaded once per process).
@@ -78,68 +144,93 @@ fn environment(lib: &Path) -> Result<&'static ort::environment::Environment, Str
 }
 
 impl Encoder {
-    /// Loads the encoder from `dir`, checking every file; `sessions` ONNX sessions of
-    /// `threads` intra-op threads each. Errors name the file and the command that fixes it.
+    /// Loads the encoder from `dir`, checking every file; an ONNX encoder gets `sessions`
+    /// sessions of `threads` intra-op threads each. Errors name the file and the command that
+    /// fixes it.
     pub fn load(dir: &Path, sessions: usize, threads: usize) -> Result<Encoder, String> {
+        let setup = if dir.join("model.safetensors").exists() {
+            STATIC_SETUP_COMMAND
+        } else {
+            SETUP_COMMAND
+        };
         let file = |name: &str| -> Result<PathBuf, String> {
             let p = dir.join(name);
             if p.is_file() {
                 Ok(p)
             } else {
-                Err(missing(&p))
+                Err(missing(&p, setup))
             }
         };
         let manifest_path = file("manifest.json")?;
-        let model_path = file("model.onnx")?;
-        let tokenizer_path = file("tokenizer.json")?;
-        let lib_path = file(ORT_LIBRARY)?;
         let manifest: Manifest = serde_json::from_str(
             &std::fs::read_to_string(&manifest_path)
                 .map_err(|e| format!("cannot read {}: {e}", manifest_path.display()))?,
         )
         .map_err(|e| {
             format!(
-                "{} is not a valid encoder manifest ({e}); run `{SETUP_COMMAND}`",
+                "{} is not a valid encoder manifest ({e}); run `{setup}`",
                 manifest_path.display()
             )
         })?;
+        let model_name = match manifest.kind.as_str() {
+            "onnx" => "model.onnx",
+            "static" => "model.safetensors",
+            other => {
+                return Err(format!(
+                    "{}: unknown encoder kind {other:?} (expected \"onnx\" or \"static\")",
+                    manifest_path.display()
+                ))
+            }
+        };
+        let model_path = file(model_name)?;
+        let tokenizer_path = file("tokenizer.json")?;
         let model = std::fs::read(&model_path)
             .map_err(|e| format!("cannot read {}: {e}", model_path.display()))?;
         let digest = format!("{:x}", Sha256::digest(&model));
         if digest != manifest.model_sha256 {
             return Err(format!(
-                "{} is corrupt or from another export (sha256 {digest}, manifest says {}); delete it and run `{SETUP_COMMAND}`",
+                "{} is corrupt or from another export (sha256 {digest}, manifest says {}); delete it and run `{setup}`",
                 model_path.display(),
                 manifest.model_sha256
             ));
         }
         let tokenizer = tokenizers::Tokenizer::from_file(&tokenizer_path).map_err(|e| {
             format!(
-                "cannot load {}: {e}; run `{SETUP_COMMAND}`",
+                "cannot load {}: {e}; run `{setup}`",
                 tokenizer_path.display()
             )
         })?;
-        let env = environment(&lib_path)?;
-        let level = optimization_level()?;
-        let mut pool = Vec::new();
-        for _ in 0..sessions.max(1) {
-            let session = ort::session::Session::builder(env)
-                .map_err(|e| e.to_string())?
-                .with_optimization_level(level)
-                .map_err(|e| e.to_string())?
-                .with_intra_threads(threads.max(1))
-                .map_err(|e| e.to_string())?
-                .with_inter_threads(1)
-                .map_err(|e| e.to_string())?
-                .commit_from_memory(&model)
-                .map_err(|e| format!("ONNX Runtime rejected {}: {e}", model_path.display()))?;
-            pool.push(Mutex::new(session));
-        }
+        let backend = if manifest.kind == "static" {
+            let rows = static_rows(&model, manifest.dimension)
+                .map_err(|e| format!("{}: {e}; run `{setup}`", model_path.display()))?;
+            Backend::Static { rows }
+        } else {
+            let lib_path = file(ORT_LIBRARY)?;
+            let env = environment(&lib_path)?;
+            let level = optimization_level()?;
+            let mut pool = Vec::new();
+            for _ in 0..sessions.max(1) {
+                let session = ort::session::Session::builder(env)
+                    .map_err(|e| e.to_string())?
+                    .with_optimization_level(level)
+                    .map_err(|e| e.to_string())?
+                    .with_intra_threads(threads.max(1))
+                    .map_err(|e| e.to_string())?
+                    .with_inter_threads(1)
+                    .map_err(|e| e.to_string())?
+                    .commit_from_memory(&model)
+                    .map_err(|e| format!("ONNX Runtime rejected {}: {e}", model_path.display()))?;
+                pool.push(Mutex::new(session));
+            }
+            Backend::Onnx {
+                sessions: pool,
+                next: AtomicUsize::new(0),
+            }
+        };
         Ok(Encoder {
             manifest,
             tokenizer,
-            sessions: pool,
-            next: AtomicUsize::new(0),
+            backend,
         })
     }
 
@@ -153,10 +244,24 @@ impl Encoder {
 
     /// Token count of a text as the encoder sees it (after truncation).
     pub fn token_count(&self, text: &str) -> usize {
-        self.tokenizer
-            .encode(text, true)
-            .map(|e| e.get_ids().len())
-            .unwrap_or(0)
+        match self.backend {
+            Backend::Onnx { .. } => self
+                .tokenizer
+                .encode(text, true)
+                .map(|e| e.get_ids().len())
+                .unwrap_or(0),
+            Backend::Static { .. } => self.static_ids(text).map(|i| i.len()).unwrap_or(0),
+        }
+    }
+
+    /// Token ids of a static encoder: no special tokens, at most `max_tokens`.
+    fn static_ids(&self, text: &str) -> Result<Vec<u32>, String> {
+        let encoding = self
+            .tokenizer
+            .encode(text, false)
+            .map_err(|e| format!("tokenization failed: {e}"))?;
+        let ids = encoding.get_ids();
+        Ok(ids[..ids.len().min(self.manifest.max_tokens)].to_vec())
     }
 
     /// Embeds texts; each result has unit length. Every text runs alone: dynamic int8
@@ -169,6 +274,40 @@ impl Encoder {
 
     /// Embeds one text.
     pub fn embed_one(&self, text: &str) -> Result<Vec<f32>, String> {
+        match &self.backend {
+            Backend::Static { rows } => self.embed_static(rows, text),
+            Backend::Onnx { sessions, next } => self.embed_onnx(sessions, next, text),
+        }
+    }
+
+    /// Mean of the token rows, L2-normalised (all zeros for a text without tokens).
+    fn embed_static(&self, rows: &[f32], text: &str) -> Result<Vec<f32>, String> {
+        let dim = self.manifest.dimension;
+        let mut v = vec![0f32; dim];
+        let ids = self.static_ids(text)?;
+        for &id in &ids {
+            let row = rows
+                .get(id as usize * dim..(id as usize + 1) * dim)
+                .ok_or_else(|| format!("token id {id} is outside the embedding matrix"))?;
+            for (a, b) in v.iter_mut().zip(row) {
+                *a += b;
+            }
+        }
+        let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        if norm > 0.0 {
+            for a in &mut v {
+                *a /= norm;
+            }
+        }
+        Ok(v)
+    }
+
+    fn embed_onnx(
+        &self,
+        sessions: &[Mutex<ort::session::Session>],
+        next: &AtomicUsize,
+        text: &str,
+    ) -> Result<Vec<f32>, String> {
         let encoding = self
             .tokenizer
             .encode(text, true)
@@ -182,14 +321,14 @@ impl Encoder {
         let shape = [1i64, ids.len() as i64];
         let ids = ort::value::Tensor::from_array((shape, ids)).map_err(|e| e.to_string())?;
         let mask = ort::value::Tensor::from_array((shape, mask)).map_err(|e| e.to_string())?;
-        let start = self.next.fetch_add(1, Ordering::Relaxed);
-        let n = self.sessions.len();
+        let start = next.fetch_add(1, Ordering::Relaxed);
+        let n = sessions.len();
         let slot = (0..n)
-            .map(|i| &self.sessions[(start + i) % n])
+            .map(|i| &sessions[(start + i) % n])
             .find_map(|s| s.try_lock().ok());
         let mut session = match slot {
             Some(s) => s,
-            None => self.sessions[start % n]
+            None => sessions[start % n]
                 .lock()
                 .unwrap_or_else(|e| e.into_inner()),
         };

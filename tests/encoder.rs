@@ -87,3 +87,76 @@ fn a_corrupt_model_is_refused_with_the_fix() {
     );
     std::fs::remove_dir_all(tmp).ok();
 }
+
+/// The static encoder (potion-base-8M) made by `scripts/setup_static_encoder.sh`.
+fn static_encoder() -> &'static Encoder {
+    static E: OnceLock<Encoder> = OnceLock::new();
+    E.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(switchyard::encoder::STATIC_DIR);
+        Encoder::load(&dir, 1, 1).unwrap_or_else(|e| panic!("{e}"))
+    })
+}
+
+#[test]
+fn static_encoder_matches_the_numpy_reference_of_the_setup_script() {
+    let e = static_encoder();
+    assert_eq!((e.id(), e.dimension()), ("potion-base-8M", 256));
+    let manifest: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join(switchyard::encoder::STATIC_DIR)
+                .join("manifest.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let reference = &manifest["reference"];
+    let text = reference["text"].as_str().unwrap();
+    assert_eq!(
+        e.token_count(text),
+        reference["token_ids"].as_array().unwrap().len()
+    );
+    let v = e.embed_one(text).unwrap();
+    for (i, want) in reference["embedding_head"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .enumerate()
+    {
+        let want = want.as_f64().unwrap() as f32;
+        assert!((v[i] - want).abs() < 1e-5, "dim {i}: {} vs {want}", v[i]);
+    }
+    assert!((cos(&v, &v) - 1.0).abs() < 1e-5, "unit length");
+    // Related texts are closer than unrelated ones; the same text gives the same bits.
+    let [a, b, c] = [
+        "A man is eating food.",
+        "A man is eating a piece of bread.",
+        "The stock market crashed today.",
+    ]
+    .map(|t| e.embed_one(t).unwrap());
+    assert!(
+        cos(&a, &b) > cos(&a, &c) + 0.1,
+        "{} vs {}",
+        cos(&a, &b),
+        cos(&a, &c)
+    );
+    assert_eq!(e.embed_one("A man is eating food.").unwrap(), a);
+    assert!(e.embed_one("").unwrap().iter().all(|x| *x == 0.0));
+    // The token budget applies.
+    assert_eq!(e.token_count(&"word ".repeat(1000)), 256);
+}
+
+#[test]
+fn a_corrupt_static_model_is_refused_with_its_setup_command() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join(switchyard::encoder::STATIC_DIR);
+    let tmp = std::env::temp_dir().join(format!("sy-static-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).unwrap();
+    for f in ["manifest.json", "tokenizer.json"] {
+        std::fs::copy(src.join(f), tmp.join(f)).unwrap();
+    }
+    std::fs::write(tmp.join("model.safetensors"), b"not a model").unwrap();
+    let err = Encoder::load(&tmp, 1, 1).err().unwrap();
+    assert!(err.contains("is corrupt"), "{err}");
+    assert!(err.contains("setup_static_encoder.sh"), "{err}");
+    std::fs::remove_dir_all(&tmp).ok();
+}
