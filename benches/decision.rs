@@ -7,7 +7,7 @@
 //! - `decision/without_encoder/200`: predict + guardrails + rank from a ready embedding;
 //! - `decision/concurrent2/200`: two threads deciding distinct prompts at once (per decision).
 //!
-//! `cargo bench --bench decision` (needs `scripts/setup_encoder.sh`).
+//! `cargo bench --bench decision` (needs the default artifact's encoder: `scripts/setup.sh`).
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use serde_json::json;
@@ -27,7 +27,10 @@ fn router(cache_size: usize) -> AutoRouter {
     let mut config = Config::embedded_default().expect("default config");
     let auto = config.auto.as_mut().expect("[auto] in the default config");
     auto.artifact = root.join("models");
-    auto.encoder = root.join("models/encoder");
+    let dir = switchyard::auto::artifact_dir(&auto.artifact).expect("models/LATEST");
+    let artifact = switchyard::predictor::Artifact::load(&dir).expect("the default artifact");
+    let id = artifact.manifest["encoder"]["id"].as_str().unwrap_or("");
+    auto.encoder = root.join(switchyard::encoder::dir_for(id));
     auto.cache_size = cache_size;
     AutoRouter::load(auto).unwrap_or_else(|e| panic!("{e}"))
 }

@@ -1,29 +1,41 @@
-//! Encoder latency and throughput on this machine (needs `scripts/setup_encoder.sh`).
-//! Single-prompt p50/p99 at 16/64/128/256 tokens on one thread, and prompts/s with one and two
-//! sessions in parallel. `cargo bench --bench encoder`
+//! Encoder latency and throughput on this machine, for each encoder that is set up: MiniLM
+//! (ONNX, `scripts/setup_encoder.sh`) and potion-base-8M (static,
+//! `scripts/setup_static_encoder.sh`). Single-prompt p50/p99 at 16/64/128/256 tokens on one
+//! thread, and prompts/s with one and two threads in parallel. `cargo bench --bench encoder`
 
 use std::time::Instant;
-use switchyard::encoder::{Encoder, DEFAULT_DIR};
+use switchyard::encoder::{Encoder, DEFAULT_DIR, STATIC_DIR};
 
 fn percentile(v: &mut [f64], p: f64) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     v[((v.len() - 1) as f64 * p).round() as usize]
 }
 
-/// A text of about `tokens` tokens ("word" is one token; the tokenizer adds [CLS] and [SEP]).
-fn text(tokens: usize) -> String {
-    vec!["word"; tokens.saturating_sub(2)].join(" ")
+/// A text the encoder reads as exactly `tokens` tokens ("word" is one token; the ONNX
+/// encoder's count includes [CLS] and [SEP]).
+fn text(enc: &Encoder, tokens: usize) -> String {
+    let specials = enc.token_count("word") - 1;
+    vec!["word"; tokens - specials].join(" ")
 }
 
 fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
     }
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(DEFAULT_DIR);
-    let enc = Encoder::load(&dir, 2, 1).unwrap_or_else(|e| panic!("{e}"));
+    for dir in [DEFAULT_DIR, STATIC_DIR] {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);
+        match Encoder::load(&dir, 2, 1) {
+            Ok(enc) => bench(&enc),
+            Err(e) => println!("(skipped {}: {e})\n", dir.display()),
+        }
+    }
+}
+
+fn bench(enc: &Encoder) {
+    println!("{}:\n", enc.id());
     println!("| tokens | p50 ms | p99 ms | runs |\n|---|---|---|---|");
     for tokens in [16, 64, 128, 256] {
-        let t = text(tokens);
+        let t = text(enc, tokens);
         assert_eq!(enc.token_count(&t), tokens);
         for _ in 0..10 {
             enc.embed_one(&t).unwrap();
@@ -36,13 +48,13 @@ fn main() {
             })
             .collect();
         println!(
-            "| {tokens} | {:.2} | {:.2} | {} |",
+            "| {tokens} | {:.3} | {:.3} | {} |",
             percentile(&mut ms, 0.5),
             percentile(&mut ms, 0.99),
             ms.len()
         );
     }
-    let t = text(100);
+    let t = text(enc, 100);
     for threads in [1, 2] {
         let n = 300;
         let s = Instant::now();
@@ -60,4 +72,5 @@ fn main() {
             n as f64 / s.elapsed().as_secs_f64()
         );
     }
+    println!();
 }

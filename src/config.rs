@@ -210,9 +210,10 @@ pub struct AutoConfig {
 /// The cost weight of a knob: `best`, `balanced`, `cheap` or a number in [0, 1].
 ///
 /// The presets are read off the default artifact's eval sweep on held-out test prompts
-/// (`evals/reports/6f70e7860325`): `best` (0) sends ~92 % of prompts to the strong model and
-/// recovers ~99 % of the quality gap; `balanced` (0.1) ~61 % of prompts, ~78 % of the gap at
-/// ~56 % of the strong model's cost; `cheap` (0.3) ~8 % of prompts, ~13 % of the gap.
+/// (`evals/reports/79088b64b841`, potion encoder): `best` (0) sends ~96 % of prompts to the
+/// strong model and recovers all of the quality gap; `balanced` (0.1) ~57 % of prompts, ~76 % of
+/// the gap at ~56 % of the strong model's cost; `cheap` (0.3) ~5 % of prompts, ~10 % of the gap.
+/// (The MiniLM artifact `6f70e7860325` gives 92 / 61 / 9 % of prompts at the same weights.)
 pub fn cost_weight(knob: &str) -> Option<f64> {
     match knob {
         "best" => Some(0.0),
@@ -652,7 +653,7 @@ impl Config {
                     encoder: PathBuf::from(
                         a.encoder
                             .clone()
-                            .unwrap_or_else(|| crate::encoder::DEFAULT_DIR.into()),
+                            .unwrap_or_else(|| crate::encoder::STATIC_DIR.into()),
                     ),
                     default_cost_weight,
                     candidates,

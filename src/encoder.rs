@@ -45,8 +45,17 @@ fn optimization_level() -> Result<ort::session::builder::GraphOptimizationLevel,
     }
 }
 
-/// Where the setup script puts the static encoder.
+/// Where the setup script puts the static encoder (the default artifact's encoder).
 pub const STATIC_DIR: &str = "models/encoder-potion";
+
+/// The directory the setup scripts give an encoder id: the static one for potion, else MiniLM's.
+pub fn dir_for(encoder_id: &str) -> &'static str {
+    if encoder_id.starts_with("potion") {
+        STATIC_DIR
+    } else {
+        DEFAULT_DIR
+    }
+}
 /// The command that creates or repairs the static encoder files.
 pub const STATIC_SETUP_COMMAND: &str = "scripts/setup_static_encoder.sh";
 

@@ -6,7 +6,7 @@
 //! time-to-first-byte for both and the difference (the overhead Switchyard adds), plus
 //! Switchyard's peak RSS after each row (rows run in order, so it is the peak so far).
 //!
-//! A second table does the same for learned routing (`model: "auto"`, when `models/encoder` and
+//! A second table does the same for learned routing (`model: "auto"`, when its encoder and
 //! a trained artifact under `models/` exist) beside a static route, at `--auto-rates`, with a
 //! distinct ~200-token prompt per request so every decision runs the encoder (no cache hits);
 //! it adds the decision time and the wait for a decision slot reported in `metadata.routing`.
@@ -101,12 +101,15 @@ fn auto_section() -> String {
     let Ok(dir) = switchyard::auto::artifact_dir(&root.join("models")) else {
         return String::new();
     };
-    let (Ok(artifact), true) = (
-        switchyard::predictor::Artifact::load(&dir),
-        root.join("models/encoder/manifest.json").is_file(),
-    ) else {
+    let Ok(artifact) = switchyard::predictor::Artifact::load(&dir) else {
         return String::new();
     };
+    let encoder = root.join(switchyard::encoder::dir_for(
+        artifact.manifest["encoder"]["id"].as_str().unwrap_or(""),
+    ));
+    if !encoder.join("manifest.json").is_file() {
+        return String::new();
+    }
     let strong = artifact.strongest().to_string();
     let map: Vec<String> = artifact
         .weights
@@ -127,7 +130,7 @@ fn auto_section() -> String {
     format!(
         "[auto]\nartifact = \"{}\"\nencoder = \"{}\"\ncandidates = {{ {} }}\n",
         dir.display(),
-        root.join("models/encoder").display(),
+        encoder.display(),
         map.join(", ")
     )
 }
@@ -278,7 +281,7 @@ async fn main() {
     let config = dir.join("load.toml");
     let auto = auto_section();
     if auto.is_empty() {
-        println!("(no models/encoder or trained artifact under models/: the learned-routing table is skipped)\n");
+        println!("(no trained artifact under models/ or no encoder for it: the learned-routing table is skipped)\n");
     }
     std::fs::write(
         &config,

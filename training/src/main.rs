@@ -56,7 +56,9 @@ struct Cli {
     /// Seed of the split assignment.
     #[arg(long, default_value_t = 42)]
     seed: u64,
-    #[arg(long, default_value = "models/encoder")]
+    /// The prompt encoder: models/encoder-potion (potion-base-8M, static) or models/encoder
+    /// (MiniLM, ONNX).
+    #[arg(long, default_value = "models/encoder-potion")]
     encoder: PathBuf,
     #[arg(long, default_value = "data/cache/embeddings.parquet")]
     cache: PathBuf,

@@ -39,10 +39,17 @@ fn trained(name: &str, split: &str) -> (PathBuf, PathBuf, PathBuf, Vec<String>) 
         name,
         &root().join("training/tests/fixtures/routellm-small"),
         split,
+        switchyard::encoder::DEFAULT_DIR,
     )
 }
 
-fn trained_on(name: &str, src: &Path, split: &str) -> (PathBuf, PathBuf, PathBuf, Vec<String>) {
+/// Trains on `src` with the encoder in `encoder` (relative to the repo root).
+fn trained_on(
+    name: &str,
+    src: &Path,
+    split: &str,
+    encoder: &str,
+) -> (PathBuf, PathBuf, PathBuf, Vec<String>) {
     let tmp = std::env::temp_dir().join(format!("sy-eval-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&tmp);
     let data = tmp.join("outcomes.parquet");
@@ -52,7 +59,7 @@ fn trained_on(name: &str, src: &Path, split: &str) -> (PathBuf, PathBuf, PathBuf
         "--cache".into(),
         tmp.join("cache.parquet").display().to_string(),
         "--encoder".into(),
-        root().join("models/encoder").display().to_string(),
+        root().join(encoder).display().to_string(),
     ];
     let mut args = s(&["all", "--src"]);
     args.push(src.display().to_string());
@@ -338,9 +345,18 @@ const APGR_TOLERANCE: f64 = 0.02;
 /// report — and the learned router must beat the random mix.
 #[test]
 fn gate_vendored_data_reproduces_default_artifact_and_learned_beats_random_mix() {
-    let (tmp, artifact, _, common) = trained_on("gate", &root().join("data/routellm"), "split");
     let latest = std::fs::read_to_string(root().join("models/LATEST")).unwrap();
     let committed = root().join("models").join(latest.trim());
+    let encoder = json_file(&committed.join("manifest.json"))["encoder"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (tmp, artifact, _, common) = trained_on(
+        "gate",
+        &root().join("data/routellm"),
+        "split",
+        switchyard::encoder::dir_for(&encoder),
+    );
     let identical = artifact.file_name() == committed.file_name()
         && std::fs::read(artifact.join("weights.json")).unwrap()
             == std::fs::read(committed.join("weights.json")).unwrap();
