@@ -4,7 +4,7 @@
 
 use crate::anthropic;
 use crate::config::ModelConfig;
-use crate::error::GatewayError;
+use crate::error::{ErrorKind, GatewayError};
 use crate::gateway::AttemptRecord;
 use crate::metrics::RequestSample;
 use crate::providers::{ChunkStream, FailureKind};
@@ -264,6 +264,13 @@ pub fn error_response(format: ClientFormat, err: &GatewayError, request_id: &str
     set_header(&mut resp, "x-switchyard-request-id", request_id);
     if let Some(secs) = err.retry_after {
         set_header(&mut resp, "retry-after", &secs.to_string());
+    }
+    // The body may be unread: the client must not send its next request on this connection.
+    if matches!(
+        err.kind,
+        ErrorKind::BodyTooLarge | ErrorKind::RequestTimeout
+    ) {
+        set_header(&mut resp, "connection", "close");
     }
     resp
 }
