@@ -77,6 +77,7 @@ struct FileServer {
     max_body_bytes: Option<usize>,
     max_json_values: Option<usize>,
     max_body_memory: Option<usize>,
+    max_upstream_body_bytes: Option<usize>,
     read_timeout: Option<String>,
     max_in_flight: Option<usize>,
     max_in_flight_per_key: Option<usize>,
@@ -233,6 +234,8 @@ pub struct ServerConfig {
     /// Bytes of request bodies (declared length, or `max_body_bytes`) held by requests in
     /// flight; beyond it new requests get 503 at once.
     pub max_body_memory: usize,
+    /// The largest whole (non-streamed) answer read from an upstream; a larger one fails over.
+    pub max_upstream_body_bytes: usize,
     /// Time a client has to send the request headers, and again the whole body.
     pub read_timeout: Duration,
     /// Requests in flight at once; more are answered 503 at once.
@@ -388,6 +391,11 @@ impl Config {
             listen: raw.server.listen.unwrap_or_else(|| "127.0.0.1:8080".into()),
             max_body_bytes: raw.server.max_body_bytes.unwrap_or(4 * 1024 * 1024),
             max_json_values: raw.server.max_json_values.unwrap_or(50_000).max(1),
+            max_upstream_body_bytes: raw
+                .server
+                .max_upstream_body_bytes
+                .unwrap_or(32 * 1024 * 1024)
+                .max(1),
             max_body_memory: raw
                 .server
                 .max_body_memory

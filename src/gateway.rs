@@ -106,6 +106,8 @@ pub struct Guards<'a> {
     pub metrics: &'a Metrics,
     /// Total time for the whole chain (`server.deadline`).
     pub deadline: Option<std::time::Duration>,
+    /// The largest whole answer body read from an upstream.
+    pub max_upstream_body_bytes: usize,
 }
 
 /// Tries each model of the plan in order, skipping models in cooldown (unless nothing else is
@@ -163,6 +165,7 @@ pub async fn execute(
             model: model.clone(),
             body: body.clone(),
             stream: req.stream,
+            max_body_bytes: guards.max_upstream_body_bytes,
         };
         let outcome = if req.stream {
             let kind = if plan.ttft_timeout < plan.timeout && !ttft_by_request {

@@ -413,6 +413,7 @@ async fn handle(
         cooldowns: &state.cooldowns,
         metrics: &state.metrics,
         deadline: state.config.server.deadline,
+        max_upstream_body_bytes: state.config.server.max_upstream_body_bytes,
     };
     let Execution { attempts, result } =
         gateway::execute(&state.providers, &ctx.plan, &ctx.req, &guards).await;

@@ -639,3 +639,25 @@ async fn request_bodies_in_flight_share_a_memory_budget() {
         .await;
     assert_eq!(status, 200, "the budget is free again");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upstream_answer_over_the_body_limit_fails_over_instead_of_filling_memory() {
+    let h = Harness::start_with(Options {
+        server_extra: "max_upstream_body_bytes = 100",
+        ..Options::default()
+    })
+    .await;
+    for model in ["up/ok", "anth/claude"] {
+        let (status, _, v) = h
+            .chat(json!({"model": model, "models": ["mock/fast"], "messages": user("hello")}))
+            .await;
+        assert_eq!(status, 200, "{v}");
+        let attempt = &v["metadata"]["attempts"][0];
+        assert_eq!(attempt["error_kind"], "malformed", "{attempt}");
+        assert!(attempt["error"]
+            .as_str()
+            .unwrap()
+            .contains("server.max_upstream_body_bytes"));
+        assert_eq!(v["model"], "mock/fast");
+    }
+}

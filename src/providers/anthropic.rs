@@ -48,7 +48,8 @@ impl Provider for AnthropicProvider {
             }
             let created = crate::util::unix_secs();
             if !call.stream {
-                let v: Value = resp.json().await.map_err(|e| {
+                let bytes = super::read_body(resp, call.max_body_bytes).await?;
+                let v: Value = serde_json::from_slice(&bytes).map_err(|e| {
                     UpstreamError::new(
                         FailureKind::Malformed,
                         format!("upstream returned invalid JSON: {e}"),

@@ -101,6 +101,9 @@ pub struct Call {
     pub model: Arc<ModelConfig>,
     pub body: Arc<Map<String, Value>>,
     pub stream: bool,
+    /// The largest whole (non-streamed) answer body read from the upstream
+    /// (`server.max_upstream_body_bytes`).
+    pub max_body_bytes: usize,
 }
 
 /// An upstream provider.
@@ -140,11 +143,48 @@ pub fn http_client() -> reqwest::Client {
         .expect("the HTTP client builds with static settings")
 }
 
+/// Error bodies are read up to this many bytes (the message is what matters).
+const ERROR_BODY_BYTES: usize = 64 * 1024;
+
+/// Reads a whole body, at most `limit` bytes: a longer one is an error, so an upstream can
+/// never make Switchyard buffer more than the limit.
+pub async fn read_body(
+    mut resp: reqwest::Response,
+    limit: usize,
+) -> Result<Vec<u8>, UpstreamError> {
+    let mut out = Vec::new();
+    loop {
+        match resp.chunk().await {
+            Ok(Some(c)) if out.len() + c.len() > limit => return Err(UpstreamError::new(
+                FailureKind::Malformed,
+                format!(
+                    "upstream answer is larger than {limit} bytes (server.max_upstream_body_bytes)"
+                ),
+            )),
+            Ok(Some(c)) => out.extend_from_slice(&c),
+            Ok(None) => return Ok(out),
+            Err(e) => {
+                return Err(UpstreamError::new(
+                    FailureKind::StreamBroken,
+                    format!("reading the body failed: {e}"),
+                ))
+            }
+        }
+    }
+}
+
 /// Reads an error response into an [`UpstreamError`], keeping the upstream's message.
-pub async fn status_error(resp: reqwest::Response) -> UpstreamError {
+pub async fn status_error(mut resp: reqwest::Response) -> UpstreamError {
     let status = resp.status().as_u16();
     let retry_after = retry_after(resp.headers());
-    let text = resp.text().await.unwrap_or_default();
+    let mut raw = Vec::new();
+    while let Ok(Some(c)) = resp.chunk().await {
+        raw.extend_from_slice(&c[..c.len().min(ERROR_BODY_BYTES - raw.len())]);
+        if raw.len() >= ERROR_BODY_BYTES {
+            break;
+        }
+    }
+    let text = String::from_utf8_lossy(&raw).into_owned();
     let message = serde_json::from_str::<Value>(&text)
         .ok()
         .and_then(|v| {

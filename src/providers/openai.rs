@@ -44,12 +44,7 @@ impl Provider for OpenAiProvider {
                 return Err(status_error(resp).await);
             }
             if !call.stream {
-                let bytes = resp.bytes().await.map_err(|e| {
-                    UpstreamError::new(
-                        FailureKind::StreamBroken,
-                        format!("reading the body failed: {e}"),
-                    )
-                })?;
+                let bytes = super::read_body(resp, call.max_body_bytes).await?;
                 let v: Value = serde_json::from_slice(&bytes).map_err(|e| {
                     UpstreamError::new(
                         FailureKind::Malformed,
