@@ -155,12 +155,14 @@ pub async fn read_body(
     let mut out = Vec::new();
     loop {
         match resp.chunk().await {
-            Ok(Some(c)) if out.len() + c.len() > limit => return Err(UpstreamError::new(
-                FailureKind::Malformed,
-                format!(
+            Ok(Some(c)) if out.len() + c.len() > limit => {
+                return Err(UpstreamError::new(
+                    FailureKind::Malformed,
+                    format!(
                     "upstream answer is larger than {limit} bytes (server.max_upstream_body_bytes)"
                 ),
-            )),
+                ))
+            }
             Ok(Some(c)) => out.extend_from_slice(&c),
             Ok(None) => return Ok(out),
             Err(e) => {
