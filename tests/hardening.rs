@@ -264,7 +264,10 @@ async fn over_the_in_flight_bound_requests_are_shed_at_once() {
     let (status, headers, v) = h
         .chat(json!({"model": "up/ok", "messages": user("x")}))
         .await;
-    assert!(t.elapsed() < Duration::from_millis(200), "shed at once");
+    assert!(
+        t.elapsed() < Duration::from_millis(1000),
+        "shed at once, not after the 2 s the admitted requests hang"
+    );
     assert_eq!(status, 503, "{v}");
     assert_eq!(headers["retry-after"], "1");
     assert_eq!(v["error"]["code"], "overloaded");
@@ -343,7 +346,7 @@ async fn metrics_can_be_made_public() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_model_cools_down_is_probed_and_shows_in_models_and_metrics() {
     let h = Harness::start_with(Options {
-        server_extra: "cooldown_failures = 2\ncooldown = \"400ms\"",
+        server_extra: "cooldown_failures = 2\ncooldown = \"1s\"",
         ..Options::default()
     })
     .await;
@@ -383,7 +386,7 @@ async fn a_failing_model_cools_down_is_probed_and_shows_in_models_and_metrics() 
         .unwrap();
     assert_eq!(m["cooldown"]["state"], "open", "{m}");
     // After the cooldown one request probes it; it fails again, so it is skipped again.
-    tokio::time::sleep(Duration::from_millis(450)).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
     let (_, _, v) = ask().await;
     assert_eq!(attempts(&v)[0], ("up/500".to_string(), None), "the probe");
     let (_, _, v) = ask().await;
@@ -436,7 +439,7 @@ async fn a_request_deadline_bounds_the_whole_failover_chain() {
     let took = t.elapsed();
     assert_eq!(status, 504, "{v}");
     assert!(
-        took >= Duration::from_millis(550) && took < Duration::from_millis(1500),
+        took >= Duration::from_millis(550) && took < Duration::from_millis(1900),
         "{took:?}"
     );
     assert!(v["error"]["attempts"][0]["error"]
@@ -600,7 +603,7 @@ async fn shutdown_waits_for_requests_at_most_the_grace_period() {
     let t = Instant::now();
     h.server.stop().await;
     assert!(
-        t.elapsed() < Duration::from_millis(1200),
+        t.elapsed() < Duration::from_millis(1900),
         "{:?}",
         t.elapsed()
     );
