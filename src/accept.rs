@@ -44,7 +44,7 @@ pub async fn serve(
             },
             _ = &mut stop => break,
         };
-        crate::server::nodelay(&mut tcp);
+        nodelay(&mut tcp);
         let (builder, watcher) = (builder.clone(), graceful.watcher());
         let mut stopping = stopping.clone();
         let service = TowerToHyperService::new(app.clone());
@@ -73,6 +73,14 @@ pub async fn serve(
         );
     }
     connections.abort_all();
+}
+
+/// Disables Nagle's algorithm on accepted connections: SSE chunks are small, and Nagle with
+/// delayed ACKs would hold them for tens of milliseconds.
+pub fn nodelay(tcp: &mut tokio::net::TcpStream) {
+    if let Err(e) = tcp.set_nodelay(true) {
+        tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+    }
 }
 
 /// The HTTP/2 prior-knowledge preface; anything else is HTTP/1.

@@ -35,6 +35,21 @@ pub struct AttemptRecord {
 }
 
 impl AttemptRecord {
+    /// A failed attempt of `model` with nothing else known yet; the other cases override fields.
+    fn of(model: &ModelConfig) -> AttemptRecord {
+        AttemptRecord {
+            model: model.id.clone(),
+            provider: model.provider.clone(),
+            skipped: None,
+            success: false,
+            status: None,
+            error_kind: None,
+            error: None,
+            time_to_first_token_ms: None,
+            duration_ms: 0.0,
+        }
+    }
+
     /// The record without the upstream's own words (which may quote the prompt): an error
     /// text is kept only when Switchyard wrote it (timeouts).
     pub fn without_upstream_text(&self) -> AttemptRecord {
@@ -136,18 +151,12 @@ pub async fn execute(
                     .cooldown_skips
                     .fetch_add(1, Ordering::Relaxed);
                 attempts.push(AttemptRecord {
-                    model: model.id.clone(),
-                    provider: model.provider.clone(),
                     skipped: Some("cooldown"),
-                    success: false,
-                    status: None,
-                    error_kind: None,
                     error: Some(format!(
                         "skipped: cooling down after repeated failures ({} ms left)",
                         left.as_millis()
                     )),
-                    time_to_first_token_ms: None,
-                    duration_ms: 0.0,
+                    ..AttemptRecord::of(model)
                 });
                 continue;
             }
@@ -207,15 +216,11 @@ pub async fn execute(
             Ok(served) => {
                 guards.cooldowns.success(&model.id);
                 attempts.push(AttemptRecord {
-                    model: model.id.clone(),
-                    provider: model.provider.clone(),
-                    skipped: None,
                     success: true,
                     status: Some(200),
-                    error_kind: None,
-                    error: None,
                     time_to_first_token_ms: Some(elapsed),
                     duration_ms: elapsed,
+                    ..AttemptRecord::of(model)
                 });
                 return Execution {
                     attempts,
@@ -227,15 +232,11 @@ pub async fn execute(
                 // request log has them when `logging.log_text` allows.
                 tracing::warn!(model = %model.id, kind = ?e.kind, status = ?e.status, "attempt failed");
                 attempts.push(AttemptRecord {
-                    model: model.id.clone(),
-                    provider: model.provider.clone(),
-                    skipped: None,
-                    success: false,
                     status: e.status,
                     error_kind: Some(e.kind),
                     error: Some(e.message.clone()),
-                    time_to_first_token_ms: None,
                     duration_ms: elapsed,
+                    ..AttemptRecord::of(model)
                 });
                 let retryable = e.retryable();
                 if retryable {

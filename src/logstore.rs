@@ -166,14 +166,14 @@ fn writer_loop(mut rx: mpsc::Receiver<Msg>, mut w: RotatingWriter, metrics: Arc<
 }
 
 /// Lets a repeated complaint through at most once per period, counting the ones held back.
-pub struct Throttled {
+struct Throttled {
     period: std::time::Duration,
     last: Option<std::time::Instant>,
     suppressed: u64,
 }
 
 impl Throttled {
-    pub fn new(period: std::time::Duration) -> Self {
+    fn new(period: std::time::Duration) -> Self {
         Throttled {
             period,
             last: None,
@@ -182,7 +182,7 @@ impl Throttled {
     }
 
     /// `Some(complaints held back since the last one)` when this one may be printed.
-    pub fn ready(&mut self) -> Option<u64> {
+    fn ready(&mut self) -> Option<u64> {
         let now = std::time::Instant::now();
         if self
             .last

@@ -59,7 +59,7 @@ impl MockUpstream {
         let listener = tokio::net::TcpListener::bind(listen).await?;
         let addr = listener.local_addr()?;
         let task = tokio::spawn(async move {
-            let _ = axum::serve(listener.tap_io(crate::server::nodelay), app).await;
+            let _ = axum::serve(listener.tap_io(crate::accept::nodelay), app).await;
         });
         Ok(MockUpstream {
             addr,

@@ -450,9 +450,9 @@ async fn relay(
             &s.model.id,
         )),
     };
-    // The answer as logged: at most `max_text_bytes` kept (plus one character), all counted.
+    // The answer as logged: its head up to `max_text_bytes` kept, its whole size counted.
     let keep = if state.config.logging.log_text {
-        state.config.logging.max_text_bytes + 4
+        state.config.logging.max_text_bytes
     } else {
         0
     };
@@ -537,7 +537,7 @@ async fn relay(
     let (prompt_tokens, completion_tokens) = usage.unwrap_or_else(|| {
         (
             ctx.req.prompt_tokens,
-            text_chars.div_ceil(4), // estimate_tokens of the whole answer
+            crate::request::estimate_tokens_of_chars(text_chars),
         )
     });
     let error = match (&broken, client_gone) {

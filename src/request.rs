@@ -60,7 +60,12 @@ pub fn json_values_exceed(bytes: &[u8], max: usize) -> bool {
 }
 
 pub fn estimate_tokens(text: &str) -> u64 {
-    (text.chars().count() as u64).div_ceil(4)
+    estimate_tokens_of_chars(text.chars().count() as u64)
+}
+
+/// [`estimate_tokens`] of a text of `chars` characters (for text seen in pieces).
+pub fn estimate_tokens_of_chars(chars: u64) -> u64 {
+    chars.div_ceil(4)
 }
 
 /// Estimated prompt tokens of a conversation: [`estimate_tokens`] of all message text plus 3

@@ -100,10 +100,12 @@ impl AppState {
                     p.config.server.max_in_flight,
                     p.config.server.max_in_flight_per_key,
                     &p.config.server.api_keys,
+                    p.config.server.max_body_memory,
                 ) == (
                     server.max_in_flight,
                     server.max_in_flight_per_key,
                     &server.api_keys,
+                    server.max_body_memory,
                 ) =>
             {
                 p.admission.clone()
@@ -343,11 +345,6 @@ impl Server {
         })
     }
 
-    /// The state new requests get.
-    pub fn state(&self) -> Arc<AppState> {
-        self.live.get()
-    }
-
     /// Stops accepting connections, lets in-flight requests (streams included) finish, then
     /// writes every queued log record.
     pub async fn stop(mut self) {
@@ -359,14 +356,6 @@ impl Server {
             tracing::error!(error = %e, "server task failed");
         }
         self.live.get().logs.shutdown().await;
-    }
-}
-
-/// Disables Nagle's algorithm on accepted connections: SSE chunks are small, and Nagle with
-/// delayed ACKs would hold them for tens of milliseconds.
-pub fn nodelay(tcp: &mut tokio::net::TcpStream) {
-    if let Err(e) = tcp.set_nodelay(true) {
-        tracing::debug!(error = %e, "cannot set TCP_NODELAY");
     }
 }
 

@@ -519,10 +519,6 @@ async fn sighup_reloads_when_watching_is_off() {
         "test-artifact",
         "not watched: no reload without a signal"
     );
-    let status = std::process::Command::new("kill")
-        .args(["-HUP", &std::process::id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    common::sighup_self();
     wait_for_version(&h, "after-hup").await;
 }

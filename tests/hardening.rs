@@ -516,13 +516,6 @@ async fn config_reloads_on_sighup_and_on_edit_and_a_broken_file_is_refused() {
             panic!("never served by {want}");
         }
     };
-    let hup = || {
-        assert!(std::process::Command::new("kill")
-            .args(["-HUP", &std::process::id().to_string()])
-            .status()
-            .unwrap()
-            .success())
-    };
     let metric = |name: &'static str| {
         let (http, base) = (http.clone(), base.clone());
         async move {
@@ -557,14 +550,14 @@ async fn config_reloads_on_sighup_and_on_edit_and_a_broken_file_is_refused() {
     };
     tokio::time::sleep(Duration::from_millis(150)).await;
     write("up/second", "");
-    hup();
+    common::sighup_self();
     wait_for("up/second").await;
     let text = stream.await.unwrap();
     assert!(text.contains("[DONE]"), "{text}");
 
     // A broken file is refused; the running config stays.
     std::fs::write(&path, "[routers.r]\ndefault = { model = \"nope/nope\" }\n").unwrap();
-    hup();
+    common::sighup_self();
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(served().await, "up/second");
     assert_eq!(metric("switchyard_config_reload_failures_total").await, "1");
@@ -572,7 +565,7 @@ async fn config_reloads_on_sighup_and_on_edit_and_a_broken_file_is_refused() {
 
     // With watch_config on, an edit alone is enough.
     write("up/second", "watch_config = true");
-    hup();
+    common::sighup_self();
     for _ in 0..50 {
         if metric("switchyard_config_reloads_total").await == "2" {
             break;

@@ -213,6 +213,15 @@ impl Harness {
     }
 }
 
+/// Sends SIGHUP to this test process (the server under test reloads on it).
+pub fn sighup_self() {
+    let status = std::process::Command::new("kill")
+        .args(["-HUP", &std::process::id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
 /// Parses an SSE body into (event name, data) pairs.
 pub fn sse(text: &str) -> Vec<(Option<String>, String)> {
     text.split("\n\n")
