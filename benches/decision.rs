@@ -14,9 +14,9 @@ use serde_json::json;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
-use switchyard::auto::AutoRouter;
 use switchyard::config::Config;
-use switchyard::request::ChatRequest;
+use switchyard::format::request::ChatRequest;
+use switchyard::route::learned::AutoRouter;
 
 const PARAGRAPH: &str =
     "The committee reviewed the quarterly budget, asked why travel costs rose by 14 percent, \
@@ -27,10 +27,10 @@ fn router(cache_size: usize) -> AutoRouter {
     let mut config = Config::embedded_default().expect("default config");
     let auto = config.auto.as_mut().expect("[auto] in the default config");
     auto.artifact = root.join("models");
-    let dir = switchyard::auto::artifact_dir(&auto.artifact).expect("models/LATEST");
-    let artifact = switchyard::predictor::Artifact::load(&dir).expect("the default artifact");
+    let dir = switchyard_learn::artifact::artifact_dir(&auto.artifact).expect("models/LATEST");
+    let artifact = switchyard_learn::artifact::Artifact::load(&dir).expect("the default artifact");
     let id = artifact.manifest["encoder"]["id"].as_str().unwrap_or("");
-    auto.encoder = root.join(switchyard::encoder::dir_for(id));
+    auto.encoder = root.join(switchyard_learn::embed::dir_for(id));
     auto.cache_size = cache_size;
     AutoRouter::load(auto).unwrap_or_else(|e| panic!("{e}"))
 }
@@ -39,7 +39,7 @@ fn router(cache_size: usize) -> AutoRouter {
 /// token; the encoder reads at most its budget), made unique by `n`.
 fn request(tokens: usize, n: u64) -> ChatRequest {
     let mut text = format!("Case {n}. ");
-    while (switchyard::request::estimate_tokens(&text) as usize) < tokens {
+    while (switchyard_learn::prompt::estimate_tokens(&text) as usize) < tokens {
         text.push_str(PARAGRAPH);
     }
     ChatRequest::from_openai(
@@ -71,7 +71,7 @@ fn decisions(c: &mut Criterion) {
     });
     let embedding = warm
         .encoder
-        .embed_one(&switchyard::encoder::prompt_text(req.messages()))
+        .embed(&switchyard_learn::prompt::prompt_text(req.messages()))
         .unwrap();
     g.bench_function("without_encoder/200", |b| {
         b.iter(|| {

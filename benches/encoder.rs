@@ -4,7 +4,8 @@
 //! thread, and prompts/s with one and two threads in parallel. `cargo bench --bench encoder`
 
 use std::time::Instant;
-use switchyard::encoder::{Encoder, DEFAULT_DIR, STATIC_DIR};
+use switchyard_learn::embed::Embed;
+use switchyard_learn::embed::{Encoder, DEFAULT_DIR, STATIC_DIR};
 
 fn percentile(v: &mut [f64], p: f64) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
@@ -38,12 +39,12 @@ fn bench(enc: &Encoder) {
         let t = text(enc, tokens);
         assert_eq!(enc.token_count(&t), tokens);
         for _ in 0..10 {
-            enc.embed_one(&t).unwrap();
+            enc.embed(&t).unwrap();
         }
         let mut ms: Vec<f64> = (0..200)
             .map(|_| {
                 let s = Instant::now();
-                enc.embed_one(&t).unwrap();
+                enc.embed(&t).unwrap();
                 s.elapsed().as_secs_f64() * 1000.0
             })
             .collect();
@@ -62,7 +63,7 @@ fn bench(enc: &Encoder) {
             for _ in 0..threads {
                 sc.spawn(|| {
                     for _ in 0..n / threads {
-                        enc.embed_one(&t).unwrap();
+                        enc.embed(&t).unwrap();
                     }
                 });
             }

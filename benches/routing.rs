@@ -4,8 +4,8 @@
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use serde_json::json;
 use switchyard::config::{Config, DEFAULT_CONFIG};
-use switchyard::request::ChatRequest;
-use switchyard::routing::RoutingTable;
+use switchyard::format::request::ChatRequest;
+use switchyard::route::RoutingTable;
 
 fn bench(c: &mut Criterion) {
     let config = Config::parse(DEFAULT_CONFIG, "default", &|_| None).unwrap();
@@ -35,7 +35,9 @@ fn bench(c: &mut Criterion) {
     let anth = json!({"model": "mock/fast", "max_tokens": 100, "system": "sys",
         "messages": [{"role": "user", "content": [{"type": "text", "text": "hello"}]}]});
     c.bench_function("anthropic_request_to_openai", |b| {
-        b.iter(|| switchyard::anthropic::request::to_openai(black_box(anth.clone())).unwrap())
+        b.iter(|| {
+            switchyard::format::anthropic::request::to_openai(black_box(anth.clone())).unwrap()
+        })
     });
 }
 

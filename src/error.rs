@@ -2,6 +2,7 @@
 //! Anthropic wire shapes.
 
 use axum::http::StatusCode;
+use serde::Serialize;
 use serde_json::{json, Value};
 
 /// An error returned to a client. Knows its HTTP status, OpenAI `type` and `code`.
@@ -196,3 +197,73 @@ impl std::fmt::Display for GatewayError {
 }
 
 impl std::error::Error for GatewayError {}
+
+/// How an attempt failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureKind {
+    /// Could not connect or the request could not be sent.
+    Connect,
+    /// The upstream answered with an error status.
+    Status,
+    /// The attempt exceeded its total timeout.
+    Timeout,
+    /// Streaming: no first token within the TTFT timeout.
+    TtftTimeout,
+    /// The upstream's body was not what its protocol promises.
+    Malformed,
+    /// The stream ended early or the connection dropped.
+    StreamBroken,
+}
+
+/// A failed upstream call.
+#[derive(Debug, Clone)]
+pub struct UpstreamError {
+    pub kind: FailureKind,
+    pub status: Option<u16>,
+    pub message: String,
+    /// The upstream's `Retry-After` (or `retry-after-ms`), when it sent one.
+    pub retry_after: Option<std::time::Duration>,
+}
+
+impl UpstreamError {
+    pub fn new(kind: FailureKind, message: impl Into<String>) -> Self {
+        UpstreamError {
+            kind,
+            status: None,
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    pub fn status(status: u16, message: impl Into<String>) -> Self {
+        UpstreamError {
+            kind: FailureKind::Status,
+            status: Some(status),
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    pub fn with_retry_after(mut self, after: Option<std::time::Duration>) -> Self {
+        self.retry_after = after;
+        self
+    }
+
+    /// Whether the next model of the chain should be tried: everything except 4xx other than 429.
+    pub fn retryable(&self) -> bool {
+        match self.status {
+            Some(s) => s == 429 || s >= 500 || s == 408,
+            None => true,
+        }
+    }
+}
+
+impl std::fmt::Display for UpstreamError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.status {
+            Some(s) => write!(f, "HTTP {s}: {}", self.message),
+            None => write!(f, "{:?}: {}", self.kind, self.message),
+        }
+    }
+}

@@ -1,24 +1,24 @@
 //! Switchyard: an OpenAI- and Anthropic-compatible LLM gateway with CEL routing, sticky A/B
-//! variants, failover with attempt chains, request logs and metrics.
+//! variants, failover with attempt chains, request logs and metrics, and learned routing.
+//!
+//! The modules are the stages of the request path, each importing only those listed after it:
+//!
+//! `app` (start, stop, reload) → `http` (accept, admission, auth, handlers, responses, the
+//! per-config state) → `observe` (log record and store, metrics, feedback) → `upstream`
+//! (providers, failover, cooldowns) → `route` (static routers, sticky variants, CEL variables,
+//! the learned step) → `format` (canonical request, Anthropic ↔ OpenAI, SSE) → `config` →
+//! `cel`, `error`, `clock` (leaves). The learned core lives in the `switchyard-learn` crate
+//! (`learn/`), which imports nothing of this one. `testing` holds the scripted upstream used by
+//! tests, demos and the load harness.
 
-pub mod accept;
-pub mod admission;
-pub mod anthropic;
-pub mod auto;
+pub mod app;
+pub mod cel;
+pub mod clock;
 pub mod config;
-pub mod cooldown;
-pub mod encoder;
 pub mod error;
-pub mod feedback;
-pub mod gateway;
-pub mod logstore;
-pub mod metrics;
-pub mod mock_script;
-pub mod mock_upstream;
-pub mod predictor;
-pub mod providers;
-pub mod relay;
-pub mod request;
-pub mod routing;
-pub mod server;
-pub mod util;
+pub mod format;
+pub mod http;
+pub mod observe;
+pub mod route;
+pub mod testing;
+pub mod upstream;

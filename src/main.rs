@@ -3,9 +3,9 @@
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use switchyard::app::Server;
 use switchyard::config::Config;
-use switchyard::mock_upstream::MockUpstream;
-use switchyard::server::Server;
+use switchyard::testing::upstream::MockUpstream;
 
 #[derive(Parser)]
 #[command(
@@ -85,7 +85,9 @@ async fn run(cli: Cli) -> Result<(), String> {
             let source = config.source.clone();
             let models = config.models.len();
             let routers = config.routers.len();
-            let server = Server::start_from(config, &listen, config_path).await?;
+            let server = Server::start_from(config, &listen, config_path)
+                .await
+                .map_err(|e| e.to_string())?;
             tracing::info!(addr = %server.addr, config = %source, models, routers, "switchyard listening");
             println!(
                 "switchyard listening on http://{} ({source}: {models} models, {routers} routers)",

@@ -6,7 +6,7 @@ mod common;
 use common::{chain, user, Harness, Options};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
-use switchyard::predictor::{
+use switchyard_learn::artifact::{
     Artifact, Candidate, Logistic, OutputTokens, Weights, FEATURE_SPEC, SCHEMA_VERSION,
 };
 

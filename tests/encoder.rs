@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
-use switchyard::encoder::{Encoder, DEFAULT_DIR};
+use switchyard_learn::embed::{Embed, Encoder, DEFAULT_DIR};
 
 fn dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(DEFAULT_DIR)
@@ -22,7 +22,7 @@ fn sanity_values_match_the_reference_model() {
     let e = encoder();
     assert_eq!(e.dimension(), 384);
     let v = e
-        .embed(&[
+        .embed_all(&[
             "A man is eating food.",
             "A man is eating a piece of bread.",
             "The stock market crashed today.",
@@ -53,9 +53,9 @@ fn embeddings_do_not_depend_on_the_batch() {
         "short",
         "a considerably longer sentence with many more tokens in it than the first",
     ];
-    let batch = e.embed(&texts).unwrap();
+    let batch = e.embed_all(&texts).unwrap();
     for (i, t) in texts.iter().enumerate() {
-        let single = e.embed(&[t]).unwrap();
+        let single = e.embed_all(&[t]).unwrap();
         assert_eq!(batch[i], single[0], "{t}");
     }
 }
@@ -65,7 +65,7 @@ fn long_prompts_are_truncated_to_the_manifest_budget() {
     let e = encoder();
     let long = "word ".repeat(2000);
     assert_eq!(e.token_count(&long), e.manifest.max_tokens);
-    assert_eq!(e.embed(&[&long]).unwrap()[0].len(), 384);
+    assert_eq!(e.embed_all(&[&long]).unwrap()[0].len(), 384);
 }
 
 #[test]
@@ -75,12 +75,12 @@ fn a_corrupt_model_is_refused_with_the_fix() {
     for f in [
         "manifest.json",
         "tokenizer.json",
-        switchyard::encoder::ORT_LIBRARY,
+        switchyard_learn::embed::onnx::ORT_LIBRARY,
     ] {
         std::fs::copy(dir().join(f), tmp.join(f)).unwrap();
     }
     std::fs::write(tmp.join("model.onnx"), b"not a model").unwrap();
-    let err = Encoder::load(&tmp, 1, 1).err().unwrap();
+    let err = Encoder::load(&tmp, 1, 1).err().unwrap().to_string();
     assert!(
         err.contains("corrupt") && err.contains("setup_encoder.sh"),
         "{err}"
@@ -92,7 +92,7 @@ fn a_corrupt_model_is_refused_with_the_fix() {
 fn static_encoder() -> &'static Encoder {
     static E: OnceLock<Encoder> = OnceLock::new();
     E.get_or_init(|| {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(switchyard::encoder::STATIC_DIR);
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(switchyard_learn::embed::STATIC_DIR);
         Encoder::load(&dir, 1, 1).unwrap_or_else(|e| panic!("{e}"))
     })
 }
@@ -104,7 +104,7 @@ fn static_encoder_matches_the_numpy_reference_of_the_setup_script() {
     let manifest: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(
             Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join(switchyard::encoder::STATIC_DIR)
+                .join(switchyard_learn::embed::STATIC_DIR)
                 .join("manifest.json"),
         )
         .unwrap(),
@@ -116,7 +116,7 @@ fn static_encoder_matches_the_numpy_reference_of_the_setup_script() {
         e.token_count(text),
         reference["token_ids"].as_array().unwrap().len()
     );
-    let v = e.embed_one(text).unwrap();
+    let v = e.embed(text).unwrap();
     for (i, want) in reference["embedding_head"]
         .as_array()
         .unwrap()
@@ -133,29 +133,29 @@ fn static_encoder_matches_the_numpy_reference_of_the_setup_script() {
         "A man is eating a piece of bread.",
         "The stock market crashed today.",
     ]
-    .map(|t| e.embed_one(t).unwrap());
+    .map(|t| e.embed(t).unwrap());
     assert!(
         cos(&a, &b) > cos(&a, &c) + 0.1,
         "{} vs {}",
         cos(&a, &b),
         cos(&a, &c)
     );
-    assert_eq!(e.embed_one("A man is eating food.").unwrap(), a);
-    assert!(e.embed_one("").unwrap().iter().all(|x| *x == 0.0));
+    assert_eq!(e.embed("A man is eating food.").unwrap(), a);
+    assert!(e.embed("").unwrap().iter().all(|x| *x == 0.0));
     // The token budget applies.
     assert_eq!(e.token_count(&"word ".repeat(1000)), 256);
 }
 
 #[test]
 fn a_corrupt_static_model_is_refused_with_its_setup_command() {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join(switchyard::encoder::STATIC_DIR);
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join(switchyard_learn::embed::STATIC_DIR);
     let tmp = std::env::temp_dir().join(format!("sy-static-{}", std::process::id()));
     std::fs::create_dir_all(&tmp).unwrap();
     for f in ["manifest.json", "tokenizer.json"] {
         std::fs::copy(src.join(f), tmp.join(f)).unwrap();
     }
     std::fs::write(tmp.join("model.safetensors"), b"not a model").unwrap();
-    let err = Encoder::load(&tmp, 1, 1).err().unwrap();
+    let err = Encoder::load(&tmp, 1, 1).err().unwrap().to_string();
     assert!(err.contains("is corrupt"), "{err}");
     assert!(err.contains("setup_static_encoder.sh"), "{err}");
     std::fs::remove_dir_all(&tmp).ok();

@@ -661,7 +661,7 @@ async fn feedback_is_validated_stored_durably_and_idempotent_per_source() {
         assert_eq!(e["error"]["param"], param, "{e}");
     }
     // Stored before the reply, next to the request log.
-    let stored = switchyard::logstore::read_records(&h.log_dir, "feedback").unwrap();
+    let stored = switchyard_learn::logfiles::read_records(&h.log_dir, "feedback").unwrap();
     assert_eq!(stored.len(), 3);
     assert_eq!(stored[1]["score"], 0.2);
     assert_eq!(stored[2]["source"], "judge");

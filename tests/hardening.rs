@@ -211,7 +211,7 @@ async fn the_log_clips_answers_at_max_text_bytes_but_counts_them_whole() {
         "word ".repeat(4000)
     );
     let config = switchyard::config::Config::parse(&text, "clip.toml", &|_| None).unwrap();
-    let server = switchyard::server::Server::start(config, "127.0.0.1:0")
+    let server = switchyard::app::Server::start(config, "127.0.0.1:0")
         .await
         .unwrap();
     for stream in [true, false] {
@@ -228,7 +228,7 @@ async fn the_log_clips_answers_at_max_text_bytes_but_counts_them_whole() {
         );
     }
     server.stop().await;
-    let logs = switchyard::logstore::read_records(&dir, "requests").unwrap();
+    let logs = switchyard_learn::logfiles::read_records(&dir, "requests").unwrap();
     assert_eq!(logs.len(), 2);
     for l in &logs {
         let c = l["completion"].as_str().unwrap();
@@ -453,7 +453,7 @@ async fn a_request_deadline_bounds_the_whole_failover_chain() {
 async fn the_mock_upstream_keeps_a_bounded_record() {
     let h = Harness::start().await;
     let url = format!("{}/chat/completions", h.mock.base_url());
-    for i in 0..(switchyard::mock_upstream::RECORD_LIMIT + 50) {
+    for i in 0..(switchyard::testing::upstream::RECORD_LIMIT + 50) {
         h.http
             .post(&url)
             .json(&json!({"model": "ok", "messages": user(&i.to_string())}))
@@ -462,13 +462,13 @@ async fn the_mock_upstream_keeps_a_bounded_record() {
             .unwrap();
     }
     let recorded = h.mock.bodies();
-    assert_eq!(recorded.len(), switchyard::mock_upstream::RECORD_LIMIT);
+    assert_eq!(recorded.len(), switchyard::testing::upstream::RECORD_LIMIT);
     assert_eq!(recorded.last().unwrap()["messages"][0]["content"], "1049");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn config_reloads_on_sighup_and_on_edit_and_a_broken_file_is_refused() {
-    let mock = switchyard::mock_upstream::MockUpstream::start("127.0.0.1:0")
+    let mock = switchyard::testing::upstream::MockUpstream::start("127.0.0.1:0")
         .await
         .unwrap();
     let dir = std::env::temp_dir().join(format!("sy-reload-{}", uuid::Uuid::new_v4().simple()));
@@ -487,7 +487,7 @@ async fn config_reloads_on_sighup_and_on_edit_and_a_broken_file_is_refused() {
     };
     write("up/ok", "");
     let config = switchyard::config::Config::load(&path).unwrap();
-    let server = switchyard::server::Server::start_from(config, "127.0.0.1:0", Some(path.clone()))
+    let server = switchyard::app::Server::start_from(config, "127.0.0.1:0", Some(path.clone()))
         .await
         .unwrap();
     let base = format!("http://{}", server.addr);

@@ -4,11 +4,11 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    if switchyard::request::json_values_exceed(data, 100_000) {
+    if switchyard::format::request::json_values_exceed(data, 100_000) {
         return;
     }
     if let Ok(v) = serde_json::from_slice::<serde_json::Value>(data) {
-        if let Ok(req) = switchyard::request::ChatRequest::from_openai(v) {
+        if let Ok(req) = switchyard::format::request::ChatRequest::from_openai(v) {
             let _ = req.last_user_text();
             let _ = req.has_tools();
         }

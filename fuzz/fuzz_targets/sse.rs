@@ -3,7 +3,7 @@
 #![no_main]
 use bytes::BytesMut;
 use libfuzzer_sys::fuzz_target;
-use switchyard::providers::sse::take_event;
+use switchyard::format::sse::take_event;
 
 fuzz_target!(|data: &[u8]| {
     let Some((&piece, body)) = data.split_first() else {

@@ -98,13 +98,13 @@ fn spawn(bin: &std::path::Path, args: &[&str]) -> (Child, String) {
 /// root): the artifact's strongest candidate served by `up/strong`, the other by `up/weak`.
 fn auto_section() -> String {
     let root = std::env::current_dir().unwrap();
-    let Ok(dir) = switchyard::auto::artifact_dir(&root.join("models")) else {
+    let Ok(dir) = switchyard_learn::artifact::artifact_dir(&root.join("models")) else {
         return String::new();
     };
-    let Ok(artifact) = switchyard::predictor::Artifact::load(&dir) else {
+    let Ok(artifact) = switchyard_learn::artifact::Artifact::load(&dir) else {
         return String::new();
     };
-    let encoder = root.join(switchyard::encoder::dir_for(
+    let encoder = root.join(switchyard_learn::embed::dir_for(
         artifact.manifest["encoder"]["id"].as_str().unwrap_or(""),
     ));
     if !encoder.join("manifest.json").is_file() {

@@ -5,9 +5,9 @@
 
 use serde_json::Value;
 use std::path::PathBuf;
+use switchyard::app::Server;
 use switchyard::config::Config;
-use switchyard::mock_upstream::MockUpstream;
-use switchyard::server::Server;
+use switchyard::testing::upstream::MockUpstream;
 
 pub struct Harness {
     pub mock: MockUpstream,
@@ -207,7 +207,7 @@ impl Harness {
     pub async fn stop_and_read_logs(self) -> Vec<Value> {
         let dir = self.log_dir.clone();
         self.server.stop().await;
-        let records = switchyard::logstore::read_records(&dir, "requests").unwrap();
+        let records = switchyard_learn::logfiles::read_records(&dir, "requests").unwrap();
         std::fs::remove_dir_all(&dir).ok();
         records
     }

@@ -7,7 +7,8 @@ use std::collections::HashMap;
 use std::io::Write;
 use std::path::Path;
 use std::time::Instant;
-use switchyard::encoder::{prompt_text, Encoder};
+use switchyard_learn::embed::{Embed, Encoder};
+use switchyard_learn::prompt::prompt_text;
 
 /// The text the encoder sees for a single-turn prompt (the server's rule, one user message).
 pub fn encoder_text(prompt: &str) -> String {
@@ -120,7 +121,10 @@ impl Cache {
                     s.spawn(move || {
                         let mut out = Vec::with_capacity(part.len());
                         for (text, key) in part {
-                            out.push((key.clone(), encoder.embed_one(text)?));
+                            out.push((
+                                key.clone(),
+                                encoder.embed(text).map_err(|e| e.to_string())?,
+                            ));
                             let n = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
                             if n.is_multiple_of(100) || n == total {
                                 let rate = n as f64 / start.elapsed().as_secs_f64();

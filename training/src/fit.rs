@@ -4,7 +4,7 @@ use linfa::prelude::*;
 use linfa_logistic::LogisticRegression;
 use ndarray::{Array1, Array2};
 use serde_json::{json, Value};
-use switchyard::predictor::{features, Logistic, OutputTokens, GOOD_ANSWER};
+use switchyard_learn::artifact::{features, Logistic, OutputTokens, GOOD_ANSWER};
 
 /// One example: features, quality, tokens.
 pub struct Example {

@@ -19,10 +19,10 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::time::Instant;
-use switchyard::encoder::Encoder;
-use switchyard::predictor::{
+use switchyard_learn::artifact::{
     Artifact, Candidate, Weights, FEATURE_SPEC, GOOD_ANSWER, SCHEMA_VERSION,
 };
+use switchyard_learn::embed::{Embed, Encoder};
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Step {
@@ -233,7 +233,7 @@ fn fit_artifact(a: &Cli) -> Result<PathBuf, String> {
     }
     let data_hash = format!("{:x}", data_hash.finalize());
 
-    let encoder = Encoder::load(&a.encoder, a.threads.max(1), 1)?;
+    let encoder = Encoder::load(&a.encoder, a.threads.max(1), 1).map_err(|e| e.to_string())?;
     let mut cache = embed::Cache::load(&a.cache, encoder.id(), encoder.dimension())?;
     let texts: Vec<String> = rows.iter().map(|r| r.text.clone()).collect();
     let t_embed = Instant::now();
@@ -280,7 +280,7 @@ fn fit_artifact(a: &Cli) -> Result<PathBuf, String> {
         eprint!("fitting {model}: ");
         // The L2 grid runs on `threads` threads; each fit is independent and deterministic.
         let per_thread = fit::ALPHAS.len().div_ceil(a.threads.max(1));
-        let fits: Vec<Result<(f64, f64, switchyard::predictor::Logistic), String>> =
+        let fits: Vec<Result<(f64, f64, switchyard_learn::artifact::Logistic), String>> =
             std::thread::scope(|sc| {
                 let handles: Vec<_> = fit::ALPHAS
                     .chunks(per_thread)
@@ -305,7 +305,7 @@ fn fit_artifact(a: &Cli) -> Result<PathBuf, String> {
                     })
                     .collect()
             });
-        let mut best: Option<(f64, f64, switchyard::predictor::Logistic)> = None;
+        let mut best: Option<(f64, f64, switchyard_learn::artifact::Logistic)> = None;
         for f in fits {
             let (loss, alpha, m) = f?;
             eprint!("alpha {alpha} → val log-loss {loss:.4}; ");
@@ -358,7 +358,7 @@ fn fit_artifact(a: &Cli) -> Result<PathBuf, String> {
         let mut tokens: Vec<u64> = rows
             .iter()
             .filter(|r| r.split == "train" && seen.insert(r.prompt_id.as_str()))
-            .map(|r| switchyard::auto::single_turn_request(&r.prompt).prompt_tokens)
+            .map(|r| switchyard_learn::prompt::single_turn_tokens(&r.prompt))
             .collect();
         tokens.sort_unstable();
         json!({"prompt_tokens": tokens[tokens.len() / 2], "computed_on": "median of the training prompts"})

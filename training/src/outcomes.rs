@@ -11,8 +11,8 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
-use switchyard::request::estimate_tokens;
-use switchyard::routing::sticky::stable_hash;
+use switchyard_learn::hash::stable_hash;
+use switchyard_learn::prompt::estimate_tokens;
 
 /// The strong and weak model of the RouteLLM data, with the prices used for cost.
 pub const STRONG: &str = "gpt-4-1106-preview";
@@ -373,7 +373,7 @@ pub fn read_feedback(
 fn ndjson_frame(dir: &Path, prefix: &str) -> Result<Option<DataFrame>, String> {
     let mut cols: HashMap<&str, Vec<Option<String>>> = HashMap::new();
     let mut nums: HashMap<&str, Vec<Option<f64>>> = HashMap::new();
-    let files = switchyard::logstore::ndjson_files(dir, prefix).map_err(|e| err(dir, e))?;
+    let files = switchyard_learn::logfiles::ndjson_files(dir, prefix).map_err(|e| err(dir, e))?;
     let mut n = 0;
     for file in &files {
         for (i, line) in std::fs::read_to_string(file)
@@ -398,7 +398,7 @@ fn ndjson_frame(dir: &Path, prefix: &str) -> Result<Option<DataFrame>, String> {
             } else {
                 let text = v["prompt"]
                     .as_array()
-                    .map(|m| switchyard::encoder::prompt_text(m));
+                    .map(|m| switchyard_learn::prompt::prompt_text(m));
                 cols.entry("prompt_text")
                     .or_default()
                     .push(text.filter(|t| !t.is_empty()));

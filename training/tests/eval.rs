@@ -39,7 +39,7 @@ fn trained(name: &str, split: &str) -> (PathBuf, PathBuf, PathBuf, Vec<String>) 
         name,
         &root().join("training/tests/fixtures/routellm-small"),
         split,
-        switchyard::encoder::DEFAULT_DIR,
+        switchyard_learn::embed::DEFAULT_DIR,
     )
 }
 
@@ -248,7 +248,7 @@ candidates = {{ "gpt-4-1106-preview" = "mock/strong", "mistralai/Mixtral-8x7B-In
         root().join("models/encoder").display()
     );
     let config = switchyard::config::Config::parse(&toml, "parity.toml", &|_| None).unwrap();
-    let server = switchyard::server::Server::start(config, "127.0.0.1:0")
+    let server = switchyard::app::Server::start(config, "127.0.0.1:0")
         .await
         .unwrap();
     let url = format!("http://{}/v1/route", server.addr);
@@ -355,7 +355,7 @@ fn gate_vendored_data_reproduces_default_artifact_and_learned_beats_random_mix()
         "gate",
         &root().join("data/routellm"),
         "split",
-        switchyard::encoder::dir_for(&encoder),
+        switchyard_learn::embed::dir_for(&encoder),
     );
     let identical = artifact.file_name() == committed.file_name()
         && std::fs::read(artifact.join("weights.json")).unwrap()

@@ -4,7 +4,7 @@
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use switchyard::predictor::Artifact;
+use switchyard_learn::artifact::Artifact;
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

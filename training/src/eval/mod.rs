@@ -2,7 +2,7 @@
 //! baselines on held-out outcome data, written to `evals/reports/<artifact-version>/`.
 //!
 //! Every router is a choice of one candidate per prompt at each knob setting. The learned
-//! router's choices come from [`switchyard::auto::rank`], the server's scoring code, on the
+//! router's choices come from [`switchyard_learn::score::rank`], the server's scoring code, on the
 //! same embeddings and request estimates the server computes. The report's metrics are
 //! defined in [`metrics`] and restated in `report.md`.
 
@@ -16,15 +16,14 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Instant;
-use switchyard::auto::{
-    artifact_candidates, artifact_dir, breakeven, calibration_table, cost_weight_for_share, order,
-    rank, rank_predictions, reference_cost, single_turn_request, Scored,
+use switchyard_learn::artifact::{artifact_dir, Artifact, Prediction, GOOD_ANSWER};
+use switchyard_learn::embed::{Embed, Encoder};
+use switchyard_learn::prompt::single_turn_tokens;
+use switchyard_learn::score::{
+    artifact_candidates, breakeven, calibration_table, cost_weight_for_share, order, rank,
+    rank_predictions, reference_cost, Priced, Scored,
 };
-use switchyard::config::ModelConfig;
-use switchyard::encoder::{prompt_text, Encoder};
-use switchyard::predictor::{Artifact, Prediction, GOOD_ANSWER};
 
 /// Strong-call share targets of the knob sweep: 0, 4, …, 100 % (26 points).
 pub fn share_targets() -> Vec<f64> {
@@ -292,8 +291,8 @@ fn evaluate_subset(
             (
                 k.to_string(),
                 (
-                    switchyard::auto::quantile(&v, 0.025),
-                    switchyard::auto::quantile(&v, 0.975),
+                    switchyard_learn::score::quantile(&v, 0.025),
+                    switchyard_learn::score::quantile(&v, 0.975),
                 ),
             )
         })
@@ -318,8 +317,8 @@ pub fn run(a: &Args) -> Result<PathBuf, String> {
             a.partition
         ));
     }
-    let dir = artifact_dir(a.artifact)?;
-    let artifact = Artifact::load(&dir)?;
+    let dir = artifact_dir(a.artifact).map_err(|e| e.to_string())?;
+    let artifact = Artifact::load(&dir).map_err(|e| e.to_string())?;
     let version = artifact.version().to_string();
     let table = artifact.calibration().ok_or_else(|| {
         format!(
@@ -375,7 +374,7 @@ pub fn run(a: &Args) -> Result<PathBuf, String> {
     }
 
     // Embeddings (cached): the same encoder as the artifact, the same text as the server.
-    let encoder = Encoder::load(a.encoder, a.threads.max(1), 1)?;
+    let encoder = Encoder::load(a.encoder, a.threads.max(1), 1).map_err(|e| e.to_string())?;
     if artifact.manifest["encoder"]["id"].as_str() != Some(encoder.id()) {
         return Err(format!(
             "artifact {} was trained with encoder {}, but {} holds {}",
@@ -405,10 +404,10 @@ pub fn run(a: &Args) -> Result<PathBuf, String> {
     let mut predicted: Vec<Vec<f64>> = Vec::with_capacity(scored_prompts.len());
     let mut progress = Progress::new("learned router", scored_prompts.len());
     for (i, p) in scored_prompts.iter().enumerate() {
-        let req = single_turn_request(&p.prompt);
-        debug_assert_eq!(prompt_text(req.messages()), p.text);
+        let tokens = single_turn_tokens(&p.prompt);
+
         for (k, w) in weights.iter().enumerate() {
-            let scored = rank(&artifact, &candidates, &[], &req, emb(p), *w);
+            let scored = rank(&artifact, &candidates, tokens, emb(p), *w);
             if k == 0 {
                 predicted.push(scored.iter().map(|s| s.predicted_quality).collect());
             }
@@ -586,8 +585,8 @@ pub fn learned_calibration(artifact: &Artifact, val: &[(&str, &[f32])]) -> Vec<f
     calibration_table(
         val.iter()
             .map(|(prompt, e)| {
-                let req = single_turn_request(prompt);
-                breakeven(&rank(artifact, &candidates, &[], &req, e, 0.0), &strong)
+                let tokens = single_turn_tokens(prompt);
+                breakeven(&rank(artifact, &candidates, tokens, e, 0.0), &strong)
             })
             .collect(),
     )
@@ -657,7 +656,7 @@ fn knn_router<'a>(
     (train, val, eval): (&[&'a Prompt], &[&'a Prompt], &[&'a Prompt]),
     emb: &dyn Fn(&Prompt) -> &'a [f32],
     names: &[String],
-    (candidates, reference): (&[(String, Arc<ModelConfig>)], f64),
+    (candidates, reference): (&[Priced], f64),
     (strong, cheap): (usize, usize),
     threads: usize,
 ) -> (usize, Curve) {
@@ -682,10 +681,10 @@ fn knn_router<'a>(
             val.iter()
                 .zip(&nb_val)
                 .map(|(p, n)| {
-                    let req = single_turn_request(&p.prompt);
+                    let tokens = single_turn_tokens(&p.prompt);
                     let preds = knn_predictions(n, k, train, names);
                     breakeven(
-                        &rank_predictions(&preds, candidates, &[], &req, 0.0, reference),
+                        &rank_predictions(&preds, candidates, tokens, 0.0, reference),
                         strong_name,
                     )
                 })
@@ -697,10 +696,10 @@ fn knn_router<'a>(
             .collect();
         let mut choices = vec![Vec::with_capacity(set.len()); weights.len()];
         for (p, n) in set.iter().zip(nb) {
-            let req = single_turn_request(&p.prompt);
+            let tokens = single_turn_tokens(&p.prompt);
             let preds = knn_predictions(n, k, train, names);
             for (c, w) in choices.iter_mut().zip(&weights) {
-                let scored = rank_predictions(&preds, candidates, &[], &req, *w, reference);
+                let scored = rank_predictions(&preds, candidates, tokens, *w, reference);
                 c.push(chosen(names, scored));
             }
         }
@@ -741,7 +740,7 @@ fn knn_router<'a>(
 
 /// Estimated prompt tokens as the server computes them.
 fn prompt_tokens(p: &Prompt) -> u64 {
-    single_turn_request(&p.prompt).prompt_tokens
+    single_turn_tokens(&p.prompt)
 }
 
 fn has_keyword(p: &Prompt) -> bool {
@@ -755,7 +754,7 @@ fn rule_router(val: &[&Prompt], eval: &[&Prompt], strong: usize, cheap: usize) -
     let mut lengths: Vec<f64> = val.iter().map(|p| prompt_tokens(p) as f64).collect();
     lengths.sort_by(f64::total_cmp);
     let mut thresholds: Vec<f64> = (0..=10)
-        .map(|i| switchyard::auto::quantile(&lengths, i as f64 / 10.0).ceil())
+        .map(|i| switchyard_learn::score::quantile(&lengths, i as f64 / 10.0).ceil())
         .collect();
     thresholds.push(f64::INFINITY);
     let info: Vec<(bool, f64)> = eval

@@ -1,0 +1,102 @@
+//! The static encoder (potion-base-8M): the mean of the prompt's token rows of one embedding
+//! matrix, L2-normalised. Plain f32 sums in a fixed order, so bit-identical on every x86-64 CPU.
+
+use super::Files;
+use crate::LearnError;
+use serde_json::Value;
+
+pub(crate) struct Static {
+    tokenizer: tokenizers::Tokenizer,
+    max_tokens: usize,
+    /// One row of `dimension` values per token id.
+    rows: Vec<f32>,
+}
+
+impl Static {
+    pub fn new(files: Files) -> Result<Static, LearnError> {
+        let rows = rows(&files.model, files.manifest.dimension).map_err(|e| {
+            LearnError::BadFile(format!(
+                "{}: {e}; run `{}`",
+                files.model_path.display(),
+                files.setup
+            ))
+        })?;
+        Ok(Static {
+            tokenizer: files.tokenizer,
+            max_tokens: files.manifest.max_tokens,
+            rows,
+        })
+    }
+
+    /// Token ids: no special tokens, at most `max_tokens`.
+    pub fn ids(&self, text: &str) -> Result<Vec<u32>, LearnError> {
+        let encoding = self
+            .tokenizer
+            .encode(text, false)
+            .map_err(|e| LearnError::Encode(format!("tokenization failed: {e}")))?;
+        let ids = encoding.get_ids();
+        Ok(ids[..ids.len().min(self.max_tokens)].to_vec())
+    }
+
+    /// Mean of the token rows, L2-normalised (all zeros for a text without tokens).
+    pub fn embed(&self, text: &str, dim: usize) -> Result<Vec<f32>, LearnError> {
+        let mut v = vec![0f32; dim];
+        for id in self.ids(text)? {
+            let row = self
+                .rows
+                .get(id as usize * dim..(id as usize + 1) * dim)
+                .ok_or_else(|| {
+                    LearnError::Encode(format!("token id {id} is outside the embedding matrix"))
+                })?;
+            for (a, b) in v.iter_mut().zip(row) {
+                *a += b;
+            }
+        }
+        let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        if norm > 0.0 {
+            for a in &mut v {
+                *a /= norm;
+            }
+        }
+        Ok(v)
+    }
+}
+
+/// The `embeddings` tensor (f32, tokens × `dimension`) of a safetensors file.
+fn rows(bytes: &[u8], dimension: usize) -> Result<Vec<f32>, String> {
+    let n = bytes
+        .get(..8)
+        .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")) as usize)
+        .ok_or("not a safetensors file (too short)")?;
+    let header: Value = bytes
+        .get(8..8 + n)
+        .and_then(|h| serde_json::from_slice(h).ok())
+        .ok_or("not a safetensors file (bad header)")?;
+    let t = &header["embeddings"];
+    let shape: Vec<usize> = t["shape"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_u64().map(|x| x as usize))
+                .collect()
+        })
+        .unwrap_or_default();
+    let (start, end) = (
+        t["data_offsets"][0].as_u64().unwrap_or(0) as usize,
+        t["data_offsets"][1].as_u64().unwrap_or(0) as usize,
+    );
+    if t["dtype"] != "F32" || shape.len() != 2 || shape[1] != dimension {
+        return Err(format!(
+            "tensor `embeddings` is {} {:?}, expected F32 [tokens, {dimension}]",
+            t["dtype"], shape
+        ));
+    }
+    let data = bytes
+        .get(8 + n + start..8 + n + end)
+        .filter(|d| d.len() == shape[0] * shape[1] * 4)
+        .ok_or("tensor `embeddings` lies outside the file")?;
+    Ok(data
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes")))
+        .collect())
+}

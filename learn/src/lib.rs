@@ -1,0 +1,25 @@
+//! The learned core of Switchyard: what turns a prompt into a routing decision, with no HTTP,
+//! configuration or async runtime in it. The gateway (`switchyard`) serves with it and the
+//! offline pipeline (`switchyard-training`) trains and evaluates with it, so both score prompts
+//! with the same code.
+//!
+//! - [`prompt`]: what of a conversation is embedded, and the token estimates;
+//! - [`embed`]: encoders (potion static embeddings, MiniLM ONNX, a deterministic fake) behind
+//!   the [`embed::Embed`] trait;
+//! - [`artifact`]: the trained router artifact (features, quality and output-token models);
+//! - [`score`]: predicted cost at the served models' prices, the objective, ranking and the
+//!   strong-share calibration;
+//! - [`hash`]: the stable hash used for sticky assignment, caches and data splits;
+//! - [`logfiles`]: the request and feedback log files as the trainer reads them.
+//!
+//! This crate imports nothing of the gateway or the trainer.
+
+pub mod artifact;
+pub mod embed;
+pub mod error;
+pub mod hash;
+pub mod logfiles;
+pub mod prompt;
+pub mod score;
+
+pub use error::LearnError;

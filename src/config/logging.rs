@@ -1,0 +1,54 @@
+//! `[logging]`: the request log's directory, text policy, buffering and rotation.
+
+use super::{ConfigError, Source};
+use serde::Deserialize;
+use std::path::PathBuf;
+
+/// How many of the most recent served requests accept feedback by default.
+pub const DEFAULT_FEEDBACK_WINDOW: usize = 200_000;
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct FileLogging {
+    dir: Option<String>,
+    log_text: Option<bool>,
+    buffer: Option<usize>,
+    rotate_bytes: Option<u64>,
+    max_text_bytes: Option<usize>,
+    feedback_window: Option<usize>,
+    enabled: Option<bool>,
+}
+
+#[derive(Debug, Clone)]
+pub struct LoggingConfig {
+    pub enabled: bool,
+    pub dir: PathBuf,
+    pub log_text: bool,
+    pub buffer: usize,
+    pub rotate_bytes: u64,
+    /// Prompt and answer text kept per log record; longer text is cut with a marker.
+    pub max_text_bytes: usize,
+    /// How many of the most recent served requests accept feedback.
+    pub feedback_window: usize,
+}
+
+impl FileLogging {
+    /// Validates the section.
+    pub(super) fn validate(self, _src: &Source) -> Result<LoggingConfig, ConfigError> {
+        let raw = self;
+        let logging = LoggingConfig {
+            enabled: raw.enabled.unwrap_or(true),
+            dir: PathBuf::from(raw.dir.unwrap_or_else(|| "logs".into())),
+            log_text: raw.log_text.unwrap_or(true),
+            buffer: raw.buffer.unwrap_or(16_384).max(1),
+            rotate_bytes: raw.rotate_bytes.unwrap_or(64 * 1024 * 1024),
+            max_text_bytes: raw.max_text_bytes.unwrap_or(64 * 1024),
+            feedback_window: raw
+                .feedback_window
+                .unwrap_or(DEFAULT_FEEDBACK_WINDOW)
+                .max(1),
+        };
+
+        Ok(logging)
+    }
+}

@@ -1,0 +1,283 @@
+//! `[routers.*]`: ordered CEL routes, weighted variants, fallbacks, and `auto` as a route's
+//! target (checked against `[auto]`).
+
+use super::auto::{cost_weight, AutoConfig};
+use super::duration::parse_opt_duration;
+use super::models::{find_model, ModelConfig};
+use super::{ConfigError, Source};
+use crate::cel::CelExpr;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct FileRouter {
+    timeout: Option<String>,
+    ttft_timeout: Option<String>,
+    #[serde(default)]
+    routes: Vec<FileRoute>,
+    default: FileRoute,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct FileRoute {
+    name: Option<String>,
+    when: Option<String>,
+    model: Option<String>,
+    #[serde(default)]
+    variants: Vec<FileVariant>,
+    #[serde(default)]
+    fallbacks: Vec<String>,
+    /// Learned routing as this route's target: `auto = { candidates = [...], knob = "cheap" }`.
+    auto: Option<FileRouteAuto>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct FileRouteAuto {
+    /// Served model ids among `[auto].candidates`; empty = all of them.
+    #[serde(default)]
+    candidates: Vec<String>,
+    knob: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct FileVariant {
+    model: String,
+    weight: u32,
+    name: Option<String>,
+}
+
+#[derive(Debug)]
+pub struct RouterConfig {
+    pub name: String,
+    pub timeout: Duration,
+    pub ttft_timeout: Duration,
+    pub routes: Vec<RouteConfig>,
+    pub default: RouteConfig,
+}
+
+#[derive(Debug)]
+pub struct RouteConfig {
+    pub name: String,
+    pub when: Option<CelExpr>,
+    /// Static targets; empty when the route's target is learned routing (`auto`).
+    pub variants: Vec<VariantConfig>,
+    pub fallbacks: Vec<Arc<ModelConfig>>,
+    pub auto: Option<Arc<RouteAuto>>,
+}
+
+/// Learned routing as a route's target: a subset of the `[auto]` candidates and a default knob.
+#[derive(Debug)]
+pub struct RouteAuto {
+    /// Served model ids; empty = every `[auto]` candidate.
+    pub candidates: Vec<String>,
+    pub knob: String,
+    pub cost_weight: f64,
+}
+
+#[derive(Debug)]
+pub struct VariantConfig {
+    pub name: String,
+    pub model: Arc<ModelConfig>,
+    pub weight: u32,
+}
+
+/// Finds a model by id for a config key.
+type ModelLookup<'a> = dyn Fn(&str, &str) -> Result<Arc<ModelConfig>, ConfigError> + 'a;
+
+/// Validates `[routers.*]`; a router's timeouts default to the server's.
+pub(super) fn routers(
+    raw: &BTreeMap<String, FileRouter>,
+    models: &[Arc<ModelConfig>],
+    timeouts: (Duration, Duration),
+    src: &Source,
+) -> Result<BTreeMap<String, Arc<RouterConfig>>, ConfigError> {
+    let err = |key: &str, reason: String| src.err(key, reason);
+    let find_model = |key: &str, id: &str| find_model(models, key, id, src);
+    let mut routers = BTreeMap::new();
+    for (name, r) in raw {
+        let key = format!("routers.{name}");
+        let timeout =
+            parse_opt_duration(&r.timeout, &format!("{key}.timeout"), &err)?.unwrap_or(timeouts.0);
+        let ttft_timeout =
+            parse_opt_duration(&r.ttft_timeout, &format!("{key}.ttft_timeout"), &err)?
+                .unwrap_or(timeouts.1);
+        let mut routes = Vec::new();
+        for (i, route) in r.routes.iter().enumerate() {
+            let rkey = format!("{key}.routes[{i}]");
+            if route.when.is_none() {
+                return Err(err(
+                    &format!("{rkey}.when"),
+                    "a route needs a `when` condition (use `default` for the catch-all)".into(),
+                ));
+            }
+            routes.push(build_route(route, &rkey, i, &find_model, &err)?);
+        }
+        let default = build_route(
+            &r.default,
+            &format!("{key}.default"),
+            usize::MAX,
+            &find_model,
+            &err,
+        )?;
+        routers.insert(
+            name.clone(),
+            Arc::new(RouterConfig {
+                name: name.clone(),
+                timeout,
+                ttft_timeout,
+                routes,
+                default,
+            }),
+        );
+    }
+
+    Ok(routers)
+}
+
+/// Checks every route whose target is `auto` against `[auto]`.
+pub(super) fn check_auto_routes(
+    routers: &BTreeMap<String, Arc<RouterConfig>>,
+    auto: Option<&AutoConfig>,
+    src: &Source,
+) -> Result<(), ConfigError> {
+    let err = |key: &str, reason: String| src.err(key, reason);
+    for (rname, r) in routers {
+        let routes = r
+            .routes
+            .iter()
+            .enumerate()
+            .map(|(i, x)| (format!("routers.{rname}.routes[{i}]"), x));
+        for (key, route) in routes.chain([(format!("routers.{rname}.default"), &r.default)]) {
+            let Some(ra) = &route.auto else { continue };
+            let Some(a) = auto else {
+                return Err(err(
+                    &format!("{key}.auto"),
+                    "learned routing needs an [auto] section (artifact, encoder, candidates)"
+                        .into(),
+                ));
+            };
+            for m in &ra.candidates {
+                if !a.candidates.iter().any(|(_, c)| &c.id == m) {
+                    return Err(err(
+                        &format!("{key}.auto.candidates"),
+                        format!(
+                            "{m:?} is not an [auto] candidate (those are: {})",
+                            a.candidates
+                                .iter()
+                                .map(|(_, c)| c.id.as_str())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+
+    Ok(())
+}
+
+fn build_route(
+    route: &FileRoute,
+    key: &str,
+    index: usize,
+    find_model: &ModelLookup,
+    err: &dyn Fn(&str, String) -> ConfigError,
+) -> Result<RouteConfig, ConfigError> {
+    let name = route.name.clone().unwrap_or_else(|| {
+        if index == usize::MAX {
+            "default".to_string()
+        } else {
+            format!("route-{index}")
+        }
+    });
+    let when = match &route.when {
+        Some(src) => Some(CelExpr::compile(src).map_err(|e| err(&format!("{key}.when"), e))?),
+        None => None,
+    };
+    let auto = match &route.auto {
+        None => None,
+        Some(a) => {
+            if route.model.is_some() || !route.variants.is_empty() {
+                return Err(err(key, "give one of `model`, `variants` or `auto`".into()));
+            }
+            let knob = a.knob.clone().unwrap_or_else(|| "balanced".into());
+            let cost_weight = cost_weight(&knob).ok_or_else(|| {
+                err(
+                    &format!("{key}.auto.knob"),
+                    format!("{knob:?} is not best, balanced, cheap or a number between 0 and 1"),
+                )
+            })?;
+            let candidates = a
+                .candidates
+                .iter()
+                .enumerate()
+                .map(|(i, m)| {
+                    find_model(&format!("{key}.auto.candidates[{i}]"), m).map(|m| m.id.clone())
+                })
+                .collect::<Result<_, _>>()?;
+            Some(Arc::new(RouteAuto {
+                candidates,
+                knob,
+                cost_weight,
+            }))
+        }
+    };
+    let variants = match (&route.model, route.variants.is_empty()) {
+        _ if auto.is_some() => vec![],
+        (Some(_), false) => {
+            return Err(err(
+                key,
+                "give either `model` or `variants`, not both".into(),
+            ))
+        }
+        (None, true) => {
+            return Err(err(
+                key,
+                "a route needs `model`, `variants` or `auto`".into(),
+            ))
+        }
+        (Some(m), true) => vec![VariantConfig {
+            name: m.clone(),
+            model: find_model(&format!("{key}.model"), m)?,
+            weight: 100,
+        }],
+        (None, false) => {
+            let total: u32 = route.variants.iter().map(|v| v.weight).sum();
+            if total != 100 {
+                return Err(err(
+                    &format!("{key}.variants"),
+                    format!("variant weights sum to {total}, not 100"),
+                ));
+            }
+            let mut out = Vec::new();
+            for (i, v) in route.variants.iter().enumerate() {
+                out.push(VariantConfig {
+                    name: v.name.clone().unwrap_or_else(|| v.model.clone()),
+                    model: find_model(&format!("{key}.variants[{i}].model"), &v.model)?,
+                    weight: v.weight,
+                });
+            }
+            out
+        }
+    };
+    let fallbacks = route
+        .fallbacks
+        .iter()
+        .enumerate()
+        .map(|(i, m)| find_model(&format!("{key}.fallbacks[{i}]"), m))
+        .collect::<Result<_, _>>()?;
+    Ok(RouteConfig {
+        name,
+        when,
+        variants,
+        fallbacks,
+        auto,
+    })
+}

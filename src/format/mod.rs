@@ -1,0 +1,25 @@
+//! Wire formats: the canonical request (OpenAI chat-completions shape), Anthropic Messages ↔
+//! OpenAI translation in both directions, and server-sent events (reading and writing).
+//! Imports only `error` and the learned core's prompt helpers; everything above may import it.
+
+pub mod anthropic;
+pub mod request;
+pub mod sse;
+
+/// The wire format the client speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientFormat {
+    /// `/v1/chat/completions`
+    OpenAi,
+    /// `/v1/messages`
+    Anthropic,
+}
+
+impl ClientFormat {
+    pub fn endpoint(self) -> &'static str {
+        match self {
+            ClientFormat::OpenAi => "/v1/chat/completions",
+            ClientFormat::Anthropic => "/v1/messages",
+        }
+    }
+}

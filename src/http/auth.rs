@@ -1,0 +1,100 @@
+//! Authentication as one layer in front of every route except the open ones listed in
+//! [`OPEN_ROUTES`] (and `/metrics` when `server.metrics_public`). When router keys are
+//! configured a request must send one (`Authorization: Bearer <key>` or `x-api-key`); the
+//! matched key's index travels on as a [`Key`] extension (per-key admission uses it). A refusal
+//! is a 401 in the endpoint's wire shape, and a refused chat request is logged like any other.
+
+use super::respond::{error_response, new_request_id};
+use super::state::{AppState, Live};
+use crate::error::{ErrorKind, GatewayError};
+use crate::format::ClientFormat;
+use crate::observe::record::rejected;
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap};
+use axum::middleware::Next;
+use axum::response::Response;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Routes that never need a key.
+pub const OPEN_ROUTES: [&str; 1] = ["/healthz"];
+
+/// The router key a request authenticated with (`None` when no keys are configured).
+#[derive(Debug, Clone, Copy)]
+pub struct Key(pub Option<usize>);
+
+/// The client format of an endpoint, for errors in its wire shape.
+pub fn format_of(path: &str) -> ClientFormat {
+    if path == ClientFormat::Anthropic.endpoint() {
+        ClientFormat::Anthropic
+    } else {
+        ClientFormat::OpenAi
+    }
+}
+
+/// The auth layer.
+pub async fn layer(State(live): State<Arc<Live>>, mut request: Request, next: Next) -> Response {
+    let path = request.uri().path();
+    let state = live.get();
+    let open =
+        OPEN_ROUTES.contains(&path) || (path == "/metrics" && state.config.server.metrics_public);
+    if open {
+        return next.run(request).await;
+    }
+    match authorize(&state, request.headers()) {
+        Ok(key) => {
+            request.extensions_mut().insert(Key(key));
+            next.run(request).await
+        }
+        Err(e) => {
+            let format = format_of(path);
+            let request_id = new_request_id();
+            if is_chat(path) {
+                rejected(&state.sinks(), &request_id, format, Instant::now(), &e);
+            }
+            error_response(format, &e, &request_id)
+        }
+    }
+}
+
+/// The endpoints whose refusals are logged as requests.
+fn is_chat(path: &str) -> bool {
+    path == ClientFormat::OpenAi.endpoint()
+        || path == "/chat/completions"
+        || path == ClientFormat::Anthropic.endpoint()
+}
+
+/// Checks `Authorization: Bearer <key>` or `x-api-key` when router keys are configured;
+/// `Some(index of the key)` when one matched.
+fn authorize(state: &AppState, headers: &HeaderMap) -> Result<Option<usize>, GatewayError> {
+    let keys = &state.config.server.api_keys;
+    if keys.is_empty() {
+        return Ok(None);
+    }
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        });
+    let given = bearer.or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()));
+    match given {
+        None => Err(GatewayError::new(
+            ErrorKind::Unauthorized,
+            "missing API key: send `Authorization: Bearer <key>` or `x-api-key: <key>`",
+        )),
+        Some(k) => keys
+            .iter()
+            .position(|key| constant_time_eq(key.as_bytes(), k.trim().as_bytes()))
+            .map(Some)
+            .ok_or_else(|| {
+                GatewayError::new(ErrorKind::Unauthorized, "incorrect API key provided")
+            }),
+    }
+}
+
+/// Compares two secrets in time that depends on their lengths only.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}

@@ -1,0 +1,163 @@
+//! The chat endpoints (`/v1/chat/completions`, `/v1/messages`) and `/v1/route`: admit, read,
+//! translate, plan, execute with failover, respond. Each handler is the request path in order.
+
+use super::admission::Ticket;
+use super::auth::Key;
+use super::body::{discard, read_json};
+use super::respond::{complete_response, failed_response, new_request_id, Rejection};
+use super::state::{AppState, Live};
+use super::stream::{stream_response, CommittedStream};
+use crate::error::GatewayError;
+use crate::format::request::ChatRequest;
+use crate::format::{anthropic, ClientFormat};
+use crate::observe::record::{rejected, RequestContext};
+use crate::route::RoutePlan;
+use crate::upstream::failover::{self, Execution, Guards, Served};
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use serde_json::json;
+use std::sync::Arc;
+use std::time::Instant;
+
+pub async fn chat_completions(
+    State(live): State<Arc<Live>>,
+    Extension(key): Extension<Key>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    handle(live.get(), ClientFormat::OpenAi, key, headers, body).await
+}
+
+pub async fn messages(
+    State(live): State<Arc<Live>>,
+    Extension(key): Extension<Key>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    handle(live.get(), ClientFormat::Anthropic, key, headers, body).await
+}
+
+async fn handle(
+    state: Arc<AppState>,
+    format: ClientFormat,
+    key: Key,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let started = Instant::now();
+    let started_unix_ms = crate::clock::unix_millis();
+    let request_id = new_request_id();
+    let (req, plan, ticket) = match prepare(&state, format, key, &headers, body, &request_id).await
+    {
+        Ok(x) => x,
+        Err(error) => {
+            rejected(&state.sinks(), &request_id, format, started, &error);
+            return Rejection {
+                format,
+                request_id,
+                error,
+            }
+            .into_response();
+        }
+    };
+    let ctx = RequestContext {
+        request_id,
+        format,
+        started,
+        started_unix_ms,
+        req,
+        plan,
+    };
+    let guards = Guards {
+        cooldowns: &state.cooldowns,
+        metrics: &state.metrics,
+        deadline: state.config.server.deadline,
+        max_upstream_body_bytes: state.config.server.max_upstream_body_bytes,
+    };
+    let Execution { attempts, result } =
+        failover::execute(&state.providers, &ctx.plan, &ctx.req, &guards).await;
+    match result {
+        Ok((model, Served::Complete(v))) => complete_response(&state, &ctx, &attempts, &model, v),
+        Ok((
+            model,
+            Served::Stream {
+                peeked,
+                rest,
+                attempt_started,
+                deadline,
+            },
+        )) => stream_response(
+            state.clone(),
+            ctx,
+            ticket,
+            CommittedStream {
+                model,
+                attempts,
+                peeked,
+                rest,
+                attempt_started,
+                deadline,
+            },
+        ),
+        Err(e) => failed_response(&state, &ctx, &attempts, &e),
+    }
+}
+
+/// Admits, reads, parses and plans a request.
+async fn prepare(
+    state: &AppState,
+    format: ClientFormat,
+    key: Key,
+    headers: &HeaderMap,
+    body: Body,
+    request_id: &str,
+) -> Result<(ChatRequest, RoutePlan, Ticket), GatewayError> {
+    let mut ticket = match state.admission.admit(key.0, &state.metrics) {
+        Ok(t) => t,
+        Err(e) => {
+            discard(body, state).await;
+            return Err(e);
+        }
+    };
+    let value = read_json(state, headers, body, &mut ticket).await?;
+    let value = match format {
+        ClientFormat::OpenAi => value,
+        ClientFormat::Anthropic => anthropic::request::to_openai(value)?,
+    };
+    let req = ChatRequest::from_openai(value)?;
+    let plan = state.planner.plan(&req, request_id).await?;
+    Ok((req, plan, ticket))
+}
+
+/// `POST /v1/route`: the routing decision for a chat body; nothing is sent upstream.
+pub async fn route(
+    State(live): State<Arc<Live>>,
+    Extension(key): Extension<Key>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<serde_json::Value>, Rejection> {
+    let state = live.get();
+    let request_id = new_request_id();
+    let (req, plan, _ticket) = prepare(
+        &state,
+        ClientFormat::OpenAi,
+        key,
+        &headers,
+        body,
+        &request_id,
+    )
+    .await
+    .map_err(|error| Rejection {
+        format: ClientFormat::OpenAi,
+        request_id: request_id.clone(),
+        error,
+    })?;
+    Ok(Json(json!({
+        "object": "route", "request_id": request_id, "model": plan.chain.first().map(|m| m.id.clone()),
+        "chain": plan.chain.iter().map(|m| m.id.clone()).collect::<Vec<_>>(),
+        "prompt_tokens": req.prompt_tokens, "routing": plan.decision,
+    })))
+}

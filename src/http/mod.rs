@@ -1,0 +1,41 @@
+//! The HTTP face, in the order a request meets it: the accept loop ([`accept`]), the auth layer
+//! ([`auth`]), admission ([`admission`]: in-flight and per-key limits, body budget), body
+//! reading ([`body`]), the handlers ([`chat`], [`feedback`], [`models`], [`fallback`]) and how
+//! outcomes become responses ([`respond`], [`stream`]). [`state`] holds what a request reads.
+//! Imports everything below it; only `app` imports it.
+
+pub mod accept;
+pub mod admission;
+pub mod auth;
+pub mod body;
+pub mod chat;
+pub mod fallback;
+pub mod feedback;
+pub mod models;
+pub mod respond;
+pub mod state;
+pub mod stream;
+
+use axum::routing::{get, post};
+use state::Live;
+use std::sync::Arc;
+
+/// The axum router with every endpoint, behind the auth layer.
+pub fn router(live: Arc<Live>) -> axum::Router {
+    axum::Router::new()
+        .route("/v1/chat/completions", post(chat::chat_completions))
+        .route("/chat/completions", post(chat::chat_completions))
+        .route("/v1/messages", post(chat::messages))
+        .route("/v1/models", get(models::list_models))
+        .route("/v1/feedback", post(feedback::feedback))
+        .route("/v1/route", post(chat::route))
+        .route("/healthz", get(models::healthz))
+        .route("/metrics", get(models::metrics))
+        .route_layer(axum::middleware::from_fn_with_state(
+            live.clone(),
+            auth::layer,
+        ))
+        .fallback(fallback::not_found)
+        .method_not_allowed_fallback(fallback::method_not_allowed)
+        .with_state(live)
+}

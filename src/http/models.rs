@@ -1,0 +1,72 @@
+//! The read-only endpoints: `GET /v1/models` (models, routers and `auto`, with prices, cooldowns
+//! and the learned router's state), `GET /metrics` (Prometheus text) and `GET /healthz`.
+
+use super::state::Live;
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::Json;
+use serde_json::{json, Value};
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+
+pub async fn list_models(State(live): State<Arc<Live>>) -> Json<Value> {
+    let state = live.get();
+    let table = &state.planner.table;
+    let mut data: Vec<Value> = table
+        .models
+        .iter()
+        .map(|m| {
+            json!({
+                "id": m.id, "object": "model", "created": 0, "owned_by": m.provider, "type": "model",
+                "upstream": m.upstream, "input_price_per_mtok": m.input_price_per_mtok,
+                "output_price_per_mtok": m.output_price_per_mtok, "context_window": m.context_window,
+                "max_output_tokens": m.max_output_tokens, "tags": m.tags,
+                "cooldown": state.cooldowns.describe(&m.id),
+            })
+        })
+        .collect();
+    for r in &table.routers {
+        data.push(json!({
+            "id": format!("router/{}", r.name), "object": "model", "created": 0, "owned_by": "switchyard",
+            "type": "router", "routes": r.routes.iter().map(|x| &x.name).chain([&r.default.name]).collect::<Vec<_>>(),
+        }));
+    }
+    data.push(match &state.planner.auto.get() {
+        Ok(a) => json!({
+            "id": "auto", "object": "model", "created": 0, "owned_by": "switchyard", "type": "auto", "available": true,
+            "artifact_version": a.artifact.version(), "encoder": a.encoder.id(),
+            "candidates": a.artifact.weights.candidates.iter().map(|c| c.model.clone()).collect::<Vec<_>>(),
+            "knobs": ["auto:best", "auto:balanced", "auto:cheap"], "strong_share_calibrated": a.calibration.is_some(),
+        }),
+        Err(why) => json!({
+            "id": "auto", "object": "model", "created": 0, "owned_by": "switchyard", "type": "auto",
+            "available": false, "reason": why,
+        }),
+    });
+    Json(json!({"object": "list", "data": data}))
+}
+
+/// `GET /metrics`: the auth layer asks for the router key unless `server.metrics_public`.
+pub async fn metrics(State(live): State<Arc<Live>>) -> impl IntoResponse {
+    let state = live.get();
+    let mut text = state.metrics.render();
+    if let Ok(a) = &state.planner.auto.get() {
+        text.push_str(&format!(
+            "# HELP switchyard_embedding_cache_total Prompt-embedding cache lookups of learned routing.\n# TYPE switchyard_embedding_cache_total counter\nswitchyard_embedding_cache_total{{result=\"hit\"}} {}\nswitchyard_embedding_cache_total{{result=\"miss\"}} {}\n",
+            a.cache_hits.load(Relaxed),
+            a.cache_misses.load(Relaxed)
+        ));
+    }
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text,
+    )
+}
+
+pub async fn healthz() -> Json<Value> {
+    Json(json!({"status": "ok"}))
+}

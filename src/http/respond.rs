@@ -1,0 +1,170 @@
+//! What the client receives when a request ends without a stream: a whole answer or an error,
+//! in the client's wire format, with Switchyard's metadata and headers. Errors become responses
+//! here ([`Rejection`] lets handlers use `?`).
+
+use super::state::AppState;
+use crate::config::ModelConfig;
+use crate::error::{ErrorKind, GatewayError};
+use crate::format::anthropic;
+use crate::format::ClientFormat;
+use crate::observe::record::{finish, overhead_ms, Outcome, RequestContext};
+use crate::upstream::failover::AttemptRecord;
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::{json, Value};
+use switchyard_learn::prompt::estimate_tokens;
+
+/// A request refused before it reached an upstream, rendered in its endpoint's wire shape with
+/// its request id. Handlers return `Result<_, Rejection>` and use `?`.
+pub struct Rejection {
+    pub format: ClientFormat,
+    pub request_id: String,
+    pub error: GatewayError,
+}
+
+impl Rejection {
+    /// A rejection of an OpenAI-shaped endpoint with a fresh request id.
+    pub fn openai(error: GatewayError) -> Rejection {
+        Rejection {
+            format: ClientFormat::OpenAi,
+            request_id: new_request_id(),
+            error,
+        }
+    }
+}
+
+impl From<GatewayError> for Rejection {
+    fn from(error: GatewayError) -> Rejection {
+        Rejection::openai(error)
+    }
+}
+
+impl IntoResponse for Rejection {
+    fn into_response(self) -> Response {
+        error_response(self.format, &self.error, &self.request_id)
+    }
+}
+
+/// A new request id (32 hex digits).
+pub fn new_request_id() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
+
+/// An error in the client's format, with the request id header.
+pub fn error_response(format: ClientFormat, err: &GatewayError, request_id: &str) -> Response {
+    let body = match format {
+        ClientFormat::OpenAi => err.openai_body(),
+        ClientFormat::Anthropic => err.anthropic_body(),
+    };
+    let mut resp = (err.status, axum::Json(body)).into_response();
+    set_header(&mut resp, "x-switchyard-request-id", request_id);
+    if let Some(secs) = err.retry_after {
+        set_header(&mut resp, "retry-after", &secs.to_string());
+    }
+    // The body may be unread: the client must not send its next request on this connection.
+    if matches!(
+        err.kind,
+        ErrorKind::BodyTooLarge | ErrorKind::RequestTimeout
+    ) {
+        set_header(&mut resp, "connection", "close");
+    }
+    resp
+}
+
+/// Logs a failed execution and returns its error response.
+pub fn failed_response(
+    state: &AppState,
+    ctx: &RequestContext,
+    attempts: &[AttemptRecord],
+    err: &GatewayError,
+) -> Response {
+    let meta = finish(
+        &state.sinks(),
+        ctx,
+        Outcome {
+            status: err.status.as_u16(),
+            model: None,
+            attempts,
+            prompt_tokens: 0,
+            completion_tokens: 0,
+            completion_text: None,
+            completion_bytes: 0,
+            error: Some(&err.message),
+            stream_interrupted: false,
+        },
+    );
+    let err = err
+        .clone()
+        .with_details(json!({"attempts": attempts, "metadata": meta}));
+    error_response(ctx.format, &err, &ctx.request_id)
+}
+
+pub(super) fn set_header(resp: &mut Response, name: &'static str, value: &str) {
+    if let Ok(v) = HeaderValue::from_str(value) {
+        resp.headers_mut().insert(name, v);
+    }
+}
+
+pub(super) fn usage_of(v: &Value) -> Option<(u64, u64)> {
+    let u = v.get("usage")?;
+    Some((
+        u.get("prompt_tokens")?.as_u64()?,
+        u.get("completion_tokens")?.as_u64()?,
+    ))
+}
+
+/// A whole answer, in the client's format, with `metadata`.
+pub fn complete_response(
+    state: &AppState,
+    ctx: &RequestContext,
+    attempts: &[AttemptRecord],
+    model: &ModelConfig,
+    mut completion: Value,
+) -> Response {
+    let text = completion["choices"][0]["message"]["content"]
+        .as_str()
+        .map(String::from);
+    let (prompt_tokens, completion_tokens) = usage_of(&completion).unwrap_or_else(|| {
+        (
+            ctx.req.prompt_tokens,
+            text.as_deref().map(estimate_tokens).unwrap_or(0),
+        )
+    });
+    let overhead = overhead_ms(ctx.started, attempts);
+    let meta = finish(
+        &state.sinks(),
+        ctx,
+        Outcome {
+            status: 200,
+            model: Some(model),
+            attempts,
+            prompt_tokens,
+            completion_tokens,
+            completion_text: text.as_deref(),
+            completion_bytes: text.as_deref().map_or(0, str::len),
+            error: None,
+            stream_interrupted: false,
+        },
+    );
+    completion["model"] = Value::String(model.id.clone());
+    completion["id"] = Value::String(format!("chatcmpl-{}", ctx.request_id));
+    let mut body = match ctx.format {
+        ClientFormat::OpenAi => completion,
+        ClientFormat::Anthropic => anthropic::response::from_openai(&completion, &model.id),
+    };
+    body["metadata"] = meta;
+    let mut resp = (StatusCode::OK, axum::Json(body)).into_response();
+    set_common_headers(&mut resp, ctx, model, overhead);
+    resp
+}
+
+pub(super) fn set_common_headers(
+    resp: &mut Response,
+    ctx: &RequestContext,
+    model: &ModelConfig,
+    overhead: f64,
+) {
+    set_header(resp, "x-switchyard-request-id", &ctx.request_id);
+    set_header(resp, "x-switchyard-model", &model.id);
+    set_header(resp, "x-switchyard-overhead-ms", &format!("{overhead:.3}"));
+}

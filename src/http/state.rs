@@ -1,0 +1,157 @@
+//! What a request reads, built from one config: the planner, providers, admission, cooldowns and
+//! the sinks. A config reload builds a new [`AppState`] and swaps it into [`Live`]; requests in
+//! flight keep the one they started with.
+
+use super::admission::Admission;
+use crate::config::Config;
+use crate::observe::feedback::FeedbackStore;
+use crate::observe::logstore::LogStore;
+use crate::observe::metrics::Metrics;
+use crate::observe::record::Sinks;
+use crate::route::learned::AutoSlot;
+use crate::route::plan::Planner;
+use crate::route::RoutingTable;
+use crate::upstream::cooldown::Cooldowns;
+use crate::upstream::{self, redact::Secrets, Provider};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+/// Everything a request handler needs, built from one config.
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub planner: Planner,
+    pub providers: HashMap<String, Arc<dyn Provider>>,
+    /// Carried across reloads: counters, the log writer, the feedback index.
+    pub metrics: Arc<Metrics>,
+    pub logs: Arc<LogStore>,
+    pub feedback: Arc<FeedbackStore>,
+    /// Bounds the requests in flight (carried across reloads while its limits stay the same).
+    pub admission: Arc<Admission>,
+    /// Models skipped after repeated failures (carried while its settings stay the same).
+    pub cooldowns: Arc<Cooldowns>,
+}
+
+/// Why a state could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("cannot open the log dir {}: {source}", dir.display())]
+    LogDir {
+        dir: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+impl AppState {
+    /// Builds providers, routing and the log writer from a validated config; `previous` (on a
+    /// reload) hands over what outlives a config.
+    pub fn new(config: Config, previous: Option<&AppState>) -> Result<Arc<AppState>, StateError> {
+        let (metrics, logs, feedback) = match previous {
+            Some(p) => (p.metrics.clone(), p.logs.clone(), p.feedback.clone()),
+            None => {
+                let metrics = Arc::new(Metrics::default());
+                let logs = LogStore::start(&config.logging, metrics.clone()).map_err(|source| {
+                    StateError::LogDir {
+                        dir: config.logging.dir.clone(),
+                        source,
+                    }
+                })?;
+                let feedback = FeedbackStore::open(
+                    config
+                        .logging
+                        .enabled
+                        .then_some(config.logging.dir.as_path()),
+                    config.logging.feedback_window,
+                );
+                (metrics, Arc::new(logs), Arc::new(feedback))
+            }
+        };
+        let http = upstream::http_client();
+        let secrets = Secrets::of(&config);
+        let providers = config
+            .providers
+            .iter()
+            .map(|(name, p)| (name.clone(), upstream::build(p, &http, &secrets)))
+            .collect();
+        let auto = AutoSlot::load(config.auto.as_ref());
+        match &auto.get() {
+            Ok(a) => {
+                tracing::info!(artifact = %a.artifact_dir.display(), version = a.artifact.version(), "learned routing ready")
+            }
+            Err(e) => tracing::warn!("model \"auto\" is unavailable: {e}"),
+        }
+        let decision_slots = config
+            .auto
+            .as_ref()
+            .map(|a| a.encoder_sessions)
+            .unwrap_or(1);
+        let server = &config.server;
+        let admission = match previous {
+            Some(p) if Admission::same_settings(&p.config.server, server) => p.admission.clone(),
+            _ => Arc::new(Admission::new(
+                server.max_in_flight,
+                server.max_in_flight_per_key,
+                server.api_keys.len(),
+                server.max_body_memory,
+            )),
+        };
+        let cooldowns = match previous {
+            Some(p) if Cooldowns::same_settings(&p.config.server, server) => p.cooldowns.clone(),
+            _ => Arc::new(Cooldowns::new(server.cooldown_failures, server.cooldown)),
+        };
+        Ok(Arc::new(AppState {
+            cooldowns,
+            admission,
+            feedback,
+            planner: Planner::new(RoutingTable::new(&config), auto, decision_slots),
+            config: Arc::new(config),
+            providers,
+            metrics,
+            logs,
+        }))
+    }
+
+    /// Where finished requests are recorded.
+    pub fn sinks(&self) -> Sinks<'_> {
+        Sinks {
+            metrics: &self.metrics,
+            logs: &self.logs,
+            feedback: &self.feedback,
+            logging: &self.config.logging,
+        }
+    }
+}
+
+/// The state requests start with: swapped whole by a config reload.
+pub struct Live {
+    current: RwLock<Arc<AppState>>,
+    /// The config file, when the config came from one (reloads read it again).
+    config_path: Option<PathBuf>,
+}
+
+impl Live {
+    pub fn new(state: Arc<AppState>, config_path: Option<PathBuf>) -> Live {
+        Live {
+            current: RwLock::new(state),
+            config_path,
+        }
+    }
+
+    /// The current state (a request keeps it to the end).
+    pub fn get(&self) -> Arc<AppState> {
+        self.current
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Replaces the state for requests that start from now on.
+    pub fn set(&self, state: Arc<AppState>) {
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) = state;
+    }
+
+    /// The config file, when the config came from one.
+    pub fn config_path(&self) -> Option<&Path> {
+        self.config_path.as_deref()
+    }
+}

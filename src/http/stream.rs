@@ -1,0 +1,244 @@
+//! Relays a committed upstream stream to the client as server-sent events in the client's
+//! format; the metadata arrives in the final event, and the request is recorded when the
+//! stream ends.
+
+use super::admission::Ticket;
+use super::respond::{set_common_headers, usage_of};
+use super::state::AppState;
+use crate::clock::millis_since;
+use crate::config::ModelConfig;
+use crate::error::FailureKind;
+use crate::format::sse::{write_data, write_event, DONE};
+use crate::format::{anthropic, ClientFormat};
+use crate::observe::record::{finish, overhead_ms, Outcome, RequestContext};
+use crate::upstream::failover::AttemptRecord;
+use crate::upstream::ChunkStream;
+use axum::body::Body;
+use axum::http::{header, HeaderValue};
+use axum::response::Response;
+use bytes::Bytes;
+use futures_util::{FutureExt, StreamExt};
+use serde_json::{json, Value};
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::sync::mpsc;
+
+/// Encodes canonical chunks for the client.
+enum ChunkWriter {
+    OpenAi,
+    Anthropic(anthropic::stream::FromOpenAi),
+}
+
+impl ChunkWriter {
+    fn chunk(&mut self, c: &Value, out: &mut Vec<u8>) {
+        match self {
+            ChunkWriter::OpenAi => write_data(out, c),
+            ChunkWriter::Anthropic(enc) => {
+                for (name, ev) in enc.chunk(c) {
+                    write_event(out, name, &ev);
+                }
+            }
+        }
+    }
+}
+
+/// A committed stream of the serving model.
+pub struct CommittedStream {
+    pub model: Arc<ModelConfig>,
+    pub attempts: Vec<AttemptRecord>,
+    pub peeked: Vec<Value>,
+    pub rest: ChunkStream,
+    pub attempt_started: Instant,
+    pub deadline: tokio::time::Instant,
+}
+
+/// Relays a committed stream to the client. The metadata arrives in the final event; a stream
+/// that breaks after bytes were sent ends with an explicit error event, never a quiet `[DONE]`.
+/// The response is returned at once; a task relays the stream and holds the admission ticket
+/// until the stream ends.
+pub fn stream_response(
+    state: Arc<AppState>,
+    ctx: RequestContext,
+    ticket: Ticket,
+    s: CommittedStream,
+) -> Response {
+    let (tx, rx) = mpsc::channel::<Bytes>(64);
+    let overhead = overhead_ms(ctx.started, &s.attempts);
+    let mut resp = Response::new(Body::from_stream(futures_util::stream::unfold(
+        rx,
+        |mut rx| async move { rx.recv().await.map(|b| (Ok::<Bytes, Infallible>(b), rx)) },
+    )));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    set_common_headers(&mut resp, &ctx, &s.model, overhead);
+    tokio::spawn(async move {
+        relay(state, ctx, s, tx).await;
+        drop(ticket);
+    });
+    resp
+}
+
+async fn relay(
+    state: Arc<AppState>,
+    ctx: RequestContext,
+    mut s: CommittedStream,
+    tx: mpsc::Sender<Bytes>,
+) {
+    let model_id = Value::String(s.model.id.clone());
+    let chunk_id = Value::String(format!("chatcmpl-{}", ctx.request_id));
+    let mut encoder = match ctx.format {
+        ClientFormat::OpenAi => ChunkWriter::OpenAi,
+        ClientFormat::Anthropic => ChunkWriter::Anthropic(anthropic::stream::FromOpenAi::new(
+            &ctx.request_id,
+            &s.model.id,
+        )),
+    };
+    // The answer as logged: its head up to `max_text_bytes` kept, its whole size counted.
+    let keep = if state.config.logging.log_text {
+        state.config.logging.max_text_bytes
+    } else {
+        0
+    };
+    let mut text = String::new();
+    let (mut text_chars, mut text_bytes) = (0u64, 0usize);
+    let mut usage: Option<(u64, u64)> = None;
+    let mut broken: Option<(FailureKind, String)> = None;
+    let mut client_gone = false;
+    let mut buf = Vec::new();
+    let mut pending = std::mem::take(&mut s.peeked).into_iter();
+    loop {
+        let next = match pending.next() {
+            Some(c) => Some(Ok(c)),
+            // Batch whatever the upstream has ready into one write; flush before waiting.
+            None => match s.rest.next().now_or_never() {
+                Some(item) => item,
+                None => {
+                    if !buf.is_empty()
+                        && tx
+                            .send(Bytes::from(std::mem::take(&mut buf)))
+                            .await
+                            .is_err()
+                    {
+                        client_gone = true;
+                        break;
+                    }
+                    match tokio::time::timeout_at(s.deadline, s.rest.next()).await {
+                        Ok(item) => item,
+                        Err(_) => {
+                            broken = Some((
+                                FailureKind::Timeout,
+                                "the upstream exceeded the total timeout mid-stream".into(),
+                            ));
+                            break;
+                        }
+                    }
+                }
+            },
+        };
+        let mut chunk = match next {
+            None => break,
+            Some(Err(e)) => {
+                broken = Some((e.kind, e.to_string()));
+                break;
+            }
+            Some(Ok(c)) => c,
+        };
+        if let Some(u) = usage_of(&chunk) {
+            usage = Some(u);
+        }
+        let has_choices = chunk["choices"].as_array().is_some_and(|c| !c.is_empty());
+        if !has_choices {
+            continue; // the usage chunk: folded into the final chunk below
+        }
+        if let Some(obj) = chunk.as_object_mut() {
+            obj.remove("usage");
+            obj.insert("model".into(), model_id.clone());
+            obj.insert("id".into(), chunk_id.clone());
+        }
+        if let Some(t) = chunk["choices"][0]["delta"]["content"].as_str() {
+            text_chars += t.chars().count() as u64;
+            text_bytes += t.len();
+            for c in t.chars() {
+                if text.len() >= keep {
+                    break;
+                }
+                text.push(c);
+            }
+        }
+        encoder.chunk(&chunk, &mut buf);
+    }
+    if let Some(a) = s.attempts.last_mut() {
+        a.duration_ms = millis_since(s.attempt_started);
+        if let Some((kind, reason)) = &broken {
+            // It served bytes, then failed: a failed attempt (the log says stream_interrupted).
+            state.cooldowns.failure(&a.model, None, &state.metrics);
+            a.success = false;
+            a.error_kind = Some(*kind);
+            a.error = Some(reason.clone());
+        }
+    }
+    let (prompt_tokens, completion_tokens) = usage.unwrap_or_else(|| {
+        (
+            ctx.req.prompt_tokens,
+            switchyard_learn::prompt::estimate_tokens_of_chars(text_chars),
+        )
+    });
+    let error = match (&broken, client_gone) {
+        (Some((_, reason)), _) => Some(format!(
+            "stream interrupted after bytes were sent: {reason}"
+        )),
+        (None, true) => Some("client disconnected before the stream finished".to_string()),
+        _ => None,
+    };
+    let meta = finish(
+        &state.sinks(),
+        &ctx,
+        Outcome {
+            status: 200,
+            model: Some(&s.model),
+            attempts: &s.attempts,
+            prompt_tokens,
+            completion_tokens,
+            completion_text: Some(&text),
+            completion_bytes: text_bytes,
+            error: error.as_deref(),
+            stream_interrupted: broken.is_some(),
+        },
+    );
+    if client_gone {
+        return;
+    }
+    match (&broken, &mut encoder) {
+        (Some(_), ChunkWriter::OpenAi) => write_data(
+            &mut buf,
+            &json!({"error": {"message": error, "type": "upstream_error", "param": null,
+                              "code": "stream_interrupted", "metadata": meta}}),
+        ),
+        (Some(_), ChunkWriter::Anthropic(_)) => write_event(
+            &mut buf,
+            "error",
+            &json!({"type": "error", "error": {"type": "api_error", "message": error, "metadata": meta}}),
+        ),
+        (None, ChunkWriter::OpenAi) => {
+            let mut last = json!({"id": chunk_id, "object": "chat.completion.chunk", "created": crate::clock::unix_secs(),
+                                  "model": model_id, "choices": [], "metadata": meta});
+            if ctx.req.include_usage {
+                last["usage"] = json!({"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+                                       "total_tokens": prompt_tokens + completion_tokens});
+            }
+            write_data(&mut buf, &last);
+            buf.extend_from_slice(DONE);
+        }
+        (None, ChunkWriter::Anthropic(enc)) => {
+            for (name, ev) in enc.finish(prompt_tokens, completion_tokens, meta) {
+                write_event(&mut buf, name, &ev);
+            }
+        }
+    }
+    let _ = tx.send(Bytes::from(buf)).await;
+}

@@ -1,0 +1,256 @@
+//! What is recorded when a request ends: one [`LogRecord`] line in the request log, one metrics
+//! sample, the feedback memo (which models a request touched), and the `metadata` object the
+//! client receives. The log record is a public type: its field names are the columns the
+//! trainer and analytics read.
+
+use super::feedback::FeedbackStore;
+use super::logstore::{clip, LogStore};
+use super::metrics::{Metrics, RequestSample};
+use crate::clock::{millis, millis_since, rfc3339_millis, unix_millis};
+use crate::config::{LoggingConfig, ModelConfig};
+use crate::error::GatewayError;
+use crate::format::request::ChatRequest;
+use crate::format::ClientFormat;
+use crate::route::RoutePlan;
+use crate::upstream::failover::AttemptRecord;
+use serde::Serialize;
+use serde_json::{json, Map, Value};
+use std::time::Instant;
+
+/// One request on its way through the gateway: what it asked, how it was planned, when it began.
+pub struct RequestContext {
+    pub request_id: String,
+    pub format: ClientFormat,
+    pub started: Instant,
+    pub started_unix_ms: u64,
+    pub req: ChatRequest,
+    pub plan: RoutePlan,
+}
+
+/// Where a finished request is recorded.
+pub struct Sinks<'a> {
+    pub metrics: &'a Metrics,
+    pub logs: &'a LogStore,
+    pub feedback: &'a FeedbackStore,
+    pub logging: &'a LoggingConfig,
+}
+
+/// How a request ended.
+pub struct Outcome<'a> {
+    pub status: u16,
+    pub model: Option<&'a ModelConfig>,
+    pub attempts: &'a [AttemptRecord],
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    /// The answer as kept for the log (while streaming, only its head).
+    pub completion_text: Option<&'a str>,
+    /// The whole answer's size in bytes.
+    pub completion_bytes: usize,
+    pub error: Option<&'a str>,
+    pub stream_interrupted: bool,
+}
+
+/// One line of the request log.
+#[derive(Debug, Serialize)]
+pub struct LogRecord<'a> {
+    pub ts: String,
+    pub ts_ms: u64,
+    pub request_id: &'a str,
+    pub endpoint: &'a str,
+    pub status: u16,
+    pub user: Option<&'a str>,
+    pub metadata: Option<&'a Map<String, Value>>,
+    pub requested_model: Option<&'a str>,
+    pub router: Option<&'a str>,
+    pub route: Option<&'a str>,
+    pub variant: Option<&'a str>,
+    pub reason: Option<&'a str>,
+    pub model: Option<&'a str>,
+    pub provider: Option<&'a str>,
+    pub stream: bool,
+    pub attempts: &'a [AttemptRecord],
+    pub ttft_ms: Option<f64>,
+    pub duration_ms: f64,
+    pub overhead_ms: f64,
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    pub cost_usd: f64,
+    pub error: Option<&'a str>,
+    pub stream_interrupted: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prompt: Option<&'a Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub completion: Option<&'a str>,
+}
+
+/// The log's `error` for a failed request when `logging.log_text = false`.
+const WITHHELD_ERROR: &str =
+    "upstream text withheld (logging.log_text = false); see each attempt's status and error_kind";
+
+/// Milliseconds spent inside Switchyard so far: elapsed time minus time spent on upstreams.
+pub fn overhead_ms(started: Instant, attempts: &[AttemptRecord]) -> f64 {
+    let upstream: f64 = attempts.iter().map(|a| a.duration_ms).sum();
+    ((millis_since(started) - upstream).max(0.0) * 1000.0).round() / 1000.0
+}
+
+/// The times and cost of a finished request.
+struct Totals {
+    duration: f64,
+    overhead: f64,
+    cost: f64,
+    ttft: Option<f64>,
+}
+
+impl Totals {
+    fn of(ctx: &RequestContext, o: &Outcome) -> Totals {
+        // The serving attempt is the last one; a stream that broke after its first token still
+        // served (its attempt is marked failed).
+        let ttft = o
+            .model
+            .and(o.attempts.split_last())
+            .and_then(|(serving, before)| {
+                serving.time_to_first_token_ms.map(|t| {
+                    // TTFT as the client sees it: everything before the serving attempt's first token.
+                    before.iter().map(|a| a.duration_ms).sum::<f64>() + t
+                })
+            });
+        Totals {
+            duration: millis_since(ctx.started),
+            overhead: overhead_ms(ctx.started, o.attempts),
+            cost: o
+                .model
+                .map(|m| m.cost_usd(o.prompt_tokens, o.completion_tokens))
+                .unwrap_or(0.0),
+            ttft,
+        }
+    }
+}
+
+/// Records a finished request (metrics, feedback memo, log line); returns its `metadata`.
+pub fn finish(sinks: &Sinks, ctx: &RequestContext, o: Outcome) -> Value {
+    let t = Totals::of(ctx, &o);
+    sinks.metrics.record(&sample(ctx, &o, &t));
+    if let Some(m) = o.model {
+        let mut models = vec![m.id.clone()];
+        models.extend(
+            o.attempts
+                .iter()
+                .filter(|a| a.model != m.id)
+                .map(|a| a.model.clone()),
+        );
+        sinks.feedback.remember(&ctx.request_id, models);
+    }
+    write_log(sinks, ctx, &o, &t);
+    json!({
+        "request_id": ctx.request_id,
+        "model": o.model.map(|m| m.id.as_str()),
+        "provider": o.model.map(|m| m.provider.as_str()),
+        "routing": ctx.plan.decision,
+        "attempts": o.attempts,
+        "time_to_first_token_ms": t.ttft,
+        "total_duration_ms": t.duration,
+        "overhead_ms": t.overhead,
+        "cost_usd": t.cost,
+        "usage": {"prompt_tokens": o.prompt_tokens, "completion_tokens": o.completion_tokens},
+    })
+}
+
+fn sample<'a>(ctx: &RequestContext, o: &'a Outcome, t: &Totals) -> RequestSample<'a> {
+    RequestSample {
+        endpoint: ctx.format.endpoint(),
+        status: o.status,
+        attempts: o
+            .attempts
+            .iter()
+            .filter(|a| a.skipped.is_none())
+            .map(|a| (a.model.as_str(), a.success))
+            .collect(),
+        served_model: o.model.map(|m| m.id.as_str()),
+        duration_secs: t.duration / 1000.0,
+        ttft_secs: t.ttft.map(|t| t / 1000.0),
+        overhead_secs: t.overhead / 1000.0,
+        prompt_tokens: o.prompt_tokens,
+        completion_tokens: o.completion_tokens,
+        cost_usd: t.cost,
+        stream_interrupted: o.stream_interrupted,
+    }
+}
+
+/// The log line. Without text logging, an upstream's own words (which may quote the prompt)
+/// stay out of the log too: each attempt keeps its kind and status.
+fn write_log(sinks: &Sinks, ctx: &RequestContext, o: &Outcome, t: &Totals) {
+    let d = &ctx.plan.decision;
+    let log_text = sinks.logging.log_text;
+    let withheld: Vec<AttemptRecord>;
+    let (attempts, error) = if log_text {
+        (o.attempts, o.error)
+    } else {
+        withheld = o
+            .attempts
+            .iter()
+            .map(AttemptRecord::without_upstream_text)
+            .collect();
+        (&withheld[..], o.error.map(|_| WITHHELD_ERROR))
+    };
+    let completion = o
+        .completion_text
+        .filter(|_| log_text)
+        .map(|text| clip(text, o.completion_bytes, sinks.logging.max_text_bytes));
+    sinks.logs.log(&LogRecord {
+        ts: rfc3339_millis(ctx.started_unix_ms),
+        ts_ms: ctx.started_unix_ms,
+        request_id: &ctx.request_id,
+        endpoint: ctx.format.endpoint(),
+        status: o.status,
+        user: ctx.req.user.as_deref(),
+        metadata: Some(&ctx.req.metadata),
+        requested_model: ctx.req.model.as_deref(),
+        router: d.router.as_deref(),
+        route: d.route.as_deref(),
+        variant: d.variant.as_deref(),
+        reason: Some(&d.reason),
+        model: o.model.map(|m| m.id.as_str()),
+        provider: o.model.map(|m| m.provider.as_str()),
+        stream: ctx.req.stream,
+        attempts,
+        ttft_ms: t.ttft,
+        duration_ms: t.duration,
+        overhead_ms: t.overhead,
+        prompt_tokens: o.prompt_tokens,
+        completion_tokens: o.completion_tokens,
+        cost_usd: t.cost,
+        error,
+        stream_interrupted: o.stream_interrupted,
+        prompt: ctx.req.body.get("messages").filter(|_| log_text),
+        completion: completion.as_deref(),
+    });
+}
+
+/// Records a request that failed before any upstream was tried (bad JSON, unknown model, ...).
+pub fn rejected(
+    sinks: &Sinks,
+    request_id: &str,
+    format: ClientFormat,
+    started: Instant,
+    err: &GatewayError,
+) {
+    let now = unix_millis();
+    sinks.metrics.record(&RequestSample {
+        endpoint: format.endpoint(),
+        status: err.status.as_u16(),
+        attempts: vec![],
+        served_model: None,
+        duration_secs: started.elapsed().as_secs_f64(),
+        ttft_secs: None,
+        overhead_secs: started.elapsed().as_secs_f64(),
+        prompt_tokens: 0,
+        completion_tokens: 0,
+        cost_usd: 0.0,
+        stream_interrupted: false,
+    });
+    sinks.logs.log(&json!({
+        "ts": rfc3339_millis(now), "ts_ms": now, "request_id": request_id,
+        "endpoint": format.endpoint(), "status": err.status.as_u16(), "error": err.message,
+        "attempts": [], "duration_ms": millis(started.elapsed()),
+    }));
+}

@@ -1,0 +1,281 @@
+//! The learned step of routing (`model: "auto"`): embed the prompt, score every candidate with
+//! the trained artifact ([`switchyard_learn::score`]), drop candidates that fail a CEL guardrail,
+//! and order the rest; the ranked eligible candidates form the fallback chain. The loaded
+//! router lives in a hot-reloadable [`slot::AutoSlot`]; embeddings are cached ([`cache`]).
+
+pub mod cache;
+pub mod slot;
+
+pub use slot::AutoSlot;
+
+use super::facts::{model_facts, Vars};
+use crate::cel::CelExpr;
+use crate::clock::millis_since;
+use crate::config::{AutoConfig, ModelConfig};
+use crate::error::{ErrorKind, GatewayError};
+use crate::format::request::ChatRequest;
+use cache::EmbeddingCache;
+use serde::Serialize;
+use serde_json::json;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+use switchyard_learn::artifact::{artifact_dir, Artifact};
+use switchyard_learn::embed::{Embed, Encoder};
+use switchyard_learn::hash::stable_hash;
+use switchyard_learn::prompt::prompt_text;
+use switchyard_learn::score::{order, rank, Priced, Scored, Verdict};
+use switchyard_learn::LearnError;
+
+/// The learned part of a routing decision (`metadata.routing`).
+#[derive(Debug, Clone, Serialize)]
+pub struct LearnedDecision {
+    pub candidates: Vec<Scored>,
+    pub chosen: String,
+    pub knob: String,
+    pub cost_weight: f64,
+    pub artifact_version: String,
+    pub encoder_id: String,
+    pub embedding_cache_hit: bool,
+    /// Time in the decision itself (embedding, prediction, guardrails, ranking).
+    pub decision_ms: f64,
+    /// Time waiting for a decision slot on the bounded blocking pool.
+    pub queue_ms: f64,
+}
+
+/// A loaded learned router.
+pub struct AutoRouter {
+    pub artifact: Artifact,
+    pub encoder: Box<dyn Embed>,
+    pub artifact_dir: PathBuf,
+    /// The served models, in `[auto] candidates` order, with the artifact's name for each.
+    candidates: Vec<(Priced, Arc<ModelConfig>)>,
+    guardrails: Vec<Arc<CelExpr>>,
+    pub default_cost_weight: f64,
+    /// The artifact's strong-share calibration, read once at load.
+    pub calibration: Option<Vec<f64>>,
+    cache: Mutex<EmbeddingCache>,
+    pub cache_hits: AtomicU64,
+    pub cache_misses: AtomicU64,
+}
+
+impl AutoRouter {
+    /// Loads the encoder and artifact named by `[auto]` and checks that they belong together.
+    pub fn load(cfg: &AutoConfig) -> Result<AutoRouter, LearnError> {
+        let encoder = Encoder::load(&cfg.encoder, cfg.encoder_sessions, 1)?;
+        AutoRouter::with_encoder(cfg, Box::new(encoder))
+    }
+
+    /// Loads the artifact named by `[auto]` and pairs it with `encoder` (tests pass a fake).
+    pub fn with_encoder(
+        cfg: &AutoConfig,
+        encoder: Box<dyn Embed>,
+    ) -> Result<AutoRouter, LearnError> {
+        let dir = artifact_dir(&cfg.artifact)?;
+        let artifact = Artifact::load(&dir)?;
+        let want = &artifact.manifest["encoder"];
+        if want["id"].as_str() != Some(encoder.id())
+            || want["dimension"].as_u64() != Some(encoder.dimension() as u64)
+        {
+            return Err(LearnError::Mismatch(format!(
+                "artifact {} was trained with encoder {} (dimension {}), but {} holds {} (dimension {}); retrain with `switchyard train` or point [auto] at the matching encoder",
+                dir.display(),
+                want["id"],
+                want["dimension"],
+                cfg.encoder.display(),
+                encoder.id(),
+                encoder.dimension()
+            )));
+        }
+        for (name, _) in &cfg.candidates {
+            if !artifact.weights.candidates.iter().any(|c| &c.model == name) {
+                return Err(LearnError::Mismatch(format!(
+                    "[auto] candidates names {name:?}, which artifact {} does not predict (it has: {})",
+                    dir.display(),
+                    artifact.weights.candidates.iter().map(|c| c.model.as_str()).collect::<Vec<_>>().join(", ")
+                )));
+            }
+        }
+        let candidates = cfg
+            .candidates
+            .iter()
+            .map(|(name, model)| {
+                let priced = Priced {
+                    artifact_model: name.clone(),
+                    model: model.id.clone(),
+                    price: model.price(),
+                };
+                (priced, model.clone())
+            })
+            .collect();
+        let calibration = artifact.calibration();
+        Ok(AutoRouter {
+            artifact,
+            encoder,
+            artifact_dir: dir,
+            candidates,
+            guardrails: cfg.guardrails.clone(),
+            default_cost_weight: cfg.default_cost_weight,
+            calibration,
+            cache: Mutex::new(EmbeddingCache::new(cfg.cache_size)),
+            cache_hits: AtomicU64::new(0),
+            cache_misses: AtomicU64::new(0),
+        })
+    }
+
+    /// The embedding of a prompt text, from the cache when possible. Blocking (runs the encoder).
+    pub fn embedding(&self, text: &str) -> Result<(Arc<Vec<f32>>, bool), LearnError> {
+        let key = stable_hash(text);
+        if let Some(v) = self
+            .cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(key)
+        {
+            self.cache_hits.fetch_add(1, Ordering::Relaxed);
+            return Ok((v, true));
+        }
+        self.cache_misses.fetch_add(1, Ordering::Relaxed);
+        let v = Arc::new(self.encoder.embed(text)?);
+        self.cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key, v.clone());
+        Ok((v, false))
+    }
+
+    /// Decides for a request. Blocking: call it on a blocking thread.
+    /// `only` restricts the candidates to these served model ids (a router route's subset);
+    /// empty = all.
+    pub fn decide(
+        &self,
+        req: &ChatRequest,
+        knob: &str,
+        cost_weight: f64,
+        only: &[String],
+    ) -> Result<(Vec<Arc<ModelConfig>>, LearnedDecision), GatewayError> {
+        let started = Instant::now();
+        let text = prompt_text(req.messages());
+        let (embedding, hit) = self.embedding(&text).map_err(|e| {
+            GatewayError::new(
+                ErrorKind::Internal,
+                format!("learned routing could not embed the prompt: {e}"),
+            )
+        })?;
+        let mut decided = self.decide_embedded(req, &embedding, knob, cost_weight, only)?;
+        decided.1.embedding_cache_hit = hit;
+        decided.1.decision_ms = millis_since(started);
+        Ok(decided)
+    }
+
+    /// The decision from a prompt embedding: predict, guardrails, rank (everything but the
+    /// encoder). Its `decision_ms` covers only this part.
+    pub fn decide_embedded(
+        &self,
+        req: &ChatRequest,
+        embedding: &[f32],
+        knob: &str,
+        cost_weight: f64,
+        only: &[String],
+    ) -> Result<(Vec<Arc<ModelConfig>>, LearnedDecision), GatewayError> {
+        let started = Instant::now();
+        let pool: Vec<Priced> = self
+            .candidates
+            .iter()
+            .filter(|(_, m)| only.is_empty() || only.contains(&m.id))
+            .map(|(p, _)| p.clone())
+            .collect();
+        let mut candidates = rank(
+            &self.artifact,
+            &pool,
+            req.prompt_tokens,
+            embedding,
+            cost_weight,
+        );
+        self.apply_guardrails(req, &mut candidates);
+        order(&mut candidates);
+        let chain: Vec<Arc<ModelConfig>> = candidates
+            .iter()
+            .filter(|c| c.eligible)
+            .filter_map(|c| {
+                self.candidates
+                    .iter()
+                    .find(|(_, m)| m.id == c.model)
+                    .map(|(_, m)| m.clone())
+            })
+            .collect();
+        if chain.is_empty() {
+            return Err(none_eligible(candidates));
+        }
+        let decision = LearnedDecision {
+            chosen: chain[0].id.clone(),
+            candidates,
+            knob: knob.to_string(),
+            cost_weight,
+            artifact_version: self.artifact.version().to_string(),
+            encoder_id: self.encoder.id().to_string(),
+            embedding_cache_hit: false,
+            decision_ms: millis_since(started),
+            queue_ms: 0.0,
+        };
+        Ok((chain, decision))
+    }
+
+    /// Evaluates every guardrail for every scored candidate; a candidate that fails one (or
+    /// whose guardrail cannot be evaluated) is not eligible.
+    fn apply_guardrails(&self, req: &ChatRequest, scored: &mut [Scored]) {
+        if self.guardrails.is_empty() {
+            return;
+        }
+        let vars = Vars::of(req);
+        for c in scored {
+            let Some((_, model)) = self.candidates.iter().find(|(_, m)| m.id == c.model) else {
+                continue;
+            };
+            let model = model_facts(model);
+            let pairs = vars.pairs(Some(&model));
+            c.guardrails = self
+                .guardrails
+                .iter()
+                .map(|g| match g.eval_bool(&pairs) {
+                    Ok(passed) => Verdict {
+                        expression: g.source.clone(),
+                        passed,
+                        error: None,
+                    },
+                    Err(e) => Verdict {
+                        expression: g.source.clone(),
+                        passed: false,
+                        error: Some(e),
+                    },
+                })
+                .collect();
+            c.eligible = c.guardrails.iter().all(|v| v.passed);
+        }
+    }
+}
+
+/// The 400 when every candidate fails a guardrail, listing what each failed.
+fn none_eligible(candidates: Vec<Scored>) -> GatewayError {
+    let why: Vec<String> = candidates
+        .iter()
+        .map(|c| {
+            let failed: Vec<&str> = c
+                .guardrails
+                .iter()
+                .filter(|v| !v.passed)
+                .map(|v| v.expression.as_str())
+                .collect();
+            format!("{} failed {}", c.model, failed.join(" and "))
+        })
+        .collect();
+    GatewayError::invalid(
+        format!(
+            "no candidate model passes the guardrails: {}",
+            why.join("; ")
+        ),
+        "model",
+    )
+    .with_details(json!({"candidates": candidates}))
+}

@@ -1,0 +1,282 @@
+//! A scripted HTTP upstream speaking both OpenAI (`/v1/chat/completions`) and Anthropic
+//! (`/v1/messages`), for tests, demos and the load harness (`switchyard mock-upstream`).
+//!
+//! The requested model name is the script: `ok` (or any other name) answers, `status:429`
+//! returns that status, `hang_headers`, `hang_ttft`, `drop_mid` and `malformed` misbehave as
+//! named (see [`Script`]). The last [`RECORD_LIMIT`] requests are kept (so a long load run stays
+//! in bounded memory); `GET /_mock/requests` returns them.
+
+use crate::config::mock::Script;
+use crate::format::{anthropic, sse};
+use crate::upstream::mock::script;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::serve::ListenerExt;
+use axum::Json;
+use bytes::Bytes;
+use futures_util::StreamExt;
+use serde_json::{json, Value};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+/// How many of the most recent requests are kept.
+pub const RECORD_LIMIT: usize = 1000;
+
+/// The most recent requests the mock has received: `{"path", "headers", "body"}`, oldest first.
+pub type Recorded = Arc<Mutex<std::collections::VecDeque<Value>>>;
+
+#[derive(Clone, Copy, PartialEq)]
+enum Wire {
+    OpenAi,
+    Anthropic,
+}
+
+#[derive(Clone)]
+struct MockState {
+    recorded: Recorded,
+}
+
+/// A running mock upstream.
+pub struct MockUpstream {
+    pub addr: SocketAddr,
+    pub recorded: Recorded,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl MockUpstream {
+    /// Starts on `listen` (port 0 picks a free port).
+    pub async fn start(listen: &str) -> std::io::Result<MockUpstream> {
+        let recorded: Recorded = Arc::default();
+        let app = axum::Router::new()
+            .route("/v1/chat/completions", post(openai))
+            .route("/v1/messages", post(messages))
+            .route("/_mock/requests", get(list).delete(clear))
+            .with_state(MockState {
+                recorded: recorded.clone(),
+            });
+        let listener = tokio::net::TcpListener::bind(listen).await?;
+        let addr = listener.local_addr()?;
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener.tap_io(crate::http::accept::nodelay), app).await;
+        });
+        Ok(MockUpstream {
+            addr,
+            recorded,
+            task,
+        })
+    }
+
+    /// The base URL to put in a provider's `base_url`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}/v1", self.addr)
+    }
+
+    /// Request bodies received so far.
+    pub fn bodies(&self) -> Vec<Value> {
+        self.recorded
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|r| r["body"].clone())
+            .collect()
+    }
+
+    /// Waits until the server task ends (it runs until the process exits).
+    pub async fn wait(mut self) {
+        let _ = (&mut self.task).await;
+    }
+}
+
+impl Drop for MockUpstream {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn list(State(s): State<MockState>) -> Json<Value> {
+    Json(Value::Array(
+        s.recorded.lock().unwrap().iter().cloned().collect(),
+    ))
+}
+
+async fn clear(State(s): State<MockState>) -> StatusCode {
+    s.recorded.lock().unwrap().clear();
+    StatusCode::NO_CONTENT
+}
+
+async fn openai(State(s): State<MockState>, headers: HeaderMap, body: Bytes) -> Response {
+    serve(s, headers, body, Wire::OpenAi).await
+}
+
+async fn messages(State(s): State<MockState>, headers: HeaderMap, body: Bytes) -> Response {
+    serve(s, headers, body, Wire::Anthropic).await
+}
+
+fn error_body(wire: Wire, status: u16, message: &str) -> Value {
+    match wire {
+        Wire::OpenAi => {
+            json!({"error": {"message": message, "type": "mock_error", "param": null, "code": status}})
+        }
+        Wire::Anthropic => {
+            json!({"type": "error", "error": {"type": "api_error", "message": message}})
+        }
+    }
+}
+
+async fn serve(s: MockState, headers: HeaderMap, raw: Bytes, wire: Wire) -> Response {
+    let Ok(original) = serde_json::from_slice::<Value>(&raw) else {
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(error_body(wire, 400, "invalid JSON")),
+        )
+            .into_response();
+    };
+    let header_json: serde_json::Map<String, Value> = headers
+        .iter()
+        .filter_map(|(k, v)| Some((k.to_string(), Value::String(v.to_str().ok()?.to_string()))))
+        .collect();
+    {
+        let mut recorded = s.recorded.lock().unwrap();
+        if recorded.len() >= RECORD_LIMIT {
+            recorded.pop_front();
+        }
+        recorded.push_back(json!({
+            "path": if wire == Wire::OpenAi { "/v1/chat/completions" } else { "/v1/messages" },
+            "headers": header_json, "body": original,
+        }));
+    }
+    let model = original["model"].as_str().unwrap_or("ok").to_string();
+    let stream = original["stream"].as_bool().unwrap_or(false);
+    let body = match wire {
+        Wire::OpenAi => original,
+        Wire::Anthropic => match anthropic::request::to_openai(original) {
+            Ok(v) => v,
+            Err(e) => {
+                return (
+                    StatusCode::BAD_REQUEST,
+                    Json(error_body(wire, 400, &e.message)),
+                )
+                    .into_response()
+            }
+        },
+    };
+    let body = body.as_object().cloned().unwrap_or_default();
+    let script = Script::parse(&model);
+    match script {
+        Script::Status(code) => {
+            // Like a careless real upstream, the error quotes what it received (the key and
+            // the prompt), and a 429 says when to come back.
+            let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            let auth = headers
+                .get("authorization")
+                .or_else(|| headers.get("x-api-key"))
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            let message = format!(
+                "scripted {code}: received credentials {auth:?} and prompt {:?}",
+                crate::format::request::last_user_text(&body)
+                    .chars()
+                    .take(200)
+                    .collect::<String>()
+            );
+            let mut resp = (status, Json(error_body(wire, code, &message))).into_response();
+            if code == 429 {
+                resp.headers_mut()
+                    .insert("retry-after", axum::http::HeaderValue::from_static("1"));
+            }
+            return resp;
+        }
+        Script::HangHeaders => std::future::pending::<()>().await,
+        Script::HangTtft if !stream => std::future::pending::<()>().await,
+        Script::Malformed if !stream => {
+            return ([("content-type", "application/json")], "{\"choices\": [").into_response()
+        }
+        _ => {}
+    }
+    let answer = script::answer(&body, &model, None);
+    let id = format!("chatcmpl-{}", uuid::Uuid::new_v4().simple());
+    let created = crate::clock::unix_secs();
+    if !stream {
+        let completion = script::completion_json(&answer, &model, &id, created);
+        let out = match wire {
+            Wire::OpenAi => completion,
+            Wire::Anthropic => anthropic::response::from_openai(&completion, &model),
+        };
+        if script == Script::DropMid {
+            let text = out.to_string();
+            let half = Bytes::from(text[..text.len() / 2].to_string());
+            return stream_body(vec![half], true, false);
+        }
+        return Json(out).into_response();
+    }
+    let include_usage = body
+        .get("stream_options")
+        .and_then(|o| o.get("include_usage"))
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let chunks = script::chunks_json(
+        &answer,
+        &model,
+        &id,
+        created,
+        include_usage || wire == Wire::Anthropic,
+    );
+    let mut events: Vec<Bytes> = Vec::new();
+    match wire {
+        Wire::OpenAi => {
+            for c in &chunks {
+                let mut out = Vec::new();
+                sse::write_data(&mut out, c);
+                events.push(Bytes::from(out));
+            }
+            events.push(Bytes::from_static(sse::DONE));
+        }
+        Wire::Anthropic => {
+            let mut enc = anthropic::stream::FromOpenAi::new(&id, &model);
+            let mut all: Vec<(&str, Value)> = chunks.iter().flat_map(|c| enc.chunk(c)).collect();
+            all.extend(enc.finish(answer.prompt_tokens, answer.completion_tokens, Value::Null));
+            for (name, ev) in all {
+                let mut out = Vec::new();
+                sse::write_event(&mut out, name, &ev);
+                events.push(Bytes::from(out));
+            }
+        }
+    }
+    match script {
+        Script::HangTtft => stream_body(events.into_iter().take(1).collect(), false, true),
+        Script::DropMid => stream_body(events.into_iter().take(4).collect(), true, false),
+        Script::Malformed => stream_body(
+            vec![Bytes::from_static(b"data: {\"choices\": [\n\n")],
+            false,
+            false,
+        ),
+        _ => stream_body(events, false, false),
+    }
+}
+
+/// A streaming body of `events`; then either an abrupt connection drop, a hang, or the end.
+fn stream_body(events: Vec<Bytes>, drop_after: bool, hang_after: bool) -> Response {
+    let head = futures_util::stream::iter(events.into_iter().map(Ok::<Bytes, std::io::Error>));
+    let tail = futures_util::stream::once(async move {
+        if hang_after {
+            std::future::pending::<()>().await;
+        }
+        if drop_after {
+            // Give the client time to read what was sent, then break the connection.
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::ConnectionReset,
+                "scripted drop",
+            ));
+        }
+        Ok(Bytes::new())
+    });
+    let body = Body::from_stream(head.chain(tail));
+    let mut resp = Response::new(body);
+    resp.headers_mut()
+        .insert("content-type", "text/event-stream".parse().unwrap());
+    resp
+}

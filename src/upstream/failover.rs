@@ -1,0 +1,405 @@
+//! Failover execution: tries the plan's models in order until one answers. Streaming attempts
+//! peek until the first token before committing, so a failover never leaks bytes to the client.
+
+use crate::config::ModelConfig;
+use crate::error::{ErrorKind, GatewayError};
+use crate::error::{FailureKind, UpstreamError};
+use crate::format::request::ChatRequest;
+use crate::observe::metrics::Metrics;
+use crate::route::RoutePlan;
+use crate::upstream::cooldown::{Cooldowns, Gate};
+use crate::upstream::{Call, ChunkStream, Provider, Reply};
+use axum::http::StatusCode;
+use futures_util::StreamExt;
+use serde::Serialize;
+use serde_json::{json, Map, Value};
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::time::timeout_at;
+
+/// One try of one model, as reported in `metadata.attempts` and the log.
+#[derive(Debug, Clone, Serialize)]
+pub struct AttemptRecord {
+    pub model: String,
+    pub provider: String,
+    /// Why the model was not tried (`cooldown`); absent for real attempts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<&'static str>,
+    pub success: bool,
+    pub status: Option<u16>,
+    pub error_kind: Option<FailureKind>,
+    pub error: Option<String>,
+    pub time_to_first_token_ms: Option<f64>,
+    pub duration_ms: f64,
+}
+
+impl AttemptRecord {
+    /// A failed attempt of `model` with nothing else known yet; the other cases override fields.
+    fn of(model: &ModelConfig) -> AttemptRecord {
+        AttemptRecord {
+            model: model.id.clone(),
+            provider: model.provider.clone(),
+            skipped: None,
+            success: false,
+            status: None,
+            error_kind: None,
+            error: None,
+            time_to_first_token_ms: None,
+            duration_ms: 0.0,
+        }
+    }
+
+    /// The record without the upstream's own words (which may quote the prompt): an error
+    /// text is kept only when Switchyard wrote it (timeouts).
+    pub fn without_upstream_text(&self) -> AttemptRecord {
+        let ours = self.skipped.is_some()
+            || matches!(
+                self.error_kind,
+                Some(FailureKind::Timeout | FailureKind::TtftTimeout)
+            );
+        AttemptRecord {
+            error: self.error.as_ref().map(|e| {
+                if ours {
+                    e.clone()
+                } else {
+                    "upstream text withheld".into()
+                }
+            }),
+            ..self.clone()
+        }
+    }
+}
+
+/// The answer of the model that served.
+pub enum Served {
+    Complete(Value),
+    /// A committed stream: the chunks read while peeking, then the rest.
+    Stream {
+        peeked: Vec<Value>,
+        rest: ChunkStream,
+        /// When the serving attempt started (its duration is finished by the relay).
+        attempt_started: Instant,
+        /// The attempt's total deadline, which still applies to the rest of the stream.
+        deadline: tokio::time::Instant,
+    },
+}
+
+/// The outcome of executing a plan.
+pub struct Execution {
+    pub attempts: Vec<AttemptRecord>,
+    pub result: Result<(Arc<ModelConfig>, Served), GatewayError>,
+}
+
+impl Execution {
+    /// Milliseconds spent waiting on upstreams.
+    pub fn upstream_ms(&self) -> f64 {
+        self.attempts.iter().map(|a| a.duration_ms).sum()
+    }
+}
+
+fn ms(since: Instant) -> f64 {
+    (since.elapsed().as_secs_f64() * 1_000_000.0).round() / 1000.0
+}
+
+/// Whether a chunk carries the first token: content, a tool call, or a finish reason.
+fn has_token(chunk: &Value) -> bool {
+    chunk["choices"].as_array().is_some_and(|cs| {
+        cs.iter().any(|c| {
+            let d = &c["delta"];
+            d["content"].as_str().is_some_and(|s| !s.is_empty())
+                || d["tool_calls"].is_array()
+                || d["refusal"].as_str().is_some_and(|s| !s.is_empty())
+                || !c["finish_reason"].is_null()
+        })
+    })
+}
+
+/// What bounds a plan's execution besides its per-attempt timeouts.
+pub struct Guards<'a> {
+    pub cooldowns: &'a Cooldowns,
+    pub metrics: &'a Metrics,
+    /// Total time for the whole chain (`server.deadline`).
+    pub deadline: Option<std::time::Duration>,
+    /// The largest whole answer body read from an upstream.
+    pub max_upstream_body_bytes: usize,
+}
+
+/// Tries each model of the plan in order, skipping models in cooldown (unless nothing else is
+/// left) and stopping at the request's deadline.
+pub async fn execute(
+    providers: &HashMap<String, Arc<dyn Provider>>,
+    plan: &RoutePlan,
+    req: &ChatRequest,
+    guards: &Guards<'_>,
+) -> Execution {
+    let body: Arc<Map<String, Value>> = Arc::new(req.body.clone());
+    let request_deadline = guards.deadline.map(|d| tokio::time::Instant::now() + d);
+    let mut attempts = Vec::with_capacity(plan.chain.len());
+    let mut last_error: Option<UpstreamError> = None;
+    let mut retry_afters = Vec::new();
+    for (i, model) in plan.chain.iter().enumerate() {
+        let Some(provider) = providers.get(&model.provider) else {
+            continue;
+        };
+        let last_resort = i + 1 == plan.chain.len()
+            && attempts.iter().all(|a: &AttemptRecord| a.skipped.is_some());
+        if let Gate::Skip(left) = guards.cooldowns.gate(&model.id) {
+            if !last_resort {
+                guards
+                    .metrics
+                    .cooldown_skips
+                    .fetch_add(1, Ordering::Relaxed);
+                attempts.push(AttemptRecord {
+                    skipped: Some("cooldown"),
+                    error: Some(format!(
+                        "skipped: cooling down after repeated failures ({} ms left)",
+                        left.as_millis()
+                    )),
+                    ..AttemptRecord::of(model)
+                });
+                continue;
+            }
+        }
+        let now = tokio::time::Instant::now();
+        if request_deadline.is_some_and(|d| d <= now) {
+            break;
+        }
+        let started = Instant::now();
+        // The attempt's limits, cut short by the request's deadline.
+        let (deadline, by_request) = bounded(now + plan.timeout, request_deadline);
+        let ttft_limit = plan.ttft_timeout.min(plan.timeout);
+        let (ttft_deadline, ttft_by_request) = bounded(now + ttft_limit, request_deadline);
+        let call = Call {
+            model: model.clone(),
+            body: body.clone(),
+            stream: req.stream,
+            max_body_bytes: guards.max_upstream_body_bytes,
+        };
+        let outcome = if req.stream {
+            let kind = if plan.ttft_timeout < plan.timeout && !ttft_by_request {
+                FailureKind::TtftTimeout
+            } else {
+                FailureKind::Timeout
+            };
+            match timeout_at(ttft_deadline, peek(provider.send(call))).await {
+                Ok(Ok((peeked, rest))) => Ok(Served::Stream {
+                    peeked,
+                    rest,
+                    attempt_started: started,
+                    deadline,
+                }),
+                Ok(Err(e)) => Err(e),
+                Err(_) if ttft_by_request => Err(deadline_error(guards)),
+                Err(_) => Err(UpstreamError::new(
+                    kind,
+                    format!("no first token within {} ms", ttft_limit.as_millis()),
+                )),
+            }
+        } else {
+            match timeout_at(deadline, provider.send(call)).await {
+                Ok(Ok(Reply::Complete(v))) => Ok(Served::Complete(v)),
+                Ok(Ok(Reply::Stream(_))) => Err(UpstreamError::new(
+                    FailureKind::Malformed,
+                    "upstream streamed an answer to a non-streaming request",
+                )),
+                Ok(Err(e)) => Err(e),
+                Err(_) if by_request => Err(deadline_error(guards)),
+                Err(_) => Err(UpstreamError::new(
+                    FailureKind::Timeout,
+                    format!("no response within {} ms", plan.timeout.as_millis()),
+                )),
+            }
+        };
+        let elapsed = ms(started);
+        match outcome {
+            Ok(served) => {
+                guards.cooldowns.success(&model.id);
+                attempts.push(AttemptRecord {
+                    success: true,
+                    status: Some(200),
+                    time_to_first_token_ms: Some(elapsed),
+                    duration_ms: elapsed,
+                    ..AttemptRecord::of(model)
+                });
+                return Execution {
+                    attempts,
+                    result: Ok((model.clone(), served)),
+                };
+            }
+            Err(e) => {
+                // The upstream's words stay out of stderr (they may quote the prompt); the
+                // request log has them when `logging.log_text` allows.
+                tracing::warn!(model = %model.id, kind = ?e.kind, status = ?e.status, "attempt failed");
+                attempts.push(AttemptRecord {
+                    status: e.status,
+                    error_kind: Some(e.kind),
+                    error: Some(e.message.clone()),
+                    duration_ms: elapsed,
+                    ..AttemptRecord::of(model)
+                });
+                let retryable = e.retryable();
+                if retryable {
+                    guards
+                        .cooldowns
+                        .failure(&model.id, e.retry_after, guards.metrics);
+                }
+                if e.status == Some(429) {
+                    retry_afters.push(e.retry_after);
+                }
+                last_error = Some(e);
+                if !retryable {
+                    break;
+                }
+            }
+        }
+    }
+    let error = all_failed(&attempts, last_error, &retry_afters);
+    Execution {
+        attempts,
+        result: Err(error),
+    }
+}
+
+/// The earlier of an attempt's own deadline and the request's; whether the request's won.
+fn bounded(
+    own: tokio::time::Instant,
+    request: Option<tokio::time::Instant>,
+) -> (tokio::time::Instant, bool) {
+    match request {
+        Some(r) if r < own => (r, true),
+        _ => (own, false),
+    }
+}
+
+fn deadline_error(guards: &Guards) -> UpstreamError {
+    UpstreamError::new(
+        FailureKind::Timeout,
+        format!(
+            "the request's deadline of {} ms (server.deadline) passed",
+            guards.deadline.unwrap_or_default().as_millis()
+        ),
+    )
+}
+
+/// Reads chunks until the first token; returns them and the rest of the stream.
+async fn peek(
+    send: futures_util::future::BoxFuture<'static, Result<Reply, UpstreamError>>,
+) -> Result<(Vec<Value>, ChunkStream), UpstreamError> {
+    let mut stream = match send.await? {
+        Reply::Stream(s) => s,
+        Reply::Complete(_) => {
+            return Err(UpstreamError::new(
+                FailureKind::Malformed,
+                "upstream answered a streaming request without streaming",
+            ))
+        }
+    };
+    let mut peeked = Vec::new();
+    loop {
+        match stream.next().await {
+            Some(Ok(chunk)) => {
+                let token = has_token(&chunk);
+                peeked.push(chunk);
+                if token {
+                    return Ok((peeked, stream));
+                }
+            }
+            Some(Err(e)) => return Err(e),
+            None => return Ok((peeked, stream)),
+        }
+    }
+}
+
+/// The client error when no attempt succeeded. When every model tried answered 429, the
+/// client gets 429 too, with the smallest `Retry-After` the upstreams sent.
+fn all_failed(
+    attempts: &[AttemptRecord],
+    last: Option<UpstreamError>,
+    retry_afters: &[Option<std::time::Duration>],
+) -> GatewayError {
+    let chain = json!({ "attempts": attempts });
+    let Some(last) = last else {
+        let message = if attempts.is_empty() {
+            "no provider is available for any model in the chain"
+        } else {
+            "the request's deadline (server.deadline) passed before any model could be tried"
+        };
+        return GatewayError::new(ErrorKind::UpstreamFailed, message).with_details(chain);
+    };
+    if !last.retryable() {
+        let status = last
+            .status
+            .and_then(|s| StatusCode::from_u16(s).ok())
+            .unwrap_or(StatusCode::BAD_REQUEST);
+        return GatewayError::new(
+            ErrorKind::UpstreamRejected,
+            format!(
+                "{} rejected the request: {}",
+                attempts
+                    .last()
+                    .map(|a| a.model.as_str())
+                    .unwrap_or("upstream"),
+                last.message
+            ),
+        )
+        .with_status(status)
+        .with_details(chain);
+    }
+    let tried: Vec<&AttemptRecord> = attempts.iter().filter(|a| a.skipped.is_none()).collect();
+    let summary: Vec<String> = attempts
+        .iter()
+        .map(|a| format!("{}: {}", a.model, a.error.as_deref().unwrap_or("failed")))
+        .collect();
+    let summary = format!(
+        "all {} attempt(s) failed: {}",
+        attempts.len(),
+        summary.join("; ")
+    );
+    if !tried.is_empty() && tried.iter().all(|a| a.status == Some(429)) {
+        let mut err = GatewayError::new(
+            ErrorKind::RateLimited,
+            format!("every model is rate limited; {summary}"),
+        )
+        .with_details(chain);
+        if let Some(after) = retry_afters.iter().flatten().min() {
+            err = err.with_retry_after(after.as_secs_f64().ceil() as u64);
+        }
+        return err;
+    }
+    let all_timeouts = tried.iter().all(|a| {
+        matches!(
+            a.error_kind,
+            Some(FailureKind::Timeout | FailureKind::TtftTimeout)
+        )
+    });
+    let kind = if all_timeouts {
+        ErrorKind::UpstreamTimeout
+    } else {
+        ErrorKind::UpstreamFailed
+    };
+    GatewayError::new(kind, summary).with_details(chain)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn first_token_detection() {
+        assert!(!has_token(
+            &json!({"choices": [{"delta": {"role": "assistant", "content": ""}, "finish_reason": null}]})
+        ));
+        assert!(has_token(
+            &json!({"choices": [{"delta": {"content": "Hi"}, "finish_reason": null}]})
+        ));
+        assert!(has_token(
+            &json!({"choices": [{"delta": {"tool_calls": []}, "finish_reason": null}]})
+        ));
+        assert!(has_token(
+            &json!({"choices": [{"delta": {}, "finish_reason": "stop"}]})
+        ));
+        assert!(!has_token(&json!({"choices": [], "usage": {}})));
+    }
+}

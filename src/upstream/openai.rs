@@ -1,0 +1,106 @@
+//! OpenAI-compatible upstreams (OpenAI, Groq, Together, vLLM, Ollama, ...): the canonical body
+//! is sent as-is, with the upstream model name, so unknown fields pass through.
+
+use super::{send_error, status_error, Call, Provider, Reply};
+use crate::config::ProviderConfig;
+use crate::error::{FailureKind, UpstreamError};
+use crate::format::sse;
+use futures_util::future::BoxFuture;
+use futures_util::stream::StreamExt;
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+pub struct OpenAiProvider {
+    config: Arc<ProviderConfig>,
+    http: reqwest::Client,
+    url: String,
+}
+
+impl OpenAiProvider {
+    pub fn new(config: Arc<ProviderConfig>, http: reqwest::Client) -> Self {
+        let url = format!("{}/chat/completions", config.base_url);
+        OpenAiProvider { config, http, url }
+    }
+}
+
+impl Provider for OpenAiProvider {
+    fn send(&self, call: Call) -> BoxFuture<'static, Result<Reply, UpstreamError>> {
+        let mut body = (*call.body).clone();
+        body.insert("model".into(), Value::String(call.model.upstream.clone()));
+        if call.stream {
+            body.insert("stream".into(), Value::Bool(true));
+            // Always ask for usage so that cost and logs are exact; the relay drops the usage
+            // chunk if the client did not ask for it.
+            let opts = body.entry("stream_options").or_insert_with(|| json!({}));
+            if let Some(o) = opts.as_object_mut() {
+                o.insert("include_usage".into(), Value::Bool(true));
+            }
+        }
+        let mut req = self.http.post(&self.url).json(&body);
+        if let Some(key) = &self.config.api_key {
+            req = req.bearer_auth(key);
+        }
+        Box::pin(async move {
+            let resp = req.send().await.map_err(send_error)?;
+            if !resp.status().is_success() {
+                return Err(status_error(resp).await);
+            }
+            if !call.stream {
+                let bytes = super::read_body(resp, call.max_body_bytes).await?;
+                let v: Value = serde_json::from_slice(&bytes).map_err(|e| {
+                    UpstreamError::new(
+                        FailureKind::Malformed,
+                        format!("upstream returned invalid JSON: {e}"),
+                    )
+                })?;
+                if v.get("choices").and_then(Value::as_array).is_none() {
+                    return Err(UpstreamError::new(
+                        FailureKind::Malformed,
+                        "upstream response has no `choices`",
+                    ));
+                }
+                return Ok(Reply::Complete(v));
+            }
+            Ok(Reply::Stream(chunk_stream(resp)))
+        })
+    }
+}
+
+/// OpenAI SSE → chunk JSON values. Ends at `[DONE]`; an end without it is a broken stream.
+fn chunk_stream(resp: reqwest::Response) -> super::ChunkStream {
+    let events = sse::events(resp.bytes_stream().boxed());
+    futures_util::stream::unfold((events, false), |(mut events, finished)| async move {
+        if finished {
+            return None;
+        }
+        match events.next().await {
+            Some(Ok(ev)) if ev.data.trim() == "[DONE]" => None,
+            Some(Ok(ev)) => match serde_json::from_str::<Value>(&ev.data) {
+                Ok(v) if v.get("error").is_some() => Some((
+                    Err(UpstreamError::new(
+                        FailureKind::StreamBroken,
+                        format!("upstream sent an error event: {}", v["error"]),
+                    )),
+                    (events, true),
+                )),
+                Ok(v) => Some((Ok(v), (events, false))),
+                Err(e) => Some((
+                    Err(UpstreamError::new(
+                        FailureKind::Malformed,
+                        format!("upstream sent an invalid stream chunk: {e}"),
+                    )),
+                    (events, true),
+                )),
+            },
+            Some(Err(e)) => Some((Err(e), (events, true))),
+            None => Some((
+                Err(UpstreamError::new(
+                    FailureKind::StreamBroken,
+                    "upstream stream ended without [DONE]",
+                )),
+                (events, true),
+            )),
+        }
+    })
+    .boxed()
+}
