@@ -12,7 +12,7 @@
 //! Quality: `p = sigmoid(w · x + b)`, the probability of a good answer (quality ≥ 0.75).
 //! Output tokens: `exp(a + c · ln(1 + prompt_tokens))`. Cost: prices × tokens.
 
-use crate::score::Price;
+use crate::price::Price;
 use crate::LearnError;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;

@@ -7,6 +7,7 @@
 //! - [`embed`]: encoders (potion static embeddings, MiniLM ONNX, a deterministic fake) behind
 //!   the [`embed::Embed`] trait;
 //! - [`artifact`]: the trained router artifact (features, quality and output-token models);
+//! - [`price`]: prices per million tokens and the one cost formula;
 //! - [`score`]: predicted cost at the served models' prices, the objective, ranking and the
 //!   strong-share calibration;
 //! - [`hash`]: the stable hash used for sticky assignment, caches and data splits;
@@ -19,6 +20,7 @@ pub mod embed;
 pub mod error;
 pub mod hash;
 pub mod logfiles;
+pub mod price;
 pub mod prompt;
 pub mod score;
 

@@ -13,21 +13,8 @@
 //! [`Scored::guardrails`] and [`Scored::eligible`] before [`order`].
 
 use crate::artifact::{Artifact, Prediction};
+pub use crate::price::Price;
 use serde::Serialize;
-
-/// Prices per million tokens, and the one cost formula.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-pub struct Price {
-    pub input_per_mtok: f64,
-    pub output_per_mtok: f64,
-}
-
-impl Price {
-    /// USD for a request of `prompt_tokens` in and `output_tokens` out.
-    pub fn cost_usd(&self, prompt_tokens: f64, output_tokens: f64) -> f64 {
-        (prompt_tokens * self.input_per_mtok + output_tokens * self.output_per_mtok) / 1e6
-    }
-}
 
 /// A candidate as scoring sees it: the artifact's name for it, the served model id, and the
 /// served model's prices (which decide cost; the artifact gives tokens and quality).

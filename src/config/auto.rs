@@ -2,7 +2,7 @@
 //! artifact candidate, guardrails, and the knob presets.
 
 use super::models::{find_model, ModelConfig};
-use super::{ConfigError, Source};
+use super::source::{ConfigError, Source};
 use crate::cel::CelExpr;
 use serde::Deserialize;
 use std::collections::BTreeMap;

@@ -1,6 +1,6 @@
 //! Human durations in config values: `"800ms"`, `"30s"`, `"2m"`, `"1.5h"`.
 
-use super::ConfigError;
+use super::source::ConfigError;
 use std::time::Duration;
 
 /// Why a duration value is not one.

@@ -1,6 +1,6 @@
 //! `[logging]`: the request log's directory, text policy, buffering and rotation.
 
-use super::{ConfigError, Source};
+use super::source::{ConfigError, Source};
 use serde::Deserialize;
 use std::path::PathBuf;
 

@@ -11,6 +11,7 @@ pub mod mock;
 pub mod models;
 pub mod routers;
 pub mod server;
+mod source;
 
 pub use auto::{cost_weight, AutoConfig};
 pub use duration::parse_duration;
@@ -18,6 +19,9 @@ pub use logging::LoggingConfig;
 pub use models::{ModelConfig, ProviderConfig, ProviderKind};
 pub use routers::{RouteAuto, RouteConfig, RouterConfig, VariantConfig};
 pub use server::ServerConfig;
+pub use source::ConfigError;
+
+use source::Source;
 
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -27,43 +31,6 @@ use std::sync::Arc;
 /// The configuration used when `--config` is not given: mock models that need no keys, and the
 /// real OpenAI / Anthropic providers when their API keys are in the environment.
 pub const DEFAULT_CONFIG: &str = include_str!("../../config/default.toml");
-
-/// A configuration error: where it is and why.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ConfigError {
-    pub file: String,
-    pub key: String,
-    pub reason: String,
-}
-
-impl std::fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "config error in {} at `{}`: {}",
-            self.file, self.key, self.reason
-        )
-    }
-}
-
-impl std::error::Error for ConfigError {}
-
-/// Where config text came from (for errors) and how to read the environment.
-pub(crate) struct Source<'a> {
-    pub file: &'a str,
-    pub env: &'a dyn Fn(&str) -> Option<String>,
-}
-
-impl Source<'_> {
-    /// An error at `key` of this file.
-    pub fn err(&self, key: &str, reason: String) -> ConfigError {
-        ConfigError {
-            file: self.file.to_string(),
-            key: key.to_string(),
-            reason,
-        }
-    }
-}
 
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]

@@ -2,7 +2,7 @@
 //! An optional provider whose key is missing is left out with its models.
 
 use super::mock::MockBehaviour;
-use super::{ConfigError, Source};
+use super::source::{ConfigError, Source};
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;

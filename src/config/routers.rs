@@ -4,7 +4,7 @@
 use super::auto::{cost_weight, AutoConfig};
 use super::duration::parse_opt_duration;
 use super::models::{find_model, ModelConfig};
-use super::{ConfigError, Source};
+use super::source::{ConfigError, Source};
 use crate::cel::CelExpr;
 use serde::Deserialize;
 use std::collections::BTreeMap;

@@ -1,7 +1,7 @@
 //! `[server]`: listening, limits, timeouts, cooldowns, router keys.
 
 use super::duration::parse_opt_duration;
-use super::{ConfigError, Source};
+use super::source::{ConfigError, Source};
 use serde::Deserialize;
 use std::time::Duration;
 

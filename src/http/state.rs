@@ -66,7 +66,7 @@ impl AppState {
                 (metrics, Arc::new(logs), Arc::new(feedback))
             }
         };
-        let http = upstream::http_client();
+        let http = upstream::client::http_client();
         let secrets = Secrets::of(&config);
         let providers = config
             .providers

@@ -1,7 +1,8 @@
 //! Anthropic Messages API upstreams: the canonical body is translated to Anthropic's shape and
 //! the answer (or stream) back to OpenAI's.
 
-use super::{send_error, status_error, Call, Provider, Reply};
+use super::client::{read_body, send_error, status_error};
+use super::provider::{Call, Provider, Reply};
 use crate::config::ProviderConfig;
 use crate::error::{FailureKind, UpstreamError};
 use crate::format::anthropic::{request, response, stream::ToOpenAi};
@@ -50,7 +51,7 @@ impl Provider for AnthropicProvider {
             }
             let created = crate::clock::unix_secs();
             if !call.stream {
-                let bytes = super::read_body(resp, call.max_body_bytes).await?;
+                let bytes = read_body(resp, call.max_body_bytes).await?;
                 let v: Value = serde_json::from_slice(&bytes).map_err(|e| {
                     UpstreamError::new(
                         FailureKind::Malformed,

@@ -8,7 +8,7 @@ use crate::format::request::ChatRequest;
 use crate::observe::metrics::Metrics;
 use crate::route::RoutePlan;
 use crate::upstream::cooldown::{Cooldowns, Gate};
-use crate::upstream::{Call, ChunkStream, Provider, Reply};
+use crate::upstream::provider::{Call, ChunkStream, Provider, Reply};
 use axum::http::StatusCode;
 use futures_util::StreamExt;
 use serde::Serialize;

@@ -1,48 +1,23 @@
-//! Upstream providers behind one small trait. Every provider speaks the canonical OpenAI
-//! chat-completions shape to the rest of Switchyard: a completion JSON, or a stream of OpenAI
-//! chunk JSON values.
+//! Upstream providers behind one small trait ([`provider::Provider`]): OpenAI-compatible,
+//! Anthropic and the in-process mock, each wrapped so that no secret leaves in an error
+//! ([`redact`]); failover along a plan's chain with cooldowns ([`failover`], [`cooldown`]).
+//! Every provider speaks the canonical OpenAI chat-completions shape to the rest of
+//! Switchyard. Imports `config`, `format`, `route` (the plan), `observe::metrics`, `error`;
+//! `http` imports it.
 
 pub mod anthropic;
+pub mod client;
 pub mod cooldown;
 pub mod failover;
 pub mod mock;
 pub mod openai;
+pub mod provider;
 pub mod redact;
 
-use crate::config::{ModelConfig, ProviderConfig, ProviderKind};
-use crate::error::{FailureKind, UpstreamError};
-use futures_util::future::BoxFuture;
-use futures_util::stream::BoxStream;
-use serde_json::{Map, Value};
+pub use provider::{Call, ChunkStream, Provider, Reply};
+
+use crate::config::{ProviderConfig, ProviderKind};
 use std::sync::Arc;
-
-/// OpenAI chunk JSON values, or the error that ended the stream.
-pub type ChunkStream = BoxStream<'static, Result<Value, UpstreamError>>;
-
-/// What an upstream returned.
-pub enum Reply {
-    /// A whole chat completion (OpenAI shape).
-    Complete(Value),
-    /// A stream of chat completion chunks (OpenAI shape).
-    Stream(ChunkStream),
-}
-
-/// One upstream call: the canonical body, the model it goes to, streaming or not.
-pub struct Call {
-    pub model: Arc<ModelConfig>,
-    pub body: Arc<Map<String, Value>>,
-    pub stream: bool,
-    /// The largest whole (non-streamed) answer body read from the upstream
-    /// (`server.max_upstream_body_bytes`).
-    pub max_body_bytes: usize,
-}
-
-/// An upstream provider.
-pub trait Provider: Send + Sync {
-    /// Sends the call. Errors before the response starts are returned here; errors inside a
-    /// stream arrive as the stream's last item.
-    fn send(&self, call: Call) -> BoxFuture<'static, Result<Reply, UpstreamError>>;
-}
 
 /// Builds the provider for a config entry; its errors never carry one of `secrets`.
 pub fn build(
@@ -62,92 +37,4 @@ pub fn build(
         inner,
         secrets: secrets.clone(),
     })
-}
-
-/// The HTTP client shared by all providers.
-pub fn http_client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .tcp_nodelay(true)
-        .pool_max_idle_per_host(256)
-        .connect_timeout(std::time::Duration::from_secs(10))
-        .build()
-        .expect("the HTTP client builds with static settings")
-}
-
-/// Error bodies are read up to this many bytes (the message is what matters).
-const ERROR_BODY_BYTES: usize = 64 * 1024;
-
-/// Reads a whole body, at most `limit` bytes: a longer one is an error, so an upstream can
-/// never make Switchyard buffer more than the limit.
-pub async fn read_body(
-    mut resp: reqwest::Response,
-    limit: usize,
-) -> Result<Vec<u8>, UpstreamError> {
-    let mut out = Vec::new();
-    loop {
-        match resp.chunk().await {
-            Ok(Some(c)) if out.len() + c.len() > limit => {
-                return Err(UpstreamError::new(
-                    FailureKind::Malformed,
-                    format!(
-                    "upstream answer is larger than {limit} bytes (server.max_upstream_body_bytes)"
-                ),
-                ))
-            }
-            Ok(Some(c)) => out.extend_from_slice(&c),
-            Ok(None) => return Ok(out),
-            Err(e) => {
-                return Err(UpstreamError::new(
-                    FailureKind::StreamBroken,
-                    format!("reading the body failed: {e}"),
-                ))
-            }
-        }
-    }
-}
-
-/// Reads an error response into an [`UpstreamError`], keeping the upstream's message.
-pub async fn status_error(mut resp: reqwest::Response) -> UpstreamError {
-    let status = resp.status().as_u16();
-    let retry_after = retry_after(resp.headers());
-    let mut raw = Vec::new();
-    while let Ok(Some(c)) = resp.chunk().await {
-        raw.extend_from_slice(&c[..c.len().min(ERROR_BODY_BYTES - raw.len())]);
-        if raw.len() >= ERROR_BODY_BYTES {
-            break;
-        }
-    }
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let message = serde_json::from_str::<Value>(&text)
-        .ok()
-        .and_then(|v| {
-            v.get("error")
-                .and_then(|e| e.get("message").or(Some(e)))
-                .and_then(|m| m.as_str().map(String::from))
-        })
-        .unwrap_or_else(|| text.chars().take(500).collect());
-    UpstreamError::status(status, message).with_retry_after(retry_after)
-}
-
-/// `retry-after-ms` (OpenAI) or `retry-after` in seconds; an HTTP date is not used.
-fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<std::time::Duration> {
-    let number = |name: &str| {
-        headers
-            .get(name)?
-            .to_str()
-            .ok()?
-            .trim()
-            .parse::<f64>()
-            .ok()
-            .filter(|v| v.is_finite() && *v >= 0.0)
-    };
-    number("retry-after-ms")
-        .map(|ms| std::time::Duration::from_secs_f64(ms / 1000.0))
-        .or_else(|| number("retry-after").map(std::time::Duration::from_secs_f64))
-        .map(|d| d.min(std::time::Duration::from_secs(3600)))
-}
-
-/// Maps a reqwest send error.
-pub fn send_error(e: reqwest::Error) -> UpstreamError {
-    UpstreamError::new(FailureKind::Connect, format!("request failed: {e}"))
 }

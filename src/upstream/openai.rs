@@ -1,7 +1,8 @@
 //! OpenAI-compatible upstreams (OpenAI, Groq, Together, vLLM, Ollama, ...): the canonical body
 //! is sent as-is, with the upstream model name, so unknown fields pass through.
 
-use super::{send_error, status_error, Call, Provider, Reply};
+use super::client::{read_body, send_error, status_error};
+use super::provider::{Call, ChunkStream, Provider, Reply};
 use crate::config::ProviderConfig;
 use crate::error::{FailureKind, UpstreamError};
 use crate::format::sse;
@@ -46,7 +47,7 @@ impl Provider for OpenAiProvider {
                 return Err(status_error(resp).await);
             }
             if !call.stream {
-                let bytes = super::read_body(resp, call.max_body_bytes).await?;
+                let bytes = read_body(resp, call.max_body_bytes).await?;
                 let v: Value = serde_json::from_slice(&bytes).map_err(|e| {
                     UpstreamError::new(
                         FailureKind::Malformed,
@@ -67,7 +68,7 @@ impl Provider for OpenAiProvider {
 }
 
 /// OpenAI SSE → chunk JSON values. Ends at `[DONE]`; an end without it is a broken stream.
-fn chunk_stream(resp: reqwest::Response) -> super::ChunkStream {
+fn chunk_stream(resp: reqwest::Response) -> ChunkStream {
     let events = sse::events(resp.bytes_stream().boxed());
     futures_util::stream::unfold((events, false), |(mut events, finished)| async move {
         if finished {

@@ -3,8 +3,9 @@
 //! text reaches the client's error, `metadata.attempts`, the log and stderr. [`Redacting`] wraps
 //! each provider and replaces every configured secret, by value, before any of them sees it.
 
-use super::{Call, ChunkStream, Provider, Reply, UpstreamError};
+use super::provider::{Call, ChunkStream, Provider, Reply};
 use crate::config::Config;
+use crate::error::UpstreamError;
 use futures_util::future::BoxFuture;
 use futures_util::StreamExt;
 use std::sync::Arc;

@@ -12,6 +12,7 @@ use sha2::{Digest, Sha256};
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use switchyard_learn::hash::stable_hash;
+use switchyard_learn::price::Price;
 use switchyard_learn::prompt::estimate_tokens;
 
 /// The strong and weak model of the RouteLLM data, with the prices used for cost.
@@ -490,7 +491,11 @@ pub fn table(
         q.push(r.quality);
         it.push(r.input_tokens);
         ot.push(r.output_tokens);
-        cost.push((r.input_tokens as f64 * pin + r.output_tokens as f64 * pout) / 1e6);
+        let price = Price {
+            input_per_mtok: pin,
+            output_per_mtok: pout,
+        };
+        cost.push(price.cost_usd(r.input_tokens as f64, r.output_tokens as f64));
         origin.push(r.origin);
         cont.push(is_cont);
         split.push(by_prompt);

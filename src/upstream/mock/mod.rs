@@ -3,9 +3,9 @@
 
 pub mod script;
 
-use super::{Call, Provider, Reply};
 use crate::config::mock::Script;
 use crate::error::{FailureKind, UpstreamError};
+use crate::upstream::provider::{Call, Provider, Reply};
 use futures_util::future::BoxFuture;
 use futures_util::stream::StreamExt;
 use std::time::Duration;

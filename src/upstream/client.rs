@@ -1,0 +1,93 @@
+//! The HTTP side shared by the real providers: one client, bounded body reads, and upstream
+//! errors (status, message, `Retry-After`) from responses and send failures.
+
+use crate::error::{FailureKind, UpstreamError};
+use serde_json::Value;
+
+/// The HTTP client shared by all providers.
+pub fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .tcp_nodelay(true)
+        .pool_max_idle_per_host(256)
+        .connect_timeout(std::time::Duration::from_secs(10))
+        .build()
+        .expect("the HTTP client builds with static settings")
+}
+
+/// Error bodies are read up to this many bytes (the message is what matters).
+const ERROR_BODY_BYTES: usize = 64 * 1024;
+
+/// Reads a whole body, at most `limit` bytes: a longer one is an error, so an upstream can
+/// never make Switchyard buffer more than the limit.
+pub async fn read_body(
+    mut resp: reqwest::Response,
+    limit: usize,
+) -> Result<Vec<u8>, UpstreamError> {
+    let mut out = Vec::new();
+    loop {
+        match resp.chunk().await {
+            Ok(Some(c)) if out.len() + c.len() > limit => {
+                return Err(UpstreamError::new(
+                    FailureKind::Malformed,
+                    format!(
+                    "upstream answer is larger than {limit} bytes (server.max_upstream_body_bytes)"
+                ),
+                ))
+            }
+            Ok(Some(c)) => out.extend_from_slice(&c),
+            Ok(None) => return Ok(out),
+            Err(e) => {
+                return Err(UpstreamError::new(
+                    FailureKind::StreamBroken,
+                    format!("reading the body failed: {e}"),
+                ))
+            }
+        }
+    }
+}
+
+/// Reads an error response into an [`UpstreamError`], keeping the upstream's message.
+pub async fn status_error(mut resp: reqwest::Response) -> UpstreamError {
+    let status = resp.status().as_u16();
+    let retry_after = retry_after(resp.headers());
+    let mut raw = Vec::new();
+    while let Ok(Some(c)) = resp.chunk().await {
+        raw.extend_from_slice(&c[..c.len().min(ERROR_BODY_BYTES - raw.len())]);
+        if raw.len() >= ERROR_BODY_BYTES {
+            break;
+        }
+    }
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let message = serde_json::from_str::<Value>(&text)
+        .ok()
+        .and_then(|v| {
+            v.get("error")
+                .and_then(|e| e.get("message").or(Some(e)))
+                .and_then(|m| m.as_str().map(String::from))
+        })
+        .unwrap_or_else(|| text.chars().take(500).collect());
+    UpstreamError::status(status, message).with_retry_after(retry_after)
+}
+
+/// `retry-after-ms` (OpenAI) or `retry-after` in seconds; an HTTP date is not used.
+fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<std::time::Duration> {
+    let number = |name: &str| {
+        headers
+            .get(name)?
+            .to_str()
+            .ok()?
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|v| v.is_finite() && *v >= 0.0)
+    };
+    number("retry-after-ms")
+        .map(|ms| std::time::Duration::from_secs_f64(ms / 1000.0))
+        .or_else(|| number("retry-after").map(std::time::Duration::from_secs_f64))
+        .map(|d| d.min(std::time::Duration::from_secs(3600)))
+}
+
+/// Maps a reqwest send error.
+pub fn send_error(e: reqwest::Error) -> UpstreamError {
+    UpstreamError::new(FailureKind::Connect, format!("request failed: {e}"))
+}
