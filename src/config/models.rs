@@ -83,11 +83,14 @@ impl ModelConfig {
     }
 }
 
+/// The providers of a config by name.
+pub type Providers = BTreeMap<String, Arc<ProviderConfig>>;
+
 /// Validates `[providers]`; returns them and the names of optional providers left out.
 pub(super) fn providers(
     raw: &BTreeMap<String, FileProvider>,
     src: &Source,
-) -> Result<(BTreeMap<String, Arc<ProviderConfig>>, HashSet<String>), ConfigError> {
+) -> Result<(Providers, HashSet<String>), ConfigError> {
     let err = |key: &str, reason: String| src.err(key, reason);
     let env = src.env;
     // Providers: an optional provider whose key is missing is left out with its models.
