@@ -6,6 +6,8 @@
 
 use crate::error::{ErrorKind, GatewayError};
 use serde_json::{Map, Value};
+pub use switchyard_learn::prompt::content_text;
+use switchyard_learn::prompt::estimate_prompt_tokens;
 
 /// A validated chat request in OpenAI shape.
 #[derive(Debug, Clone)]
@@ -22,14 +24,12 @@ pub struct ChatRequest {
     pub stream: bool,
     /// The client asked for a usage chunk (`stream_options.include_usage`).
     pub include_usage: bool,
-    /// Estimated prompt tokens (see [`estimate_tokens`]).
+    /// Estimated prompt tokens (see [`estimate_prompt_tokens`]).
     pub prompt_tokens: u64,
     /// Learned-routing options (`"router": {"cost_weight": 0.3}`), not sent upstream.
     pub router_options: Map<String, Value>,
 }
 
-/// Estimated tokens for a text: one per four characters, rounded up. Used where an upstream
-/// reports no usage and for routing conditions; real usage from the upstream always wins.
 /// Whether a JSON text holds more than `max` values, counted without parsing: every `{`, `[`
 /// and `,` outside strings starts one more value (an upper bound; a scalar-only body counts 0).
 /// One pass over the bytes, so a body can be refused before it is parsed into memory.
@@ -57,38 +57,6 @@ pub fn json_values_exceed(bytes: &[u8], max: usize) -> bool {
         }
     }
     false
-}
-
-pub fn estimate_tokens(text: &str) -> u64 {
-    estimate_tokens_of_chars(text.chars().count() as u64)
-}
-
-/// [`estimate_tokens`] of a text of `chars` characters (for text seen in pieces).
-pub fn estimate_tokens_of_chars(chars: u64) -> u64 {
-    chars.div_ceil(4)
-}
-
-/// Estimated prompt tokens of a conversation: [`estimate_tokens`] of all message text plus 3
-/// per message. The same estimate feeds routing conditions, learned routing and training.
-pub fn estimate_prompt_tokens(messages: &[Value]) -> u64 {
-    let text: String = messages
-        .iter()
-        .map(|m| content_text(&m["content"]))
-        .collect();
-    estimate_tokens(&text) + 3 * messages.len() as u64
-}
-
-/// The text content of an OpenAI message `content` (string or list of parts).
-pub fn content_text(content: &Value) -> String {
-    match content {
-        Value::String(s) => s.clone(),
-        Value::Array(parts) => parts
-            .iter()
-            .filter_map(|p| p.get("text").and_then(Value::as_str))
-            .collect::<Vec<_>>()
-            .join("\n"),
-        _ => String::new(),
-    }
 }
 
 /// The text of the last `user` message of an OpenAI body.

@@ -2,19 +2,7 @@
 //! user keeps their variant across requests and restarts while the weights are unchanged.
 
 use crate::config::VariantConfig;
-
-/// A stable 64-bit hash (FNV-1a followed by the SplitMix64 finaliser for good low bits).
-/// Stable across processes, platforms and releases: assignments must not move on upgrade.
-pub fn stable_hash(s: &str) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in s.as_bytes() {
-        h ^= u64::from(*b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    h = (h ^ (h >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    h = (h ^ (h >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    h ^ (h >> 31)
-}
+use switchyard_learn::hash::stable_hash;
 
 /// Picks a variant for `key` in proportion to the weights (which sum to 100), resolving to
 /// 0.01 percentage points.

@@ -5,7 +5,8 @@
 //! JSON schema produce JSON, `stop` cuts the text, `max_tokens` truncates with `finish_reason:
 //! "length"`.
 
-use crate::format::request::{estimate_tokens, last_user_text};
+use crate::format::request::last_user_text;
+use switchyard_learn::prompt::estimate_tokens;
 use serde_json::{json, Map, Value};
 
 /// What the mock will answer, before it is put into a wire format.
