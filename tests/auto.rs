@@ -157,28 +157,12 @@ async fn auto_picks_by_knob_explains_and_guards() {
     assert_eq!(status, 400);
 
     // Identical prompts hit the embedding cache, visible in metrics.
-    let m = h
-        .http
-        .get(format!("{}/metrics", h.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let m = h.metrics().await;
     assert!(
         m.contains("switchyard_embedding_cache_total{result=\"hit\"}"),
         "{m}"
     );
-    let models: Value = h
-        .http
-        .get(format!("{}/v1/models", h.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let models: Value = h.get_json("/v1/models").await;
     let auto = models["data"]
         .as_array()
         .unwrap()
@@ -263,15 +247,7 @@ fn set_manifest(dir: &Path, edit: impl Fn(&mut Value)) {
 }
 
 async fn auto_model(h: &Harness) -> Value {
-    let v: Value = h
-        .http
-        .get(format!("{}/v1/models", h.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v: Value = h.get_json("/v1/models").await;
     v["data"]
         .as_array()
         .unwrap()
@@ -459,29 +435,13 @@ async fn artifact_hot_reloads_on_change_keeps_serving_and_refuses_broken_ones() 
     // A broken artifact is refused and the current one stays.
     write_atomic(&dir.join("weights.json"), "{not json");
     for _ in 0..50 {
-        let m = h
-            .http
-            .get(format!("{}/metrics", h.base))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let m = h.metrics().await;
         if m.contains("switchyard_auto_reload_failures_total 1") {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
-    let m = h
-        .http
-        .get(format!("{}/metrics", h.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let m = h.metrics().await;
     assert!(m.contains("switchyard_auto_reload_failures_total 1"), "{m}");
     assert!(m.contains("switchyard_auto_reloads_total 1"), "{m}");
     assert_eq!(auto_model(&h).await["artifact_version"], "v2");

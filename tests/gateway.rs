@@ -501,15 +501,7 @@ async fn cel_routes_and_sticky_variants() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn models_health_and_metrics_endpoints() {
     let h = Harness::start().await;
-    let models: Value = h
-        .http
-        .get(format!("{}/v1/models", h.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let models: Value = h.get_json("/v1/models").await;
     let ids: Vec<&str> = models["data"]
         .as_array()
         .unwrap()
@@ -517,27 +509,11 @@ async fn models_health_and_metrics_endpoints() {
         .map(|m| m["id"].as_str().unwrap())
         .collect();
     assert!(ids.contains(&"up/ok") && ids.contains(&"router/ab") && ids.contains(&"auto"));
-    let health: Value = h
-        .http
-        .get(format!("{}/healthz", h.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let health: Value = h.get_json("/healthz").await;
     assert_eq!(health["status"], "ok");
     h.chat(json!({"model": "up/429", "models": ["up/ok"], "messages": user("x")}))
         .await;
-    let m = h
-        .http
-        .get(format!("{}/metrics", h.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let m = h.metrics().await;
     assert!(
         m.contains("switchyard_requests_total{endpoint=\"/v1/chat/completions\",status=\"200\"} 1"),
         "{m}"

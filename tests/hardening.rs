@@ -377,7 +377,7 @@ async fn a_failing_model_cools_down_is_probed_and_shows_in_models_and_metrics() 
             ("up/ok".to_string(), None)
         ]
     );
-    let models: Value = h.get("/v1/models").await.json().await.unwrap();
+    let models: Value = h.get_json("/v1/models").await;
     let m = models["data"]
         .as_array()
         .unwrap()

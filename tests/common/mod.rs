@@ -17,95 +17,9 @@ pub struct Harness {
     pub http: reqwest::Client,
 }
 
-/// The config used by gateway tests. `{MOCK}` is replaced by the mock's base URL and `{LOGS}`
-/// by a fresh log dir; `extra` is appended (routers, server keys, ...).
-pub const CONFIG: &str = r#"
-[server]
-timeout = "2s"
-ttft_timeout = "400ms"
-max_body_bytes = 65536
-{SERVER_EXTRA}
-
-[logging]
-dir = "{LOGS}"
-log_text = {LOG_TEXT}
-
-[providers.up]
-kind = "openai"
-base_url = "{MOCK}"
-api_key_env = "TEST_UPSTREAM_KEY"
-
-[providers.anth]
-kind = "anthropic"
-base_url = "{MOCK}"
-api_key_env = "TEST_UPSTREAM_KEY"
-
-[providers.dead]
-kind = "openai"
-base_url = "http://127.0.0.1:9/v1"
-
-[providers.mock]
-kind = "mock"
-
-[[models]]
-id = "up/ok"
-input_price_per_mtok = 1.0
-output_price_per_mtok = 2.0
-[[models]]
-id = "up/second"
-upstream = "ok-second"
-[[models]]
-id = "up/429"
-upstream = "status:429"
-[[models]]
-id = "up/500"
-upstream = "status:500"
-[[models]]
-id = "up/503"
-upstream = "status:503"
-[[models]]
-id = "up/400"
-upstream = "status:400"
-[[models]]
-id = "up/hang-headers"
-upstream = "hang_headers"
-[[models]]
-id = "up/hang-ttft"
-upstream = "hang_ttft"
-[[models]]
-id = "up/drop"
-upstream = "drop_mid"
-[[models]]
-id = "up/malformed"
-upstream = "malformed"
-[[models]]
-id = "anth/claude"
-upstream = "claude-test"
-input_price_per_mtok = 3.0
-output_price_per_mtok = 15.0
-[[models]]
-id = "anth/429"
-upstream = "status:429"
-[[models]]
-id = "dead/model"
-[[models]]
-id = "mock/fast"
-[[models]]
-id = "mock/smart"
-[[models]]
-id = "mock/slow"
-mock = { chunk_delay_ms = 80 }
-
-[routers.ab]
-routes = [{ name = "free", when = 'plan == "free" && request.prompt_tokens < 1000', model = "mock/fast" }]
-default = { variants = [{ name = "a", model = "mock/fast", weight = 50 }, { name = "b", model = "mock/smart", weight = 50 }] }
-
-[routers.chain]
-timeout = "300ms"
-ttft_timeout = "300ms"
-default = { model = "up/hang-headers", fallbacks = ["up/429", "dead/model", "up/malformed", "up/ok"] }
-{EXTRA}
-"#;
+/// The config used by gateway tests, shared with the Python suite: `{MOCK}` is replaced by the
+/// mock's base URL and `{LOGS}` by a fresh log dir; `extra` is appended (routers, `[auto]`, ...).
+pub const CONFIG: &str = include_str!("../fixtures/gateway.toml");
 
 pub struct Options {
     pub server_extra: &'static str,
@@ -171,6 +85,11 @@ impl Harness {
             .send()
             .await
             .unwrap()
+    }
+
+    /// A GET answered with JSON (no router key).
+    pub async fn get_json(&self, path: &str) -> Value {
+        self.get(path).await.json().await.unwrap()
     }
 
     /// The `/metrics` text (no router key).

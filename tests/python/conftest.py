@@ -13,57 +13,20 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 BIN = os.environ.get("SWITCHYARD_BIN", str(ROOT / "target" / "debug" / "switchyard"))
 
-CONFIG = """
-[server]
-timeout = "3s"
-ttft_timeout = "500ms"
-max_body_bytes = 65536
-{server_extra}
-
-[logging]
-dir = "{logs}"
-
-[providers.up]
-kind = "openai"
-base_url = "{mock}"
-api_key_env = "SY_TEST_UPSTREAM_KEY"
-
-[providers.anth]
-kind = "anthropic"
-base_url = "{mock}"
-api_key_env = "SY_TEST_UPSTREAM_KEY"
-
-[providers.mock]
-kind = "mock"
-
-[[models]]
-id = "up/ok"
-input_price_per_mtok = 1.0
-output_price_per_mtok = 2.0
-[[models]]
-id = "up/429"
-upstream = "status:429"
-[[models]]
-id = "up/500"
-upstream = "status:500"
-[[models]]
-id = "up/hang-ttft"
-upstream = "hang_ttft"
-[[models]]
-id = "up/drop"
-upstream = "drop_mid"
-[[models]]
-id = "anth/claude"
-upstream = "claude-test"
-[[models]]
-id = "mock/fast"
-[[models]]
-id = "mock/smart"
-
+# The config shared with the Rust integration tests; the SDK suite adds its `support` router.
+CONFIG = (ROOT / "tests" / "fixtures" / "gateway.toml").read_text()
+EXTRA = """
 [routers.support]
-routes = [{{ name = "free", when = 'plan == "free"', model = "mock/fast" }}]
-default = {{ variants = [{{ name = "a", model = "mock/fast", weight = 50 }}, {{ name = "b", model = "mock/smart", weight = 50 }}] }}
+routes = [{ name = "free", when = 'plan == "free"', model = "mock/fast" }]
+default = { variants = [{ name = "a", model = "mock/fast", weight = 50 }, { name = "b", model = "mock/smart", weight = 50 }] }
 """
+
+
+def config(mock, logs, server_extra=""):
+    """The shared config with its placeholders filled in."""
+    values = {"MOCK": mock, "LOGS": logs, "LOG_TEXT": "true", "SERVER_EXTRA": server_extra, "EXTRA": EXTRA}
+    return re.sub(r"\{([A-Z_]+)\}", lambda m: values[m.group(1)], CONFIG)
+
 
 
 def _start(args, pattern, env=None, stderr=subprocess.DEVNULL):
@@ -90,9 +53,9 @@ class Gateway:
         self.logs = tmp_path / "logs"
         config = tmp_path / "switchyard.toml"
         config.write_text(
-            CONFIG.format(mock=self.mock_url, logs=self.logs, server_extra=server_extra)
+            config(self.mock_url, self.logs, server_extra)
         )
-        env = dict(os.environ, SY_TEST_UPSTREAM_KEY="sk-upstream-secret", SY_TEST_ROUTER_KEYS="rk-1")
+        env = dict(os.environ, TEST_UPSTREAM_KEY="sk-upstream-secret", SY_TEST_ROUTER_KEYS="rk-1")
         self.stderr_path = tmp_path / "stderr.log"
         self._stderr = open(self.stderr_path, "w")
         self.proc, self.url = _start(

@@ -11,7 +11,7 @@ import pytest
 from anthropic import Anthropic
 from openai import OpenAI
 
-KEY = "sk-upstream-secret"  # what conftest puts in SY_TEST_UPSTREAM_KEY
+KEY = "sk-upstream-secret"  # what conftest puts in TEST_UPSTREAM_KEY
 
 
 def _openai(gw):

@@ -6,8 +6,8 @@
 //! "length"`.
 
 use crate::format::request::last_user_text;
-use switchyard_learn::prompt::estimate_tokens;
 use serde_json::{json, Map, Value};
+use switchyard_learn::prompt::estimate_tokens;
 
 /// What the mock will answer, before it is put into a wire format.
 #[derive(Debug, Clone)]
