@@ -22,7 +22,7 @@ default = { variants = [{ name = "a", model = "mock/fast", weight = 50 }, { name
 """
 
 
-def config(mock, logs, server_extra=""):
+def render_config(mock, logs, server_extra=""):
     """The shared config with its placeholders filled in."""
     values = {"MOCK": mock, "LOGS": logs, "LOG_TEXT": "true", "SERVER_EXTRA": server_extra, "EXTRA": EXTRA}
     return re.sub(r"\{([A-Z_]+)\}", lambda m: values[m.group(1)], CONFIG)
@@ -53,7 +53,7 @@ class Gateway:
         self.logs = tmp_path / "logs"
         config = tmp_path / "switchyard.toml"
         config.write_text(
-            config(self.mock_url, self.logs, server_extra)
+            render_config(self.mock_url, str(self.logs), server_extra)
         )
         env = dict(os.environ, TEST_UPSTREAM_KEY="sk-upstream-secret", SY_TEST_ROUTER_KEYS="rk-1")
         self.stderr_path = tmp_path / "stderr.log"
