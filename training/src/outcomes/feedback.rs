@@ -1,0 +1,178 @@
+//! Logged production requests joined with their feedback, read into [`Row`]s.
+
+use super::*;
+
+/// Joins feedback to logged requests by request id: one outcome row per (request, source),
+/// the last feedback winning. Requests logged without text (`log_text = false`) cannot be used
+/// and are counted; feedback for a model outside `models` is reported with its file and row.
+pub fn read_feedback(
+    log_dir: &Path,
+    models: &HashSet<String>,
+) -> Result<(Vec<Row>, Vec<String>), String> {
+    let mut notes = Vec::new();
+    if !log_dir.is_dir() {
+        return Ok((vec![], notes));
+    }
+    let feedback = ndjson_frame(log_dir, "feedback")?;
+    let requests = ndjson_frame(log_dir, "requests")?;
+    let (Some(feedback), Some(requests)) = (feedback, requests) else {
+        return Ok((vec![], notes));
+    };
+    // Last feedback per (request_id, source), joined to its request.
+    let joined = feedback
+        .lazy()
+        .select([
+            col("request_id"),
+            col("source"),
+            col("score"),
+            col("model").alias("feedback_model"),
+            col("origin_file"),
+            col("origin_row"),
+        ])
+        .group_by_stable([col("request_id"), col("source")])
+        .agg([
+            col("score").last(),
+            col("feedback_model").last(),
+            col("origin_file").last(),
+            col("origin_row").last(),
+        ])
+        .join(
+            requests.lazy().select([
+                col("request_id"),
+                col("prompt_text"),
+                col("prompt_tokens"),
+                col("completion_tokens"),
+            ]),
+            [col("request_id")],
+            [col("request_id")],
+            JoinArgs::new(JoinType::Left),
+        )
+        .sort(
+            ["origin_file", "origin_row"],
+            SortMultipleOptions::default(),
+        )
+        .collect()
+        .map_err(|e| {
+            format!(
+                "joining feedback to the request log in {}: {e}",
+                log_dir.display()
+            )
+        })?;
+    let get_str = |name: &str| {
+        joined
+            .column(name)
+            .and_then(|c| c.str().cloned())
+            .map_err(|e| e.to_string())
+    };
+    let get_f64 = |name: &str| {
+        joined
+            .column(name)
+            .and_then(|c| c.cast(&DataType::Float64))
+            .and_then(|c| c.f64().cloned())
+            .map_err(|e| e.to_string())
+    };
+    let (ids, models_col, prompts, files) = (
+        get_str("request_id")?,
+        get_str("feedback_model")?,
+        get_str("prompt_text")?,
+        get_str("origin_file")?,
+    );
+    let (scores, ptoks, ctoks, rows_col) = (
+        get_f64("score")?,
+        get_f64("prompt_tokens")?,
+        get_f64("completion_tokens")?,
+        get_f64("origin_row")?,
+    );
+    let mut out = Vec::new();
+    let mut no_text = 0;
+    for i in 0..joined.height() {
+        let (file, row) = (
+            files.get(i).unwrap_or(""),
+            rows_col.get(i).unwrap_or(0.0) as u64,
+        );
+        let model = models_col.get(i).unwrap_or("");
+        if !models.contains(model) {
+            notes.push(format!(
+                "{file} line {row}: feedback for model {model:?}, which has no outcome data to train with; skipped (candidates: {})",
+                models.iter().cloned().collect::<Vec<_>>().join(", ")
+            ));
+            continue;
+        }
+        let Some(prompt) = prompts.get(i) else {
+            no_text += 1;
+            continue;
+        };
+        out.push(Row {
+            prompt: prompt.to_string(),
+            source: "feedback".into(),
+            category: "production".into(),
+            model: model.to_string(),
+            quality: scores.get(i).unwrap_or(0.0),
+            input_tokens: ptoks.get(i).unwrap_or(0.0) as u64,
+            output_tokens: ctoks.get(i).unwrap_or(0.0) as u64,
+            origin: format!("{file}:{row} (request {})", ids.get(i).unwrap_or("")),
+        });
+    }
+    if no_text > 0 {
+        notes.push(format!("{no_text} feedback row(s) refer to requests logged without text (log_text = false) or not in the log; skipped"));
+    }
+    Ok((out, notes))
+}
+
+/// All `<prefix>-*.ndjson` records as a polars frame with `origin_file`/`origin_row`, and for
+/// request records the user text (`prompt_text`) that the encoder would see.
+fn ndjson_frame(dir: &Path, prefix: &str) -> Result<Option<DataFrame>, String> {
+    let mut cols: HashMap<&str, Vec<Option<String>>> = HashMap::new();
+    let mut nums: HashMap<&str, Vec<Option<f64>>> = HashMap::new();
+    let files = switchyard_learn::logfiles::ndjson_files(dir, prefix).map_err(|e| err(dir, e))?;
+    let mut n = 0;
+    for file in &files {
+        for (i, line) in std::fs::read_to_string(file)
+            .map_err(|e| err(file, e))?
+            .lines()
+            .enumerate()
+        {
+            let v: Value = serde_json::from_str(line)
+                .map_err(|e| err(file, format!("line {}: not JSON: {e}", i + 1)))?;
+            let s = |k: &str| v[k].as_str().map(String::from);
+            cols.entry("request_id").or_default().push(s("request_id"));
+            cols.entry("origin_file")
+                .or_default()
+                .push(Some(file.display().to_string()));
+            nums.entry("origin_row")
+                .or_default()
+                .push(Some((i + 1) as f64));
+            if prefix == "feedback" {
+                cols.entry("source").or_default().push(s("source"));
+                cols.entry("model").or_default().push(s("model"));
+                nums.entry("score").or_default().push(v["score"].as_f64());
+            } else {
+                let text = v["prompt"]
+                    .as_array()
+                    .map(|m| switchyard_learn::prompt::prompt_text(m));
+                cols.entry("prompt_text")
+                    .or_default()
+                    .push(text.filter(|t| !t.is_empty()));
+                nums.entry("prompt_tokens")
+                    .or_default()
+                    .push(v["prompt_tokens"].as_f64());
+                nums.entry("completion_tokens")
+                    .or_default()
+                    .push(v["completion_tokens"].as_f64());
+            }
+            n += 1;
+        }
+    }
+    if n == 0 {
+        return Ok(None);
+    }
+    let mut columns: Vec<Column> = cols
+        .into_iter()
+        .map(|(k, v)| Column::new(k.into(), v))
+        .collect();
+    columns.extend(nums.into_iter().map(|(k, v)| Column::new(k.into(), v)));
+    columns.sort_by(|a, b| a.name().cmp(b.name()));
+    DataFrame::new_infer_height(columns)
+        .map(Some)
+        .map_err(|e| e.to_string())
+}
