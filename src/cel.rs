@@ -21,16 +21,30 @@ impl std::fmt::Debug for CelExpr {
     }
 }
 
+/// Why an expression could not be compiled or evaluated; the message quotes the expression.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum CelError {
+    #[error("invalid CEL expression {expression:?}: {reason}")]
+    Invalid { expression: String, reason: String },
+    #[error("{expression:?} evaluated to {value}, not a boolean")]
+    NotBoolean { expression: String, value: String },
+    #[error("{expression:?} failed: {reason}")]
+    Failed { expression: String, reason: String },
+}
+
 impl CelExpr {
     /// Compiles an expression; the error quotes the expression and the parse error.
-    pub fn compile(source: &str) -> Result<CelExpr, String> {
+    pub fn compile(source: &str) -> Result<CelExpr, CelError> {
         env()
             .compile(source)
             .map(|program| CelExpr {
                 source: source.to_string(),
                 program,
             })
-            .map_err(|e| format!("invalid CEL expression {source:?}: {e}"))
+            .map_err(|e| CelError::Invalid {
+                expression: source.to_string(),
+                reason: e.to_string(),
+            })
     }
 
     /// Identifiers the expression reads.
@@ -45,18 +59,21 @@ impl CelExpr {
 
     /// Evaluates to a boolean. A missing variable or a type error is an `Err` with the reason.
     /// JSON integers are bound as CEL `int` (not `uint`), so `x + 256` and `tier == 2` work.
-    pub fn eval_bool(&self, vars: &[(&str, &serde_json::Value)]) -> Result<bool, String> {
+    pub fn eval_bool(&self, vars: &[(&str, &serde_json::Value)]) -> Result<bool, CelError> {
         let mut ctx = Context::with_env(env().clone());
         for (name, value) in vars {
             ctx.add_variable_from_value(*name, to_cel(value));
         }
         match self.program.execute(&ctx) {
             Ok(Value::Bool(b)) => Ok(b),
-            Ok(other) => Err(format!(
-                "{:?} evaluated to {other:?}, not a boolean",
-                self.source
-            )),
-            Err(e) => Err(format!("{:?} failed: {e}", self.source)),
+            Ok(other) => Err(CelError::NotBoolean {
+                expression: self.source.clone(),
+                value: format!("{other:?}"),
+            }),
+            Err(e) => Err(CelError::Failed {
+                expression: self.source.clone(),
+                reason: e.to_string(),
+            }),
         }
     }
 }
@@ -103,6 +120,7 @@ mod tests {
         assert!(e
             .eval_bool(&[("request", &req)])
             .unwrap_err()
+            .to_string()
             .contains("failed"));
         let sum = CelExpr::compile("request.prompt_tokens + 256 > 260 && tier == 2").unwrap();
         let tier = json!(2);
@@ -117,7 +135,7 @@ mod tests {
 
     #[test]
     fn parse_errors_quote_the_expression() {
-        let e = CelExpr::compile("plan == ").unwrap_err();
+        let e = CelExpr::compile("plan == ").unwrap_err().to_string();
         assert!(e.contains("\"plan == \""), "{e}");
     }
 }

@@ -95,7 +95,7 @@ pub(super) fn auto(
                 .map(|(i, g)| {
                     CelExpr::compile(g)
                         .map(Arc::new)
-                        .map_err(|e| err(&format!("auto.guardrails[{i}]"), e))
+                        .map_err(|e| err(&format!("auto.guardrails[{i}]"), e.to_string()))
                 })
                 .collect::<Result<_, _>>()?;
             Some(AutoConfig {

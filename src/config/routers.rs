@@ -198,7 +198,9 @@ fn build_route(
         }
     });
     let when = match &route.when {
-        Some(src) => Some(CelExpr::compile(src).map_err(|e| err(&format!("{key}.when"), e))?),
+        Some(src) => {
+            Some(CelExpr::compile(src).map_err(|e| err(&format!("{key}.when"), e.to_string()))?)
+        }
         None => None,
     };
     let auto = match &route.auto {

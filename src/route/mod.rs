@@ -194,7 +194,7 @@ fn plan_router(router: &RouterConfig, req: &ChatRequest, request_id: &str) -> Ro
                 break;
             }
             Ok(false) => {}
-            Err(e) => skipped.push(e),
+            Err(e) => skipped.push(e.to_string()),
         }
     }
     let (route, mut reason) = chosen.unwrap_or((

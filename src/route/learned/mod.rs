@@ -247,7 +247,7 @@ impl AutoRouter {
                     Err(e) => Verdict {
                         expression: g.source.clone(),
                         passed: false,
-                        error: Some(e),
+                        error: Some(e.to_string()),
                     },
                 })
                 .collect();
