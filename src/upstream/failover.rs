@@ -1,6 +1,7 @@
 //! Failover execution: tries the plan's models in order until one answers. Streaming attempts
 //! peek until the first token before committing, so a failover never leaks bytes to the client.
 
+use crate::clock::millis_since;
 use crate::config::ModelConfig;
 use crate::error::{ErrorKind, GatewayError};
 use crate::error::{FailureKind, UpstreamError};
@@ -90,17 +91,6 @@ pub enum Served {
 pub struct Execution {
     pub attempts: Vec<AttemptRecord>,
     pub result: Result<(Arc<ModelConfig>, Served), GatewayError>,
-}
-
-impl Execution {
-    /// Milliseconds spent waiting on upstreams.
-    pub fn upstream_ms(&self) -> f64 {
-        self.attempts.iter().map(|a| a.duration_ms).sum()
-    }
-}
-
-fn ms(since: Instant) -> f64 {
-    (since.elapsed().as_secs_f64() * 1_000_000.0).round() / 1000.0
 }
 
 /// Whether a chunk carries the first token: content, a tool call, or a finish reason.
@@ -212,7 +202,7 @@ pub async fn execute(
                 )),
             }
         };
-        let elapsed = ms(started);
+        let elapsed = millis_since(started);
         match outcome {
             Ok(served) => {
                 guards.cooldowns.success(&model.id);
