@@ -41,7 +41,7 @@ pub async fn list_models(State(live): State<Arc<Live>>) -> Json<Value> {
         }),
         Err(why) => json!({
             "id": "auto", "object": "model", "created": 0, "owned_by": "switchyard", "type": "auto",
-            "available": false, "reason": why,
+            "available": false, "reason": why.to_string(),
         }),
     });
     Json(json!({"object": "list", "data": data}))

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::SystemTime;
 use switchyard_learn::artifact::artifact_dir;
+use switchyard_learn::LearnError;
 
 /// What identifies the artifact on disk: the resolved directory and its files' modification times.
 type Signature = (PathBuf, Option<SystemTime>, Option<SystemTime>);
@@ -21,10 +22,19 @@ fn signature(cfg: &AutoConfig) -> Option<Signature> {
     Some((dir.clone(), mtime("weights.json"), mtime("manifest.json")))
 }
 
+/// Why `model: "auto"` cannot be served.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum Unavailable {
+    #[error("learned routing is not configured (no [auto] section in the config)")]
+    NotConfigured,
+    #[error(transparent)]
+    Load(#[from] LearnError),
+}
+
 /// The live learned router. A reload swaps it atomically: requests keep the `Arc` they started
 /// with, and a broken artifact is refused while the old router stays.
 pub struct AutoSlot {
-    current: RwLock<Result<Arc<AutoRouter>, String>>,
+    current: RwLock<Result<Arc<AutoRouter>, Unavailable>>,
     seen: Mutex<Option<Signature>>,
 }
 
@@ -32,15 +42,9 @@ impl AutoSlot {
     /// Loads the configured router, or records why `auto` is unavailable.
     pub fn load(cfg: Option<&AutoConfig>) -> AutoSlot {
         let (current, seen) = match cfg {
-            None => (
-                Err(
-                    "learned routing is not configured (no [auto] section in the config)"
-                        .to_string(),
-                ),
-                None,
-            ),
+            None => (Err(Unavailable::NotConfigured), None),
             Some(c) => (
-                AutoRouter::load(c).map(Arc::new).map_err(|e| e.to_string()),
+                AutoRouter::load(c).map(Arc::new).map_err(Unavailable::from),
                 signature(c),
             ),
         };
@@ -51,7 +55,7 @@ impl AutoSlot {
     }
 
     /// The router requests should use now, or why there is none.
-    pub fn get(&self) -> Result<Arc<AutoRouter>, String> {
+    pub fn get(&self) -> Result<Arc<AutoRouter>, Unavailable> {
         self.current
             .read()
             .unwrap_or_else(|e| e.into_inner())
@@ -69,10 +73,8 @@ impl AutoSlot {
 
     /// Loads the artifact again (blocking). On success the new router replaces the old one and
     /// its version is returned; on failure the old router stays and the reason is returned.
-    pub fn reload(&self, cfg: &AutoConfig) -> Result<String, String> {
-        let loaded = AutoRouter::load(cfg)
-            .map(Arc::new)
-            .map_err(|e| e.to_string());
+    pub fn reload(&self, cfg: &AutoConfig) -> Result<String, LearnError> {
+        let loaded = AutoRouter::load(cfg).map(Arc::new);
         let mut current = self.current.write().unwrap_or_else(|e| e.into_inner());
         match loaded {
             Ok(router) => {
@@ -82,7 +84,7 @@ impl AutoSlot {
             }
             Err(e) => {
                 if current.is_err() {
-                    *current = Err(e.clone());
+                    *current = Err(Unavailable::Load(e.clone()));
                 }
                 Err(e)
             }
