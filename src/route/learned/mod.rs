@@ -49,8 +49,10 @@ pub struct AutoRouter {
     pub artifact: Artifact,
     pub encoder: Box<dyn Embed>,
     pub artifact_dir: PathBuf,
-    /// The served models, in `[auto] candidates` order, with the artifact's name for each.
-    candidates: Vec<(Priced, Arc<ModelConfig>)>,
+    /// The candidates as scoring sees them, in `[auto] candidates` order.
+    priced: Vec<Priced>,
+    /// The served model of each candidate, in the same order.
+    models: Vec<Arc<ModelConfig>>,
     guardrails: Vec<Arc<CelExpr>>,
     pub default_cost_weight: f64,
     /// The artifact's strong-share calibration, read once at load.
@@ -97,24 +99,23 @@ impl AutoRouter {
                 )));
             }
         }
-        let candidates = cfg
+        let priced = cfg
             .candidates
             .iter()
-            .map(|(name, model)| {
-                let priced = Priced {
-                    artifact_model: name.clone(),
-                    model: model.id.clone(),
-                    price: model.price(),
-                };
-                (priced, model.clone())
+            .map(|(name, model)| Priced {
+                artifact_model: name.clone(),
+                model: model.id.clone(),
+                price: model.price(),
             })
             .collect();
+        let models = cfg.candidates.iter().map(|(_, m)| m.clone()).collect();
         let calibration = artifact.calibration();
         Ok(AutoRouter {
             artifact,
             encoder,
             artifact_dir: dir,
-            candidates,
+            priced,
+            models,
             guardrails: cfg.guardrails.clone(),
             default_cost_weight: cfg.default_cost_weight,
             calibration,
@@ -180,15 +181,21 @@ impl AutoRouter {
         only: &[String],
     ) -> Result<(Vec<Arc<ModelConfig>>, LearnedDecision), GatewayError> {
         let started = Instant::now();
-        let pool: Vec<Priced> = self
-            .candidates
-            .iter()
-            .filter(|(_, m)| only.is_empty() || only.contains(&m.id))
-            .map(|(p, _)| p.clone())
-            .collect();
+        let subset: Vec<Priced>;
+        let pool = if only.is_empty() {
+            &self.priced
+        } else {
+            subset = self
+                .priced
+                .iter()
+                .filter(|p| only.contains(&p.model))
+                .cloned()
+                .collect();
+            &subset
+        };
         let mut candidates = rank(
             &self.artifact,
-            &pool,
+            pool,
             req.prompt_tokens,
             embedding,
             cost_weight,
@@ -198,12 +205,7 @@ impl AutoRouter {
         let chain: Vec<Arc<ModelConfig>> = candidates
             .iter()
             .filter(|c| c.eligible)
-            .filter_map(|c| {
-                self.candidates
-                    .iter()
-                    .find(|(_, m)| m.id == c.model)
-                    .map(|(_, m)| m.clone())
-            })
+            .filter_map(|c| self.model(&c.model).cloned())
             .collect();
         if chain.is_empty() {
             return Err(none_eligible(candidates));
@@ -222,6 +224,11 @@ impl AutoRouter {
         Ok((chain, decision))
     }
 
+    /// The served model of a candidate by its served id.
+    fn model(&self, id: &str) -> Option<&Arc<ModelConfig>> {
+        self.models.iter().find(|m| m.id == id)
+    }
+
     /// Evaluates every guardrail for every scored candidate; a candidate that fails one (or
     /// whose guardrail cannot be evaluated) is not eligible.
     fn apply_guardrails(&self, req: &ChatRequest, scored: &mut [Scored]) {
@@ -230,7 +237,7 @@ impl AutoRouter {
         }
         let vars = Vars::of(req);
         for c in scored {
-            let Some((_, model)) = self.candidates.iter().find(|(_, m)| m.id == c.model) else {
+            let Some(model) = self.model(&c.model) else {
                 continue;
             };
             let model = model_facts(model);
