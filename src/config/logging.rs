@@ -1,6 +1,5 @@
 //! `[logging]`: the request log's directory, text policy, buffering and rotation.
 
-use super::source::{ConfigError, Source};
 use serde::Deserialize;
 use std::path::PathBuf;
 
@@ -33,10 +32,10 @@ pub struct LoggingConfig {
 }
 
 impl FileLogging {
-    /// Validates the section.
-    pub(super) fn validate(self, _src: &Source) -> Result<LoggingConfig, ConfigError> {
+    /// The section with its defaults (every value is valid as given).
+    pub(super) fn build(self) -> LoggingConfig {
         let raw = self;
-        let logging = LoggingConfig {
+        LoggingConfig {
             enabled: raw.enabled.unwrap_or(true),
             dir: PathBuf::from(raw.dir.unwrap_or_else(|| "logs".into())),
             log_text: raw.log_text.unwrap_or(true),
@@ -47,8 +46,6 @@ impl FileLogging {
                 .feedback_window
                 .unwrap_or(DEFAULT_FEEDBACK_WINDOW)
                 .max(1),
-        };
-
-        Ok(logging)
+        }
     }
 }

@@ -97,7 +97,7 @@ impl Config {
 
         let src = Source { file, env };
         let server = raw.server.validate(&src)?;
-        let logging = raw.logging.validate(&src)?;
+        let logging = raw.logging.build();
         let (providers, skipped) = models::providers(&raw.providers, &src)?;
         let models = models::models(&raw.models, &providers, &skipped, &src)?;
         let routers = routers::routers(
