@@ -1,7 +1,9 @@
 //! Authentication as one layer in front of every route except the open ones listed in
 //! [`OPEN_ROUTES`] (and `/metrics` when `server.metrics_public`). When router keys are
 //! configured a request must send one (`Authorization: Bearer <key>` or `x-api-key`); the
-//! matched key's index travels on as a [`Key`] extension (per-key admission uses it). A refusal
+//! matched key's index travels on as a [`Key`] extension (per-key admission uses it), and the
+//! state the request was checked against as an `Arc<AppState>` extension, so the whole request
+//! sees one config even if a reload lands meanwhile. A refusal
 //! is a 401 in the endpoint's wire shape, and a refused chat request is logged like any other.
 
 use super::respond::{error_response, new_request_id};
@@ -39,11 +41,13 @@ pub async fn layer(State(live): State<Arc<Live>>, mut request: Request, next: Ne
     let open =
         OPEN_ROUTES.contains(&path) || (path == "/metrics" && state.config.server.metrics_public);
     if open {
+        request.extensions_mut().insert(state);
         return next.run(request).await;
     }
     match authorize(&state, request.headers()) {
         Ok(key) => {
             request.extensions_mut().insert(Key(key));
+            request.extensions_mut().insert(state);
             next.run(request).await
         }
         Err(e) => {

@@ -5,7 +5,7 @@ use super::admission::Ticket;
 use super::auth::Key;
 use super::body::{discard, read_json};
 use super::respond::{complete_response, failed_response, new_request_id, Rejection};
-use super::state::{AppState, Live};
+use super::state::AppState;
 use super::stream::{stream_response, CommittedStream};
 use crate::error::GatewayError;
 use crate::format::request::ChatRequest;
@@ -14,7 +14,6 @@ use crate::observe::record::{rejected, RequestContext};
 use crate::route::RoutePlan;
 use crate::upstream::failover::{self, Execution, Guards, Served};
 use axum::body::Body;
-use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
@@ -23,21 +22,21 @@ use std::sync::Arc;
 use std::time::Instant;
 
 pub async fn chat_completions(
-    State(live): State<Arc<Live>>,
+    Extension(state): Extension<Arc<AppState>>,
     Extension(key): Extension<Key>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    handle(live.get(), ClientFormat::OpenAi, key, headers, body).await
+    handle(state, ClientFormat::OpenAi, key, headers, body).await
 }
 
 pub async fn messages(
-    State(live): State<Arc<Live>>,
+    Extension(state): Extension<Arc<AppState>>,
     Extension(key): Extension<Key>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    handle(live.get(), ClientFormat::Anthropic, key, headers, body).await
+    handle(state, ClientFormat::Anthropic, key, headers, body).await
 }
 
 async fn handle(
@@ -134,12 +133,11 @@ async fn prepare(
 
 /// `POST /v1/route`: the routing decision for a chat body; nothing is sent upstream.
 pub async fn route(
-    State(live): State<Arc<Live>>,
+    Extension(state): Extension<Arc<AppState>>,
     Extension(key): Extension<Key>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<serde_json::Value>, Rejection> {
-    let state = live.get();
     let request_id = new_request_id();
     let (req, plan, _ticket) = prepare(
         &state,

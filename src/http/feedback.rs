@@ -3,21 +3,19 @@
 
 use super::body::read_json;
 use super::respond::Rejection;
-use super::state::Live;
+use super::state::AppState;
 use crate::error::{ErrorKind, GatewayError};
 use axum::body::Body;
-use axum::extract::State;
 use axum::http::HeaderMap;
-use axum::Json;
+use axum::{Extension, Json};
 use serde_json::{json, Value};
 use std::sync::Arc;
 
 pub async fn feedback(
-    State(live): State<Arc<Live>>,
+    Extension(state): Extension<Arc<AppState>>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<Value>, Rejection> {
-    let state = live.get();
     let mut ticket = state.admission.admit(None, &state.metrics)?;
     let value = read_json(&state, &headers, body, &mut ticket).await?;
     let f = state.feedback.validate(&value)?;

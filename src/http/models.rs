@@ -1,17 +1,15 @@
 //! The read-only endpoints: `GET /v1/models` (models, routers and `auto`, with prices, cooldowns
 //! and the learned router's state), `GET /metrics` (Prometheus text) and `GET /healthz`.
 
-use super::state::Live;
-use axum::extract::State;
+use super::state::AppState;
 use axum::http::header;
 use axum::response::IntoResponse;
-use axum::Json;
+use axum::{Extension, Json};
 use serde_json::{json, Value};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
-pub async fn list_models(State(live): State<Arc<Live>>) -> Json<Value> {
-    let state = live.get();
+pub async fn list_models(Extension(state): Extension<Arc<AppState>>) -> Json<Value> {
     let table = &state.planner.table;
     let mut data: Vec<Value> = table
         .models
@@ -48,8 +46,7 @@ pub async fn list_models(State(live): State<Arc<Live>>) -> Json<Value> {
 }
 
 /// `GET /metrics`: the auth layer asks for the router key unless `server.metrics_public`.
-pub async fn metrics(State(live): State<Arc<Live>>) -> impl IntoResponse {
-    let state = live.get();
+pub async fn metrics(Extension(state): Extension<Arc<AppState>>) -> impl IntoResponse {
     let mut text = state.metrics.render();
     if let Ok(a) = &state.planner.auto.get() {
         text.push_str(&format!(
