@@ -49,7 +49,7 @@ fn knob_moves_the_choice_from_strong_to_cheap() {
 #[test]
 fn guardrails_drop_candidates_and_say_why() {
     let r = router();
-    // mock models have a 0 output price, so a max price of -1 fails both: the 400 lists each.
+    // Every price is above -1, so `max_price_per_mtok = -1` fails both: the 400 lists each.
     let req = request(
         json!({"model": "auto", "metadata": {"max_price_per_mtok": -1},
         "messages": [{"role": "user", "content": "hi"}]}),

@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 const RESERVED: [&str; 3] = ["request", "metadata", "model"];
 
 /// The facts about a request that expressions read as `request.*`.
-pub fn request_facts(req: &ChatRequest) -> Value {
+fn request_facts(req: &ChatRequest) -> Value {
     json!({
         "model": req.model,
         "message_count": req.messages().len(),
