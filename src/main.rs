@@ -164,13 +164,13 @@ fn main() -> ExitCode {
     }
 }
 
-/// Runs the sibling `switchyard-train` binary (polars and linfa live there, not in the server).
+/// Runs the sibling `switchyard-train` binary (polars lives there, not in the server).
 fn run_training(args: &[String]) -> Result<(), String> {
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let train = exe.with_file_name("switchyard-train");
     if !train.exists() {
         return Err(format!(
-            "{} is not built; build it with `cargo build --release -p switchyard-training` (it holds polars and linfa, kept out of the server)",
+            "{} is not built; build it with `cargo build --release -p switchyard-training` (it holds polars, kept out of the server)",
             train.display()
         ));
     }

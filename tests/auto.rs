@@ -6,50 +6,37 @@ mod common;
 use common::{chain, user, Harness, Options};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
-use switchyard_learn::artifact::{
-    Artifact, Candidate, Logistic, OutputTokens, Weights, FEATURE_SPEC, SCHEMA_VERSION,
-};
+use switchyard_learn::artifact::{Artifact, UniformCandidate};
 
 fn encoder_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("models/encoder")
 }
 
-/// An artifact whose "strong" candidate is better (p ≈ 0.9) and "weak" worse (p ≈ 0.6),
-/// each predicting 100 output tokens; `encoder_id` None = the real encoder's id.
-fn write_artifact(dir: &Path, encoder_id: Option<&str>) {
+/// An artifact whose `strong` candidate is better (p = 0.9) and `up/second` worse (p = 0.6),
+/// each predicting 100 output tokens at equal prices; `encoder_id` None = the real encoder's id.
+fn write_artifact(dir: &Path, encoder_id: Option<&str>, strong: &str) {
     let enc: Value = serde_json::from_str(
         &std::fs::read_to_string(encoder_dir().join("manifest.json")).unwrap(),
     )
     .unwrap();
-    let candidate = |name: &str, p: f64| Candidate {
-        model: name.into(),
-        input_price_per_mtok: 1.0,
-        output_price_per_mtok: 1.0,
-        quality: Logistic {
-            weights: vec![0.0; 385],
-            bias: (p / (1.0 - p)).ln(),
-        },
-        output_tokens: OutputTokens {
-            intercept: 100f64.ln(),
-            slope: 0.0,
-        },
+    let candidate = |model, quality| UniformCandidate {
+        model,
+        quality,
+        output_tokens: 100.0,
+        price_per_mtok: 1.0,
     };
-    Artifact {
-        manifest: json!({"version": "test-artifact", "encoder": {"id": encoder_id.map(Value::from).unwrap_or(enc["encoder_id"].clone()), "dimension": 384}, "cost_reference": {"prompt_tokens": 100}}),
-        weights: Weights {
-            schema_version: SCHEMA_VERSION,
-            feature_spec: FEATURE_SPEC.into(),
-            dimension: 384,
-            candidates: vec![candidate("strong", 0.9), candidate("weak", 0.6)],
-        },
-    }
+    Artifact::uniform(
+        json!({"version": "test-artifact", "encoder": {"id": encoder_id.map(Value::from).unwrap_or(enc["encoder_id"].clone()), "dimension": 384}, "cost_reference": {"prompt_tokens": 100, "output_tokens": 100}}),
+        &[0.0; 384],
+        &[candidate(strong, 0.9), candidate("up/second", 0.6)],
+    )
     .write(dir)
     .unwrap();
 }
 
 async fn start(artifact: &Path, strong: &str) -> Harness {
     let extra = format!(
-        "[auto]\nartifact = \"{}\"\nencoder = \"{}\"\ndefault_knob = \"best\"\ncandidates = {{ \"strong\" = \"{strong}\", \"weak\" = \"up/second\" }}\nguardrails = ['!(has(metadata.plan) && metadata.plan == \"free\") || model.id != \"{strong}\"', 'model.context_window >= request.prompt_tokens + 256', '!has(metadata.block_all)']\n",
+        "[auto]\nartifact = \"{}\"\nencoder = \"{}\"\ndefault_knob = \"best\"\ncandidates = [\"{strong}\", \"up/second\"]\nguardrails = ['!(has(metadata.plan) && metadata.plan == \"free\") || model.id != \"{strong}\"', 'model.context_window >= request.prompt_tokens + 256', '!has(metadata.block_all)']\n",
         artifact.display(),
         encoder_dir().display()
     );
@@ -67,7 +54,7 @@ fn tmp(name: &str) -> PathBuf {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn auto_picks_by_knob_explains_and_guards() {
     let dir = tmp("knob");
-    write_artifact(&dir, None);
+    write_artifact(&dir, None, "up/ok");
     let h = start(&dir, "up/ok").await;
     // Quality first: the strong model; cheap: quality minus cost still favours strong here
     // (equal prices), so move the knob with prices out of the picture via guardrails instead.
@@ -178,7 +165,7 @@ async fn auto_picks_by_knob_explains_and_guards() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ranked_candidates_are_the_fallback_chain() {
     let dir = tmp("chain");
-    write_artifact(&dir, None);
+    write_artifact(&dir, None, "up/503");
     let h = start(&dir, "up/503").await;
     let (status, _, v) = h
         .chat(json!({"model": "auto", "stream": false, "messages": user("hello")}))
@@ -216,7 +203,7 @@ async fn missing_or_mismatched_artifact_leaves_static_routes_working() {
     assert_eq!(status, 200);
 
     let dir = tmp("mismatch");
-    write_artifact(&dir, Some("some-other-encoder"));
+    write_artifact(&dir, Some("some-other-encoder"), "up/ok");
     let h = start(&dir, "up/ok").await;
     let (status, _, v) = h
         .chat(json!({"model": "auto", "messages": user("x")}))
@@ -270,9 +257,9 @@ async fn wait_for_version(h: &Harness, version: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn router_routes_compose_with_learned_routing() {
     let dir = tmp("routes");
-    write_artifact(&dir, None);
+    write_artifact(&dir, None, "up/ok");
     let extra = format!(
-        "[auto]\nartifact = \"{}\"\nencoder = \"{}\"\ncandidates = {{ \"strong\" = \"up/ok\", \"weak\" = \"up/second\" }}\n\
+        "[auto]\nartifact = \"{}\"\nencoder = \"{}\"\ncandidates = [\"up/ok\", \"up/second\"]\n\
          [routers.tiered]\nroutes = [{{ name = \"free\", when = 'plan == \"free\"', auto = {{ candidates = [\"up/second\"], knob = \"cheap\" }} }}]\n\
          default = {{ name = \"paid\", auto = {{ knob = \"best\" }}, fallbacks = [\"up/second\"] }}\n",
         dir.display(),
@@ -343,7 +330,7 @@ fn route_auto_is_validated_at_load() {
         e.contains("routers.r.default.auto") && e.contains("[auto] section"),
         "{e}"
     );
-    let auto = "[auto]\ncandidates = { \"x\" = \"p/a\" }\n";
+    let auto = "[auto]\ncandidates = [\"p/a\"]\n";
     let e = with(&format!(
         "[routers.r]\ndefault = {{ auto = {{ candidates = [\"p/b\"] }} }}\n{auto}"
     ))
@@ -371,7 +358,7 @@ fn route_auto_is_validated_at_load() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn strong_share_knob_reads_the_artifact_calibration() {
     let dir = tmp("share");
-    write_artifact(&dir, None);
+    write_artifact(&dir, None, "up/ok");
     let h = start(&dir, "up/ok").await;
     let ask = |share: f64| json!({"model": "auto", "messages": user("hello"), "router": {"strong_share": share}});
     let resp = h.post("/v1/route", ask(0.3)).await;
@@ -408,7 +395,7 @@ async fn strong_share_knob_reads_the_artifact_calibration() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn artifact_hot_reloads_on_change_keeps_serving_and_refuses_broken_ones() {
     let dir = tmp("reload");
-    write_artifact(&dir, None);
+    write_artifact(&dir, None, "up/ok");
     let h = std::sync::Arc::new(start(&dir, "up/ok").await);
     assert_eq!(auto_model(&h).await["artifact_version"], "test-artifact");
     // Requests keep flowing through every reload below; none may fail.
@@ -446,7 +433,7 @@ async fn artifact_hot_reloads_on_change_keeps_serving_and_refuses_broken_ones() 
     assert!(m.contains("switchyard_auto_reloads_total 1"), "{m}");
     assert_eq!(auto_model(&h).await["artifact_version"], "v2");
     // Fixed again: picked up.
-    write_artifact(&dir, None);
+    write_artifact(&dir, None, "up/ok");
     set_manifest(&dir, |m| m["version"] = json!("v3"));
     wait_for_version(&h, "v3").await;
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -461,9 +448,9 @@ async fn artifact_hot_reloads_on_change_keeps_serving_and_refuses_broken_ones() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sighup_reloads_when_watching_is_off() {
     let dir = tmp("hup");
-    write_artifact(&dir, None);
+    write_artifact(&dir, None, "up/ok");
     let extra = format!(
-        "[auto]\nartifact = \"{}\"\nencoder = \"{}\"\nwatch = false\ncandidates = {{ \"strong\" = \"up/ok\", \"weak\" = \"up/second\" }}\n",
+        "[auto]\nartifact = \"{}\"\nencoder = \"{}\"\nwatch = false\ncandidates = [\"up/ok\", \"up/second\"]\n",
         dir.display(),
         encoder_dir().display()
     );

@@ -10,13 +10,24 @@ use switchyard::format::request::ChatRequest;
 use switchyard::route::learned::AutoRouter;
 use switchyard_learn::embed::fake::FakeEncoder;
 
-fn router() -> AutoRouter {
+/// The default config's `[auto]` (three candidates: two with data, mock/mid on a prior) on the
+/// committed artifact; `edit` changes the section first.
+fn router_with(
+    edit: impl FnOnce(&mut switchyard::config::AutoConfig),
+) -> Result<AutoRouter, String> {
     let mut config = Config::embedded_default().expect("default config");
     let auto = config.auto.as_mut().expect("[auto] in the default config");
     auto.artifact = Path::new(env!("CARGO_MANIFEST_DIR")).join("models");
+    edit(auto);
     // The fake claims the default artifact's encoder id and dimension.
     let fake = FakeEncoder::new("potion-base-8M", 256);
-    AutoRouter::with_encoder(auto, Box::new(fake)).unwrap_or_else(|e| panic!("{e}"))
+    AutoRouter::with_encoder(auto, Box::new(fake)).map_err(|e| e.to_string())
+}
+
+/// The default router, with every prompt counted as familiar (the fake encoder's vectors are
+/// unlike any training prompt, so the default threshold would call them all unfamiliar).
+fn router() -> AutoRouter {
+    router_with(|a| a.min_support = Some(-1.0)).unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn request(body: serde_json::Value) -> ChatRequest {
@@ -30,8 +41,9 @@ fn knob_moves_the_choice_from_strong_to_cheap() {
         json!({"model": "auto", "messages": [{"role": "user", "content": "Prove that there are infinitely many primes."}]}),
     );
     let (best, d) = r.decide(&req, "best", 0.0, &[]).unwrap();
-    assert_eq!(d.candidates.len(), 2);
+    assert_eq!(d.candidates.len(), 3);
     assert!(d.candidates.iter().all(|c| c.eligible));
+    assert!(!d.unfamiliar && d.policy.is_none());
     let (cheap, _) = r.decide(&req, "cheap", 1.0, &[]).unwrap();
     // At weight 0 the higher predicted quality wins; at weight 1 the cost term dominates.
     let quality = |id: &str| {
@@ -42,8 +54,71 @@ fn knob_moves_the_choice_from_strong_to_cheap() {
             .predicted_quality
     };
     assert!(quality(&best[0].id) >= quality(&best[1].id));
+    assert!(quality(&best[1].id) >= quality(&best[2].id));
     assert_eq!(cheap[0].id, "mock/fast");
-    assert_eq!(best.len(), 2, "both candidates stay in the chain");
+    assert_eq!(best.len(), 3, "every candidate stays in the chain");
+}
+
+#[test]
+fn a_candidate_without_data_is_scored_from_its_prior_and_says_so() {
+    let r = router();
+    let req = request(
+        json!({"model": "auto", "messages": [{"role": "user", "content": "Summarise the French revolution."}]}),
+    );
+    let (_, d) = r.decide(&req, "best", 0.0, &[]).unwrap();
+    let mid = d.candidates.iter().find(|c| c.model == "mock/mid").unwrap();
+    let smart = d
+        .candidates
+        .iter()
+        .find(|c| c.model == "mock/smart")
+        .unwrap();
+    assert_eq!(serde_json::to_value(mid.basis).unwrap(), "prior");
+    assert_eq!(serde_json::to_value(smart.basis).unwrap(), "data");
+    assert_eq!((mid.predicted_quality, mid.neighbours), (0.76, 0));
+    assert!(smart.neighbours > 0);
+    // No prior and no data: refused at load, naming the fix.
+    let e = router_with(|a| a.priors.clear()).err().unwrap();
+    assert!(
+        e.contains("\"mock/mid\"") && e.contains("[auto.priors]") && e.contains("--map"),
+        "{e}"
+    );
+}
+
+#[test]
+fn unfamiliar_prompts_follow_the_policy_and_the_decision_says_so() {
+    // Default threshold: the fake encoder's vectors are unlike every training prompt.
+    let r = router_with(|_| {}).unwrap();
+    assert!(
+        r.min_support > 0.0,
+        "the artifact's threshold: {}",
+        r.min_support
+    );
+    let req = request(json!({"model": "auto", "messages": [{"role": "user", "content": "hi"}]}));
+    let (chain, d) = r.decide(&req, "balanced", 0.1, &[]).unwrap();
+    assert!(
+        d.unfamiliar && d.support.similarity < r.min_support,
+        "{:?}",
+        d.support
+    );
+    assert_eq!(
+        d.policy,
+        Some(switchyard_learn::score::Unfamiliar::Cheapest)
+    );
+    let ids: Vec<&str> = chain.iter().map(|m| m.id.as_str()).collect();
+    assert_eq!(
+        ids,
+        ["mock/fast", "mock/mid", "mock/smart"],
+        "cheapest first"
+    );
+    let (chain, _) = r.decide(&req, "best", 0.0, &[]).unwrap();
+    assert_eq!(chain[0].id, "mock/smart", "auto:best keeps the strongest");
+    let strongest =
+        router_with(|a| a.unfamiliar = switchyard_learn::score::Unfamiliar::Strongest).unwrap();
+    assert_eq!(
+        strongest.decide(&req, "balanced", 0.1, &[]).unwrap().0[0].id,
+        "mock/smart"
+    );
+    assert_eq!(r.unfamiliar.load(std::sync::atomic::Ordering::Relaxed), 2);
 }
 
 #[test]

@@ -1,17 +1,30 @@
-//! The trained router artifact and its scoring: one implementation used by training (validation
-//! metrics), evals and the server.
+//! The trained router artifact and its predictions: one implementation used by training
+//! (validation metrics, calibration), evals and the server.
 //!
 //! An artifact is a directory `models/router-<version>/` with:
-//! - `manifest.json`: schema version, version, encoder id/checksum/dimension, candidates with
-//!   prices, feature spec, training-data hash, seed, hyper-parameters and validation metrics;
-//! - `weights.json`: per candidate, a logistic model of quality and a log-linear model of output
-//!   tokens (format below); no polars or linfa is needed to load it.
+//! - `manifest.json`: schema version, version, encoder id/checksum/dimension, candidates (served
+//!   model ids, where their data came from), feature spec, training-data hash, seed,
+//!   hyper-parameters, the cost reference, the support threshold and validation metrics;
+//! - `weights.json`: the blend settings and, per candidate, a linear quality model and a
+//!   linear model of ln(1 + output tokens) on the shared prompt features;
+//! - `memory.bin`: the training prompts' embeddings and every candidate's labels for them
+//!   ([`crate::memory`]).
 //!
-//! Features ([`features`]): the prompt embedding scaled by √dimension (unit-variance-ish
-//! components, which keeps the optimiser well conditioned) followed by `ln(1 + prompt_tokens) / 8`.
-//! Quality: `p = sigmoid(w · x + b)`, the probability of a good answer (quality ≥ 0.75).
-//! Output tokens: `exp(a + c · ln(1 + prompt_tokens))`. Cost: prices × tokens.
+//! Candidates are served model ids (`mock/smart`, `openai/gpt-4o`): benchmark outcomes are
+//! attached to the served model they stand for at import, so adding a candidate is data plus
+//! configuration, never code. Per candidate, on top of the shared prompt representation (the
+//! embedding):
+//! - quality: `knn_weight × kNN rate + (1 − knn_weight) × clamp(linear, 0, 1)`, where the kNN rate
+//!   is the candidate's good-answer rate over the `k` most similar training prompts it has a label
+//!   for, shrunk towards its overall rate by `shrinkage` pseudo-counts, and the linear part is a
+//!   ridge regression of "good answer" on the features ([`features`]);
+//! - output tokens: `exp(ridge prediction of ln(1 + tokens)) − 1`, so the content of the prompt
+//!   (an essay request, a multiple-choice letter) sets the predicted length, not only its size.
+//!
+//! The support of a decision is the mean cosine similarity of the `support_k` nearest training
+//! prompts: how well the training data covers the prompt.
 
+use crate::memory::{Memory, GOOD, UNKNOWN};
 use crate::price::Price;
 use crate::LearnError;
 use serde::{Deserialize, Serialize};
@@ -19,11 +32,11 @@ use serde_json::Value;
 use std::path::{Path, PathBuf};
 
 /// Version of the artifact format.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 /// Human-readable feature spec, stored in the manifest and checked at load.
 pub const FEATURE_SPEC: &str =
     "sqrt(dimension) * embedding[dimension] ++ [ln(1 + prompt_tokens) / 8]";
-/// Quality at or above which an outcome counts as a good answer for the classifier.
+/// Quality at or above which an outcome counts as a good answer.
 pub const GOOD_ANSWER: f64 = 0.75;
 
 /// The feature vector for a prompt.
@@ -34,31 +47,96 @@ pub fn features(embedding: &[f32], prompt_tokens: u64) -> Vec<f64> {
     x
 }
 
-/// Logistic quality model.
+/// `w · x + b`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct Logistic {
+pub struct Linear {
     pub weights: Vec<f64>,
     pub bias: f64,
 }
 
-impl Logistic {
-    pub fn probability(&self, x: &[f64]) -> f64 {
-        let z: f64 = self.weights.iter().zip(x).map(|(w, v)| w * v).sum::<f64>() + self.bias;
-        1.0 / (1.0 + (-z).exp())
+impl Linear {
+    pub fn value(&self, x: &[f64]) -> f64 {
+        self.weights.iter().zip(x).map(|(w, v)| w * v).sum::<f64>() + self.bias
     }
 }
 
-/// `output_tokens = exp(intercept + slope · ln(1 + prompt_tokens))`.
+/// How the kNN and linear parts are combined, and how support is measured.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct OutputTokens {
-    pub intercept: f64,
-    pub slope: f64,
+pub struct Blend {
+    /// Weight of the kNN rate in the quality prediction (the rest is the linear model).
+    pub knn_weight: f64,
+    /// Neighbours searched per prompt.
+    pub k: usize,
+    /// Pseudo-counts of the candidate's overall rate added to its neighbour counts.
+    pub shrinkage: f64,
+    /// Neighbours whose mean similarity is the decision's support.
+    pub support_k: usize,
 }
 
-impl OutputTokens {
-    pub fn predict(&self, prompt_tokens: u64) -> f64 {
-        (self.intercept + self.slope * (1.0 + prompt_tokens as f64).ln()).exp()
+/// One candidate (a served model id) of the artifact.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Candidate {
+    pub model: String,
+    /// Where its outcomes came from, e.g. `routellm:gpt-4-1106-preview` or `feedback`.
+    pub origin: String,
+    /// Training prompts with an outcome for it.
+    pub rows: usize,
+    /// Its good-answer rate over those prompts.
+    pub base_rate: f64,
+    /// Prices its training costs were computed with (offline evals score with these).
+    pub input_price_per_mtok: f64,
+    pub output_price_per_mtok: f64,
+    pub quality: Linear,
+    /// Predicts ln(1 + output tokens).
+    pub output_tokens: Linear,
+}
+
+impl Candidate {
+    pub fn price(&self) -> Price {
+        Price {
+            input_per_mtok: self.input_price_per_mtok,
+            output_per_mtok: self.output_price_per_mtok,
+        }
     }
+}
+
+/// `weights.json`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Weights {
+    pub schema_version: u32,
+    pub feature_spec: String,
+    pub dimension: usize,
+    pub blend: Blend,
+    pub candidates: Vec<Candidate>,
+}
+
+/// The prediction for one candidate and one prompt.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Prediction {
+    pub model: String,
+    /// Probability of a good answer (the blend).
+    pub quality: f64,
+    pub quality_linear: f64,
+    pub quality_knn: f64,
+    /// Labelled neighbours of this candidate among the `k` nearest training prompts.
+    pub neighbours: usize,
+    pub output_tokens: f64,
+}
+
+/// How well the training data covers a prompt.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq)]
+pub struct Support {
+    /// Cosine similarity of the nearest training prompt.
+    pub nearest: f64,
+    /// Mean cosine similarity of the `support_k` nearest: the value compared with the threshold.
+    pub similarity: f64,
+}
+
+/// Every candidate's prediction for a prompt and the prompt's support.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Predicted {
+    pub predictions: Vec<Prediction>,
+    pub support: Support,
 }
 
 /// The artifact directory: `dir` itself, or the one named by `dir/LATEST`.
@@ -77,49 +155,16 @@ pub fn artifact_dir(dir: &Path) -> Result<PathBuf, LearnError> {
     }
 }
 
-/// One candidate model of the artifact.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct Candidate {
-    pub model: String,
-    pub input_price_per_mtok: f64,
-    pub output_price_per_mtok: f64,
-    pub quality: Logistic,
-    pub output_tokens: OutputTokens,
-}
-
-impl Candidate {
-    /// The prices the candidate was trained with.
-    pub fn price(&self) -> Price {
-        Price {
-            input_per_mtok: self.input_price_per_mtok,
-            output_per_mtok: self.output_price_per_mtok,
-        }
-    }
-}
-
-/// `weights.json`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct Weights {
-    pub schema_version: u32,
-    pub feature_spec: String,
-    pub dimension: usize,
-    pub candidates: Vec<Candidate>,
-}
-
-/// The prediction for one candidate and one prompt.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct Prediction {
-    pub model: String,
-    pub quality: f64,
-    pub output_tokens: f64,
-    pub cost_usd: f64,
-}
-
 /// A loaded artifact.
 #[derive(Debug, Clone)]
 pub struct Artifact {
     pub manifest: Value,
     pub weights: Weights,
+    pub memory: Memory,
+}
+
+fn round6(v: f64) -> f64 {
+    (v * 1e6).round() / 1e6
 }
 
 impl Artifact {
@@ -138,53 +183,70 @@ impl Artifact {
                 .map_err(|e| bad(format!("{} is not valid JSON: {e}", p.display())))
         };
         let manifest = read("manifest.json")?;
-        let weights: Weights = serde_json::from_value(read("weights.json")?).map_err(|e| {
+        let raw = read("weights.json")?;
+        let schema = raw["schema_version"].as_u64().unwrap_or(0);
+        if schema != u64::from(SCHEMA_VERSION) || raw["feature_spec"] != FEATURE_SPEC {
+            return Err(bad(format!(
+                "{} has schema {schema} / features {}; this build reads schema {SCHEMA_VERSION} / {FEATURE_SPEC:?}; retrain with `switchyard train`",
+                dir.display(),
+                raw["feature_spec"]
+            )));
+        }
+        let weights: Weights = serde_json::from_value(raw).map_err(|e| {
             bad(format!(
                 "{}/weights.json has the wrong shape: {e}",
                 dir.display()
             ))
         })?;
-        if weights.schema_version != SCHEMA_VERSION || weights.feature_spec != FEATURE_SPEC {
-            return Err(bad(format!(
-                "{} has schema {} / features {:?}; this build reads schema {SCHEMA_VERSION} / {FEATURE_SPEC:?}; retrain with `switchyard train`",
-                dir.display(),
-                weights.schema_version,
-                weights.feature_spec
-            )));
-        }
-        if manifest["cost_reference"]["prompt_tokens"]
-            .as_u64()
-            .is_none()
-        {
-            return Err(bad(format!(
-                "{}/manifest.json has no cost_reference.prompt_tokens (trained by an older build); retrain with `switchyard train`",
-                dir.display()
-            )));
-        }
-        for c in &weights.candidates {
-            if c.quality.weights.len() != weights.dimension + 1 {
+        for key in ["prompt_tokens", "output_tokens"] {
+            if manifest["cost_reference"][key].as_f64().is_none() {
                 return Err(bad(format!(
-                    "{}: candidate {} has {} weights, expected {}",
-                    dir.display(),
-                    c.model,
-                    c.quality.weights.len(),
-                    weights.dimension + 1
+                    "{}/manifest.json has no cost_reference.{key}; retrain with `switchyard train`",
+                    dir.display()
                 )));
             }
         }
-        Ok(Artifact { manifest, weights })
+        let memory = Memory::read(&dir.join("memory.bin"))?;
+        let d = weights.dimension;
+        if memory.dimension != d || memory.models != weights.candidates.len() {
+            return Err(bad(format!(
+                "{}: memory.bin holds {} models of dimension {}, weights.json {} of dimension {d}; retrain with `switchyard train`",
+                dir.display(),
+                memory.models,
+                memory.dimension,
+                weights.candidates.len()
+            )));
+        }
+        for c in &weights.candidates {
+            if c.quality.weights.len() != d + 1 || c.output_tokens.weights.len() != d + 1 {
+                return Err(bad(format!(
+                    "{}: candidate {} has {} / {} weights, expected {}",
+                    dir.display(),
+                    c.model,
+                    c.quality.weights.len(),
+                    c.output_tokens.weights.len(),
+                    d + 1
+                )));
+            }
+        }
+        Ok(Artifact {
+            manifest,
+            weights,
+            memory,
+        })
     }
 
-    /// Writes `manifest.json` and `weights.json` (deterministic bytes for the same values).
+    /// Writes `manifest.json`, `weights.json` and `memory.bin` (the same bytes for the same values).
     pub fn write(&self, dir: &Path) -> std::io::Result<()> {
         std::fs::create_dir_all(dir)?;
-        std::fs::write(
-            dir.join("manifest.json"),
-            serde_json::to_string_pretty(&self.manifest)? + "\n",
-        )?;
+        std::fs::write(dir.join("memory.bin"), self.memory.to_bytes())?;
         std::fs::write(
             dir.join("weights.json"),
             serde_json::to_string(&self.weights)? + "\n",
+        )?;
+        std::fs::write(
+            dir.join("manifest.json"),
+            serde_json::to_string_pretty(&self.manifest)? + "\n",
         )?;
         Ok(())
     }
@@ -194,12 +256,19 @@ impl Artifact {
         self.manifest["version"].as_str().unwrap_or("unknown")
     }
 
-    /// Prompt tokens of the artifact's typical prompt (`cost_reference.prompt_tokens`, the
-    /// median of the training prompts): the size at which the objective's cost unit is priced.
-    pub fn reference_prompt_tokens(&self) -> u64 {
-        self.manifest["cost_reference"]["prompt_tokens"]
-            .as_u64()
-            .unwrap_or(0)
+    /// The artifact's typical prompt (`cost_reference`: median training prompt tokens and
+    /// median observed output tokens): the request at which the objective's cost unit is priced.
+    pub fn reference_tokens(&self) -> (f64, f64) {
+        let r = &self.manifest["cost_reference"];
+        (
+            r["prompt_tokens"].as_f64().unwrap_or(0.0),
+            r["output_tokens"].as_f64().unwrap_or(0.0),
+        )
+    }
+
+    /// The support below which a prompt is unfamiliar (`support.threshold` in the manifest).
+    pub fn support_threshold(&self) -> Option<f64> {
+        self.manifest["support"]["threshold"].as_f64()
     }
 
     /// The candidate with the highest prices: the "strong" model of the strong-share knob.
@@ -224,21 +293,101 @@ impl Artifact {
         (table.len() == 101).then_some(table)
     }
 
-    /// Predicted quality, output tokens and cost of every candidate for one prompt.
-    pub fn predict(&self, embedding: &[f32], prompt_tokens: u64) -> Vec<Prediction> {
+    /// Predicted quality and output tokens of every candidate for one prompt, and its support.
+    pub fn predict(&self, embedding: &[f32], prompt_tokens: u64) -> Predicted {
+        let b = &self.weights.blend;
+        let nearest = self.memory.nearest(embedding, b.k.max(b.support_k));
+        let top = &nearest[..b.support_k.min(nearest.len())];
+        let support = Support {
+            nearest: round6(nearest.first().map_or(0.0, |n| f64::from(n.0))),
+            similarity: round6(
+                top.iter().map(|n| f64::from(n.0)).sum::<f64>() / top.len().max(1) as f64,
+            ),
+        };
+        let neighbours = &nearest[..b.k.min(nearest.len())];
         let x = features(embedding, prompt_tokens);
-        self.weights
+        let predictions = self
+            .weights
             .candidates
             .iter()
-            .map(|c| {
-                let output_tokens = c.output_tokens.predict(prompt_tokens);
+            .enumerate()
+            .map(|(m, c)| {
+                let (mut good, mut n) = (0usize, 0usize);
+                for &(_, row) in neighbours {
+                    match self.memory.label(row, m) {
+                        UNKNOWN => {}
+                        l => {
+                            n += 1;
+                            good += usize::from(l == GOOD);
+                        }
+                    }
+                }
+                let knn =
+                    (good as f64 + b.shrinkage * c.base_rate) / (n as f64 + b.shrinkage).max(1e-9);
+                let linear = c.quality.value(&x).clamp(0.0, 1.0);
                 Prediction {
                     model: c.model.clone(),
-                    quality: c.quality.probability(&x),
-                    output_tokens,
-                    cost_usd: c.price().cost_usd(prompt_tokens as f64, output_tokens),
+                    quality: b.knn_weight * knn + (1.0 - b.knn_weight) * linear,
+                    quality_linear: linear,
+                    quality_knn: knn,
+                    neighbours: n,
+                    output_tokens: (c.output_tokens.value(&x).exp() - 1.0).max(1.0),
                 }
             })
-            .collect()
+            .collect();
+        Predicted {
+            predictions,
+            support,
+        }
+    }
+}
+
+/// One candidate of [`Artifact::uniform`]: served id, probability of a good answer, output
+/// tokens and the price per million tokens (input and output alike).
+pub struct UniformCandidate<'a> {
+    pub model: &'a str,
+    pub quality: f64,
+    pub output_tokens: f64,
+    pub price_per_mtok: f64,
+}
+
+impl Artifact {
+    /// An artifact that predicts the same quality and output tokens for every prompt (for tests
+    /// and demos of the serving path): zero weights, and a memory of one prompt (`anchor`) that
+    /// no candidate has a label for, so the kNN part falls back to each candidate's rate.
+    pub fn uniform(manifest: Value, anchor: &[f32], candidates: &[UniformCandidate]) -> Artifact {
+        let d = anchor.len();
+        let zero = |bias: f64| Linear {
+            weights: vec![0.0; d + 1],
+            bias,
+        };
+        Artifact {
+            manifest,
+            weights: Weights {
+                schema_version: SCHEMA_VERSION,
+                feature_spec: FEATURE_SPEC.into(),
+                dimension: d,
+                blend: Blend {
+                    knn_weight: 0.5,
+                    k: 1,
+                    shrinkage: 1.0,
+                    support_k: 1,
+                },
+                candidates: candidates
+                    .iter()
+                    .map(|c| Candidate {
+                        model: c.model.into(),
+                        origin: "uniform".into(),
+                        rows: 0,
+                        base_rate: c.quality,
+                        input_price_per_mtok: c.price_per_mtok,
+                        output_price_per_mtok: c.price_per_mtok,
+                        quality: zero(c.quality),
+                        output_tokens: zero((1.0 + c.output_tokens).ln()),
+                    })
+                    .collect(),
+            },
+            memory: Memory::build(&[anchor], vec![UNKNOWN; candidates.len()], candidates.len()),
+        }
     }
 }

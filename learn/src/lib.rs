@@ -6,7 +6,8 @@
 //! - [`prompt`]: what of a conversation is embedded, and the token estimates;
 //! - [`embed`]: encoders (potion static embeddings, MiniLM ONNX, a deterministic fake) behind
 //!   the [`embed::Embed`] trait;
-//! - [`artifact`]: the trained router artifact (features, quality and output-token models);
+//! - [`artifact`]: the trained router artifact (features, quality and output-token models,
+//!   the kNN blend and the support of a decision); [`memory`]: its outcome memory;
 //! - [`price`]: prices per million tokens and the one cost formula;
 //! - [`score`]: predicted cost at the served models' prices, the objective, ranking and the
 //!   strong-share calibration;
@@ -20,6 +21,7 @@ pub mod embed;
 pub mod error;
 pub mod hash;
 pub mod logfiles;
+pub mod memory;
 pub mod price;
 pub mod prompt;
 pub mod score;

@@ -1,28 +1,50 @@
 //! Scoring: predicted cost at the served models' prices, the objective
 //! `score = predicted_quality − cost_weight × predicted_cost / reference_cost`, the order that
-//! makes the fallback chain, and the strong-share calibration. The server, calibration at
-//! training time and the offline evals all score through here.
+//! makes the fallback chain (with the policy for unfamiliar prompts), and the strong-share
+//! calibration. The server, calibration at training time and the offline evals all score
+//! through here.
 //!
 //! The cost unit ([`reference_cost`]) is what the priciest candidate charges for the artifact's
-//! typical prompt (median training prompt length), fixed for a candidate set. So a long prompt
-//! costs more units than a short one and needs a larger predicted quality gain to justify the
-//! expensive model, while `cost_weight` keeps one meaning: the quality a typical prompt's
-//! strong-model cost must buy.
+//! typical request (median training prompt and output lengths), fixed for a candidate set. So
+//! a long prompt or a long expected answer costs more units than a short one and needs a larger
+//! predicted quality gain to justify the expensive model, while `cost_weight` keeps one meaning:
+//! the quality a typical request's strong-model cost must buy.
 //!
-//! Guardrails are not evaluated here (they need request metadata and CEL); the gateway fills
-//! [`Scored::guardrails`] and [`Scored::eligible`] before [`order`].
+//! A candidate the artifact has no data for is scored from its configured [`Prior`]; the
+//! decision says so (`basis: "prior"`). Guardrails are not evaluated here (they need request
+//! metadata and CEL); the gateway fills [`Scored::guardrails`] and [`Scored::eligible`] before
+//! [`order`].
 
-use crate::artifact::{Artifact, Prediction};
+use crate::artifact::{Artifact, Prediction, Support};
 pub use crate::price::Price;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-/// A candidate as scoring sees it: the artifact's name for it, the served model id, and the
-/// served model's prices (which decide cost; the artifact gives tokens and quality).
+/// What is assumed of a candidate with no outcome data: its probability of a good answer and,
+/// optionally, its output tokens (default: the mean prediction of the candidates with data).
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Prior {
+    pub quality: f64,
+    pub output_tokens: Option<f64>,
+}
+
+/// A candidate as scoring sees it: the served model id, its prices (which decide cost), and
+/// the prior used when the artifact has no data for it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Priced {
-    pub artifact_model: String,
     pub model: String,
     pub price: Price,
+    pub prior: Option<Prior>,
+}
+
+/// Where a candidate's predicted quality came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Basis {
+    /// The artifact's models, trained on outcomes of this candidate.
+    Data,
+    /// The configured prior: the artifact has no outcomes of this candidate.
+    Prior,
 }
 
 /// One guardrail's verdict for one candidate.
@@ -38,15 +60,56 @@ pub struct Verdict {
 #[derive(Debug, Clone, Serialize)]
 pub struct Scored {
     pub model: String,
-    pub artifact_model: String,
+    pub basis: Basis,
     pub predicted_quality: f64,
     pub predicted_output_tokens: f64,
     pub predicted_cost_usd: f64,
     /// `predicted_cost_usd / reference_cost`: the cost term of the score before the weight.
     pub relative_cost: f64,
+    /// Labelled neighbours of this candidate behind the prediction (0 for a prior).
+    pub neighbours: usize,
     pub guardrails: Vec<Verdict>,
     pub score: f64,
     pub eligible: bool,
+}
+
+/// Every candidate scored for one prompt, and the prompt's support.
+#[derive(Debug, Clone)]
+pub struct Ranked {
+    pub candidates: Vec<Scored>,
+    pub support: Support,
+}
+
+/// What `auto` does with a prompt whose support is below the threshold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Unfamiliar {
+    /// The cheapest eligible candidate first (by predicted cost); with cost weight 0 (`auto:best`)
+    /// the priciest, as for `strongest`.
+    Cheapest,
+    /// The priciest eligible candidate first.
+    Strongest,
+    /// Use the predictions as for any other prompt.
+    Predict,
+}
+
+impl Unfamiliar {
+    pub fn parse(s: &str) -> Option<Unfamiliar> {
+        match s {
+            "cheapest" => Some(Unfamiliar::Cheapest),
+            "strongest" => Some(Unfamiliar::Strongest),
+            "predict" => Some(Unfamiliar::Predict),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Unfamiliar::Cheapest => "cheapest",
+            Unfamiliar::Strongest => "strongest",
+            Unfamiliar::Predict => "predict",
+        }
+    }
 }
 
 /// Scores every candidate for one prompt with the artifact's predictions.
@@ -56,42 +119,37 @@ pub fn rank(
     prompt_tokens: u64,
     embedding: &[f32],
     cost_weight: f64,
-) -> Vec<Scored> {
-    let predictions = artifact.predict(embedding, prompt_tokens);
+) -> Ranked {
+    let predicted = artifact.predict(embedding, prompt_tokens);
     let reference = reference_cost(artifact, candidates);
-    rank_predictions(
-        &predictions,
-        candidates,
-        prompt_tokens,
-        cost_weight,
-        reference,
-    )
+    Ranked {
+        candidates: rank_predictions(
+            &predicted.predictions,
+            candidates,
+            prompt_tokens,
+            cost_weight,
+            reference,
+        ),
+        support: predicted.support,
+    }
 }
 
 /// The objective's cost unit: the largest cost, at the served models' prices, of the artifact's
-/// typical prompt (its `cost_reference.prompt_tokens`) with each candidate's predicted output.
+/// typical request (its `cost_reference` prompt and output tokens).
 pub fn reference_cost(artifact: &Artifact, candidates: &[Priced]) -> f64 {
-    let tokens = artifact.reference_prompt_tokens();
+    let (prompt, output) = artifact.reference_tokens();
     candidates
         .iter()
-        .filter_map(|p| {
-            let c = artifact
-                .weights
-                .candidates
-                .iter()
-                .find(|c| c.model == p.artifact_model)?;
-            Some(
-                p.price
-                    .cost_usd(tokens as f64, c.output_tokens.predict(tokens)),
-            )
-        })
+        .map(|p| p.price.cost_usd(prompt, output))
         .fold(0.0, f64::max)
         .max(1e-12)
 }
 
 /// Scores candidates from any predictor's per-model quality and output tokens (the learned
-/// artifact, or an evaluation baseline such as kNN): cost from the served model's prices and
-/// `score = quality − cost_weight × cost / reference`. Every candidate starts eligible.
+/// artifact, or an evaluation baseline such as kNN), and candidates without predictions from
+/// their prior: cost from the served model's prices and
+/// `score = quality − cost_weight × cost / reference`. A candidate with neither prediction nor
+/// prior is left out. Every candidate starts eligible.
 pub fn rank_predictions(
     predictions: &[Prediction],
     candidates: &[Priced],
@@ -99,20 +157,35 @@ pub fn rank_predictions(
     cost_weight: f64,
     reference: f64,
 ) -> Vec<Scored> {
+    let mean_tokens =
+        predictions.iter().map(|p| p.output_tokens).sum::<f64>() / predictions.len().max(1) as f64;
     candidates
         .iter()
         .filter_map(|c| {
-            let p = predictions.iter().find(|p| p.model == c.artifact_model)?;
-            let cost = c.price.cost_usd(prompt_tokens as f64, p.output_tokens);
-            let quality = round6(p.quality);
+            let (basis, quality, tokens, neighbours) =
+                match predictions.iter().find(|p| p.model == c.model) {
+                    Some(p) => (Basis::Data, p.quality, p.output_tokens, p.neighbours),
+                    None => {
+                        let prior = c.prior?;
+                        (
+                            Basis::Prior,
+                            prior.quality,
+                            prior.output_tokens.unwrap_or(mean_tokens),
+                            0,
+                        )
+                    }
+                };
+            let cost = c.price.cost_usd(prompt_tokens as f64, tokens);
+            let quality = round6(quality);
             let relative_cost = round6(cost / reference);
             Some(Scored {
                 model: c.model.clone(),
-                artifact_model: c.artifact_model.clone(),
+                basis,
                 predicted_quality: quality,
-                predicted_output_tokens: round6(p.output_tokens),
+                predicted_output_tokens: round6(tokens),
                 predicted_cost_usd: cost,
                 relative_cost,
+                neighbours,
                 guardrails: vec![],
                 score: round6(quality - cost_weight * relative_cost),
                 eligible: true,
@@ -122,12 +195,18 @@ pub fn rank_predictions(
 }
 
 /// Orders scored candidates as the fallback chain: eligible first, then by score (stable, so
-/// the first listed wins a tie). The first one, if eligible, is the choice.
-pub fn order(scored: &mut [Scored]) {
+/// the first listed wins a tie). With `unfamiliar` set (the prompt's support is below the
+/// threshold), its policy orders the eligible candidates instead. The first one, if eligible,
+/// is the choice.
+pub fn order(scored: &mut [Scored], unfamiliar: Option<Unfamiliar>, cost_weight: f64) {
+    let by_cost_up = |a: &Scored, b: &Scored| a.relative_cost.total_cmp(&b.relative_cost);
     scored.sort_by(|a, b| {
-        b.eligible
-            .cmp(&a.eligible)
-            .then(b.score.total_cmp(&a.score))
+        let policy = match unfamiliar {
+            Some(Unfamiliar::Cheapest) if cost_weight > 0.0 => by_cost_up(a, b),
+            Some(Unfamiliar::Cheapest | Unfamiliar::Strongest) => by_cost_up(b, a),
+            Some(Unfamiliar::Predict) | None => b.score.total_cmp(&a.score),
+        };
+        b.eligible.cmp(&a.eligible).then(policy)
     });
 }
 
@@ -139,9 +218,9 @@ pub fn artifact_candidates(artifact: &Artifact) -> Vec<Priced> {
         .candidates
         .iter()
         .map(|c| Priced {
-            artifact_model: c.model.clone(),
             model: c.model.clone(),
             price: c.price(),
+            prior: None,
         })
         .collect()
 }
@@ -152,11 +231,11 @@ const BREAKEVEN_LIMIT: f64 = 10.0;
 /// The largest cost weight at which candidate `strong` still wins this prompt under the
 /// [`rank_predictions`] objective (clamped to ±10). The strong-share knob is calibrated on these.
 pub fn breakeven(scored: &[Scored], strong: &str) -> f64 {
-    let Some(s) = scored.iter().find(|c| c.artifact_model == strong) else {
+    let Some(s) = scored.iter().find(|c| c.model == strong) else {
         return -BREAKEVEN_LIMIT;
     };
     let mut bound = BREAKEVEN_LIMIT;
-    for c in scored.iter().filter(|c| c.artifact_model != strong) {
+    for c in scored.iter().filter(|c| c.model != strong) {
         let dq = s.predicted_quality - c.predicted_quality;
         let dc = s.relative_cost - c.relative_cost;
         let b = if dc > 0.0 {
@@ -198,4 +277,96 @@ pub fn cost_weight_for_share(table: &[f64], share: f64) -> f64 {
 
 fn round6(v: f64) -> f64 {
     (v * 1e6).round() / 1e6
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scored(model: &str, score: f64, relative_cost: f64, eligible: bool) -> Scored {
+        Scored {
+            model: model.into(),
+            basis: Basis::Data,
+            predicted_quality: 0.0,
+            predicted_output_tokens: 0.0,
+            predicted_cost_usd: 0.0,
+            relative_cost,
+            neighbours: 0,
+            guardrails: vec![],
+            score,
+            eligible,
+        }
+    }
+
+    fn heads(unfamiliar: Option<Unfamiliar>, weight: f64) -> Vec<String> {
+        let mut v = vec![
+            scored("strong", 0.9, 1.0, true),
+            scored("mid", 0.5, 0.3, true),
+            scored("cheap", 0.1, 0.01, false),
+            scored("cheapest-eligible", 0.2, 0.1, true),
+        ];
+        order(&mut v, unfamiliar, weight);
+        v.into_iter().map(|s| s.model).collect()
+    }
+
+    #[test]
+    fn unfamiliar_policies_order_eligible_candidates() {
+        assert_eq!(heads(None, 0.1)[0], "strong");
+        assert_eq!(heads(Some(Unfamiliar::Predict), 0.1)[0], "strong");
+        let cheap = heads(Some(Unfamiliar::Cheapest), 0.1);
+        assert_eq!(cheap, ["cheapest-eligible", "mid", "strong", "cheap"]);
+        assert_eq!(heads(Some(Unfamiliar::Cheapest), 0.0)[0], "strong");
+        assert_eq!(heads(Some(Unfamiliar::Strongest), 0.3)[0], "strong");
+    }
+
+    #[test]
+    fn prior_candidates_are_scored_and_say_so() {
+        let preds = vec![Prediction {
+            model: "a".into(),
+            quality: 0.6,
+            quality_linear: 0.6,
+            quality_knn: 0.6,
+            neighbours: 7,
+            output_tokens: 100.0,
+        }];
+        let price = Price {
+            input_per_mtok: 1.0,
+            output_per_mtok: 1.0,
+        };
+        let cands = vec![
+            Priced {
+                model: "a".into(),
+                price,
+                prior: None,
+            },
+            Priced {
+                model: "b".into(),
+                price,
+                prior: Some(Prior {
+                    quality: 0.8,
+                    output_tokens: None,
+                }),
+            },
+            Priced {
+                model: "c".into(),
+                price,
+                prior: None,
+            },
+        ];
+        let s = rank_predictions(&preds, &cands, 100, 0.0, 1.0);
+        assert_eq!(
+            s.len(),
+            2,
+            "a candidate with neither data nor prior is left out"
+        );
+        assert_eq!(
+            (
+                s[1].basis,
+                s[1].predicted_quality,
+                s[1].predicted_output_tokens
+            ),
+            (Basis::Prior, 0.8, 100.0)
+        );
+        assert_eq!((s[0].basis, s[0].neighbours), (Basis::Data, 7));
+    }
 }

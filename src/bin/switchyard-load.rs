@@ -94,9 +94,10 @@ fn spawn(bin: &std::path::Path, args: &[&str]) -> (Child, String) {
     (child, url)
 }
 
-/// The `[auto]` section when the encoder and a trained artifact are present (run from the repo
-/// root): the artifact's strongest candidate served by `up/strong`, the other by `up/weak`.
-fn auto_section() -> String {
+/// The learned-routing part of the config when the encoder and a trained artifact are present
+/// (run from the repo root): the artifact's candidates as served models of their own providers,
+/// all answered by the mock upstream at the artifact's training prices, and `[auto]` over them.
+fn auto_section(mock_url: &str) -> String {
     let root = std::env::current_dir().unwrap();
     let Ok(dir) = switchyard_learn::artifact::artifact_dir(&root.join("models")) else {
         return String::new();
@@ -110,28 +111,32 @@ fn auto_section() -> String {
     if !encoder.join("manifest.json").is_file() {
         return String::new();
     }
-    let strong = artifact.strongest().to_string();
-    let map: Vec<String> = artifact
+    let mut out = String::new();
+    let mut providers: Vec<&str> = vec!["up"];
+    for c in &artifact.weights.candidates {
+        let provider = c.model.split('/').next().unwrap_or("");
+        if !providers.contains(&provider) {
+            providers.push(provider);
+            out.push_str(&format!(
+                "[providers.{provider:?}]\nkind = \"openai\"\nbase_url = \"{mock_url}/v1\"\n"
+            ));
+        }
+        out.push_str(&format!(
+            "[[models]]\nid = {:?}\nupstream = \"ok\"\ninput_price_per_mtok = {}\noutput_price_per_mtok = {}\n",
+            c.model, c.input_price_per_mtok, c.output_price_per_mtok
+        ));
+    }
+    let ids: Vec<String> = artifact
         .weights
         .candidates
         .iter()
-        .map(|c| {
-            format!(
-                "{:?} = \"{}\"",
-                c.model,
-                if c.model == strong {
-                    "up/strong"
-                } else {
-                    "up/weak"
-                }
-            )
-        })
+        .map(|c| format!("{:?}", c.model))
         .collect();
-    format!(
-        "[auto]\nartifact = \"{}\"\nencoder = \"{}\"\ncandidates = {{ {} }}\n",
+    out + &format!(
+        "[auto]\nartifact = \"{}\"\nencoder = \"{}\"\ncandidates = [{}]\n",
         dir.display(),
         encoder.display(),
-        map.join(", ")
+        ids.join(", ")
     )
 }
 
@@ -279,7 +284,7 @@ async fn main() {
     let dir = std::env::temp_dir().join(format!("switchyard-load-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let config = dir.join("load.toml");
-    let auto = auto_section();
+    let auto = auto_section(&mock_url);
     if auto.is_empty() {
         println!("(no trained artifact under models/ or no encoder for it: the learned-routing table is skipped)\n");
     }

@@ -1,5 +1,6 @@
-//! `[auto]`: learned routing's artifact and encoder, which served model stands for each
-//! artifact candidate, guardrails, and the knob presets.
+//! `[auto]`: learned routing's artifact and encoder, the candidate served models (and the
+//! priors of those the artifact has no data for), guardrails, the policy for unfamiliar
+//! prompts, and the knob presets.
 
 use super::models::{find_model, ModelConfig};
 use super::source::{ConfigError, Source};
@@ -8,6 +9,16 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
+use switchyard_learn::score::{Prior, Unfamiliar};
+
+/// `[auto] candidates`: a list of served models. (The old map from artifact names to served
+/// models is recognised to say how to move on.)
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum FileCandidates {
+    List(Vec<String>),
+    Map(BTreeMap<String, String>),
+}
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -15,8 +26,11 @@ pub(super) struct FileAuto {
     artifact: Option<String>,
     encoder: Option<String>,
     default_knob: Option<String>,
+    candidates: Option<FileCandidates>,
     #[serde(default)]
-    candidates: BTreeMap<String, String>,
+    priors: BTreeMap<String, Prior>,
+    unfamiliar: Option<String>,
+    min_support: Option<f64>,
     #[serde(default)]
     guardrails: Vec<String>,
     cache_size: Option<usize>,
@@ -24,8 +38,8 @@ pub(super) struct FileAuto {
     watch: Option<bool>,
 }
 
-/// Learned routing (`model: "auto"`): where the artifact and encoder are, which configured
-/// model serves each of the artifact's candidates, and the guardrails.
+/// Learned routing (`model: "auto"`): where the artifact and encoder are, the candidate served
+/// models with the priors of those the artifact has no outcomes for, and the guardrails.
 #[derive(Debug)]
 pub struct AutoConfig {
     /// A `router-<version>` directory, or a directory whose `LATEST` file names one.
@@ -33,8 +47,14 @@ pub struct AutoConfig {
     pub encoder: PathBuf,
     /// Cost weight used when the request does not set one (0 = best quality, 1 = cheapest).
     pub default_cost_weight: f64,
-    /// (artifact candidate id, configured model that serves it)
-    pub candidates: Vec<(String, Arc<ModelConfig>)>,
+    /// The served models `auto` chooses among, in config order.
+    pub candidates: Vec<Arc<ModelConfig>>,
+    /// Explicit priors (`[auto.priors]`) for candidates without outcome data in the artifact.
+    pub priors: BTreeMap<String, Prior>,
+    /// What to do with a prompt whose support is below `min_support`.
+    pub unfamiliar: Unfamiliar,
+    /// The support below which a prompt is unfamiliar; `None`: the artifact's threshold.
+    pub min_support: Option<f64>,
     pub guardrails: Vec<Arc<CelExpr>>,
     pub cache_size: usize,
     pub encoder_sessions: usize,
@@ -78,15 +98,51 @@ pub(super) fn auto(
                     )
                 })?,
             };
+            let ids = match &a.candidates {
+                Some(FileCandidates::List(ids)) if !ids.is_empty() => ids,
+                Some(FileCandidates::Map(old)) => return Err(err("auto.candidates", format!("is now a list of served models: candidates = {:?}; artifacts name served models (attach benchmark outcomes to them when training: `switchyard train --map gpt-4-1106-preview=openai/gpt-4o`)", old.values().collect::<Vec<_>>()))),
+                _ => return Err(err("auto.candidates", "list the served models auto chooses among, e.g. [\"openai/gpt-4o\", \"openai/gpt-4o-mini\"]".into())),
+            };
             let mut candidates = Vec::new();
-            for (name, target) in &a.candidates {
-                candidates.push((
-                    name.clone(),
-                    find_model(&format!("auto.candidates.{name:?}"), target)?,
-                ));
+            for (i, id) in ids.iter().enumerate() {
+                let m = find_model(&format!("auto.candidates[{i}]"), id)?;
+                if candidates.iter().any(|c: &Arc<ModelConfig>| c.id == m.id) {
+                    return Err(err(
+                        &format!("auto.candidates[{i}]"),
+                        format!("{id:?} is listed twice"),
+                    ));
+                }
+                candidates.push(m);
             }
-            if candidates.is_empty() {
-                return Err(err("auto.candidates", "map each artifact candidate to a configured model, e.g. { \"gpt-4-1106-preview\" = \"openai/gpt-4o\" }".into()));
+            for (id, p) in &a.priors {
+                let key = format!("auto.priors.{id:?}");
+                if !candidates.iter().any(|c| &c.id == id) {
+                    return Err(err(&key, format!("{id:?} is not in auto.candidates")));
+                }
+                if !(0.0..=1.0).contains(&p.quality) {
+                    return Err(err(
+                        &key,
+                        format!("quality {} is not a probability in [0, 1]", p.quality),
+                    ));
+                }
+                if p.output_tokens.is_some_and(|t| t.is_nan() || t <= 0.0) {
+                    return Err(err(&key, "output_tokens must be positive".into()));
+                }
+            }
+            let unfamiliar = match a.unfamiliar.as_deref() {
+                None => Unfamiliar::Cheapest,
+                Some(u) => Unfamiliar::parse(u).ok_or_else(|| {
+                    err(
+                        "auto.unfamiliar",
+                        format!("{u:?} is not cheapest, strongest or predict"),
+                    )
+                })?,
+            };
+            if let Some(m) = a.min_support.filter(|m| !(-1.0..=1.0).contains(m)) {
+                return Err(err(
+                    "auto.min_support",
+                    format!("{m} is not a cosine similarity in [-1, 1]"),
+                ));
             }
             let guardrails = a
                 .guardrails
@@ -107,6 +163,9 @@ pub(super) fn auto(
                 ),
                 default_cost_weight,
                 candidates,
+                priors: a.priors.clone(),
+                unfamiliar,
+                min_support: a.min_support,
                 guardrails,
                 cache_size: a.cache_size.unwrap_or(4096),
                 encoder_sessions: a.encoder_sessions.unwrap_or(2).max(1),

@@ -163,14 +163,14 @@ pub(super) fn check_auto_routes(
                 ));
             };
             for m in &ra.candidates {
-                if !a.candidates.iter().any(|(_, c)| &c.id == m) {
+                if !a.candidates.iter().any(|c| &c.id == m) {
                     return Err(err(
                         &format!("{key}.auto.candidates"),
                         format!(
                             "{m:?} is not an [auto] candidate (those are: {})",
                             a.candidates
                                 .iter()
-                                .map(|(_, c)| c.id.as_str())
+                                .map(|c| c.id.as_str())
                                 .collect::<Vec<_>>()
                                 .join(", ")
                         ),

@@ -34,7 +34,8 @@ pub async fn list_models(Extension(state): Extension<Arc<AppState>>) -> Json<Val
         Ok(a) => json!({
             "id": "auto", "object": "model", "created": 0, "owned_by": "switchyard", "type": "auto", "available": true,
             "artifact_version": a.artifact.version(), "encoder": a.encoder.id(),
-            "candidates": a.artifact.weights.candidates.iter().map(|c| c.model.clone()).collect::<Vec<_>>(),
+            "candidates": a.candidates(),
+            "unfamiliar": {"policy": a.policy.name(), "min_support": a.min_support},
             "knobs": ["auto:best", "auto:balanced", "auto:cheap"], "strong_share_calibrated": a.calibration.is_some(),
         }),
         Err(why) => json!({
@@ -53,6 +54,11 @@ pub async fn metrics(Extension(state): Extension<Arc<AppState>>) -> impl IntoRes
             "# HELP switchyard_embedding_cache_total Prompt-embedding cache lookups of learned routing.\n# TYPE switchyard_embedding_cache_total counter\nswitchyard_embedding_cache_total{{result=\"hit\"}} {}\nswitchyard_embedding_cache_total{{result=\"miss\"}} {}\n",
             a.cache_hits.load(Relaxed),
             a.cache_misses.load(Relaxed)
+        ));
+        text.push_str(&format!(
+            "# HELP switchyard_auto_decisions_total Learned-routing decisions by the support of the prompt (unfamiliar: below min_support, decided by the [auto] unfamiliar policy).\n# TYPE switchyard_auto_decisions_total counter\nswitchyard_auto_decisions_total{{support=\"familiar\"}} {}\nswitchyard_auto_decisions_total{{support=\"unfamiliar\"}} {}\n",
+            a.familiar.load(Relaxed),
+            a.unfamiliar.load(Relaxed)
         ));
     }
     (

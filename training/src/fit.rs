@@ -1,16 +1,13 @@
-//! Fitting the per-candidate predictors with linfa and measuring them on the validation split.
+//! Fitting the per-candidate linear models (ridge regression on the shared prompt features)
+//! and measuring predictions on the validation split.
 
-use linfa::prelude::*;
-use linfa_logistic::LogisticRegression;
-use ndarray::{Array1, Array2};
 use serde_json::{json, Value};
-use switchyard_learn::artifact::{features, Logistic, OutputTokens, GOOD_ANSWER};
+use switchyard_learn::artifact::{features, Linear, GOOD_ANSWER};
 
 /// One example: features, quality, tokens.
 pub struct Example {
     pub x: Vec<f64>,
     pub quality: f64,
-    pub input_tokens: u64,
     pub output_tokens: u64,
 }
 
@@ -19,108 +16,187 @@ impl Example {
         Example {
             x: features(embedding, input_tokens),
             quality,
-            input_tokens,
             output_tokens,
         }
     }
 
-    fn good(&self) -> bool {
-        self.quality >= GOOD_ANSWER
+    pub fn good(&self) -> f64 {
+        f64::from(u8::from(self.quality >= GOOD_ANSWER))
+    }
+
+    /// The output-token model's target.
+    pub fn log_output(&self) -> f64 {
+        (1.0 + self.output_tokens as f64).ln()
     }
 }
 
-/// L2 strengths tried; the one with the lowest validation log-loss wins.
-pub const ALPHAS: [f64; 4] = [30.0, 300.0, 1000.0, 3000.0];
+/// Ridge strengths tried; the one with the lowest validation squared error wins.
+pub const LAMBDAS: [f64; 10] = [
+    1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0, 3000.0, 10000.0, 30000.0,
+];
 
-fn matrix(examples: &[&Example]) -> Array2<f64> {
-    let d = examples[0].x.len();
-    Array2::from_shape_vec(
-        (examples.len(), d),
-        examples.iter().flat_map(|e| e.x.iter().copied()).collect(),
-    )
-    .expect("rows have equal length")
+/// The weighted, centred Gram matrix of a candidate's training features, shared by every ridge
+/// strength (and by every target fitted with the same example weights).
+pub struct Gram<'a> {
+    d: usize,
+    weights: &'a [f64],
+    mean: Vec<f64>,
+    xtx: Vec<f64>,
 }
 
-/// Fits a logistic model of "good answer" with L2 strength `alpha`.
-pub fn fit_logistic(train: &[&Example], alpha: f64) -> Result<Logistic, String> {
-    let y: Array1<bool> = train.iter().map(|e| e.good()).collect();
-    let positives = y.iter().filter(|b| **b).count();
-    if positives == 0 || positives == y.len() {
-        // One class only: a constant model at the (smoothed) base rate.
-        let rate = (positives as f64 + 0.5) / (y.len() as f64 + 1.0);
-        return Ok(Logistic {
-            weights: vec![0.0; train[0].x.len()],
-            bias: (rate / (1.0 - rate)).ln(),
-        });
+impl<'a> Gram<'a> {
+    /// `weights`: one per example (all 1 for plain least squares).
+    pub fn new(train: &[&Example], weights: &'a [f64]) -> Gram<'a> {
+        let d = train[0].x.len();
+        let n: f64 = weights.iter().sum();
+        let mut mean = vec![0.0; d];
+        for (e, w) in train.iter().zip(weights) {
+            for (m, v) in mean.iter_mut().zip(&e.x) {
+                *m += w * v / n;
+            }
+        }
+        let mut xtx = vec![0.0; d * d];
+        let mut c = vec![0.0; d];
+        for (e, w) in train.iter().zip(weights) {
+            for (ci, (v, m)) in c.iter_mut().zip(e.x.iter().zip(&mean)) {
+                *ci = w.sqrt() * (v - m);
+            }
+            for i in 0..d {
+                let ci = c[i];
+                let row = &mut xtx[i * d..i * d + i + 1];
+                for (r, cj) in row.iter_mut().zip(&c[..=i]) {
+                    *r += ci * cj;
+                }
+            }
+        }
+        for i in 0..d {
+            for j in 0..i {
+                xtx[j * d + i] = xtx[i * d + j];
+            }
+        }
+        Gram {
+            d,
+            weights,
+            mean,
+            xtx,
+        }
     }
-    let dataset = Dataset::new(matrix(train), y);
-    let fitted = LogisticRegression::default()
-        .alpha(alpha)
-        .max_iterations(150)
-        .gradient_tolerance(1e-4)
-        .fit(&dataset)
-        .map_err(|e| format!("logistic regression failed: {e}"))?;
-    // linfa models P(the larger class); flip to P(good answer) when that class is `false`.
-    let sign = if fitted.labels().pos.class { 1.0 } else { -1.0 };
-    Ok(Logistic {
-        weights: fitted.params().iter().map(|w| sign * w).collect(),
-        bias: sign * fitted.intercept(),
-    })
-}
 
-/// Least squares of ln(output tokens) on ln(1 + prompt tokens).
-pub fn fit_output_tokens(train: &[&Example]) -> OutputTokens {
-    let n = train.len() as f64;
-    let xs: Vec<f64> = train
-        .iter()
-        .map(|e| (1.0 + e.input_tokens as f64).ln())
-        .collect();
-    let ys: Vec<f64> = train
-        .iter()
-        .map(|e| (e.output_tokens.max(1) as f64).ln())
-        .collect();
-    let (mx, my) = (xs.iter().sum::<f64>() / n, ys.iter().sum::<f64>() / n);
-    let sxx: f64 = xs.iter().map(|x| (x - mx).powi(2)).sum();
-    let sxy: f64 = xs.iter().zip(&ys).map(|(x, y)| (x - mx) * (y - my)).sum();
-    let slope = if sxx > 1e-12 { sxy / sxx } else { 0.0 };
-    OutputTokens {
-        intercept: my - slope * mx,
-        slope,
+    /// Ridge regression of `target` on the features (intercept not penalised).
+    pub fn ridge(&self, train: &[&Example], target: fn(&Example) -> f64, lambda: f64) -> Linear {
+        let d = self.d;
+        let n: f64 = self.weights.iter().sum();
+        let ybar = train
+            .iter()
+            .zip(self.weights)
+            .map(|(e, w)| w * target(e))
+            .sum::<f64>()
+            / n;
+        let mut xty = vec![0.0; d];
+        for (e, w) in train.iter().zip(self.weights) {
+            let y = w * (target(e) - ybar);
+            for ((s, v), m) in xty.iter_mut().zip(&e.x).zip(&self.mean) {
+                *s += (v - m) * y;
+            }
+        }
+        let mut a = self.xtx.clone();
+        for i in 0..d {
+            a[i * d + i] += lambda;
+        }
+        let w = cholesky_solve(&mut a, d, xty);
+        let bias = ybar - w.iter().zip(&self.mean).map(|(w, m)| w * m).sum::<f64>();
+        Linear { weights: w, bias }
     }
 }
 
-/// Mean log-loss of a model against the binary labels.
-pub fn log_loss(model: &Logistic, examples: &[&Example]) -> f64 {
-    examples
+/// Example weights that give every group (benchmark) the same total weight, averaging 1.
+pub fn balanced_weights(groups: &[&str]) -> Vec<f64> {
+    let mut counts = std::collections::BTreeMap::new();
+    for g in groups {
+        *counts.entry(*g).or_insert(0usize) += 1;
+    }
+    let (n, k) = (groups.len() as f64, counts.len() as f64);
+    groups.iter().map(|g| n / (k * counts[g] as f64)).collect()
+}
+
+/// Solves `A w = b` for symmetric positive definite `A` (overwritten by its Cholesky factor).
+fn cholesky_solve(a: &mut [f64], d: usize, mut b: Vec<f64>) -> Vec<f64> {
+    for j in 0..d {
+        let mut s = a[j * d + j];
+        for k in 0..j {
+            s -= a[j * d + k] * a[j * d + k];
+        }
+        let l = s.max(1e-12).sqrt();
+        a[j * d + j] = l;
+        for i in j + 1..d {
+            let mut s = a[i * d + j];
+            for k in 0..j {
+                s -= a[i * d + k] * a[j * d + k];
+            }
+            a[i * d + j] = s / l;
+        }
+    }
+    for i in 0..d {
+        let s = b[i] - (0..i).map(|k| a[i * d + k] * b[k]).sum::<f64>();
+        b[i] = s / a[i * d + i];
+    }
+    for i in (0..d).rev() {
+        let s = b[i] - (i + 1..d).map(|k| a[k * d + i] * b[k]).sum::<f64>();
+        b[i] = s / a[i * d + i];
+    }
+    b
+}
+
+/// Fits `target` for every ridge strength and keeps the one with the lowest validation mean
+/// squared error (predictions passed through `link`): (model, strength, error).
+pub fn fit_best(
+    gram: &Gram,
+    train: &[&Example],
+    val: &[&Example],
+    target: fn(&Example) -> f64,
+    link: fn(f64) -> f64,
+) -> (Linear, f64, f64) {
+    LAMBDAS
         .iter()
-        .map(|e| {
-            let p = model.probability(&e.x).clamp(1e-7, 1.0 - 1e-7);
-            if e.good() {
+        .map(|&l| {
+            let m = gram.ridge(train, target, l);
+            let mse = val
+                .iter()
+                .map(|e| (link(m.value(&e.x)) - target(e)).powi(2))
+                .sum::<f64>()
+                / val.len().max(1) as f64;
+            (m, l, mse)
+        })
+        .min_by(|a, b| a.2.total_cmp(&b.2))
+        .expect("LAMBDAS is not empty")
+}
+
+/// Accuracy, AUC, Brier score, expected calibration error (10 bins) and log-loss of predicted
+/// good-answer probabilities against outcomes.
+pub fn metrics(scored: &[(f64, bool)]) -> Value {
+    let n = scored.len();
+    if n == 0 {
+        return json!({"n": 0});
+    }
+    let nf = n as f64;
+    let accuracy = scored.iter().filter(|(p, y)| (*p >= 0.5) == *y).count() as f64 / nf;
+    let brier = scored
+        .iter()
+        .map(|(p, y)| (p - f64::from(u8::from(*y))).powi(2))
+        .sum::<f64>()
+        / nf;
+    let log_loss = scored
+        .iter()
+        .map(|(p, y)| {
+            let p = p.clamp(1e-7, 1.0 - 1e-7);
+            if *y {
                 -p.ln()
             } else {
                 -(1.0 - p).ln()
             }
         })
         .sum::<f64>()
-        / examples.len().max(1) as f64
-}
-
-/// Accuracy, AUC, Brier score and expected calibration error (10 bins) on `examples`.
-pub fn metrics(model: &Logistic, examples: &[&Example]) -> Value {
-    let n = examples.len();
-    if n == 0 {
-        return json!({"n": 0});
-    }
-    let scored: Vec<(f64, bool)> = examples
-        .iter()
-        .map(|e| (model.probability(&e.x), e.good()))
-        .collect();
-    let accuracy = scored.iter().filter(|(p, y)| (*p >= 0.5) == *y).count() as f64 / n as f64;
-    let brier = scored
-        .iter()
-        .map(|(p, y)| (p - f64::from(u8::from(*y))).powi(2))
-        .sum::<f64>()
-        / n as f64;
+        / nf;
     let mut ece = 0.0;
     for b in 0..10 {
         let (lo, hi) = (b as f64 / 10.0, (b + 1) as f64 / 10.0);
@@ -131,17 +207,17 @@ pub fn metrics(model: &Logistic, examples: &[&Example]) -> Value {
         if !bin.is_empty() {
             let conf = bin.iter().map(|(p, _)| p).sum::<f64>() / bin.len() as f64;
             let acc = bin.iter().filter(|(_, y)| *y).count() as f64 / bin.len() as f64;
-            ece += bin.len() as f64 / n as f64 * (conf - acc).abs();
+            ece += bin.len() as f64 / nf * (conf - acc).abs();
         }
     }
     json!({
         "n": n,
-        "positive_rate": round(scored.iter().filter(|(_, y)| *y).count() as f64 / n as f64),
+        "positive_rate": round(scored.iter().filter(|(_, y)| *y).count() as f64 / nf),
         "accuracy": round(accuracy),
-        "auc": auc(&scored).map(round),
+        "auc": auc(scored).map(round),
         "brier": round(brier),
         "ece": round(ece),
-        "log_loss": round(log_loss(model, examples)),
+        "log_loss": round(log_loss),
     })
 }
 
@@ -179,44 +255,46 @@ mod tests {
     use super::*;
 
     #[test]
-    fn auc_and_output_tokens() {
+    fn auc_of_perfect_and_tied_scores() {
         assert_eq!(auc(&[(0.1, false), (0.9, true)]), Some(1.0));
         assert_eq!(auc(&[(0.5, false), (0.5, true)]), Some(0.5));
-        let ex: Vec<Example> = (1..50u64)
-            .map(|t| Example {
-                x: vec![0.0],
-                quality: 1.0,
-                input_tokens: t * 10,
-                output_tokens: t * 20,
-            })
-            .collect();
-        let refs: Vec<&Example> = ex.iter().collect();
-        let m = fit_output_tokens(&refs);
-        assert!(
-            (m.predict(250) - 500.0).abs() / 500.0 < 0.1,
-            "{}",
-            m.predict(250)
-        );
     }
 
     #[test]
-    fn logistic_learns_a_separable_signal_with_the_right_sign() {
-        // Mostly bad answers (so linfa's "larger class" is `false`): the sign must still be right.
-        let ex: Vec<Example> = (0..200)
+    fn ridge_recovers_a_linear_signal_and_output_length_follows_content() {
+        // Feature 0 says "essay" (long answers, often good), feature 1 is noise.
+        let ex: Vec<Example> = (0..400)
             .map(|i| {
-                let good = i % 4 == 0;
+                let essay = i % 2 == 0;
                 Example {
-                    x: vec![if good { 1.0 } else { -1.0 }, 0.3],
-                    quality: f64::from(u8::from(good)),
-                    input_tokens: 1,
-                    output_tokens: 1,
+                    x: vec![if essay { 1.0 } else { -1.0 }, ((i * 7) % 11) as f64 / 11.0],
+                    quality: if essay == (i % 3 != 0) { 1.0 } else { 0.0 },
+                    output_tokens: if essay { 800 } else { 3 },
                 }
             })
             .collect();
         let refs: Vec<&Example> = ex.iter().collect();
-        let m = fit_logistic(&refs, 0.01).unwrap();
-        assert!(m.probability(&[1.0, 0.3]) > 0.9);
-        assert!(m.probability(&[-1.0, 0.3]) < 0.1);
-        assert!(metrics(&m, &refs)["auc"].as_f64().unwrap() > 0.99);
+        let ones = vec![1.0; refs.len()];
+        let g = Gram::new(&refs, &ones);
+        let tokens = g.ridge(&refs, Example::log_output, 1.0);
+        let predict = |x: &[f64]| tokens.value(x).exp() - 1.0;
+        assert!(
+            (predict(&[1.0, 0.5]) / 800.0 - 1.0).abs() < 0.1,
+            "{}",
+            predict(&[1.0, 0.5])
+        );
+        assert!(
+            (predict(&[-1.0, 0.5]) - 3.0).abs() < 1.0,
+            "{}",
+            predict(&[-1.0, 0.5])
+        );
+        let (q, _, mse) = fit_best(&g, &refs, &refs, Example::good, |v| v.clamp(0.0, 1.0));
+        assert!(q.value(&[1.0, 0.5]) > q.value(&[-1.0, 0.5]) + 0.2);
+        assert!(mse < 0.25);
+        let scored: Vec<(f64, bool)> = refs
+            .iter()
+            .map(|e| (q.value(&e.x), e.good() > 0.5))
+            .collect();
+        assert!(metrics(&scored)["auc"].as_f64().unwrap() > 0.6);
     }
 }

@@ -2,7 +2,7 @@
 //! a versioned router artifact under `models/router-<version>/`.
 //!
 //! - `import`: RouteLLM outcome files + logged requests with feedback → `data/outcomes.parquet`
-//! - `fit`: outcome table → embedding cache → linfa models → artifact, manifest and report
+//! - `fit`: outcome table → embedding cache → ridge models + outcome memory → artifact, manifest and report
 //! - `eval`: an artifact against static baselines on held-out outcomes → `evals/reports/<version>/`
 //! - no subcommand: import, then fit
 
@@ -20,7 +20,17 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::time::Instant;
 use switchyard_learn::artifact::{
-    Artifact, Candidate, Weights, FEATURE_SPEC, GOOD_ANSWER, SCHEMA_VERSION,
+    Artifact, Blend, Candidate, Weights, FEATURE_SPEC, GOOD_ANSWER, SCHEMA_VERSION,
+};
+use switchyard_learn::memory::{self, Memory};
+
+/// The blend of the kNN rate and the linear model, fixed by a leave-subject-out comparison on
+/// the RouteLLM data (see the README's Evals section; the eval report shows each part alone).
+const BLEND: Blend = Blend {
+    knn_weight: 0.5,
+    k: 100,
+    shrinkage: 5.0,
+    support_k: 10,
 };
 use switchyard_learn::embed::{Embed, Encoder};
 
@@ -82,6 +92,19 @@ struct Cli {
     /// eval: also write every learned decision (prompt, knob, chosen model) to this NDJSON file.
     #[arg(long)]
     decisions: Option<PathBuf>,
+    /// import: the served model each benchmark model's outcomes are attached to, as
+    /// BENCHMARK_MODEL=SERVED_MODEL (repeatable). Default: the embedded config's mock models.
+    #[arg(long = "map", value_name = "BENCH=SERVED")]
+    map: Vec<String>,
+    /// import: also drop these `source/category` groups (e.g. `mmlu/college_physics`).
+    #[arg(long)]
+    exclude: Vec<String>,
+    /// import: also drop the groups the audit flags as suspect (broken ones are always dropped).
+    #[arg(long)]
+    exclude_suspect: bool,
+    /// import: where the data audit is written.
+    #[arg(long, default_value = "evals/data-audit.md")]
+    audit: PathBuf,
     /// Embedding threads.
     #[arg(long, default_value_t = 2)]
     threads: usize,
@@ -113,10 +136,75 @@ fn main() {
     }
 }
 
+/// Default `--map`: the RouteLLM pair onto the embedded config's mock models.
+const DEFAULT_MAP: [(&str, &str); 2] = [
+    (outcomes::STRONG, "mock/smart"),
+    (outcomes::WEAK, "mock/fast"),
+];
+
+/// The benchmark-model → served-model map from `--map` (or the default).
+fn model_map(a: &Cli) -> Result<BTreeMap<String, String>, String> {
+    if a.map.is_empty() {
+        return Ok(DEFAULT_MAP
+            .iter()
+            .map(|(b, s)| (b.to_string(), s.to_string()))
+            .collect());
+    }
+    a.map
+        .iter()
+        .map(|m| {
+            m.split_once('=')
+                .filter(|(b, s)| !b.is_empty() && !s.is_empty())
+                .map(|(b, s)| (b.to_string(), s.to_string()))
+                .ok_or_else(|| {
+                    format!(
+                        "--map {m:?}: expected BENCHMARK_MODEL=SERVED_MODEL, e.g. {}=openai/gpt-4o",
+                        outcomes::STRONG
+                    )
+                })
+        })
+        .collect()
+}
+
 fn import(a: &Cli) -> Result<DataFrame, String> {
     let t = Instant::now();
-    let (mut rows, contaminated) = outcomes::read_routellm(&a.src)?;
-    let models: HashSet<String> = rows.iter().map(|r| r.model.clone()).collect();
+    let (rows, contaminated) = outcomes::read_routellm(&a.src)?;
+    let audit = outcomes::audit(&rows);
+    let excluded = audit.excluded(a.exclude_suspect, &a.exclude);
+    if let Some(dir) = a.audit.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    }
+    std::fs::write(&a.audit, audit.markdown(&excluded))
+        .map_err(|e| format!("{}: {e}", a.audit.display()))?;
+    for e in audit
+        .entries
+        .iter()
+        .filter(|e| e.status != outcomes::Status::Ok)
+    {
+        eprintln!(
+            "audit: {}/{} {}: accuracy {:.3} against a published {:.3} ({:?})",
+            e.source, e.category, e.model, e.accuracy, e.published, e.status
+        );
+    }
+    eprintln!(
+        "audit written to {}; excluded: {excluded:?}",
+        a.audit.display()
+    );
+    let map = model_map(a)?;
+    let mut rows: Vec<outcomes::Row> = rows
+        .into_iter()
+        .filter(|r| !excluded.contains(&format!("{}/{}", r.source, r.category)))
+        .map(|mut r| {
+            r.model = map.get(&r.source_model).cloned().ok_or_else(|| {
+                format!(
+                    "benchmark model {:?} has no served model; add --map {}=<provider/model>",
+                    r.source_model, r.source_model
+                )
+            })?;
+            Ok(r)
+        })
+        .collect::<Result<_, String>>()?;
+    let models: HashSet<String> = map.values().cloned().collect();
     let (feedback, notes) = outcomes::read_feedback(&a.logs, &models)?;
     for n in &notes {
         eprintln!("note: {n}");
@@ -154,7 +242,9 @@ pub struct Outcome {
     /// What the encoder sees for the prompt ([`embed::encoder_text`]).
     text: String,
     source: String,
+    category: String,
     model: String,
+    source_model: String,
     quality: f64,
     input_tokens: u64,
     output_tokens: u64,
@@ -174,13 +264,15 @@ fn load_outcomes(df: &DataFrame, split_col: &str) -> Result<Vec<Outcome>, String
             .and_then(|c| c.f64().cloned())
             .map_err(|e| format!("column {n}: {e}"))
     };
-    let (ids, prompts, models, splits, sources) = (
+    let (ids, prompts, models, splits, sources, source_models) = (
         s("prompt_id")?,
         s("prompt")?,
         s("model")?,
         s(split_col)?,
         s("source")?,
+        s("source_model")?,
     );
+    let categories = s("category")?;
     let (quality, it, ot, cost) = (
         f("quality")?,
         f("input_tokens")?,
@@ -193,7 +285,9 @@ fn load_outcomes(df: &DataFrame, split_col: &str) -> Result<Vec<Outcome>, String
             prompt: prompts.get(i).unwrap_or("").to_string(),
             text: embed::encoder_text(prompts.get(i).unwrap_or("")),
             source: sources.get(i).unwrap_or("").to_string(),
+            category: categories.get(i).unwrap_or("").to_string(),
             model: models.get(i).unwrap_or("").to_string(),
+            source_model: source_models.get(i).unwrap_or("").to_string(),
             quality: quality.get(i).unwrap_or(0.0),
             input_tokens: it.get(i).unwrap_or(0.0) as u64,
             output_tokens: ot.get(i).unwrap_or(0.0) as u64,
@@ -241,101 +335,124 @@ fn fit_artifact(a: &Cli) -> Result<PathBuf, String> {
     cache.save(&a.cache)?;
     let embed_secs = t_embed.elapsed().as_secs_f64();
 
-    let models: BTreeSet<&str> = rows.iter().map(|r| r.model.as_str()).collect();
-    let mut candidates = Vec::new();
-    let mut val_metrics = BTreeMap::new();
-    let mut alphas = BTreeMap::new();
+    let models: Vec<&str> = rows
+        .iter()
+        .map(|r| r.model.as_str())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
     let t_fit = Instant::now();
+    let mut candidates = Vec::new();
+    let mut lambdas = BTreeMap::new();
     for model in &models {
-        let Some((pin, pout)) = outcomes::price(model) else {
-            return Err(format!(
-                "{}: model {model:?} has no price in the price table (training/src/outcomes.rs)",
-                data.display()
-            ));
+        let mine: Vec<&Outcome> = rows.iter().filter(|r| r.model == *model).collect();
+        let sources: BTreeSet<&str> = mine.iter().map(|r| r.source_model.as_str()).collect();
+        let (pin, pout) = sources
+            .iter()
+            .find_map(|s| outcomes::price(s))
+            .unwrap_or((0.0, 0.0));
+        let examples = |split: &str| -> (Vec<fit::Example>, Vec<&str>) {
+            mine.iter()
+                .filter(|r| r.split == split)
+                .map(|r| {
+                    let e = cache.get(&r.text).expect("filled above");
+                    (
+                        fit::Example::new(e, r.quality, r.input_tokens, r.output_tokens),
+                        r.source.as_str(),
+                    )
+                })
+                .unzip()
         };
-        let examples: Vec<(fit::Example, &str)> = rows
-            .iter()
-            .filter(|r| r.model == *model)
-            .map(|r| {
-                let e = cache.get(&r.text).expect("filled above");
-                (
-                    fit::Example::new(e, r.quality, r.input_tokens, r.output_tokens),
-                    r.split.as_str(),
-                )
-            })
-            .collect();
-        let train: Vec<&fit::Example> = examples
-            .iter()
-            .filter(|(_, s)| *s == "train")
-            .map(|(e, _)| e)
-            .collect();
-        let val: Vec<&fit::Example> = examples
-            .iter()
-            .filter(|(_, s)| *s == "val")
-            .map(|(e, _)| e)
-            .collect();
+        let ((train, train_sources), (val, _)) = (examples("train"), examples("val"));
         if train.is_empty() || val.is_empty() {
             return Err(format!("model {model}: empty train or validation split"));
         }
-        eprint!("fitting {model}: ");
-        // The L2 grid runs on `threads` threads; each fit is independent and deterministic.
-        let per_thread = fit::ALPHAS.len().div_ceil(a.threads.max(1));
-        let fits: Vec<Result<(f64, f64, switchyard_learn::artifact::Logistic), String>> =
-            std::thread::scope(|sc| {
-                let handles: Vec<_> = fit::ALPHAS
-                    .chunks(per_thread)
-                    .map(|alphas| {
-                        let (train, val) = (&train, &val);
-                        sc.spawn(move || {
-                            alphas
-                                .iter()
-                                .map(|&alpha| {
-                                    let m = fit::fit_logistic(train, alpha)?;
-                                    Ok((fit::log_loss(&m, val), alpha, m))
-                                })
-                                .collect::<Vec<_>>()
-                        })
-                    })
-                    .collect();
-                handles
-                    .into_iter()
-                    .flat_map(|h| {
-                        h.join()
-                            .unwrap_or_else(|_| vec![Err("a fitting thread panicked".to_string())])
-                    })
-                    .collect()
-            });
-        let mut best: Option<(f64, f64, switchyard_learn::artifact::Logistic)> = None;
-        for f in fits {
-            let (loss, alpha, m) = f?;
-            eprint!("alpha {alpha} → val log-loss {loss:.4}; ");
-            if best.as_ref().is_none_or(|b| loss < b.0) {
-                best = Some((loss, alpha, m));
-            }
-        }
-        eprintln!();
-        let (_, alpha, quality) = best.expect("ALPHAS is not empty");
-        val_metrics.insert(model.to_string(), fit::metrics(&quality, &val));
-        alphas.insert(model.to_string(), alpha);
+        let (train, val): (Vec<&fit::Example>, Vec<&fit::Example>) =
+            (train.iter().collect(), val.iter().collect());
+        let ones = vec![1.0; train.len()];
+        let (quality, lq, _) = fit::fit_best(
+            &fit::Gram::new(&train, &ones),
+            &train,
+            &val,
+            fit::Example::good,
+            |v| v.clamp(0.0, 1.0),
+        );
+        // Answer lengths: every benchmark weighs the same, so the few long-answer prompts
+        // (MT-Bench) are not drowned by the one-letter MMLU answers.
+        let balanced = fit::balanced_weights(&train_sources);
+        let (output_tokens, lt, _) = fit::fit_best(
+            &fit::Gram::new(&train, &balanced),
+            &train,
+            &val,
+            fit::Example::log_output,
+            |v| v,
+        );
+        eprintln!("fitted {model}: ridge strength {lq} (quality), {lt} (output tokens)");
+        lambdas.insert(
+            model.to_string(),
+            json!({"quality": lq, "output_tokens": lt}),
+        );
         candidates.push(Candidate {
             model: model.to_string(),
+            origin: sources
+                .iter()
+                .map(|s| {
+                    if s == model {
+                        "feedback".to_string()
+                    } else {
+                        format!("routellm:{s}")
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join("+"),
+            rows: train.len(),
+            base_rate: train.iter().map(|e| e.good()).sum::<f64>() / train.len() as f64,
             input_price_per_mtok: pin,
             output_price_per_mtok: pout,
             quality,
-            output_tokens: fit::fit_output_tokens(&train),
+            output_tokens,
         });
     }
+    // The outcome memory: one row per training prompt, a label per candidate.
+    let mut train_prompts: BTreeMap<&str, (&str, Vec<i8>)> = BTreeMap::new();
+    for r in rows.iter().filter(|r| r.split == "train") {
+        let m = models
+            .iter()
+            .position(|m| *m == r.model)
+            .expect("a candidate");
+        let entry = train_prompts
+            .entry(r.prompt_id.as_str())
+            .or_insert((r.text.as_str(), vec![memory::UNKNOWN; models.len()]));
+        entry.1[m] = if r.quality >= GOOD_ANSWER {
+            memory::GOOD
+        } else {
+            memory::NOT_GOOD
+        };
+    }
+    let memory = Memory::build(
+        &train_prompts
+            .values()
+            .map(|(t, _)| cache.get(t).expect("filled above").as_slice())
+            .collect::<Vec<_>>(),
+        train_prompts
+            .values()
+            .flat_map(|(_, l)| l.iter().copied())
+            .collect(),
+        models.len(),
+    );
     let fit_secs = t_fit.elapsed().as_secs_f64();
     let weights = Weights {
         schema_version: SCHEMA_VERSION,
         feature_spec: FEATURE_SPEC.to_string(),
         dimension: encoder.dimension(),
+        blend: BLEND,
         candidates,
     };
     let weights_json = serde_json::to_string(&weights).map_err(|e| e.to_string())?;
     let version = {
         let mut h = Sha256::new();
         h.update(weights_json.as_bytes());
+        h.update(memory.to_bytes());
         h.update(format!("{data_hash}|{seed}|{split}|{}", encoder.id()).as_bytes());
         format!("{:x}", h.finalize())[..12].to_string()
     };
@@ -352,21 +469,27 @@ fn fit_artifact(a: &Cli) -> Result<PathBuf, String> {
             )
         })
         .collect();
-    // The objective's cost unit is priced at the median training prompt length.
+    // The objective's cost unit is priced at the median training prompt and answer.
     let cost_reference = {
+        let median = |mut v: Vec<u64>| {
+            v.sort_unstable();
+            v[v.len() / 2]
+        };
         let mut seen = HashSet::new();
-        let mut tokens: Vec<u64> = rows
-            .iter()
-            .filter(|r| r.split == "train" && seen.insert(r.prompt_id.as_str()))
-            .map(|r| switchyard_learn::prompt::single_turn_tokens(&r.prompt))
-            .collect();
-        tokens.sort_unstable();
-        json!({"prompt_tokens": tokens[tokens.len() / 2], "computed_on": "median of the training prompts"})
+        let train_rows = || rows.iter().filter(|r| r.split == "train");
+        let prompt = median(
+            train_rows()
+                .filter(|r| seen.insert(r.prompt_id.as_str()))
+                .map(|r| switchyard_learn::prompt::single_turn_tokens(&r.prompt))
+                .collect(),
+        );
+        let output = median(train_rows().map(|r| r.output_tokens).collect());
+        json!({"prompt_tokens": prompt, "output_tokens": output, "computed_on": "medians of the training prompts and answers"})
     };
-    // The strong-share knob: break-even cost weights of the validation prompts.
-    let probe = Artifact {
+    let mut probe = Artifact {
         manifest: json!({ "cost_reference": cost_reference }),
         weights: weights.clone(),
+        memory,
     };
     let mut seen = HashSet::new();
     let val_prompts: Vec<(&str, &[f32])> = rows
@@ -379,25 +502,54 @@ fn fit_artifact(a: &Cli) -> Result<PathBuf, String> {
             )
         })
         .collect();
+    // Validation metrics of the blended predictions (and of each part), per candidate.
+    let mut val_metrics = BTreeMap::new();
+    for (m, model) in models.iter().enumerate() {
+        let mut parts: [Vec<(f64, bool)>; 3] = Default::default();
+        for r in rows
+            .iter()
+            .filter(|r| r.split == "val" && r.model == *model)
+        {
+            let e = cache.get(&r.text).expect("filled above");
+            let p = &probe.predict(e, r.input_tokens).predictions[m];
+            let good = r.quality >= GOOD_ANSWER;
+            parts[0].push((p.quality, good));
+            parts[1].push((p.quality_linear, good));
+            parts[2].push((p.quality_knn, good));
+        }
+        let mut v = fit::metrics(&parts[0]);
+        v["linear_part"] = fit::metrics(&parts[1]);
+        v["knn_part"] = fit::metrics(&parts[2]);
+        val_metrics.insert(model.to_string(), v);
+    }
+    // Support: the similarity of validation prompts to the training prompts; prompts below the
+    // 1st percentile are unfamiliar.
+    let mut supports: Vec<f64> = val_prompts
+        .iter()
+        .map(|(_, e)| probe.predict(e, 0).support.similarity)
+        .collect();
+    supports.sort_by(f64::total_cmp);
+    let q = |l: f64| (switchyard_learn::score::quantile(&supports, l) * 1e4).round() / 1e4;
+    let support = json!({"threshold": q(0.01), "threshold_quantile": 0.01, "measure": format!("mean cosine similarity of the {} nearest training prompts", BLEND.support_k), "computed_on": "validation prompts", "validation_quantiles": {"p01": q(0.01), "p05": q(0.05), "p50": q(0.5)}});
+    // The strong-share knob: break-even cost weights of the validation prompts.
     let calibration = eval::learned_calibration(&probe, &val_prompts);
     let manifest = json!({
         "schema_version": SCHEMA_VERSION,
         "version": version,
         "encoder": {"id": encoder.id(), "model_sha256": encoder.manifest.model_sha256, "dimension": encoder.dimension(), "max_tokens": encoder.manifest.max_tokens},
-        "candidates": weights.candidates.iter().map(|c| json!({"model": c.model, "input_price_per_mtok": c.input_price_per_mtok, "output_price_per_mtok": c.output_price_per_mtok})).collect::<Vec<_>>(),
+        "candidates": weights.candidates.iter().map(|c| json!({"model": c.model, "origin": c.origin, "rows": c.rows, "base_rate": (c.base_rate * 1e4).round() / 1e4, "input_price_per_mtok": c.input_price_per_mtok, "output_price_per_mtok": c.output_price_per_mtok})).collect::<Vec<_>>(),
         "feature_spec": FEATURE_SPEC,
         "good_answer_threshold": GOOD_ANSWER,
-        "training_data": {"path": data.display().to_string(), "sha256": data_hash, "rows": rows.len(), "split_column": split, "prompts_per_split": split_sizes},
+        "training_data": {"path": data.display().to_string(), "sha256": data_hash, "rows": rows.len(), "split_column": split, "prompts_per_split": split_sizes, "memory_prompts": probe.memory.rows},
         "seed": seed,
-        "hyperparameters": {"l2_alpha": alphas, "alpha_grid": fit::ALPHAS, "chosen_on": "validation log-loss"},
+        "hyperparameters": {"ridge_strength": lambdas, "ridge_grid": fit::LAMBDAS, "chosen_on": "validation squared error", "blend": BLEND},
         "metrics": {"validation": val_metrics},
         "cost_reference": cost_reference,
+        "support": support,
         "calibration": {"strong_model": probe.strongest(), "computed_on": "validation prompts", "prompts": val_prompts.len(), "breakeven_quantiles": calibration},
     });
-    let artifact = Artifact {
-        manifest: manifest.clone(),
-        weights,
-    };
+    probe.manifest = manifest.clone();
+    let artifact = probe;
     let dir = a.out.join(format!("router-{version}"));
     artifact
         .write(&dir)
@@ -474,16 +626,21 @@ fn report(
     );
     let _ = writeln!(
         r,
-        "- Label: good answer when quality ≥ {}; L2 strength chosen on validation log-loss from {}",
-        m["good_answer_threshold"], m["hyperparameters"]["alpha_grid"]
+        "- Label: good answer when quality ≥ {}; ridge strength chosen on validation squared error from {}; blend {}",
+        m["good_answer_threshold"], m["hyperparameters"]["ridge_grid"], m["hyperparameters"]["blend"]
+    );
+    let _ = writeln!(
+        r,
+        "- Support threshold (unfamiliar below): {}",
+        m["support"]
     );
     let _ = writeln!(r, "- Time: embeddings {hits} cached + {computed} computed in {embed_secs:.1}s; fitting {fit_secs:.1}s; total {total:.1}s\n");
-    let _ = writeln!(r, "## Validation metrics\n\n| model | n | positive rate | accuracy | AUC | Brier | ECE | log-loss | L2 alpha |\n|---|---|---|---|---|---|---|---|---|");
+    let _ = writeln!(r, "## Validation metrics\n\n| model | n | positive rate | accuracy | AUC | Brier | ECE | log-loss | AUC linear / kNN part | ridge strength |\n|---|---|---|---|---|---|---|---|---|---|");
     if let Some(v) = m["metrics"]["validation"].as_object() {
         for (model, x) in v {
             let _ = writeln!(
                 r,
-                "| {model} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                "| {model} | {} | {} | {} | {} | {} | {} | {} | {} / {} | {} |",
                 x["n"],
                 x["positive_rate"],
                 x["accuracy"],
@@ -491,7 +648,9 @@ fn report(
                 x["brier"],
                 x["ece"],
                 x["log_loss"],
-                m["hyperparameters"]["l2_alpha"][model]
+                x["linear_part"]["auc"],
+                x["knn_part"]["auc"],
+                m["hyperparameters"]["ridge_strength"][model]
             );
         }
     }

@@ -37,17 +37,9 @@ fn write_logs(dir: &Path) {
     std::fs::write(
         dir.join("requests-0001.ndjson"),
         [
-            req(
-                "r1",
-                "gpt-4-1106-preview",
-                "Explain the Krebs cycle briefly.",
-            ),
-            req("r2", "mock/fast", "hello"),
-            req(
-                "r3",
-                "mistralai/Mixtral-8x7B-Instruct-v0.1",
-                "What is 17 * 23?",
-            ),
+            req("r1", "mock/smart", "Explain the Krebs cycle briefly."),
+            req("r2", "mock/other", "hello"),
+            req("r3", "mock/fast", "What is 17 * 23?"),
         ]
         .join("\n")
             + "\n",
@@ -56,10 +48,10 @@ fn write_logs(dir: &Path) {
     std::fs::write(
         dir.join("feedback-0001.ndjson"),
         [
-            json!({"request_id": "r1", "source": "user", "score": 0.0, "model": "gpt-4-1106-preview"}),
-            json!({"request_id": "r1", "source": "user", "score": 1.0, "model": "gpt-4-1106-preview"}),
-            json!({"request_id": "r2", "source": "user", "score": 1.0, "model": "mock/fast"}),
-            json!({"request_id": "r3", "source": "judge", "score": 0.25, "model": "mistralai/Mixtral-8x7B-Instruct-v0.1"}),
+            json!({"request_id": "r1", "source": "user", "score": 0.0, "model": "mock/smart"}),
+            json!({"request_id": "r1", "source": "user", "score": 1.0, "model": "mock/smart"}),
+            json!({"request_id": "r2", "source": "user", "score": 1.0, "model": "mock/other"}),
+            json!({"request_id": "r3", "source": "judge", "score": 0.25, "model": "mock/fast"}),
         ]
         .iter()
         .map(|v| v.to_string())
@@ -92,12 +84,14 @@ fn import_fit_load_predict_deterministically() {
             root().join("models/encoder").display().to_string(),
             "--out".into(),
             out.display().to_string(),
+            "--audit".into(),
+            tmp.join("audit.md").display().to_string(),
         ]
     };
     let args1 = common(&tmp.join("a"));
     let log1 = train(&args1.iter().map(String::as_str).collect::<Vec<_>>());
     assert!(
-        log1.contains("feedback for model \"mock/fast\""),
+        log1.contains("feedback for model \"mock/other\""),
         "unknown feedback model is reported: {log1}"
     );
 
@@ -170,24 +164,34 @@ fn import_fit_load_predict_deterministically() {
         6 * 30 * 2 + 60 * 2 + 160 + 2,
         "benchmark rows plus two feedback rows"
     );
-    let preds = a.predict(&vec![0.05f32; 384], 120);
-    assert_eq!(preds.len(), 2);
-    assert!(preds
+    // Candidates are the served models the benchmark pair was mapped onto (default --map).
+    let names: Vec<&str> = a
+        .weights
+        .candidates
         .iter()
-        .all(|p| (0.0..=1.0).contains(&p.quality) && p.cost_usd > 0.0));
-    let strong = preds
-        .iter()
-        .find(|p| p.model == "gpt-4-1106-preview")
-        .unwrap();
-    let weak = preds
-        .iter()
-        .find(|p| p.model.starts_with("mistralai"))
-        .unwrap();
-    assert!(
-        strong.cost_usd > weak.cost_usd * 10.0,
-        "prices flow into predicted cost"
+        .map(|c| c.model.as_str())
+        .collect();
+    assert_eq!(names, ["mock/fast", "mock/smart"]);
+    assert_eq!(
+        a.weights.candidates[1].origin,
+        "routellm:gpt-4-1106-preview+feedback"
     );
-    let val = &a.manifest["metrics"]["validation"]["gpt-4-1106-preview"];
+    assert!(
+        a.weights.candidates[1].input_price_per_mtok
+            > a.weights.candidates[0].input_price_per_mtok * 10.0
+    );
+    let p = a.predict(&vec![0.05f32; 384], 120);
+    assert_eq!(p.predictions.len(), 2);
+    assert!(p
+        .predictions
+        .iter()
+        .all(|p| (0.0..=1.0).contains(&p.quality) && p.output_tokens >= 1.0 && p.neighbours > 0));
+    assert!((-1.0..=1.0).contains(&p.support.similarity));
+    assert!(a.support_threshold().is_some());
+    assert!(std::fs::read_to_string(tmp.join("audit.md"))
+        .unwrap()
+        .contains("| benchmark | subject | model |"));
+    let val = &a.manifest["metrics"]["validation"]["mock/smart"];
     assert!(
         val["auc"].is_number() && val["brier"].as_f64().unwrap() < 0.5,
         "{val}"
@@ -217,7 +221,7 @@ fn import_fit_load_predict_deterministically() {
     let (log3, dir3) = fit_again("c", Some("cold-cache.parquet"));
     assert!(log3.contains(" 0 cached"), "cold cache: {log3}");
     for dir in [&dir2, &dir3] {
-        for f in ["weights.json", "manifest.json"] {
+        for f in ["weights.json", "manifest.json", "memory.bin"] {
             let (x, y) = (
                 std::fs::read(Path::new(&dir1).join(f)).unwrap(),
                 std::fs::read(Path::new(dir).join(f)).unwrap(),

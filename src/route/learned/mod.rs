@@ -21,11 +21,11 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
-use switchyard_learn::artifact::{artifact_dir, Artifact};
+use switchyard_learn::artifact::{artifact_dir, Artifact, Support};
 use switchyard_learn::embed::{Embed, Encoder};
 use switchyard_learn::hash::stable_hash;
 use switchyard_learn::prompt::prompt_text;
-use switchyard_learn::score::{order, rank, Priced, Scored, Verdict};
+use switchyard_learn::score::{order, rank, Basis, Priced, Scored, Unfamiliar, Verdict};
 use switchyard_learn::LearnError;
 
 /// The learned part of a routing decision (`metadata.routing`).
@@ -35,6 +35,12 @@ pub struct LearnedDecision {
     pub chosen: String,
     pub knob: String,
     pub cost_weight: f64,
+    /// How well the training data covers the prompt, and whether it is below `min_support`.
+    pub support: Support,
+    pub unfamiliar: bool,
+    /// The `[auto] unfamiliar` policy that ordered the candidates, when the prompt is unfamiliar.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub policy: Option<Unfamiliar>,
     pub artifact_version: String,
     pub encoder_id: String,
     pub embedding_cache_hit: bool,
@@ -55,6 +61,11 @@ pub struct AutoRouter {
     models: Vec<Arc<ModelConfig>>,
     guardrails: Vec<Arc<CelExpr>>,
     pub default_cost_weight: f64,
+    /// Support below which a prompt is unfamiliar, and what is done then.
+    pub min_support: f64,
+    pub policy: Unfamiliar,
+    pub familiar: AtomicU64,
+    pub unfamiliar: AtomicU64,
     /// The artifact's strong-share calibration, read once at load.
     pub calibration: Option<Vec<f64>>,
     cache: Mutex<EmbeddingCache>,
@@ -90,25 +101,47 @@ impl AutoRouter {
                 encoder.dimension()
             )));
         }
-        for (name, _) in &cfg.candidates {
-            if !artifact.weights.candidates.iter().any(|c| &c.model == name) {
+        let has_data = |id: &str| artifact.weights.candidates.iter().any(|c| c.model == id);
+        let trained = || {
+            artifact
+                .weights
+                .candidates
+                .iter()
+                .map(|c| c.model.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let mut priced = Vec::new();
+        for m in &cfg.candidates {
+            let prior = cfg.priors.get(&m.id).copied();
+            if !has_data(&m.id) && prior.is_none() {
                 return Err(LearnError::Mismatch(format!(
-                    "[auto] candidates names {name:?}, which artifact {} does not predict (it has: {})",
+                    "[auto] candidates lists {:?}, which artifact {} has no outcome data for (it has data for: {}); give it a prior, e.g. [auto.priors] {:?} = {{ quality = 0.8 }}, or train with outcomes for it (`switchyard train --map <benchmark model>={}`, or logged feedback)",
+                    m.id,
                     dir.display(),
-                    artifact.weights.candidates.iter().map(|c| c.model.as_str()).collect::<Vec<_>>().join(", ")
+                    trained(),
+                    m.id,
+                    m.id
                 )));
             }
+            priced.push(Priced {
+                model: m.id.clone(),
+                price: m.price(),
+                prior,
+            });
         }
-        let priced = cfg
-            .candidates
-            .iter()
-            .map(|(name, model)| Priced {
-                artifact_model: name.clone(),
-                model: model.id.clone(),
-                price: model.price(),
-            })
-            .collect();
-        let models = cfg.candidates.iter().map(|(_, m)| m.clone()).collect();
+        if !cfg.candidates.iter().any(|m| has_data(&m.id)) {
+            return Err(LearnError::Mismatch(format!(
+                "no [auto] candidate has outcome data in artifact {} (it has data for: {}); list at least one of those, or retrain with `switchyard train --map` onto your served models",
+                dir.display(),
+                trained()
+            )));
+        }
+        let models = cfg.candidates.clone();
+        let min_support = cfg
+            .min_support
+            .or(artifact.support_threshold())
+            .unwrap_or(f64::NEG_INFINITY);
         let calibration = artifact.calibration();
         Ok(AutoRouter {
             artifact,
@@ -118,6 +151,10 @@ impl AutoRouter {
             models,
             guardrails: cfg.guardrails.clone(),
             default_cost_weight: cfg.default_cost_weight,
+            min_support,
+            policy: cfg.unfamiliar,
+            familiar: AtomicU64::new(0),
+            unfamiliar: AtomicU64::new(0),
             calibration,
             cache: Mutex::new(EmbeddingCache::new(cfg.cache_size)),
             cache_hits: AtomicU64::new(0),
@@ -193,15 +230,24 @@ impl AutoRouter {
                 .collect();
             &subset
         };
-        let mut candidates = rank(
+        let ranked = rank(
             &self.artifact,
             pool,
             req.prompt_tokens,
             embedding,
             cost_weight,
         );
+        let mut candidates = ranked.candidates;
+        let unfamiliar = ranked.support.similarity < self.min_support;
+        let policy = unfamiliar.then_some(self.policy);
+        if unfamiliar {
+            &self.unfamiliar
+        } else {
+            &self.familiar
+        }
+        .fetch_add(1, Ordering::Relaxed);
         self.apply_guardrails(req, &mut candidates);
-        order(&mut candidates);
+        order(&mut candidates, policy, cost_weight);
         let chain: Vec<Arc<ModelConfig>> = candidates
             .iter()
             .filter(|c| c.eligible)
@@ -215,6 +261,9 @@ impl AutoRouter {
             candidates,
             knob: knob.to_string(),
             cost_weight,
+            support: ranked.support,
+            unfamiliar,
+            policy,
             artifact_version: self.artifact.version().to_string(),
             encoder_id: self.encoder.id().to_string(),
             embedding_cache_hit: false,
@@ -222,6 +271,28 @@ impl AutoRouter {
             queue_ms: 0.0,
         };
         Ok((chain, decision))
+    }
+
+    /// The candidates: served id and whether the artifact has data for it or a prior stands in.
+    pub fn candidates(&self) -> Vec<serde_json::Value> {
+        self.priced
+            .iter()
+            .map(|p| {
+                let basis = if p.prior.is_some()
+                    && !self
+                        .artifact
+                        .weights
+                        .candidates
+                        .iter()
+                        .any(|c| c.model == p.model)
+                {
+                    Basis::Prior
+                } else {
+                    Basis::Data
+                };
+                json!({"model": p.model, "basis": basis, "prior": p.prior})
+            })
+            .collect()
     }
 
     /// The served model of a candidate by its served id.

@@ -76,8 +76,10 @@ fn knn_predictions(nb: &[usize], k: usize, train: &[&Prompt], names: &[String]) 
                 .map(|&j| f64::from(u8::from(train[j].quality[m] >= GOOD_ANSWER)))
                 .sum::<f64>()
                 / n,
+            quality_linear: 0.0,
+            quality_knn: 0.0,
+            neighbours: nb.len(),
             output_tokens: nb.iter().map(|&j| train[j].output_tokens[m]).sum::<f64>() / n,
-            cost_usd: 0.0,
         })
         .collect()
 }
@@ -109,32 +111,24 @@ pub(super) fn knn_router<'a>(
     let strong_name = &names[strong];
     // For one k: the calibration table from validation, then the choices on `set`.
     let curve_for = |k: usize, set: &[&Prompt], nb: &[Vec<usize>]| -> (Vec<f64>, Vec<Vec<usize>>) {
-        let table = calibration_table(
-            val.iter()
-                .zip(&nb_val)
-                .map(|(p, n)| {
-                    let tokens = single_turn_tokens(&p.prompt);
-                    let preds = knn_predictions(n, k, train, names);
-                    breakeven(
-                        &rank_predictions(&preds, candidates, tokens, 0.0, reference),
-                        strong_name,
-                    )
-                })
-                .collect(),
-        );
+        let preds = |nbs: &[Vec<usize>]| -> Vec<Vec<Prediction>> {
+            nbs.iter()
+                .map(|n| knn_predictions(n, k, train, names))
+                .collect()
+        };
+        let table = validation_table(&preds(&nb_val), val, (candidates, reference), strong_name);
         let weights: Vec<f64> = targets
             .iter()
             .map(|s| cost_weight_for_share(&table, *s))
             .collect();
-        let mut choices = vec![Vec::with_capacity(set.len()); weights.len()];
-        for (p, n) in set.iter().zip(nb) {
-            let tokens = single_turn_tokens(&p.prompt);
-            let preds = knn_predictions(n, k, train, names);
-            for (c, w) in choices.iter_mut().zip(&weights) {
-                let scored = rank_predictions(&preds, candidates, tokens, *w, reference);
-                c.push(chosen(names, scored));
-            }
-        }
+        let choices = sweep(
+            &preds(nb),
+            set,
+            &vec![false; set.len()],
+            (candidates, reference),
+            &weights,
+            names,
+        );
         (weights, choices)
     };
     let all_val: Vec<usize> = (0..val.len()).collect();
@@ -146,7 +140,8 @@ pub(super) fn knn_router<'a>(
             knobs: vec![],
             choices,
         };
-        let (_, s, _) = summarize_curve(&c, &all_val, val, names.len(), cheap, strong);
+        let ones = vec![1.0; val.len()];
+        let (_, s, _) = summarize_curve(&c, &all_val, (val, &ones), names.len(), cheap, strong);
         let apgr = s.apgr.unwrap_or(f64::MIN);
         eprintln!("kNN k={k}: validation APGR {apgr:.4}");
         if best.is_none_or(|b| apgr > b.0) {

@@ -22,12 +22,12 @@ use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
-use switchyard_learn::artifact::{artifact_dir, Artifact, Prediction, GOOD_ANSWER};
+use switchyard_learn::artifact::{artifact_dir, Artifact, Predicted, Prediction, GOOD_ANSWER};
 use switchyard_learn::embed::{Embed, Encoder};
 use switchyard_learn::prompt::single_turn_tokens;
 use switchyard_learn::score::{
     artifact_candidates, breakeven, calibration_table, cost_weight_for_share, order, rank,
-    rank_predictions, reference_cost, Priced, Scored,
+    rank_predictions, reference_cost, Priced, Scored, Unfamiliar,
 };
 
 /// Strong-call share targets of the knob sweep: 0, 4, …, 100 % (26 points).
@@ -57,6 +57,8 @@ struct Prompt {
     prompt: String,
     text: String,
     source: String,
+    /// MMLU subject, MT-Bench category, or the benchmark's one category.
+    category: String,
     split: String,
     /// Per candidate (artifact order).
     quality: Vec<f64>,
@@ -116,6 +118,7 @@ fn prompts(rows: Vec<crate::Outcome>, models: &[String]) -> Result<Vec<Prompt>, 
             prompt: r.prompt.clone(),
             text: r.text.clone(),
             source: r.source.clone(),
+            category: r.category.clone(),
             split: r.split.clone(),
             quality: vec![f64::NAN; models.len()],
             cost: vec![f64::NAN; models.len()],
@@ -229,29 +232,81 @@ pub fn run(a: &Args) -> Result<PathBuf, String> {
     let candidates = artifact_candidates(&artifact);
     let targets = share_targets();
 
-    // Learned router: the server's scoring at each calibrated knob point, on val and eval prompts.
+    // Learned router: the server's scoring at each calibrated knob point, on val and eval
+    // prompts, with the server's default policy for prompts below the support threshold.
     let scored_prompts: Vec<&Prompt> = val.iter().chain(eval.iter()).copied().collect();
     let weights: Vec<f64> = targets
         .iter()
         .map(|s| cost_weight_for_share(&table, *s))
         .collect();
-    let mut learned: Vec<Vec<usize>> =
-        vec![Vec::with_capacity(scored_prompts.len()); targets.len()];
-    let mut predicted: Vec<Vec<f64>> = Vec::with_capacity(scored_prompts.len());
+    let reference = reference_cost(&artifact, &candidates);
+    let threshold = artifact.support_threshold().unwrap_or(f64::NEG_INFINITY);
     let mut progress = Progress::new("learned router", scored_prompts.len());
-    for (i, p) in scored_prompts.iter().enumerate() {
-        let tokens = single_turn_tokens(&p.prompt);
-
-        for (k, w) in weights.iter().enumerate() {
-            let scored = rank(&artifact, &candidates, tokens, emb(p), *w);
-            if k == 0 {
-                predicted.push(scored.iter().map(|s| s.predicted_quality).collect());
-            }
-            learned[k].push(chosen(&names, scored));
-        }
-        progress.tick(i + 1);
-    }
+    let predicted: Vec<Predicted> = scored_prompts
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            progress.tick(i + 1);
+            artifact.predict(emb(p), single_turn_tokens(&p.prompt))
+        })
+        .collect();
+    let unfamiliar: Vec<bool> = predicted
+        .iter()
+        .map(|p| p.support.similarity < threshold)
+        .collect();
+    let blend: Vec<Vec<Prediction>> = predicted.iter().map(|p| p.predictions.clone()).collect();
+    let sweep_of = |preds: &[Vec<Prediction>], weights: &[f64]| {
+        sweep(
+            preds,
+            &scored_prompts,
+            &unfamiliar,
+            (&candidates, reference),
+            weights,
+            &names,
+        )
+    };
+    let learned = sweep_of(&blend, &weights);
+    // Each part of the blend alone, with its own validation calibration: why the blend.
+    let part = |f: fn(&Prediction) -> f64| -> Vec<Vec<Prediction>> {
+        blend
+            .iter()
+            .map(|ps| {
+                ps.iter()
+                    .map(|p| Prediction {
+                        quality: f(p),
+                        ..p.clone()
+                    })
+                    .collect()
+            })
+            .collect()
+    };
     let nv = val.len();
+    let mut part_curves = Vec::new();
+    for (label, preds) in [
+        ("learned: linear part alone", part(|p| p.quality_linear)),
+        (
+            "learned: kNN part alone (k=100, shrunk)",
+            part(|p| p.quality_knn),
+        ),
+    ] {
+        let t = validation_table(&preds[..nv], &val, (&candidates, reference), &names[strong]);
+        let w: Vec<f64> = targets
+            .iter()
+            .map(|s| cost_weight_for_share(&t, *s))
+            .collect();
+        part_curves.push(Curve {
+            name: label.into(),
+            knobs: vec![],
+            choices: sweep_of(&preds, &w)
+                .iter()
+                .map(|c| c[nv..].to_vec())
+                .collect(),
+        });
+    }
+    let predicted: Vec<Vec<f64>> = blend
+        .iter()
+        .map(|ps| ps.iter().map(|p| p.quality).collect())
+        .collect();
     let eval_part = |choices: &[Vec<usize>]| -> Vec<Vec<usize>> {
         choices.iter().map(|c| c[nv..].to_vec()).collect()
     };
@@ -266,7 +321,7 @@ pub fn run(a: &Args) -> Result<PathBuf, String> {
         (&train, &val, &eval),
         &emb,
         &names,
-        (&candidates, reference_cost(&artifact, &candidates)),
+        (&candidates, reference),
         (strong, cheap),
         a.threads,
     );
@@ -286,7 +341,7 @@ pub fn run(a: &Args) -> Result<PathBuf, String> {
                 .expect("candidates")
         })
         .collect();
-    let curves = vec![
+    let mut curves = vec![
         Curve {
             name: "learned".into(),
             knobs: knob_values,
@@ -295,24 +350,39 @@ pub fn run(a: &Args) -> Result<PathBuf, String> {
         knn.1,
         rule,
     ];
+    curves.extend(part_curves);
 
-    let mut subsets: Vec<(String, Vec<usize>)> = vec![("pooled".into(), (0..eval.len()).collect())];
+    // Subsets: pooled, subject-balanced (every MMLU subject, MT-Bench category and GSM8K count
+    // the same, so one large subject cannot dominate), and each benchmark.
+    let ones = vec![1.0; eval.len()];
+    let balanced = subject_weights(&eval);
+    let all_idx: Vec<usize> = (0..eval.len()).collect();
+    let mmlu_idx: Vec<usize> = (0..eval.len())
+        .filter(|&i| eval[i].source == "mmlu")
+        .collect();
+    let mut subsets: Vec<(String, Vec<usize>, &[f64])> = vec![
+        ("pooled".into(), all_idx.clone(), &ones),
+        ("subject-balanced".into(), all_idx, &balanced),
+    ];
+    if mmlu_idx.len() >= 10 {
+        subsets.push(("mmlu-subject-balanced".into(), mmlu_idx, &balanced));
+    }
     let mut sources: Vec<&str> = eval.iter().map(|p| p.source.as_str()).collect();
     sources.sort_unstable();
     sources.dedup();
     for s in sources {
         let idx: Vec<usize> = (0..eval.len()).filter(|&i| eval[i].source == s).collect();
         if idx.len() >= 10 {
-            subsets.push((s.to_string(), idx));
+            subsets.push((s.to_string(), idx, &ones));
         }
     }
     let mut results = Vec::new();
     let mut progress = Progress::new("bootstrap", subsets.len());
-    for (i, (name, idx)) in subsets.iter().enumerate() {
+    for (i, (name, idx, w)) in subsets.iter().enumerate() {
         results.push(evaluate_subset(
             name,
             idx,
-            &eval,
+            (&eval, w),
             &curves,
             &oracle,
             names.len(),
@@ -322,6 +392,9 @@ pub fn run(a: &Args) -> Result<PathBuf, String> {
         ));
         progress.tick(i + 1);
     }
+    let output_errors = output_token_errors(&eval, &blend[nv..], &names);
+    let unfamiliar_share =
+        unfamiliar[nv..].iter().filter(|u| **u).count() as f64 / eval.len().max(1) as f64;
 
     // Calibration on the evaluated prompts: predicted P(good) deciles vs observed good rate.
     let calibration: Vec<(String, Vec<report::Decile>)> = names
@@ -390,6 +463,8 @@ pub fn run(a: &Args) -> Result<PathBuf, String> {
         subsets: &results,
         calibration: &calibration,
         encoder_id: encoder.id(),
+        output_errors: &output_errors,
+        support: (threshold, unfamiliar_share),
     };
     report::write(&out, &ctx)?;
     eprintln!(
@@ -404,13 +479,121 @@ pub fn run(a: &Args) -> Result<PathBuf, String> {
 }
 
 /// The candidate index the server would choose: the head of the same ordering as its chain.
-fn chosen(names: &[String], mut scored: Vec<Scored>) -> usize {
-    order(&mut scored);
+fn chosen(names: &[String], mut scored: Vec<Scored>, unfamiliar: bool, cost_weight: f64) -> usize {
+    order(
+        &mut scored,
+        unfamiliar.then_some(Unfamiliar::Cheapest),
+        cost_weight,
+    );
     scored
         .first()
         .filter(|c| c.eligible)
-        .and_then(|c| names.iter().position(|n| *n == c.artifact_model))
+        .and_then(|c| names.iter().position(|n| *n == c.model))
         .unwrap_or(0)
+}
+
+/// A predictor's choices at each cost weight (the outer index) for every prompt, ordered as
+/// the server orders its chain; `unfamiliar` prompts follow the default policy.
+fn sweep(
+    preds: &[Vec<Prediction>],
+    prompts: &[&Prompt],
+    unfamiliar: &[bool],
+    (candidates, reference): (&[Priced], f64),
+    weights: &[f64],
+    names: &[String],
+) -> Vec<Vec<usize>> {
+    weights
+        .iter()
+        .map(|w| {
+            preds
+                .iter()
+                .zip(prompts)
+                .zip(unfamiliar)
+                .map(|((ps, p), u)| {
+                    let tokens = single_turn_tokens(&p.prompt);
+                    chosen(
+                        names,
+                        rank_predictions(ps, candidates, tokens, *w, reference),
+                        *u,
+                        *w,
+                    )
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// The strong-share calibration of any predictor from its validation predictions.
+fn validation_table(
+    preds: &[Vec<Prediction>],
+    val: &[&Prompt],
+    (candidates, reference): (&[Priced], f64),
+    strong: &str,
+) -> Vec<f64> {
+    calibration_table(
+        preds
+            .iter()
+            .zip(val)
+            .map(|(ps, p)| {
+                let tokens = single_turn_tokens(&p.prompt);
+                breakeven(
+                    &rank_predictions(ps, candidates, tokens, 0.0, reference),
+                    strong,
+                )
+            })
+            .collect(),
+    )
+}
+
+/// Per-prompt weights that give every subject (MMLU subject, MT-Bench category, GSM8K) the
+/// same total weight.
+fn subject_weights(prompts: &[&Prompt]) -> Vec<f64> {
+    let mut counts: BTreeMap<(&str, &str), usize> = BTreeMap::new();
+    for p in prompts {
+        *counts.entry((&p.source, &p.category)).or_default() += 1;
+    }
+    prompts
+        .iter()
+        .map(|p| 1.0 / counts[&(p.source.as_str(), p.category.as_str())] as f64)
+        .collect()
+}
+
+/// Median relative error of predicted output tokens, per benchmark and candidate:
+/// (benchmark, model, prompts, median |predicted − observed| / observed, median observed).
+fn output_token_errors(
+    prompts: &[&Prompt],
+    preds: &[Vec<Prediction>],
+    names: &[String],
+) -> Vec<report::OutputError> {
+    let mut sources: Vec<&str> = prompts.iter().map(|p| p.source.as_str()).collect();
+    sources.sort_unstable();
+    sources.dedup();
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        switchyard_learn::score::quantile(&v, 0.5)
+    };
+    let mut out = Vec::new();
+    for s in sources {
+        for (m, name) in names.iter().enumerate() {
+            let pairs: Vec<(f64, f64)> = prompts
+                .iter()
+                .zip(preds)
+                .filter(|(p, _)| p.source == s)
+                .map(|(p, ps)| (ps[m].output_tokens, p.output_tokens[m].max(1.0)))
+                .collect();
+            out.push(report::OutputError {
+                source: s.to_string(),
+                model: name.clone(),
+                n: pairs.len(),
+                median_relative_error: median(
+                    pairs.iter().map(|(p, o)| (p - o).abs() / o).collect(),
+                ),
+                median_predicted: median(pairs.iter().map(|(p, _)| *p).collect()),
+                median_observed: median(pairs.iter().map(|(_, o)| *o).collect()),
+            });
+        }
+    }
+    out
 }
 
 /// Break-even weights of the learned router on validation prompts: the artifact's strong-share
@@ -422,7 +605,10 @@ pub fn learned_calibration(artifact: &Artifact, val: &[(&str, &[f32])]) -> Vec<f
         val.iter()
             .map(|(prompt, e)| {
                 let tokens = single_turn_tokens(prompt);
-                breakeven(&rank(artifact, &candidates, tokens, e, 0.0), &strong)
+                breakeven(
+                    &rank(artifact, &candidates, tokens, e, 0.0).candidates,
+                    &strong,
+                )
             })
             .collect(),
     )
@@ -449,7 +635,9 @@ mod tests {
             prompt: "hi".into(),
             text: "hi".into(),
             source: "mmlu".into(),
+            category: "x".into(),
             model: model.into(),
+            source_model: model.into(),
             quality: 1.0,
             input_tokens: 4,
             output_tokens: 2,

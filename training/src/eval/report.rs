@@ -10,6 +10,16 @@ use std::path::Path;
 /// One calibration decile: mean predicted quality, observed good-answer rate, prompts.
 pub type Decile = (f64, f64, usize);
 
+/// The output-token model's error on one benchmark for one candidate.
+pub struct OutputError {
+    pub source: String,
+    pub model: String,
+    pub n: usize,
+    pub median_relative_error: f64,
+    pub median_predicted: f64,
+    pub median_observed: f64,
+}
+
 /// Everything the report states.
 pub struct Context<'a> {
     pub version: &'a str,
@@ -33,6 +43,9 @@ pub struct Context<'a> {
     /// Per model: (mean predicted, observed good rate, n) per decile.
     pub calibration: &'a [(String, Vec<Decile>)],
     pub encoder_id: &'a str,
+    pub output_errors: &'a [OutputError],
+    /// (support threshold, share of evaluated prompts below it).
+    pub support: (f64, f64),
 }
 
 const PER_1K: f64 = 1000.0;
@@ -90,6 +103,14 @@ fn subset_table(out: &mut String, r: &SubsetResult, c: &Context) {
                 f3
             ),
             with_ci(pct(s.savings_at_95), pick("savings_at_95"), pct),
+        );
+    }
+    if let Some(m) = r.margin_vs_knn {
+        let _ = writeln!(
+            out,
+            "| **learned − kNN** (APGR margin, paired bootstrap) | {} | | | | | |",
+            with_ci(format!("{m:+.3}"), ci("apgr_margin_vs_knn"), |v| v
+                .map_or("—".into(), |v| format!("{v:+.3}")))
         );
     }
     let m = &r.random_mix;
@@ -321,6 +342,15 @@ pub fn write(out: &Path, c: &Context) -> Result<(), String> {
             .collect();
         let _ = writeln!(r, "| {name} | {} |", cells.join(", "));
     }
+    let _ = writeln!(r, "\n## Output tokens (evaluated prompts)\n\nThe artifact predicts each candidate's output tokens from the prompt's content (ridge regression of ln(1 + tokens) on the embedding). Observed tokens: GSM8K and MT-Bench from the recorded answers (characters / 4), MMLU a fixed 2 (a letter; the source files record no answer text).\n\n| benchmark | model | prompts | median relative error | median predicted | median observed |\n|---|---|---|---|---|---|");
+    for e in c.output_errors {
+        let _ = writeln!(
+            r,
+            "| {} | {} | {} | {:.3} | {:.1} | {:.1} |",
+            e.source, e.model, e.n, e.median_relative_error, e.median_predicted, e.median_observed
+        );
+    }
+    let _ = writeln!(r, "\n## Support\n\nPrompts whose support (mean cosine similarity of the 10 nearest training prompts) is below the artifact's threshold {:.4} (the 1st percentile of validation prompts) are unfamiliar: the server's default policy sends them to the cheapest eligible candidate (the priciest at cost weight 0), and so does this evaluation. Share of evaluated prompts below it: {:.1}%.", c.support.0, c.support.1 * 100.0);
     let _ = writeln!(r, "\n## Against published numbers\n");
     let _ = writeln!(r, "RouteLLM (Ong et al., 2024) routes between the same pair (GPT-4 Turbo and Mixtral 8x7B) and reports its best router, matrix factorisation trained on Chatbot Arena preferences plus GPT-4-judge augmentation, at APGR 0.802 on MT-Bench. Their routers are trained on preference data and evaluated on whole benchmarks, while this artifact is trained on the benchmark outcomes themselves and evaluated on held-out prompts (or whole held-out subjects and categories with `split_subject`). The numbers are therefore not directly comparable, and the tables above are the claim.");
     save("report.md", &r)?;
@@ -342,6 +372,7 @@ pub fn write(out: &Path, c: &Context) -> Result<(), String> {
                     "oracle": s.oracle,
                     "random_mix": summary_json(&s.random_mix),
                     "routers": curves,
+                    "learned_minus_knn_apgr": s.margin_vs_knn,
                     "learned_ci95": s.ci.iter().map(|(k, v)| (k.clone(), json!([v.0, v.1]))).collect::<serde_json::Map<_, _>>(),
                 }),
             )
@@ -362,6 +393,8 @@ pub fn write(out: &Path, c: &Context) -> Result<(), String> {
         "knn_k": c.knn_k,
         "learned_knobs": c.knobs,
         "subsets": subsets,
+        "output_tokens": c.output_errors.iter().map(|e| json!({"benchmark": e.source, "model": e.model, "prompts": e.n, "median_relative_error": e.median_relative_error, "median_predicted": e.median_predicted, "median_observed": e.median_observed})).collect::<Vec<_>>(),
+        "support": {"threshold": c.support.0, "unfamiliar_share": c.support.1},
         "calibration": c.calibration.iter().map(|(n, b)| json!({"model": n, "deciles": b.iter().map(|x| json!({"predicted": x.0, "observed": x.1, "n": x.2})).collect::<Vec<_>>()})).collect::<Vec<_>>(),
     });
     save(

@@ -3,16 +3,20 @@
 
 use super::*;
 
-/// Mean outcome of a choice vector over a (re)sample of prompt indices.
-fn point(choice: &[usize], sample: &[usize], prompts: &[&Prompt], strong: usize) -> Point {
-    let n = sample.len().max(1) as f64;
-    let (mut s, mut c, mut q) = (0.0, 0.0, 0.0);
+/// Prompts with a weight each (1, or 1 / prompts of its subject for subject-balanced figures).
+pub(super) type Weighted<'a, 'b> = (&'a [&'b Prompt], &'a [f64]);
+
+/// Weighted mean outcome of a choice vector over a (re)sample of prompt indices.
+fn point(choice: &[usize], sample: &[usize], (prompts, w): Weighted, strong: usize) -> Point {
+    let (mut s, mut c, mut q, mut total) = (0.0, 0.0, 0.0, 0.0);
     for &i in sample {
         let m = choice[i];
-        s += f64::from(u8::from(m == strong));
-        c += prompts[i].cost[m];
-        q += prompts[i].quality[m];
+        s += w[i] * f64::from(u8::from(m == strong));
+        c += w[i] * prompts[i].cost[m];
+        q += w[i] * prompts[i].quality[m];
+        total += w[i];
     }
+    let n = if total > 0.0 { total } else { 1.0 };
     Point {
         strong_share: s / n,
         cost: c / n,
@@ -29,6 +33,8 @@ pub(super) struct SubsetResult {
     pub(super) curves: Vec<(String, Vec<Point>, Summary)>,
     pub(super) random_mix: Summary,
     pub(super) ci: BTreeMap<String, (f64, f64)>,
+    /// Learned APGR minus the kNN baseline's (curve 1) on the same prompts.
+    pub(super) margin_vs_knn: Option<f64>,
 }
 
 fn ends_of(singles: &[Point], cheap: usize, strong: usize) -> Ends {
@@ -63,13 +69,13 @@ pub(super) fn resample(subset: &[usize], seed: u64, round: u64) -> Vec<usize> {
 pub(super) fn summarize_curve(
     curve: &Curve,
     sample: &[usize],
-    prompts: &[&Prompt],
+    prompts: Weighted,
     models: usize,
     cheap: usize,
     strong: usize,
 ) -> (Vec<Point>, Summary, Vec<Point>) {
     let singles: Vec<Point> = (0..models)
-        .map(|m| point(&vec![m; prompts.len()], sample, prompts, strong))
+        .map(|m| point(&vec![m; prompts.0.len()], sample, prompts, strong))
         .collect();
     let points: Vec<Point> = curve
         .choices
@@ -88,7 +94,7 @@ pub(super) fn summarize_curve(
 pub(super) fn evaluate_subset(
     name: &str,
     subset: &[usize],
-    prompts: &[&Prompt],
+    prompts: Weighted,
     curves: &[Curve],
     oracle: &[usize],
     models: usize,
@@ -105,11 +111,20 @@ pub(super) fn evaluate_subset(
     }
     let ends = ends_of(&singles, cheap, strong);
     let random_mix = summarize(&[], &ends, &best_single(&singles));
-    // Bootstrap the learned router's figures (curve 0), resampling prompts.
+    // Bootstrap the learned router's figures (curve 0) and its APGR margin over the kNN
+    // baseline (curve 1, paired: the same resample), resampling prompts.
+    let margin = |a: &Summary, b: &Summary| a.apgr.zip(b.apgr).map(|(a, b)| a - b);
+    let margin_vs_knn = results.get(1).and_then(|k| margin(&results[0].2, &k.2));
     let mut draws: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
     for round in 0..rounds {
         let sample = resample(subset, seed, round as u64);
         let (_, s, _) = summarize_curve(&curves[0], &sample, prompts, models, cheap, strong);
+        if let Some(knn) = curves.get(1) {
+            let (_, k, _) = summarize_curve(knn, &sample, prompts, models, cheap, strong);
+            if let Some(m) = margin(&s, &k) {
+                draws.entry("apgr_margin_vs_knn").or_default().push(m);
+            }
+        }
         let figures = [
             ("apgr", s.apgr),
             ("cpt50_share", s.cpt50_share),
@@ -150,5 +165,6 @@ pub(super) fn evaluate_subset(
         curves: results,
         random_mix,
         ci,
+        margin_vs_knn,
     }
 }

@@ -107,6 +107,7 @@ pub fn read_feedback(
             source: "feedback".into(),
             category: "production".into(),
             model: model.to_string(),
+            source_model: model.to_string(),
             quality: scores.get(i).unwrap_or(0.0),
             input_tokens: ptoks.get(i).unwrap_or(0.0) as u64,
             output_tokens: ctoks.get(i).unwrap_or(0.0) as u64,

@@ -2,12 +2,16 @@
 //! with user feedback, as one polars table with a fixed, seeded, grouped split.
 //!
 //! Columns: `prompt_id` (sha256 of the prompt text, 16 hex), `prompt`, `source`, `category`,
-//! `model`, `quality` (0–1), `input_tokens`, `output_tokens`, `cost_usd`, `origin`,
+//! `model` (the served model id the outcome is attached to), `source_model` (the model that
+//! produced it: a benchmark model name, or the served id for feedback), `quality` (0–1), `input_tokens`, `output_tokens`, `cost_usd`, `origin`,
 //! `contaminated`, `split` (train/val/test by prompt), `split_subject` (whole MMLU subjects and
 //! MT-Bench categories held out; GSM8K and feedback by prompt).
 
+mod audit;
 mod feedback;
 mod routellm;
+
+pub use audit::{audit, Status};
 
 pub use feedback::read_feedback;
 pub use routellm::read_routellm;
@@ -45,6 +49,7 @@ pub struct Row {
     pub source: String,
     pub category: String,
     pub model: String,
+    pub source_model: String,
     pub quality: f64,
     pub input_tokens: u64,
     pub output_tokens: u64,
@@ -92,6 +97,7 @@ pub fn table(
         Vec::with_capacity(n),
         Vec::with_capacity(n),
         Vec::with_capacity(n),
+        Vec::with_capacity(n),
     );
     let (mut q, mut it, mut ot, mut cost, mut origin, mut cont, mut split, mut split_subject) = (
         vec![],
@@ -106,7 +112,7 @@ pub fn table(
     for r in rows.into_iter().filter(|r| !r.prompt.trim().is_empty()) {
         let id = prompt_id(&r.prompt);
         let is_cont = contaminated.contains(&id);
-        let (pin, pout) = price(&r.model).unwrap_or((0.0, 0.0));
+        let (pin, pout) = price(&r.source_model).unwrap_or((0.0, 0.0));
         let by_prompt = if is_cont {
             "train"
         } else {
@@ -126,6 +132,7 @@ pub fn table(
         c.2.push(r.source);
         c.3.push(r.category);
         c.4.push(r.model);
+        c.5.push(r.source_model);
         q.push(r.quality);
         it.push(r.input_tokens);
         ot.push(r.output_tokens);
@@ -145,6 +152,7 @@ pub fn table(
         Column::new("source".into(), c.2),
         Column::new("category".into(), c.3),
         Column::new("model".into(), c.4),
+        Column::new("source_model".into(), c.5),
         Column::new("quality".into(), q),
         Column::new("input_tokens".into(), it),
         Column::new("output_tokens".into(), ot),
@@ -201,6 +209,7 @@ pub fn read_parquet(path: &Path) -> Result<DataFrame, String> {
         "source",
         "category",
         "model",
+        "source_model",
         "quality",
         "input_tokens",
         "output_tokens",

@@ -75,6 +75,7 @@ pub fn read_routellm(src: &Path) -> Result<(Vec<Row>, HashSet<String>), String> 
                     source: "mmlu".into(),
                     category: subject.clone(),
                     model: model.into(),
+                    source_model: model.into(),
                     quality: parse_bool(v, file, i, model)?,
                     input_tokens: input_tokens(p),
                     output_tokens: MMLU_OUTPUT_TOKENS,
@@ -104,6 +105,7 @@ pub fn read_routellm(src: &Path) -> Result<(Vec<Row>, HashSet<String>), String> 
                 source: "gsm8k".into(),
                 category: "grade_school_math".into(),
                 model: model.into(),
+                source_model: model.into(),
                 quality: parse_bool(v, &file, i, model)?,
                 input_tokens: input_tokens(p),
                 output_tokens: estimate_tokens(r.unwrap_or("")).max(1),
@@ -131,7 +133,7 @@ pub fn read_routellm(src: &Path) -> Result<(Vec<Row>, HashSet<String>), String> 
 }
 
 /// MT-Bench turn 1: the question, quality = GPT-4 judge score / 10, output tokens estimated
-/// from the judged answer text.
+/// from the judged answer text (quoted in the judge's prompt).
 fn read_mt_bench(dir: &Path) -> Result<Vec<Row>, String> {
     let qfile = dir.join("question.jsonl");
     let mut questions = HashMap::new();
@@ -176,16 +178,26 @@ fn read_mt_bench(dir: &Path) -> Result<Vec<Row>, String> {
         let score = v["score"]
             .as_f64()
             .ok_or_else(|| err(&jfile, format!("line {}: no numeric score", i + 1)))?;
+        // Turn-1 judge prompts quote the answer between these markers.
         let answer = v["user_prompt"]
             .as_str()
-            .and_then(|u| u.split("### Assistant A:").nth(1))
-            .and_then(|a| a.split("<|The End of Assistant A").next())
-            .unwrap_or("");
+            .and_then(|u| u.split("[The Start of Assistant's Answer]").nth(1))
+            .and_then(|a| a.split("[The End of Assistant's Answer]").next())
+            .ok_or_else(|| {
+                err(
+                    &jfile,
+                    format!(
+                        "line {}: no answer between [The Start/End of Assistant's Answer]",
+                        i + 1
+                    ),
+                )
+            })?;
         rows.push(Row {
             prompt: prompt.clone(),
             source: "mt_bench".into(),
             category: category.clone(),
             model: v["model"].as_str().unwrap_or("").to_string(),
+            source_model: v["model"].as_str().unwrap_or("").to_string(),
             quality: (score / 10.0).clamp(0.0, 1.0),
             input_tokens: input_tokens(prompt),
             output_tokens: estimate_tokens(answer.trim()).max(1),
