@@ -152,19 +152,20 @@ fn cholesky_solve(a: &mut [f64], d: usize, mut b: Vec<f64>) -> Vec<f64> {
 pub fn fit_best(
     gram: &Gram,
     train: &[&Example],
-    val: &[&Example],
-    target: fn(&Example) -> f64,
-    link: fn(f64) -> f64,
+    (val, val_weights): (&[&Example], &[f64]),
+    (target, link): (fn(&Example) -> f64, fn(f64) -> f64),
+    lambdas: &[f64],
 ) -> (Linear, f64, f64) {
-    LAMBDAS
+    lambdas
         .iter()
         .map(|&l| {
             let m = gram.ridge(train, target, l);
             let mse = val
                 .iter()
-                .map(|e| (link(m.value(&e.x)) - target(e)).powi(2))
+                .zip(val_weights)
+                .map(|(e, w)| w * (link(m.value(&e.x)) - target(e)).powi(2))
                 .sum::<f64>()
-                / val.len().max(1) as f64;
+                / val_weights.iter().sum::<f64>().max(1e-12);
             (m, l, mse)
         })
         .min_by(|a, b| a.2.total_cmp(&b.2))
@@ -288,7 +289,13 @@ mod tests {
             "{}",
             predict(&[-1.0, 0.5])
         );
-        let (q, _, mse) = fit_best(&g, &refs, &refs, Example::good, |v| v.clamp(0.0, 1.0));
+        let (q, _, mse) = fit_best(
+            &g,
+            &refs,
+            (&refs, &ones),
+            (Example::good, |v| v.clamp(0.0, 1.0)),
+            &[1.0, 10.0],
+        );
         assert!(q.value(&[1.0, 0.5]) > q.value(&[-1.0, 0.5]) + 0.2);
         assert!(mse < 0.25);
         let scored: Vec<(f64, bool)> = refs

@@ -363,29 +363,30 @@ fn fit_artifact(a: &Cli) -> Result<PathBuf, String> {
                 })
                 .unzip()
         };
-        let ((train, train_sources), (val, _)) = (examples("train"), examples("val"));
+        let ((train, train_sources), (val, val_sources)) = (examples("train"), examples("val"));
         if train.is_empty() || val.is_empty() {
             return Err(format!("model {model}: empty train or validation split"));
         }
         let (train, val): (Vec<&fit::Example>, Vec<&fit::Example>) =
             (train.iter().collect(), val.iter().collect());
-        let ones = vec![1.0; train.len()];
+        let (ones, val_ones) = (vec![1.0; train.len()], vec![1.0; val.len()]);
         let (quality, lq, _) = fit::fit_best(
             &fit::Gram::new(&train, &ones),
             &train,
-            &val,
-            fit::Example::good,
-            |v| v.clamp(0.0, 1.0),
+            (&val, &val_ones),
+            (fit::Example::good, |v| v.clamp(0.0, 1.0)),
+            &fit::LAMBDAS,
         );
         // Answer lengths: every benchmark weighs the same, so the few long-answer prompts
         // (MT-Bench) are not drowned by the one-letter MMLU answers.
+        // Chosen on the same balance of validation prompts.
         let balanced = fit::balanced_weights(&train_sources);
         let (output_tokens, lt, _) = fit::fit_best(
             &fit::Gram::new(&train, &balanced),
             &train,
-            &val,
-            fit::Example::log_output,
-            |v| v,
+            (&val, &fit::balanced_weights(&val_sources)),
+            (fit::Example::log_output, |v| v),
+            &fit::LAMBDAS,
         );
         eprintln!("fitted {model}: ridge strength {lq} (quality), {lt} (output tokens)");
         lambdas.insert(
@@ -542,7 +543,7 @@ fn fit_artifact(a: &Cli) -> Result<PathBuf, String> {
         "good_answer_threshold": GOOD_ANSWER,
         "training_data": {"path": data.display().to_string(), "sha256": data_hash, "rows": rows.len(), "split_column": split, "prompts_per_split": split_sizes, "memory_prompts": probe.memory.rows},
         "seed": seed,
-        "hyperparameters": {"ridge_strength": lambdas, "ridge_grid": fit::LAMBDAS, "chosen_on": "validation squared error", "blend": BLEND},
+        "hyperparameters": {"ridge_strength": lambdas, "ridge_grid": fit::LAMBDAS, "chosen_on": "validation squared error (output tokens: every benchmark weighted the same)", "blend": BLEND},
         "metrics": {"validation": val_metrics},
         "cost_reference": cost_reference,
         "support": support,
