@@ -81,7 +81,7 @@ pub struct Ranked {
 }
 
 /// What `auto` does with a prompt whose support is below the threshold.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Unfamiliar {
     /// The cheapest eligible candidate first (by predicted cost); with cost weight 0 (`auto:best`)
@@ -100,14 +100,6 @@ impl Unfamiliar {
             "strongest" => Some(Unfamiliar::Strongest),
             "predict" => Some(Unfamiliar::Predict),
             _ => None,
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Unfamiliar::Cheapest => "cheapest",
-            Unfamiliar::Strongest => "strongest",
-            Unfamiliar::Predict => "predict",
         }
     }
 }

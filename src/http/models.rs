@@ -35,7 +35,7 @@ pub async fn list_models(Extension(state): Extension<Arc<AppState>>) -> Json<Val
             "id": "auto", "object": "model", "created": 0, "owned_by": "switchyard", "type": "auto", "available": true,
             "artifact_version": a.artifact.version(), "encoder": a.encoder.id(),
             "candidates": a.candidates(),
-            "unfamiliar": {"policy": a.policy.name(), "min_support": a.min_support},
+            "unfamiliar": {"policy": a.policy, "min_support": a.min_support},
             "knobs": ["auto:best", "auto:balanced", "auto:cheap"], "strong_share_calibrated": a.calibration.is_some(),
         }),
         Err(why) => json!({

@@ -83,7 +83,7 @@ impl<'a> Gram<'a> {
     }
 
     /// Ridge regression of `target` on the features (intercept not penalised).
-    pub fn ridge(&self, train: &[&Example], target: fn(&Example) -> f64, lambda: f64) -> Linear {
+    pub fn ridge(&self, train: &[&Example], target: Target, lambda: f64) -> Linear {
         let d = self.d;
         let n: f64 = self.weights.iter().sum();
         let ybar = train
@@ -109,7 +109,7 @@ impl<'a> Gram<'a> {
     }
 }
 
-/// Example weights that give every group (benchmark) the same total weight, averaging 1.
+/// Example weights that give every group (a benchmark, a subject) the same total weight, averaging 1.
 pub fn balanced_weights(groups: &[&str]) -> Vec<f64> {
     let mut counts = std::collections::BTreeMap::new();
     for g in groups {
@@ -147,13 +147,17 @@ fn cholesky_solve(a: &mut [f64], d: usize, mut b: Vec<f64>) -> Vec<f64> {
     b
 }
 
+/// What a fit predicts from an example, and the link its predictions pass through.
+pub type Target = fn(&Example) -> f64;
+pub type Link = fn(f64) -> f64;
+
 /// Fits `target` for every ridge strength and keeps the one with the lowest validation mean
 /// squared error (predictions passed through `link`): (model, strength, error).
 pub fn fit_best(
     gram: &Gram,
     train: &[&Example],
     (val, val_weights): (&[&Example], &[f64]),
-    (target, link): (fn(&Example) -> f64, fn(f64) -> f64),
+    (target, link): (Target, Link),
     lambdas: &[f64],
 ) -> (Linear, f64, f64) {
     lambdas

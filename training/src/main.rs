@@ -20,7 +20,7 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::time::Instant;
 use switchyard_learn::artifact::{
-    Artifact, Blend, Candidate, Weights, FEATURE_SPEC, GOOD_ANSWER, SCHEMA_VERSION,
+    Artifact, Blend, Candidate, Predicted, Weights, FEATURE_SPEC, GOOD_ANSWER, SCHEMA_VERSION,
 };
 use switchyard_learn::memory::{self, Memory};
 
@@ -503,6 +503,16 @@ fn fit_artifact(a: &Cli) -> Result<PathBuf, String> {
             )
         })
         .collect();
+    // One prediction per validation prompt (and prompt-token count): every candidate's row of
+    // a prompt reads its own entry from it.
+    let mut val_predicted: BTreeMap<(&str, u64), Predicted> = BTreeMap::new();
+    for r in rows.iter().filter(|r| r.split == "val") {
+        val_predicted
+            .entry((r.prompt_id.as_str(), r.input_tokens))
+            .or_insert_with(|| {
+                probe.predict(cache.get(&r.text).expect("filled above"), r.input_tokens)
+            });
+    }
     // Validation metrics of the blended predictions (and of each part), per candidate.
     let mut val_metrics = BTreeMap::new();
     for (m, model) in models.iter().enumerate() {
@@ -511,8 +521,7 @@ fn fit_artifact(a: &Cli) -> Result<PathBuf, String> {
             .iter()
             .filter(|r| r.split == "val" && r.model == *model)
         {
-            let e = cache.get(&r.text).expect("filled above");
-            let p = &probe.predict(e, r.input_tokens).predictions[m];
+            let p = &val_predicted[&(r.prompt_id.as_str(), r.input_tokens)].predictions[m];
             let good = r.quality >= GOOD_ANSWER;
             parts[0].push((p.quality, good));
             parts[1].push((p.quality_linear, good));
@@ -523,11 +532,13 @@ fn fit_artifact(a: &Cli) -> Result<PathBuf, String> {
         v["knn_part"] = fit::metrics(&parts[2]);
         val_metrics.insert(model.to_string(), v);
     }
-    // Support: the similarity of validation prompts to the training prompts; prompts below the
-    // 1st percentile are unfamiliar.
-    let mut supports: Vec<f64> = val_prompts
+    // Support: the similarity of validation prompts to the training prompts (it does not
+    // depend on the token count); prompts below the 1st percentile are unfamiliar.
+    let mut seen = HashSet::new();
+    let mut supports: Vec<f64> = val_predicted
         .iter()
-        .map(|(_, e)| probe.predict(e, 0).support.similarity)
+        .filter(|((id, _), _)| seen.insert(*id))
+        .map(|(_, p)| p.support.similarity)
         .collect();
     supports.sort_by(f64::total_cmp);
     let q = |l: f64| (switchyard_learn::score::quantile(&supports, l) * 1e4).round() / 1e4;

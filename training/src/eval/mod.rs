@@ -250,11 +250,10 @@ pub fn run(a: &Args) -> Result<PathBuf, String> {
             artifact.predict(emb(p), single_turn_tokens(&p.prompt))
         })
         .collect();
-    let unfamiliar: Vec<bool> = predicted
-        .iter()
-        .map(|p| p.support.similarity < threshold)
-        .collect();
-    let blend: Vec<Vec<Prediction>> = predicted.iter().map(|p| p.predictions.clone()).collect();
+    let (blend, unfamiliar): (Vec<Vec<Prediction>>, Vec<bool>) = predicted
+        .into_iter()
+        .map(|p| (p.predictions, p.support.similarity < threshold))
+        .unzip();
     let sweep_of = |preds: &[Vec<Prediction>], weights: &[f64]| {
         sweep(
             preds,
@@ -355,7 +354,12 @@ pub fn run(a: &Args) -> Result<PathBuf, String> {
     // Subsets: pooled, subject-balanced (every MMLU subject, MT-Bench category and GSM8K count
     // the same, so one large subject cannot dominate), and each benchmark.
     let ones = vec![1.0; eval.len()];
-    let balanced = subject_weights(&eval);
+    let subjects: Vec<String> = eval
+        .iter()
+        .map(|p| format!("{}/{}", p.source, p.category))
+        .collect();
+    let balanced =
+        crate::fit::balanced_weights(&subjects.iter().map(String::as_str).collect::<Vec<_>>());
     let all_idx: Vec<usize> = (0..eval.len()).collect();
     let mmlu_idx: Vec<usize> = (0..eval.len())
         .filter(|&i| eval[i].source == "mmlu")
@@ -543,19 +547,6 @@ fn validation_table(
             })
             .collect(),
     )
-}
-
-/// Per-prompt weights that give every subject (MMLU subject, MT-Bench category, GSM8K) the
-/// same total weight.
-fn subject_weights(prompts: &[&Prompt]) -> Vec<f64> {
-    let mut counts: BTreeMap<(&str, &str), usize> = BTreeMap::new();
-    for p in prompts {
-        *counts.entry((&p.source, &p.category)).or_default() += 1;
-    }
-    prompts
-        .iter()
-        .map(|p| 1.0 / counts[&(p.source.as_str(), p.category.as_str())] as f64)
-        .collect()
 }
 
 /// Median relative error of predicted output tokens, per benchmark and candidate:
