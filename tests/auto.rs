@@ -353,6 +353,44 @@ fn route_auto_is_validated_at_load() {
     .unwrap_err()
     .to_string();
     assert!(e.contains("one of `model`, `variants` or `auto`"), "{e}");
+    // [auto] itself: the old map form, priors, the unfamiliar policy and min_support.
+    for (section, key, reason) in [
+        (
+            "candidates = { \"gpt-4-1106-preview\" = \"p/a\" }",
+            "auto.candidates",
+            "candidates = [\"p/a\"]",
+        ),
+        (
+            "candidates = [\"p/a\", \"p/a\"]",
+            "auto.candidates[1]",
+            "listed twice",
+        ),
+        (
+            "candidates = [\"p/a\"]\npriors = { \"p/b\" = { quality = 0.5 } }",
+            "auto.priors.\"p/b\"",
+            "not in auto.candidates",
+        ),
+        (
+            "candidates = [\"p/a\"]\npriors = { \"p/a\" = { quality = 1.5 } }",
+            "auto.priors.\"p/a\"",
+            "not a probability",
+        ),
+        (
+            "candidates = [\"p/a\"]\nunfamiliar = \"random\"",
+            "auto.unfamiliar",
+            "cheapest, strongest or predict",
+        ),
+        (
+            "candidates = [\"p/a\"]\nmin_support = 2",
+            "auto.min_support",
+            "cosine similarity",
+        ),
+    ] {
+        let e = with(&format!("[auto]\n{section}\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(key) && e.contains(reason), "{section}: {e}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

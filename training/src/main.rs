@@ -24,8 +24,9 @@ use switchyard_learn::artifact::{
 };
 use switchyard_learn::memory::{self, Memory};
 
-/// The blend of the kNN rate and the linear model, fixed by a leave-subject-out comparison on
-/// the RouteLLM data (see the README's Evals section; the eval report shows each part alone).
+/// The blend of the kNN rate and the linear model, picked in an exploratory leave-subject-out
+/// comparison on the RouteLLM data (not in the repository); every eval report shows each part
+/// alone next to the blend.
 const BLEND: Blend = Blend {
     knn_weight: 0.5,
     k: 100,
