@@ -160,3 +160,50 @@ fn a_corrupt_static_model_is_refused_with_its_setup_command() {
     assert!(err.contains("setup_static_encoder.sh"), "{err}");
     std::fs::remove_dir_all(&tmp).ok();
 }
+
+/// The static encoder's fast tokenization path gives the `tokenizers` pipeline's ids: on every
+/// 1,000-character window of the vendored RouteLLM files (prompts, answers, judgements) and on
+/// texts made to hit its edges (special-token literals, accents, CJK, control and non-ASCII
+/// whitespace, words beyond WordPiece's 100 characters, unknown pieces).
+#[test]
+fn static_fast_tokenization_matches_the_tokenizer() {
+    let e = static_encoder();
+    let mut texts: Vec<String> = [
+        "Hello, World!! What's 2+2? e.g. U.S.A. -- (a) [b] {c} <d> ~`@#$%^&*_=|\\;:'\",./?",
+        "[MASK] is special, [mask] is not; x[CLS]y and [SEP][PAD][UNK]",
+        "Café naïve résumé Ångström ÉCOLE — “quotes” and ‘single’ …",
+        "中文字符 mixed with English 日本語テキスト 한국어",
+        "tab\there\nnew line\r\ncarriage\u{b}vertical\u{c}form\u{85}next\u{a0}nbsp\u{2028}sep\u{3000}ideo",
+        "null\u{0}byte\u{fffd}replacement\u{200b}zero-width\u{ad}soft-hyphen",
+        "emoji 🙂👍🏽 and symbols ∑∫√ ½ ² ™ ©",
+        "",
+        "   ",
+        "supercalifragilisticexpialidocious antidisestablishmentarianism pneumonoultramicroscopicsilicovolcanoconiosis",
+        "ALLCAPS MiXeD 123abc abc123 3.14159 1,000,000 0x1F 1e-9",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    texts.push("a".repeat(100) + " " + &"b".repeat(101) + " " + &"xq".repeat(60) + "!");
+    texts.push("word ".repeat(400));
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/routellm");
+    let mut files = vec![];
+    for sub in ["mmlu", "gsm8k", "mt_bench"] {
+        for entry in std::fs::read_dir(root.join(sub)).unwrap() {
+            files.push(entry.unwrap().path());
+        }
+    }
+    files.sort();
+    for f in &files {
+        let content = std::fs::read_to_string(f).unwrap();
+        let chars: Vec<char> = content.chars().collect();
+        texts.extend(chars.chunks(1000).map(|c| c.iter().collect::<String>()));
+    }
+    assert!(texts.len() > 5000, "{} texts", texts.len());
+    let failures: Vec<String> = texts
+        .iter()
+        .filter_map(|t| e.check_tokenization(t).err())
+        .take(3)
+        .collect();
+    assert!(failures.is_empty(), "{failures:#?}");
+}

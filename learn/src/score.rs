@@ -19,6 +19,9 @@ use crate::artifact::{Artifact, Prediction, Support};
 pub use crate::price::Price;
 use serde::{Deserialize, Serialize};
 
+/// The named knobs and their cost weights (`auto:best`, `auto:balanced`, `auto:cheap`).
+pub const PRESETS: [(&str, f64); 3] = [("best", 0.0), ("balanced", 0.1), ("cheap", 0.3)];
+
 /// What is assumed of a candidate with no outcome data: its probability of a good answer and,
 /// optionally, its output tokens (default: the mean prediction of the candidates with data).
 #[derive(Debug, Clone, Copy, PartialEq, Deserialize, Serialize)]

@@ -64,17 +64,14 @@ pub struct AutoConfig {
 
 /// The cost weight of a knob: `best`, `balanced`, `cheap` or a number in [0, 1].
 ///
-/// The presets were read off an earlier artifact's eval sweep on held-out test prompts
-/// (`best` 0: ~96 % of prompts to the strong model; `balanced` 0.1: ~57 %; `cheap` 0.3: ~5 %) and
-/// have not been re-derived for the current one; the `strong_share` knob is calibrated per
-/// artifact.
+/// What the presets do with the current artifact is measured by every eval report ("Knob
+/// presets"); the `strong_share` knob is calibrated per artifact.
 pub fn cost_weight(knob: &str) -> Option<f64> {
-    match knob {
-        "best" => Some(0.0),
-        "balanced" => Some(0.1),
-        "cheap" => Some(0.3),
-        n => n.parse::<f64>().ok().filter(|w| (0.0..=1.0).contains(w)),
-    }
+    switchyard_learn::score::PRESETS
+        .iter()
+        .find(|(name, _)| *name == knob)
+        .map(|(_, w)| *w)
+        .or_else(|| knob.parse::<f64>().ok().filter(|w| (0.0..=1.0).contains(w)))
 }
 
 /// Validates `[auto]` against the models.

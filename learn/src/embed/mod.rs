@@ -15,6 +15,7 @@
 pub mod fake;
 pub mod onnx;
 pub mod potion;
+mod wordpiece;
 
 use crate::LearnError;
 use serde::Deserialize;
@@ -183,6 +184,20 @@ impl Encoder {
     /// Embeds texts, each alone (see [`onnx`] for why batching would change embeddings).
     pub fn embed_all(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, LearnError> {
         texts.iter().map(|t| self.embed(t)).collect()
+    }
+
+    /// Checks that the token ids the encoder embeds for `text` are those of the full
+    /// `tokenizers` pipeline (the static encoder tokenizes on a fast path, see `wordpiece`).
+    pub fn check_tokenization(&self, text: &str) -> Result<(), String> {
+        let Backend::Static(s) = &self.backend else {
+            return Ok(());
+        };
+        let max = self.manifest.max_tokens;
+        let (fast, full) = (s.ids(text), s.reference_ids(text, max));
+        match (fast, full) {
+            (Ok(a), Ok(b)) if a == b => Ok(()),
+            (a, b) => Err(format!("{text:?}: fast path {a:?}, tokenizer {b:?}")),
+        }
     }
 }
 

@@ -1,12 +1,15 @@
 //! The static encoder (potion-base-8M): the mean of the prompt's token rows of one embedding
 //! matrix, L2-normalised. Plain f32 sums in a fixed order, so bit-identical on every x86-64 CPU.
 
+use super::wordpiece::FastWordPiece;
 use super::Files;
 use crate::LearnError;
 use serde_json::Value;
 
 pub(crate) struct Static {
     tokenizer: tokenizers::Tokenizer,
+    /// The fast tokenization path, when the tokenizer is of its shape.
+    fast: Option<FastWordPiece>,
     max_tokens: usize,
     /// One row of `dimension` values per token id.
     rows: Vec<f32>,
@@ -22,20 +25,33 @@ impl Static {
             ))
         })?;
         Ok(Static {
+            fast: FastWordPiece::new(&files.tokenizer),
             tokenizer: files.tokenizer,
             max_tokens: files.manifest.max_tokens,
             rows,
         })
     }
 
-    /// Token ids: no special tokens, at most `max_tokens`.
+    /// Token ids: no special tokens, at most `max_tokens` (the fast path where it applies).
     pub fn ids(&self, text: &str) -> Result<Vec<u32>, LearnError> {
+        match &self.fast {
+            Some(fast) => fast
+                .ids(text, self.max_tokens, |word| {
+                    self.reference_ids(word, usize::MAX)
+                })
+                .unwrap_or_else(|| self.reference_ids(text, self.max_tokens)),
+            None => self.reference_ids(text, self.max_tokens),
+        }
+    }
+
+    /// At most `max` token ids from the full `tokenizers` pipeline.
+    pub fn reference_ids(&self, text: &str, max: usize) -> Result<Vec<u32>, LearnError> {
         let encoding = self
             .tokenizer
             .encode(text, false)
             .map_err(|e| LearnError::Encode(format!("tokenization failed: {e}")))?;
         let ids = encoding.get_ids();
-        Ok(ids[..ids.len().min(self.max_tokens)].to_vec())
+        Ok(ids[..ids.len().min(max)].to_vec())
     }
 
     /// Mean of the token rows, L2-normalised (all zeros for a text without tokens).

@@ -27,7 +27,7 @@ use switchyard_learn::embed::{Embed, Encoder};
 use switchyard_learn::prompt::single_turn_tokens;
 use switchyard_learn::score::{
     artifact_candidates, breakeven, calibration_table, cost_weight_for_share, order, rank,
-    rank_predictions, reference_cost, Priced, Scored, Unfamiliar,
+    rank_predictions, reference_cost, Priced, Scored, Unfamiliar, PRESETS,
 };
 
 /// Strong-call share targets of the knob sweep: 0, 4, …, 100 % (26 points).
@@ -265,6 +265,9 @@ pub fn run(a: &Args) -> Result<PathBuf, String> {
         )
     };
     let learned = sweep_of(&blend, &weights);
+    // The server's named knobs on the evaluated prompts.
+    let preset_weights: Vec<f64> = PRESETS.iter().map(|(_, w)| *w).collect();
+    let preset_choices = sweep_of(&blend, &preset_weights);
     // Each part of the blend alone, with its own validation calibration: why the blend.
     let part = |f: fn(&Prediction) -> f64| -> Vec<Vec<Prediction>> {
         blend
@@ -396,6 +399,18 @@ pub fn run(a: &Args) -> Result<PathBuf, String> {
         ));
         progress.tick(i + 1);
     }
+    let presets: Vec<(&str, f64, Point)> = PRESETS
+        .iter()
+        .zip(&preset_choices)
+        .map(|((name, w), choice)| {
+            let all: Vec<usize> = (0..eval.len()).collect();
+            (
+                *name,
+                *w,
+                subset::point(&choice[nv..], &all, (&eval, &ones), strong),
+            )
+        })
+        .collect();
     let output_errors = output_token_errors(&eval, &blend[nv..], &names);
     let unfamiliar_share =
         unfamiliar[nv..].iter().filter(|u| **u).count() as f64 / eval.len().max(1) as f64;
@@ -464,6 +479,7 @@ pub fn run(a: &Args) -> Result<PathBuf, String> {
         cheap,
         knn_k: knn.0,
         knobs: &curves[0].knobs,
+        presets: &presets,
         subsets: &results,
         calibration: &calibration,
         encoder_id: encoder.id(),

@@ -39,6 +39,8 @@ pub struct Context<'a> {
     pub cheap: usize,
     pub knn_k: usize,
     pub knobs: &'a [Value],
+    /// The server's named knobs (name, cost weight) on all evaluated prompts.
+    pub presets: &'a [(&'a str, f64, Point)],
     pub subsets: &'a [SubsetResult],
     /// Per model: (mean predicted, observed good rate, n) per decile.
     pub calibration: &'a [(String, Vec<Decile>)],
@@ -329,6 +331,18 @@ pub fn write(out: &Path, c: &Context) -> Result<(), String> {
             f3(e.pgr(p.quality))
         );
     }
+    let _ = writeln!(r, "\n### Knob presets (pooled)\n\nThe named knobs of `auto` (`auto:best`, `auto:balanced`, `auto:cheap`) at their fixed cost weights, with the default unfamiliar-prompt policy.\n\n| knob | cost weight | strong share | quality | $ per 1k | cost / always-strong | PGR |\n|---|---|---|---|---|---|---|");
+    for (name, w, p) in c.presets {
+        let _ = writeln!(
+            r,
+            "| {name} | {w} | {:.1}% | {:.3} | {} | {:.0}% | {} |",
+            p.strong_share * 100.0,
+            p.quality,
+            usd(Some(p.cost)),
+            p.cost / e.strong.cost.max(1e-12) * 100.0,
+            f3(e.pgr(p.quality))
+        );
+    }
     for s in &c.subsets[1..] {
         let _ = writeln!(r, "\n## Benchmark `{}` ({} prompts)\n", s.name, s.n);
         subset_table(&mut r, s, c);
@@ -392,6 +406,7 @@ pub fn write(out: &Path, c: &Context) -> Result<(), String> {
         "cheapest": c.names[c.cheap],
         "knn_k": c.knn_k,
         "learned_knobs": c.knobs,
+        "presets": c.presets.iter().map(|(name, w, p)| json!({"knob": name, "cost_weight": w, "point": p})).collect::<Vec<_>>(),
         "subsets": subsets,
         "output_tokens": c.output_errors.iter().map(|e| json!({"benchmark": e.source, "model": e.model, "prompts": e.n, "median_relative_error": e.median_relative_error, "median_predicted": e.median_predicted, "median_observed": e.median_observed})).collect::<Vec<_>>(),
         "support": {"threshold": c.support.0, "unfamiliar_share": c.support.1},

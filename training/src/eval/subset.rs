@@ -7,7 +7,13 @@ use super::*;
 pub(super) type Weighted<'a, 'b> = (&'a [&'b Prompt], &'a [f64]);
 
 /// Weighted mean outcome of a choice vector over a (re)sample of prompt indices.
-fn point(choice: &[usize], sample: &[usize], (prompts, w): Weighted, strong: usize) -> Point {
+/// Strong share, mean cost and mean quality of `choice` over the prompts of `sample`.
+pub(super) fn point(
+    choice: &[usize],
+    sample: &[usize],
+    (prompts, w): Weighted,
+    strong: usize,
+) -> Point {
     let (mut s, mut c, mut q, mut total) = (0.0, 0.0, 0.0, 0.0);
     for &i in sample {
         let m = choice[i];
