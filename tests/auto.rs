@@ -182,6 +182,80 @@ async fn ranked_candidates_are_the_fallback_chain() {
     std::fs::remove_dir_all(dir).ok();
 }
 
+/// `[auto] explore = 1`: every decision serves the non-top candidate, says so with its
+/// propensity in the response and the request log, and counts it; `metadata.explore = false`
+/// opts a request out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exploration_serves_non_top_candidates_and_logs_propensities() {
+    let dir = tmp("explore");
+    write_artifact(&dir, None, "up/ok");
+    let extra = format!(
+        "[auto]\nartifact = \"{}\"\nencoder = \"{}\"\ndefault_knob = \"best\"\ncandidates = [\"up/ok\", \"up/second\"]\nexplore = 1.0\n",
+        dir.display(),
+        encoder_dir().display()
+    );
+    let h = Harness::start_with(Options {
+        extra,
+        ..Options::default()
+    })
+    .await;
+    let auto = auto_model(&h).await;
+    assert_eq!(auto["explore"]["share"], 1.0, "{auto}");
+    for i in 0..3 {
+        let (status, _, v) = h
+            .chat(json!({"model": "auto", "stream": false, "messages": user(&format!("question {i}"))}))
+            .await;
+        assert_eq!(status, 200, "{v}");
+        let routing = &v["metadata"]["routing"];
+        assert_eq!(v["model"], "up/second", "{routing}");
+        assert_eq!(routing["chosen"], "up/second");
+        assert_eq!(
+            routing["candidates"][0]["model"], "up/ok",
+            "ranked order is kept"
+        );
+        assert_eq!(
+            routing["exploration"],
+            json!({"explored": true, "propensity": 1.0})
+        );
+    }
+    let (_, _, v) = h
+        .chat(json!({"model": "auto", "stream": false, "messages": user("no exploring"), "metadata": {"explore": false}}))
+        .await;
+    assert_eq!(v["model"], "up/ok");
+    assert_eq!(
+        v["metadata"]["routing"]["exploration"],
+        json!({"explored": false, "propensity": 1.0, "skipped": "opted out (metadata.explore)"})
+    );
+    assert!(
+        h.metrics()
+            .await
+            .contains("switchyard_auto_explorations_total 3"),
+        "counted"
+    );
+    // The request log carries the propensity next to every candidate's score.
+    let mut logged = vec![];
+    for _ in 0..50 {
+        logged = switchyard_learn::logfiles::read_records(&h.log_dir, "requests").unwrap();
+        if logged.len() >= 4 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let explored: Vec<&Value> = logged
+        .iter()
+        .map(|r| &r["learned"]["exploration"]["explored"])
+        .collect();
+    assert_eq!(
+        explored.iter().filter(|e| **e == true).count(),
+        3,
+        "{logged:?}"
+    );
+    assert!(logged
+        .iter()
+        .all(|r| r["learned"]["candidates"][1]["score"].is_number()));
+    std::fs::remove_dir_all(dir).ok();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn missing_or_mismatched_artifact_leaves_static_routes_working() {
     let h = start(&tmp("missing"), "up/ok").await;
@@ -353,7 +427,7 @@ fn route_auto_is_validated_at_load() {
     .unwrap_err()
     .to_string();
     assert!(e.contains("one of `model`, `variants` or `auto`"), "{e}");
-    // [auto] itself: the old map form, priors, the unfamiliar policy and min_support.
+    // [auto] itself: the old map form, priors, the unfamiliar policy, min_support, exploration.
     for (section, key, reason) in [
         (
             "candidates = { \"gpt-4-1106-preview\" = \"p/a\" }",
@@ -384,6 +458,16 @@ fn route_auto_is_validated_at_load() {
             "candidates = [\"p/a\"]\nmin_support = 2",
             "auto.min_support",
             "cosine similarity",
+        ),
+        (
+            "candidates = [\"p/a\"]\nexplore = 1.5",
+            "auto.explore",
+            "share of decisions in [0, 1]",
+        ),
+        (
+            "candidates = [\"p/a\"]\nexplore_budget_usd_per_hour = -1",
+            "auto.explore_budget_usd_per_hour",
+            "amount of USD",
         ),
     ] {
         let e = with(&format!("[auto]\n{section}\n"))

@@ -31,6 +31,8 @@ pub(super) struct FileAuto {
     priors: BTreeMap<String, Prior>,
     unfamiliar: Option<String>,
     min_support: Option<f64>,
+    explore: Option<f64>,
+    explore_budget_usd_per_hour: Option<f64>,
     #[serde(default)]
     guardrails: Vec<String>,
     cache_size: Option<usize>,
@@ -55,11 +57,24 @@ pub struct AutoConfig {
     pub unfamiliar: Unfamiliar,
     /// The support below which a prompt is unfamiliar; `None`: the artifact's threshold.
     pub min_support: Option<f64>,
+    /// Exploration: the share of decisions sent to a non-top eligible candidate, and the most
+    /// predicted spend on such requests per clock hour.
+    pub explore: Explore,
     pub guardrails: Vec<Arc<CelExpr>>,
     pub cache_size: usize,
     pub encoder_sessions: usize,
     /// Reload when the artifact on disk changes (checked every second); SIGHUP always reloads.
     pub watch: bool,
+}
+
+/// `[auto] explore` and `explore_budget_usd_per_hour`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Explore {
+    /// Probability that a decision serves a uniformly drawn non-top eligible candidate (0: off).
+    pub share: f64,
+    /// Exploration stops for the rest of the clock hour once the explored requests' predicted
+    /// cost reaches this; `None`: no cap.
+    pub budget_usd_per_hour: Option<f64>,
 }
 
 /// The cost weight of a knob: `best`, `balanced`, `cheap` or a number in [0, 1].
@@ -140,6 +155,26 @@ pub(super) fn auto(
                     format!("{m} is not a cosine similarity in [-1, 1]"),
                 ));
             }
+            let share = a.explore.unwrap_or(0.0);
+            if !(0.0..=1.0).contains(&share) {
+                return Err(err(
+                    "auto.explore",
+                    format!("{share} is not a share of decisions in [0, 1] (e.g. 0.05)"),
+                ));
+            }
+            if let Some(b) = a
+                .explore_budget_usd_per_hour
+                .filter(|b| b.is_nan() || *b < 0.0)
+            {
+                return Err(err(
+                    "auto.explore_budget_usd_per_hour",
+                    format!("{b} is not an amount of USD (≥ 0)"),
+                ));
+            }
+            let explore = Explore {
+                share,
+                budget_usd_per_hour: a.explore_budget_usd_per_hour,
+            };
             let guardrails = a
                 .guardrails
                 .iter()
@@ -162,6 +197,7 @@ pub(super) fn auto(
                 priors: a.priors.clone(),
                 unfamiliar,
                 min_support: a.min_support,
+                explore,
                 guardrails,
                 cache_size: a.cache_size.unwrap_or(4096),
                 encoder_sessions: a.encoder_sessions.unwrap_or(2).max(1),

@@ -36,6 +36,7 @@ pub async fn list_models(Extension(state): Extension<Arc<AppState>>) -> Json<Val
             "artifact_version": a.artifact.version(), "encoder": a.encoder.id(),
             "candidates": a.candidates(),
             "unfamiliar": {"policy": a.policy, "min_support": a.min_support},
+            "explore": {"share": a.explorer.share(), "budget_usd_per_hour": a.explorer.budget_usd_per_hour()},
             "knobs": ["auto:best", "auto:balanced", "auto:cheap"], "strong_share_calibrated": a.calibration.is_some(),
         }),
         Err(why) => json!({
@@ -59,6 +60,10 @@ pub async fn metrics(Extension(state): Extension<Arc<AppState>>) -> impl IntoRes
             "# HELP switchyard_auto_decisions_total Learned-routing decisions by the support of the prompt (unfamiliar: below min_support, decided by the [auto] unfamiliar policy).\n# TYPE switchyard_auto_decisions_total counter\nswitchyard_auto_decisions_total{{support=\"familiar\"}} {}\nswitchyard_auto_decisions_total{{support=\"unfamiliar\"}} {}\n",
             a.familiar.load(Relaxed),
             a.unfamiliar.load(Relaxed)
+        ));
+        text.push_str(&format!(
+            "# HELP switchyard_auto_explorations_total Learned-routing decisions that served an explored (non-top) candidate ([auto] explore).\n# TYPE switchyard_auto_explorations_total counter\nswitchyard_auto_explorations_total {}\n",
+            a.explorer.explored.load(Relaxed)
         ));
     }
     (

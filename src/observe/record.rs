@@ -11,6 +11,7 @@ use crate::config::{LoggingConfig, ModelConfig};
 use crate::error::GatewayError;
 use crate::format::request::ChatRequest;
 use crate::format::ClientFormat;
+use crate::route::learned::LearnedDecision;
 use crate::route::RoutePlan;
 use crate::upstream::failover::AttemptRecord;
 use serde::Serialize;
@@ -65,6 +66,11 @@ pub struct LogRecord<'a> {
     pub route: Option<&'a str>,
     pub variant: Option<&'a str>,
     pub reason: Option<&'a str>,
+    /// The learned decision of an `auto` request: every candidate's prediction and score, the
+    /// served model's exploration propensity, the artifact version (what training and
+    /// off-policy evaluation read back).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub learned: Option<&'a LearnedDecision>,
     pub model: Option<&'a str>,
     pub provider: Option<&'a str>,
     pub stream: bool,
@@ -209,6 +215,7 @@ fn write_log(sinks: &Sinks, ctx: &RequestContext, o: &Outcome, t: &Totals) {
         route: d.route.as_deref(),
         variant: d.variant.as_deref(),
         reason: Some(&d.reason),
+        learned: d.learned.as_ref(),
         model: o.model.map(|m| m.id.as_str()),
         provider: o.model.map(|m| m.provider.as_str()),
         stream: ctx.req.stream,

@@ -27,6 +27,10 @@ use switchyard_learn::memory::{self, Memory};
 /// The blend of the kNN rate and the linear model, picked in an exploratory leave-subject-out
 /// comparison on the RouteLLM data (not in the repository); every eval report shows each part
 /// alone next to the blend.
+/// The fewest training and validation rows a model needs to be a candidate of the artifact.
+const MIN_TRAIN_ROWS: usize = 30;
+const MIN_VAL_ROWS: usize = 5;
+
 const BLEND: Blend = Blend {
     knn_weight: 0.5,
     k: 100,
@@ -205,8 +209,7 @@ fn import(a: &Cli) -> Result<DataFrame, String> {
             Ok(r)
         })
         .collect::<Result<_, String>>()?;
-    let models: HashSet<String> = map.values().cloned().collect();
-    let (feedback, notes) = outcomes::read_feedback(&a.logs, &models)?;
+    let (feedback, notes) = outcomes::read_feedback(&a.logs)?;
     for n in &notes {
         eprintln!("note: {n}");
     }
@@ -308,7 +311,7 @@ fn fit_artifact(a: &Cli) -> Result<PathBuf, String> {
         ));
     }
     let df = outcomes::read_parquet(data)?;
-    let rows = load_outcomes(&df, split)?;
+    let mut rows = load_outcomes(&df, split)?;
     for (name, want) in [("train", true), ("val", true)] {
         if want && !rows.iter().any(|r| r.split == name) {
             return Err(format!(
@@ -336,12 +339,38 @@ fn fit_artifact(a: &Cli) -> Result<PathBuf, String> {
     cache.save(&a.cache)?;
     let embed_secs = t_embed.elapsed().as_secs_f64();
 
-    let models: Vec<&str> = rows
+    // A model with too few rows of its own (feedback for a newly added model) stays out of the
+    // artifact; the gateway serves it on an explicit prior until it has more.
+    let mut left_out = Vec::new();
+    let kept: Vec<String> = rows
         .iter()
         .map(|r| r.model.as_str())
         .collect::<BTreeSet<_>>()
         .into_iter()
+        .filter(|m| {
+            let n = |split: &str| {
+                rows.iter()
+                    .filter(|r| r.model == *m && r.split == split)
+                    .count()
+            };
+            let (t, v) = (n("train"), n("val"));
+            let enough = t >= MIN_TRAIN_ROWS && v >= MIN_VAL_ROWS;
+            if !enough {
+                eprintln!("note: model {m}: {t} training and {v} validation rows, fewer than {MIN_TRAIN_ROWS} and {MIN_VAL_ROWS}; left out of the artifact (serve it on an [auto.priors] prior, with exploration, until it has more outcomes)");
+                left_out.push(json!({"model": m, "train_rows": t, "validation_rows": v}));
+            }
+            enough
+        })
+        .map(String::from)
         .collect();
+    if kept.is_empty() {
+        return Err(format!(
+            "no model has {MIN_TRAIN_ROWS} training and {MIN_VAL_ROWS} validation rows in {}",
+            data.display()
+        ));
+    }
+    rows.retain(|r| kept.contains(&r.model));
+    let models: Vec<&str> = kept.iter().map(String::as_str).collect();
     let t_fit = Instant::now();
     let mut candidates = Vec::new();
     let mut lambdas = BTreeMap::new();
@@ -365,9 +394,6 @@ fn fit_artifact(a: &Cli) -> Result<PathBuf, String> {
                 .unzip()
         };
         let ((train, train_sources), (val, val_sources)) = (examples("train"), examples("val"));
-        if train.is_empty() || val.is_empty() {
-            return Err(format!("model {model}: empty train or validation split"));
-        }
         let (train, val): (Vec<&fit::Example>, Vec<&fit::Example>) =
             (train.iter().collect(), val.iter().collect());
         let (ones, val_ones) = (vec![1.0; train.len()], vec![1.0; val.len()]);
@@ -555,6 +581,7 @@ fn fit_artifact(a: &Cli) -> Result<PathBuf, String> {
         "good_answer_threshold": GOOD_ANSWER,
         "training_data": {"path": data.display().to_string(), "sha256": data_hash, "rows": rows.len(), "split_column": split, "prompts_per_split": split_sizes, "memory_prompts": probe.memory.rows},
         "seed": seed,
+        "left_out": left_out,
         "hyperparameters": {"ridge_strength": lambdas, "ridge_grid": fit::LAMBDAS, "chosen_on": "validation squared error (output tokens: every benchmark weighted the same)", "blend": BLEND},
         "metrics": {"validation": val_metrics},
         "cost_reference": cost_reference,

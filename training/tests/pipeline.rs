@@ -26,7 +26,8 @@ fn train(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).to_string() + &stderr
 }
 
-/// A gateway log dir with two served requests and feedback on them (one for an unknown model).
+/// A gateway log dir with three served requests and feedback on them (one for a model the
+/// benchmark data does not know, one for a request that is not in the log).
 fn write_logs(dir: &Path) {
     std::fs::create_dir_all(dir).unwrap();
     let req = |id: &str, model: &str, text: &str| {
@@ -52,6 +53,7 @@ fn write_logs(dir: &Path) {
             json!({"request_id": "r1", "source": "user", "score": 1.0, "model": "mock/smart"}),
             json!({"request_id": "r2", "source": "user", "score": 1.0, "model": "mock/other"}),
             json!({"request_id": "r3", "source": "judge", "score": 0.25, "model": "mock/fast"}),
+            json!({"request_id": "r9", "source": "user", "score": 1.0, "model": "mock/smart"}),
         ]
         .iter()
         .map(|v| v.to_string())
@@ -91,8 +93,14 @@ fn import_fit_load_predict_deterministically() {
     let args1 = common(&tmp.join("a"));
     let log1 = train(&args1.iter().map(String::as_str).collect::<Vec<_>>());
     assert!(
-        log1.contains("feedback for model \"mock/other\""),
-        "unknown feedback model is reported: {log1}"
+        log1.contains("1 feedback row(s) name a request id that is not in the request log"),
+        "feedback for an unknown request is counted: {log1}"
+    );
+    assert!(
+        log1.contains("model mock/other: 1 training and 0 validation rows")
+            || log1.contains("model mock/other: 0 training and 1 validation rows")
+            || log1.contains("model mock/other: 0 training and 0 validation rows"),
+        "a model with too little feedback is left out, and said so: {log1}"
     );
 
     // The outcome table: feedback joined (last per request and source), no prompt on both sides.
@@ -117,8 +125,8 @@ fn import_fit_load_predict_deterministically() {
         .collect();
     assert_eq!(
         feedback,
-        vec![1.0, 0.25],
-        "last feedback per (request, source) wins; unknown model skipped"
+        vec![1.0, 1.0, 0.25],
+        "last feedback per (request, source) wins; every served model's feedback is kept"
     );
     for split in [&splits, &subj] {
         let mut side = std::collections::HashMap::new();
@@ -158,6 +166,7 @@ fn import_fit_load_predict_deterministically() {
         .to_string();
     let a = Artifact::load(Path::new(&dir1)).unwrap();
     assert_eq!(a.weights.candidates.len(), 2);
+    assert_eq!(a.manifest["left_out"][0]["model"], "mock/other");
     let rows = a.manifest["training_data"]["rows"].as_u64().unwrap();
     assert_eq!(
         rows,

@@ -4,6 +4,7 @@
 //! router lives in a hot-reloadable [`slot::AutoSlot`]; embeddings are cached ([`cache`]).
 
 pub mod cache;
+pub mod explore;
 pub mod slot;
 
 pub use slot::AutoSlot;
@@ -15,6 +16,7 @@ use crate::config::{AutoConfig, ModelConfig};
 use crate::error::{ErrorKind, GatewayError};
 use crate::format::request::ChatRequest;
 use cache::EmbeddingCache;
+use explore::{Draw, Explorer};
 use serde::Serialize;
 use serde_json::json;
 use std::path::PathBuf;
@@ -41,6 +43,8 @@ pub struct LearnedDecision {
     /// The `[auto] unfamiliar` policy that ordered the candidates, when the prompt is unfamiliar.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub policy: Option<Unfamiliar>,
+    /// Exploration: whether the served model was explored and its propensity.
+    pub exploration: Draw,
     pub artifact_version: String,
     pub encoder_id: String,
     pub embedding_cache_hit: bool,
@@ -68,6 +72,7 @@ pub struct AutoRouter {
     pub unfamiliar: AtomicU64,
     /// The artifact's strong-share calibration, read once at load.
     pub calibration: Option<Vec<f64>>,
+    pub explorer: Explorer,
     cache: Mutex<EmbeddingCache>,
     pub cache_hits: AtomicU64,
     pub cache_misses: AtomicU64,
@@ -156,6 +161,7 @@ impl AutoRouter {
             familiar: AtomicU64::new(0),
             unfamiliar: AtomicU64::new(0),
             calibration,
+            explorer: Explorer::new(cfg.explore),
             cache: Mutex::new(EmbeddingCache::new(cfg.cache_size)),
             cache_hits: AtomicU64::new(0),
             cache_misses: AtomicU64::new(0),
@@ -248,14 +254,16 @@ impl AutoRouter {
         .fetch_add(1, Ordering::Relaxed);
         self.apply_guardrails(req, &mut candidates);
         order(&mut candidates, policy, cost_weight);
-        let chain: Vec<Arc<ModelConfig>> = candidates
+        let mut chain: Vec<(Arc<ModelConfig>, f64)> = candidates
             .iter()
             .filter(|c| c.eligible)
-            .filter_map(|c| self.model(&c.model).cloned())
+            .filter_map(|c| Some((self.model(&c.model).cloned()?, c.predicted_cost_usd)))
             .collect();
         if chain.is_empty() {
             return Err(none_eligible(candidates));
         }
+        let exploration = self.explorer.apply(req, &mut chain, |c| c.1);
+        let chain: Vec<Arc<ModelConfig>> = chain.into_iter().map(|c| c.0).collect();
         let decision = LearnedDecision {
             chosen: chain[0].id.clone(),
             candidates,
@@ -264,6 +272,7 @@ impl AutoRouter {
             support: ranked.support,
             unfamiliar,
             policy,
+            exploration,
             artifact_version: self.artifact.version().to_string(),
             encoder_id: self.encoder.id().to_string(),
             embedding_cache_hit: false,

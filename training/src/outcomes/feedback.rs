@@ -3,12 +3,11 @@
 use super::*;
 
 /// Joins feedback to logged requests by request id: one outcome row per (request, source),
-/// the last feedback winning. Requests logged without text (`log_text = false`) cannot be used
-/// and are counted; feedback for a model outside `models` is reported with its file and row.
-pub fn read_feedback(
-    log_dir: &Path,
-    models: &HashSet<String>,
-) -> Result<(Vec<Row>, Vec<String>), String> {
+/// the last feedback winning, for whichever served model answered — a model the benchmark
+/// data does not know becomes a candidate with its own outcomes. Feedback for a request that
+/// is not in the log, and requests logged without text (`log_text = false`), cannot be used
+/// and are counted.
+pub fn read_feedback(log_dir: &Path) -> Result<(Vec<Row>, Vec<String>), String> {
     let mut notes = Vec::new();
     if !log_dir.is_dir() {
         return Ok((vec![], notes));
@@ -39,6 +38,7 @@ pub fn read_feedback(
         .join(
             requests.lazy().select([
                 col("request_id"),
+                lit(true).alias("in_log"),
                 col("prompt_text"),
                 col("prompt_tokens"),
                 col("completion_tokens"),
@@ -83,25 +83,26 @@ pub fn read_feedback(
         get_f64("completion_tokens")?,
         get_f64("origin_row")?,
     );
+    let in_log = joined
+        .column("in_log")
+        .and_then(|c| c.bool().cloned())
+        .map_err(|e| e.to_string())?;
     let mut out = Vec::new();
-    let mut no_text = 0;
+    let (mut no_text, mut unknown) = (0, 0);
     for i in 0..joined.height() {
         let (file, row) = (
             files.get(i).unwrap_or(""),
             rows_col.get(i).unwrap_or(0.0) as u64,
         );
-        let model = models_col.get(i).unwrap_or("");
-        if !models.contains(model) {
-            notes.push(format!(
-                "{file} line {row}: feedback for model {model:?}, which has no outcome data to train with; skipped (candidates: {})",
-                models.iter().cloned().collect::<Vec<_>>().join(", ")
-            ));
+        if in_log.get(i) != Some(true) {
+            unknown += 1;
             continue;
         }
         let Some(prompt) = prompts.get(i) else {
             no_text += 1;
             continue;
         };
+        let model = models_col.get(i).unwrap_or("");
         out.push(Row {
             prompt: prompt.to_string(),
             source: "feedback".into(),
@@ -114,8 +115,11 @@ pub fn read_feedback(
             origin: format!("{file}:{row} (request {})", ids.get(i).unwrap_or("")),
         });
     }
+    if unknown > 0 {
+        notes.push(format!("{unknown} feedback row(s) name a request id that is not in the request log of {}; skipped", log_dir.display()));
+    }
     if no_text > 0 {
-        notes.push(format!("{no_text} feedback row(s) refer to requests logged without text (log_text = false) or not in the log; skipped"));
+        notes.push(format!("{no_text} feedback row(s) refer to requests logged without text (log_text = false); skipped"));
     }
     Ok((out, notes))
 }

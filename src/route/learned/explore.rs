@@ -1,0 +1,214 @@
+//! Exploration (`[auto] explore`): with a configured probability a decision serves a uniformly
+//! drawn non-top eligible candidate instead of the top one, so that candidates the predictor
+//! undervalues still get outcomes. Every decision records the propensity of the served model
+//! (the probability the policy had of choosing it), which off-policy evaluation and training
+//! need to correct for how traffic was routed. A request opts out with `metadata.explore =
+//! false` (or `"off"`); an hourly cap on the explored requests' predicted cost stops exploring
+//! for the rest of the clock hour.
+
+use crate::config::auto::Explore;
+use crate::format::request::ChatRequest;
+use serde::Serialize;
+use serde_json::Value;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// What exploration did to one decision.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq)]
+pub struct Draw {
+    /// Whether the served model is an explored (non-top) candidate.
+    pub explored: bool,
+    /// Probability with which the policy chose the served model: `1 − share` for the top
+    /// candidate, `share / (eligible − 1)` for an explored one, 1 when exploration was off,
+    /// opted out, over budget or had nothing to choose from.
+    pub propensity: f64,
+    /// Why exploration did not apply, when it was configured but did not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<&'static str>,
+}
+
+/// The exploration state of a loaded learned router.
+pub struct Explorer {
+    config: Explore,
+    seed: u64,
+    draws: AtomicU64,
+    /// (clock hour, predicted USD spent on explored requests in it).
+    spent: Mutex<(u64, f64)>,
+    /// Decisions that served an explored candidate.
+    pub explored: AtomicU64,
+}
+
+impl Explorer {
+    pub fn new(config: Explore) -> Explorer {
+        let seed = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        Explorer {
+            config,
+            seed,
+            draws: AtomicU64::new(0),
+            spent: Mutex::new((0, 0.0)),
+            explored: AtomicU64::new(0),
+        }
+    }
+
+    pub fn share(&self) -> f64 {
+        self.config.share
+    }
+
+    pub fn budget_usd_per_hour(&self) -> Option<f64> {
+        self.config.budget_usd_per_hour
+    }
+
+    /// A uniform number in [0, 1) (splitmix64 over a per-process seed and a counter).
+    fn uniform(&self) -> f64 {
+        let mut z = self
+            .seed
+            .wrapping_add(self.draws.fetch_add(1, Ordering::Relaxed))
+            .wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        (z >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// Applies exploration to a ranked chain of `eligible` candidates (the top first): either
+    /// leaves it or moves one drawn non-top candidate to the front. `cost_of(i)` is the
+    /// predicted cost of the chain's `i`-th candidate, charged to the hourly budget.
+    pub fn apply<T>(
+        &self,
+        req: &ChatRequest,
+        chain: &mut Vec<T>,
+        cost_of: impl Fn(&T) -> f64,
+    ) -> Draw {
+        let share = self.config.share;
+        let off = |why: Option<&'static str>| Draw {
+            explored: false,
+            propensity: 1.0,
+            skipped: why,
+        };
+        if share <= 0.0 {
+            return off(None);
+        }
+        if chain.len() < 2 {
+            return off(Some("one eligible candidate"));
+        }
+        if opted_out(req.metadata.get("explore")) {
+            return off(Some("opted out (metadata.explore)"));
+        }
+        let hour = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() / 3600);
+        let mut spent = self.spent.lock().unwrap_or_else(|e| e.into_inner());
+        if spent.0 != hour {
+            *spent = (hour, 0.0);
+        }
+        if self
+            .config
+            .budget_usd_per_hour
+            .is_some_and(|b| spent.1 >= b)
+        {
+            return off(Some("hourly exploration budget spent"));
+        }
+        let others = chain.len() - 1;
+        if self.uniform() >= share {
+            return Draw {
+                explored: false,
+                propensity: 1.0 - share,
+                skipped: None,
+            };
+        }
+        let pick = 1 + ((self.uniform() * others as f64) as usize).min(others - 1);
+        let served = chain.remove(pick);
+        spent.1 += cost_of(&served);
+        chain.insert(0, served);
+        self.explored.fetch_add(1, Ordering::Relaxed);
+        Draw {
+            explored: true,
+            propensity: share / others as f64,
+            skipped: None,
+        }
+    }
+}
+
+/// `metadata.explore` = false, "false", "off" or "no" opts a request out.
+fn opted_out(v: Option<&Value>) -> bool {
+    match v {
+        Some(Value::Bool(b)) => !b,
+        Some(Value::String(s)) => matches!(s.to_ascii_lowercase().as_str(), "false" | "off" | "no"),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn request(metadata: Value) -> ChatRequest {
+        ChatRequest::from_openai(
+            json!({"model": "auto", "messages": [{"role": "user", "content": "hi"}], "metadata": metadata}),
+        )
+        .unwrap()
+    }
+
+    fn explorer(share: f64, budget: Option<f64>) -> Explorer {
+        Explorer::new(Explore {
+            share,
+            budget_usd_per_hour: budget,
+        })
+    }
+
+    #[test]
+    fn explores_the_configured_share_uniformly_with_its_propensity() {
+        let e = explorer(0.2, None);
+        let req = request(json!({}));
+        let mut served = [0usize; 3];
+        for _ in 0..20_000 {
+            let mut chain = vec![0, 1, 2];
+            let d = e.apply(&req, &mut chain, |_| 0.0);
+            served[chain[0]] += 1;
+            assert_eq!(d.explored, chain[0] != 0);
+            let want = if d.explored { 0.1 } else { 0.8 };
+            assert!((d.propensity - want).abs() < 1e-12, "{d:?}");
+            let mut sorted = chain.clone();
+            sorted.sort();
+            assert_eq!(sorted, vec![0, 1, 2], "the chain keeps every candidate");
+        }
+        let share = |i: usize| served[i] as f64 / 20_000.0;
+        assert!((share(0) - 0.8).abs() < 0.02, "{served:?}");
+        assert!((share(1) - 0.1).abs() < 0.015 && (share(2) - 0.1).abs() < 0.015);
+        assert_eq!(
+            e.explored.load(Ordering::Relaxed),
+            (served[1] + served[2]) as u64
+        );
+    }
+
+    #[test]
+    fn off_opted_out_single_candidate_and_budget_leave_the_top() {
+        let mut chain = vec![0, 1];
+        let d = explorer(0.0, None).apply(&request(json!({})), &mut chain, |_| 1.0);
+        assert_eq!((d.explored, d.propensity, d.skipped), (false, 1.0, None));
+        for opt_out in [json!(false), json!("off"), json!("No")] {
+            let d = explorer(1.0, None).apply(
+                &request(json!({ "explore": opt_out })),
+                &mut chain,
+                |_| 1.0,
+            );
+            assert_eq!(d.skipped, Some("opted out (metadata.explore)"));
+        }
+        let d = explorer(1.0, None).apply(&request(json!({})), &mut vec![0], |_| 1.0);
+        assert_eq!(d.skipped, Some("one eligible candidate"));
+        // A budget of 2.5 USD at 1 USD per explored request: three explorations, then none.
+        let e = explorer(1.0, Some(2.5));
+        let explored: Vec<bool> = (0..5)
+            .map(|_| {
+                e.apply(&request(json!({})), &mut vec![0, 1], |_| 1.0)
+                    .explored
+            })
+            .collect();
+        assert_eq!(explored, vec![true, true, true, false, false]);
+        assert_eq!(chain, vec![0, 1]);
+    }
+}
