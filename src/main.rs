@@ -42,7 +42,8 @@ enum Command {
         args: Vec<String>,
     },
     /// Evaluate a router artifact against static baselines (runs `switchyard-train eval`; see
-    /// `switchyard eval --help`): writes evals/reports/<version>/.
+    /// `switchyard eval --help`): writes evals/reports/<version>/. With `--logs DIR`: off-policy
+    /// evaluation on the logged `auto` traffic (`switchyard-train ope`), evals/reports/ope-<version>/.
     Eval {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
@@ -121,7 +122,11 @@ async fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
         Command::Train { args } => run_training(&args),
-        Command::Eval { args } => run_training(&[vec!["eval".to_string()], args].concat()),
+        Command::Eval { args } => {
+            let on_logs = args.iter().any(|a| a == "--logs" || a.starts_with("--logs="));
+            let step = if on_logs { "ope" } else { "eval" };
+            run_training(&[vec![step.to_string()], args].concat())
+        }
         Command::MockUpstream { listen } => {
             let mock = MockUpstream::start(&listen)
                 .await

@@ -67,6 +67,8 @@ pub struct Scored {
     pub predicted_quality: f64,
     pub predicted_output_tokens: f64,
     pub predicted_cost_usd: f64,
+    /// The served model's prices (what off-policy evaluation re-scores with).
+    pub price: Price,
     /// `predicted_cost_usd / reference_cost`: the cost term of the score before the weight.
     pub relative_cost: f64,
     /// Labelled neighbours of this candidate behind the prediction (0 for a prior).
@@ -179,6 +181,7 @@ pub fn rank_predictions(
                 predicted_quality: quality,
                 predicted_output_tokens: round6(tokens),
                 predicted_cost_usd: cost,
+                price: c.price,
                 relative_cost,
                 neighbours,
                 guardrails: vec![],
@@ -285,6 +288,10 @@ mod tests {
             predicted_quality: 0.0,
             predicted_output_tokens: 0.0,
             predicted_cost_usd: 0.0,
+            price: Price {
+                input_per_mtok: 0.0,
+                output_per_mtok: 0.0,
+            },
             relative_cost,
             neighbours: 0,
             guardrails: vec![],

@@ -9,6 +9,7 @@
 mod embed;
 mod eval;
 mod fit;
+mod ope;
 mod outcomes;
 
 use clap::{Parser, ValueEnum};
@@ -49,6 +50,9 @@ enum Step {
     All,
     /// Evaluate an artifact against static baselines on held-out outcomes.
     Eval,
+    /// Off-policy evaluation: estimate an artifact's quality and cost on the logged `auto`
+    /// traffic (--logs) before it serves anyone.
+    Ope,
 }
 
 #[derive(Parser)]
@@ -97,6 +101,9 @@ struct Cli {
     /// eval: also write every learned decision (prompt, knob, chosen model) to this NDJSON file.
     #[arg(long)]
     decisions: Option<PathBuf>,
+    /// ope: the fewest logged decisions that must agree with a policy for an estimate.
+    #[arg(long, default_value_t = 30)]
+    min_matches: usize,
     /// import: the served model each benchmark model's outcomes are attached to, as
     /// BENCHMARK_MODEL=SERVED_MODEL (repeatable). Default: the embedded config's mock models.
     #[arg(long = "map", value_name = "BENCH=SERVED")]
@@ -132,6 +139,18 @@ fn main() {
             bootstrap: cli.bootstrap,
             threads: cli.threads,
             decisions: cli.decisions.as_deref(),
+        })
+        .map(|_| ()),
+        Step::Ope => ope::run(&ope::Args {
+            logs: &cli.logs,
+            artifact: &cli.artifact,
+            encoder: &cli.encoder,
+            cache: &cli.cache,
+            reports: &cli.reports,
+            seed: cli.seed,
+            bootstrap: cli.bootstrap,
+            threads: cli.threads,
+            min_matches: cli.min_matches,
         })
         .map(|_| ()),
     };

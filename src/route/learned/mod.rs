@@ -37,6 +37,8 @@ pub struct LearnedDecision {
     pub chosen: String,
     pub knob: String,
     pub cost_weight: f64,
+    /// The prompt's token estimate the costs were predicted for.
+    pub prompt_tokens: u64,
     /// How well the training data covers the prompt, and whether it is below `min_support`.
     pub support: Support,
     pub unfamiliar: bool,
@@ -269,6 +271,7 @@ impl AutoRouter {
             candidates,
             knob: knob.to_string(),
             cost_weight,
+            prompt_tokens: req.prompt_tokens,
             support: ranked.support,
             unfamiliar,
             policy,

@@ -13,6 +13,7 @@ mod subset;
 mod svg;
 
 use baselines::{knn_router, rule_router};
+pub(crate) use subset::resample;
 use subset::{evaluate_subset, SubsetResult};
 
 use crate::{embed, load_outcomes, outcomes};

@@ -58,7 +58,7 @@ fn best_single(singles: &[Point]) -> Point {
 }
 
 /// A deterministic resample with replacement (SplitMix64 from the seed and round).
-pub(super) fn resample(subset: &[usize], seed: u64, round: u64) -> Vec<usize> {
+pub(crate) fn resample(subset: &[usize], seed: u64, round: u64) -> Vec<usize> {
     let mut state = seed ^ round.wrapping_mul(0x9E37_79B9_7F4A_7C15);
     (0..subset.len())
         .map(|_| {

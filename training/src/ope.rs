@@ -1,0 +1,434 @@
+//! Off-policy evaluation (`switchyard-train ope`): how a new artifact would have done on the
+//! logged `auto` traffic, before it serves anyone.
+//!
+//! Every logged `auto` decision carries the served model, the probability the serving policy
+//! had of choosing it (`exploration.propensity`), each candidate's prices and eligibility, and
+//! the cost weight; feedback (users, the judge) gives the served answer's quality. The new
+//! artifact re-decides each logged prompt among the candidates that were eligible then, with the
+//! server's scoring. Its value is estimated with
+//! - **IPS** (inverse propensity): the logged outcomes where the new choice equals the served
+//!   model, weighted by 1 / propensity;
+//! - **DR** (doubly robust): the artifact's own prediction for its choice, corrected by the
+//!   weighted residual of the served model's observed outcome;
+//!
+//! for quality (feedback score) and cost (USD), with seeded bootstrap intervals and the effective
+//! sample size of the weights. Where fewer than `min_matches` logged decisions agree with the new
+//! policy (or the effective sample size is below it) no number is given: the logs do not support
+//! it — typically because nothing explored the models the new artifact prefers. The same is
+//! reported for the logging policy (observed) and for each single model.
+
+use crate::embed;
+use crate::eval::resample;
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use switchyard_learn::artifact::{artifact_dir, Artifact};
+use switchyard_learn::embed::{Embed, Encoder};
+use switchyard_learn::logfiles::read_records;
+use switchyard_learn::price::Price;
+use switchyard_learn::prompt::prompt_text;
+use switchyard_learn::score::{order, rank, Priced, Prior, Unfamiliar};
+
+pub struct Args<'a> {
+    pub logs: &'a Path,
+    pub artifact: &'a Path,
+    pub encoder: &'a Path,
+    pub cache: &'a Path,
+    pub reports: &'a Path,
+    pub seed: u64,
+    pub bootstrap: usize,
+    pub threads: usize,
+    pub min_matches: usize,
+}
+
+/// One logged `auto` decision with an outcome.
+struct Logged {
+    text: String,
+    served: String,
+    propensity: f64,
+    cost_weight: f64,
+    prompt_tokens: u64,
+    /// Candidates eligible when it was decided: model, prices, the logged prediction.
+    eligible: Vec<(String, Price, Prior)>,
+    quality: f64,
+    cost: f64,
+}
+
+/// The new policy on one logged decision: its choice and its predictions.
+struct Replay {
+    chosen: String,
+    /// Predicted quality and cost of every eligible candidate.
+    predicted: BTreeMap<String, (f64, f64)>,
+}
+
+/// An estimate with its interval, or why there is none.
+fn estimate(point: Option<f64>, samples: &mut [f64], why: &str) -> Value {
+    match point {
+        None => json!({"value": null, "why": why}),
+        Some(v) => {
+            samples.sort_by(f64::total_cmp);
+            let q = |l: f64| samples.get(((samples.len() as f64 - 1.0) * l).round() as usize);
+            json!({"value": v, "ci95": [q(0.025), q(0.975)]})
+        }
+    }
+}
+
+/// A policy's IPS and DR estimates of quality and cost over the rows `idx`.
+fn policy_value(
+    rows: &[Logged],
+    replay: &[Replay],
+    choose: &dyn Fn(usize) -> String,
+    idx: &[usize],
+) -> [f64; 5] {
+    let n = idx.len().max(1) as f64;
+    let (mut ips_q, mut dr_q, mut ips_c, mut dr_c, mut w1, mut w2) = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
+    for &i in idx {
+        let (r, p) = (&rows[i], &replay[i]);
+        let action = choose(i);
+        let w = if action == r.served {
+            1.0 / r.propensity.max(1e-9)
+        } else {
+            0.0
+        };
+        let (q_pi, c_pi) = p.predicted.get(&action).copied().unwrap_or((0.0, 0.0));
+        let (q_a, c_a) = p.predicted.get(&r.served).copied().unwrap_or((0.0, 0.0));
+        ips_q += w * r.quality;
+        ips_c += w * r.cost;
+        dr_q += q_pi + w * (r.quality - q_a);
+        dr_c += c_pi + w * (r.cost - c_a);
+        w1 += w;
+        w2 += w * w;
+    }
+    let ess = if w2 > 0.0 { w1 * w1 / w2 } else { 0.0 };
+    [ips_q / n, dr_q / n, ips_c / n, dr_c / n, ess]
+}
+
+/// Every estimate of one policy with bootstrap intervals; `None` values where support is thin.
+fn report_policy(
+    rows: &[Logged],
+    replay: &[Replay],
+    choose: &dyn Fn(usize) -> String,
+    a: &Args,
+) -> Value {
+    let all: Vec<usize> = (0..rows.len()).collect();
+    let matches = all.iter().filter(|&&i| choose(i) == rows[i].served).count();
+    let point = policy_value(rows, replay, choose, &all);
+    let supported = matches >= a.min_matches && point[4] >= a.min_matches as f64;
+    let why = format!(
+        "{matches} logged decisions agree with this policy (effective sample size {:.1}); at least {} are needed — explore more ([auto] explore) or log longer",
+        point[4], a.min_matches
+    );
+    let mut samples: [Vec<f64>; 4] = Default::default();
+    if supported {
+        for round in 0..a.bootstrap as u64 {
+            let v = policy_value(rows, replay, choose, &resample(&all, a.seed, round));
+            for k in 0..4 {
+                samples[k].push(v[k]);
+            }
+        }
+    }
+    let [ips_q, dr_q, ips_c, dr_c] = &mut samples;
+    let g = |k: usize| supported.then_some(point[k]);
+    json!({
+        "matches": matches,
+        "effective_sample_size": point[4],
+        "quality": {"ips": estimate(g(0), ips_q, &why), "dr": estimate(g(1), dr_q, &why)},
+        "cost_usd": {"ips": estimate(g(2), ips_c, &why), "dr": estimate(g(3), dr_c, &why)},
+    })
+}
+
+/// Reads the logged `auto` decisions that have an outcome; returns them and notes on what was
+/// skipped.
+fn read_logged(logs: &Path) -> Result<(Vec<Logged>, Vec<String>), String> {
+    let err = |e: std::io::Error| format!("{}: {e}", logs.display());
+    let mut rewards: BTreeMap<String, BTreeMap<String, f64>> = BTreeMap::new();
+    for f in read_records(logs, "feedback").map_err(err)? {
+        if let (Some(id), Some(score)) = (f["request_id"].as_str(), f["score"].as_f64()) {
+            let source = f["source"].as_str().unwrap_or("user").to_string();
+            rewards
+                .entry(id.to_string())
+                .or_default()
+                .insert(source, score);
+        }
+    }
+    let (mut rows, mut no_text, mut no_feedback, mut not_auto) = (Vec::new(), 0, 0, 0);
+    for r in read_records(logs, "requests").map_err(err)? {
+        let learned = &r["learned"];
+        let Some(served) = r["model"].as_str().filter(|_| learned.is_object()) else {
+            not_auto += 1;
+            continue;
+        };
+        let Some(messages) = r["prompt"].as_array() else {
+            no_text += 1;
+            continue;
+        };
+        let Some(scores) = r["request_id"].as_str().and_then(|id| rewards.get(id)) else {
+            no_feedback += 1;
+            continue;
+        };
+        let eligible = learned["candidates"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|c| c["eligible"] == true)
+            .filter_map(|c| {
+                Some((
+                    c["model"].as_str()?.to_string(),
+                    Price {
+                        input_per_mtok: c["price"]["input_per_mtok"].as_f64()?,
+                        output_per_mtok: c["price"]["output_per_mtok"].as_f64()?,
+                    },
+                    Prior {
+                        quality: c["predicted_quality"].as_f64()?,
+                        output_tokens: c["predicted_output_tokens"].as_f64(),
+                    },
+                ))
+            })
+            .collect();
+        rows.push(Logged {
+            text: prompt_text(messages),
+            served: served.to_string(),
+            propensity: learned["exploration"]["propensity"].as_f64().unwrap_or(1.0),
+            cost_weight: learned["cost_weight"].as_f64().unwrap_or(0.0),
+            prompt_tokens: learned["prompt_tokens"]
+                .as_u64()
+                .or(r["prompt_tokens"].as_u64())
+                .unwrap_or(0),
+            eligible,
+            // Several sources (a user and the judge): their mean.
+            quality: scores.values().sum::<f64>() / scores.len() as f64,
+            cost: r["cost_usd"].as_f64().unwrap_or(0.0),
+        });
+    }
+    let notes = vec![format!(
+        "{} logged auto decisions with feedback; skipped {not_auto} requests that were not auto decisions, {no_text} logged without text (log_text = false), {no_feedback} without feedback",
+        rows.len()
+    )];
+    Ok((rows, notes))
+}
+
+pub fn run(a: &Args) -> Result<PathBuf, String> {
+    let dir = artifact_dir(a.artifact).map_err(|e| e.to_string())?;
+    let artifact = Artifact::load(&dir).map_err(|e| e.to_string())?;
+    let (rows, notes) = read_logged(a.logs)?;
+    for n in &notes {
+        eprintln!("note: {n}");
+    }
+    if rows.is_empty() {
+        return Err(format!(
+            "{}: no logged auto decision has feedback; serve `auto` with logging on and post feedback first",
+            a.logs.display()
+        ));
+    }
+    let encoder = Encoder::load(a.encoder, a.threads.max(1), 1).map_err(|e| e.to_string())?;
+    if artifact.manifest["encoder"]["id"].as_str() != Some(encoder.id()) {
+        return Err(format!(
+            "artifact {} was trained with encoder {}, but {} holds {}",
+            dir.display(),
+            artifact.manifest["encoder"]["id"],
+            a.encoder.display(),
+            encoder.id()
+        ));
+    }
+    let mut cache = embed::Cache::load(a.cache, encoder.id(), encoder.dimension())?;
+    let texts: Vec<String> = rows.iter().map(|r| r.text.clone()).collect();
+    cache.fill(&encoder, &texts, a.threads)?;
+    cache.save(a.cache)?;
+    let threshold = artifact.support_threshold().unwrap_or(f64::NEG_INFINITY);
+    let has_data = |m: &str| artifact.weights.candidates.iter().any(|c| c.model == m);
+    let replay: Vec<Replay> = rows
+        .iter()
+        .map(|r| {
+            let priced: Vec<Priced> = r
+                .eligible
+                .iter()
+                .map(|(model, price, prior)| Priced {
+                    model: model.clone(),
+                    price: *price,
+                    // A candidate the new artifact has no data for keeps the logged prediction.
+                    prior: (!has_data(model)).then_some(*prior),
+                })
+                .collect();
+            let emb = cache.get(&r.text).expect("filled above");
+            let mut ranked = rank(&artifact, &priced, r.prompt_tokens, emb, r.cost_weight);
+            let unfamiliar = ranked.support.similarity < threshold;
+            order(
+                &mut ranked.candidates,
+                unfamiliar.then_some(Unfamiliar::Cheapest),
+                r.cost_weight,
+            );
+            Replay {
+                chosen: ranked
+                    .candidates
+                    .first()
+                    .map_or_else(|| r.served.clone(), |c| c.model.clone()),
+                predicted: ranked
+                    .candidates
+                    .iter()
+                    .map(|c| (c.model.clone(), (c.predicted_quality, c.predicted_cost_usd)))
+                    .collect(),
+            }
+        })
+        .collect();
+
+    let new = report_policy(&rows, &replay, &|i| replay[i].chosen.clone(), a);
+    let models: BTreeSet<&str> = rows
+        .iter()
+        .flat_map(|r| r.eligible.iter().map(|e| e.0.as_str()))
+        .collect();
+    let singles: BTreeMap<&str, Value> = models
+        .iter()
+        .map(|m| (*m, report_policy(&rows, &replay, &|_| m.to_string(), a)))
+        .collect();
+    let n = rows.len() as f64;
+    let logging = json!({
+        "quality": rows.iter().map(|r| r.quality).sum::<f64>() / n,
+        "cost_usd": rows.iter().map(|r| r.cost).sum::<f64>() / n,
+    });
+    let mut share: BTreeMap<&str, usize> = BTreeMap::new();
+    for r in &replay {
+        *share.entry(r.chosen.as_str()).or_default() += 1;
+    }
+    let metrics = json!({
+        "artifact": artifact.version(),
+        "logs": a.logs.display().to_string(),
+        "decisions": rows.len(),
+        "notes": notes,
+        "min_matches": a.min_matches,
+        "seed": a.seed,
+        "bootstrap_resamples": a.bootstrap,
+        "new_policy": new,
+        "new_policy_traffic_share": share.iter().map(|(m, c)| (m.to_string(), *c as f64 / n)).collect::<BTreeMap<_, _>>(),
+        "logging_policy_observed": logging,
+        "single_models": singles,
+    });
+    let out = a.reports.join(format!("ope-{}", artifact.version()));
+    std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
+    std::fs::write(
+        out.join("metrics.json"),
+        serde_json::to_string_pretty(&metrics).map_err(|e| e.to_string())?,
+    )
+    .map_err(|e| format!("{}: {e}", out.display()))?;
+    std::fs::write(out.join("report.md"), markdown(&metrics))
+        .map_err(|e| format!("{}: {e}", out.display()))?;
+    println!("{}", out.display());
+    Ok(out)
+}
+
+fn markdown(m: &Value) -> String {
+    let cell = |e: &Value| match e["value"].as_f64() {
+        Some(v) => format!(
+            "{v:.4} [{:.4}, {:.4}]",
+            e["ci95"][0].as_f64().unwrap_or(f64::NAN),
+            e["ci95"][1].as_f64().unwrap_or(f64::NAN)
+        ),
+        None => "no estimate (thin support)".into(),
+    };
+    let row = |name: &str, p: &Value| {
+        format!(
+            "| {name} | {} | {:.1} | {} | {} | {} | {} |\n",
+            p["matches"],
+            p["effective_sample_size"].as_f64().unwrap_or(0.0),
+            cell(&p["quality"]["ips"]),
+            cell(&p["quality"]["dr"]),
+            cell(&p["cost_usd"]["ips"]),
+            cell(&p["cost_usd"]["dr"]),
+        )
+    };
+    let mut s = format!(
+        "# Off-policy evaluation of artifact {}\n\nLogged `auto` decisions with feedback in `{}`: {}. {}\n\nEach policy re-decides the logged prompts among the candidates eligible then. IPS weighs the logged outcomes where its choice equals the served model by 1 / propensity; DR adds the artifact's own prediction for its choice and corrects it by the weighted residual. 95 % intervals: {} seeded bootstrap resamples of the decisions. No estimate is given where fewer than {} decisions agree with the policy or the effective sample size is below that.\n\nObserved under the logging policy: quality {:.4}, cost ${:.6} per request.\n\n| policy | agreeing decisions | effective sample size | quality, IPS | quality, DR | cost USD, IPS | cost USD, DR |\n|---|---|---|---|---|---|---|\n",
+        m["artifact"].as_str().unwrap_or(""),
+        m["logs"].as_str().unwrap_or(""),
+        m["decisions"],
+        m["notes"][0].as_str().unwrap_or(""),
+        m["bootstrap_resamples"],
+        m["min_matches"],
+        m["logging_policy_observed"]["quality"].as_f64().unwrap_or(0.0),
+        m["logging_policy_observed"]["cost_usd"].as_f64().unwrap_or(0.0),
+    );
+    s.push_str(&row("new artifact", &m["new_policy"]));
+    if let Some(singles) = m["single_models"].as_object() {
+        for (name, p) in singles {
+            s.push_str(&row(&format!("always {name}"), p));
+        }
+    }
+    s.push_str("\nTraffic share of the new artifact on these prompts: ");
+    if let Some(share) = m["new_policy_traffic_share"].as_object() {
+        let parts: Vec<String> = share
+            .iter()
+            .map(|(k, v)| format!("{k} {:.1} %", v.as_f64().unwrap_or(0.0) * 100.0))
+            .collect();
+        s.push_str(&parts.join(", "));
+    }
+    s.push('\n');
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Two models, logging uniformly at random (propensity 0.5): IPS and DR of "always b"
+    /// recover b's true mean, and a policy the logs never tried gets no number.
+    #[test]
+    fn estimators_recover_a_known_value_and_refuse_thin_support() {
+        let truth = |m: &str, i: usize| {
+            if m == "b" {
+                (i % 10 < 8) as u8 as f64
+            } else {
+                (i % 10 < 4) as u8 as f64
+            }
+        };
+        let rows: Vec<Logged> = (0..2000)
+            .map(|i| {
+                let served = if (i * 7919) % 2 == 0 { "a" } else { "b" };
+                Logged {
+                    text: String::new(),
+                    served: served.into(),
+                    propensity: 0.5,
+                    cost_weight: 0.0,
+                    prompt_tokens: 0,
+                    eligible: vec![],
+                    quality: truth(served, i / 2),
+                    cost: if served == "b" { 2.0 } else { 1.0 },
+                }
+            })
+            .collect();
+        // A predictor that is off by 0.1 for both: DR corrects it.
+        let replay: Vec<Replay> = (0..rows.len())
+            .map(|_| Replay {
+                chosen: "b".into(),
+                predicted: [("a".to_string(), (0.5, 1.0)), ("b".to_string(), (0.7, 2.0))].into(),
+            })
+            .collect();
+        let args = Args {
+            logs: Path::new(""),
+            artifact: Path::new(""),
+            encoder: Path::new(""),
+            cache: Path::new(""),
+            reports: Path::new(""),
+            seed: 1,
+            bootstrap: 200,
+            threads: 1,
+            min_matches: 20,
+        };
+        let v = report_policy(&rows, &replay, &|_| "b".into(), &args);
+        for est in ["ips", "dr"] {
+            let q = v["quality"][est]["value"].as_f64().unwrap();
+            assert!((q - 0.8).abs() < 0.05, "{est}: {q}");
+            let ci = &v["quality"][est]["ci95"];
+            assert!(
+                ci[0].as_f64().unwrap() < 0.8 && 0.8 < ci[1].as_f64().unwrap(),
+                "{v}"
+            );
+            let c = v["cost_usd"][est]["value"].as_f64().unwrap();
+            assert!((c - 2.0).abs() < 0.15, "{est} cost {c}");
+        }
+        let never = report_policy(&rows, &replay, &|_| "c".into(), &args);
+        assert!(never["quality"]["ips"]["value"].is_null(), "{never}");
+        assert!(never["quality"]["dr"]["why"]
+            .as_str()
+            .unwrap()
+            .contains("0 logged decisions agree"));
+    }
+}
