@@ -123,7 +123,9 @@ async fn run(cli: Cli) -> Result<(), String> {
         }
         Command::Train { args } => run_training(&args),
         Command::Eval { args } => {
-            let on_logs = args.iter().any(|a| a == "--logs" || a.starts_with("--logs="));
+            let on_logs = args
+                .iter()
+                .any(|a| a == "--logs" || a.starts_with("--logs="));
             let step = if on_logs { "ope" } else { "eval" };
             run_training(&[vec![step.to_string()], args].concat())
         }

@@ -16,7 +16,9 @@
 //! embedding):
 //! - quality: `knn_weight × kNN rate + (1 − knn_weight) × clamp(linear, 0, 1)`, where the kNN rate
 //!   is the candidate's good-answer rate over the `k` most similar training prompts it has a label
-//!   for, shrunk towards its overall rate by `shrinkage` pseudo-counts, and the linear part is a
+//!   for (a tenth of its labelled prompts, at least 5, when it has fewer than `10 k`: a model with
+//!   little production feedback is judged by the prompts most like this one, not by its overall
+//!   rate), shrunk towards its overall rate by `shrinkage` pseudo-counts, and the linear part is a
 //!   ridge regression of "good answer" on the features ([`features`]);
 //! - output tokens: `exp(ridge prediction of ln(1 + tokens)) − 1`, so the content of the prompt
 //!   (an essay request, a multiple-choice letter) sets the predicted length, not only its size.
@@ -38,6 +40,8 @@ pub const FEATURE_SPEC: &str =
     "sqrt(dimension) * embedding[dimension] ++ [ln(1 + prompt_tokens) / 8]";
 /// Quality at or above which an outcome counts as a good answer.
 pub const GOOD_ANSWER: f64 = 0.75;
+/// The fewest neighbours a candidate's kNN rate is taken over (when it has that many rows).
+const MIN_NEIGHBOURS: usize = 5;
 
 /// The feature vector for a prompt.
 pub fn features(embedding: &[f32], prompt_tokens: u64) -> Vec<f64> {
@@ -65,7 +69,8 @@ impl Linear {
 pub struct Blend {
     /// Weight of the kNN rate in the quality prediction (the rest is the linear model).
     pub knn_weight: f64,
-    /// Neighbours searched per prompt.
+    /// Neighbours per candidate among the prompts labelled for it (fewer for a candidate with
+    /// under `10 k` labelled prompts).
     pub k: usize,
     /// Pseudo-counts of the candidate's overall rate added to its neighbour counts.
     pub shrinkage: f64,
@@ -296,15 +301,14 @@ impl Artifact {
     /// Predicted quality and output tokens of every candidate for one prompt, and its support.
     pub fn predict(&self, embedding: &[f32], prompt_tokens: u64) -> Predicted {
         let b = &self.weights.blend;
-        let nearest = self.memory.nearest(embedding, b.k.max(b.support_k));
-        let top = &nearest[..b.support_k.min(nearest.len())];
+        let similarities = self.memory.similarities(embedding);
+        let nearest = self.memory.nearest_in(&similarities, b.support_k);
         let support = Support {
             nearest: round6(nearest.first().map_or(0.0, |n| f64::from(n.0))),
             similarity: round6(
-                top.iter().map(|n| f64::from(n.0)).sum::<f64>() / top.len().max(1) as f64,
+                nearest.iter().map(|n| f64::from(n.0)).sum::<f64>() / nearest.len().max(1) as f64,
             ),
         };
-        let neighbours = &nearest[..b.k.min(nearest.len())];
         let x = features(embedding, prompt_tokens);
         let predictions = self
             .weights
@@ -312,18 +316,21 @@ impl Artifact {
             .iter()
             .enumerate()
             .map(|(m, c)| {
-                let (mut good, mut n) = (0usize, 0usize);
-                for &(_, row) in neighbours {
-                    match self.memory.label(row, m) {
-                        UNKNOWN => {}
-                        l => {
-                            n += 1;
-                            good += usize::from(l == GOOD);
-                        }
-                    }
-                }
+                // The nearest rows labelled for this candidate: `k`, or a tenth of its labelled
+                // rows when it has few (at least MIN_NEIGHBOURS), so that a candidate with little
+                // data is still judged by the prompts most like this one.
+                let k = b.k.min((self.memory.labelled(m) / 10).max(MIN_NEIGHBOURS));
+                let neighbours = self.memory.nearest_labelled(&similarities, m, k);
+                let n = neighbours.len();
+                let good = neighbours
+                    .iter()
+                    .filter(|(_, row)| self.memory.label(*row, m) == GOOD)
+                    .count();
+                // Pseudo-counts in proportion to the neighbours taken, so a thin candidate's few
+                // neighbours are not drowned by its overall rate.
+                let shrinkage = b.shrinkage * k as f64 / b.k.max(1) as f64;
                 let knn =
-                    (good as f64 + b.shrinkage * c.base_rate) / (n as f64 + b.shrinkage).max(1e-9);
+                    (good as f64 + shrinkage * c.base_rate) / (n as f64 + shrinkage).max(1e-9);
                 let linear = c.quality.value(&x).clamp(0.0, 1.0);
                 Prediction {
                     model: c.model.clone(),

@@ -29,6 +29,22 @@ pub struct Memory {
     codes: Vec<i8>,
     scales: Vec<f32>,
     labels: Vec<i8>,
+    /// Rows labelled per candidate (derived from `labels`).
+    labelled: Vec<usize>,
+}
+
+/// Rows labelled per candidate in a `rows × models` label matrix.
+fn count_labelled(labels: &[i8], models: usize) -> Vec<usize> {
+    (0..models)
+        .map(|m| {
+            labels
+                .iter()
+                .skip(m)
+                .step_by(models.max(1))
+                .filter(|l| **l != UNKNOWN)
+                .count()
+        })
+        .collect()
 }
 
 /// int8 codes of a vector and the scale that maps them back (`value ≈ code × scale`).
@@ -116,6 +132,28 @@ fn dots(codes: &[i8], dimension: usize, query: &[i16]) -> Vec<i32> {
     dots_lanes(codes, dimension, query)
 }
 
+/// The `k` best (similarity, row) pairs, most similar first, ties to the lower row: a heap whose
+/// top is the worst of the best so far, so most rows are rejected by one comparison.
+fn best(k: usize, rows: impl Iterator<Item = (usize, f32)>) -> Vec<(f32, usize)> {
+    let mut heap: BinaryHeap<Neighbour> = BinaryHeap::with_capacity(k + 1);
+    if k == 0 {
+        return vec![];
+    }
+    for (row, sim) in rows {
+        let candidate = Neighbour(sim, row);
+        if heap.len() < k {
+            heap.push(candidate);
+        } else if heap.peek().is_some_and(|worst| candidate < *worst) {
+            heap.pop();
+            heap.push(candidate);
+        }
+    }
+    heap.into_sorted_vec()
+        .into_iter()
+        .map(|Neighbour(sim, row)| (sim, row))
+        .collect()
+}
+
 /// A row and its similarity, ordered best first: higher similarity, then the lower row.
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct Neighbour(f32, usize);
@@ -156,6 +194,7 @@ impl Memory {
             models,
             codes,
             scales,
+            labelled: count_labelled(&labels, models),
             labels,
         }
     }
@@ -165,32 +204,48 @@ impl Memory {
         self.labels[row * self.models + model]
     }
 
+    /// Every row's cosine similarity to `query` (exact integer dot products, then the scales).
+    pub fn similarities(&self, query: &[f32]) -> Vec<f32> {
+        let (q, qs) = quantize(query);
+        let q: Vec<i16> = q.into_iter().map(i16::from).collect();
+        dots(&self.codes, self.dimension, &q)
+            .into_iter()
+            .zip(&self.scales)
+            .map(|(dot, scale)| dot as f32 * scale * qs)
+            .collect()
+    }
+
     /// The `k` most similar rows to `query` (cosine on unit vectors), most similar first; ties
     /// go to the lower row.
     pub fn nearest(&self, query: &[f32], k: usize) -> Vec<(f32, usize)> {
-        let (q, qs) = quantize(query);
-        let q: Vec<i16> = q.into_iter().map(i16::from).collect();
-        // The k best so far in a heap whose top is the worst of them: most rows are rejected by
-        // one comparison with it.
-        let k = k.min(self.rows);
-        let mut best: BinaryHeap<Neighbour> = BinaryHeap::with_capacity(k + 1);
-        for (row, (dot, scale)) in dots(&self.codes, self.dimension, &q)
-            .into_iter()
-            .zip(&self.scales)
-            .enumerate()
-        {
-            let candidate = Neighbour(dot as f32 * scale * qs, row);
-            if best.len() < k {
-                best.push(candidate);
-            } else if best.peek().is_some_and(|worst| candidate < *worst) {
-                best.pop();
-                best.push(candidate);
-            }
-        }
-        best.into_sorted_vec()
-            .into_iter()
-            .map(|Neighbour(sim, row)| (sim, row))
-            .collect()
+        self.nearest_in(&self.similarities(query), k)
+    }
+
+    /// The `k` most similar rows, from `similarities`.
+    pub fn nearest_in(&self, similarities: &[f32], k: usize) -> Vec<(f32, usize)> {
+        best(k, similarities.iter().copied().enumerate())
+    }
+
+    /// The `k` most similar of the rows labelled for candidate `model`, from `similarities`.
+    pub fn nearest_labelled(
+        &self,
+        similarities: &[f32],
+        model: usize,
+        k: usize,
+    ) -> Vec<(f32, usize)> {
+        best(
+            k,
+            similarities
+                .iter()
+                .copied()
+                .enumerate()
+                .filter(|(row, _)| self.label(*row, model) != UNKNOWN),
+        )
+    }
+
+    /// How many rows are labelled for candidate `model`.
+    pub fn labelled(&self, model: usize) -> usize {
+        self.labelled.get(model).copied().unwrap_or(0)
     }
 
     /// The file's bytes.
@@ -243,6 +298,7 @@ impl Memory {
                 .chunks_exact(4)
                 .map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes")))
                 .collect(),
+            labelled: count_labelled(&labels.iter().map(|b| *b as i8).collect::<Vec<_>>(), models),
             labels: labels.iter().map(|b| *b as i8).collect(),
         })
     }

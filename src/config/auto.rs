@@ -33,6 +33,7 @@ pub(super) struct FileAuto {
     min_support: Option<f64>,
     explore: Option<f64>,
     explore_budget_usd_per_hour: Option<f64>,
+    explore_seed: Option<u64>,
     #[serde(default)]
     guardrails: Vec<String>,
     cache_size: Option<usize>,
@@ -75,6 +76,8 @@ pub struct Explore {
     /// Exploration stops for the rest of the clock hour once the explored requests' predicted
     /// cost reaches this; `None`: no cap.
     pub budget_usd_per_hour: Option<f64>,
+    /// Seed of the exploration draws (reproducible simulations); `None`: from the clock.
+    pub seed: Option<u64>,
 }
 
 /// The cost weight of a knob: `best`, `balanced`, `cheap` or a number in [0, 1].
@@ -174,6 +177,7 @@ pub(super) fn auto(
             let explore = Explore {
                 share,
                 budget_usd_per_hour: a.explore_budget_usd_per_hour,
+                seed: a.explore_seed,
             };
             let guardrails = a
                 .guardrails

@@ -29,7 +29,7 @@ use switchyard_learn::memory::{self, Memory};
 /// comparison on the RouteLLM data (not in the repository); every eval report shows each part
 /// alone next to the blend.
 /// The fewest training and validation rows a model needs to be a candidate of the artifact.
-const MIN_TRAIN_ROWS: usize = 30;
+const MIN_TRAIN_ROWS: usize = 20;
 const MIN_VAL_ROWS: usize = 5;
 
 const BLEND: Blend = Blend {
@@ -63,7 +63,7 @@ enum Step {
 struct Cli {
     #[arg(value_enum, default_value = "all")]
     step: Step,
-    /// RouteLLM outcome data (mmlu/, gsm8k/, mt_bench/).
+    /// RouteLLM outcome data (mmlu/, gsm8k/, mt_bench/), or `none` to train on logged feedback only.
     #[arg(long, default_value = "data/routellm")]
     src: PathBuf,
     /// Gateway log dir with requests-*.ndjson and feedback-*.ndjson.
@@ -192,7 +192,12 @@ fn model_map(a: &Cli) -> Result<BTreeMap<String, String>, String> {
 
 fn import(a: &Cli) -> Result<DataFrame, String> {
     let t = Instant::now();
-    let (rows, contaminated) = outcomes::read_routellm(&a.src)?;
+    // `--src none`: production feedback only (a router trained on the user's own models).
+    let (rows, contaminated) = if a.src.as_os_str() == "none" {
+        (Vec::new(), HashSet::new())
+    } else {
+        outcomes::read_routellm(&a.src)?
+    };
     let audit = outcomes::audit(&rows);
     let excluded = audit.excluded(a.exclude_suspect, &a.exclude);
     if let Some(dir) = a.audit.parent() {

@@ -1,6 +1,8 @@
-//! Exploration (`[auto] explore`): with a configured probability a decision serves a uniformly
-//! drawn non-top eligible candidate instead of the top one, so that candidates the predictor
-//! undervalues still get outcomes. Every decision records the propensity of the served model
+//! Exploration (`[auto] explore`): with a configured probability a decision serves a drawn
+//! non-top eligible candidate instead of the top one, so that candidates the predictor
+//! undervalues still get outcomes. The draw favours what the artifact knows least: a candidate
+//! with `n` labelled training prompts weighs `1 / sqrt(1 + n)` (a newly added model on its
+//! prior weighs 1, one with 10,000 prompts 0.01). Every decision records the propensity of the served model
 //! (the probability the policy had of choosing it), which off-policy evaluation and training
 //! need to correct for how traffic was routed. A request opts out with `metadata.explore =
 //! false` (or `"off"`); an hourly cap on the explored requests' predicted cost stops exploring
@@ -20,7 +22,8 @@ pub struct Draw {
     /// Whether the served model is an explored (non-top) candidate.
     pub explored: bool,
     /// Probability with which the policy chose the served model: `1 − share` for the top
-    /// candidate, `share / (eligible − 1)` for an explored one, 1 when exploration was off,
+    /// candidate, `share × weight / (sum of the non-top weights)` for an explored one, 1 when
+    /// exploration was off,
     /// opted out, over budget or had nothing to choose from.
     pub propensity: f64,
     /// Why exploration did not apply, when it was configured but did not.
@@ -41,9 +44,11 @@ pub struct Explorer {
 
 impl Explorer {
     pub fn new(config: Explore) -> Explorer {
-        let seed = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as u64);
+        let seed = config.seed.unwrap_or_else(|| {
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as u64)
+        });
         Explorer {
             config,
             seed,
@@ -73,14 +78,15 @@ impl Explorer {
         (z >> 11) as f64 / (1u64 << 53) as f64
     }
 
-    /// Applies exploration to a ranked chain of `eligible` candidates (the top first): either
-    /// leaves it or moves one drawn non-top candidate to the front. `cost_of(i)` is the
-    /// predicted cost of the chain's `i`-th candidate, charged to the hourly budget.
+    /// Applies exploration to a ranked chain of eligible candidates (the top first): either
+    /// leaves it or moves one drawn non-top candidate to the front. `cost_of` is a candidate's
+    /// predicted cost, charged to the hourly budget; `rows_of` its labelled training prompts.
     pub fn apply<T>(
         &self,
         req: &ChatRequest,
         chain: &mut Vec<T>,
         cost_of: impl Fn(&T) -> f64,
+        rows_of: impl Fn(&T) -> usize,
     ) -> Draw {
         let share = self.config.share;
         let off = |why: Option<&'static str>| Draw {
@@ -111,7 +117,6 @@ impl Explorer {
         {
             return off(Some("hourly exploration budget spent"));
         }
-        let others = chain.len() - 1;
         if self.uniform() >= share {
             return Draw {
                 explored: false,
@@ -119,14 +124,27 @@ impl Explorer {
                 skipped: None,
             };
         }
-        let pick = 1 + ((self.uniform() * others as f64) as usize).min(others - 1);
-        let served = chain.remove(pick);
+        let weights: Vec<f64> = chain[1..]
+            .iter()
+            .map(|c| 1.0 / (1.0 + rows_of(c) as f64).sqrt())
+            .collect();
+        let total: f64 = weights.iter().sum();
+        let mut left = self.uniform() * total;
+        let mut pick = weights.len() - 1;
+        for (i, w) in weights.iter().enumerate() {
+            if left < *w {
+                pick = i;
+                break;
+            }
+            left -= w;
+        }
+        let served = chain.remove(pick + 1);
         spent.1 += cost_of(&served);
         chain.insert(0, served);
         self.explored.fetch_add(1, Ordering::Relaxed);
         Draw {
             explored: true,
-            propensity: share / others as f64,
+            propensity: share * weights[pick] / total,
             skipped: None,
         }
     }
@@ -157,6 +175,7 @@ mod tests {
         Explorer::new(Explore {
             share,
             budget_usd_per_hour: budget,
+            seed: Some(3),
         })
     }
 
@@ -167,7 +186,7 @@ mod tests {
         let mut served = [0usize; 3];
         for _ in 0..20_000 {
             let mut chain = vec![0, 1, 2];
-            let d = e.apply(&req, &mut chain, |_| 0.0);
+            let d = e.apply(&req, &mut chain, |_| 0.0, |_| 0);
             served[chain[0]] += 1;
             assert_eq!(d.explored, chain[0] != 0);
             let want = if d.explored { 0.1 } else { 0.8 };
@@ -186,25 +205,45 @@ mod tests {
     }
 
     #[test]
+    fn exploration_favours_the_candidate_with_the_least_data() {
+        // Candidate 1 has 99 labelled prompts (weight 0.1), candidate 2 none (weight 1).
+        let e = explorer(1.0, None);
+        let req = request(json!({}));
+        let mut served = [0usize; 3];
+        for _ in 0..11_000 {
+            let mut chain = vec![0usize, 1, 2];
+            let d = e.apply(&req, &mut chain, |_| 0.0, |c| if *c == 1 { 99 } else { 0 });
+            let want = if chain[0] == 1 { 0.1 / 1.1 } else { 1.0 / 1.1 };
+            assert!((d.propensity - want).abs() < 1e-12, "{d:?}");
+            served[chain[0]] += 1;
+        }
+        assert!(
+            (served[2] as f64 / 11_000.0 - 1.0 / 1.1).abs() < 0.02,
+            "{served:?}"
+        );
+    }
+
+    #[test]
     fn off_opted_out_single_candidate_and_budget_leave_the_top() {
         let mut chain = vec![0, 1];
-        let d = explorer(0.0, None).apply(&request(json!({})), &mut chain, |_| 1.0);
+        let d = explorer(0.0, None).apply(&request(json!({})), &mut chain, |_| 1.0, |_| 0);
         assert_eq!((d.explored, d.propensity, d.skipped), (false, 1.0, None));
         for opt_out in [json!(false), json!("off"), json!("No")] {
             let d = explorer(1.0, None).apply(
                 &request(json!({ "explore": opt_out })),
                 &mut chain,
                 |_| 1.0,
+                |_| 0,
             );
             assert_eq!(d.skipped, Some("opted out (metadata.explore)"));
         }
-        let d = explorer(1.0, None).apply(&request(json!({})), &mut vec![0], |_| 1.0);
+        let d = explorer(1.0, None).apply(&request(json!({})), &mut vec![0], |_| 1.0, |_| 0);
         assert_eq!(d.skipped, Some("one eligible candidate"));
         // A budget of 2.5 USD at 1 USD per explored request: three explorations, then none.
         let e = explorer(1.0, Some(2.5));
         let explored: Vec<bool> = (0..5)
             .map(|_| {
-                e.apply(&request(json!({})), &mut vec![0, 1], |_| 1.0)
+                e.apply(&request(json!({})), &mut vec![0, 1], |_| 1.0, |_| 0)
                     .explored
             })
             .collect();

@@ -264,7 +264,9 @@ impl AutoRouter {
         if chain.is_empty() {
             return Err(none_eligible(candidates));
         }
-        let exploration = self.explorer.apply(req, &mut chain, |c| c.1);
+        let exploration =
+            self.explorer
+                .apply(req, &mut chain, |c| c.1, |c| self.data_rows(&c.0.id));
         let chain: Vec<Arc<ModelConfig>> = chain.into_iter().map(|c| c.0).collect();
         let decision = LearnedDecision {
             chosen: chain[0].id.clone(),
@@ -305,6 +307,16 @@ impl AutoRouter {
                 json!({"model": p.model, "basis": basis, "prior": p.prior})
             })
             .collect()
+    }
+
+    /// Training prompts the artifact has an outcome of `model` for (0 for a prior).
+    fn data_rows(&self, model: &str) -> usize {
+        self.artifact
+            .weights
+            .candidates
+            .iter()
+            .position(|c| c.model == model)
+            .map_or(0, |i| self.artifact.memory.labelled(i))
     }
 
     /// The served model of a candidate by its served id.

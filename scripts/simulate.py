@@ -1,0 +1,415 @@
+#!/usr/bin/env python3
+"""The closed loop against the real server, in a simulated world (sim/worlds/*.json).
+
+A world has mock models with prices and a true probability of a good answer that depends on
+the prompt's topic and difficulty. Each round: serve `requests_per_round` prompts through the
+real `switchyard serve` (round 0, the cold start: a uniform A/B router over the models present
+then; later rounds: `model: "auto"` at the world's knob with `[auto] explore`), post feedback
+drawn from the true quality (simulated users, some of whom do not answer), train a new artifact
+from all logs so far (`switchyard-train all --src none --logs ...`), estimate it off-policy on
+this round's logs (`switchyard-train ope`), and let the server hot-reload it (artifact watch).
+
+Per round it prints: mean true quality of the served answers, cost per 1k requests (as the
+server reports it), regret against an oracle that knows the true quality (mean utility gap at
+the knob's cost weight), traffic share per model, and the previous round's off-policy estimate
+(DR, with its interval) next to the mean feedback observed online. At the end, on fresh test
+prompts and the world's true qualities: the learned router's cost-quality curve (via
+`/v1/route` at 21 cost weights) against the oracle router's, as APGR (same definition for both:
+upper hull of (normalised cost, PGR) points anchored at the cheapest and priciest models).
+
+Usage: python3 scripts/simulate.py [--world sim/worlds/default.json] [--explore X] [--rounds N]
+       [--out target/sim] [--bin target/release]
+Needs `cargo build --release --bins` (or --bin target/debug) and the potion encoder
+(scripts/setup.sh). Seeded: the same world and flags give the same prompts and feedback.
+"""
+
+import argparse
+import concurrent.futures as cf
+import json
+import math
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+COST_WEIGHTS = [0.0, 0.01, 0.02, 0.03, 0.05, 0.07, 0.1, 0.13, 0.16, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0]
+
+
+class World:
+    def __init__(self, spec, seed_offset=0):
+        self.spec = spec
+        self.models = spec["models"]
+        self.ids = [m["id"] for m in self.models]
+        self.topics = spec["topics"]
+        self.rng = random.Random(spec["seed"] + seed_offset)
+
+    def prompt(self):
+        """A prompt: (text, topic index, difficulty in [0, 1])."""
+        r = self.rng
+        weights = [t["weight"] for t in self.topics]
+        ti = r.choices(range(len(self.topics)), weights)[0]
+        t = self.topics[ti]
+        d = r.random()
+        words = self.spec["difficulty_words"][min(2, int(d * 3))]
+        text = r.choice(t["templates"])
+        fills = {
+            "{w}": lambda: r.choice(t["words"]),
+            "{d}": lambda: r.choice(words),
+            "{n}": lambda: str(r.randint(2, 999)),
+            "{c}": lambda: r.choice(["twelfth", "fifteenth", "eighteenth", "nineteenth"]),
+            "{p}": lambda: r.choice(["venice", "carthage", "kyoto", "lisbon", "cordoba"]),
+        }
+        while "{" in text:
+            i = text.index("{")
+            key = text[i : text.index("}", i) + 1]
+            text = text[:i] + fills[key]() + text[i + len(key) :]
+        return text, ti, d
+
+    def quality(self, model, topic, d):
+        base, slope = self.topics[topic]["quality"][model]
+        return min(0.98, max(0.02, base - slope * d))
+
+    def cost(self, model, text):
+        """USD of one answer: the mock's tokens (prompt ~ chars / 4, answer ~ echo) at the model's prices."""
+        m = next(x for x in self.models if x["id"] == model)
+        prompt_tokens = len(text) / 4 + 8
+        answer_tokens = len(text.split()) + 6
+        return (prompt_tokens * m["input_per_mtok"] + answer_tokens * m["output_per_mtok"]) / 1e6
+
+    def present(self, round_no):
+        return [m["id"] for m in self.models if m.get("from_round", 0) <= round_no]
+
+
+def http(base, path, body=None, timeout=30):
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(base + path, data=data, headers={"content-type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            return resp.status, json.loads(resp.read() or b"null")
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read() or b"null")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def config(world, knob, explore, models_dir, logs_dir, port):
+    lines = [
+        "[server]",
+        f'listen = "127.0.0.1:{port}"',
+        "[logging]",
+        f'dir = "{logs_dir}"',
+        "log_text = true",
+        "[providers.sim]",
+        'kind = "mock"',
+    ]
+    for m in world.models:
+        lines += [
+            "[[models]]",
+            f'id = "{m["id"]}"',
+            f'input_price_per_mtok = {m["input_per_mtok"]}',
+            f'output_price_per_mtok = {m["output_per_mtok"]}',
+            "context_window = 32768",
+            "max_output_tokens = 4096",
+        ]
+    present0 = world.present(0)
+    weights = [100 // len(present0)] * len(present0)
+    weights[0] += 100 - sum(weights)
+    variants = ", ".join(
+        f'{{ name = "v{i}", model = "{m}", weight = {w} }}' for i, (m, w) in enumerate(zip(present0, weights))
+    )
+    lines += ["[routers.coldstart]", f"default = {{ variants = [{variants}] }}"]
+    priors = {m["id"]: m["prior"] for m in world.models if "prior" in m}
+    lines += [
+        "[auto]",
+        f'artifact = "{models_dir}"',
+        f'default_knob = "{knob}"',
+        "candidates = [" + ", ".join(f'"{i}"' for i in world.ids) + "]",
+        f"explore = {explore}",
+        f"explore_seed = {world.spec['seed']}",
+        "watch = true",
+        "unfamiliar = \"predict\"",
+    ]
+    if priors:
+        lines.append("[auto.priors]")
+        lines += [f'"{k}" = {{ quality = {v} }}' for k, v in priors.items()]
+    return "\n".join(lines) + "\n"
+
+
+class Server:
+    def __init__(self, binary, cfg_path, port, log_path):
+        self.base = f"http://127.0.0.1:{port}"
+        self.log = open(log_path, "ab")
+        self.proc = subprocess.Popen(
+            [str(binary), "serve", "--config", str(cfg_path)], cwd=ROOT, stdout=self.log, stderr=self.log
+        )
+        for _ in range(200):
+            try:
+                if http(self.base, "/healthz")[0] == 200:
+                    return
+            except OSError:
+                time.sleep(0.05)
+        raise SystemExit(f"the server did not start; see {log_path}")
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(timeout=30)
+        self.log.close()
+
+
+def serve_round(server, world, round_no, prompts, knob_model, explore_on):
+    """Serves the prompts; posts feedback; returns per-request records."""
+
+    def one(i_p):
+        i, (text, topic, d) = i_p
+        body = {"model": knob_model, "messages": [{"role": "user", "content": text}], "user": f"r{round_no}-u{i}"}
+        status, v = http(server.base, "/v1/chat/completions", body)
+        if status != 200:
+            raise SystemExit(f"request failed ({status}): {v}")
+        model = v["model"]
+        q = world.quality(model, topic, d)
+        rng = random.Random(world.spec["seed"] * 1_000_003 + round_no * 10_007 + i)
+        good = 1.0 if rng.random() < q else 0.0
+        answered = rng.random() < world.spec["feedback_rate"]
+        if answered:
+            s, fv = http(server.base, "/v1/feedback", {"request_id": v["metadata"]["request_id"], "score": good})
+            if s != 200:
+                raise SystemExit(f"feedback failed ({s}): {fv}")
+        routing = v["metadata"].get("routing", {})
+        return {
+            "model": model,
+            "true_quality": q,
+            "feedback": good if answered else None,
+            "cost_usd": v["metadata"]["cost_usd"],
+            "world_cost": world.cost(model, text),
+            "text": text,
+            "topic": topic,
+            "d": d,
+            "explored": routing.get("exploration", {}).get("explored", False),
+        }
+
+    # One at a time: the log order, the exploration draws and so the next artifact are the same
+    # on every run.
+    return [one(x) for x in enumerate(prompts)]
+
+
+def utility(q, c, w, ref):
+    return q - w * c / ref
+
+
+def regret(world, records, w, present):
+    ref = sum(max(world.cost(m, r["text"]) for m in present) for r in records) / len(records)
+    total = 0.0
+    for r in records:
+        best = max(utility(world.quality(m, r["topic"], r["d"]), world.cost(m, r["text"]), w, ref) for m in present)
+        total += best - utility(r["true_quality"], r["world_cost"], w, ref)
+    return total / len(records)
+
+
+def apgr(points, cheap, strong):
+    """APGR of (cost, quality) points: upper hull over normalised cost, anchored at the ends."""
+    span_c, span_q = strong[0] - cheap[0], strong[1] - cheap[1]
+    xy = [((c - cheap[0]) / span_c, (q - cheap[1]) / span_q) for c, q in points]
+    xy = sorted(set([(0.0, 0.0), (1.0, 1.0)] + [(min(max(x, 0.0), 1.0), y) for x, y in xy]))
+    hull = []
+    for p in xy:
+        while len(hull) >= 2 and (hull[-1][0] - hull[-2][0]) * (p[1] - hull[-2][1]) - (hull[-1][1] - hull[-2][1]) * (p[0] - hull[-2][0]) >= 0:
+            hull.pop()
+        hull.append(p)
+    # Non-decreasing: a cheaper point with higher PGR carries over to higher costs.
+    area, best = 0.0, hull[0][1]
+    for (x0, y0), (x1, y1) in zip(hull, hull[1:]):
+        y0, y1 = max(y0, best), max(y1, best, y0)
+        area += (x1 - x0) * (y0 + y1) / 2
+        best = max(best, y1)
+    return area
+
+
+def oracle_at(world, tests, w):
+    """The oracle's mean (cost, quality) at cost weight `w` on the test prompts."""
+    n = len(tests)
+    ref = sum(max(world.cost(m, t[0]) for m in world.ids) for t in tests) / n
+    chosen = [max(world.ids, key=lambda m: utility(world.quality(m, t[1], t[2]), world.cost(m, t[0]), w, ref)) for t in tests]
+    return (
+        sum(world.cost(m, t[0]) for m, t in zip(chosen, tests)) / n,
+        sum(world.quality(m, t[1], t[2]) for m, t in zip(chosen, tests)) / n,
+    )
+
+
+def curves(server, world, tests):
+    """The learned router's and the oracle's (cost, quality) points on the test prompts."""
+    ids = world.ids
+    costs = {m: [world.cost(m, t[0]) for t in tests] for m in ids}
+    quals = {m: [world.quality(m, t[1], t[2]) for t in tests] for m in ids}
+    n = len(tests)
+
+    def decide(args):
+        w, text = args
+        s, v = http(server.base, "/v1/route", {"model": "auto", "messages": [{"role": "user", "content": text}], "router": {"cost_weight": w}, "metadata": {"explore": False}})
+        if s != 200:
+            raise SystemExit(f"/v1/route failed ({s}): {v}")
+        return v["model"]
+
+    learned = []
+    with cf.ThreadPoolExecutor(8) as ex:
+        for w in COST_WEIGHTS:
+            chosen = list(ex.map(decide, [(w, t[0]) for t in tests]))
+            learned.append((
+                sum(costs[m][i] for i, m in enumerate(chosen)) / n,
+                sum(quals[m][i] for i, m in enumerate(chosen)) / n,
+            ))
+    oracle = [oracle_at(world, tests, x / 100) for x in range(0, 301)]
+    singles = {m: (sum(costs[m]) / n, sum(quals[m]) / n) for m in ids}
+    cheap = min(singles.values())
+    strong = max(singles.values(), key=lambda p: p[0])
+    return apgr(learned, cheap, strong), apgr(oracle, cheap, strong), singles
+
+
+def run(args):
+    spec = json.loads(Path(args.world).read_text())
+    if args.rounds is not None:
+        spec["rounds"] = args.rounds
+    explore = spec["explore"] if args.explore is None else args.explore
+    world = World(spec)
+    out = Path(args.out)
+    shutil.rmtree(out, ignore_errors=True)
+    (out / "models").mkdir(parents=True)
+    all_logs = out / "logs-all"
+    all_logs.mkdir()
+    binary = Path(args.bin) / "switchyard"
+    train = Path(args.bin) / "switchyard-train"
+    for b in (binary, train):
+        if not b.exists():
+            raise SystemExit(f"{b} is missing: cargo build --release --bins (or pass --bin target/debug)")
+    knob = spec["knob"]
+    w_knob = {"best": 0.0, "balanced": 0.1, "cheap": 0.3}.get(knob, None)
+    w_knob = float(knob) if w_knob is None else w_knob
+    tests_world = World(spec, seed_offset=99_991)
+    tests = [tests_world.prompt() for _ in range(spec["test_prompts"])]
+    print(f"world {args.world}: {len(world.ids)} models, {len(world.topics)} topics, knob {knob} (cost weight {w_knob}), explore {explore}, {spec['rounds']} rounds of {spec['requests_per_round']} requests")
+    print("| round | serving | mean true quality | $ per 1k | regret vs oracle | traffic share | explored | mean feedback | OPE of this artifact (DR, 95 %) | its feedback online (not explored) | OPE within interval |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    rows = []
+    pending_ope = None
+    for round_no in range(spec["rounds"]):
+        logs = out / f"logs-{round_no}"
+        port = free_port()
+        cfg = out / f"round-{round_no}.toml"
+        cfg.write_text(config(world, knob, explore, out / "models", logs, port))
+        server = Server(binary, cfg, port, out / "server.log")
+        try:
+            if round_no > 0:
+                for _ in range(100):
+                    s, v = http(server.base, "/v1/models")
+                    a = next(m for m in v["data"] if m["id"] == "auto")
+                    if a.get("available"):
+                        break
+                    time.sleep(0.1)
+                else:
+                    raise SystemExit(f"auto did not become available: {a}")
+            prompts = [world.prompt() for _ in range(spec["requests_per_round"])]
+            serving = "router/coldstart" if round_no == 0 else "auto"
+            recs = serve_round(server, world, round_no, prompts, serving, explore > 0)
+            if round_no == spec["rounds"] - 1:
+                learned_apgr, oracle_apgr, singles = curves(server, world, tests)
+        finally:
+            server.stop()
+        for f in logs.glob("*.ndjson"):
+            os.link(f, all_logs / f.name)
+        n = len(recs)
+        final_records = recs
+        present = world.present(round_no)
+        share = {m: sum(r["model"] == m for r in recs) / n for m in world.ids}
+        fb = [r["feedback"] for r in recs if r["feedback"] is not None]
+        observed = sum(fb) / len(fb)
+        # The off-policy estimate is of the artifact's own choices: compare it with the feedback
+        # on the requests it decided (not the explored ones).
+        fb_exploit = [r["feedback"] for r in recs if r["feedback"] is not None and not r["explored"]]
+        observed_exploit = sum(fb_exploit) / len(fb_exploit)
+        row = {
+            "round": round_no,
+            "serving": serving,
+            "true_quality": sum(r["true_quality"] for r in recs) / n,
+            "cost_per_1k": 1000 * sum(r["cost_usd"] for r in recs) / n,
+            "world_cost_per_1k": 1000 * sum(r["world_cost"] for r in recs) / n,
+            "regret": regret(world, recs, w_knob, present),
+            "share": share,
+            "explored": sum(r["explored"] for r in recs) / n,
+            "observed_feedback": observed,
+            "observed_feedback_not_explored": observed_exploit,
+            "ope": pending_ope,
+        }
+        ope_cell, within = "—", "—"
+        if pending_ope and pending_ope.get("value") is not None:
+            lo, hi = pending_ope["ci95"]
+            ope_cell = f"{pending_ope['value']:.3f} [{lo:.3f}, {hi:.3f}]"
+            row["ope_within"] = lo <= observed_exploit <= hi
+            within = "yes" if row["ope_within"] else "no"
+        elif pending_ope:
+            ope_cell = "no estimate (thin support)"
+        rows.append(row)
+        print(f"| {round_no} | {serving} | {row['true_quality']:.3f} | ${row['cost_per_1k']:.4f} | {row['regret']:.4f} | "
+              + ", ".join(f"{m.split('/')[-1]} {s*100:.0f}%" for m, s in share.items())
+              + f" | {row['explored']*100:.1f}% | {observed:.3f} | {ope_cell} | {observed_exploit:.3f} | {within} |", flush=True)
+        # Train on everything logged so far; estimate the new artifact on this round's logs.
+        common = ["--logs", str(all_logs), "--data", str(out / "outcomes.parquet"), "--cache", str(out / "cache.parquet"), "--audit", str(out / "audit.md")]
+        t = subprocess.run([str(train), "all", "--src", "none", "--out", str(out / "models"), *common], cwd=ROOT, capture_output=True, text=True)
+        if t.returncode != 0:
+            raise SystemExit(f"training failed:\n{t.stderr}")
+        (out / f"train-{round_no}.log").write_text(t.stdout + t.stderr)
+        pending_ope = None
+        if round_no > 0:
+            o = subprocess.run([str(train), "ope", "--logs", str(logs), "--artifact", str(out / "models"), "--cache", str(out / "cache.parquet"), "--reports", str(out / "ope"), "--bootstrap", "300"], cwd=ROOT, capture_output=True, text=True)
+            if o.returncode != 0:
+                raise SystemExit(f"ope failed:\n{o.stderr}")
+            report = Path(o.stdout.strip().splitlines()[-1])
+            pending_ope = json.loads((report / "metrics.json").read_text())["new_policy"]["quality"]["dr"]
+    last = rows[-1]
+    best_single = max(singles.items(), key=lambda kv: kv[1][1])
+    print()
+    print(f"best single model on the test prompts: {best_single[0]} quality {best_single[1][1]:.3f} at ${1000*best_single[1][0]:.4f} per 1k (world prices)")
+    at_knob = oracle_at(world, tests, w_knob)
+    print(f"oracle router at the knob (true qualities): quality {at_knob[1]:.3f} at ${1000*at_knob[0]:.4f} per 1k (world prices)")
+    print(f"learned router at the knob, online in round {last['round']}: quality {last['true_quality']:.3f} at ${last['cost_per_1k']:.4f} per 1k (server-reported; world prices: ${last['world_cost_per_1k']:.4f})")
+    verdict = last["true_quality"] > best_single[1][1] and last["world_cost_per_1k"] < 1000 * best_single[1][0]
+    print(f"higher quality than the best single model at lower cost: {'yes' if verdict else 'no'}")
+    print(f"APGR on the test prompts' true qualities: learned {learned_apgr:.3f}, oracle router {oracle_apgr:.3f}, gap {oracle_apgr - learned_apgr:.3f}")
+    print("\nfinal round, traffic share per topic (oracle at the knob in brackets):")
+    last_recs = final_records
+    for ti, t in enumerate(world.topics):
+        mine = [r for r in last_recs if r["topic"] == ti]
+        ref = sum(max(world.cost(m, r["text"]) for m in world.ids) for r in last_recs) / len(last_recs)
+        oracle = [max(world.ids, key=lambda m: utility(world.quality(m, ti, r["d"]), world.cost(m, r["text"]), w_knob, ref)) for r in mine]
+        cells = [f"{m.split('/')[-1]} {100*sum(r['model'] == m for r in mine)/max(1,len(mine)):.0f}% [{100*sum(o == m for o in oracle)/max(1,len(mine)):.0f}%]" for m in world.ids]
+        print(f"  {t['name']}: " + ", ".join(cells))
+    judged = [r["ope_within"] for r in rows if "ope_within" in r]
+    if judged:
+        print(f"OPE estimate within its interval of the observed value: {sum(judged)}/{len(judged)} rounds")
+    summary = {"world": args.world, "explore": explore, "rounds": rows, "apgr": {"learned": learned_apgr, "oracle": oracle_apgr}, "singles": singles}
+    (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    print(f"written {out / 'summary.json'}")
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--world", default=str(ROOT / "sim/worlds/default.json"))
+    p.add_argument("--explore", type=float, default=None, help="override the world's exploration share")
+    p.add_argument("--rounds", type=int, default=None)
+    p.add_argument("--out", default=str(ROOT / "target/sim"))
+    release = ROOT / "target/release"
+    p.add_argument("--bin", default=str(release if (release / "switchyard-train").exists() else ROOT / "target/debug"))
+    run(p.parse_args())
+
+
+if __name__ == "__main__":
+    sys.exit(main())
