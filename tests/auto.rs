@@ -256,6 +256,76 @@ async fn exploration_serves_non_top_candidates_and_logs_propensities() {
     std::fs::remove_dir_all(dir).ok();
 }
 
+/// `[judge]`: every sampled `auto` answer is graded by a served model off the request path and
+/// stored as feedback (`source = "judge"`, about the model that served); a request that is not
+/// `auto` is not judged; a judge that answers without a score is retried, then counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn judge_grades_auto_answers_into_feedback() {
+    let dir = tmp("judge");
+    write_artifact(&dir, None, "up/ok");
+    for (judge, want) in [("mock/judge", "judged"), ("mock/chatty", "unparsable")] {
+        let extra = format!(
+            "[[models]]\nid = \"mock/judge\"\ninput_price_per_mtok = 1.0\noutput_price_per_mtok = 2.0\nmock = {{ reply = \"0.8\" }}\n[[models]]\nid = \"mock/chatty\"\nmock = {{ reply = \"What a lovely answer\" }}\n[judge]\nmodel = \"{judge}\"\nsample_rate = 1.0\nretries = 1\n[auto]\nartifact = \"{}\"\nencoder = \"{}\"\ncandidates = [\"up/ok\", \"up/second\"]\n",
+            dir.display(),
+            encoder_dir().display()
+        );
+        let h = Harness::start_with(Options {
+            extra,
+            ..Options::default()
+        })
+        .await;
+        let mut ids = vec![];
+        for i in 0..3 {
+            let (status, _, v) = h
+                .chat(json!({"model": "auto", "stream": false, "messages": user(&format!("grade me {i}"))}))
+                .await;
+            assert_eq!(status, 200, "{v}");
+            ids.push(v["metadata"]["request_id"].as_str().unwrap().to_string());
+        }
+        let (status, _, _) = h
+            .chat(json!({"model": "up/ok", "stream": false, "messages": user("not auto")}))
+            .await;
+        assert_eq!(status, 200);
+        let line = format!("switchyard_judge_total{{result=\"{want}\"}} 3");
+        let mut metrics = String::new();
+        for _ in 0..100 {
+            metrics = h.metrics().await;
+            if metrics.contains(&line) {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        assert!(metrics.contains(&line), "{judge}: {metrics}");
+        let stored = switchyard_learn::logfiles::read_records(&h.log_dir, "feedback").unwrap();
+        if want == "judged" {
+            assert_eq!(stored.len(), 3, "{stored:?}");
+            for f in &stored {
+                assert_eq!(
+                    (f["source"].as_str(), f["score"].as_f64()),
+                    (Some("judge"), Some(0.8))
+                );
+                assert_eq!(f["model"], "up/ok");
+                assert!(ids.contains(&f["request_id"].as_str().unwrap().to_string()));
+                assert!(f["comment"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("judge mock/judge ($"));
+            }
+            assert!(
+                !metrics.contains("switchyard_judge_cost_usd_total 0\n"),
+                "{metrics}"
+            );
+        } else {
+            assert!(stored.is_empty(), "{stored:?}");
+            assert!(
+                metrics.contains("switchyard_judge_retries_total 3"),
+                "{metrics}"
+            );
+        }
+    }
+    std::fs::remove_dir_all(dir).ok();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn missing_or_mismatched_artifact_leaves_static_routes_working() {
     let h = start(&tmp("missing"), "up/ok").await;
@@ -471,6 +541,31 @@ fn route_auto_is_validated_at_load() {
         ),
     ] {
         let e = with(&format!("[auto]\n{section}\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(key) && e.contains(reason), "{section}: {e}");
+    }
+    // [judge]: what grades must be served here; the sample rate is a share.
+    for (section, key, reason) in [
+        (
+            "sample_rate = 0.5",
+            "judge.model",
+            "name the model that grades",
+        ),
+        ("model = \"p/zzz\"", "judge.model", "not a served model"),
+        ("model = \"auto\"", "judge.model", "`auto` cannot judge"),
+        (
+            "model = \"p/a\"\nsample_rate = 2",
+            "judge.sample_rate",
+            "share of requests",
+        ),
+        (
+            "model = \"p/a\"\nrubric = \" \"",
+            "judge.rubric",
+            "is empty",
+        ),
+    ] {
+        let e = with(&format!("[judge]\n{section}\n"))
             .unwrap_err()
             .to_string();
         assert!(e.contains(key) && e.contains(reason), "{section}: {e}");

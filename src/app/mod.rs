@@ -2,6 +2,7 @@
 //! reloader, and on stop drains connections and flushes the log. The top of the crate: nothing
 //! imports it but `main` and the tests.
 
+mod judge;
 mod reload;
 
 use crate::config::Config;
@@ -31,6 +32,7 @@ pub struct Server {
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<()>,
     reloader: JoinHandle<()>,
+    judge: JoinHandle<()>,
 }
 
 impl Server {
@@ -65,6 +67,7 @@ impl Server {
         let live = Arc::new(Live::new(state, config_path));
         let app = crate::http::router(live.clone());
         let reloader = tokio::spawn(reload::reloader(live.clone()));
+        let judge = tokio::spawn(judge::worker(live.clone()));
         let task = tokio::spawn(async move {
             crate::http::accept::serve(listener, app, read_timeout, grace, async {
                 let _ = stopped.await;
@@ -77,6 +80,7 @@ impl Server {
             stop: Some(stop),
             task,
             reloader,
+            judge,
         })
     }
 
@@ -87,6 +91,7 @@ impl Server {
             let _ = stop.send(());
         }
         self.reloader.abort();
+        self.judge.abort();
         if let Err(e) = (&mut self.task).await {
             tracing::error!(error = %e, "server task failed");
         }

@@ -5,6 +5,7 @@
 
 pub mod auto;
 pub mod duration;
+pub mod judge;
 mod locate;
 pub mod logging;
 pub mod mock;
@@ -46,6 +47,7 @@ struct FileConfig {
     #[serde(default)]
     routers: BTreeMap<String, routers::FileRouter>,
     auto: Option<auto::FileAuto>,
+    judge: Option<judge::FileJudge>,
 }
 
 /// The validated configuration.
@@ -58,6 +60,7 @@ pub struct Config {
     pub models: Vec<Arc<ModelConfig>>,
     pub routers: BTreeMap<String, Arc<RouterConfig>>,
     pub auto: Option<AutoConfig>,
+    pub judge: Option<judge::JudgeConfig>,
 }
 
 impl Config {
@@ -108,6 +111,7 @@ impl Config {
         )?;
         let auto = auto::auto(raw.auto.as_ref(), &models, &src)?;
         routers::check_auto_routes(&routers, auto.as_ref(), &src)?;
+        let judge = judge::judge(raw.judge.as_ref(), &models, &routers, &src)?;
         Ok(Config {
             source: file.to_string(),
             server,
@@ -116,6 +120,7 @@ impl Config {
             models,
             routers,
             auto,
+            judge,
         })
     }
 }

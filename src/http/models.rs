@@ -2,6 +2,7 @@
 //! and the learned router's state), `GET /metrics` (Prometheus text) and `GET /healthz`.
 
 use super::state::AppState;
+use crate::observe::judge::JudgeResult;
 use axum::http::header;
 use axum::response::IntoResponse;
 use axum::{Extension, Json};
@@ -64,6 +65,22 @@ pub async fn metrics(Extension(state): Extension<Arc<AppState>>) -> impl IntoRes
         text.push_str(&format!(
             "# HELP switchyard_auto_explorations_total Learned-routing decisions that served an explored (non-top) candidate ([auto] explore).\n# TYPE switchyard_auto_explorations_total counter\nswitchyard_auto_explorations_total {}\n",
             a.explorer.explored.load(Relaxed)
+        ));
+    }
+    if state.config.judge.is_some() {
+        let j = &state.judge;
+        text.push_str("# HELP switchyard_judge_total LLM-judge judgements of sampled auto answers by result.\n# TYPE switchyard_judge_total counter\n");
+        for r in JudgeResult::ALL {
+            text.push_str(&format!(
+                "switchyard_judge_total{{result=\"{}\"}} {}\n",
+                r.label(),
+                j.counted(r)
+            ));
+        }
+        text.push_str(&format!(
+            "# HELP switchyard_judge_retries_total Judge tries repeated after a failure or an answer without a score.\n# TYPE switchyard_judge_retries_total counter\nswitchyard_judge_retries_total {}\n# HELP switchyard_judge_cost_usd_total What judging cost.\n# TYPE switchyard_judge_cost_usd_total counter\nswitchyard_judge_cost_usd_total {}\n",
+            j.retries.load(Relaxed),
+            j.cost_usd()
         ));
     }
     (

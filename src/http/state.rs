@@ -5,6 +5,7 @@
 use super::admission::Admission;
 use crate::config::Config;
 use crate::observe::feedback::FeedbackStore;
+use crate::observe::judge::JudgeQueue;
 use crate::observe::logstore::LogStore;
 use crate::observe::metrics::Metrics;
 use crate::observe::record::Sinks;
@@ -26,6 +27,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub logs: Arc<LogStore>,
     pub feedback: Arc<FeedbackStore>,
+    /// Answers waiting for the judge (carried across reloads; its size is read at start).
+    pub judge: Arc<JudgeQueue>,
     /// Bounds the requests in flight (carried across reloads while its limits stay the same).
     pub admission: Arc<Admission>,
     /// Models skipped after repeated failures (carried while its settings stay the same).
@@ -46,8 +49,13 @@ impl AppState {
     /// Builds providers, routing and the log writer from a validated config; `previous` (on a
     /// reload) hands over what outlives a config.
     pub fn new(config: Config, previous: Option<&AppState>) -> Result<Arc<AppState>, StateError> {
-        let (metrics, logs, feedback) = match previous {
-            Some(p) => (p.metrics.clone(), p.logs.clone(), p.feedback.clone()),
+        let (metrics, logs, feedback, judge) = match previous {
+            Some(p) => (
+                p.metrics.clone(),
+                p.logs.clone(),
+                p.feedback.clone(),
+                p.judge.clone(),
+            ),
             None => {
                 let metrics = Arc::new(Metrics::default());
                 let logs = LogStore::start(&config.logging, metrics.clone()).map_err(|source| {
@@ -63,7 +71,8 @@ impl AppState {
                         .then_some(config.logging.dir.as_path()),
                     config.logging.feedback_window,
                 );
-                (metrics, Arc::new(logs), Arc::new(feedback))
+                let judge = JudgeQueue::new(config.judge.as_ref().map_or(1, |j| j.max_queue));
+                (metrics, Arc::new(logs), Arc::new(feedback), Arc::new(judge))
             }
         };
         let http = upstream::client::http_client();
@@ -103,6 +112,7 @@ impl AppState {
             cooldowns,
             admission,
             feedback,
+            judge,
             planner: Planner::new(RoutingTable::new(&config), auto, decision_slots),
             config: Arc::new(config),
             providers,
@@ -118,6 +128,8 @@ impl AppState {
             logs: &self.logs,
             feedback: &self.feedback,
             logging: &self.config.logging,
+            judge: &self.judge,
+            judge_config: self.config.judge.as_ref(),
         }
     }
 }

@@ -4,9 +4,11 @@
 //! trainer and analytics read.
 
 use super::feedback::FeedbackStore;
+use super::judge::{JudgeJob, JudgeQueue};
 use super::logstore::{clip, LogStore};
 use super::metrics::{Metrics, RequestSample};
 use crate::clock::{millis, millis_since, rfc3339_millis, unix_millis};
+use crate::config::judge::JudgeConfig;
 use crate::config::{LoggingConfig, ModelConfig};
 use crate::error::GatewayError;
 use crate::format::request::ChatRequest;
@@ -34,6 +36,9 @@ pub struct Sinks<'a> {
     pub logs: &'a LogStore,
     pub feedback: &'a FeedbackStore,
     pub logging: &'a LoggingConfig,
+    /// The judge's queue and, when `[judge]` is configured, its settings.
+    pub judge: &'a JudgeQueue,
+    pub judge_config: Option<&'a JudgeConfig>,
 }
 
 /// How a request ended.
@@ -145,6 +150,22 @@ pub fn finish(sinks: &Sinks, ctx: &RequestContext, o: Outcome) -> Value {
                 .map(|a| a.model.clone()),
         );
         sinks.feedback.remember(&ctx.request_id, models);
+        // A sample of served `auto` answers goes to the judge, off the request path.
+        if let (Some(judge), Some(_), Some(answer)) = (
+            sinks.judge_config,
+            ctx.plan.decision.learned.as_ref(),
+            o.completion_text.filter(|_| o.status == 200),
+        ) {
+            sinks.judge.offer(
+                JudgeJob {
+                    request_id: ctx.request_id.clone(),
+                    model: m.id.clone(),
+                    question: switchyard_learn::prompt::prompt_text(ctx.req.messages()),
+                    answer: answer.to_string(),
+                },
+                judge.sample_rate,
+            );
+        }
     }
     write_log(sinks, ctx, &o, &t);
     json!({

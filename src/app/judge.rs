@@ -1,0 +1,141 @@
+//! The LLM judge worker (`[judge]`): takes sampled `auto` answers from the judge queue and asks
+//! the configured model — served by Switchyard itself, with its routing and failover — to grade
+//! each one. A score in [0, 1] is stored as feedback (`source = "judge"`, with the judge's model
+//! and cost), exactly as a user's would be, so training and off-policy evaluation read it. It
+//! never touches a client's response: the queue is bounded (full → dropped and counted), at most
+//! `concurrency` judgements run at once, a failed or unparsable try is retried `retries` times,
+//! and `budget_usd_per_hour` stops judging for the rest of the clock hour. Judgements still
+//! queued when the server stops are lost.
+
+use crate::config::judge::JudgeConfig;
+use crate::format::request::ChatRequest;
+use crate::http::state::{AppState, Live};
+use crate::observe::feedback::Feedback;
+use crate::observe::judge::{parse_score, JudgeJob, JudgeResult};
+use crate::upstream::failover::{self, Execution, Guards, Served};
+use serde_json::json;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+use tokio::task::JoinSet;
+
+/// The longest question or answer text sent to the judge, in characters.
+const MAX_TEXT_CHARS: usize = 8000;
+
+/// (clock hour, USD spent on judging in it).
+type Spend = Arc<Mutex<(u64, f64)>>;
+
+/// Runs until the queue closes (the server's state is dropped) or the task is aborted.
+pub async fn worker(live: Arc<Live>) {
+    let Some(mut queue) = live.get().judge.take_receiver() else {
+        return;
+    };
+    let spend: Spend = Arc::new(Mutex::new((0, 0.0)));
+    let mut running = JoinSet::new();
+    while let Some(job) = queue.recv().await {
+        let state = live.get();
+        // A reload may have removed [judge]: what is queued then is not judged.
+        let Some(cfg) = state.config.judge.clone() else {
+            continue;
+        };
+        while running.len() >= cfg.concurrency {
+            running.join_next().await;
+        }
+        running.spawn(judge_one(state, cfg, job, spend.clone()));
+    }
+}
+
+fn hour() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() / 3600)
+}
+
+/// Whether this hour's judging budget is spent.
+fn over_budget(spend: &Spend, budget: Option<f64>) -> bool {
+    let mut s = spend.lock().unwrap_or_else(|e| e.into_inner());
+    if s.0 != hour() {
+        *s = (hour(), 0.0);
+    }
+    budget.is_some_and(|b| s.1 >= b)
+}
+
+fn clip(text: &str) -> String {
+    text.chars().take(MAX_TEXT_CHARS).collect()
+}
+
+async fn judge_one(state: Arc<AppState>, cfg: JudgeConfig, job: JudgeJob, spend: Spend) {
+    let queue = &state.judge;
+    let mut last = JudgeResult::Failed;
+    for attempt in 0..=cfg.retries {
+        if attempt > 0 {
+            queue.retries.fetch_add(1, Ordering::Relaxed);
+        }
+        if over_budget(&spend, cfg.budget_usd_per_hour) {
+            queue.count(JudgeResult::OverBudget);
+            return;
+        }
+        let body = json!({
+            "model": cfg.model,
+            "max_tokens": 16,
+            "temperature": 0,
+            "messages": [
+                {"role": "system", "content": cfg.rubric},
+                {"role": "user", "content": format!("Request:\n{}\n\nAnswer to grade:\n{}", clip(&job.question), clip(&job.answer))},
+            ],
+        });
+        let Ok(req) = ChatRequest::from_openai(body) else {
+            break;
+        };
+        let Ok(plan) = state
+            .planner
+            .plan(&req, &format!("{}-judge", job.request_id))
+            .await
+        else {
+            break;
+        };
+        let guards = Guards {
+            cooldowns: &state.cooldowns,
+            metrics: &state.metrics,
+            deadline: state.config.server.deadline,
+            max_upstream_body_bytes: state.config.server.max_upstream_body_bytes,
+        };
+        let Execution { result, .. } =
+            failover::execute(&state.providers, &plan, &req, &guards).await;
+        let Ok((model, Served::Complete(answer))) = result else {
+            last = JudgeResult::Failed;
+            continue;
+        };
+        let usage = &answer["usage"];
+        let cost = model.cost_usd(
+            usage["prompt_tokens"].as_u64().unwrap_or(0),
+            usage["completion_tokens"].as_u64().unwrap_or(0),
+        );
+        queue.add_cost(cost);
+        spend.lock().unwrap_or_else(|e| e.into_inner()).1 += cost;
+        let text = answer["choices"][0]["message"]["content"]
+            .as_str()
+            .unwrap_or("");
+        let Some(score) = parse_score(text) else {
+            last = JudgeResult::Unparsable;
+            continue;
+        };
+        let stored = state.feedback.store(&Feedback {
+            request_id: job.request_id.clone(),
+            source: "judge".into(),
+            score,
+            thumbs: None,
+            comment: Some(format!("judge {} (${cost:.6})", model.id)),
+            model: job.model.clone(),
+        });
+        match stored {
+            Ok(_) => queue.count(JudgeResult::Judged),
+            Err(e) => {
+                tracing::warn!(error = %e.message, "judge: could not store a judgement");
+                queue.count(JudgeResult::Failed);
+            }
+        }
+        return;
+    }
+    queue.count(last);
+}
