@@ -36,6 +36,22 @@ enum Command {
     },
     /// Print the embedded default config (a starting point for your own).
     DefaultConfig,
+    /// Compare a router's routes and variants on the logged traffic (e.g. two artifacts in a
+    /// staged rollout): requests, mean feedback with a 95 % interval, cost per 1k requests,
+    /// TTFT p50 / p99, failover and error rates.
+    Report {
+        /// The router, `NAME` or `router/NAME`.
+        #[arg(long)]
+        router: String,
+        /// The log directory; default: the config's `[logging] dir`.
+        #[arg(long)]
+        logs: Option<PathBuf>,
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Train a router artifact (runs the `switchyard-train` binary; see `switchyard train --help`).
     Train {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
@@ -119,6 +135,26 @@ async fn run(cli: Cli) -> Result<(), String> {
         }
         Command::DefaultConfig => {
             print!("{}", switchyard::config::DEFAULT_CONFIG);
+            Ok(())
+        }
+        Command::Report {
+            router,
+            logs,
+            config,
+            json,
+        } => {
+            let dir = match logs {
+                Some(d) => d,
+                None => load(&config)?.logging.dir,
+            };
+            let router = router.trim_start_matches("router/");
+            let report = switchyard::observe::report::compare(&dir, router)
+                .map_err(|e| format!("{}: {e}", dir.display()))?;
+            if json {
+                println!("{report:#}");
+            } else {
+                print!("{}", switchyard::observe::report::markdown(&report));
+            }
             Ok(())
         }
         Command::Train { args } => run_training(&args),

@@ -15,20 +15,28 @@ fn encoder_dir() -> PathBuf {
 /// An artifact whose `strong` candidate is better (p = 0.9) and `up/second` worse (p = 0.6),
 /// each predicting 100 output tokens at equal prices; `encoder_id` None = the real encoder's id.
 fn write_artifact(dir: &Path, encoder_id: Option<&str>, strong: &str) {
+    write_artifact_with(dir, encoder_id, &[(strong, 0.9), ("up/second", 0.6)]);
+}
+
+/// An artifact with these candidates and probabilities of a good answer.
+fn write_artifact_with(dir: &Path, encoder_id: Option<&str>, candidates: &[(&str, f64)]) {
     let enc: Value = serde_json::from_str(
         &std::fs::read_to_string(encoder_dir().join("manifest.json")).unwrap(),
     )
     .unwrap();
-    let candidate = |model, quality| UniformCandidate {
-        model,
-        quality,
-        output_tokens: 100.0,
-        price_per_mtok: 1.0,
-    };
+    let candidates: Vec<UniformCandidate> = candidates
+        .iter()
+        .map(|(model, quality)| UniformCandidate {
+            model,
+            quality: *quality,
+            output_tokens: 100.0,
+            price_per_mtok: 1.0,
+        })
+        .collect();
     Artifact::uniform(
         json!({"version": "test-artifact", "encoder": {"id": encoder_id.map(Value::from).unwrap_or(enc["encoder_id"].clone()), "dimension": 384}, "cost_reference": {"prompt_tokens": 100, "output_tokens": 100}}),
         &[0.0; 384],
-        &[candidate(strong, 0.9), candidate("up/second", 0.6)],
+        &candidates,
     )
     .write(dir)
     .unwrap();
@@ -326,6 +334,91 @@ async fn judge_grades_auto_answers_into_feedback() {
     std::fs::remove_dir_all(dir).ok();
 }
 
+/// A staged rollout: a router's variants pin two artifacts, sticky by user; each user's requests
+/// are decided by their variant's artifact, and `/v1/report` compares the variants.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn variants_pin_artifacts_for_a_staged_rollout_and_the_report_compares_them() {
+    let (old, new) = (tmp("rollout-old"), tmp("rollout-new"));
+    write_artifact(&old, None, "up/ok");
+    write_artifact_with(&new, None, &[("up/ok", 0.6), ("up/second", 0.9)]);
+    set_manifest(&new, |m| m["version"] = json!("new-artifact"));
+    let extra = format!(
+        "[auto]\nartifact = \"{}\"\nencoder = \"{}\"\ndefault_knob = \"best\"\ncandidates = [\"up/ok\", \"up/second\"]\n[routers.rollout]\ndefault = {{ variants = [{{ name = \"current\", auto = {{ knob = \"best\" }}, weight = 50 }}, {{ name = \"candidate\", auto = {{ knob = \"best\", artifact = \"{}\" }}, weight = 50 }}] }}\n",
+        old.display(),
+        encoder_dir().display(),
+        new.display()
+    );
+    let h = Harness::start_with(Options {
+        extra,
+        ..Options::default()
+    })
+    .await;
+    let mut seen = std::collections::BTreeMap::new();
+    for u in 0..12 {
+        for _ in 0..2 {
+            let (status, _, v) = h
+                .chat(json!({"model": "router/rollout", "stream": false, "user": format!("user-{u}"), "messages": user("which artifact?")}))
+                .await;
+            assert_eq!(status, 200, "{v}");
+            let r = &v["metadata"]["routing"];
+            let variant = r["variant"].as_str().unwrap().to_string();
+            let (version, model) = (r["artifact_version"].clone(), v["model"].clone());
+            match variant.as_str() {
+                "current" => assert_eq!((version, model), (json!("test-artifact"), json!("up/ok"))),
+                "candidate" => assert_eq!(
+                    (version, model),
+                    (json!("new-artifact"), json!("up/second"))
+                ),
+                other => panic!("variant {other}"),
+            }
+            let prev = seen.insert(u, variant.clone());
+            assert!(prev.is_none() || prev == Some(variant), "sticky by user");
+        }
+    }
+    assert_eq!(
+        seen.values()
+            .collect::<std::collections::BTreeSet<_>>()
+            .len(),
+        2,
+        "both variants serve some of 12 users: {seen:?}"
+    );
+    let mut variants = vec![];
+    for _ in 0..50 {
+        let report = h.get_json("/v1/report?router=rollout").await;
+        variants = report["variants"].as_array().cloned().unwrap_or_default();
+        if variants
+            .iter()
+            .map(|v| v["requests"].as_u64().unwrap_or(0))
+            .sum::<u64>()
+            == 24
+        {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let by_name: std::collections::BTreeMap<&str, &Value> = variants
+        .iter()
+        .map(|v| (v["variant"].as_str().unwrap(), v))
+        .collect();
+    assert_eq!(by_name.len(), 2, "{variants:?}");
+    assert!(
+        by_name["candidate"]["artifact_versions"]["new-artifact"]
+            .as_u64()
+            .unwrap()
+            > 0
+    );
+    assert!(
+        by_name["current"]["artifact_versions"]["test-artifact"]
+            .as_u64()
+            .unwrap()
+            > 0
+    );
+    let bad = h.get("/v1/report?router=nope").await;
+    assert_eq!(bad.status(), 400);
+    std::fs::remove_dir_all(old).ok();
+    std::fs::remove_dir_all(new).ok();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn missing_or_mismatched_artifact_leaves_static_routes_working() {
     let h = start(&tmp("missing"), "up/ok").await;
@@ -497,6 +590,29 @@ fn route_auto_is_validated_at_load() {
     .unwrap_err()
     .to_string();
     assert!(e.contains("one of `model`, `variants` or `auto`"), "{e}");
+    // Variants pinning artifacts (staged rollouts).
+    for (router, key, reason) in [
+        (
+            "default = { variants = [{ model = \"p/a\", auto = {}, weight = 100 }] }",
+            "routers.r.default.variants[0]",
+            "one of `model` or `auto`",
+        ),
+        (
+            "default = { variants = [{ model = \"p/a\", weight = 50 }, { auto = { artifact = \" \" }, weight = 50 }] }",
+            "routers.r.default.variants[1].auto.artifact",
+            "is empty",
+        ),
+        (
+            "default = { variants = [{ model = \"p/a\", weight = 50 }, { auto = { candidates = [\"p/b\"] }, weight = 50 }] }",
+            "routers.r.default.variants[1].auto.candidates",
+            "not an [auto] candidate",
+        ),
+    ] {
+        let e = with(&format!("[routers.r]\n{router}\n{auto}"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(key) && e.contains(reason), "{router}: {e}");
+    }
     // [auto] itself: the old map form, priors, the unfamiliar policy, min_support, exploration.
     for (section, key, reason) in [
         (

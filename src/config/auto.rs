@@ -43,7 +43,7 @@ pub(super) struct FileAuto {
 
 /// Learned routing (`model: "auto"`): where the artifact and encoder are, the candidate served
 /// models with the priors of those the artifact has no outcomes for, and the guardrails.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct AutoConfig {
     /// A `router-<version>` directory, or a directory whose `LATEST` file names one.
     pub artifact: PathBuf,

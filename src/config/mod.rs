@@ -18,7 +18,9 @@ pub use auto::{cost_weight, AutoConfig};
 pub use duration::parse_duration;
 pub use logging::LoggingConfig;
 pub use models::{ModelConfig, ProviderConfig, ProviderKind};
-pub use routers::{RouteAuto, RouteConfig, RouterConfig, VariantConfig};
+pub use routers::{
+    pinned_artifacts, RouteAuto, RouteConfig, RouterConfig, VariantConfig, VariantTarget,
+};
 pub use server::ServerConfig;
 pub use source::ConfigError;
 

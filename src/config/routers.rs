@@ -8,6 +8,7 @@ use super::source::{ConfigError, Source};
 use crate::cel::CelExpr;
 use serde::Deserialize;
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -42,12 +43,16 @@ pub(super) struct FileRouteAuto {
     #[serde(default)]
     candidates: Vec<String>,
     knob: Option<String>,
+    /// A specific artifact (`models/router-<version>`) instead of `[auto] artifact`: a staged
+    /// rollout puts it on a variant.
+    artifact: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct FileVariant {
-    model: String,
+    model: Option<String>,
+    auto: Option<FileRouteAuto>,
     weight: u32,
     name: Option<String>,
 }
@@ -71,19 +76,29 @@ pub struct RouteConfig {
     pub auto: Option<Arc<RouteAuto>>,
 }
 
-/// Learned routing as a route's target: a subset of the `[auto]` candidates and a default knob.
+/// Learned routing as a route's (or variant's) target: a subset of the `[auto]` candidates, a
+/// default knob, and optionally an artifact of its own.
 #[derive(Debug)]
 pub struct RouteAuto {
     /// Served model ids; empty = every `[auto]` candidate.
     pub candidates: Vec<String>,
     pub knob: String,
     pub cost_weight: f64,
+    /// `None`: the `[auto]` artifact (hot-reloaded); else this one, pinned.
+    pub artifact: Option<PathBuf>,
+}
+
+/// What a variant serves: a model, or learned routing (e.g. a new artifact on a share of users).
+#[derive(Debug)]
+pub enum VariantTarget {
+    Model(Arc<ModelConfig>),
+    Auto(Arc<RouteAuto>),
 }
 
 #[derive(Debug)]
 pub struct VariantConfig {
     pub name: String,
-    pub model: Arc<ModelConfig>,
+    pub target: VariantTarget,
     pub weight: u32,
 }
 
@@ -153,34 +168,102 @@ pub(super) fn check_auto_routes(
             .iter()
             .enumerate()
             .map(|(i, x)| (format!("routers.{rname}.routes[{i}]"), x));
-        for (key, route) in routes.chain([(format!("routers.{rname}.default"), &r.default)]) {
-            let Some(ra) = &route.auto else { continue };
-            let Some(a) = auto else {
-                return Err(err(
-                    &format!("{key}.auto"),
-                    "learned routing needs an [auto] section (artifact, encoder, candidates)"
-                        .into(),
-                ));
-            };
-            for m in &ra.candidates {
-                if !a.candidates.iter().any(|c| &c.id == m) {
+        for (route_key, route) in routes.chain([(format!("routers.{rname}.default"), &r.default)]) {
+            let variant_autos =
+                route
+                    .variants
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, v)| match &v.target {
+                        VariantTarget::Auto(ra) => Some((format!("{route_key}.variants[{i}]"), ra)),
+                        VariantTarget::Model(_) => None,
+                    });
+            let autos: Vec<(String, &Arc<RouteAuto>)> = route
+                .auto
+                .iter()
+                .map(|ra| (route_key.clone(), ra))
+                .chain(variant_autos)
+                .collect();
+            for (key, ra) in autos {
+                let Some(a) = auto else {
                     return Err(err(
-                        &format!("{key}.auto.candidates"),
-                        format!(
-                            "{m:?} is not an [auto] candidate (those are: {})",
-                            a.candidates
-                                .iter()
-                                .map(|c| c.id.as_str())
-                                .collect::<Vec<_>>()
-                                .join(", ")
-                        ),
+                        &format!("{key}.auto"),
+                        "learned routing needs an [auto] section (artifact, encoder, candidates)"
+                            .into(),
                     ));
+                };
+                for m in &ra.candidates {
+                    if !a.candidates.iter().any(|c| &c.id == m) {
+                        return Err(err(
+                            &format!("{key}.auto.candidates"),
+                            format!(
+                                "{m:?} is not an [auto] candidate (those are: {})",
+                                a.candidates
+                                    .iter()
+                                    .map(|c| c.id.as_str())
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            ),
+                        ));
+                    }
                 }
             }
         }
     }
 
     Ok(())
+}
+
+/// Every artifact a route or variant pins (staged rollouts), once each.
+pub fn pinned_artifacts(routers: &BTreeMap<String, Arc<RouterConfig>>) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = Vec::new();
+    for r in routers.values() {
+        for route in r.routes.iter().chain([&r.default]) {
+            let variant_autos = route.variants.iter().filter_map(|v| match &v.target {
+                VariantTarget::Auto(ra) => Some(ra),
+                VariantTarget::Model(_) => None,
+            });
+            for ra in route.auto.iter().chain(variant_autos) {
+                if let Some(p) = &ra.artifact {
+                    if !out.contains(p) {
+                        out.push(p.clone());
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Learned routing as a target: candidates among `[auto]`'s (checked later), knob, artifact.
+fn route_auto(
+    a: &FileRouteAuto,
+    key: &str,
+    find_model: &ModelLookup,
+    err: &dyn Fn(&str, String) -> ConfigError,
+) -> Result<Arc<RouteAuto>, ConfigError> {
+    let knob = a.knob.clone().unwrap_or_else(|| "balanced".into());
+    let cost_weight = cost_weight(&knob).ok_or_else(|| {
+        err(
+            &format!("{key}.knob"),
+            format!("{knob:?} is not best, balanced, cheap or a number between 0 and 1"),
+        )
+    })?;
+    let candidates = a
+        .candidates
+        .iter()
+        .enumerate()
+        .map(|(i, m)| find_model(&format!("{key}.candidates[{i}]"), m).map(|m| m.id.clone()))
+        .collect::<Result<_, _>>()?;
+    if a.artifact.as_deref().is_some_and(|p| p.trim().is_empty()) {
+        return Err(err(&format!("{key}.artifact"), "is empty".into()));
+    }
+    Ok(Arc::new(RouteAuto {
+        candidates,
+        knob,
+        cost_weight,
+        artifact: a.artifact.as_ref().map(PathBuf::from),
+    }))
 }
 
 fn build_route(
@@ -209,26 +292,7 @@ fn build_route(
             if route.model.is_some() || !route.variants.is_empty() {
                 return Err(err(key, "give one of `model`, `variants` or `auto`".into()));
             }
-            let knob = a.knob.clone().unwrap_or_else(|| "balanced".into());
-            let cost_weight = cost_weight(&knob).ok_or_else(|| {
-                err(
-                    &format!("{key}.auto.knob"),
-                    format!("{knob:?} is not best, balanced, cheap or a number between 0 and 1"),
-                )
-            })?;
-            let candidates = a
-                .candidates
-                .iter()
-                .enumerate()
-                .map(|(i, m)| {
-                    find_model(&format!("{key}.auto.candidates[{i}]"), m).map(|m| m.id.clone())
-                })
-                .collect::<Result<_, _>>()?;
-            Some(Arc::new(RouteAuto {
-                candidates,
-                knob,
-                cost_weight,
-            }))
+            Some(route_auto(a, &format!("{key}.auto"), find_model, err)?)
         }
     };
     let variants = match (&route.model, route.variants.is_empty()) {
@@ -247,7 +311,7 @@ fn build_route(
         }
         (Some(m), true) => vec![VariantConfig {
             name: m.clone(),
-            model: find_model(&format!("{key}.model"), m)?,
+            target: VariantTarget::Model(find_model(&format!("{key}.model"), m)?),
             weight: 100,
         }],
         (None, false) => {
@@ -260,9 +324,25 @@ fn build_route(
             }
             let mut out = Vec::new();
             for (i, v) in route.variants.iter().enumerate() {
+                let vkey = format!("{key}.variants[{i}]");
+                let (target, default_name) = match (&v.model, &v.auto) {
+                    (Some(m), None) => (
+                        VariantTarget::Model(find_model(&format!("{vkey}.model"), m)?),
+                        m.clone(),
+                    ),
+                    (None, Some(a)) => {
+                        let ra = route_auto(a, &format!("{vkey}.auto"), find_model, err)?;
+                        let name = ra
+                            .artifact
+                            .as_ref()
+                            .map_or("auto".to_string(), |p| format!("auto@{}", p.display()));
+                        (VariantTarget::Auto(ra), name)
+                    }
+                    _ => return Err(err(&vkey, "a variant has one of `model` or `auto`".into())),
+                };
                 out.push(VariantConfig {
-                    name: v.name.clone().unwrap_or_else(|| v.model.clone()),
-                    model: find_model(&format!("{key}.variants[{i}].model"), &v.model)?,
+                    name: v.name.clone().unwrap_or(default_name),
+                    target,
                     weight: v.weight,
                 });
             }

@@ -29,6 +29,7 @@ pub fn router(live: Arc<Live>) -> axum::Router {
         .route("/v1/models", get(models::list_models))
         .route("/v1/feedback", post(feedback::feedback))
         .route("/v1/route", post(chat::route))
+        .route("/v1/report", get(models::report))
         .route("/healthz", get(models::healthz))
         .route("/metrics", get(models::metrics))
         .route_layer(axum::middleware::from_fn_with_state(

@@ -1,12 +1,17 @@
 //! The read-only endpoints: `GET /v1/models` (models, routers and `auto`, with prices, cooldowns
 //! and the learned router's state), `GET /metrics` (Prometheus text) and `GET /healthz`.
 
+use super::respond::Rejection;
 use super::state::AppState;
+use crate::error::{ErrorKind, GatewayError};
 use crate::observe::judge::JudgeResult;
+use crate::observe::report;
+use axum::extract::Query;
 use axum::http::header;
 use axum::response::IntoResponse;
 use axum::{Extension, Json};
 use serde_json::{json, Value};
+use std::collections::HashMap;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
@@ -90,6 +95,45 @@ pub async fn metrics(Extension(state): Extension<Arc<AppState>>) -> impl IntoRes
         )],
         text,
     )
+}
+
+/// `GET /v1/report?router=NAME`: the router's variants compared on the logged traffic.
+pub async fn report(
+    Extension(state): Extension<Arc<AppState>>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, Rejection> {
+    Ok(Json(report_of(&state, &q).await?))
+}
+
+async fn report_of(state: &AppState, q: &HashMap<String, String>) -> Result<Value, GatewayError> {
+    let router = q
+        .get("router")
+        .filter(|r| !r.is_empty())
+        .ok_or_else(|| {
+            GatewayError::invalid(
+                "`router` is required, e.g. /v1/report?router=main",
+                "router",
+            )
+        })?
+        .trim_start_matches("router/")
+        .to_string();
+    if !state.config.routers.contains_key(&router) {
+        return Err(GatewayError::invalid(
+            format!("no router {router:?} in this config"),
+            "router",
+        ));
+    }
+    if !state.config.logging.enabled {
+        return Err(GatewayError::invalid(
+            "the report reads the request log; enable [logging]",
+            "router",
+        ));
+    }
+    let dir = state.config.logging.dir.clone();
+    tokio::task::spawn_blocking(move || report::compare(&dir, &router))
+        .await
+        .map_err(|e| GatewayError::new(ErrorKind::Internal, e.to_string()))?
+        .map_err(|e| GatewayError::new(ErrorKind::Internal, format!("reading the log: {e}")))
 }
 
 pub async fn healthz() -> Json<Value> {

@@ -89,6 +89,23 @@ impl AppState {
             }
             Err(e) => tracing::warn!("model \"auto\" is unavailable: {e}"),
         }
+        // Artifacts pinned by a route or variant: loaded once each with the [auto] settings.
+        let pinned = match &config.auto {
+            None => Default::default(),
+            Some(a) => crate::config::pinned_artifacts(&config.routers)
+                .into_iter()
+                .map(|path| {
+                    let slot = AutoSlot::load(Some(&crate::config::AutoConfig {
+                        artifact: path.clone(),
+                        ..a.clone()
+                    }));
+                    if let Err(e) = slot.get() {
+                        tracing::warn!(artifact = %path.display(), "a pinned artifact is unavailable: {e}");
+                    }
+                    (path, slot)
+                })
+                .collect(),
+        };
         let decision_slots = config
             .auto
             .as_ref()
@@ -113,7 +130,7 @@ impl AppState {
             admission,
             feedback,
             judge,
-            planner: Planner::new(RoutingTable::new(&config), auto, decision_slots),
+            planner: Planner::new(RoutingTable::new(&config), auto, pinned, decision_slots),
             config: Arc::new(config),
             providers,
             metrics,

@@ -9,3 +9,4 @@ pub mod judge;
 pub mod logstore;
 pub mod metrics;
 pub mod record;
+pub mod report;

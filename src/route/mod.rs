@@ -10,7 +10,7 @@ pub mod learned;
 pub mod plan;
 pub mod sticky;
 
-use crate::config::{Config, ModelConfig, RouteAuto, RouteConfig, RouterConfig};
+use crate::config::{Config, ModelConfig, RouteAuto, RouteConfig, RouterConfig, VariantTarget};
 use crate::error::{ErrorKind, GatewayError};
 use crate::format::request::ChatRequest;
 use serde::Serialize;
@@ -239,7 +239,11 @@ fn plan_router(router: &RouterConfig, req: &ChatRequest, request_id: &str) -> Ro
             }
         }
     };
-    let mut chain = vec![variant.model.clone()];
+    // A learned variant (e.g. a new artifact on a share of users) is completed by the planner.
+    let (mut chain, auto) = match &variant.target {
+        VariantTarget::Model(m) => (vec![m.clone()], None),
+        VariantTarget::Auto(ra) => (vec![], Some(ra.clone())),
+    };
     append_unique(&mut chain, route.fallbacks.iter().cloned());
     RoutePlan {
         chain,
@@ -250,7 +254,7 @@ fn plan_router(router: &RouterConfig, req: &ChatRequest, request_id: &str) -> Ro
             reason,
             learned: None,
         },
-        auto: None,
+        auto,
         timeout: router.timeout,
         ttft_timeout: router.ttft_timeout,
     }

@@ -8,6 +8,8 @@ use crate::config::{cost_weight, ModelConfig, RouteAuto};
 use crate::error::{ErrorKind, GatewayError};
 use crate::format::request::ChatRequest;
 use serde_json::Value;
+use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 use switchyard_learn::score::cost_weight_for_share;
 use tokio::sync::Semaphore;
@@ -17,6 +19,8 @@ pub struct Planner {
     pub table: RoutingTable,
     /// Learned routing (hot-reloadable), or why `auto` is unavailable.
     pub auto: AutoSlot,
+    /// Artifacts pinned by router routes or variants (staged rollouts), by path.
+    pub pinned: HashMap<PathBuf, AutoSlot>,
     /// Bounds concurrent routing decisions (each holds an encoder session).
     permits: Semaphore,
 }
@@ -29,10 +33,16 @@ enum AutoSource<'a> {
 }
 
 impl Planner {
-    pub fn new(table: RoutingTable, auto: AutoSlot, decision_slots: usize) -> Planner {
+    pub fn new(
+        table: RoutingTable,
+        auto: AutoSlot,
+        pinned: HashMap<PathBuf, AutoSlot>,
+        decision_slots: usize,
+    ) -> Planner {
         Planner {
             table,
             auto,
+            pinned,
             permits: Semaphore::new(decision_slots),
         }
     }
@@ -61,7 +71,13 @@ impl Planner {
         req: &ChatRequest,
         source: AutoSource<'_>,
     ) -> Result<(Vec<Arc<ModelConfig>>, LearnedDecision), GatewayError> {
-        let router = self.auto.get().map_err(|why| {
+        let slot = match source {
+            AutoSource::Route(RouteAuto {
+                artifact: Some(p), ..
+            }) => self.pinned.get(p).unwrap_or(&self.auto),
+            _ => &self.auto,
+        };
+        let router = slot.get().map_err(|why| {
             GatewayError::new(
                 ErrorKind::AutoUnavailable,
                 format!("model \"auto\" (learned routing) is unavailable: {why}"),

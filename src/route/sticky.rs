@@ -21,7 +21,7 @@ pub fn pick<'a>(variants: &'a [VariantConfig], key: &str) -> &'a VariantConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::ModelConfig;
+    use crate::config::{ModelConfig, VariantTarget};
     use std::sync::Arc;
 
     fn variants(weights: &[u32]) -> Vec<VariantConfig> {
@@ -30,7 +30,7 @@ mod tests {
             .enumerate()
             .map(|(i, w)| VariantConfig {
                 name: format!("v{i}"),
-                model: Arc::new(ModelConfig {
+                target: VariantTarget::Model(Arc::new(ModelConfig {
                     id: format!("p/m{i}"),
                     provider: "p".into(),
                     upstream: format!("m{i}"),
@@ -40,7 +40,7 @@ mod tests {
                     max_output_tokens: 1,
                     tags: vec![],
                     mock: Default::default(),
-                }),
+                })),
                 weight: *w,
             })
             .collect()
