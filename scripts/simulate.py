@@ -51,7 +51,7 @@ class World:
         self.rng = random.Random(spec["seed"] + seed_offset)
 
     def prompt(self):
-        """A prompt: (text, topic index, difficulty in [0, 1])."""
+        """A prompt: (text, topic index, difficulty in [0, 1], metadata signal value or None)."""
         r = self.rng
         weights = [t["weight"] for t in self.topics]
         ti = r.choices(range(len(self.topics)), weights)[0]
@@ -70,11 +70,22 @@ class World:
             i = text.index("{")
             key = text[i : text.index("}", i) + 1]
             text = text[:i] + fills[key]() + text[i + len(key) :]
-        return text, ti, d
+        sig = None
+        signal = self.spec.get("signal")
+        if signal:
+            values = list(signal["values"])
+            sig = r.choices(values, [signal["values"][v] for v in values])[0]
+        return text, ti, d, sig
 
-    def quality(self, model, topic, d):
+    def quality(self, model, topic, d, sig=None):
         base, slope = self.topics[topic]["quality"][model]
-        return min(0.98, max(0.02, base - slope * d))
+        effect = 0.0
+        if sig is not None:
+            effect = self.spec["signal"].get("effect", {}).get(sig, {}).get(model, 0.0)
+        return min(0.98, max(0.02, base - slope * d + effect))
+
+    def metadata(self, sig):
+        return {} if sig is None else {self.spec["signal"]["key"]: sig}
 
     def cost(self, model, text):
         """USD of one answer: the mock's tokens (prompt ~ chars / 4, answer ~ echo) at the model's prices."""
@@ -171,13 +182,13 @@ def serve_round(server, world, round_no, prompts, knob_model, explore_on):
     """Serves the prompts; posts feedback; returns per-request records."""
 
     def one(i_p):
-        i, (text, topic, d) = i_p
-        body = {"model": knob_model, "messages": [{"role": "user", "content": text}], "user": f"r{round_no}-u{i}"}
+        i, (text, topic, d, sig) = i_p
+        body = {"model": knob_model, "messages": [{"role": "user", "content": text}], "user": f"r{round_no}-u{i}", "metadata": world.metadata(sig)}
         status, v = http(server.base, "/v1/chat/completions", body)
         if status != 200:
             raise SystemExit(f"request failed ({status}): {v}")
         model = v["model"]
-        q = world.quality(model, topic, d)
+        q = world.quality(model, topic, d, sig)
         rng = random.Random(world.spec["seed"] * 1_000_003 + round_no * 10_007 + i)
         good = 1.0 if rng.random() < q else 0.0
         answered = rng.random() < world.spec["feedback_rate"]
@@ -195,6 +206,7 @@ def serve_round(server, world, round_no, prompts, knob_model, explore_on):
             "text": text,
             "topic": topic,
             "d": d,
+            "sig": sig,
             "explored": routing.get("exploration", {}).get("explored", False),
         }
 
@@ -211,7 +223,7 @@ def regret(world, records, w, present):
     ref = sum(max(world.cost(m, r["text"]) for m in present) for r in records) / len(records)
     total = 0.0
     for r in records:
-        best = max(utility(world.quality(m, r["topic"], r["d"]), world.cost(m, r["text"]), w, ref) for m in present)
+        best = max(utility(world.quality(m, r["topic"], r["d"], r["sig"]), world.cost(m, r["text"]), w, ref) for m in present)
         total += best - utility(r["true_quality"], r["world_cost"], w, ref)
     return total / len(records)
 
@@ -239,10 +251,10 @@ def oracle_at(world, tests, w):
     """The oracle's mean (cost, quality) at cost weight `w` on the test prompts."""
     n = len(tests)
     ref = sum(max(world.cost(m, t[0]) for m in world.ids) for t in tests) / n
-    chosen = [max(world.ids, key=lambda m: utility(world.quality(m, t[1], t[2]), world.cost(m, t[0]), w, ref)) for t in tests]
+    chosen = [max(world.ids, key=lambda m: utility(world.quality(m, t[1], t[2], t[3]), world.cost(m, t[0]), w, ref)) for t in tests]
     return (
         sum(world.cost(m, t[0]) for m, t in zip(chosen, tests)) / n,
-        sum(world.quality(m, t[1], t[2]) for m, t in zip(chosen, tests)) / n,
+        sum(world.quality(m, t[1], t[2], t[3]) for m, t in zip(chosen, tests)) / n,
     )
 
 
@@ -250,12 +262,12 @@ def curves(server, world, tests):
     """The learned router's and the oracle's (cost, quality) points on the test prompts."""
     ids = world.ids
     costs = {m: [world.cost(m, t[0]) for t in tests] for m in ids}
-    quals = {m: [world.quality(m, t[1], t[2]) for t in tests] for m in ids}
+    quals = {m: [world.quality(m, t[1], t[2], t[3]) for t in tests] for m in ids}
     n = len(tests)
 
     def decide(args):
-        w, text = args
-        s, v = http(server.base, "/v1/route", {"model": "auto", "messages": [{"role": "user", "content": text}], "router": {"cost_weight": w}, "metadata": {"explore": False}})
+        w, (text, _, _, sig) = args
+        s, v = http(server.base, "/v1/route", {"model": "auto", "messages": [{"role": "user", "content": text}], "router": {"cost_weight": w}, "metadata": {"explore": False, **world.metadata(sig)}})
         if s != 200:
             raise SystemExit(f"/v1/route failed ({s}): {v}")
         return v["model"]
@@ -263,7 +275,7 @@ def curves(server, world, tests):
     learned = []
     with cf.ThreadPoolExecutor(8) as ex:
         for w in COST_WEIGHTS:
-            chosen = list(ex.map(decide, [(w, t[0]) for t in tests]))
+            chosen = list(ex.map(decide, [(w, t) for t in tests]))
             learned.append((
                 sum(costs[m][i] for i, m in enumerate(chosen)) / n,
                 sum(quals[m][i] for i, m in enumerate(chosen)) / n,
@@ -363,7 +375,8 @@ def run(args):
               + f" | {row['explored']*100:.1f}% | {observed:.3f} | {ope_cell} | {observed_exploit:.3f} | {within} |", flush=True)
         # Train on everything logged so far; estimate the new artifact on this round's logs.
         common = ["--logs", str(all_logs), "--data", str(out / "outcomes.parquet"), "--cache", str(out / "cache.parquet"), "--audit", str(out / "audit.md")]
-        t = subprocess.run([str(train), "all", "--src", "none", "--out", str(out / "models"), *common], cwd=ROOT, capture_output=True, text=True)
+        features = ["--features", spec["signal"]["key"]] if spec.get("signal") and not args.no_features else []
+        t = subprocess.run([str(train), "all", "--src", "none", "--out", str(out / "models"), *features, *common], cwd=ROOT, capture_output=True, text=True)
         if t.returncode != 0:
             raise SystemExit(f"training failed:\n{t.stderr}")
         (out / f"train-{round_no}.log").write_text(t.stdout + t.stderr)
@@ -389,9 +402,18 @@ def run(args):
     for ti, t in enumerate(world.topics):
         mine = [r for r in last_recs if r["topic"] == ti]
         ref = sum(max(world.cost(m, r["text"]) for m in world.ids) for r in last_recs) / len(last_recs)
-        oracle = [max(world.ids, key=lambda m: utility(world.quality(m, ti, r["d"]), world.cost(m, r["text"]), w_knob, ref)) for r in mine]
+        oracle = [max(world.ids, key=lambda m: utility(world.quality(m, ti, r["d"], r["sig"]), world.cost(m, r["text"]), w_knob, ref)) for r in mine]
         cells = [f"{m.split('/')[-1]} {100*sum(r['model'] == m for r in mine)/max(1,len(mine)):.0f}% [{100*sum(o == m for o in oracle)/max(1,len(mine)):.0f}%]" for m in world.ids]
         print(f"  {t['name']}: " + ", ".join(cells))
+    if spec.get("signal"):
+        key = spec["signal"]["key"]
+        print(f"final round, traffic share by metadata {key} (oracle at the knob in brackets):")
+        ref = sum(max(world.cost(m, r["text"]) for m in world.ids) for r in last_recs) / len(last_recs)
+        for sig in spec["signal"]["values"]:
+            mine = [r for r in last_recs if r["sig"] == sig]
+            oracle = [max(world.ids, key=lambda m: utility(world.quality(m, r["topic"], r["d"], sig), world.cost(m, r["text"]), w_knob, ref)) for r in mine]
+            cells = [f"{m.split('/')[-1]} {100*sum(r['model'] == m for r in mine)/max(1,len(mine)):.0f}% [{100*sum(o == m for o in oracle)/max(1,len(mine)):.0f}%]" for m in world.ids]
+            print(f"  {sig}: " + ", ".join(cells))
     judged = [r["ope_within"] for r in rows if "ope_within" in r]
     if judged:
         print(f"OPE estimate within its interval of the observed value: {sum(judged)}/{len(judged)} rounds")
@@ -405,6 +427,7 @@ def main():
     p.add_argument("--world", default=str(ROOT / "sim/worlds/default.json"))
     p.add_argument("--explore", type=float, default=None, help="override the world's exploration share")
     p.add_argument("--rounds", type=int, default=None)
+    p.add_argument("--no-features", action="store_true", help="train without the world's metadata signal as a feature")
     p.add_argument("--out", default=str(ROOT / "target/sim"))
     release = ROOT / "target/release"
     p.add_argument("--bin", default=str(release if (release / "switchyard-train").exists() else ROOT / "target/debug"))

@@ -419,6 +419,39 @@ async fn variants_pin_artifacts_for_a_staged_rollout_and_the_report_compares_the
     std::fs::remove_dir_all(new).ok();
 }
 
+/// An artifact with a metadata feature: the request's `emotion` reaches the candidates' linear
+/// models, so a frustrated caller is routed differently from a calm one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metadata_features_of_the_artifact_change_the_decision() {
+    let dir = tmp("metadata");
+    write_artifact(&dir, None, "up/ok");
+    let path = dir.join("weights.json");
+    let mut w: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    w["metadata"] = json!([{"key": "emotion", "values": ["frustrated"]}]);
+    for c in w["candidates"].as_array_mut().unwrap() {
+        // up/ok's answers are much worse for a frustrated caller; up/second's are not.
+        let drop = if c["model"] == "up/ok" { -1.0 } else { 0.0 };
+        c["quality"]["weights"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!(drop));
+        c["output_tokens"]["weights"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!(0.0));
+    }
+    write_atomic(&path, &w.to_string());
+    let h = start(&dir, "up/ok").await;
+    for (emotion, want) in [("calm", "up/ok"), ("frustrated", "up/second")] {
+        let (status, _, v) = h
+            .chat(json!({"model": "auto", "stream": false, "metadata": {"emotion": emotion}, "messages": user("my order is late")}))
+            .await;
+        assert_eq!(status, 200, "{v}");
+        assert_eq!(v["model"], want, "{emotion}: {}", v["metadata"]["routing"]);
+    }
+    std::fs::remove_dir_all(dir).ok();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn missing_or_mismatched_artifact_leaves_static_routes_working() {
     let h = start(&tmp("missing"), "up/ok").await;

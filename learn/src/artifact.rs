@@ -30,7 +30,7 @@ use crate::memory::{Memory, GOOD, UNKNOWN};
 use crate::price::Price;
 use crate::LearnError;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Map, Value};
 use std::path::{Path, PathBuf};
 
 /// Version of the artifact format.
@@ -49,6 +49,36 @@ pub fn features(embedding: &[f32], prompt_tokens: u64) -> Vec<f64> {
     let mut x: Vec<f64> = embedding.iter().map(|v| f64::from(*v) * scale).collect();
     x.push((1.0 + prompt_tokens as f64).ln() / 8.0);
     x
+}
+
+/// A request metadata key used as a feature (e.g. `plan`, `emotion`): one indicator per value
+/// seen in training, appended to the prompt features, so each candidate's linear model learns
+/// what the signal does to its answers ("a frustrated caller does better with the strong
+/// model"). A value not seen in training, or a missing key, sets no indicator.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct MetadataFeature {
+    pub key: String,
+    pub values: Vec<String>,
+}
+
+/// A metadata value as the features compare it: strings as they are, anything else as JSON.
+pub fn metadata_value(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// The indicators of `spec` for a request's metadata.
+pub fn metadata_features(spec: &[MetadataFeature], metadata: &Map<String, Value>) -> Vec<f64> {
+    spec.iter()
+        .flat_map(|f| {
+            let v = metadata.get(&f.key).map(metadata_value);
+            f.values
+                .iter()
+                .map(move |x| f64::from(u8::from(v.as_deref() == Some(x.as_str()))))
+        })
+        .collect()
 }
 
 /// `w · x + b`.
@@ -113,6 +143,9 @@ pub struct Weights {
     pub dimension: usize,
     pub blend: Blend,
     pub candidates: Vec<Candidate>,
+    /// Metadata keys used as features, after the prompt features (none for most artifacts).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub metadata: Vec<MetadataFeature>,
 }
 
 /// The prediction for one candidate and one prompt.
@@ -222,15 +255,23 @@ impl Artifact {
                 weights.candidates.len()
             )));
         }
+        // The embedding, the prompt-length feature, then one indicator per metadata value.
+        let width = d
+            + 1
+            + weights
+                .metadata
+                .iter()
+                .map(|f| f.values.len())
+                .sum::<usize>();
         for c in &weights.candidates {
-            if c.quality.weights.len() != d + 1 || c.output_tokens.weights.len() != d + 1 {
+            if c.quality.weights.len() != width || c.output_tokens.weights.len() != width {
                 return Err(bad(format!(
                     "{}: candidate {} has {} / {} weights, expected {}",
                     dir.display(),
                     c.model,
                     c.quality.weights.len(),
                     c.output_tokens.weights.len(),
-                    d + 1
+                    width
                 )));
             }
         }
@@ -298,8 +339,23 @@ impl Artifact {
         (table.len() == 101).then_some(table)
     }
 
+    /// The metadata indicators this artifact's linear models read, for a request's metadata.
+    pub fn metadata_features(&self, metadata: &Map<String, Value>) -> Vec<f64> {
+        metadata_features(&self.weights.metadata, metadata)
+    }
+
     /// Predicted quality and output tokens of every candidate for one prompt, and its support.
     pub fn predict(&self, embedding: &[f32], prompt_tokens: u64) -> Predicted {
+        self.predict_with(embedding, prompt_tokens, &[])
+    }
+
+    /// [`Artifact::predict`] with the request's metadata indicators ([`Artifact::metadata_features`]).
+    pub fn predict_with(
+        &self,
+        embedding: &[f32],
+        prompt_tokens: u64,
+        metadata: &[f64],
+    ) -> Predicted {
         let b = &self.weights.blend;
         let similarities = self.memory.similarities(embedding);
         let nearest = self.memory.nearest_in(&similarities, b.support_k);
@@ -309,7 +365,8 @@ impl Artifact {
                 nearest.iter().map(|n| f64::from(n.0)).sum::<f64>() / nearest.len().max(1) as f64,
             ),
         };
-        let x = features(embedding, prompt_tokens);
+        let mut x = features(embedding, prompt_tokens);
+        x.extend_from_slice(metadata);
         let predictions = self
             .weights
             .candidates
@@ -380,6 +437,7 @@ impl Artifact {
                     shrinkage: 1.0,
                     support_k: 1,
                 },
+                metadata: vec![],
                 candidates: candidates
                     .iter()
                     .map(|c| Candidate {
@@ -396,5 +454,35 @@ impl Artifact {
             },
             memory: Memory::build(&[anchor], vec![UNKNOWN; candidates.len()], candidates.len()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn metadata_indicators_follow_the_spec() {
+        let spec = vec![
+            MetadataFeature {
+                key: "emotion".into(),
+                values: vec!["calm".into(), "frustrated".into()],
+            },
+            MetadataFeature {
+                key: "tier".into(),
+                values: vec!["1".into(), "2".into()],
+            },
+        ];
+        let m = |v: serde_json::Value| v.as_object().unwrap().clone();
+        assert_eq!(
+            metadata_features(&spec, &m(json!({"emotion": "frustrated", "tier": 2}))),
+            vec![0.0, 1.0, 0.0, 1.0]
+        );
+        assert_eq!(
+            metadata_features(&spec, &m(json!({"emotion": "angry"}))),
+            vec![0.0; 4],
+            "unseen values and missing keys set nothing"
+        );
     }
 }

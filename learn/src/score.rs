@@ -113,11 +113,10 @@ impl Unfamiliar {
 pub fn rank(
     artifact: &Artifact,
     candidates: &[Priced],
-    prompt_tokens: u64,
-    embedding: &[f32],
+    (prompt_tokens, embedding, metadata): (u64, &[f32], &[f64]),
     cost_weight: f64,
 ) -> Ranked {
-    let predicted = artifact.predict(embedding, prompt_tokens);
+    let predicted = artifact.predict_with(embedding, prompt_tokens, metadata);
     let reference = reference_cost(artifact, candidates);
     Ranked {
         candidates: rank_predictions(

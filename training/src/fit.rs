@@ -20,6 +20,12 @@ impl Example {
         }
     }
 
+    /// Appends a request's metadata indicators to the features.
+    pub fn with_metadata(mut self, metadata: &[f64]) -> Example {
+        self.x.extend_from_slice(metadata);
+        self
+    }
+
     pub fn good(&self) -> f64 {
         f64::from(u8::from(self.quality >= GOOD_ANSWER))
     }
@@ -42,6 +48,8 @@ pub struct Gram<'a> {
     weights: &'a [f64],
     mean: Vec<f64>,
     xtx: Vec<f64>,
+    /// Columns from here on (metadata indicators) get a light penalty, at most 1.
+    light_from: usize,
 }
 
 impl<'a> Gram<'a> {
@@ -79,7 +87,16 @@ impl<'a> Gram<'a> {
             weights,
             mean,
             xtx,
+            light_from: d,
         }
+    }
+
+    /// Penalises the columns from `col` on (a few metadata indicators) by at most 1 instead of
+    /// the ridge strength, so that a signal such as a caller's emotion is not shrunk away with
+    /// the hundreds of embedding weights.
+    pub fn light_penalty_from(mut self, col: usize) -> Gram<'a> {
+        self.light_from = col.min(self.d);
+        self
     }
 
     /// Ridge regression of `target` on the features (intercept not penalised).
@@ -101,7 +118,11 @@ impl<'a> Gram<'a> {
         }
         let mut a = self.xtx.clone();
         for i in 0..d {
-            a[i * d + i] += lambda;
+            a[i * d + i] += if i < self.light_from {
+                lambda
+            } else {
+                lambda.min(1.0)
+            };
         }
         let w = cholesky_solve(&mut a, d, xty);
         let bias = ybar - w.iter().zip(&self.mean).map(|(w, m)| w * m).sum::<f64>();

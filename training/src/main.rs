@@ -21,7 +21,8 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::time::Instant;
 use switchyard_learn::artifact::{
-    Artifact, Blend, Candidate, Predicted, Weights, FEATURE_SPEC, GOOD_ANSWER, SCHEMA_VERSION,
+    metadata_features, metadata_value, Artifact, Blend, Candidate, MetadataFeature, Predicted,
+    Weights, FEATURE_SPEC, GOOD_ANSWER, SCHEMA_VERSION,
 };
 use switchyard_learn::memory::{self, Memory};
 
@@ -101,6 +102,10 @@ struct Cli {
     /// eval: also write every learned decision (prompt, knob, chosen model) to this NDJSON file.
     #[arg(long)]
     decisions: Option<PathBuf>,
+    /// fit: request metadata keys to use as features (e.g. `--features plan,emotion`): one
+    /// indicator per value seen in training, read from the logged requests.
+    #[arg(long, value_delimiter = ',')]
+    features: Vec<String>,
     /// ope: the fewest logged decisions that must agree with a policy for an estimate.
     #[arg(long, default_value_t = 30)]
     min_matches: usize,
@@ -278,6 +283,10 @@ pub struct Outcome {
     output_tokens: u64,
     cost_usd: f64,
     split: String,
+    /// The request's metadata indicators for the artifact's metadata features (filled by fit).
+    metadata: Vec<f64>,
+    /// The request's metadata (JSON object text; empty for benchmark rows).
+    metadata_json: String,
 }
 
 fn load_outcomes(df: &DataFrame, split_col: &str) -> Result<Vec<Outcome>, String> {
@@ -301,6 +310,8 @@ fn load_outcomes(df: &DataFrame, split_col: &str) -> Result<Vec<Outcome>, String
         s("source_model")?,
     );
     let categories = s("category")?;
+    // Tables written before metadata was recorded have no such column.
+    let metadata = s("metadata").ok();
     let (quality, it, ot, cost) = (
         f("quality")?,
         f("input_tokens")?,
@@ -321,6 +332,12 @@ fn load_outcomes(df: &DataFrame, split_col: &str) -> Result<Vec<Outcome>, String
             output_tokens: ot.get(i).unwrap_or(0.0) as u64,
             cost_usd: cost.get(i).unwrap_or(0.0),
             split: splits.get(i).unwrap_or("").to_string(),
+            metadata: vec![],
+            metadata_json: metadata
+                .as_ref()
+                .and_then(|m| m.get(i))
+                .unwrap_or("")
+                .to_string(),
         })
         .collect())
 }
@@ -395,6 +412,32 @@ fn fit_artifact(a: &Cli) -> Result<PathBuf, String> {
     }
     rows.retain(|r| kept.contains(&r.model));
     let models: Vec<&str> = kept.iter().map(String::as_str).collect();
+    // Metadata features: the values each key takes in the training rows.
+    let parsed: Vec<serde_json::Map<String, serde_json::Value>> = rows
+        .iter()
+        .map(|r| serde_json::from_str(&r.metadata_json).unwrap_or_default())
+        .collect();
+    let metadata_spec: Vec<MetadataFeature> = a
+        .features
+        .iter()
+        .map(|key| MetadataFeature {
+            key: key.clone(),
+            values: rows
+                .iter()
+                .zip(&parsed)
+                .filter(|(r, _)| r.split == "train")
+                .filter_map(|(_, m)| m.get(key).map(metadata_value))
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .collect(),
+        })
+        .collect();
+    for f in &metadata_spec {
+        eprintln!("metadata feature {}: values {:?}", f.key, f.values);
+    }
+    for (r, m) in rows.iter_mut().zip(&parsed) {
+        r.metadata = metadata_features(&metadata_spec, m);
+    }
     let t_fit = Instant::now();
     let mut candidates = Vec::new();
     let mut lambdas = BTreeMap::new();
@@ -411,7 +454,8 @@ fn fit_artifact(a: &Cli) -> Result<PathBuf, String> {
                 .map(|r| {
                     let e = cache.get(&r.text).expect("filled above");
                     (
-                        fit::Example::new(e, r.quality, r.input_tokens, r.output_tokens),
+                        fit::Example::new(e, r.quality, r.input_tokens, r.output_tokens)
+                            .with_metadata(&r.metadata),
                         r.source.as_str(),
                     )
                 })
@@ -422,7 +466,7 @@ fn fit_artifact(a: &Cli) -> Result<PathBuf, String> {
             (train.iter().collect(), val.iter().collect());
         let (ones, val_ones) = (vec![1.0; train.len()], vec![1.0; val.len()]);
         let (quality, lq, _) = fit::fit_best(
-            &fit::Gram::new(&train, &ones),
+            &fit::Gram::new(&train, &ones).light_penalty_from(encoder.dimension() + 1),
             &train,
             (&val, &val_ones),
             (fit::Example::good, |v| v.clamp(0.0, 1.0)),
@@ -433,7 +477,7 @@ fn fit_artifact(a: &Cli) -> Result<PathBuf, String> {
         // Chosen on the same balance of validation prompts.
         let balanced = fit::balanced_weights(&train_sources);
         let (output_tokens, lt, _) = fit::fit_best(
-            &fit::Gram::new(&train, &balanced),
+            &fit::Gram::new(&train, &balanced).light_penalty_from(encoder.dimension() + 1),
             &train,
             (&val, &fit::balanced_weights(&val_sources)),
             (fit::Example::log_output, |v| v),
@@ -499,6 +543,7 @@ fn fit_artifact(a: &Cli) -> Result<PathBuf, String> {
         dimension: encoder.dimension(),
         blend: BLEND,
         candidates,
+        metadata: metadata_spec,
     };
     let weights_json = serde_json::to_string(&weights).map_err(|e| e.to_string())?;
     let version = {
@@ -556,12 +601,20 @@ fn fit_artifact(a: &Cli) -> Result<PathBuf, String> {
         .collect();
     // One prediction per validation prompt (and prompt-token count): every candidate's row of
     // a prompt reads its own entry from it.
-    let mut val_predicted: BTreeMap<(&str, u64), Predicted> = BTreeMap::new();
+    let mut val_predicted: BTreeMap<(&str, u64, &str), Predicted> = BTreeMap::new();
     for r in rows.iter().filter(|r| r.split == "val") {
         val_predicted
-            .entry((r.prompt_id.as_str(), r.input_tokens))
+            .entry((
+                r.prompt_id.as_str(),
+                r.input_tokens,
+                r.metadata_json.as_str(),
+            ))
             .or_insert_with(|| {
-                probe.predict(cache.get(&r.text).expect("filled above"), r.input_tokens)
+                probe.predict_with(
+                    cache.get(&r.text).expect("filled above"),
+                    r.input_tokens,
+                    &r.metadata,
+                )
             });
     }
     // Validation metrics of the blended predictions (and of each part), per candidate.
@@ -572,7 +625,12 @@ fn fit_artifact(a: &Cli) -> Result<PathBuf, String> {
             .iter()
             .filter(|r| r.split == "val" && r.model == *model)
         {
-            let p = &val_predicted[&(r.prompt_id.as_str(), r.input_tokens)].predictions[m];
+            let p = &val_predicted[&(
+                r.prompt_id.as_str(),
+                r.input_tokens,
+                r.metadata_json.as_str(),
+            )]
+                .predictions[m];
             let good = r.quality >= GOOD_ANSWER;
             parts[0].push((p.quality, good));
             parts[1].push((p.quality_linear, good));
@@ -588,7 +646,7 @@ fn fit_artifact(a: &Cli) -> Result<PathBuf, String> {
     let mut seen = HashSet::new();
     let mut supports: Vec<f64> = val_predicted
         .iter()
-        .filter(|((id, _), _)| seen.insert(*id))
+        .filter(|((id, _, _), _)| seen.insert(*id))
         .map(|(_, p)| p.support.similarity)
         .collect();
     supports.sort_by(f64::total_cmp);

@@ -52,6 +52,8 @@ struct Logged {
     eligible: Vec<(String, Price, Prior)>,
     quality: f64,
     cost: f64,
+    /// The request's metadata (for an artifact with metadata features).
+    metadata: serde_json::Map<String, Value>,
 }
 
 /// The new policy on one logged decision: its choice and its predictions.
@@ -198,6 +200,7 @@ fn read_logged(logs: &Path) -> Result<(Vec<Logged>, Vec<String>), String> {
             // Several sources (a user and the judge): their mean.
             quality: scores.values().sum::<f64>() / scores.len() as f64,
             cost: r["cost_usd"].as_f64().unwrap_or(0.0),
+            metadata: r["metadata"].as_object().cloned().unwrap_or_default(),
         });
     }
     let notes = vec![format!(
@@ -250,7 +253,13 @@ pub fn run(a: &Args) -> Result<PathBuf, String> {
                 })
                 .collect();
             let emb = cache.get(&r.text).expect("filled above");
-            let mut ranked = rank(&artifact, &priced, r.prompt_tokens, emb, r.cost_weight);
+            let metadata = artifact.metadata_features(&r.metadata);
+            let mut ranked = rank(
+                &artifact,
+                &priced,
+                (r.prompt_tokens, emb, &metadata),
+                r.cost_weight,
+            );
             let unfamiliar = ranked.support.similarity < threshold;
             order(
                 &mut ranked.candidates,
@@ -391,6 +400,7 @@ mod tests {
                     eligible: vec![],
                     quality: truth(served, i / 2),
                     cost: if served == "b" { 2.0 } else { 1.0 },
+                    metadata: Default::default(),
                 }
             })
             .collect();

@@ -32,7 +32,8 @@ fn write_logs(dir: &Path) {
     std::fs::create_dir_all(dir).unwrap();
     let req = |id: &str, model: &str, text: &str| {
         json!({"request_id": id, "model": model, "attempts": [{"model": model, "success": true}],
-               "prompt": [{"role": "user", "content": text}], "prompt_tokens": 20, "completion_tokens": 40})
+               "prompt": [{"role": "user", "content": text}], "prompt_tokens": 20, "completion_tokens": 40,
+               "metadata": {"plan": if id == "r1" { "pro" } else { "free" }}})
         .to_string()
     };
     std::fs::write(
@@ -239,5 +240,33 @@ fn import_fit_load_predict_deterministically() {
         }
         assert_eq!(Path::new(&dir1).file_name(), Path::new(dir).file_name());
     }
+
+    // A metadata key as a feature: the logged `plan` is kept in the outcome table, its training
+    // values become indicators after the prompt features, and the artifact loads with them.
+    let plans = df.column("metadata").unwrap().str().unwrap().clone();
+    assert!(
+        (0..df.height()).any(|i| plans.get(i) == Some(r#"{"plan":"free"}"#)),
+        "metadata kept for feedback rows"
+    );
+    let mut args = common(&tmp.join("features"));
+    args.extend(["--features".to_string(), "plan".to_string()]);
+    let mut fit_args: Vec<&str> = vec!["fit"];
+    fit_args.extend(args.iter().map(String::as_str));
+    let log = train(&fit_args);
+    let dir = log
+        .lines()
+        .find(|l| l.contains("router-") && !l.contains(' '))
+        .unwrap()
+        .trim()
+        .to_string();
+    let a = Artifact::load(Path::new(&dir)).unwrap();
+    assert_eq!(a.weights.metadata.len(), 1);
+    assert_eq!(a.weights.metadata[0].key, "plan");
+    let width = 384 + 1 + a.weights.metadata[0].values.len();
+    assert!(a
+        .weights
+        .candidates
+        .iter()
+        .all(|c| c.quality.weights.len() == width));
     std::fs::remove_dir_all(&tmp).ok();
 }

@@ -238,11 +238,11 @@ impl AutoRouter {
                 .collect();
             &subset
         };
+        let metadata = self.artifact.metadata_features(&req.metadata);
         let ranked = rank(
             &self.artifact,
             pool,
-            req.prompt_tokens,
-            embedding,
+            (req.prompt_tokens, embedding, &metadata),
             cost_weight,
         );
         let mut candidates = ranked.candidates;

@@ -614,7 +614,7 @@ pub fn learned_calibration(artifact: &Artifact, val: &[(&str, &[f32])]) -> Vec<f
             .map(|(prompt, e)| {
                 let tokens = single_turn_tokens(prompt);
                 breakeven(
-                    &rank(artifact, &candidates, tokens, e, 0.0).candidates,
+                    &rank(artifact, &candidates, (tokens, e, &[]), 0.0).candidates,
                     &strong,
                 )
             })
@@ -651,6 +651,8 @@ mod tests {
             output_tokens: 2,
             cost_usd: 0.0,
             split: split.into(),
+            metadata: vec![],
+            metadata_json: String::new(),
         };
         let models = vec!["a".to_string(), "b".to_string()];
         let err = prompts(vec![row("train", "a"), row("test", "b")], &models)

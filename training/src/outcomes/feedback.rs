@@ -42,6 +42,7 @@ pub fn read_feedback(log_dir: &Path) -> Result<(Vec<Row>, Vec<String>), String> 
                 col("prompt_text"),
                 col("prompt_tokens"),
                 col("completion_tokens"),
+                col("metadata"),
             ]),
             [col("request_id")],
             [col("request_id")],
@@ -71,6 +72,7 @@ pub fn read_feedback(log_dir: &Path) -> Result<(Vec<Row>, Vec<String>), String> 
             .and_then(|c| c.f64().cloned())
             .map_err(|e| e.to_string())
     };
+    let metadata = get_str("metadata")?;
     let (ids, models_col, prompts, files) = (
         get_str("request_id")?,
         get_str("feedback_model")?,
@@ -113,6 +115,7 @@ pub fn read_feedback(log_dir: &Path) -> Result<(Vec<Row>, Vec<String>), String> 
             input_tokens: ptoks.get(i).unwrap_or(0.0) as u64,
             output_tokens: ctoks.get(i).unwrap_or(0.0) as u64,
             origin: format!("{file}:{row} (request {})", ids.get(i).unwrap_or("")),
+            metadata: metadata.get(i).unwrap_or("").to_string(),
         });
     }
     if unknown > 0 {
@@ -158,6 +161,9 @@ fn ndjson_frame(dir: &Path, prefix: &str) -> Result<Option<DataFrame>, String> {
                 cols.entry("prompt_text")
                     .or_default()
                     .push(text.filter(|t| !t.is_empty()));
+                cols.entry("metadata")
+                    .or_default()
+                    .push(v["metadata"].is_object().then(|| v["metadata"].to_string()));
                 nums.entry("prompt_tokens")
                     .or_default()
                     .push(v["prompt_tokens"].as_f64());

@@ -54,6 +54,8 @@ pub struct Row {
     pub input_tokens: u64,
     pub output_tokens: u64,
     pub origin: String,
+    /// The request's metadata as a JSON object (empty for benchmark rows).
+    pub metadata: String,
 }
 
 pub fn prompt_id(prompt: &str) -> String {
@@ -99,6 +101,7 @@ pub fn table(
         Vec::with_capacity(n),
         Vec::with_capacity(n),
     );
+    let mut metadata = vec![];
     let (mut q, mut it, mut ot, mut cost, mut origin, mut cont, mut split, mut split_subject) = (
         vec![],
         vec![],
@@ -142,6 +145,7 @@ pub fn table(
         };
         cost.push(price.cost_usd(r.input_tokens as f64, r.output_tokens as f64));
         origin.push(r.origin);
+        metadata.push(r.metadata);
         cont.push(is_cont);
         split.push(by_prompt);
         split_subject.push(by_group);
@@ -158,6 +162,7 @@ pub fn table(
         Column::new("output_tokens".into(), ot),
         Column::new("cost_usd".into(), cost),
         Column::new("origin".into(), origin),
+        Column::new("metadata".into(), metadata),
         Column::new("contaminated".into(), cont),
         Column::new("split".into(), split),
         Column::new("split_subject".into(), split_subject),

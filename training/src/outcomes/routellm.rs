@@ -71,6 +71,7 @@ pub fn read_routellm(src: &Path) -> Result<(Vec<Row>, HashSet<String>), String> 
             for (i, (p, v)) in values(prompts).into_iter().zip(values(col)).enumerate() {
                 let Some(p) = p else { continue };
                 rows.push(Row {
+                    metadata: String::new(),
                     prompt: p.to_string(),
                     source: "mmlu".into(),
                     category: subject.clone(),
@@ -101,6 +102,7 @@ pub fn read_routellm(src: &Path) -> Result<(Vec<Row>, HashSet<String>), String> 
         {
             let Some(p) = p else { continue };
             rows.push(Row {
+                metadata: String::new(),
                 prompt: p.to_string(),
                 source: "gsm8k".into(),
                 category: "grade_school_math".into(),
@@ -193,6 +195,7 @@ fn read_mt_bench(dir: &Path) -> Result<Vec<Row>, String> {
                 )
             })?;
         rows.push(Row {
+            metadata: String::new(),
             prompt: prompt.clone(),
             source: "mt_bench".into(),
             category: category.clone(),
