@@ -19,7 +19,7 @@ upper hull of (normalised cost, PGR) points anchored at the cheapest and pricies
 
 Usage: python3 scripts/simulate.py [--world sim/worlds/default.json] [--explore X] [--rounds N]
        [--out target/sim] [--bin target/release]
-Needs `cargo build --release --bins` (or --bin target/debug) and the potion encoder
+Needs `cargo build --workspace --release --bins` (or --bin target/debug after `cargo build --workspace --bins`) and the potion encoder
 (scripts/setup.sh). Seeded: the same world and flags give the same prompts and feedback.
 """
 
@@ -302,7 +302,7 @@ def run(args):
     train = Path(args.bin) / "switchyard-train"
     for b in (binary, train):
         if not b.exists():
-            raise SystemExit(f"{b} is missing: cargo build --release --bins (or pass --bin target/debug)")
+            raise SystemExit(f"{b} is missing: cargo build --workspace --release --bins (or cargo build --workspace --bins and --bin target/debug)")
     knob = spec["knob"]
     w_knob = {"best": 0.0, "balanced": 0.1, "cheap": 0.3}.get(knob, None)
     w_knob = float(knob) if w_knob is None else w_knob
