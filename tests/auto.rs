@@ -593,6 +593,10 @@ fn route_auto_is_validated_at_load() {
     let with = |rest: &str| {
         switchyard::config::Config::parse(&format!("{base}{rest}"), "x.toml", &|_| None)
     };
+    let refused = |text: String, key: &str, reason: &str| {
+        let e = with(&text).unwrap_err().to_string();
+        assert!(e.contains(key) && e.contains(reason), "{text}: {e}");
+    };
     let e = with("[routers.r]\ndefault = { auto = { knob = \"cheap\" } }\n")
         .unwrap_err()
         .to_string();
@@ -641,10 +645,7 @@ fn route_auto_is_validated_at_load() {
             "not an [auto] candidate",
         ),
     ] {
-        let e = with(&format!("[routers.r]\n{router}\n{auto}"))
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains(key) && e.contains(reason), "{router}: {e}");
+        refused(format!("[routers.r]\n{router}\n{auto}"), key, reason);
     }
     // [auto] itself: the old map form, priors, the unfamiliar policy, min_support, exploration.
     for (section, key, reason) in [
@@ -689,10 +690,7 @@ fn route_auto_is_validated_at_load() {
             "amount of USD",
         ),
     ] {
-        let e = with(&format!("[auto]\n{section}\n"))
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains(key) && e.contains(reason), "{section}: {e}");
+        refused(format!("[auto]\n{section}\n"), key, reason);
     }
     // [judge]: what grades must be served here; the sample rate is a share.
     for (section, key, reason) in [
@@ -714,10 +712,7 @@ fn route_auto_is_validated_at_load() {
             "is empty",
         ),
     ] {
-        let e = with(&format!("[judge]\n{section}\n"))
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains(key) && e.contains(reason), "{section}: {e}");
+        refused(format!("[judge]\n{section}\n"), key, reason);
     }
 }
 

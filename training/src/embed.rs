@@ -192,3 +192,29 @@ impl Cache {
         self.vectors.get(&text_key(text))
     }
 }
+
+/// The embeddings of `texts` by the artifact's own encoder (the one at `encoder`, checked against
+/// the artifact's manifest), from the cache file `path`, computing and saving what it lacks.
+pub fn for_artifact(
+    artifact: &switchyard_learn::artifact::Artifact,
+    encoder: &Path,
+    path: &Path,
+    texts: &[String],
+    threads: usize,
+) -> Result<Cache, String> {
+    use switchyard_learn::embed::Embed;
+    let e = Encoder::load(encoder, threads.max(1), 1).map_err(|e| e.to_string())?;
+    if artifact.manifest["encoder"]["id"].as_str() != Some(e.id()) {
+        return Err(format!(
+            "artifact {} was trained with encoder {}, but {} holds {}",
+            artifact.version(),
+            artifact.manifest["encoder"]["id"],
+            encoder.display(),
+            e.id()
+        ));
+    }
+    let mut cache = Cache::load(path, e.id(), e.dimension())?;
+    cache.fill(&e, texts, threads)?;
+    cache.save(path)?;
+    Ok(cache)
+}

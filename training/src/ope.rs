@@ -23,7 +23,6 @@ use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use switchyard_learn::artifact::{artifact_dir, Artifact};
-use switchyard_learn::embed::{Embed, Encoder};
 use switchyard_learn::logfiles::read_records;
 use switchyard_learn::price::Price;
 use switchyard_learn::prompt::prompt_text;
@@ -223,20 +222,8 @@ pub fn run(a: &Args) -> Result<PathBuf, String> {
             a.logs.display()
         ));
     }
-    let encoder = Encoder::load(a.encoder, a.threads.max(1), 1).map_err(|e| e.to_string())?;
-    if artifact.manifest["encoder"]["id"].as_str() != Some(encoder.id()) {
-        return Err(format!(
-            "artifact {} was trained with encoder {}, but {} holds {}",
-            dir.display(),
-            artifact.manifest["encoder"]["id"],
-            a.encoder.display(),
-            encoder.id()
-        ));
-    }
-    let mut cache = embed::Cache::load(a.cache, encoder.id(), encoder.dimension())?;
     let texts: Vec<String> = rows.iter().map(|r| r.text.clone()).collect();
-    cache.fill(&encoder, &texts, a.threads)?;
-    cache.save(a.cache)?;
+    let cache = embed::for_artifact(&artifact, a.encoder, a.cache, &texts, a.threads)?;
     let threshold = artifact.support_threshold().unwrap_or(f64::NEG_INFINITY);
     let has_data = |m: &str| artifact.weights.candidates.iter().any(|c| c.model == m);
     let replay: Vec<Replay> = rows

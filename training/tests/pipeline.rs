@@ -209,12 +209,13 @@ fn import_fit_load_predict_deterministically() {
 
     // Same data and seed on the same machine: byte-identical artifact, whether every
     // embedding comes from the cache (b) or is computed again (c).
-    let fit_again = |out: &str, cache: Option<&str>| {
+    let fit_with = |out: &str, cache: Option<&str>, extra: &[&str]| {
         let mut args = common(&tmp.join(out));
         if let Some(c) = cache {
             let i = args.iter().position(|a| a == "--cache").unwrap();
             args[i + 1] = tmp.join(c).display().to_string();
         }
+        args.extend(extra.iter().map(|a| a.to_string()));
         let mut fit_args: Vec<&str> = vec!["fit"];
         fit_args.extend(args.iter().map(String::as_str));
         let log = train(&fit_args);
@@ -226,6 +227,7 @@ fn import_fit_load_predict_deterministically() {
             .to_string();
         (log, dir)
     };
+    let fit_again = |out: &str, cache: Option<&str>| fit_with(out, cache, &[]);
     let (log2, dir2) = fit_again("b", None);
     assert!(log2.contains(" 0 computed"), "warm cache: {log2}");
     let (log3, dir3) = fit_again("c", Some("cold-cache.parquet"));
@@ -248,17 +250,7 @@ fn import_fit_load_predict_deterministically() {
         (0..df.height()).any(|i| plans.get(i) == Some(r#"{"plan":"free"}"#)),
         "metadata kept for feedback rows"
     );
-    let mut args = common(&tmp.join("features"));
-    args.extend(["--features".to_string(), "plan".to_string()]);
-    let mut fit_args: Vec<&str> = vec!["fit"];
-    fit_args.extend(args.iter().map(String::as_str));
-    let log = train(&fit_args);
-    let dir = log
-        .lines()
-        .find(|l| l.contains("router-") && !l.contains(' '))
-        .unwrap()
-        .trim()
-        .to_string();
+    let (_, dir) = fit_with("features", None, &["--features", "plan"]);
     let a = Artifact::load(Path::new(&dir)).unwrap();
     assert_eq!(a.weights.metadata.len(), 1);
     assert_eq!(a.weights.metadata[0].key, "plan");

@@ -24,7 +24,6 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 use switchyard_learn::artifact::{artifact_dir, Artifact, Predicted, Prediction, GOOD_ANSWER};
-use switchyard_learn::embed::{Embed, Encoder};
 use switchyard_learn::prompt::single_turn_tokens;
 use switchyard_learn::score::{
     artifact_candidates, breakeven, calibration_table, cost_weight_for_share, order, rank,
@@ -214,20 +213,8 @@ pub fn run(a: &Args) -> Result<PathBuf, String> {
     }
 
     // Embeddings (cached): the same encoder as the artifact, the same text as the server.
-    let encoder = Encoder::load(a.encoder, a.threads.max(1), 1).map_err(|e| e.to_string())?;
-    if artifact.manifest["encoder"]["id"].as_str() != Some(encoder.id()) {
-        return Err(format!(
-            "artifact {} was trained with encoder {}, but {} holds {}",
-            dir.display(),
-            artifact.manifest["encoder"]["id"],
-            a.encoder.display(),
-            encoder.id()
-        ));
-    }
-    let mut cache = embed::Cache::load(a.cache, encoder.id(), encoder.dimension())?;
     let texts: Vec<String> = all.iter().map(|p| p.text.clone()).collect();
-    cache.fill(&encoder, &texts, a.threads)?;
-    cache.save(a.cache)?;
+    let cache = embed::for_artifact(&artifact, a.encoder, a.cache, &texts, a.threads)?;
     let emb = |p: &Prompt| cache.get(&p.text).expect("filled above").as_slice();
 
     let candidates = artifact_candidates(&artifact);
@@ -483,7 +470,7 @@ pub fn run(a: &Args) -> Result<PathBuf, String> {
         presets: &presets,
         subsets: &results,
         calibration: &calibration,
-        encoder_id: encoder.id(),
+        encoder_id: artifact.manifest["encoder"]["id"].as_str().unwrap_or(""),
         output_errors: &output_errors,
         support: (threshold, unfamiliar_share),
     };
