@@ -271,9 +271,13 @@ async fn exploration_serves_non_top_candidates_and_logs_propensities() {
 async fn judge_grades_auto_answers_into_feedback() {
     let dir = tmp("judge");
     write_artifact(&dir, None, "up/ok");
-    for (judge, want) in [("mock/judge", "judged"), ("mock/chatty", "unparsable")] {
+    for (judge, want, pairwise) in [
+        ("mock/judge", "judged", false),
+        ("mock/chatty", "unparsable", false),
+        ("mock/judge", "judged", true),
+    ] {
         let extra = format!(
-            "[[models]]\nid = \"mock/judge\"\ninput_price_per_mtok = 1.0\noutput_price_per_mtok = 2.0\nmock = {{ reply = \"0.8\" }}\n[[models]]\nid = \"mock/chatty\"\nmock = {{ reply = \"What a lovely answer\" }}\n[judge]\nmodel = \"{judge}\"\nsample_rate = 1.0\nretries = 1\n[auto]\nartifact = \"{}\"\nencoder = \"{}\"\ncandidates = [\"up/ok\", \"up/second\"]\n",
+            "[[models]]\nid = \"mock/judge\"\ninput_price_per_mtok = 1.0\noutput_price_per_mtok = 2.0\nmock = {{ reply = \"0.8\" }}\n[[models]]\nid = \"mock/chatty\"\nmock = {{ reply = \"What a lovely answer\" }}\n[judge]\nmodel = \"{judge}\"\nsample_rate = 1.0\nretries = 1\npairwise = {pairwise}\n[auto]\nartifact = \"{}\"\nencoder = \"{}\"\ncandidates = [\"up/ok\", \"up/second\"]\n",
             dir.display(),
             encoder_dir().display()
         );
@@ -305,7 +309,25 @@ async fn judge_grades_auto_answers_into_feedback() {
         }
         assert!(metrics.contains(&line), "{judge}: {metrics}");
         let stored = switchyard_learn::logfiles::read_records(&h.log_dir, "feedback").unwrap();
-        if want == "judged" {
+        if pairwise {
+            // The runner-up answered too (a shadow request); both models got a label.
+            assert_eq!(stored.len(), 6, "{stored:?}");
+            for f in &stored {
+                let (source, model, score) = (
+                    f["source"].as_str().unwrap(),
+                    f["model"].as_str().unwrap(),
+                    f["score"].as_f64().unwrap(),
+                );
+                match source {
+                    "judge-pairwise" => assert_eq!((model, score), ("up/ok", 0.8)),
+                    "judge-pairwise-alternative" => {
+                        assert_eq!(model, "up/second");
+                        assert!((score - 0.2).abs() < 1e-9);
+                    }
+                    other => panic!("source {other}"),
+                }
+            }
+        } else if want == "judged" {
             assert_eq!(stored.len(), 3, "{stored:?}");
             for f in &stored {
                 assert_eq!(

@@ -32,3 +32,35 @@ pub fn read_records(dir: &Path, prefix: &str) -> std::io::Result<Vec<Value>> {
     }
     Ok(out)
 }
+
+/// Feedback per request, as the evaluators read it: request id → (source, model) → score, the
+/// last record per key. `mean_for` averages the sources about one model.
+pub type FeedbackScores =
+    std::collections::BTreeMap<String, std::collections::BTreeMap<(String, String), f64>>;
+
+/// Every feedback record of `dir`, the last per (request, source, model).
+pub fn feedback_scores(dir: &Path) -> std::io::Result<FeedbackScores> {
+    let mut out = FeedbackScores::new();
+    for f in read_records(dir, "feedback")? {
+        if let (Some(id), Some(score)) = (f["request_id"].as_str(), f["score"].as_f64()) {
+            let source = f["source"].as_str().unwrap_or("user").to_string();
+            let model = f["model"].as_str().unwrap_or("").to_string();
+            out.entry(id.to_string())
+                .or_default()
+                .insert((source, model), score);
+        }
+    }
+    Ok(out)
+}
+
+/// The mean score of a request's feedback about `model` over its sources (users, the judge);
+/// `None` without any.
+pub fn mean_for(scores: &FeedbackScores, request_id: &str, model: &str) -> Option<f64> {
+    let v: Vec<f64> = scores
+        .get(request_id)?
+        .iter()
+        .filter(|((_, m), _)| m == model)
+        .map(|(_, s)| *s)
+        .collect();
+    (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
+}

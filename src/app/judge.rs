@@ -64,8 +64,73 @@ fn clip(text: &str) -> String {
     text.chars().take(MAX_TEXT_CHARS).collect()
 }
 
+/// One call through Switchyard's own routing and failover: the answer text, the model that
+/// answered, and its cost (counted as the judge's).
+async fn call(
+    state: &AppState,
+    body: serde_json::Value,
+    request_id: &str,
+) -> Option<(String, String, f64)> {
+    let req = ChatRequest::from_openai(body).ok()?;
+    let plan = state.planner.plan(&req, request_id).await.ok()?;
+    let guards = Guards {
+        cooldowns: &state.cooldowns,
+        metrics: &state.metrics,
+        deadline: state.config.server.deadline,
+        max_upstream_body_bytes: state.config.server.max_upstream_body_bytes,
+    };
+    let Execution { result, .. } = failover::execute(&state.providers, &plan, &req, &guards).await;
+    let Ok((model, Served::Complete(answer))) = result else {
+        return None;
+    };
+    let usage = &answer["usage"];
+    let cost = model.cost_usd(
+        usage["prompt_tokens"].as_u64().unwrap_or(0),
+        usage["completion_tokens"].as_u64().unwrap_or(0),
+    );
+    state.judge.add_cost(cost);
+    let text = answer["choices"][0]["message"]["content"]
+        .as_str()
+        .unwrap_or("");
+    Some((text.to_string(), model.id.clone(), cost))
+}
+
 async fn judge_one(state: Arc<AppState>, cfg: JudgeConfig, job: JudgeJob, spend: Spend) {
     let queue = &state.judge;
+    let charge = |cost: f64| spend.lock().unwrap_or_else(|e| e.into_inner()).1 += cost;
+    // Pairwise: the runner-up answers the same messages first (a shadow request).
+    let mut shadow = None;
+    if let Some((messages, alternative)) = &job.pairwise {
+        if over_budget(&spend, cfg.budget_usd_per_hour) {
+            queue.count(JudgeResult::OverBudget);
+            return;
+        }
+        let body =
+            json!({"model": alternative, "messages": messages, "metadata": {"explore": false}});
+        match call(&state, body, &format!("{}-shadow", job.request_id)).await {
+            Some((text, _, cost)) => {
+                charge(cost);
+                shadow = Some((alternative.clone(), text));
+            }
+            None => {
+                queue.count(JudgeResult::Failed);
+                return;
+            }
+        }
+    }
+    let user = match &shadow {
+        None => format!(
+            "Request:\n{}\n\nAnswer to grade:\n{}",
+            clip(&job.question),
+            clip(&job.answer)
+        ),
+        Some((_, b)) => format!(
+            "Request:\n{}\n\nAnswer A:\n{}\n\nAnswer B:\n{}\n\nReply with only the probability (0 to 1) that answer A is better than answer B.",
+            clip(&job.question),
+            clip(&job.answer),
+            clip(b)
+        ),
+    };
     let mut last = JudgeResult::Failed;
     for attempt in 0..=cfg.retries {
         if attempt > 0 {
@@ -81,60 +146,49 @@ async fn judge_one(state: Arc<AppState>, cfg: JudgeConfig, job: JudgeJob, spend:
             "temperature": 0,
             "messages": [
                 {"role": "system", "content": cfg.rubric},
-                {"role": "user", "content": format!("Request:\n{}\n\nAnswer to grade:\n{}", clip(&job.question), clip(&job.answer))},
+                {"role": "user", "content": user},
             ],
         });
-        let Ok(req) = ChatRequest::from_openai(body) else {
-            break;
-        };
-        let Ok(plan) = state
-            .planner
-            .plan(&req, &format!("{}-judge", job.request_id))
-            .await
+        let Some((text, judge_model, cost)) =
+            call(&state, body, &format!("{}-judge", job.request_id)).await
         else {
-            break;
-        };
-        let guards = Guards {
-            cooldowns: &state.cooldowns,
-            metrics: &state.metrics,
-            deadline: state.config.server.deadline,
-            max_upstream_body_bytes: state.config.server.max_upstream_body_bytes,
-        };
-        let Execution { result, .. } =
-            failover::execute(&state.providers, &plan, &req, &guards).await;
-        let Ok((model, Served::Complete(answer))) = result else {
             last = JudgeResult::Failed;
             continue;
         };
-        let usage = &answer["usage"];
-        let cost = model.cost_usd(
-            usage["prompt_tokens"].as_u64().unwrap_or(0),
-            usage["completion_tokens"].as_u64().unwrap_or(0),
-        );
-        queue.add_cost(cost);
-        spend.lock().unwrap_or_else(|e| e.into_inner()).1 += cost;
-        let text = answer["choices"][0]["message"]["content"]
-            .as_str()
-            .unwrap_or("");
-        let Some(score) = parse_score(text) else {
+        charge(cost);
+        let Some(score) = parse_score(&text) else {
             last = JudgeResult::Unparsable;
             continue;
         };
-        let stored = state.feedback.store(&Feedback {
-            request_id: job.request_id.clone(),
-            source: "judge".into(),
-            score,
-            thumbs: None,
-            comment: Some(format!("judge {} (${cost:.6})", model.id)),
-            model: job.model.clone(),
-        });
-        match stored {
-            Ok(_) => queue.count(JudgeResult::Judged),
-            Err(e) => {
+        // Absolute: the served answer's score. Pairwise: P(served better) for the served model
+        // and its complement for the runner-up, each under its own source.
+        let mut records = vec![(job.model.clone(), score, "judge")];
+        if let Some((alternative, _)) = &shadow {
+            records = vec![
+                (job.model.clone(), score, "judge-pairwise"),
+                (
+                    alternative.clone(),
+                    1.0 - score,
+                    "judge-pairwise-alternative",
+                ),
+            ];
+        }
+        for (model, score, source) in records {
+            let stored = state.feedback.store(&Feedback {
+                request_id: job.request_id.clone(),
+                source: source.into(),
+                score,
+                thumbs: None,
+                comment: Some(format!("judge {judge_model} (${cost:.6})")),
+                model,
+            });
+            if let Err(e) = stored {
                 tracing::warn!(error = %e.message, "judge: could not store a judgement");
                 queue.count(JudgeResult::Failed);
+                return;
             }
         }
+        queue.count(JudgeResult::Judged);
         return;
     }
     queue.count(last);

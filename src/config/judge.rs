@@ -21,6 +21,7 @@ pub(super) struct FileJudge {
     max_queue: Option<usize>,
     concurrency: Option<usize>,
     retries: Option<u32>,
+    pairwise: Option<bool>,
 }
 
 /// The validated `[judge]` section.
@@ -39,6 +40,9 @@ pub struct JudgeConfig {
     pub concurrency: usize,
     /// Further tries of a judgement that failed or answered without a score.
     pub retries: u32,
+    /// Also answer the request with the runner-up candidate (a shadow request, off the request
+    /// path) and ask the judge which answer is better: both models get a label for the prompt.
+    pub pairwise: bool,
 }
 
 pub(super) fn judge(
@@ -93,5 +97,6 @@ pub(super) fn judge(
         max_queue: j.max_queue.unwrap_or(1000).max(1),
         concurrency: j.concurrency.unwrap_or(2).max(1),
         retries: j.retries.unwrap_or(1),
+        pairwise: j.pairwise.unwrap_or(false),
     }))
 }

@@ -14,6 +14,8 @@ pub struct JudgeJob {
     pub model: String,
     pub question: String,
     pub answer: String,
+    /// Pairwise mode: the request's messages and the runner-up candidate to answer them too.
+    pub pairwise: Option<(serde_json::Value, String)>,
 }
 
 /// Why a judgement ended.
@@ -173,6 +175,7 @@ mod tests {
             model: "m".into(),
             question: "q".into(),
             answer: "a".into(),
+            pairwise: None,
         };
         for _ in 0..20 {
             q.offer(job(), 0.25);

@@ -151,7 +151,7 @@ pub fn finish(sinks: &Sinks, ctx: &RequestContext, o: Outcome) -> Value {
         );
         sinks.feedback.remember(&ctx.request_id, models);
         // A sample of served `auto` answers goes to the judge, off the request path.
-        if let (Some(judge), Some(_), Some(answer)) = (
+        if let (Some(judge), Some(learned), Some(answer)) = (
             sinks.judge_config,
             ctx.plan.decision.learned.as_ref(),
             o.completion_text.filter(|_| o.status == 200),
@@ -162,6 +162,16 @@ pub fn finish(sinks: &Sinks, ctx: &RequestContext, o: Outcome) -> Value {
                     model: m.id.clone(),
                     question: switchyard_learn::prompt::prompt_text(ctx.req.messages()),
                     answer: answer.to_string(),
+                    pairwise: judge
+                        .pairwise
+                        .then(|| {
+                            learned
+                                .candidates
+                                .iter()
+                                .find(|c| c.eligible && c.model != m.id)
+                                .map(|c| (ctx.req.body["messages"].clone(), c.model.clone()))
+                        })
+                        .flatten(),
                 },
                 judge.sample_rate,
             );

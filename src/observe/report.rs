@@ -7,7 +7,7 @@
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 use std::path::Path;
-use switchyard_learn::logfiles::read_records;
+use switchyard_learn::logfiles::{feedback_scores, mean_for, read_records};
 
 #[derive(Default)]
 struct Group {
@@ -26,17 +26,7 @@ fn quantile(sorted: &[f64], q: f64) -> Option<f64> {
 
 /// The comparison of `router`'s variants in the logs of `dir`.
 pub fn compare(dir: &Path, router: &str) -> std::io::Result<Value> {
-    // Mean score per request over its feedback sources (the last record per source).
-    let mut feedback: BTreeMap<String, BTreeMap<String, f64>> = BTreeMap::new();
-    for f in read_records(dir, "feedback")? {
-        if let (Some(id), Some(score)) = (f["request_id"].as_str(), f["score"].as_f64()) {
-            let source = f["source"].as_str().unwrap_or("user").to_string();
-            feedback
-                .entry(id.to_string())
-                .or_default()
-                .insert(source, score);
-        }
-    }
+    let feedback = feedback_scores(dir)?;
     let mut groups: BTreeMap<(String, String), Group> = BTreeMap::new();
     for r in read_records(dir, "requests")? {
         if r["router"].as_str() != Some(router) {
@@ -62,9 +52,12 @@ pub fn compare(dir: &Path, router: &str) -> std::io::Result<Value> {
         if let Some(v) = r["learned"]["artifact_version"].as_str() {
             *g.artifacts.entry(v.to_string()).or_default() += 1;
         }
-        if let Some(scores) = r["request_id"].as_str().and_then(|id| feedback.get(id)) {
-            g.scores
-                .push(scores.values().sum::<f64>() / scores.len() as f64);
+        let served = r["model"].as_str().unwrap_or("");
+        if let Some(score) = r["request_id"]
+            .as_str()
+            .and_then(|id| mean_for(&feedback, id, served))
+        {
+            g.scores.push(score);
         }
     }
     let variants: Vec<Value> = groups

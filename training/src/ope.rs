@@ -23,7 +23,7 @@ use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use switchyard_learn::artifact::{artifact_dir, Artifact};
-use switchyard_learn::logfiles::read_records;
+use switchyard_learn::logfiles::{feedback_scores, mean_for, read_records};
 use switchyard_learn::price::Price;
 use switchyard_learn::prompt::prompt_text;
 use switchyard_learn::score::{order, rank, Priced, Prior, Unfamiliar};
@@ -142,16 +142,7 @@ fn report_policy(
 /// skipped.
 fn read_logged(logs: &Path) -> Result<(Vec<Logged>, Vec<String>), String> {
     let err = |e: std::io::Error| format!("{}: {e}", logs.display());
-    let mut rewards: BTreeMap<String, BTreeMap<String, f64>> = BTreeMap::new();
-    for f in read_records(logs, "feedback").map_err(err)? {
-        if let (Some(id), Some(score)) = (f["request_id"].as_str(), f["score"].as_f64()) {
-            let source = f["source"].as_str().unwrap_or("user").to_string();
-            rewards
-                .entry(id.to_string())
-                .or_default()
-                .insert(source, score);
-        }
-    }
+    let rewards = feedback_scores(logs).map_err(err)?;
     let (mut rows, mut no_text, mut no_feedback, mut not_auto) = (Vec::new(), 0, 0, 0);
     for r in read_records(logs, "requests").map_err(err)? {
         let learned = &r["learned"];
@@ -163,7 +154,11 @@ fn read_logged(logs: &Path) -> Result<(Vec<Logged>, Vec<String>), String> {
             no_text += 1;
             continue;
         };
-        let Some(scores) = r["request_id"].as_str().and_then(|id| rewards.get(id)) else {
+        // Feedback about the served answer (a pairwise judge also scores the alternative).
+        let Some(quality) = r["request_id"]
+            .as_str()
+            .and_then(|id| mean_for(&rewards, id, served))
+        else {
             no_feedback += 1;
             continue;
         };
@@ -196,8 +191,7 @@ fn read_logged(logs: &Path) -> Result<(Vec<Logged>, Vec<String>), String> {
                 .or(r["prompt_tokens"].as_u64())
                 .unwrap_or(0),
             eligible,
-            // Several sources (a user and the judge): their mean.
-            quality: scores.values().sum::<f64>() / scores.len() as f64,
+            quality,
             cost: r["cost_usd"].as_f64().unwrap_or(0.0),
             metadata: r["metadata"].as_object().cloned().unwrap_or_default(),
         });
