@@ -508,6 +508,18 @@ async fn missing_or_mismatched_artifact_leaves_static_routes_working() {
             .contains("was trained with encoder"),
         "{v}"
     );
+    std::fs::remove_dir_all(&dir).ok();
+
+    // An artifact that names a model this config does not serve is refused with the list.
+    write_artifact_with(&dir, None, &[("up/ok", 0.9), ("ghost/model", 0.5)]);
+    let h = start(&dir, "up/ok").await;
+    let auto = auto_model(&h).await;
+    assert_eq!(auto["available"], false);
+    let reason = auto["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("does not serve: ghost/model") && reason.contains("[[models]]"),
+        "{reason}"
+    );
     std::fs::remove_dir_all(dir).ok();
 }
 

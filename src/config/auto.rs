@@ -52,6 +52,8 @@ pub struct AutoConfig {
     pub default_cost_weight: f64,
     /// The served models `auto` chooses among, in config order.
     pub candidates: Vec<Arc<ModelConfig>>,
+    /// Every model this config serves (an artifact may only name these).
+    pub served: Vec<String>,
     /// Explicit priors (`[auto.priors]`) for candidates without outcome data in the artifact.
     pub priors: BTreeMap<String, Prior>,
     /// What to do with a prompt whose support is below `min_support`.
@@ -198,6 +200,7 @@ pub(super) fn auto(
                 ),
                 default_cost_weight,
                 candidates,
+                served: models.iter().map(|m| m.id.clone()).collect(),
                 priors: a.priors.clone(),
                 unfamiliar,
                 min_support: a.min_support,

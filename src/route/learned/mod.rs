@@ -108,6 +108,20 @@ impl AutoRouter {
                 encoder.dimension()
             )));
         }
+        let unserved: Vec<&str> = artifact
+            .weights
+            .candidates
+            .iter()
+            .map(|c| c.model.as_str())
+            .filter(|m| !cfg.served.iter().any(|s| s == m))
+            .collect();
+        if !unserved.is_empty() {
+            return Err(LearnError::Mismatch(format!(
+                "artifact {} has candidates this config does not serve: {}; add them under [[models]], or retrain for your models (`switchyard train --map <benchmark model>=<served model>`)",
+                dir.display(),
+                unserved.join(", ")
+            )));
+        }
         let has_data = |id: &str| artifact.weights.candidates.iter().any(|c| c.model == id);
         let trained = || {
             artifact
