@@ -18,8 +18,10 @@
 //!   is the candidate's good-answer rate over the `k` most similar training prompts it has a label
 //!   for (a tenth of its labelled prompts, at least 5, when it has fewer than `10 k`: a model with
 //!   little production feedback is judged by the prompts most like this one, not by its overall
-//!   rate), shrunk towards its overall rate by `shrinkage` pseudo-counts, and the linear part is a
-//!   ridge regression of "good answer" on the features ([`features`]);
+//!   rate), shrunk towards its overall rate by `shrinkage` pseudo-counts and shifted by what the
+//!   linear model learned the request's metadata does to the candidate (the neighbours do not see
+//!   metadata), and the linear part is a ridge regression of "good answer" on the features
+//!   ([`features`], then the metadata indicators);
 //! - output tokens: `exp(ridge prediction of ln(1 + tokens)) − 1`, so the content of the prompt
 //!   (an essay request, a multiple-choice letter) sets the predicted length, not only its size.
 //!
@@ -389,6 +391,18 @@ impl Artifact {
                 let knn =
                     (good as f64 + shrinkage * c.base_rate) / (n as f64 + shrinkage).max(1e-9);
                 let linear = c.quality.value(&x).clamp(0.0, 1.0);
+                // The kNN rate does not see metadata: shift it by what the linear model learned
+                // the request's metadata does to this candidate (0 without metadata features).
+                let prompt_width = x.len() - metadata.len();
+                let metadata_effect: f64 = c
+                    .quality
+                    .weights
+                    .iter()
+                    .skip(prompt_width)
+                    .zip(metadata)
+                    .map(|(w, v)| w * v)
+                    .sum();
+                let knn = (knn + metadata_effect).clamp(0.0, 1.0);
                 Prediction {
                     model: c.model.clone(),
                     quality: b.knn_weight * knn + (1.0 - b.knn_weight) * linear,
