@@ -1,5 +1,5 @@
-//! Start and stop: binds the listener, builds the first state, runs the accept loop and the
-//! reloader, and on stop drains connections and flushes the log. The top of the crate: nothing
+//! Start and stop: binds the listener, builds the first state, runs the accept loop, the
+//! reloader and the LLM judge worker, and on stop drains connections and flushes the log. The top of the crate: nothing
 //! imports it but `main` and the tests.
 
 mod judge;

@@ -4,6 +4,7 @@
 //! - `import`: RouteLLM outcome files + logged requests with feedback → `data/outcomes.parquet`
 //! - `fit`: outcome table → embedding cache → ridge models + outcome memory → artifact, manifest and report
 //! - `eval`: an artifact against static baselines on held-out outcomes → `evals/reports/<version>/`
+//! - `ope`: an artifact on the logged `auto` traffic (off-policy) → `evals/reports/ope-<version>/`
 //! - no subcommand: import, then fit
 
 mod embed;

@@ -1,7 +1,8 @@
 //! The learned step of routing (`model: "auto"`): embed the prompt, score every candidate with
 //! the trained artifact ([`switchyard_learn::score`]), drop candidates that fail a CEL guardrail,
-//! and order the rest; the ranked eligible candidates form the fallback chain. The loaded
-//! router lives in a hot-reloadable [`slot::AutoSlot`]; embeddings are cached ([`cache`]).
+//! and order the rest; the ranked eligible candidates form the fallback chain, which
+//! [`explore`] may reorder (with the served model's propensity recorded). The loaded router
+//! lives in a hot-reloadable [`slot::AutoSlot`]; embeddings are cached ([`cache`]).
 
 pub mod cache;
 pub mod explore;
