@@ -19,6 +19,7 @@
 
 use crate::embed;
 use crate::eval::resample;
+use crate::eval::svg::{chart, Series, Style};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -301,8 +302,51 @@ pub fn run(a: &Args) -> Result<PathBuf, String> {
     .map_err(|e| format!("{}: {e}", out.display()))?;
     std::fs::write(out.join("report.md"), markdown(&metrics))
         .map_err(|e| format!("{}: {e}", out.display()))?;
+    std::fs::write(out.join("cost_quality.svg"), svg(&metrics))
+        .map_err(|e| format!("{}: {e}", out.display()))?;
     println!("{}", out.display());
     Ok(out)
+}
+
+/// Cost against quality, DR estimates: the new artifact, each single model, and the logging
+/// policy as observed (policies without an estimate are left out).
+fn svg(m: &Value) -> String {
+    let point = |p: &Value| -> Option<(f64, f64)> {
+        Some((
+            p["cost_usd"]["dr"]["value"].as_f64()? * 1000.0,
+            p["quality"]["dr"]["value"].as_f64()?,
+        ))
+    };
+    let mut series: Vec<Series> = Vec::new();
+    let mut add = |name: String, p: Option<(f64, f64)>| {
+        if let Some(p) = p {
+            series.push(Series {
+                name,
+                points: vec![p],
+                style: Style::Points,
+            });
+        }
+    };
+    add("new artifact (DR)".into(), point(&m["new_policy"]));
+    if let Some(singles) = m["single_models"].as_object() {
+        for (name, p) in singles {
+            add(format!("always {name} (DR)"), point(p));
+        }
+    }
+    let logged = &m["logging_policy_observed"];
+    add(
+        "logging policy (observed)".into(),
+        logged["cost_usd"]
+            .as_f64()
+            .zip(logged["quality"].as_f64())
+            .map(|(c, q)| (c * 1000.0, q)),
+    );
+    chart(
+        "Off-policy estimates on the logged traffic",
+        "cost, $ per 1k requests",
+        "mean feedback score",
+        &series,
+    )
 }
 
 fn markdown(m: &Value) -> String {
@@ -350,7 +394,7 @@ fn markdown(m: &Value) -> String {
             .collect();
         s.push_str(&parts.join(", "));
     }
-    s.push('\n');
+    s.push_str("\n\n![cost vs quality](cost_quality.svg)\n");
     s
 }
 

@@ -10,7 +10,7 @@ mod baselines;
 pub mod metrics;
 mod report;
 mod subset;
-mod svg;
+pub(crate) mod svg;
 
 use baselines::{knn_router, rule_router};
 pub(crate) use subset::resample;
