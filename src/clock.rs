@@ -1,7 +1,37 @@
-//! Clocks and timestamps: wall-clock times for logs, and durations as the milliseconds every
-//! record and response reports. A leaf: imports nothing of the crate.
+//! Clocks and timestamps: wall-clock times for logs, durations as the milliseconds every record
+//! and response reports, and spend per clock hour. A leaf: imports nothing of the crate.
 
+use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// USD spent in the current clock hour, against a cap the caller passes (exploration, the LLM
+/// judge): a new hour starts from zero.
+#[derive(Default)]
+pub struct HourlyBudget {
+    /// (clock hour, USD spent in it).
+    spent: Mutex<(u64, f64)>,
+}
+
+impl HourlyBudget {
+    /// This hour's spend, after resetting it if the hour has changed.
+    fn this_hour(&self) -> std::sync::MutexGuard<'_, (u64, f64)> {
+        let hour = unix_secs() / 3600;
+        let mut spent = self.spent.lock().unwrap_or_else(|e| e.into_inner());
+        if spent.0 != hour {
+            *spent = (hour, 0.0);
+        }
+        spent
+    }
+
+    /// Whether this hour's spend is below `cap` (always, without one).
+    pub fn allows(&self, cap: Option<f64>) -> bool {
+        cap.is_none_or(|c| self.this_hour().1 < c)
+    }
+
+    pub fn charge(&self, usd: f64) {
+        self.this_hour().1 += usd;
+    }
+}
 
 /// A duration in milliseconds, rounded to the microsecond (how every `*_ms` field is written).
 pub fn millis(d: Duration) -> f64 {

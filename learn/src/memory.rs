@@ -289,6 +289,7 @@ impl Memory {
         let body = &bytes[20..];
         let (codes, rest) = body.split_at(rows * dimension);
         let (scales, labels) = rest.split_at(4 * rows);
+        let labels: Vec<i8> = labels.iter().map(|b| *b as i8).collect();
         Ok(Memory {
             rows,
             dimension,
@@ -298,8 +299,8 @@ impl Memory {
                 .chunks_exact(4)
                 .map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes")))
                 .collect(),
-            labelled: count_labelled(&labels.iter().map(|b| *b as i8).collect::<Vec<_>>(), models),
-            labels: labels.iter().map(|b| *b as i8).collect(),
+            labelled: count_labelled(&labels, models),
+            labels,
         })
     }
 }

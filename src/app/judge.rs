@@ -7,30 +7,27 @@
 //! and `budget_usd_per_hour` stops judging for the rest of the clock hour. Judgements still
 //! queued when the server stops are lost.
 
+use crate::clock::HourlyBudget;
 use crate::config::judge::JudgeConfig;
 use crate::format::request::ChatRequest;
 use crate::http::state::{AppState, Live};
 use crate::observe::feedback::Feedback;
 use crate::observe::judge::{parse_score, JudgeJob, JudgeResult};
-use crate::upstream::failover::{self, Execution, Guards, Served};
+use crate::upstream::failover::{self, Execution, Served};
 use serde_json::json;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
 use tokio::task::JoinSet;
 
 /// The longest question or answer text sent to the judge, in characters.
 const MAX_TEXT_CHARS: usize = 8000;
-
-/// (clock hour, USD spent on judging in it).
-type Spend = Arc<Mutex<(u64, f64)>>;
 
 /// Runs until the queue closes (the server's state is dropped) or the task is aborted.
 pub async fn worker(live: Arc<Live>) {
     let Some(mut queue) = live.get().judge.take_receiver() else {
         return;
     };
-    let spend: Spend = Arc::new(Mutex::new((0, 0.0)));
+    let spend = Arc::new(HourlyBudget::default());
     let mut running = JoinSet::new();
     while let Some(job) = queue.recv().await {
         let state = live.get();
@@ -43,21 +40,6 @@ pub async fn worker(live: Arc<Live>) {
         }
         running.spawn(judge_one(state, cfg, job, spend.clone()));
     }
-}
-
-fn hour() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() / 3600)
-}
-
-/// Whether this hour's judging budget is spent.
-fn over_budget(spend: &Spend, budget: Option<f64>) -> bool {
-    let mut s = spend.lock().unwrap_or_else(|e| e.into_inner());
-    if s.0 != hour() {
-        *s = (hour(), 0.0);
-    }
-    budget.is_some_and(|b| s.1 >= b)
 }
 
 fn clip(text: &str) -> String {
@@ -73,12 +55,7 @@ async fn call(
 ) -> Option<(String, String, f64)> {
     let req = ChatRequest::from_openai(body).ok()?;
     let plan = state.planner.plan(&req, request_id).await.ok()?;
-    let guards = Guards {
-        cooldowns: &state.cooldowns,
-        metrics: &state.metrics,
-        deadline: state.config.server.deadline,
-        max_upstream_body_bytes: state.config.server.max_upstream_body_bytes,
-    };
+    let guards = state.guards();
     let Execution { result, .. } = failover::execute(&state.providers, &plan, &req, &guards).await;
     let Ok((model, Served::Complete(answer))) = result else {
         return None;
@@ -95,13 +72,18 @@ async fn call(
     Some((text.to_string(), model.id.clone(), cost))
 }
 
-async fn judge_one(state: Arc<AppState>, cfg: JudgeConfig, job: JudgeJob, spend: Spend) {
+async fn judge_one(
+    state: Arc<AppState>,
+    cfg: JudgeConfig,
+    job: JudgeJob,
+    spend: Arc<HourlyBudget>,
+) {
     let queue = &state.judge;
-    let charge = |cost: f64| spend.lock().unwrap_or_else(|e| e.into_inner()).1 += cost;
+    let charge = |cost: f64| spend.charge(cost);
     // Pairwise: the runner-up answers the same messages first (a shadow request).
     let mut shadow = None;
     if let Some((messages, alternative)) = &job.pairwise {
-        if over_budget(&spend, cfg.budget_usd_per_hour) {
+        if !spend.allows(cfg.budget_usd_per_hour) {
             queue.count(JudgeResult::OverBudget);
             return;
         }
@@ -136,7 +118,7 @@ async fn judge_one(state: Arc<AppState>, cfg: JudgeConfig, job: JudgeJob, spend:
         if attempt > 0 {
             queue.retries.fetch_add(1, Ordering::Relaxed);
         }
-        if over_budget(&spend, cfg.budget_usd_per_hour) {
+        if !spend.allows(cfg.budget_usd_per_hour) {
             queue.count(JudgeResult::OverBudget);
             return;
         }

@@ -12,7 +12,7 @@ use crate::format::request::ChatRequest;
 use crate::format::{anthropic, ClientFormat};
 use crate::observe::record::{rejected, RequestContext};
 use crate::route::RoutePlan;
-use crate::upstream::failover::{self, Execution, Guards, Served};
+use crate::upstream::failover::{self, Execution, Served};
 use axum::body::Body;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
@@ -70,12 +70,7 @@ async fn handle(
         req,
         plan,
     };
-    let guards = Guards {
-        cooldowns: &state.cooldowns,
-        metrics: &state.metrics,
-        deadline: state.config.server.deadline,
-        max_upstream_body_bytes: state.config.server.max_upstream_body_bytes,
-    };
+    let guards = state.guards();
     let Execution { attempts, result } =
         failover::execute(&state.providers, &ctx.plan, &ctx.req, &guards).await;
     match result {

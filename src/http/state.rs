@@ -13,6 +13,7 @@ use crate::route::learned::AutoSlot;
 use crate::route::plan::Planner;
 use crate::route::RoutingTable;
 use crate::upstream::cooldown::Cooldowns;
+use crate::upstream::failover::Guards;
 use crate::upstream::{self, redact::Secrets, Provider};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -139,6 +140,16 @@ impl AppState {
     }
 
     /// Where finished requests are recorded.
+    /// What bounds one request's attempts: cooldowns, the total deadline, the answer size.
+    pub fn guards(&self) -> Guards<'_> {
+        Guards {
+            cooldowns: &self.cooldowns,
+            metrics: &self.metrics,
+            deadline: self.config.server.deadline,
+            max_upstream_body_bytes: self.config.server.max_upstream_body_bytes,
+        }
+    }
+
     pub fn sinks(&self) -> Sinks<'_> {
         Sinks {
             metrics: &self.metrics,

@@ -86,14 +86,16 @@ impl JudgeQueue {
             .take()
     }
 
-    /// Offers a served answer: sampled at `rate` (every 1/rate-th offer, spread evenly), then
-    /// queued without waiting, or dropped and counted when the queue is full.
-    pub fn offer(&self, job: JudgeJob, rate: f64) {
+    /// Whether this served answer is one to judge: every 1/rate-th, spread evenly (offer n is
+    /// taken when floor((n + 1) × rate) > floor(n × rate)). Asked before a job is built, so the
+    /// answers not sampled cost nothing more.
+    pub fn sampled(&self, rate: f64) -> bool {
         let n = self.draws.fetch_add(1, Ordering::Relaxed) as f64;
-        // Deterministic thinning: offer n is taken when floor((n + 1) × rate) > floor(n × rate).
-        if ((n + 1.0) * rate).floor() <= (n * rate).floor() {
-            return;
-        }
+        ((n + 1.0) * rate).floor() > (n * rate).floor()
+    }
+
+    /// Queues a sampled answer without waiting, or drops and counts it when the queue is full.
+    pub fn offer(&self, job: JudgeJob) {
         if self.sender.try_send(job).is_err() {
             self.count(JudgeResult::Dropped);
         }
@@ -178,7 +180,9 @@ mod tests {
             pairwise: None,
         };
         for _ in 0..20 {
-            q.offer(job(), 0.25);
+            if q.sampled(0.25) {
+                q.offer(job());
+            }
         }
         // 5 of 20 sampled, 3 fit the queue.
         assert_eq!(q.counted(JudgeResult::Dropped), 2);

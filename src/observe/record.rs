@@ -156,8 +156,8 @@ pub fn finish(sinks: &Sinks, ctx: &RequestContext, o: Outcome) -> Value {
             ctx.plan.decision.learned.as_ref(),
             o.completion_text.filter(|_| o.status == 200),
         ) {
-            sinks.judge.offer(
-                JudgeJob {
+            if sinks.judge.sampled(judge.sample_rate) {
+                sinks.judge.offer(JudgeJob {
                     request_id: ctx.request_id.clone(),
                     model: m.id.clone(),
                     question: switchyard_learn::prompt::prompt_text(ctx.req.messages()),
@@ -172,9 +172,8 @@ pub fn finish(sinks: &Sinks, ctx: &RequestContext, o: Outcome) -> Value {
                                 .map(|c| (ctx.req.body["messages"].clone(), c.model.clone()))
                         })
                         .flatten(),
-                },
-                judge.sample_rate,
-            );
+                });
+            }
         }
     }
     write_log(sinks, ctx, &o, &t);

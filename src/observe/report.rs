@@ -8,6 +8,7 @@ use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 use std::path::Path;
 use switchyard_learn::logfiles::{feedback_scores, mean_for, read_records};
+use switchyard_learn::score::quantile;
 
 #[derive(Default)]
 struct Group {
@@ -18,10 +19,6 @@ struct Group {
     ttft: Vec<f64>,
     scores: Vec<f64>,
     artifacts: BTreeMap<String, usize>,
-}
-
-fn quantile(sorted: &[f64], q: f64) -> Option<f64> {
-    (!sorted.is_empty()).then(|| sorted[((sorted.len() - 1) as f64 * q).round() as usize])
 }
 
 /// The comparison of `router`'s variants in the logs of `dir`.
@@ -64,6 +61,7 @@ pub fn compare(dir: &Path, router: &str) -> std::io::Result<Value> {
         .into_iter()
         .map(|((route, variant), mut g)| {
             g.ttft.sort_by(f64::total_cmp);
+            let q = |level: f64| (!g.ttft.is_empty()).then(|| quantile(&g.ttft, level));
             let n = g.scores.len() as f64;
             let mean = (n > 0.0).then(|| g.scores.iter().sum::<f64>() / n);
             let ci = mean.filter(|_| n >= 2.0).map(|m| {
@@ -76,7 +74,7 @@ pub fn compare(dir: &Path, router: &str) -> std::io::Result<Value> {
                 "route": route, "variant": variant, "requests": g.requests,
                 "feedback": {"requests_with_feedback": g.scores.len(), "mean": mean, "ci95": ci},
                 "cost_per_1k_usd": 1000.0 * g.cost / g.requests.max(1) as f64,
-                "ttft_ms": {"p50": quantile(&g.ttft, 0.5), "p99": quantile(&g.ttft, 0.99)},
+                "ttft_ms": {"p50": q(0.5), "p99": q(0.99)},
                 "failover_rate": per(g.failovers), "error_rate": per(g.errors),
                 "artifact_versions": g.artifacts,
             })

@@ -414,10 +414,13 @@ fn fit_artifact(a: &Cli) -> Result<PathBuf, String> {
     rows.retain(|r| kept.contains(&r.model));
     let models: Vec<&str> = kept.iter().map(String::as_str).collect();
     // Metadata features: the values each key takes in the training rows.
-    let parsed: Vec<serde_json::Map<String, serde_json::Value>> = rows
-        .iter()
-        .map(|r| serde_json::from_str(&r.metadata_json).unwrap_or_default())
-        .collect();
+    let parsed: Vec<serde_json::Map<String, serde_json::Value>> = if a.features.is_empty() {
+        vec![Default::default(); rows.len()]
+    } else {
+        rows.iter()
+            .map(|r| serde_json::from_str(&r.metadata_json).unwrap_or_default())
+            .collect()
+    };
     let metadata_spec: Vec<MetadataFeature> = a
         .features
         .iter()

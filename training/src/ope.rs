@@ -27,7 +27,7 @@ use switchyard_learn::artifact::{artifact_dir, Artifact};
 use switchyard_learn::logfiles::{feedback_scores, mean_for, read_records};
 use switchyard_learn::price::Price;
 use switchyard_learn::prompt::prompt_text;
-use switchyard_learn::score::{order, rank, Priced, Prior, Unfamiliar};
+use switchyard_learn::score::{order, quantile, rank, Priced, Prior, Unfamiliar};
 
 pub struct Args<'a> {
     pub logs: &'a Path,
@@ -68,9 +68,9 @@ fn estimate(point: Option<f64>, samples: &mut [f64], why: &str) -> Value {
     match point {
         None => json!({"value": null, "why": why}),
         Some(v) => {
+            // The eval's bootstrap interval: the 2.5 and 97.5 % quantiles of the resamples.
             samples.sort_by(f64::total_cmp);
-            let q = |l: f64| samples.get(((samples.len() as f64 - 1.0) * l).round() as usize);
-            json!({"value": v, "ci95": [q(0.025), q(0.975)]})
+            json!({"value": v, "ci95": [quantile(samples, 0.025), quantile(samples, 0.975)]})
         }
     }
 }

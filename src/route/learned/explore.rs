@@ -8,12 +8,12 @@
 //! false` (or `"off"`); an hourly cap on the explored requests' predicted cost stops exploring
 //! for the rest of the clock hour.
 
+use crate::clock::HourlyBudget;
 use crate::config::auto::Explore;
 use crate::format::request::ChatRequest;
 use serde::Serialize;
 use serde_json::Value;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// What exploration did to one decision.
@@ -36,8 +36,8 @@ pub struct Explorer {
     config: Explore,
     seed: u64,
     draws: AtomicU64,
-    /// (clock hour, predicted USD spent on explored requests in it).
-    spent: Mutex<(u64, f64)>,
+    /// Predicted USD spent on explored requests this clock hour.
+    spent: HourlyBudget,
     /// Decisions that served an explored candidate.
     pub explored: AtomicU64,
 }
@@ -53,7 +53,7 @@ impl Explorer {
             config,
             seed,
             draws: AtomicU64::new(0),
-            spent: Mutex::new((0, 0.0)),
+            spent: HourlyBudget::default(),
             explored: AtomicU64::new(0),
         }
     }
@@ -103,18 +103,7 @@ impl Explorer {
         if opted_out(req.metadata.get("explore")) {
             return off(Some("opted out (metadata.explore)"));
         }
-        let hour = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs() / 3600);
-        let mut spent = self.spent.lock().unwrap_or_else(|e| e.into_inner());
-        if spent.0 != hour {
-            *spent = (hour, 0.0);
-        }
-        if self
-            .config
-            .budget_usd_per_hour
-            .is_some_and(|b| spent.1 >= b)
-        {
+        if !self.spent.allows(self.config.budget_usd_per_hour) {
             return off(Some("hourly exploration budget spent"));
         }
         if self.uniform() >= share {
@@ -139,7 +128,7 @@ impl Explorer {
             left -= w;
         }
         let served = chain.remove(pick + 1);
-        spent.1 += cost_of(&served);
+        self.spent.charge(cost_of(&served));
         chain.insert(0, served);
         self.explored.fetch_add(1, Ordering::Relaxed);
         Draw {
