@@ -15,6 +15,7 @@ pub(super) struct FileLogging {
     rotate_bytes: Option<u64>,
     max_text_bytes: Option<usize>,
     feedback_window: Option<usize>,
+    analytics_rows: Option<usize>,
     enabled: Option<bool>,
 }
 
@@ -29,6 +30,8 @@ pub struct LoggingConfig {
     pub max_text_bytes: usize,
     /// How many of the most recent served requests accept feedback.
     pub feedback_window: usize,
+    /// Requests the analytics table keeps in memory (the newest; about 150 bytes each).
+    pub analytics_rows: usize,
 }
 
 impl FileLogging {
@@ -46,6 +49,7 @@ impl FileLogging {
                 .feedback_window
                 .unwrap_or(DEFAULT_FEEDBACK_WINDOW)
                 .max(1),
+            analytics_rows: raw.analytics_rows.unwrap_or(1_000_000).max(1),
         }
     }
 }

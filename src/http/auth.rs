@@ -19,11 +19,25 @@ use std::sync::Arc;
 use std::time::Instant;
 
 /// Routes that never need a key.
-pub const OPEN_ROUTES: [&str; 1] = ["/healthz"];
+pub const OPEN_ROUTES: [&str; 4] = [
+    "/healthz",
+    "/dashboard",
+    "/dashboard/app.js",
+    "/dashboard/chart.umd.min.js",
+];
 
 /// The router key a request authenticated with (`None` when no keys are configured).
 #[derive(Debug, Clone, Copy)]
 pub struct Key(pub Option<usize>);
+
+impl Key {
+    /// The key's [`key_id`], when the request authenticated with one.
+    pub fn id(self, state: &AppState) -> Option<String> {
+        self.0
+            .and_then(|i| state.config.server.api_keys.get(i))
+            .map(|k| key_id(k))
+    }
+}
 
 /// The client format of an endpoint, for errors in its wire shape.
 pub fn format_of(path: &str) -> ClientFormat {
@@ -96,6 +110,15 @@ fn authorize(state: &AppState, headers: &HeaderMap) -> Result<Option<usize>, Gat
                 GatewayError::new(ErrorKind::Unauthorized, "incorrect API key provided")
             }),
     }
+}
+
+/// The name a router key goes by in logs and analytics: `key-` and the first 8 hex digits of
+/// its SHA-256, so that the key itself (a secret) is never written anywhere.
+pub fn key_id(secret: &str) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(secret.as_bytes());
+    let hex: String = digest[..4].iter().map(|b| format!("{b:02x}")).collect();
+    format!("key-{hex}")
 }
 
 /// Compares two secrets in time that depends on their lengths only.

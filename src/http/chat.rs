@@ -63,6 +63,7 @@ async fn handle(
         }
     };
     let ctx = RequestContext {
+        key: key.id(&state),
         request_id,
         format,
         started,

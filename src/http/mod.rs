@@ -1,14 +1,17 @@
 //! The HTTP face, in the order a request meets it: the accept loop ([`accept`]), the auth layer
 //! ([`auth`]), admission ([`admission`]: in-flight and per-key limits, body budget), body
-//! reading ([`body`]), the handlers ([`chat`], [`feedback`], [`models`], [`fallback`]) and how
+//! reading ([`body`]), the handlers ([`chat`], [`feedback`], [`models`], [`analytics`],
+//! [`dashboard`], [`fallback`]) and how
 //! outcomes become responses ([`respond`], [`stream`]). [`state`] holds what a request reads.
 //! Imports everything below it; only `app` imports it.
 
 pub mod accept;
 pub mod admission;
+pub mod analytics;
 pub mod auth;
 pub mod body;
 pub mod chat;
+pub mod dashboard;
 pub mod fallback;
 pub mod feedback;
 pub mod models;
@@ -30,6 +33,11 @@ pub fn router(live: Arc<Live>) -> axum::Router {
         .route("/v1/feedback", post(feedback::feedback))
         .route("/v1/route", post(chat::route))
         .route("/v1/report", get(models::report))
+        .route("/v1/analytics/{panel}", get(analytics::panel))
+        .route("/v1/analytics/requests/{id}", get(analytics::request))
+        .route("/dashboard", get(dashboard::page))
+        .route("/dashboard/app.js", get(dashboard::script))
+        .route("/dashboard/chart.umd.min.js", get(dashboard::chart_js))
         .route("/healthz", get(models::healthz))
         .route("/metrics", get(models::metrics))
         .route_layer(axum::middleware::from_fn_with_state(

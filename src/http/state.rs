@@ -4,6 +4,7 @@
 
 use super::admission::Admission;
 use crate::config::Config;
+use crate::observe::analytics::Analytics;
 use crate::observe::feedback::FeedbackStore;
 use crate::observe::judge::JudgeQueue;
 use crate::observe::logstore::LogStore;
@@ -28,6 +29,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub logs: Arc<LogStore>,
     pub feedback: Arc<FeedbackStore>,
+    /// The analytics table over the log (carried across reloads).
+    pub analytics: Arc<Analytics>,
     /// Answers waiting for the judge (carried across reloads; its size is read at start).
     pub judge: Arc<JudgeQueue>,
     /// Bounds the requests in flight (carried across reloads while its limits stay the same).
@@ -50,11 +53,12 @@ impl AppState {
     /// Builds providers, routing and the log writer from a validated config; `previous` (on a
     /// reload) hands over what outlives a config.
     pub fn new(config: Config, previous: Option<&AppState>) -> Result<Arc<AppState>, StateError> {
-        let (metrics, logs, feedback, judge) = match previous {
+        let (metrics, logs, feedback, analytics, judge) = match previous {
             Some(p) => (
                 p.metrics.clone(),
                 p.logs.clone(),
                 p.feedback.clone(),
+                p.analytics.clone(),
                 p.judge.clone(),
             ),
             None => {
@@ -72,8 +76,23 @@ impl AppState {
                         .then_some(config.logging.dir.as_path()),
                     config.logging.feedback_window,
                 );
+                let log_dir = config.logging.enabled.then_some(config.logging.dir.as_path());
+                let analytics = Arc::new(Analytics::new(log_dir, config.logging.analytics_rows));
+                // Index the log already on disk in the background, so the first query is quick.
+                let warm = analytics.clone();
+                std::thread::spawn(move || {
+                    if let Err(e) = warm.read(|_| ()) {
+                        tracing::warn!("analytics could not read the log: {e}");
+                    }
+                });
                 let judge = JudgeQueue::new(config.judge.as_ref().map_or(1, |j| j.max_queue));
-                (metrics, Arc::new(logs), Arc::new(feedback), Arc::new(judge))
+                (
+                    metrics,
+                    Arc::new(logs),
+                    Arc::new(feedback),
+                    analytics,
+                    Arc::new(judge),
+                )
             }
         };
         let http = upstream::client::http_client();
@@ -130,6 +149,7 @@ impl AppState {
             cooldowns,
             admission,
             feedback,
+            analytics,
             judge,
             planner: Planner::new(RoutingTable::new(&config), auto, pinned, decision_slots),
             config: Arc::new(config),

@@ -4,6 +4,7 @@
 //! request path. Imports `config`, `format`, `route`,
 //! `upstream` types; imported by `http` and `app`.
 
+pub mod analytics;
 pub mod feedback;
 pub mod judge;
 pub mod logstore;

@@ -23,6 +23,8 @@ use std::time::Instant;
 /// One request on its way through the gateway: what it asked, how it was planned, when it began.
 pub struct RequestContext {
     pub request_id: String,
+    /// The router key's id (`key-` and a hash prefix, never the key), when keys are set.
+    pub key: Option<String>,
     pub format: ClientFormat,
     pub started: Instant,
     pub started_unix_ms: u64,
@@ -64,6 +66,8 @@ pub struct LogRecord<'a> {
     pub request_id: &'a str,
     pub endpoint: &'a str,
     pub status: u16,
+    /// The router key's id (see `http::auth::key_id`), when keys are configured.
+    pub key: Option<&'a str>,
     pub user: Option<&'a str>,
     pub metadata: Option<&'a Map<String, Value>>,
     pub requested_model: Option<&'a str>,
@@ -238,6 +242,7 @@ fn write_log(sinks: &Sinks, ctx: &RequestContext, o: &Outcome, t: &Totals) {
         request_id: &ctx.request_id,
         endpoint: ctx.format.endpoint(),
         status: o.status,
+        key: ctx.key.as_deref(),
         user: ctx.req.user.as_deref(),
         metadata: Some(&ctx.req.metadata),
         requested_model: ctx.req.model.as_deref(),

@@ -1,0 +1,104 @@
+//! `GET /v1/analytics/{panel}` (traffic, models, costs, failovers, learned, experiments,
+//! requests, filters) and `GET /v1/analytics/requests/{id}`: the JSON the dashboard draws,
+//! computed from the request log by [`crate::observe::analytics`]. Each takes the window and
+//! filters of [`Filter::parse`]; errors are OpenAI-shaped.
+
+use super::respond::Rejection;
+use super::state::AppState;
+use crate::error::{ErrorKind, GatewayError};
+use crate::observe::analytics::{self, index::Index, query, query::Filter};
+use axum::extract::{Path, Query};
+use axum::{Extension, Json};
+use serde_json::Value;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// The panels and what computes each.
+const PANELS: [(&str, fn(&Index, &Filter) -> Value); 6] = [
+    ("traffic", query::traffic),
+    ("models", query::models),
+    ("costs", query::costs),
+    ("failovers", query::failovers),
+    ("learned", query::learned),
+    ("experiments", query::experiments),
+];
+
+/// Most requests `requests?limit=` lists.
+const MAX_LIMIT: usize = 1000;
+
+pub async fn panel(
+    Extension(state): Extension<Arc<AppState>>,
+    Path(panel): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, Rejection> {
+    let filter = Filter::parse(&q, crate::clock::unix_millis())
+        .map_err(|m| GatewayError::invalid(m, "query"))?;
+    let run: Box<dyn FnOnce(&Index) -> Value + Send> = match panel.as_str() {
+        "filters" => Box::new(query::filters),
+        "requests" => {
+            let limit = match q.get("limit") {
+                None => 50,
+                Some(v) => v
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|n| (1..=MAX_LIMIT).contains(n))
+                    .ok_or_else(|| {
+                        GatewayError::invalid(
+                            format!("`limit` must be a number from 1 to {MAX_LIMIT}, got {v:?}"),
+                            "limit",
+                        )
+                    })?,
+            };
+            Box::new(move |ix| query::recent(ix, &filter, limit))
+        }
+        name => {
+            let Some((_, f)) = PANELS.iter().find(|(p, _)| *p == name) else {
+                return Err(GatewayError::new(
+                    ErrorKind::NotFound,
+                    format!(
+                        "no analytics panel {name:?}; there are {}, filters, requests and requests/{{id}}",
+                        PANELS.map(|(p, _)| p).join(", ")
+                    ),
+                )
+                .into());
+            };
+            let f = *f;
+            Box::new(move |ix| f(ix, &filter))
+        }
+    };
+    Ok(Json(read(&state, run).await?))
+}
+
+pub async fn request(
+    Extension(state): Extension<Arc<AppState>>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, Rejection> {
+    let found = read(&state, Box::new(move |ix| analytics::request(ix, &id)))
+        .await?
+        .map_err(|e| GatewayError::new(ErrorKind::Internal, format!("reading the log: {e}")))?;
+    found.map(Json).ok_or_else(|| {
+        GatewayError::new(
+            ErrorKind::NotFound,
+            "no logged request with this id (unknown, not yet written, or older than the rows analytics keeps)",
+        )
+        .into()
+    })
+}
+
+/// Runs `f` on the caught-up table, off the async runtime.
+async fn read<T: Send + 'static>(
+    state: &AppState,
+    f: Box<dyn FnOnce(&Index) -> T + Send>,
+) -> Result<T, GatewayError> {
+    if !state.config.logging.enabled {
+        return Err(GatewayError::invalid(
+            "analytics reads the request log; enable [logging]",
+            "logging",
+        ));
+    }
+    let a = state.analytics.clone();
+    tokio::task::spawn_blocking(move || a.read(f))
+        .await
+        .map_err(|e| GatewayError::new(ErrorKind::Internal, e.to_string()))?
+        .map_err(|e| GatewayError::new(ErrorKind::Internal, format!("reading the log: {e}")))
+}

@@ -1,0 +1,551 @@
+//! The analytics panels, each one pass over the rows a [`Filter`] selects: traffic, models
+//! (latency, TTFT, cost, feedback), costs, failovers, learned routing, experiments, recent
+//! requests. Every function reads the [`Index`] and returns the JSON its endpoint serves.
+
+use super::index::{Index, Row, Sym};
+use serde_json::{json, Map, Value};
+use std::collections::{BTreeMap, HashMap};
+
+/// Which rows a query reads: a time window and optional equality filters.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Filter {
+    pub from_ms: u64,
+    pub to_ms: u64,
+    pub model: Option<String>,
+    pub router: Option<String>,
+    pub route: Option<String>,
+    pub variant: Option<String>,
+    pub key: Option<String>,
+    pub user: Option<String>,
+    pub endpoint: Option<String>,
+}
+
+/// The query parameters every analytics endpoint accepts.
+pub const PARAMS: [&str; 11] = [
+    "window", "from", "to", "model", "router", "route", "variant", "key", "user", "endpoint",
+    "limit",
+];
+
+impl Filter {
+    /// Reads `window` (`15m`, `1h`, `24h`, `7d`, `all`; default `24h`) or `from` / `to` (Unix
+    /// milliseconds) and the equality filters; an unknown parameter or a bad value is an error
+    /// that names it.
+    pub fn parse(params: &HashMap<String, String>, now_ms: u64) -> Result<Filter, String> {
+        if let Some(bad) = params.keys().find(|k| !PARAMS.contains(&k.as_str())) {
+            return Err(format!(
+                "unknown query parameter `{bad}`; analytics accepts {}",
+                PARAMS.join(", ")
+            ));
+        }
+        let ms = |name: &str| -> Result<Option<u64>, String> {
+            params
+                .get(name)
+                .map(|v| {
+                    v.parse::<u64>()
+                        .map_err(|_| format!("`{name}` must be Unix milliseconds, got {v:?}"))
+                })
+                .transpose()
+        };
+        let window = params.get("window").map_or("24h", String::as_str);
+        let span = if window == "all" {
+            now_ms
+        } else {
+            crate::config::duration::parse_duration(window)
+                .map_err(|_| {
+                    format!("`window` must be a duration such as 15m, 1h, 7d or `all`, got {window:?}")
+                })?
+                .as_millis() as u64
+        };
+        let to_ms = ms("to")?.unwrap_or(u64::MAX);
+        let from_ms = ms("from")?.unwrap_or_else(|| now_ms.saturating_sub(span));
+        if from_ms > to_ms {
+            return Err("`from` is after `to`".into());
+        }
+        let get = |k: &str| params.get(k).filter(|v| !v.is_empty()).cloned();
+        Ok(Filter {
+            from_ms,
+            to_ms,
+            model: get("model"),
+            router: get("router"),
+            route: get("route"),
+            variant: get("variant"),
+            key: get("key"),
+            user: get("user"),
+            endpoint: get("endpoint"),
+        })
+    }
+
+    /// Everything ever logged.
+    pub fn all() -> Filter {
+        Filter {
+            to_ms: u64::MAX,
+            ..Filter::default()
+        }
+    }
+}
+
+/// A filter with its strings resolved to symbols (a value never seen matches nothing).
+struct Matcher {
+    from_ms: u64,
+    to_ms: u64,
+    dims: Vec<(fn(&Row) -> Sym, Sym)>,
+}
+
+const NOWHERE: Sym = Sym::MAX;
+
+impl Matcher {
+    fn new(ix: &Index, f: &Filter) -> Matcher {
+        let wanted: [(&Option<String>, fn(&Row) -> Sym); 7] = [
+            (&f.model, |r| r.model),
+            (&f.router, |r| r.router),
+            (&f.route, |r| r.route),
+            (&f.variant, |r| r.variant),
+            (&f.key, |r| r.key),
+            (&f.user, |r| r.user),
+            (&f.endpoint, |r| r.endpoint),
+        ];
+        Matcher {
+            from_ms: f.from_ms,
+            to_ms: f.to_ms,
+            dims: wanted
+                .into_iter()
+                .filter_map(|(v, get)| {
+                    v.as_deref()
+                        .map(|v| (get, ix.syms.get(v).unwrap_or(NOWHERE)))
+                })
+                .collect(),
+        }
+    }
+
+    fn matches(&self, r: &Row) -> bool {
+        r.ts_ms >= self.from_ms
+            && r.ts_ms <= self.to_ms
+            && self.dims.iter().all(|(get, want)| get(r) == *want)
+    }
+}
+
+fn rows<'a>(ix: &'a Index, f: &Filter) -> impl Iterator<Item = &'a Row> {
+    let m = Matcher::new(ix, f);
+    ix.rows.iter().filter(move |r| m.matches(r))
+}
+
+fn name(ix: &Index, s: Sym) -> Value {
+    ix.syms.name(s).map_or(Value::Null, |n| json!(n))
+}
+
+/// p50 / p95 / p99 (nearest rank) of the values, NaNs left out; nulls when there are none.
+fn percentiles(mut v: Vec<f32>) -> Value {
+    v.retain(|x| !x.is_nan());
+    if v.is_empty() {
+        return json!({"p50": null, "p95": null, "p99": null});
+    }
+    let mut at = |q: f64| {
+        let i = ((q * v.len() as f64).ceil() as usize).clamp(1, v.len()) - 1;
+        let (_, x, _) = v.select_nth_unstable_by(i, f32::total_cmp);
+        (f64::from(*x) * 1000.0).round() / 1000.0
+    };
+    json!({"p50": at(0.5), "p95": at(0.95), "p99": at(0.99)})
+}
+
+/// Mean and normal-approximation 95 % interval of scores (NaNs left out).
+#[derive(Default, Clone)]
+struct Scores {
+    n: f64,
+    sum: f64,
+    sum_sq: f64,
+}
+
+impl Scores {
+    fn add(&mut self, x: f32) {
+        if !x.is_nan() {
+            let x = f64::from(x);
+            self.n += 1.0;
+            self.sum += x;
+            self.sum_sq += x * x;
+        }
+    }
+
+    fn mean(&self) -> Option<f64> {
+        (self.n > 0.0).then(|| self.sum / self.n)
+    }
+
+    /// Variance of the mean (needs two scores).
+    fn var_of_mean(&self) -> Option<f64> {
+        let m = self.mean()?;
+        (self.n >= 2.0).then(|| ((self.sum_sq - self.n * m * m) / (self.n - 1.0)).max(0.0) / self.n)
+    }
+
+    fn json(&self) -> Value {
+        let ci = self
+            .mean()
+            .zip(self.var_of_mean())
+            .map(|(m, v)| [m - 1.96 * v.sqrt(), m + 1.96 * v.sqrt()]);
+        json!({"n": self.n as u64, "mean": self.mean(), "ci95": ci})
+    }
+}
+
+/// Counts, cost and times of a group of rows.
+#[derive(Default)]
+struct Group {
+    requests: u64,
+    errors: u64,
+    failovers: u64,
+    cost: f64,
+    duration: Vec<f32>,
+    ttft: Vec<f32>,
+    user: Scores,
+    judge: Scores,
+}
+
+impl Group {
+    fn add(&mut self, r: &Row, times: bool) {
+        self.requests += 1;
+        self.errors += u64::from(r.status != 200);
+        self.failovers += u64::from(!r.failures.is_empty() && r.model != 0);
+        self.cost += r.cost_usd;
+        if times {
+            self.duration.push(r.duration_ms);
+            self.ttft.push(r.ttft_ms);
+        }
+        self.user.add(r.user_score);
+        self.judge.add(r.judge_score);
+    }
+
+    fn json(self) -> Map<String, Value> {
+        let per = |x: u64| x as f64 / self.requests.max(1) as f64;
+        let mut m = Map::new();
+        m.insert("requests".into(), json!(self.requests));
+        m.insert("error_rate".into(), json!(per(self.errors)));
+        m.insert("failover_rate".into(), json!(per(self.failovers)));
+        m.insert("cost_usd".into(), json!(self.cost));
+        m.insert(
+            "cost_per_1k_requests_usd".into(),
+            json!(1000.0 * self.cost / self.requests.max(1) as f64),
+        );
+        if !self.duration.is_empty() {
+            m.insert("latency_ms".into(), percentiles(self.duration));
+            m.insert("ttft_ms".into(), percentiles(self.ttft));
+        }
+        m.insert("feedback".into(), self.user.json());
+        m.insert("judge".into(), self.judge.json());
+        m
+    }
+}
+
+/// A bucket width that gives about 60 points over the window, from a list of round sizes.
+fn bucket_ms(from: u64, to: u64) -> u64 {
+    const SIZES: [u64; 12] = [
+        1_000, 5_000, 10_000, 30_000, 60_000, 300_000, 900_000, 1_800_000, 3_600_000,
+        10_800_000, 21_600_000, 86_400_000,
+    ];
+    let span = to.saturating_sub(from);
+    SIZES
+        .into_iter()
+        .find(|s| span / s <= 60)
+        .unwrap_or(86_400_000)
+}
+
+/// The window actually covered: the filter's, clipped to the rows it selects.
+fn span(ix: &Index, f: &Filter) -> Option<(u64, u64)> {
+    rows(ix, f).fold(None, |acc, r| match acc {
+        None => Some((r.ts_ms, r.ts_ms)),
+        Some((a, b)) => Some((a.min(r.ts_ms), b.max(r.ts_ms))),
+    })
+}
+
+/// Requests and errors over time, with totals.
+pub fn traffic(ix: &Index, f: &Filter) -> Value {
+    let Some((lo, hi)) = span(ix, f) else {
+        return json!({"bucket_ms": null, "series": [], "totals": Group::default().json()});
+    };
+    let width = bucket_ms(lo, hi);
+    let mut buckets: BTreeMap<u64, (u64, u64, f64)> = BTreeMap::new();
+    let mut total = Group::default();
+    for r in rows(ix, f) {
+        let b = buckets.entry(r.ts_ms / width * width).or_default();
+        b.0 += 1;
+        b.1 += u64::from(r.status != 200);
+        b.2 += r.cost_usd;
+        total.add(r, true);
+    }
+    let series: Vec<Value> = buckets
+        .into_iter()
+        .map(|(t, (n, e, c))| json!({"t": t, "requests": n, "errors": e, "cost_usd": c}))
+        .collect();
+    json!({"bucket_ms": width, "series": series, "totals": total.json()})
+}
+
+/// Per served model: requests, error and failover rates, latency and TTFT percentiles, cost,
+/// feedback and judge scores with 95 % intervals.
+pub fn models(ix: &Index, f: &Filter) -> Value {
+    let mut groups: BTreeMap<Sym, Group> = BTreeMap::new();
+    for r in rows(ix, f).filter(|r| r.model != 0) {
+        groups.entry(r.model).or_default().add(r, true);
+    }
+    let list: Vec<Value> = groups
+        .into_iter()
+        .map(|(m, g)| {
+            let mut o = g.json();
+            o.insert("model".into(), name(ix, m));
+            Value::Object(o)
+        })
+        .collect();
+    json!({ "models": list })
+}
+
+/// Cost by model, router and (router, route, variant); and per 1k requests overall.
+pub fn costs(ix: &Index, f: &Filter) -> Value {
+    type Key = (Sym, Sym, Sym);
+    let mut by: [BTreeMap<Key, (u64, f64)>; 3] = Default::default();
+    let (mut n, mut total) = (0u64, 0.0);
+    for r in rows(ix, f) {
+        n += 1;
+        total += r.cost_usd;
+        for (i, k) in [
+            (r.model, 0, 0),
+            (r.router, 0, 0),
+            (r.router, r.route, r.variant),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            if k.0 != 0 {
+                let e = by[i].entry(k).or_default();
+                e.0 += 1;
+                e.1 += r.cost_usd;
+            }
+        }
+    }
+    let list = |m: &BTreeMap<Key, (u64, f64)>, fields: &[&str]| -> Vec<Value> {
+        m.iter()
+            .map(|(k, (n, c))| {
+                let mut o = Map::new();
+                for (field, s) in fields.iter().zip([k.0, k.1, k.2]) {
+                    o.insert(field.to_string(), name(ix, s));
+                }
+                o.insert("requests".into(), json!(n));
+                o.insert("cost_usd".into(), json!(c));
+                o.insert("cost_per_1k_requests_usd".into(), json!(1000.0 * c / *n as f64));
+                Value::Object(o)
+            })
+            .collect()
+    };
+    json!({
+        "requests": n, "cost_usd": total,
+        "cost_per_1k_requests_usd": 1000.0 * total / n.max(1) as f64,
+        "by_model": list(&by[0], &["model"]),
+        "by_router": list(&by[1], &["router"]),
+        "by_variant": list(&by[2], &["router", "route", "variant"]),
+    })
+}
+
+/// Which models failed, why, and which model served instead (`null`: none did).
+pub fn failovers(ix: &Index, f: &Filter) -> Value {
+    let mut counts: BTreeMap<(Sym, Sym, Sym), u64> = BTreeMap::new();
+    let (mut requests, mut with) = (0u64, 0u64);
+    for r in rows(ix, f) {
+        requests += 1;
+        with += u64::from(!r.failures.is_empty());
+        for fl in r.failures.iter() {
+            *counts.entry((fl.model, fl.reason, r.model)).or_default() += 1;
+        }
+    }
+    let mut list: Vec<(u64, Value)> = counts
+        .into_iter()
+        .map(|((m, why, served), n)| {
+            (
+                n,
+                json!({"failed_model": name(ix, m), "reason": name(ix, why), "served_by": name(ix, served), "count": n}),
+            )
+        })
+        .collect();
+    list.sort_by(|a, b| b.0.cmp(&a.0));
+    json!({
+        "requests": requests, "requests_with_failures": with,
+        "failures": list.into_iter().map(|(_, v)| v).collect::<Vec<_>>(),
+    })
+}
+
+/// Learned routing: the share of `auto` decisions per chosen candidate over time, knobs in
+/// use, decision time, unfamiliar-prompt and exploration shares, and feedback per candidate.
+pub fn learned(ix: &Index, f: &Filter) -> Value {
+    let Some((lo, hi)) = span(ix, f) else {
+        return json!({"requests": 0, "series": [], "candidates": [], "knobs": {}});
+    };
+    let width = bucket_ms(lo, hi);
+    let mut buckets: BTreeMap<u64, BTreeMap<Sym, u64>> = BTreeMap::new();
+    let mut knobs: BTreeMap<Sym, u64> = BTreeMap::new();
+    let mut per: BTreeMap<Sym, Group> = BTreeMap::new();
+    let (mut n, mut unfamiliar, mut explored) = (0u64, 0u64, 0u64);
+    let mut decision = Vec::new();
+    for r in rows(ix, f) {
+        let Some(l) = r.learned else { continue };
+        n += 1;
+        unfamiliar += u64::from(l.unfamiliar);
+        explored += u64::from(l.explored);
+        decision.push(l.decision_ms);
+        *knobs.entry(l.knob).or_default() += 1;
+        *buckets
+            .entry(r.ts_ms / width * width)
+            .or_default()
+            .entry(l.chosen)
+            .or_default() += 1;
+        per.entry(l.chosen).or_default().add(r, false);
+    }
+    let series: Vec<Value> = buckets
+        .into_iter()
+        .map(|(t, m)| {
+            let shares: Map<String, Value> = m
+                .into_iter()
+                .map(|(s, c)| (ix.syms.name(s).unwrap_or("").to_string(), json!(c)))
+                .collect();
+            json!({"t": t, "chosen": shares})
+        })
+        .collect();
+    let candidates: Vec<Value> = per
+        .into_iter()
+        .map(|(s, g)| {
+            let share = g.requests as f64 / n.max(1) as f64;
+            let mut o = g.json();
+            o.insert("model".into(), name(ix, s));
+            o.insert("share".into(), json!(share));
+            Value::Object(o)
+        })
+        .collect();
+    let per_n = |x: u64| x as f64 / n.max(1) as f64;
+    json!({
+        "requests": n, "bucket_ms": width, "series": series, "candidates": candidates,
+        "knobs": knobs.into_iter().map(|(k, c)| (ix.syms.name(k).unwrap_or("default").to_string(), json!(c))).collect::<Map<_, _>>(),
+        "decision_ms": percentiles(decision),
+        "unfamiliar_rate": per_n(unfamiliar), "exploration_share": per_n(explored),
+    })
+}
+
+/// Each router's arms (route and variant) side by side, and each arm's feedback compared with
+/// the arm that has the most requests: the difference in mean score with a 95 % (Welch)
+/// interval and a plain statement of whether it is significant.
+pub fn experiments(ix: &Index, f: &Filter) -> Value {
+    let mut routers: BTreeMap<Sym, BTreeMap<(Sym, Sym), Group>> = BTreeMap::new();
+    for r in rows(ix, f).filter(|r| r.router != 0) {
+        let arm = (r.route, if r.learned.is_some() && r.variant == 0 { NOWHERE } else { r.variant });
+        routers.entry(r.router).or_default().entry(arm).or_default().add(r, true);
+    }
+    let list: Vec<Value> = routers
+        .into_iter()
+        .map(|(router, arms)| {
+            let base = arms.iter().max_by_key(|(_, g)| g.requests).map(|(k, g)| (*k, g.user.clone()));
+            let arms: Vec<Value> = arms
+                .into_iter()
+                .map(|((route, variant), g)| {
+                    let arm_name = arm_label(ix, route, variant);
+                    let verdict = base.as_ref().map(|(k, b)| {
+                        if *k == (route, variant) {
+                            json!({"baseline": true, "statement": "baseline (most requests)"})
+                        } else {
+                            compare(&g.user, b, &arm_label(ix, k.0, k.1))
+                        }
+                    });
+                    let mut o = g.json();
+                    o.insert("route".into(), name(ix, route));
+                    o.insert(
+                        "variant".into(),
+                        if variant == NOWHERE { json!("auto") } else { name(ix, variant) },
+                    );
+                    o.insert("arm".into(), json!(arm_name));
+                    o.insert("versus_baseline".into(), verdict.unwrap_or(Value::Null));
+                    Value::Object(o)
+                })
+                .collect();
+            json!({"router": name(ix, router), "arms": arms})
+        })
+        .collect();
+    json!({ "routers": list })
+}
+
+fn arm_label(ix: &Index, route: Sym, variant: Sym) -> String {
+    let route = ix.syms.name(route).unwrap_or("default");
+    match variant {
+        0 => route.to_string(),
+        NOWHERE => format!("{route} / auto"),
+        v => format!("{route} / {}", ix.syms.name(v).unwrap_or("")),
+    }
+}
+
+/// The fewest scores per arm before a difference is judged.
+const MIN_SCORES: f64 = 10.0;
+
+fn compare(arm: &Scores, base: &Scores, base_name: &str) -> Value {
+    let (Some(a), Some(b)) = (arm.mean(), base.mean()) else {
+        return json!({"significant": false, "statement": "no feedback scores yet"});
+    };
+    if arm.n < MIN_SCORES || base.n < MIN_SCORES {
+        return json!({
+            "significant": false, "difference": a - b,
+            "statement": format!("too few scores to judge ({} here, {} on {base_name}; {MIN_SCORES} each needed)", arm.n, base.n),
+        });
+    }
+    let se = (arm.var_of_mean().unwrap_or(0.0) + base.var_of_mean().unwrap_or(0.0)).sqrt();
+    let (lo, hi) = (a - b - 1.96 * se, a - b + 1.96 * se);
+    let significant = lo > 0.0 || hi < 0.0;
+    let word = if a >= b { "higher" } else { "lower" };
+    json!({
+        "significant": significant, "difference": a - b, "ci95": [lo, hi],
+        "statement": format!(
+            "mean score {:.3} {word} than {base_name} (95 % interval {lo:+.3} to {hi:+.3}): {}",
+            (a - b).abs(),
+            if significant { "significant" } else { "not significant (the interval includes 0)" }
+        ),
+    })
+}
+
+/// The newest `limit` requests the filter selects, newest first (for the drill-down list).
+pub fn recent(ix: &Index, f: &Filter, limit: usize) -> Value {
+    let m = Matcher::new(ix, f);
+    let list: Vec<Value> = ix
+        .rows
+        .iter()
+        .rev()
+        .filter(|r| m.matches(r))
+        .take(limit)
+        .map(|r| {
+            json!({
+                "ts_ms": r.ts_ms, "model": name(ix, r.model), "router": name(ix, r.router),
+                "status": r.status, "duration_ms": r.duration_ms, "cost_usd": r.cost_usd,
+                "attempts": r.failures.len() + usize::from(r.model != 0),
+                "request_id": ix.request_id(r),
+            })
+        })
+        .collect();
+    json!({ "requests": list })
+}
+
+/// The values each filter can take (users: the 100 with most requests), and the time range.
+pub fn filters(ix: &Index) -> Value {
+    let mut seen: [BTreeMap<Sym, u64>; 7] = Default::default();
+    for r in &ix.rows {
+        for (i, s) in [r.model, r.router, r.route, r.variant, r.key, r.user, r.endpoint]
+            .into_iter()
+            .enumerate()
+        {
+            if s != 0 {
+                *seen[i].entry(s).or_default() += 1;
+            }
+        }
+    }
+    let names = |m: &BTreeMap<Sym, u64>, top: usize| -> Vec<Value> {
+        let mut v: Vec<(&Sym, &u64)> = m.iter().collect();
+        v.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+        let mut out: Vec<Value> = v.into_iter().take(top).map(|(s, _)| name(ix, *s)).collect();
+        out.sort_by(|a, b| a.as_str().cmp(&b.as_str()));
+        out
+    };
+    let keys = ["model", "router", "route", "variant", "key", "user", "endpoint"];
+    let mut o = Map::new();
+    for (i, k) in keys.iter().enumerate() {
+        o.insert(k.to_string(), json!(names(&seen[i], if *k == "user" { 100 } else { usize::MAX })));
+    }
+    o.insert("first_ms".into(), json!(ix.rows.iter().map(|r| r.ts_ms).min()));
+    o.insert("last_ms".into(), json!(ix.rows.iter().map(|r| r.ts_ms).max()));
+    o.insert("rows".into(), json!(ix.rows.len()));
+    Value::Object(o)
+}
