@@ -32,7 +32,7 @@ pub async fn panel(
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, Rejection> {
     let filter = Filter::parse(&q, crate::clock::unix_millis())
-        .map_err(|m| GatewayError::invalid(m, "query"))?;
+        .map_err(|(param, m)| GatewayError::invalid(m, &param))?;
     let run: Box<dyn FnOnce(&Index) -> Value + Send> = match panel.as_str() {
         "filters" => Box::new(query::filters),
         "requests" => {

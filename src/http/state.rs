@@ -76,7 +76,10 @@ impl AppState {
                         .then_some(config.logging.dir.as_path()),
                     config.logging.feedback_window,
                 );
-                let log_dir = config.logging.enabled.then_some(config.logging.dir.as_path());
+                let log_dir = config
+                    .logging
+                    .enabled
+                    .then_some(config.logging.dir.as_path());
                 let analytics = Arc::new(Analytics::new(log_dir, config.logging.analytics_rows));
                 // Index the log already on disk in the background, so the first query is quick.
                 let warm = analytics.clone();

@@ -293,6 +293,7 @@ mod tests {
             rotate_bytes: 2_000,
             max_text_bytes: 1024,
             feedback_window: 10,
+            analytics_rows: 10,
         };
         let metrics = Arc::new(Metrics::default());
         let store = LogStore::start(&cfg, metrics.clone()).unwrap();

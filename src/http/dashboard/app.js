@@ -99,15 +99,15 @@ async function traffic() {
     ["latency p50 / p99 ms", t.latency_ms ? `${num(t.latency_ms.p50)} / ${num(t.latency_ms.p99)}` : "—"],
   ]);
   chart("traffic-chart", {
-    type: "line",
+    type: "bar",
     data: {
       labels: d.series.map((p) => time(p.t)),
       datasets: [
-        { label: `requests per ${d.bucket_ms / 1000} s`, data: d.series.map((p) => p.requests), borderColor: COLORS[0], tension: 0.2 },
-        { label: "errors", data: d.series.map((p) => p.errors), borderColor: COLORS[4], tension: 0.2 },
+        { label: `answered (per ${d.bucket_ms / 1000} s)`, data: d.series.map((p) => p.requests - p.errors), backgroundColor: COLORS[0] },
+        { label: "errors", data: d.series.map((p) => p.errors), backgroundColor: COLORS[4] },
       ],
     },
-    options: { scales: { y: { beginAtZero: true } } },
+    options: { scales: { x: { stacked: true }, y: { stacked: true, beginAtZero: true } } },
   });
   mark("traffic", d.series.length);
 }

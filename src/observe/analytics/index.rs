@@ -240,12 +240,10 @@ impl Index {
             }
         }
         for file in 0..self.requests.len() {
-            let (path, from) = (
-                self.requests[file].path.clone(),
-                self.requests[file].read,
-            );
-            self.requests[file].read =
-                read_lines(&path, from, |offset, line| self.add_request(file, offset, line))?;
+            let (path, from) = (self.requests[file].path.clone(), self.requests[file].read);
+            self.requests[file].read = read_lines(&path, from, |offset, line| {
+                self.add_request(file, offset, line)
+            })?;
         }
         for i in 0..self.feedback_files.len() {
             let (path, from) = (
@@ -410,11 +408,7 @@ fn failure_reason(a: &AttemptLine) -> String {
 
 /// Calls `each(offset, line)` for every complete line of `path` from byte `from`; returns the
 /// offset after the last complete line (a line still being written is read next time).
-fn read_lines(
-    path: &Path,
-    from: u64,
-    mut each: impl FnMut(u64, &[u8]),
-) -> std::io::Result<u64> {
+fn read_lines(path: &Path, from: u64, mut each: impl FnMut(u64, &[u8])) -> std::io::Result<u64> {
     let mut file = match File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(from),

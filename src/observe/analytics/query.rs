@@ -29,20 +29,30 @@ pub const PARAMS: [&str; 11] = [
 impl Filter {
     /// Reads `window` (`15m`, `1h`, `24h`, `7d`, `all`; default `24h`) or `from` / `to` (Unix
     /// milliseconds) and the equality filters; an unknown parameter or a bad value is an error
-    /// that names it.
-    pub fn parse(params: &HashMap<String, String>, now_ms: u64) -> Result<Filter, String> {
+    /// that names it: `(parameter, message)`.
+    pub fn parse(
+        params: &HashMap<String, String>,
+        now_ms: u64,
+    ) -> Result<Filter, (String, String)> {
         if let Some(bad) = params.keys().find(|k| !PARAMS.contains(&k.as_str())) {
-            return Err(format!(
-                "unknown query parameter `{bad}`; analytics accepts {}",
-                PARAMS.join(", ")
+            return Err((
+                bad.clone(),
+                format!(
+                    "unknown query parameter `{bad}`; analytics accepts {}",
+                    PARAMS.join(", ")
+                ),
             ));
         }
-        let ms = |name: &str| -> Result<Option<u64>, String> {
+        let ms = |name: &'static str| -> Result<Option<u64>, (String, String)> {
             params
                 .get(name)
                 .map(|v| {
-                    v.parse::<u64>()
-                        .map_err(|_| format!("`{name}` must be Unix milliseconds, got {v:?}"))
+                    v.parse::<u64>().map_err(|_| {
+                        (
+                            name.to_string(),
+                            format!("`{name}` must be Unix milliseconds, got {v:?}"),
+                        )
+                    })
                 })
                 .transpose()
         };
@@ -52,14 +62,17 @@ impl Filter {
         } else {
             crate::config::duration::parse_duration(window)
                 .map_err(|_| {
-                    format!("`window` must be a duration such as 15m, 1h, 7d or `all`, got {window:?}")
+                    (
+                        "window".to_string(),
+                        format!("`window` must be a duration such as 15m, 1h, 7d or `all`, got {window:?}"),
+                    )
                 })?
                 .as_millis() as u64
         };
         let to_ms = ms("to")?.unwrap_or(u64::MAX);
         let from_ms = ms("from")?.unwrap_or_else(|| now_ms.saturating_sub(span));
         if from_ms > to_ms {
-            return Err("`from` is after `to`".into());
+            return Err(("from".into(), "`from` is after `to`".into()));
         }
         let get = |k: &str| params.get(k).filter(|v| !v.is_empty()).cloned();
         Ok(Filter {
@@ -235,8 +248,8 @@ impl Group {
 /// A bucket width that gives about 60 points over the window, from a list of round sizes.
 fn bucket_ms(from: u64, to: u64) -> u64 {
     const SIZES: [u64; 12] = [
-        1_000, 5_000, 10_000, 30_000, 60_000, 300_000, 900_000, 1_800_000, 3_600_000,
-        10_800_000, 21_600_000, 86_400_000,
+        1_000, 5_000, 10_000, 30_000, 60_000, 300_000, 900_000, 1_800_000, 3_600_000, 10_800_000,
+        21_600_000, 86_400_000,
     ];
     let span = to.saturating_sub(from);
     SIZES
@@ -325,7 +338,10 @@ pub fn costs(ix: &Index, f: &Filter) -> Value {
                 }
                 o.insert("requests".into(), json!(n));
                 o.insert("cost_usd".into(), json!(c));
-                o.insert("cost_per_1k_requests_usd".into(), json!(1000.0 * c / *n as f64));
+                o.insert(
+                    "cost_per_1k_requests_usd".into(),
+                    json!(1000.0 * c / *n as f64),
+                );
                 Value::Object(o)
             })
             .collect()
@@ -427,13 +443,28 @@ pub fn learned(ix: &Index, f: &Filter) -> Value {
 pub fn experiments(ix: &Index, f: &Filter) -> Value {
     let mut routers: BTreeMap<Sym, BTreeMap<(Sym, Sym), Group>> = BTreeMap::new();
     for r in rows(ix, f).filter(|r| r.router != 0) {
-        let arm = (r.route, if r.learned.is_some() && r.variant == 0 { NOWHERE } else { r.variant });
-        routers.entry(r.router).or_default().entry(arm).or_default().add(r, true);
+        let arm = (
+            r.route,
+            if r.learned.is_some() && r.variant == 0 {
+                NOWHERE
+            } else {
+                r.variant
+            },
+        );
+        routers
+            .entry(r.router)
+            .or_default()
+            .entry(arm)
+            .or_default()
+            .add(r, true);
     }
     let list: Vec<Value> = routers
         .into_iter()
         .map(|(router, arms)| {
-            let base = arms.iter().max_by_key(|(_, g)| g.requests).map(|(k, g)| (*k, g.user.clone()));
+            let base = arms
+                .iter()
+                .max_by_key(|(_, g)| g.requests)
+                .map(|(k, g)| (*k, g.user.clone()));
             let arms: Vec<Value> = arms
                 .into_iter()
                 .map(|((route, variant), g)| {
@@ -449,7 +480,11 @@ pub fn experiments(ix: &Index, f: &Filter) -> Value {
                     o.insert("route".into(), name(ix, route));
                     o.insert(
                         "variant".into(),
-                        if variant == NOWHERE { json!("auto") } else { name(ix, variant) },
+                        if variant == NOWHERE {
+                            json!("auto")
+                        } else {
+                            name(ix, variant)
+                        },
                     );
                     o.insert("arm".into(), json!(arm_name));
                     o.insert("versus_baseline".into(), verdict.unwrap_or(Value::Null));
@@ -523,9 +558,11 @@ pub fn recent(ix: &Index, f: &Filter, limit: usize) -> Value {
 pub fn filters(ix: &Index) -> Value {
     let mut seen: [BTreeMap<Sym, u64>; 7] = Default::default();
     for r in &ix.rows {
-        for (i, s) in [r.model, r.router, r.route, r.variant, r.key, r.user, r.endpoint]
-            .into_iter()
-            .enumerate()
+        for (i, s) in [
+            r.model, r.router, r.route, r.variant, r.key, r.user, r.endpoint,
+        ]
+        .into_iter()
+        .enumerate()
         {
             if s != 0 {
                 *seen[i].entry(s).or_default() += 1;
@@ -539,13 +576,142 @@ pub fn filters(ix: &Index) -> Value {
         out.sort_by(|a, b| a.as_str().cmp(&b.as_str()));
         out
     };
-    let keys = ["model", "router", "route", "variant", "key", "user", "endpoint"];
+    let keys = [
+        "model", "router", "route", "variant", "key", "user", "endpoint",
+    ];
     let mut o = Map::new();
     for (i, k) in keys.iter().enumerate() {
-        o.insert(k.to_string(), json!(names(&seen[i], if *k == "user" { 100 } else { usize::MAX })));
+        o.insert(
+            k.to_string(),
+            json!(names(&seen[i], if *k == "user" { 100 } else { usize::MAX })),
+        );
     }
-    o.insert("first_ms".into(), json!(ix.rows.iter().map(|r| r.ts_ms).min()));
-    o.insert("last_ms".into(), json!(ix.rows.iter().map(|r| r.ts_ms).max()));
+    o.insert(
+        "first_ms".into(),
+        json!(ix.rows.iter().map(|r| r.ts_ms).min()),
+    );
+    o.insert(
+        "last_ms".into(),
+        json!(ix.rows.iter().map(|r| r.ts_ms).max()),
+    );
     o.insert("rows".into(), json!(ix.rows.len()));
     Value::Object(o)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A table of `n` requests to router `demo`: variant `a` on mock/fast scored `a_score`,
+    /// variant `b` on mock/smart scored `b_score`; every fourth `a` request failed over from
+    /// mock/flaky.
+    fn table(n: usize, a_score: f64, b_score: f64) -> Index {
+        let mut ix = Index::new(10_000);
+        for i in 0..n {
+            let (variant, model, score) = if i % 2 == 0 {
+                ("a", "mock/fast", a_score)
+            } else {
+                ("b", "mock/smart", b_score)
+            };
+            let failed = if i % 4 == 0 {
+                r#"{"model":"mock/flaky","status":503,"error_kind":"status"},"#
+            } else {
+                ""
+            };
+            let line = format!(
+                r#"{{"ts_ms":{},"request_id":"r{i}","endpoint":"/v1/chat/completions","status":200,"model":"{model}","router":"demo","route":"default","variant":"{variant}","user":"u{}","attempts":[{failed}{{"model":"{model}","success":true,"status":200}}],"ttft_ms":{},"duration_ms":{},"cost_usd":0.001}}"#,
+                1_000 + i as u64 * 1_000,
+                i % 3,
+                i,
+                2 * i
+            );
+            ix.add_request(0, 0, line.as_bytes());
+            // scores spread ±0.1 around the arm's mean
+            let s = score + 0.1 * ((i % 3) as f64 - 1.0);
+            ix.add_feedback(format!(r#"{{"request_id":"r{i}","score":{s}}}"#).as_bytes());
+        }
+        ix
+    }
+
+    #[test]
+    fn filters_select_rows_and_unknown_values_match_nothing() {
+        let ix = table(40, 0.5, 0.5);
+        let count = |f: &Filter| traffic(&ix, f)["totals"]["requests"].as_u64().unwrap();
+        assert_eq!(count(&Filter::all()), 40);
+        let only = |set: fn(&mut Filter)| {
+            let mut f = Filter::all();
+            set(&mut f);
+            count(&f)
+        };
+        assert_eq!(only(|f| f.model = Some("mock/fast".into())), 20);
+        assert_eq!(only(|f| f.user = Some("u0".into())), 14);
+        assert_eq!(only(|f| f.model = Some("no/such".into())), 0);
+        assert_eq!(only(|f| f.from_ms = 11_000), 30);
+        assert_eq!(only(|f| f.to_ms = 10_000), 10);
+    }
+
+    #[test]
+    fn parse_reads_windows_and_names_bad_parameters() {
+        let q = |pairs: &[(&str, &str)]| {
+            let m: HashMap<String, String> = pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            Filter::parse(&m, 10_000_000)
+        };
+        assert_eq!(
+            q(&[("window", "1h")]).unwrap().from_ms,
+            10_000_000 - 3_600_000
+        );
+        assert_eq!(q(&[("window", "all")]).unwrap().from_ms, 0);
+        assert_eq!(
+            q(&[("model", "m"), ("from", "5")])
+                .unwrap()
+                .model
+                .as_deref(),
+            Some("m")
+        );
+        assert_eq!(q(&[("window", "soon")]).unwrap_err().0, "window");
+        assert_eq!(q(&[("to", "x")]).unwrap_err().0, "to");
+        assert_eq!(q(&[("colour", "red")]).unwrap_err().0, "colour");
+        assert_eq!(q(&[("from", "9"), ("to", "3")]).unwrap_err().0, "from");
+    }
+
+    #[test]
+    fn panels_count_failovers_percentiles_and_feedback() {
+        let ix = table(40, 0.5, 0.5);
+        let f = failovers(&ix, &Filter::all());
+        assert_eq!(f["requests_with_failures"], 10);
+        assert_eq!(f["failures"][0]["reason"], "status 503");
+        assert_eq!(f["failures"][0]["served_by"], "mock/fast");
+        let m = models(&ix, &Filter::all());
+        let fast = &m["models"][0];
+        assert_eq!(fast["model"], "mock/fast");
+        // ttft of the fast requests: 0, 2, 4, ..., 38 → nearest-rank p50 = 18
+        assert_eq!(fast["ttft_ms"]["p50"], 18.0);
+        assert_eq!(fast["feedback"]["n"], 20);
+        assert!((fast["feedback"]["mean"].as_f64().unwrap() - 0.5).abs() < 0.01);
+        let c = costs(&ix, &Filter::all());
+        assert!((c["cost_per_1k_requests_usd"].as_f64().unwrap() - 1.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn experiments_say_whether_a_difference_is_significant() {
+        let verdict = |ix: &Index| {
+            let e = experiments(ix, &Filter::all());
+            let arms = e["routers"][0]["arms"].as_array().unwrap().clone();
+            arms.into_iter()
+                .find(|a| a["versus_baseline"]["baseline"] != true)
+                .unwrap()["versus_baseline"]
+                .clone()
+        };
+        let clear = verdict(&table(60, 0.4, 0.8));
+        assert_eq!(clear["significant"], true, "{clear}");
+        assert!(clear["statement"].as_str().unwrap().contains("significant"));
+        let same = verdict(&table(60, 0.6, 0.6));
+        assert_eq!(same["significant"], false, "{same}");
+        assert!(same["statement"].as_str().unwrap().contains("includes 0"));
+        let few = verdict(&table(8, 0.4, 0.8));
+        assert!(few["statement"].as_str().unwrap().starts_with("too few"));
+    }
 }
