@@ -130,7 +130,8 @@ async fn report_of(state: &AppState, q: &HashMap<String, String>) -> Result<Valu
         ));
     }
     let dir = state.config.logging.dir.clone();
-    tokio::task::spawn_blocking(move || report::compare(&dir, &router))
+    let analytics = state.analytics.clone();
+    tokio::task::spawn_blocking(move || analytics.read(|ix| report::of(ix, &router, &dir)))
         .await
         .map_err(|e| GatewayError::new(ErrorKind::Internal, e.to_string()))?
         .map_err(|e| GatewayError::new(ErrorKind::Internal, format!("reading the log: {e}")))

@@ -54,6 +54,7 @@ pub struct Failure {
 #[derive(Clone, Copy)]
 pub struct Learned {
     pub chosen: Sym,
+    pub artifact: Sym,
     pub knob: Sym,
     pub decision_ms: f32,
     pub unfamiliar: bool,
@@ -140,6 +141,8 @@ struct AttemptLine<'a> {
 struct LearnedLine<'a> {
     #[serde(borrow)]
     chosen: &'a str,
+    #[serde(borrow, default)]
+    artifact_version: Option<&'a str>,
     #[serde(borrow, default)]
     knob: Option<&'a str>,
     #[serde(default)]
@@ -277,6 +280,7 @@ impl Index {
             .collect();
         let learned = l.learned.as_ref().map(|d| Learned {
             chosen: s.intern(Some(d.chosen)),
+            artifact: s.intern(d.artifact_version),
             knob: s.intern(d.knob),
             decision_ms: d.decision_ms as f32,
             unfamiliar: d.unfamiliar,

@@ -208,6 +208,8 @@ struct Group {
     ttft: Vec<f32>,
     user: Scores,
     judge: Scores,
+    /// `auto` requests per artifact version.
+    artifacts: BTreeMap<Sym, u64>,
 }
 
 impl Group {
@@ -222,9 +224,12 @@ impl Group {
         }
         self.user.add(r.user_score);
         self.judge.add(r.judge_score);
+        if let Some(l) = r.learned.filter(|l| l.artifact != 0) {
+            *self.artifacts.entry(l.artifact).or_default() += 1;
+        }
     }
 
-    fn json(self) -> Map<String, Value> {
+    fn json(self, ix: &Index) -> Map<String, Value> {
         let per = |x: u64| x as f64 / self.requests.max(1) as f64;
         let mut m = Map::new();
         m.insert("requests".into(), json!(self.requests));
@@ -241,6 +246,14 @@ impl Group {
         }
         m.insert("feedback".into(), self.user.json());
         m.insert("judge".into(), self.judge.json());
+        if !self.artifacts.is_empty() {
+            let versions: Map<String, Value> = self
+                .artifacts
+                .iter()
+                .map(|(s, n)| (ix.syms.name(*s).unwrap_or("").to_string(), json!(n)))
+                .collect();
+            m.insert("artifact_versions".into(), Value::Object(versions));
+        }
         m
     }
 }
@@ -269,7 +282,7 @@ fn span(ix: &Index, f: &Filter) -> Option<(u64, u64)> {
 /// Requests and errors over time, with totals.
 pub fn traffic(ix: &Index, f: &Filter) -> Value {
     let Some((lo, hi)) = span(ix, f) else {
-        return json!({"bucket_ms": null, "series": [], "totals": Group::default().json()});
+        return json!({"bucket_ms": null, "series": [], "totals": Group::default().json(ix)});
     };
     let width = bucket_ms(lo, hi);
     let mut buckets: BTreeMap<u64, (u64, u64, f64)> = BTreeMap::new();
@@ -285,7 +298,7 @@ pub fn traffic(ix: &Index, f: &Filter) -> Value {
         .into_iter()
         .map(|(t, (n, e, c))| json!({"t": t, "requests": n, "errors": e, "cost_usd": c}))
         .collect();
-    json!({"bucket_ms": width, "series": series, "totals": total.json()})
+    json!({"bucket_ms": width, "series": series, "totals": total.json(ix)})
 }
 
 /// Per served model: requests, error and failover rates, latency and TTFT percentiles, cost,
@@ -298,7 +311,7 @@ pub fn models(ix: &Index, f: &Filter) -> Value {
     let list: Vec<Value> = groups
         .into_iter()
         .map(|(m, g)| {
-            let mut o = g.json();
+            let mut o = g.json(ix);
             o.insert("model".into(), name(ix, m));
             Value::Object(o)
         })
@@ -422,7 +435,7 @@ pub fn learned(ix: &Index, f: &Filter) -> Value {
         .into_iter()
         .map(|(s, g)| {
             let share = g.requests as f64 / n.max(1) as f64;
-            let mut o = g.json();
+            let mut o = g.json(ix);
             o.insert("model".into(), name(ix, s));
             o.insert("share".into(), json!(share));
             Value::Object(o)
@@ -476,7 +489,7 @@ pub fn experiments(ix: &Index, f: &Filter) -> Value {
                             compare(&g.user, b, &arm_label(ix, k.0, k.1))
                         }
                     });
-                    let mut o = g.json();
+                    let mut o = g.json(ix);
                     o.insert("route".into(), name(ix, route));
                     o.insert(
                         "variant".into(),
