@@ -37,6 +37,11 @@ impl Interner {
         self.ids.get(s).copied()
     }
 
+    /// How many strings are interned (ids run from 1 to this).
+    pub fn count(&self) -> usize {
+        self.names.len()
+    }
+
     pub fn name(&self, id: Sym) -> Option<&str> {
         (id > 0).then(|| self.names[id as usize - 1].as_str())
     }
@@ -200,10 +205,7 @@ pub struct Index {
 
 /// A stable hash of a request id.
 pub fn id_hash(id: &str) -> u64 {
-    // FNV-1a: stable across runs and platforms, fast on short ids.
-    id.bytes().fold(0xcbf29ce484222325u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x100000001b3)
-    })
+    switchyard_learn::hash::stable_hash(id)
 }
 
 impl Index {

@@ -569,7 +569,9 @@ pub fn recent(ix: &Index, f: &Filter, limit: usize) -> Value {
 
 /// The values each filter can take (users: the 100 with most requests), and the time range.
 pub fn filters(ix: &Index) -> Value {
-    let mut seen: [BTreeMap<Sym, u64>; 7] = Default::default();
+    // Requests per symbol, per filter (symbols are dense small integers).
+    let syms = ix.syms.count() + 1;
+    let mut seen = vec![vec![0u64; syms]; 7];
     for r in &ix.rows {
         for (i, s) in [
             r.model, r.router, r.route, r.variant, r.key, r.user, r.endpoint,
@@ -577,15 +579,23 @@ pub fn filters(ix: &Index) -> Value {
         .into_iter()
         .enumerate()
         {
-            if s != 0 {
-                *seen[i].entry(s).or_default() += 1;
-            }
+            seen[i][s as usize] += 1;
         }
     }
-    let names = |m: &BTreeMap<Sym, u64>, top: usize| -> Vec<Value> {
-        let mut v: Vec<(&Sym, &u64)> = m.iter().collect();
-        v.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
-        let mut out: Vec<Value> = v.into_iter().take(top).map(|(s, _)| name(ix, *s)).collect();
+    let names = |counts: &[u64], top: usize| -> Vec<Value> {
+        let mut v: Vec<(usize, u64)> = counts
+            .iter()
+            .enumerate()
+            .skip(1)
+            .filter(|(_, n)| **n > 0)
+            .map(|(s, n)| (s, *n))
+            .collect();
+        v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        let mut out: Vec<Value> = v
+            .into_iter()
+            .take(top)
+            .map(|(s, _)| name(ix, s as Sym))
+            .collect();
         out.sort_by(|a, b| a.as_str().cmp(&b.as_str()));
         out
     };
@@ -594,10 +604,8 @@ pub fn filters(ix: &Index) -> Value {
     ];
     let mut o = Map::new();
     for (i, k) in keys.iter().enumerate() {
-        o.insert(
-            k.to_string(),
-            json!(names(&seen[i], if *k == "user" { 100 } else { usize::MAX })),
-        );
+        let top = if *k == "user" { 100 } else { usize::MAX };
+        o.insert(k.to_string(), json!(names(&seen[i], top)));
     }
     o.insert(
         "first_ms".into(),
