@@ -25,7 +25,7 @@ const START_MS: u64 = 1_796_000_000_000;
 
 fn record(i: u64) -> serde_json::Value {
     let model = MODELS[(i % 3) as usize];
-    let auto = i % 3 == 0;
+    let auto = i.is_multiple_of(3);
     let failover = i % 20 == 1;
     let error = i % 100 == 7;
     let mut attempts = vec![];
@@ -42,8 +42,8 @@ fn record(i: u64) -> serde_json::Value {
             "guardrails": [{"expression": "model.context_window >= request.prompt_tokens + 256", "passed": true}],
         })).collect();
         json!({"candidates": candidates, "chosen": model, "knob": knob,
-               "cost_weight": 0.3, "prompt_tokens": 120, "support": {"mean_similarity": 0.7, "threshold": 0.4}, "unfamiliar": i % 11 == 0,
-               "exploration": {"explored": i % 13 == 0, "propensity": 0.9}, "artifact_version": "bench-artifact",
+               "cost_weight": 0.3, "prompt_tokens": 120, "support": {"mean_similarity": 0.7, "threshold": 0.4}, "unfamiliar": i.is_multiple_of(11),
+               "exploration": {"explored": i.is_multiple_of(13), "propensity": 0.9}, "artifact_version": "bench-artifact",
                "encoder_id": "potion", "embedding_cache_hit": false, "decision_ms": 0.2 + (i % 10) as f64 / 100.0, "queue_ms": 0.0})
     });
     let (router, route, variant) = if auto {
@@ -52,7 +52,7 @@ fn record(i: u64) -> serde_json::Value {
         (
             "demo",
             Some("default"),
-            Some(if i % 2 == 0 { "a" } else { "b" }),
+            Some(if i.is_multiple_of(2) { "a" } else { "b" }),
         )
     };
     json!({
@@ -60,7 +60,7 @@ fn record(i: u64) -> serde_json::Value {
         "endpoint": "/v1/chat/completions", "status": if error {502} else {200}, "key": format!("key-{:08x}", i % 5),
         "user": format!("user-{}", i % 5000), "metadata": {"plan": "pro"}, "requested_model": "router/demo",
         "router": router, "route": route, "variant": variant, "reason": "bench", "learned": learned,
-        "model": if error {json!(null)} else {json!(model)}, "provider": "mock", "stream": i % 2 == 0, "attempts": attempts,
+        "model": if error {json!(null)} else {json!(model)}, "provider": "mock", "stream": i.is_multiple_of(2), "attempts": attempts,
         "ttft_ms": 40.0 + (i % 97) as f64, "duration_ms": 300.0 + (i % 503) as f64, "overhead_ms": 0.2,
         "prompt_tokens": 120, "completion_tokens": 180, "cost_usd": 0.0002, "error": null, "stream_interrupted": false,
         "prompt": [{"role": "user", "content": "Summarise the quarterly budget review and list the three largest cost increases by department."}],
@@ -133,16 +133,8 @@ fn bench(c: &mut Criterion) {
     };
     let started = Instant::now();
     let rows = rt.block_on(async {
-        let body = get("/v1/analytics/filters".into()).await;
-        assert!(body > 0);
-        let v: serde_json::Value = http
-            .get(format!("{base}/v1/analytics/filters"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let r = http.get(format!("{base}/v1/analytics/filters")).send().await;
+        let v: serde_json::Value = r.unwrap().json().await.unwrap();
         v["rows"].as_u64().unwrap()
     });
     let build = started.elapsed().as_secs_f64();

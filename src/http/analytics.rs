@@ -13,8 +13,11 @@ use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::Arc;
 
+/// What computes a panel.
+type Panel = fn(&Index, &Filter) -> Value;
+
 /// The panels and what computes each.
-const PANELS: [(&str, fn(&Index, &Filter) -> Value); 6] = [
+const PANELS: [(&str, Panel); 6] = [
     ("traffic", query::traffic),
     ("models", query::models),
     ("costs", query::costs),

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-BIN = os.environ.get("SWITCHYARD_BIN", str(ROOT / "target" / "debug" / "switchyard"))
+BIN = str(Path(os.environ.get("SWITCHYARD_BIN", ROOT / "target" / "debug" / "switchyard")).resolve())
 
 # The config shared with the Rust integration tests; the SDK suite adds its `support` router.
 CONFIG = (ROOT / "tests" / "fixtures" / "gateway.toml").read_text()

@@ -45,7 +45,12 @@ pub fn request(ix: &Index, request_id: &str) -> std::io::Result<Option<Value>> {
         return Ok(None);
     };
     let r = &ix.rows[i];
-    let line = line_at(&ix.files[r.file as usize], r.offset)?;
+    let line = match line_at(&ix.files[r.file as usize], r.offset) {
+        Ok(line) => line,
+        // The file was removed (retention) since the row was read.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
     let Ok(record) = serde_json::from_slice::<Value>(&line) else {
         return Ok(None);
     };

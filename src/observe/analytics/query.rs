@@ -97,18 +97,21 @@ impl Filter {
     }
 }
 
+/// Reads one filterable field of a row.
+type Field = fn(&Row) -> Sym;
+
 /// A filter with its strings resolved to symbols (a value never seen matches nothing).
 struct Matcher {
     from_ms: u64,
     to_ms: u64,
-    dims: Vec<(fn(&Row) -> Sym, Sym)>,
+    dims: Vec<(Field, Sym)>,
 }
 
 const NOWHERE: Sym = Sym::MAX;
 
 impl Matcher {
     fn new(ix: &Index, f: &Filter) -> Matcher {
-        let wanted: [(&Option<String>, fn(&Row) -> Sym); 7] = [
+        let wanted: [(&Option<String>, Field); 7] = [
             (&f.model, |r| r.model),
             (&f.router, |r| r.router),
             (&f.route, |r| r.route),
@@ -388,7 +391,7 @@ pub fn failovers(ix: &Index, f: &Filter) -> Value {
             )
         })
         .collect();
-    list.sort_by(|a, b| b.0.cmp(&a.0));
+    list.sort_by_key(|b| std::cmp::Reverse(b.0));
     json!({
         "requests": requests, "requests_with_failures": with,
         "failures": list.into_iter().map(|(_, v)| v).collect::<Vec<_>>(),
@@ -629,12 +632,12 @@ mod tests {
     fn table(n: usize, a_score: f64, b_score: f64) -> Index {
         let mut ix = Index::new(10_000);
         for i in 0..n {
-            let (variant, model, score) = if i % 2 == 0 {
+            let (variant, model, score) = if i.is_multiple_of(2) {
                 ("a", "mock/fast", a_score)
             } else {
                 ("b", "mock/smart", b_score)
             };
-            let failed = if i % 4 == 0 {
+            let failed = if i.is_multiple_of(4) {
                 r#"{"model":"mock/flaky","status":503,"error_kind":"status"},"#
             } else {
                 ""
