@@ -133,7 +133,10 @@ fn bench(c: &mut Criterion) {
     };
     let started = Instant::now();
     let rows = rt.block_on(async {
-        let r = http.get(format!("{base}/v1/analytics/filters")).send().await;
+        let r = http
+            .get(format!("{base}/v1/analytics/filters"))
+            .send()
+            .await;
         let v: serde_json::Value = r.unwrap().json().await.unwrap();
         v["rows"].as_u64().unwrap()
     });
