@@ -1,9 +1,10 @@
 //! Wire formats: the canonical request (OpenAI chat-completions shape), Anthropic Messages ↔
-//! OpenAI translation in both directions, and server-sent events (reading and writing).
+//! OpenAI translation in both directions, OpenAI's Responses API over chat completions, and server-sent events (reading and writing).
 //! Imports only `error` and the learned core's prompt helpers; everything above may import it.
 
 pub mod anthropic;
 pub mod request;
+pub mod responses;
 pub mod sse;
 
 /// The wire format the client speaks.
@@ -13,6 +14,8 @@ pub enum ClientFormat {
     OpenAi,
     /// `/v1/messages`
     Anthropic,
+    /// `/v1/responses`
+    Responses,
 }
 
 impl ClientFormat {
@@ -20,6 +23,7 @@ impl ClientFormat {
         match self {
             ClientFormat::OpenAi => "/v1/chat/completions",
             ClientFormat::Anthropic => "/v1/messages",
+            ClientFormat::Responses => "/v1/responses",
         }
     }
 }

@@ -43,6 +43,8 @@ impl Key {
 pub fn format_of(path: &str) -> ClientFormat {
     if path == ClientFormat::Anthropic.endpoint() {
         ClientFormat::Anthropic
+    } else if path == ClientFormat::Responses.endpoint() || path == "/responses" {
+        ClientFormat::Responses
     } else {
         ClientFormat::OpenAi
     }
@@ -80,6 +82,8 @@ fn is_chat(path: &str) -> bool {
     path == ClientFormat::OpenAi.endpoint()
         || path == "/chat/completions"
         || path == ClientFormat::Anthropic.endpoint()
+        || path == ClientFormat::Responses.endpoint()
+        || path == "/responses"
 }
 
 /// Checks `Authorization: Bearer <key>` or `x-api-key` when router keys are configured;

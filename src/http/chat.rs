@@ -1,4 +1,4 @@
-//! The chat endpoints (`/v1/chat/completions`, `/v1/messages`) and `/v1/route`: admit, read,
+//! The chat endpoints (`/v1/chat/completions`, `/v1/messages`, `/v1/responses`) and `/v1/route`: admit, read,
 //! translate, plan, execute with failover, respond. Each handler is the request path in order.
 
 use super::admission::Ticket;
@@ -9,7 +9,8 @@ use super::state::AppState;
 use super::stream::{stream_response, CommittedStream};
 use crate::error::GatewayError;
 use crate::format::request::ChatRequest;
-use crate::format::{anthropic, ClientFormat};
+use crate::format::responses::response::Echo;
+use crate::format::{anthropic, responses, ClientFormat};
 use crate::observe::record::{rejected, RequestContext};
 use crate::route::RoutePlan;
 use crate::upstream::failover::{self, Execution, Served};
@@ -39,6 +40,15 @@ pub async fn messages(
     handle(state, ClientFormat::Anthropic, key, headers, body).await
 }
 
+pub async fn responses(
+    Extension(state): Extension<Arc<AppState>>,
+    Extension(key): Extension<Key>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    handle(state, ClientFormat::Responses, key, headers, body).await
+}
+
 async fn handle(
     state: Arc<AppState>,
     format: ClientFormat,
@@ -49,19 +59,19 @@ async fn handle(
     let started = Instant::now();
     let started_unix_ms = crate::clock::unix_millis();
     let request_id = new_request_id();
-    let (req, plan, ticket) = match prepare(&state, format, key, &headers, body, &request_id).await
-    {
-        Ok(x) => x,
-        Err(error) => {
-            rejected(&state.sinks(), &request_id, format, started, &error);
-            return Rejection {
-                format,
-                request_id,
-                error,
+    let (req, plan, ticket, echo) =
+        match prepare(&state, format, key, &headers, body, &request_id).await {
+            Ok(x) => x,
+            Err(error) => {
+                rejected(&state.sinks(), &request_id, format, started, &error);
+                return Rejection {
+                    format,
+                    request_id,
+                    error,
+                }
+                .into_response();
             }
-            .into_response();
-        }
-    };
+        };
     let ctx = RequestContext {
         key: key.id(&state),
         request_id,
@@ -70,6 +80,7 @@ async fn handle(
         started_unix_ms,
         req,
         plan,
+        echo,
     };
     let guards = state.guards();
     let Execution { attempts, result } =
@@ -101,6 +112,10 @@ async fn handle(
     }
 }
 
+/// A request ready to execute: canonical request, plan, admission ticket and, for the
+/// Responses API, what its answer echoes.
+type Prepared = (ChatRequest, RoutePlan, Ticket, Option<Echo>);
+
 /// Admits, reads, parses and plans a request.
 async fn prepare(
     state: &AppState,
@@ -109,7 +124,7 @@ async fn prepare(
     headers: &HeaderMap,
     body: Body,
     request_id: &str,
-) -> Result<(ChatRequest, RoutePlan, Ticket), GatewayError> {
+) -> Result<Prepared, GatewayError> {
     let mut ticket = match state.admission.admit(key.0, &state.metrics) {
         Ok(t) => t,
         Err(e) => {
@@ -118,13 +133,17 @@ async fn prepare(
         }
     };
     let value = read_json(state, headers, body, &mut ticket).await?;
-    let value = match format {
-        ClientFormat::OpenAi => value,
-        ClientFormat::Anthropic => anthropic::request::to_openai(value)?,
+    let (value, echo) = match format {
+        ClientFormat::OpenAi => (value, None),
+        ClientFormat::Anthropic => (anthropic::request::to_openai(value)?, None),
+        ClientFormat::Responses => {
+            let echo = Echo::of(&value);
+            (responses::request::to_openai(value)?, Some(echo))
+        }
     };
     let req = ChatRequest::from_openai(value)?;
     let plan = state.planner.plan(&req, request_id).await?;
-    Ok((req, plan, ticket))
+    Ok((req, plan, ticket, echo))
 }
 
 /// `POST /v1/route`: the routing decision for a chat body; nothing is sent upstream.
@@ -135,7 +154,7 @@ pub async fn route(
     body: Body,
 ) -> Result<Json<serde_json::Value>, Rejection> {
     let request_id = new_request_id();
-    let (req, plan, _ticket) = prepare(
+    let (req, plan, _ticket, _) = prepare(
         &state,
         ClientFormat::OpenAi,
         key,

@@ -29,6 +29,8 @@ pub fn router(live: Arc<Live>) -> axum::Router {
         .route("/v1/chat/completions", post(chat::chat_completions))
         .route("/chat/completions", post(chat::chat_completions))
         .route("/v1/messages", post(chat::messages))
+        .route("/v1/responses", post(chat::responses))
+        .route("/responses", post(chat::responses))
         .route("/v1/models", get(models::list_models))
         .route("/v1/feedback", post(feedback::feedback))
         .route("/v1/route", post(chat::route))

@@ -5,8 +5,8 @@
 use super::state::AppState;
 use crate::config::ModelConfig;
 use crate::error::{ErrorKind, GatewayError};
-use crate::format::anthropic;
 use crate::format::ClientFormat;
+use crate::format::{anthropic, responses};
 use crate::observe::record::{finish, overhead_ms, Outcome, RequestContext};
 use crate::upstream::failover::AttemptRecord;
 use axum::http::{HeaderValue, StatusCode};
@@ -53,7 +53,7 @@ pub fn new_request_id() -> String {
 /// An error in the client's format, with the request id header.
 pub fn error_response(format: ClientFormat, err: &GatewayError, request_id: &str) -> Response {
     let body = match format {
-        ClientFormat::OpenAi => err.openai_body(),
+        ClientFormat::OpenAi | ClientFormat::Responses => err.openai_body(),
         ClientFormat::Anthropic => err.anthropic_body(),
     };
     let mut resp = (err.status, axum::Json(body)).into_response();
@@ -151,6 +151,12 @@ pub fn complete_response(
     let mut body = match ctx.format {
         ClientFormat::OpenAi => completion,
         ClientFormat::Anthropic => anthropic::response::from_openai(&completion, &model.id),
+        ClientFormat::Responses => responses::response::from_openai(
+            &completion,
+            &ctx.request_id,
+            &ctx.echo.clone().unwrap_or_default(),
+            (prompt_tokens, completion_tokens),
+        ),
     };
     body["metadata"] = meta;
     let mut resp = (StatusCode::OK, axum::Json(body)).into_response();

@@ -9,7 +9,7 @@ use crate::clock::millis_since;
 use crate::config::ModelConfig;
 use crate::error::FailureKind;
 use crate::format::sse::{write_data, write_event, DONE};
-use crate::format::{anthropic, ClientFormat};
+use crate::format::{anthropic, responses, ClientFormat};
 use crate::observe::record::{finish, overhead_ms, Outcome, RequestContext};
 use crate::upstream::failover::AttemptRecord;
 use crate::upstream::ChunkStream;
@@ -28,6 +28,7 @@ use tokio::sync::mpsc;
 enum ChunkWriter {
     OpenAi,
     Anthropic(anthropic::stream::FromOpenAi),
+    Responses(responses::stream::FromOpenAi),
 }
 
 impl ChunkWriter {
@@ -35,6 +36,11 @@ impl ChunkWriter {
         match self {
             ChunkWriter::OpenAi => write_data(out, c),
             ChunkWriter::Anthropic(enc) => {
+                for (name, ev) in enc.chunk(c) {
+                    write_event(out, name, &ev);
+                }
+            }
+            ChunkWriter::Responses(enc) => {
                 for (name, ev) in enc.chunk(c) {
                     write_event(out, name, &ev);
                 }
@@ -96,6 +102,11 @@ async fn relay(
         ClientFormat::Anthropic => ChunkWriter::Anthropic(anthropic::stream::FromOpenAi::new(
             &ctx.request_id,
             &s.model.id,
+        )),
+        ClientFormat::Responses => ChunkWriter::Responses(responses::stream::FromOpenAi::new(
+            &ctx.request_id,
+            &s.model.id,
+            ctx.echo.clone().unwrap_or_default(),
         )),
     };
     // The answer as logged: its head up to `max_text_bytes` kept, its whole size counted.
@@ -233,6 +244,16 @@ async fn relay(
             }
             write_data(&mut buf, &last);
             buf.extend_from_slice(DONE);
+        }
+        (Some(_), ChunkWriter::Responses(enc)) => {
+            for (name, ev) in enc.failed(error.as_deref().unwrap_or("stream interrupted"), meta) {
+                write_event(&mut buf, name, &ev);
+            }
+        }
+        (None, ChunkWriter::Responses(enc)) => {
+            for (name, ev) in enc.finish(prompt_tokens, completion_tokens, meta) {
+                write_event(&mut buf, name, &ev);
+            }
         }
         (None, ChunkWriter::Anthropic(enc)) => {
             for (name, ev) in enc.finish(prompt_tokens, completion_tokens, meta) {

@@ -30,6 +30,8 @@ pub struct RequestContext {
     pub started_unix_ms: u64,
     pub req: ChatRequest,
     pub plan: RoutePlan,
+    /// What a Responses API answer echoes of the request (`/v1/responses` only).
+    pub echo: Option<crate::format::responses::response::Echo>,
 }
 
 /// Where a finished request is recorded.

@@ -99,3 +99,30 @@ def keyed_gateway(tmp_path):
     yield gw
     if gw.proc.poll() is None:
         gw.stop()
+
+
+class DefaultServer:
+    """`switchyard serve` on the embedded default config (or the config text given), run in a
+    scratch directory that links the repository's models/ (the default `auto` artifact)."""
+
+    def __init__(self, tmp_path, config_text=None, env=None):
+        tmp_path.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "models").symlink_to(ROOT / "models")
+        args = [BIN, "serve", "--listen", "127.0.0.1:0"]
+        if config_text is not None:
+            (tmp_path / "switchyard.toml").write_text(config_text)
+            args += ["--config", "switchyard.toml"]
+        self.stderr = open(tmp_path / "stderr.log", "w")
+        self.proc = subprocess.Popen(
+            args, cwd=tmp_path, stdout=subprocess.PIPE, stderr=self.stderr, text=True,
+            env=dict(os.environ, **(env or {})),
+        )
+        line = self.proc.stdout.readline()
+        m = re.search(r"listening on (http://\S+?) ", line)
+        assert m, f"server did not start: {line!r}"
+        self.url = m.group(1)
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(timeout=20)
+        self.stderr.close()

@@ -5,8 +5,6 @@ $SWITCHYARD_SCREENSHOT (the README's is made with SWITCHYARD_SCREENSHOT=docs/das
 
 import json
 import os
-import re
-import signal
 import subprocess
 import time
 import urllib.request
@@ -16,7 +14,7 @@ import pytest
 from anthropic import Anthropic
 from openai import OpenAI
 
-from conftest import BIN, ROOT
+from conftest import BIN, ROOT, DefaultServer
 
 CHROMIUM = os.environ.get("SWITCHYARD_CHROMIUM", "/usr/bin/chromium")
 playwright = pytest.importorskip("playwright.sync_api")
@@ -28,32 +26,6 @@ CHROMIUM_ARGS = [
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ]
 PANELS = ["traffic", "models", "costs", "failovers", "feedback", "learned", "experiments", "requests"]
-
-
-class DefaultServer:
-    """`switchyard serve` on the embedded default config (or the config text given), run in a
-    scratch directory that links the repository's models/ (the default `auto` artifact)."""
-
-    def __init__(self, tmp_path, config_text=None, env=None):
-        (tmp_path / "models").symlink_to(ROOT / "models")
-        args = [BIN, "serve", "--listen", "127.0.0.1:0"]
-        if config_text is not None:
-            (tmp_path / "switchyard.toml").write_text(config_text)
-            args += ["--config", "switchyard.toml"]
-        self.stderr = open(tmp_path / "stderr.log", "w")
-        self.proc = subprocess.Popen(
-            args, cwd=tmp_path, stdout=subprocess.PIPE, stderr=self.stderr, text=True,
-            env=dict(os.environ, **(env or {})),
-        )
-        line = self.proc.stdout.readline()
-        m = re.search(r"listening on (http://\S+?) ", line)
-        assert m, f"server did not start: {line!r}"
-        self.url = m.group(1)
-
-    def stop(self):
-        self.proc.send_signal(signal.SIGTERM)
-        self.proc.wait(timeout=20)
-        self.stderr.close()
 
 
 def get_json(url, key=None):
