@@ -28,7 +28,7 @@ use tokio::sync::mpsc;
 enum ChunkWriter {
     OpenAi,
     Anthropic(anthropic::stream::FromOpenAi),
-    Responses(responses::stream::FromOpenAi),
+    Responses(Box<responses::stream::FromOpenAi>),
 }
 
 impl ChunkWriter {
@@ -103,11 +103,13 @@ async fn relay(
             &ctx.request_id,
             &s.model.id,
         )),
-        ClientFormat::Responses => ChunkWriter::Responses(responses::stream::FromOpenAi::new(
-            &ctx.request_id,
-            &s.model.id,
-            ctx.echo.clone().unwrap_or_default(),
-        )),
+        ClientFormat::Responses => {
+            ChunkWriter::Responses(Box::new(responses::stream::FromOpenAi::new(
+                &ctx.request_id,
+                &s.model.id,
+                ctx.echo.clone().unwrap_or_default(),
+            )))
+        }
     };
     // The answer as logged: its head up to `max_text_bytes` kept, its whole size counted.
     let keep = if state.config.logging.log_text {
