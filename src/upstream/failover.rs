@@ -87,11 +87,14 @@ pub enum Served {
     },
 }
 
-/// The outcome of executing a plan.
-pub struct Execution {
+/// The outcome of executing a plan: every attempt, and the model that served with its answer.
+pub struct Outcome<T> {
     pub attempts: Vec<AttemptRecord>,
-    pub result: Result<(Arc<ModelConfig>, Served), GatewayError>,
+    pub result: Result<(Arc<ModelConfig>, T), GatewayError>,
 }
+
+/// The outcome of a chat request.
+pub type Execution = Outcome<Served>;
 
 /// Whether a chunk carries the first token: content, a tool call, or a finish reason.
 fn has_token(chunk: &Value) -> bool {
@@ -116,8 +119,20 @@ pub struct Guards<'a> {
     pub max_upstream_body_bytes: usize,
 }
 
+/// The limits of one attempt: its own timeouts cut short by the request's deadline.
+pub struct Limits {
+    /// When the attempt started.
+    pub started: Instant,
+    /// The attempt's total deadline, and whether it is the request's (`server.deadline`).
+    pub deadline: tokio::time::Instant,
+    pub by_request: bool,
+    /// Streaming: the deadline for the first token, and whether it is the request's.
+    pub ttft_deadline: tokio::time::Instant,
+    pub ttft_by_request: bool,
+}
+
 /// Tries each model of the plan in order, skipping models in cooldown (unless nothing else is
-/// left) and stopping at the request's deadline.
+/// left) and stopping at the request's deadline: a chat completion, streamed or whole.
 pub async fn execute(
     providers: &HashMap<String, Arc<dyn Provider>>,
     plan: &RoutePlan,
@@ -125,6 +140,87 @@ pub async fn execute(
     guards: &Guards<'_>,
 ) -> Execution {
     let body: Arc<Map<String, Value>> = Arc::new(req.body.clone());
+    run_chain(providers, plan, guards, |provider, model, limits| {
+        let call = Call {
+            model: model.clone(),
+            body: body.clone(),
+            stream: req.stream,
+            max_body_bytes: guards.max_upstream_body_bytes,
+        };
+        chat_attempt(provider.send(call), plan, guards, req.stream, limits)
+    })
+    .await
+}
+
+/// One chat attempt within its limits: a stream is peeked until its first token.
+async fn chat_attempt(
+    send: futures_util::future::BoxFuture<'static, Result<Reply, UpstreamError>>,
+    plan: &RoutePlan,
+    guards: &Guards<'_>,
+    stream: bool,
+    limits: Limits,
+) -> Result<Served, UpstreamError> {
+    if stream {
+        let ttft_limit = plan.ttft_timeout.min(plan.timeout);
+        let kind = if plan.ttft_timeout < plan.timeout && !limits.ttft_by_request {
+            FailureKind::TtftTimeout
+        } else {
+            FailureKind::Timeout
+        };
+        match timeout_at(limits.ttft_deadline, peek(send)).await {
+            Ok(Ok((peeked, rest))) => Ok(Served::Stream {
+                peeked,
+                rest,
+                attempt_started: limits.started,
+                deadline: limits.deadline,
+            }),
+            Ok(Err(e)) => Err(e),
+            Err(_) if limits.ttft_by_request => Err(deadline_error(guards)),
+            Err(_) => Err(UpstreamError::new(
+                kind,
+                format!("no first token within {} ms", ttft_limit.as_millis()),
+            )),
+        }
+    } else {
+        match within(limits, plan, guards, send).await? {
+            Reply::Complete(v) => Ok(Served::Complete(v)),
+            Reply::Stream(_) => Err(UpstreamError::new(
+                FailureKind::Malformed,
+                "upstream streamed an answer to a non-streaming request",
+            )),
+        }
+    }
+}
+
+/// Awaits a whole (non-streamed) answer within the attempt's total timeout.
+pub async fn within<T>(
+    limits: Limits,
+    plan: &RoutePlan,
+    guards: &Guards<'_>,
+    send: impl std::future::Future<Output = Result<T, UpstreamError>>,
+) -> Result<T, UpstreamError> {
+    match timeout_at(limits.deadline, send).await {
+        Ok(r) => r,
+        Err(_) if limits.by_request => Err(deadline_error(guards)),
+        Err(_) => Err(UpstreamError::new(
+            FailureKind::Timeout,
+            format!("no response within {} ms", plan.timeout.as_millis()),
+        )),
+    }
+}
+
+/// The failover loop: `attempt` sends to one model within its [`Limits`]; each try becomes an
+/// [`AttemptRecord`], retryable failures feed the cooldowns, and the first success serves.
+pub async fn run_chain<T, F, Fut>(
+    providers: &HashMap<String, Arc<dyn Provider>>,
+    plan: &RoutePlan,
+    guards: &Guards<'_>,
+    mut attempt: F,
+) -> Outcome<T>
+where
+    F: FnMut(&Arc<dyn Provider>, &Arc<ModelConfig>, Limits) -> Fut,
+    Fut: std::future::Future<Output = Result<T, UpstreamError>>,
+{
     let request_deadline = guards.deadline.map(|d| tokio::time::Instant::now() + d);
     let mut attempts = Vec::with_capacity(plan.chain.len());
     let mut last_error: Option<UpstreamError> = None;
@@ -157,51 +253,17 @@ pub async fn execute(
             break;
         }
         let started = Instant::now();
-        // The attempt's limits, cut short by the request's deadline.
         let (deadline, by_request) = bounded(now + plan.timeout, request_deadline);
         let ttft_limit = plan.ttft_timeout.min(plan.timeout);
         let (ttft_deadline, ttft_by_request) = bounded(now + ttft_limit, request_deadline);
-        let call = Call {
-            model: model.clone(),
-            body: body.clone(),
-            stream: req.stream,
-            max_body_bytes: guards.max_upstream_body_bytes,
+        let limits = Limits {
+            started,
+            deadline,
+            by_request,
+            ttft_deadline,
+            ttft_by_request,
         };
-        let outcome = if req.stream {
-            let kind = if plan.ttft_timeout < plan.timeout && !ttft_by_request {
-                FailureKind::TtftTimeout
-            } else {
-                FailureKind::Timeout
-            };
-            match timeout_at(ttft_deadline, peek(provider.send(call))).await {
-                Ok(Ok((peeked, rest))) => Ok(Served::Stream {
-                    peeked,
-                    rest,
-                    attempt_started: started,
-                    deadline,
-                }),
-                Ok(Err(e)) => Err(e),
-                Err(_) if ttft_by_request => Err(deadline_error(guards)),
-                Err(_) => Err(UpstreamError::new(
-                    kind,
-                    format!("no first token within {} ms", ttft_limit.as_millis()),
-                )),
-            }
-        } else {
-            match timeout_at(deadline, provider.send(call)).await {
-                Ok(Ok(Reply::Complete(v))) => Ok(Served::Complete(v)),
-                Ok(Ok(Reply::Stream(_))) => Err(UpstreamError::new(
-                    FailureKind::Malformed,
-                    "upstream streamed an answer to a non-streaming request",
-                )),
-                Ok(Err(e)) => Err(e),
-                Err(_) if by_request => Err(deadline_error(guards)),
-                Err(_) => Err(UpstreamError::new(
-                    FailureKind::Timeout,
-                    format!("no response within {} ms", plan.timeout.as_millis()),
-                )),
-            }
-        };
+        let outcome = attempt(provider, model, limits).await;
         let elapsed = millis_since(started);
         match outcome {
             Ok(served) => {
@@ -213,7 +275,7 @@ pub async fn execute(
                     duration_ms: elapsed,
                     ..AttemptRecord::of(model)
                 });
-                return Execution {
+                return Outcome {
                     attempts,
                     result: Ok((model.clone(), served)),
                 };
@@ -246,7 +308,7 @@ pub async fn execute(
         }
     }
     let error = all_failed(&attempts, last_error, &retry_afters);
-    Execution {
+    Outcome {
         attempts,
         result: Err(error),
     }
