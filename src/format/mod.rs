@@ -3,6 +3,7 @@
 //! Imports only `error` and the learned core's prompt helpers; everything above may import it.
 
 pub mod anthropic;
+pub mod embeddings;
 pub mod request;
 pub mod responses;
 pub mod sse;
@@ -16,6 +17,8 @@ pub enum ClientFormat {
     Anthropic,
     /// `/v1/responses`
     Responses,
+    /// `/v1/embeddings` (OpenAI-shaped errors; never streamed)
+    Embeddings,
 }
 
 impl ClientFormat {
@@ -24,6 +27,7 @@ impl ClientFormat {
             ClientFormat::OpenAi => "/v1/chat/completions",
             ClientFormat::Anthropic => "/v1/messages",
             ClientFormat::Responses => "/v1/responses",
+            ClientFormat::Embeddings => "/v1/embeddings",
         }
     }
 }

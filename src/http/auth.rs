@@ -45,6 +45,8 @@ pub fn format_of(path: &str) -> ClientFormat {
         ClientFormat::Anthropic
     } else if path == ClientFormat::Responses.endpoint() || path == "/responses" {
         ClientFormat::Responses
+    } else if path == ClientFormat::Embeddings.endpoint() || path == "/embeddings" {
+        ClientFormat::Embeddings
     } else {
         ClientFormat::OpenAi
     }
@@ -84,6 +86,8 @@ fn is_chat(path: &str) -> bool {
         || path == ClientFormat::Anthropic.endpoint()
         || path == ClientFormat::Responses.endpoint()
         || path == "/responses"
+        || path == ClientFormat::Embeddings.endpoint()
+        || path == "/embeddings"
 }
 
 /// Checks `Authorization: Bearer <key>` or `x-api-key` when router keys are configured;

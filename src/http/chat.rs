@@ -134,7 +134,7 @@ async fn prepare(
     };
     let value = read_json(state, headers, body, &mut ticket).await?;
     let (value, echo) = match format {
-        ClientFormat::OpenAi => (value, None),
+        ClientFormat::OpenAi | ClientFormat::Embeddings => (value, None),
         ClientFormat::Anthropic => (anthropic::request::to_openai(value)?, None),
         ClientFormat::Responses => {
             let echo = Echo::of(&value);

@@ -1,7 +1,7 @@
 //! The HTTP face, in the order a request meets it: the accept loop ([`accept`]), the auth layer
 //! ([`auth`]), admission ([`admission`]: in-flight and per-key limits, body budget), body
 //! reading ([`body`]), the handlers ([`chat`], [`feedback`], [`models`], [`analytics`],
-//! [`dashboard`], [`fallback`]) and how
+//! [`embeddings`], [`dashboard`], [`fallback`]) and how
 //! outcomes become responses ([`respond`], [`stream`]). [`state`] holds what a request reads.
 //! Imports everything below it; only `app` imports it.
 
@@ -12,6 +12,7 @@ pub mod auth;
 pub mod body;
 pub mod chat;
 pub mod dashboard;
+pub mod embeddings;
 pub mod fallback;
 pub mod feedback;
 pub mod models;
@@ -31,6 +32,8 @@ pub fn router(live: Arc<Live>) -> axum::Router {
         .route("/v1/messages", post(chat::messages))
         .route("/v1/responses", post(chat::responses))
         .route("/responses", post(chat::responses))
+        .route("/v1/embeddings", post(embeddings::embeddings))
+        .route("/embeddings", post(embeddings::embeddings))
         .route("/v1/models", get(models::list_models))
         .route("/v1/feedback", post(feedback::feedback))
         .route("/v1/route", post(chat::route))

@@ -53,7 +53,9 @@ pub fn new_request_id() -> String {
 /// An error in the client's format, with the request id header.
 pub fn error_response(format: ClientFormat, err: &GatewayError, request_id: &str) -> Response {
     let body = match format {
-        ClientFormat::OpenAi | ClientFormat::Responses => err.openai_body(),
+        ClientFormat::OpenAi | ClientFormat::Responses | ClientFormat::Embeddings => {
+            err.openai_body()
+        }
         ClientFormat::Anthropic => err.anthropic_body(),
     };
     let mut resp = (err.status, axum::Json(body)).into_response();
@@ -149,7 +151,7 @@ pub fn complete_response(
     completion["model"] = Value::String(model.id.clone());
     completion["id"] = Value::String(format!("chatcmpl-{}", ctx.request_id));
     let mut body = match ctx.format {
-        ClientFormat::OpenAi => completion,
+        ClientFormat::OpenAi | ClientFormat::Embeddings => completion,
         ClientFormat::Anthropic => anthropic::response::from_openai(&completion, &model.id),
         ClientFormat::Responses => responses::response::from_openai(
             &completion,

@@ -98,7 +98,7 @@ async fn relay(
     let model_id = Value::String(s.model.id.clone());
     let chunk_id = Value::String(format!("chatcmpl-{}", ctx.request_id));
     let mut encoder = match ctx.format {
-        ClientFormat::OpenAi => ChunkWriter::OpenAi,
+        ClientFormat::OpenAi | ClientFormat::Embeddings => ChunkWriter::OpenAi,
         ClientFormat::Anthropic => ChunkWriter::Anthropic(anthropic::stream::FromOpenAi::new(
             &ctx.request_id,
             &s.model.id,

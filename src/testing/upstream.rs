@@ -1,5 +1,5 @@
-//! A scripted HTTP upstream speaking both OpenAI (`/v1/chat/completions`) and Anthropic
-//! (`/v1/messages`), for tests, demos and the load harness (`switchyard mock-upstream`).
+//! A scripted HTTP upstream speaking both OpenAI (`/v1/chat/completions`, `/v1/embeddings`) and
+//! Anthropic (`/v1/messages`), for tests, demos and the load harness (`switchyard mock-upstream`).
 //!
 //! The requested model name is the script: `ok` (or any other name) answers, `status:429`
 //! returns that status, `hang_headers`, `hang_ttft`, `drop_mid` and `malformed` misbehave as
@@ -53,6 +53,7 @@ impl MockUpstream {
         let app = axum::Router::new()
             .route("/v1/chat/completions", post(openai))
             .route("/v1/messages", post(messages))
+            .route("/v1/embeddings", post(embeddings))
             .route("/_mock/requests", get(list).delete(clear))
             .with_state(MockState {
                 recorded: recorded.clone(),
@@ -115,6 +116,59 @@ async fn messages(State(s): State<MockState>, headers: HeaderMap, body: Bytes) -
     serve(s, headers, body, Wire::Anthropic).await
 }
 
+/// `POST /v1/embeddings`: the model name is the script, as for chat; `ok` answers with
+/// deterministic vectors.
+async fn embeddings(State(s): State<MockState>, body: Bytes) -> Response {
+    let Ok(original) = serde_json::from_slice::<Value>(&body) else {
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(error_body(Wire::OpenAi, 400, "invalid JSON")),
+        )
+            .into_response();
+    };
+    record(
+        &s,
+        "/v1/embeddings",
+        serde_json::Map::new(),
+        original.clone(),
+    );
+    let model = original["model"].as_str().unwrap_or("ok").to_string();
+    match Script::parse(&model) {
+        Script::Status(code) => {
+            let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            (
+                status,
+                Json(error_body(Wire::OpenAi, code, &format!("scripted {code}"))),
+            )
+                .into_response()
+        }
+        Script::HangHeaders | Script::HangTtft => std::future::pending().await,
+        Script::Malformed | Script::DropMid => {
+            ([("content-type", "application/json")], "{\"data\": [").into_response()
+        }
+        Script::Ok => {
+            let body = original.as_object().cloned().unwrap_or_default();
+            match script::embeddings_json(&body, &model) {
+                Ok(v) => Json(v).into_response(),
+                Err(m) => (
+                    StatusCode::BAD_REQUEST,
+                    Json(error_body(Wire::OpenAi, 400, &m)),
+                )
+                    .into_response(),
+            }
+        }
+    }
+}
+
+/// Keeps a received request (the newest [`RECORD_LIMIT`]).
+fn record(s: &MockState, path: &str, headers: serde_json::Map<String, Value>, body: Value) {
+    let mut recorded = s.recorded.lock().unwrap();
+    if recorded.len() >= RECORD_LIMIT {
+        recorded.pop_front();
+    }
+    recorded.push_back(json!({"path": path, "headers": headers, "body": body}));
+}
+
 fn error_body(wire: Wire, status: u16, message: &str) -> Value {
     match wire {
         Wire::OpenAi => {
@@ -138,16 +192,12 @@ async fn serve(s: MockState, headers: HeaderMap, raw: Bytes, wire: Wire) -> Resp
         .iter()
         .filter_map(|(k, v)| Some((k.to_string(), Value::String(v.to_str().ok()?.to_string()))))
         .collect();
-    {
-        let mut recorded = s.recorded.lock().unwrap();
-        if recorded.len() >= RECORD_LIMIT {
-            recorded.pop_front();
-        }
-        recorded.push_back(json!({
-            "path": if wire == Wire::OpenAi { "/v1/chat/completions" } else { "/v1/messages" },
-            "headers": header_json, "body": original,
-        }));
-    }
+    let path = if wire == Wire::OpenAi {
+        "/v1/chat/completions"
+    } else {
+        "/v1/messages"
+    };
+    record(&s, path, header_json, original.clone());
     let model = original["model"].as_str().unwrap_or("ok").to_string();
     let stream = original["stream"].as_bool().unwrap_or(false);
     let body = match wire {

@@ -15,13 +15,53 @@ pub struct OpenAiProvider {
     config: Arc<ProviderConfig>,
     http: reqwest::Client,
     url: String,
+    embeddings_url: String,
 }
 
 impl OpenAiProvider {
     pub fn new(config: Arc<ProviderConfig>, http: reqwest::Client) -> Self {
         let url = format!("{}/chat/completions", config.base_url);
-        OpenAiProvider { config, http, url }
+        let embeddings_url = format!("{}/embeddings", config.base_url);
+        OpenAiProvider {
+            config,
+            http,
+            url,
+            embeddings_url,
+        }
     }
+
+    fn post(&self, url: &str, body: &serde_json::Map<String, Value>) -> reqwest::RequestBuilder {
+        let req = self.http.post(url).json(body);
+        match &self.config.api_key {
+            Some(key) => req.bearer_auth(key),
+            None => req,
+        }
+    }
+}
+
+/// A whole JSON answer of at most `limit` bytes that has the array `field`.
+async fn json_answer(
+    resp: reqwest::Response,
+    limit: usize,
+    field: &str,
+) -> Result<Value, UpstreamError> {
+    if !resp.status().is_success() {
+        return Err(status_error(resp).await);
+    }
+    let bytes = read_body(resp, limit).await?;
+    let v: Value = serde_json::from_slice(&bytes).map_err(|e| {
+        UpstreamError::new(
+            FailureKind::Malformed,
+            format!("upstream returned invalid JSON: {e}"),
+        )
+    })?;
+    if v.get(field).and_then(Value::as_array).is_none() {
+        return Err(UpstreamError::new(
+            FailureKind::Malformed,
+            format!("upstream response has no `{field}`"),
+        ));
+    }
+    Ok(v)
 }
 
 impl Provider for OpenAiProvider {
@@ -37,32 +77,28 @@ impl Provider for OpenAiProvider {
                 o.insert("include_usage".into(), Value::Bool(true));
             }
         }
-        let mut req = self.http.post(&self.url).json(&body);
-        if let Some(key) = &self.config.api_key {
-            req = req.bearer_auth(key);
-        }
+        let req = self.post(&self.url, &body);
         Box::pin(async move {
             let resp = req.send().await.map_err(send_error)?;
+            if !call.stream {
+                return Ok(Reply::Complete(
+                    json_answer(resp, call.max_body_bytes, "choices").await?,
+                ));
+            }
             if !resp.status().is_success() {
                 return Err(status_error(resp).await);
             }
-            if !call.stream {
-                let bytes = read_body(resp, call.max_body_bytes).await?;
-                let v: Value = serde_json::from_slice(&bytes).map_err(|e| {
-                    UpstreamError::new(
-                        FailureKind::Malformed,
-                        format!("upstream returned invalid JSON: {e}"),
-                    )
-                })?;
-                if v.get("choices").and_then(Value::as_array).is_none() {
-                    return Err(UpstreamError::new(
-                        FailureKind::Malformed,
-                        "upstream response has no `choices`",
-                    ));
-                }
-                return Ok(Reply::Complete(v));
-            }
             Ok(Reply::Stream(chunk_stream(resp)))
+        })
+    }
+
+    fn embed(&self, call: Call) -> BoxFuture<'static, Result<Value, UpstreamError>> {
+        let mut body = (*call.body).clone();
+        body.insert("model".into(), Value::String(call.model.upstream.clone()));
+        let req = self.post(&self.embeddings_url, &body);
+        Box::pin(async move {
+            let resp = req.send().await.map_err(send_error)?;
+            json_answer(resp, call.max_body_bytes, "data").await
         })
     }
 }

@@ -1,5 +1,6 @@
 //! The contract every provider implements: a [`Call`] in the canonical OpenAI shape goes in, a
-//! [`Reply`] (whole completion or chunk stream) or an [`UpstreamError`] comes out.
+//! [`Reply`] (whole completion or chunk stream) or an [`UpstreamError`] comes out; embeddings
+//! go in and come out in OpenAI's embeddings shape.
 
 use crate::config::ModelConfig;
 use crate::error::UpstreamError;
@@ -34,4 +35,17 @@ pub trait Provider: Send + Sync {
     /// Sends the call. Errors before the response starts are returned here; errors inside a
     /// stream arrive as the stream's last item.
     fn send(&self, call: Call) -> BoxFuture<'static, Result<Reply, UpstreamError>>;
+
+    /// Embeddings: `call.body` is an OpenAI embeddings body; the answer is OpenAI's shape.
+    /// Providers without embeddings answer 501 (the embeddings endpoint leaves them out of
+    /// its chains before that can happen).
+    fn embed(&self, call: Call) -> BoxFuture<'static, Result<Value, UpstreamError>> {
+        let model = call.model.id.clone();
+        Box::pin(async move {
+            Err(UpstreamError::status(
+                501,
+                format!("{model}'s provider offers no embeddings"),
+            ))
+        })
+    }
 }

@@ -71,6 +71,11 @@ impl Provider for Redacting {
             }
         })
     }
+
+    fn embed(&self, call: Call) -> BoxFuture<'static, Result<serde_json::Value, UpstreamError>> {
+        let (embed, secrets) = (self.inner.embed(call), self.secrets.clone());
+        Box::pin(async move { embed.await.map_err(|e| secrets.error(e)) })
+    }
 }
 
 #[cfg(test)]

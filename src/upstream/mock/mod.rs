@@ -78,4 +78,26 @@ impl Provider for MockProvider {
             Ok(Reply::Stream(stream.boxed()))
         })
     }
+
+    fn embed(&self, call: Call) -> BoxFuture<'static, Result<serde_json::Value, UpstreamError>> {
+        Box::pin(async move {
+            let behaviour = &call.model.mock;
+            if behaviour.latency_ms > 0 {
+                tokio::time::sleep(Duration::from_millis(behaviour.latency_ms)).await;
+            }
+            match behaviour.script() {
+                Script::Status(code) => Err(UpstreamError::status(
+                    code,
+                    format!("mock {code} from {}", call.model.id),
+                )),
+                Script::HangHeaders | Script::HangTtft => std::future::pending().await,
+                Script::Malformed | Script::DropMid => Err(UpstreamError::new(
+                    FailureKind::Malformed,
+                    "mock returned invalid JSON",
+                )),
+                Script::Ok => script::embeddings_json(&call.body, &call.model.upstream)
+                    .map_err(|m| UpstreamError::status(400, m)),
+            }
+        })
+    }
 }
