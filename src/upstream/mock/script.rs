@@ -227,6 +227,47 @@ pub fn chunks_json(
     out
 }
 
+/// A deterministic embeddings answer (OpenAI shape): one unit vector per input, derived from
+/// its text, `dimensions` long (default 16), as floats or base64 little-endian f32s.
+pub fn embeddings_json(body: &Map<String, Value>, served_as: &str) -> Result<Value, String> {
+    use base64::Engine;
+    let inputs = crate::format::embeddings::inputs(body)?;
+    let dims = body
+        .get("dimensions")
+        .and_then(Value::as_u64)
+        .unwrap_or(16)
+        .clamp(1, 4096) as usize;
+    let base64 = body.get("encoding_format").and_then(Value::as_str) == Some("base64");
+    let mut tokens = 0;
+    let data: Vec<Value> = inputs
+        .iter()
+        .enumerate()
+        .map(|(i, text)| {
+            tokens += estimate_tokens(text).max(1);
+            let seed = switchyard_learn::hash::stable_hash(text);
+            let raw: Vec<f32> = (0..dims)
+                .map(|d| {
+                    let h = switchyard_learn::hash::stable_hash(&format!("{seed}:{d}"));
+                    (h % 2001) as f32 / 1000.0 - 1.0
+                })
+                .collect();
+            let norm = raw.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-6);
+            let v: Vec<f32> = raw.iter().map(|x| x / norm).collect();
+            let embedding = if base64 {
+                let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+                json!(base64::engine::general_purpose::STANDARD.encode(bytes))
+            } else {
+                json!(v)
+            };
+            json!({"object": "embedding", "index": i, "embedding": embedding})
+        })
+        .collect();
+    Ok(json!({
+        "object": "list", "data": data, "model": served_as,
+        "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -284,45 +325,4 @@ mod tests {
             json!({"ok": true})
         );
     }
-}
-
-/// A deterministic embeddings answer (OpenAI shape): one unit vector per input, derived from
-/// its text, `dimensions` long (default 16), as floats or base64 little-endian f32s.
-pub fn embeddings_json(body: &Map<String, Value>, served_as: &str) -> Result<Value, String> {
-    use base64::Engine;
-    let inputs = crate::format::embeddings::inputs(body)?;
-    let dims = body
-        .get("dimensions")
-        .and_then(Value::as_u64)
-        .unwrap_or(16)
-        .clamp(1, 4096) as usize;
-    let base64 = body.get("encoding_format").and_then(Value::as_str) == Some("base64");
-    let mut tokens = 0;
-    let data: Vec<Value> = inputs
-        .iter()
-        .enumerate()
-        .map(|(i, text)| {
-            tokens += estimate_tokens(text).max(1);
-            let seed = switchyard_learn::hash::stable_hash(text);
-            let raw: Vec<f32> = (0..dims)
-                .map(|d| {
-                    let h = switchyard_learn::hash::stable_hash(&format!("{seed}:{d}"));
-                    (h % 2001) as f32 / 1000.0 - 1.0
-                })
-                .collect();
-            let norm = raw.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-6);
-            let v: Vec<f32> = raw.iter().map(|x| x / norm).collect();
-            let embedding = if base64 {
-                let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
-                json!(base64::engine::general_purpose::STANDARD.encode(bytes))
-            } else {
-                json!(v)
-            };
-            json!({"object": "embedding", "index": i, "embedding": embedding})
-        })
-        .collect();
-    Ok(json!({
-        "object": "list", "data": data, "model": served_as,
-        "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
-    }))
 }
