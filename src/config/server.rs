@@ -10,6 +10,7 @@ use std::time::Duration;
 pub(super) struct FileServer {
     listen: Option<String>,
     max_body_bytes: Option<usize>,
+    max_media_bytes: Option<usize>,
     max_json_values: Option<usize>,
     max_body_memory: Option<usize>,
     max_upstream_body_bytes: Option<usize>,
@@ -33,6 +34,8 @@ pub(super) struct FileServer {
 pub struct ServerConfig {
     pub listen: String,
     pub max_body_bytes: usize,
+    /// The largest inline image or audio part (decoded bytes); larger ones get a 400.
+    pub max_media_bytes: usize,
     /// Most JSON values (objects, arrays, strings, numbers, ...) a request body may hold: bounds
     /// the memory a parsed body takes, whatever its shape.
     pub max_json_values: usize,
@@ -73,6 +76,7 @@ impl FileServer {
         let server = ServerConfig {
             listen: raw.listen.unwrap_or_else(|| "127.0.0.1:8080".into()),
             max_body_bytes: raw.max_body_bytes.unwrap_or(4 * 1024 * 1024),
+            max_media_bytes: raw.max_media_bytes.unwrap_or(20 * 1024 * 1024),
             max_json_values: raw.max_json_values.unwrap_or(50_000).max(1),
             max_upstream_body_bytes: raw
                 .max_upstream_body_bytes

@@ -28,6 +28,93 @@ pub struct ChatRequest {
     pub prompt_tokens: u64,
     /// Learned-routing options (`"router": {"cost_weight": 0.3}`), not sent upstream.
     pub router_options: Map<String, Value>,
+    /// Image and audio parts in the messages (CEL: `request.has_images`, `request.has_audio`).
+    pub media: Media,
+}
+
+/// The non-text parts of a request's messages.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct Media {
+    pub images: usize,
+    pub audio: usize,
+    /// The largest inline (data URL or base64) image or audio, in decoded bytes, and where.
+    #[serde(skip)]
+    pub largest_inline: Option<(usize, String)>,
+}
+
+impl Media {
+    fn inline(&mut self, bytes: usize, at: &str) {
+        if self.largest_inline.as_ref().is_none_or(|(b, _)| bytes > *b) {
+            self.largest_inline = Some((bytes, at.to_string()));
+        }
+    }
+
+    /// Refuses an inline image or audio part larger than `max` bytes (decoded), naming it.
+    pub fn check_size(&self, max: usize) -> Result<(), GatewayError> {
+        match &self.largest_inline {
+            Some((bytes, at)) if *bytes > max => Err(GatewayError::invalid(
+                format!("{at}: the inline image or audio is {bytes} bytes; at most {max} (server.max_media_bytes)"),
+                at,
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Counts and checks the image (`image_url`) and audio (`input_audio`) parts of the messages:
+/// an image needs an http(s) or `data:image/...;base64,` URL, audio needs `data` and `format`.
+fn media_of(messages: &[Value]) -> Result<Media, GatewayError> {
+    let mut media = Media::default();
+    for (i, m) in messages.iter().enumerate() {
+        let Some(parts) = m.get("content").and_then(Value::as_array) else {
+            continue;
+        };
+        for (j, p) in parts.iter().enumerate() {
+            let at = format!("messages[{i}].content[{j}]");
+            match p.get("type").and_then(Value::as_str) {
+                Some("image_url") => {
+                    let url = p["image_url"]["url"]
+                        .as_str()
+                        .or_else(|| p["image_url"].as_str())
+                        .unwrap_or("");
+                    if let Some(rest) = url.strip_prefix("data:") {
+                        let Some((mime, data)) = rest.split_once(";base64,") else {
+                            return Err(GatewayError::invalid(
+                                format!("{at}: a data URL image must be `data:image/<type>;base64,<data>`"),
+                                &at,
+                            ));
+                        };
+                        if !mime.starts_with("image/") {
+                            return Err(GatewayError::invalid(
+                                format!("{at}: {mime:?} is not an image type"),
+                                &at,
+                            ));
+                        }
+                        media.inline(data.len() / 4 * 3, &at);
+                    } else if !(url.starts_with("https://") || url.starts_with("http://")) {
+                        return Err(GatewayError::invalid(
+                            format!("{at}: `image_url.url` must be an https URL or a data URL"),
+                            &at,
+                        ));
+                    }
+                    media.images += 1;
+                }
+                Some("input_audio") => {
+                    let a = &p["input_audio"];
+                    let (Some(data), Some(_)) = (a["data"].as_str(), a["format"].as_str()) else {
+                        return Err(GatewayError::invalid(
+                            format!("{at}: an input_audio part needs `input_audio.data` (base64) and `input_audio.format`"),
+                            &at,
+                        ));
+                    };
+                    media.inline(data.len() / 4 * 3, &at);
+                    media.audio += 1;
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(media)
 }
 
 /// Whether a JSON text holds more than `max` values, counted without parsing: every `{`, `[`
@@ -204,6 +291,7 @@ impl ChatRequest {
             }
         }
         let prompt_tokens = estimate_prompt_tokens(messages);
+        let media = media_of(messages)?;
         Ok(ChatRequest {
             body,
             model,
@@ -214,6 +302,7 @@ impl ChatRequest {
             include_usage,
             prompt_tokens,
             router_options,
+            media,
         })
     }
 

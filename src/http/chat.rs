@@ -142,6 +142,7 @@ async fn prepare(
         }
     };
     let req = ChatRequest::from_openai(value)?;
+    req.media.check_size(state.config.server.max_media_bytes)?;
     let plan = state.planner.plan(&req, request_id).await?;
     Ok((req, plan, ticket, echo))
 }

@@ -20,6 +20,8 @@ fn request_facts(req: &ChatRequest) -> Value {
         "last_user_message": req.last_user_text(),
         "user": req.user.clone().unwrap_or_default(),
         "stream": req.stream,
+        "has_images": req.media.images > 0,
+        "has_audio": req.media.audio > 0,
     })
 }
 

@@ -30,11 +30,17 @@ impl AnthropicProvider {
 
 impl Provider for AnthropicProvider {
     fn send(&self, call: Call) -> BoxFuture<'static, Result<Reply, UpstreamError>> {
-        let mut body = request::from_openai(
+        let mut body = match request::from_openai(
             &call.body,
             &call.model.upstream,
             call.model.max_output_tokens,
-        );
+        ) {
+            Ok(b) => b,
+            Err(why) => {
+                let e = UpstreamError::status(400, format!("{}: {why}", call.model.id));
+                return Box::pin(async move { Err(e) });
+            }
+        };
         body["stream"] = Value::Bool(call.stream);
         let mut req = self
             .http

@@ -19,6 +19,10 @@ EXTRA = """
 [routers.support]
 routes = [{ name = "free", when = 'plan == "free"', model = "mock/fast" }]
 default = { variants = [{ name = "a", model = "mock/fast", weight = 50 }, { name = "b", model = "mock/smart", weight = 50 }] }
+
+[routers.vision]
+routes = [{ name = "images", when = 'request.has_images', model = "anth/claude" }, { name = "audio", when = 'request.has_audio', model = "up/second" }]
+default = { model = "up/ok" }
 """
 
 

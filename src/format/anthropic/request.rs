@@ -38,7 +38,12 @@ pub fn to_openai(req: Value) -> Result<Value, GatewayError> {
         }
         match &m["content"] {
             Value::String(s) => messages.push(json!({"role": role, "content": s})),
-            Value::Array(blocks) => convert_blocks(role, blocks, &mut messages),
+            Value::Array(blocks) => {
+                convert_blocks(role, blocks, &mut messages).map_err(|(j, m)| {
+                    let at = format!("messages[{i}].content[{j}]");
+                    GatewayError::invalid(format!("{at}: {m}"), &at)
+                })?
+            }
             _ => {
                 return Err(GatewayError::invalid(
                     format!("messages[{i}].content must be a string or a list of content blocks"),
@@ -93,10 +98,15 @@ pub fn to_openai(req: Value) -> Result<Value, GatewayError> {
     Ok(Value::Object(out))
 }
 
-fn convert_blocks(role: &str, blocks: &[Value], out: &mut Vec<Value>) {
+/// Anthropic content blocks → OpenAI message(s); an unsupported block is `(its index, why)`.
+fn convert_blocks(
+    role: &str,
+    blocks: &[Value],
+    out: &mut Vec<Value>,
+) -> Result<(), (usize, String)> {
     let mut parts = Vec::new();
     let mut tool_calls = Vec::new();
-    for b in blocks {
+    for (j, b) in blocks.iter().enumerate() {
         match b.get("type").and_then(Value::as_str) {
             Some("text") => parts.push(json!({"type": "text", "text": b["text"]})),
             Some("image") => {
@@ -107,7 +117,13 @@ fn convert_blocks(role: &str, blocks: &[Value], out: &mut Vec<Value>) {
                         src["media_type"].as_str().unwrap_or("image/png"),
                         src["data"].as_str().unwrap_or("")
                     ),
-                    _ => src["url"].as_str().unwrap_or("").to_string(),
+                    Some("url") => src["url"].as_str().unwrap_or("").to_string(),
+                    other => {
+                        return Err((
+                            j,
+                            format!("image sources of type {other:?} are not supported; use base64 or url"),
+                        ))
+                    }
                 };
                 parts.push(json!({"type": "image_url", "image_url": {"url": url}}));
             }
@@ -124,11 +140,21 @@ fn convert_blocks(role: &str, blocks: &[Value], out: &mut Vec<Value>) {
                     json!({"role": "tool", "tool_call_id": b["tool_use_id"], "content": content}),
                 );
             }
-            _ => {}
+            // An earlier turn's reasoning: no chat-completions equivalent to carry it.
+            Some("thinking" | "redacted_thinking") => {}
+            other => {
+                return Err((
+                    j,
+                    format!(
+                        "content blocks of type {} are not supported; use text, image, tool_use or tool_result",
+                        other.map_or("(none)".to_string(), |t| format!("{t:?}"))
+                    ),
+                ))
+            }
         }
     }
     if parts.is_empty() && tool_calls.is_empty() {
-        return;
+        return Ok(());
     }
     let all_text = parts.iter().all(|p| p["type"] == "text");
     let content = if parts.is_empty() {
@@ -143,15 +169,17 @@ fn convert_blocks(role: &str, blocks: &[Value], out: &mut Vec<Value>) {
         msg["tool_calls"] = Value::Array(tool_calls);
     }
     out.push(msg);
+    Ok(())
 }
 
 /// A canonical OpenAI body → an Anthropic Messages request (provider side).
-/// `response_format` has no Anthropic equivalent: it becomes a system instruction.
+/// `response_format` has no Anthropic equivalent: it becomes a system instruction. A part
+/// Anthropic cannot take (audio, files) is an error that names it.
 pub fn from_openai(
     body: &Map<String, Value>,
     upstream_model: &str,
     default_max_tokens: u64,
-) -> Value {
+) -> Result<Value, String> {
     let mut system: Vec<String> = Vec::new();
     let mut messages: Vec<Value> = Vec::new();
     let empty = Vec::new();
@@ -159,7 +187,10 @@ pub fn from_openai(
         .get("messages")
         .and_then(Value::as_array)
         .unwrap_or(&empty)
+        .iter()
+        .enumerate()
     {
+        let (i, m) = m;
         let role = m["role"].as_str().unwrap_or("user");
         let blocks: Vec<Value> = match role {
             "system" | "developer" => {
@@ -172,7 +203,8 @@ pub fn from_openai(
                 "content": content_text(&m["content"]),
             })],
             _ => {
-                let mut blocks = content_blocks(&m["content"]);
+                let mut blocks = content_blocks(&m["content"])
+                    .map_err(|(j, why)| format!("messages[{i}].content[{j}]: {why}"))?;
                 for tc in m
                     .get("tool_calls")
                     .and_then(Value::as_array)
@@ -268,29 +300,37 @@ pub fn from_openai(
             out["tool_choice"] = c;
         }
     }
-    out
+    Ok(out)
 }
 
-/// OpenAI message content → Anthropic content blocks.
-fn content_blocks(content: &Value) -> Vec<Value> {
+/// OpenAI message content → Anthropic content blocks; a part Anthropic cannot take is
+/// `(its index, why)`.
+fn content_blocks(content: &Value) -> Result<Vec<Value>, (usize, String)> {
     match content {
-        Value::String(s) if s.is_empty() => vec![],
-        Value::String(s) => vec![json!({"type": "text", "text": s})],
+        Value::String(s) if s.is_empty() => Ok(vec![]),
+        Value::String(s) => Ok(vec![json!({"type": "text", "text": s})]),
         Value::Array(parts) => parts
             .iter()
-            .filter_map(|p| match p.get("type").and_then(Value::as_str) {
-                Some("text") => Some(json!({"type": "text", "text": p["text"]})),
+            .enumerate()
+            .map(|(j, p)| match p.get("type").and_then(Value::as_str) {
+                Some("text") => Ok(json!({"type": "text", "text": p["text"]})),
                 Some("image_url") => {
                     let url = p["image_url"]["url"].as_str().unwrap_or("");
-                    Some(match url.strip_prefix("data:").and_then(|r| r.split_once(";base64,")) {
+                    Ok(match url.strip_prefix("data:").and_then(|r| r.split_once(";base64,")) {
                         Some((media, data)) => json!({"type": "image", "source": {"type": "base64", "media_type": media, "data": data}}),
                         None => json!({"type": "image", "source": {"type": "url", "url": url}}),
                     })
                 }
-                _ => None,
+                other => Err((
+                    j,
+                    format!(
+                        "Anthropic models take text and images; parts of type {} cannot be sent to them",
+                        other.map_or("(none)".to_string(), |t| format!("{t:?}"))
+                    ),
+                )),
             })
             .collect(),
-        _ => vec![],
+        _ => Ok(vec![]),
     }
 }
 
@@ -329,7 +369,7 @@ mod tests {
         );
         assert_eq!(oai["tool_choice"]["function"]["name"], "get_weather");
 
-        let back = from_openai(oai.as_object().unwrap(), "claude", 4096);
+        let back = from_openai(oai.as_object().unwrap(), "claude", 4096).unwrap();
         assert_eq!(back["system"], "be brief");
         assert_eq!(back["max_tokens"], 100);
         assert_eq!(back["stop_sequences"], json!(["END"]));

@@ -55,6 +55,13 @@ pub struct LearnedDecision {
     pub decision_ms: f64,
     /// Time waiting for a decision slot on the bounded blocking pool.
     pub queue_ms: f64,
+    /// Image and audio parts the request had: the decision embedded its text only.
+    #[serde(skip_serializing_if = "text_only")]
+    pub non_text_parts: crate::format::request::Media,
+}
+
+fn text_only(m: &crate::format::request::Media) -> bool {
+    m.images == 0 && m.audio == 0
 }
 
 /// A loaded learned router.
@@ -284,6 +291,7 @@ impl AutoRouter {
                 .apply(req, &mut chain, |c| c.1, |c| self.data_rows(&c.0.id));
         let chain: Vec<Arc<ModelConfig>> = chain.into_iter().map(|c| c.0).collect();
         let decision = LearnedDecision {
+            non_text_parts: req.media.clone(),
             chosen: chain[0].id.clone(),
             candidates,
             knob: knob.to_string(),
