@@ -6,7 +6,8 @@
 //! `app` (start, stop, reload) → `http` (accept, admission, auth, handlers, responses, the
 //! per-config state) → `observe` (log record and store, metrics, feedback) → `upstream`
 //! (providers, failover, cooldowns) → `route` (static routers, sticky variants, CEL variables,
-//! the learned step) → `format` (canonical request, Anthropic ↔ OpenAI, SSE) → `config` →
+//! the learned step) → `format` (canonical request, Anthropic ↔ OpenAI, SSE) → `live` (per-model latency and error
+//! estimates) → `config` →
 //! `cel`, `error`, `clock` (leaves). The learned core lives in the `switchyard-learn` crate
 //! (`learn/`), which imports nothing of this one. `testing` holds the scripted upstream used by
 //! tests, demos and the load harness.
@@ -18,6 +19,7 @@ pub mod config;
 pub mod error;
 pub mod format;
 pub mod http;
+pub mod live;
 pub mod observe;
 pub mod route;
 pub mod testing;

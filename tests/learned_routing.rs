@@ -169,3 +169,44 @@ fn the_same_prompt_hits_the_embedding_cache() {
     assert!(second.embedding_cache_hit);
     assert_eq!(first.chosen, second.chosen);
 }
+
+/// `[auto] latency_weight` with live estimates: a slow top candidate loses its place, the
+/// decision says which TTFTs it paid for, and guardrails read `model.ttft_p50_ms`.
+#[test]
+fn live_latency_weighs_on_the_score_and_guardrails_see_it() {
+    use std::sync::Arc;
+    use switchyard::live::LiveStats;
+    let req = request(
+        json!({"model": "auto", "messages": [{"role": "user", "content": "Prove that there are infinitely many primes."}]}),
+    );
+    let (best, d) = router().decide(&req, "best", 0.0, &[]).unwrap();
+    assert!(d.live_ttft_ms.is_empty());
+    let top = best[0].id.clone();
+    let live = Arc::new(LiveStats::default());
+    for _ in 0..5 {
+        live.record(&top, true, 4000.0, 5000.0);
+    }
+    let weighted = router_with(|a| {
+        a.min_support = Some(-1.0);
+        a.latency_weight = 1.0;
+    })
+    .unwrap()
+    .with_live(live.clone());
+    let (chain, d) = weighted.decide(&req, "best", 0.0, &[]).unwrap();
+    assert_ne!(chain[0].id, top, "4 s of TTFT costs 4 points of score");
+    assert_eq!(d.live_ttft_ms.get(&top), Some(&4000.0));
+    let guarded = router_with(|a| {
+        a.min_support = Some(-1.0);
+        a.guardrails = vec![Arc::new(
+            switchyard::cel::CelExpr::compile("model.ttft_p50_ms < 1000").unwrap(),
+        )];
+    })
+    .unwrap()
+    .with_live(live);
+    let (chain, d) = guarded.decide(&req, "best", 0.0, &[]).unwrap();
+    assert!(
+        chain.iter().all(|m| m.id != top),
+        "the slow model fails the guardrail"
+    );
+    assert!(d.candidates.iter().any(|c| c.model == top && !c.eligible));
+}

@@ -34,6 +34,7 @@ pub(super) struct FileAuto {
     explore: Option<f64>,
     explore_budget_usd_per_hour: Option<f64>,
     explore_seed: Option<u64>,
+    latency_weight: Option<f64>,
     #[serde(default)]
     guardrails: Vec<String>,
     cache_size: Option<usize>,
@@ -68,6 +69,8 @@ pub struct AutoConfig {
     pub encoder_sessions: usize,
     /// Reload when the artifact on disk changes (checked every second); SIGHUP always reloads.
     pub watch: bool,
+    /// Score lost per second of a candidate's live time to first token (0: latency ignored).
+    pub latency_weight: f64,
 }
 
 /// `[auto] explore` and `explore_budget_usd_per_hour`.
@@ -176,6 +179,13 @@ pub(super) fn auto(
                     format!("{b} is not an amount of USD (≥ 0)"),
                 ));
             }
+            let latency_weight = a.latency_weight.unwrap_or(0.0);
+            if !(latency_weight.is_finite() && latency_weight >= 0.0) {
+                return Err(err(
+                    "auto.latency_weight",
+                    format!("{latency_weight} is not a weight (≥ 0, score per second of TTFT)"),
+                ));
+            }
             let explore = Explore {
                 share,
                 budget_usd_per_hour: a.explore_budget_usd_per_hour,
@@ -209,6 +219,7 @@ pub(super) fn auto(
                 cache_size: a.cache_size.unwrap_or(4096),
                 encoder_sessions: a.encoder_sessions.unwrap_or(2).max(1),
                 watch: a.watch.unwrap_or(true),
+                latency_weight,
             })
         }
     };

@@ -19,7 +19,7 @@ pub use duration::parse_duration;
 pub use logging::LoggingConfig;
 pub use models::{ModelConfig, ProviderConfig, ProviderKind};
 pub use routers::{
-    pinned_artifacts, RouteAuto, RouteConfig, RouterConfig, VariantConfig, VariantTarget,
+    pinned_artifacts, RouteAuto, RouteConfig, RouterConfig, SortBy, VariantConfig, VariantTarget,
 };
 pub use server::ServerConfig;
 pub use source::ConfigError;

@@ -34,6 +34,8 @@ pub(super) struct FileRoute {
     fallbacks: Vec<String>,
     /// Learned routing as this route's target: `auto = { candidates = [...], knob = "cheap" }`.
     auto: Option<FileRouteAuto>,
+    /// Order the route's models by a live estimate before failing over in that order.
+    sort: Option<SortBy>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -57,6 +59,16 @@ pub(super) struct FileVariant {
     name: Option<String>,
 }
 
+/// What a route sorts its models by (ascending).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SortBy {
+    Ttft,
+    Latency,
+    Price,
+    ErrorRate,
+}
+
 #[derive(Debug)]
 pub struct RouterConfig {
     pub name: String,
@@ -74,6 +86,8 @@ pub struct RouteConfig {
     pub variants: Vec<VariantConfig>,
     pub fallbacks: Vec<Arc<ModelConfig>>,
     pub auto: Option<Arc<RouteAuto>>,
+    /// `sort = "ttft" | "latency" | "price" | "error_rate"`: the chain ordered by it (ascending).
+    pub sort: Option<SortBy>,
 }
 
 /// Learned routing as a route's (or variant's) target: a subset of the `[auto]` candidates, a
@@ -361,5 +375,6 @@ fn build_route(
         variants,
         fallbacks,
         auto,
+        sort: route.sort,
     })
 }

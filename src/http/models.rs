@@ -27,6 +27,7 @@ pub async fn list_models(Extension(state): Extension<Arc<AppState>>) -> Json<Val
                 "output_price_per_mtok": m.output_price_per_mtok, "context_window": m.context_window,
                 "max_output_tokens": m.max_output_tokens, "tags": m.tags,
                 "cooldown": state.cooldowns.describe(&m.id),
+                "live": state.live.estimate(&m.id),
             })
         })
         .collect();
@@ -56,6 +57,7 @@ pub async fn list_models(Extension(state): Extension<Arc<AppState>>) -> Json<Val
 /// `GET /metrics`: the auth layer asks for the router key unless `server.metrics_public`.
 pub async fn metrics(Extension(state): Extension<Arc<AppState>>) -> impl IntoResponse {
     let mut text = state.metrics.render();
+    text.push_str(&live_gauges(&state.live));
     if let Ok(a) = &state.planner.auto.get() {
         text.push_str(&format!(
             "# HELP switchyard_embedding_cache_total Prompt-embedding cache lookups of learned routing.\n# TYPE switchyard_embedding_cache_total counter\nswitchyard_embedding_cache_total{{result=\"hit\"}} {}\nswitchyard_embedding_cache_total{{result=\"miss\"}} {}\n",
@@ -135,6 +137,29 @@ async fn report_of(state: &AppState, q: &HashMap<String, String>) -> Result<Valu
         .await
         .map_err(|e| GatewayError::new(ErrorKind::Internal, e.to_string()))?
         .map_err(|e| GatewayError::new(ErrorKind::Internal, format!("reading the log: {e}")))
+}
+
+/// Reads one estimate of a model.
+type Reading = fn(&crate::live::Estimate) -> Option<f64>;
+
+/// The live estimates as Prometheus gauges (models with attempts in the window).
+fn live_gauges(live: &crate::live::LiveStats) -> String {
+    let all = live.all();
+    let mut text = String::new();
+    let gauges: [(&str, &str, Reading); 3] = [
+        ("switchyard_model_ttft_p50_ms", "Live time to first token of a model (decaying weighted median of its recent attempts).", |e| e.ttft_p50_ms),
+        ("switchyard_model_latency_p50_ms", "Live total latency of a model (decaying weighted median of its recent attempts).", |e| e.latency_p50_ms),
+        ("switchyard_model_error_rate", "Live share of a model's recent attempts that failed (decaying weighted mean).", |e| e.error_rate),
+    ];
+    for (name, help, get) in gauges {
+        text.push_str(&format!("# HELP {name} {help}\n# TYPE {name} gauge\n"));
+        for (model, e) in &all {
+            if let Some(v) = get(e) {
+                text.push_str(&format!("{name}{{model=\"{model}\"}} {v}\n"));
+            }
+        }
+    }
+    text
 }
 
 pub async fn healthz() -> Json<Value> {

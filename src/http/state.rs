@@ -4,6 +4,7 @@
 
 use super::admission::Admission;
 use crate::config::Config;
+use crate::live::LiveStats;
 use crate::observe::analytics::Analytics;
 use crate::observe::feedback::FeedbackStore;
 use crate::observe::judge::JudgeQueue;
@@ -31,6 +32,8 @@ pub struct AppState {
     pub feedback: Arc<FeedbackStore>,
     /// The analytics table over the log (carried across reloads).
     pub analytics: Arc<Analytics>,
+    /// Live per-model latency and error estimates (carried across reloads).
+    pub live: Arc<LiveStats>,
     /// Answers waiting for the judge (carried across reloads; its size is read at start).
     pub judge: Arc<JudgeQueue>,
     /// Bounds the requests in flight (carried across reloads while its limits stay the same).
@@ -53,6 +56,7 @@ impl AppState {
     /// Builds providers, routing and the log writer from a validated config; `previous` (on a
     /// reload) hands over what outlives a config.
     pub fn new(config: Config, previous: Option<&AppState>) -> Result<Arc<AppState>, StateError> {
+        let live = previous.map_or_else(Arc::default, |p| p.live.clone());
         let (metrics, logs, feedback, analytics, judge) = match previous {
             Some(p) => (
                 p.metrics.clone(),
@@ -105,7 +109,7 @@ impl AppState {
             .iter()
             .map(|(name, p)| (name.clone(), upstream::build(p, &http, &secrets)))
             .collect();
-        let auto = AutoSlot::load(config.auto.as_ref());
+        let auto = AutoSlot::load(config.auto.as_ref(), &live);
         match &auto.get() {
             Ok(a) => {
                 tracing::info!(artifact = %a.artifact_dir.display(), version = a.artifact.version(), "learned routing ready")
@@ -118,10 +122,13 @@ impl AppState {
             Some(a) => crate::config::pinned_artifacts(&config.routers)
                 .into_iter()
                 .map(|path| {
-                    let slot = AutoSlot::load(Some(&crate::config::AutoConfig {
-                        artifact: path.clone(),
-                        ..a.clone()
-                    }));
+                    let slot = AutoSlot::load(
+                        Some(&crate::config::AutoConfig {
+                            artifact: path.clone(),
+                            ..a.clone()
+                        }),
+                        &live,
+                    );
                     if let Err(e) = slot.get() {
                         tracing::warn!(artifact = %path.display(), "a pinned artifact is unavailable: {e}");
                     }
@@ -154,7 +161,14 @@ impl AppState {
             feedback,
             analytics,
             judge,
-            planner: Planner::new(RoutingTable::new(&config), auto, pinned, decision_slots),
+            planner: Planner::new(
+                RoutingTable::new(&config),
+                auto,
+                pinned,
+                decision_slots,
+                live.clone(),
+            ),
+            live,
             config: Arc::new(config),
             providers,
             metrics,
@@ -178,6 +192,7 @@ impl AppState {
             metrics: &self.metrics,
             logs: &self.logs,
             feedback: &self.feedback,
+            live: &self.live,
             logging: &self.config.logging,
             judge: &self.judge,
             judge_config: self.config.judge.as_ref(),

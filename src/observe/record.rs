@@ -39,6 +39,7 @@ pub struct Sinks<'a> {
     pub metrics: &'a Metrics,
     pub logs: &'a LogStore,
     pub feedback: &'a FeedbackStore,
+    pub live: &'a crate::live::LiveStats,
     pub logging: &'a LoggingConfig,
     /// The judge's queue and, when `[judge]` is configured, its settings.
     pub judge: &'a JudgeQueue,
@@ -147,6 +148,10 @@ impl Totals {
 pub fn finish(sinks: &Sinks, ctx: &RequestContext, o: Outcome) -> Value {
     let t = Totals::of(ctx, &o);
     sinks.metrics.record(&sample(ctx, &o, &t));
+    for a in o.attempts.iter().filter(|a| a.skipped.is_none()) {
+        let ttft = a.time_to_first_token_ms.unwrap_or(a.duration_ms);
+        sinks.live.record(&a.model, a.success, ttft, a.duration_ms);
+    }
     if let Some(m) = o.model {
         let mut models = vec![m.id.clone()];
         models.extend(

@@ -5,6 +5,7 @@
 
 use crate::config::ModelConfig;
 use crate::format::request::ChatRequest;
+use crate::live::Estimate;
 use serde_json::{json, Value};
 
 /// Names a metadata key cannot take as a bare variable.
@@ -25,12 +26,16 @@ fn request_facts(req: &ChatRequest) -> Value {
     })
 }
 
-/// What a guardrail reads as `model.*` for a candidate.
-pub fn model_facts(model: &ModelConfig) -> Value {
+/// What a guardrail reads as `model.*` for a candidate: its config and its live estimates
+/// (`ttft_p50_ms`, `latency_p50_ms`, `error_rate`: 0 when it has no recent attempts, which
+/// `live_samples` tells).
+pub fn model_facts(model: &ModelConfig, live: &Estimate) -> Value {
     json!({
         "id": model.id, "provider": model.provider, "input_price_per_mtok": model.input_price_per_mtok,
         "output_price_per_mtok": model.output_price_per_mtok, "context_window": model.context_window,
         "max_output_tokens": model.max_output_tokens, "tags": model.tags,
+        "ttft_p50_ms": live.ttft_p50_ms.unwrap_or(0.0), "latency_p50_ms": live.latency_p50_ms.unwrap_or(0.0),
+        "error_rate": live.error_rate.unwrap_or(0.0), "live_samples": live.samples,
     })
 }
 

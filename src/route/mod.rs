@@ -10,7 +10,9 @@ pub mod learned;
 pub mod plan;
 pub mod sticky;
 
-use crate::config::{Config, ModelConfig, RouteAuto, RouteConfig, RouterConfig, VariantTarget};
+use crate::config::{
+    Config, ModelConfig, RouteAuto, RouteConfig, RouterConfig, SortBy, VariantTarget,
+};
 use crate::error::{ErrorKind, GatewayError};
 use crate::format::request::ChatRequest;
 use serde::Serialize;
@@ -39,6 +41,8 @@ pub struct RoutePlan {
     pub auto: Option<Arc<RouteAuto>>,
     pub timeout: Duration,
     pub ttft_timeout: Duration,
+    /// The route's `sort`: the planner orders the chain by a live estimate.
+    pub sort: Option<SortBy>,
 }
 
 /// The models and routers of a config, ready to plan requests.
@@ -78,6 +82,7 @@ impl RoutingTable {
                     ..Decision::default()
                 },
                 auto: None,
+                sort: None,
                 timeout: self.timeout,
                 ttft_timeout: self.ttft_timeout,
             },
@@ -218,6 +223,7 @@ fn plan_router(router: &RouterConfig, req: &ChatRequest, request_id: &str) -> Ro
                 learned: None,
             },
             auto: Some(auto.clone()),
+            sort: route.sort,
             timeout: router.timeout,
             ttft_timeout: router.ttft_timeout,
         };
@@ -255,6 +261,7 @@ fn plan_router(router: &RouterConfig, req: &ChatRequest, request_id: &str) -> Ro
             learned: None,
         },
         auto,
+        sort: route.sort,
         timeout: router.timeout,
         ttft_timeout: router.ttft_timeout,
     }

@@ -4,9 +4,10 @@
 
 use super::learned::{AutoRouter, AutoSlot, LearnedDecision};
 use super::{append_unique, Decision, RoutePlan, RoutingTable};
-use crate::config::{cost_weight, ModelConfig, RouteAuto};
+use crate::config::{cost_weight, ModelConfig, RouteAuto, SortBy};
 use crate::error::{ErrorKind, GatewayError};
 use crate::format::request::ChatRequest;
+use crate::live::LiveStats;
 use serde_json::Value;
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -23,6 +24,8 @@ pub struct Planner {
     pub pinned: HashMap<PathBuf, AutoSlot>,
     /// Bounds concurrent routing decisions (each holds an encoder session).
     permits: Semaphore,
+    /// Live estimates that routes with `sort` order their chains by.
+    live: Arc<LiveStats>,
 }
 
 /// Where a learned decision comes from: `model: "auto[:knob]"`, or a router route whose
@@ -38,12 +41,14 @@ impl Planner {
         auto: AutoSlot,
         pinned: HashMap<PathBuf, AutoSlot>,
         decision_slots: usize,
+        live: Arc<LiveStats>,
     ) -> Planner {
         Planner {
             table,
             auto,
             pinned,
             permits: Semaphore::new(decision_slots),
+            live,
         }
     }
 
@@ -60,7 +65,36 @@ impl Planner {
             }
             _ => {
                 let plan = self.table.plan(req, request_id)?;
-                self.complete_route_plan(req, plan).await
+                let mut plan = self.complete_route_plan(req, plan).await?;
+                if let Some(by) = plan.sort {
+                    self.live.sort(&mut plan.chain, by);
+                    let order: Vec<String> = plan
+                        .chain
+                        .iter()
+                        .map(|m| {
+                            let e = self.live.estimate(&m.id);
+                            let v = match by {
+                                SortBy::Ttft => e.ttft_p50_ms.map(|v| format!("{v} ms")),
+                                SortBy::Latency => e.latency_p50_ms.map(|v| format!("{v} ms")),
+                                SortBy::ErrorRate => e.error_rate.map(|v| format!("{v:.3}")),
+                                SortBy::Price => Some(format!(
+                                    "${}/Mtok",
+                                    m.input_price_per_mtok + m.output_price_per_mtok
+                                )),
+                            };
+                            format!("{} ({})", m.id, v.unwrap_or_else(|| "not measured".into()))
+                        })
+                        .collect();
+                    plan.decision.reason.push_str(&format!(
+                        "; sorted by {}: {}",
+                        serde_json::to_value(by)
+                            .unwrap_or_default()
+                            .as_str()
+                            .unwrap_or(""),
+                        order.join(", ")
+                    ));
+                }
+                Ok(plan)
             }
         }
     }
@@ -131,6 +165,7 @@ impl Planner {
             },
             chain,
             auto: None,
+            sort: None,
             timeout,
             ttft_timeout,
         })

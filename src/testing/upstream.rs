@@ -3,7 +3,7 @@
 //!
 //! The requested model name is the script: `ok` (or any other name) answers, `status:429`
 //! returns that status, `hang_headers`, `hang_ttft`, `drop_mid` and `malformed` misbehave as
-//! named (see [`Script`]). The last [`RECORD_LIMIT`] requests are kept (so a long load run stays
+//! named (see [`Script`]); `POST /_mock/delay` makes a model name wait before answering. The last [`RECORD_LIMIT`] requests are kept (so a long load run stays
 //! in bounded memory); `GET /_mock/requests` returns them.
 
 use crate::config::mock::Script;
@@ -37,6 +37,8 @@ enum Wire {
 #[derive(Clone)]
 struct MockState {
     recorded: Recorded,
+    /// Milliseconds to wait before answering, per requested model name (`POST /_mock/delay`).
+    delays: Arc<Mutex<std::collections::HashMap<String, u64>>>,
 }
 
 /// A running mock upstream.
@@ -55,8 +57,10 @@ impl MockUpstream {
             .route("/v1/messages", post(messages))
             .route("/v1/embeddings", post(embeddings))
             .route("/_mock/requests", get(list).delete(clear))
+            .route("/_mock/delay", post(set_delay))
             .with_state(MockState {
                 recorded: recorded.clone(),
+                delays: Arc::default(),
             });
         let listener = tokio::net::TcpListener::bind(listen).await?;
         let addr = listener.local_addr()?;
@@ -101,6 +105,16 @@ async fn list(State(s): State<MockState>) -> Json<Value> {
     Json(Value::Array(
         s.recorded.lock().unwrap().iter().cloned().collect(),
     ))
+}
+
+/// `POST /_mock/delay {"model": NAME, "ttft_ms": N}`: requests for NAME wait N ms before the
+/// answer starts (tests steer a model's time to first token with it; 0 removes the delay).
+async fn set_delay(State(s): State<MockState>, Json(v): Json<Value>) -> StatusCode {
+    let (Some(model), Some(ms)) = (v["model"].as_str(), v["ttft_ms"].as_u64()) else {
+        return StatusCode::BAD_REQUEST;
+    };
+    s.delays.lock().unwrap().insert(model.to_string(), ms);
+    StatusCode::NO_CONTENT
 }
 
 async fn clear(State(s): State<MockState>) -> StatusCode {
@@ -214,6 +228,10 @@ async fn serve(s: MockState, headers: HeaderMap, raw: Bytes, wire: Wire) -> Resp
         },
     };
     let body = body.as_object().cloned().unwrap_or_default();
+    let delay = s.delays.lock().unwrap().get(&model).copied().unwrap_or(0);
+    if delay > 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
+    }
     let script = Script::parse(&model);
     match script {
         Script::Status(code) => {

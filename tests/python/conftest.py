@@ -20,6 +20,16 @@ EXTRA = """
 routes = [{ name = "free", when = 'plan == "free"', model = "mock/fast" }]
 default = { variants = [{ name = "a", model = "mock/fast", weight = 50 }, { name = "b", model = "mock/smart", weight = 50 }] }
 
+[[models]]
+id = "up/a"
+upstream = "fast-a"
+[[models]]
+id = "up/b"
+upstream = "fast-b"
+
+[routers.sorted]
+default = { model = "up/a", fallbacks = ["up/b"], sort = "ttft" }
+
 [routers.vision]
 routes = [{ name = "images", when = 'request.has_images', model = "anth/claude" }, { name = "audio", when = 'request.has_audio', model = "up/second" }]
 default = { model = "up/ok" }

@@ -16,10 +16,12 @@ use crate::clock::millis_since;
 use crate::config::{AutoConfig, ModelConfig};
 use crate::error::{ErrorKind, GatewayError};
 use crate::format::request::ChatRequest;
+use crate::live::LiveStats;
 use cache::EmbeddingCache;
 use explore::{Draw, Explorer};
 use serde::Serialize;
 use serde_json::json;
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -55,6 +57,9 @@ pub struct LearnedDecision {
     pub decision_ms: f64,
     /// Time waiting for a decision slot on the bounded blocking pool.
     pub queue_ms: f64,
+    /// `[auto] latency_weight` and the live TTFT p50 (ms) each candidate's score paid for.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub live_ttft_ms: BTreeMap<String, f64>,
     /// Image and audio parts the request had: the decision embedded its text only.
     #[serde(skip_serializing_if = "text_only")]
     pub non_text_parts: crate::format::request::Media,
@@ -83,6 +88,9 @@ pub struct AutoRouter {
     /// The artifact's strong-share calibration, read once at load.
     pub calibration: Option<Vec<f64>>,
     pub explorer: Explorer,
+    /// Live latency and error estimates (guardrails read them; `latency_weight` scores TTFT).
+    live: Arc<LiveStats>,
+    latency_weight: f64,
     cache: Mutex<EmbeddingCache>,
     pub cache_hits: AtomicU64,
     pub cache_misses: AtomicU64,
@@ -186,10 +194,18 @@ impl AutoRouter {
             unfamiliar: AtomicU64::new(0),
             calibration,
             explorer: Explorer::new(cfg.explore),
+            live: Arc::default(),
+            latency_weight: cfg.latency_weight,
             cache: Mutex::new(EmbeddingCache::new(cfg.cache_size)),
             cache_hits: AtomicU64::new(0),
             cache_misses: AtomicU64::new(0),
         })
+    }
+
+    /// The router reading `live` estimates (the server's; a loaded router starts with none).
+    pub fn with_live(mut self, live: Arc<LiveStats>) -> AutoRouter {
+        self.live = live;
+        self
     }
 
     /// The embedding of a prompt text, from the cache when possible. Blocking (runs the encoder).
@@ -276,6 +292,7 @@ impl AutoRouter {
             &self.familiar
         }
         .fetch_add(1, Ordering::Relaxed);
+        let live_ttft_ms = self.weigh_latency(&mut candidates);
         self.apply_guardrails(req, &mut candidates);
         order(&mut candidates, policy, cost_weight);
         let mut chain: Vec<(Arc<ModelConfig>, f64)> = candidates
@@ -292,6 +309,7 @@ impl AutoRouter {
         let chain: Vec<Arc<ModelConfig>> = chain.into_iter().map(|c| c.0).collect();
         let decision = LearnedDecision {
             non_text_parts: req.media.clone(),
+            live_ttft_ms,
             chosen: chain[0].id.clone(),
             candidates,
             knob: knob.to_string(),
@@ -347,6 +365,22 @@ impl AutoRouter {
         self.models.iter().find(|m| m.id == id)
     }
 
+    /// `[auto] latency_weight`: each candidate measured recently loses `weight × TTFT p50 in
+    /// seconds` of score; returns the TTFTs used.
+    fn weigh_latency(&self, scored: &mut [Scored]) -> BTreeMap<String, f64> {
+        let mut used = BTreeMap::new();
+        if self.latency_weight <= 0.0 {
+            return used;
+        }
+        for c in scored {
+            if let Some(ms) = self.live.estimate(&c.model).ttft_p50_ms {
+                c.score -= self.latency_weight * ms / 1000.0;
+                used.insert(c.model.clone(), ms);
+            }
+        }
+        used
+    }
+
     /// Evaluates every guardrail for every scored candidate; a candidate that fails one (or
     /// whose guardrail cannot be evaluated) is not eligible.
     fn apply_guardrails(&self, req: &ChatRequest, scored: &mut [Scored]) {
@@ -358,7 +392,7 @@ impl AutoRouter {
             let Some(model) = self.model(&c.model) else {
                 continue;
             };
-            let model = model_facts(model);
+            let model = model_facts(model, &self.live.estimate(&model.id));
             let pairs = vars.pairs(Some(&model));
             c.guardrails = self
                 .guardrails

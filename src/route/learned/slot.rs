@@ -3,6 +3,7 @@
 
 use super::AutoRouter;
 use crate::config::AutoConfig;
+use crate::live::LiveStats;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::SystemTime;
@@ -36,21 +37,26 @@ pub enum Unavailable {
 pub struct AutoSlot {
     current: RwLock<Result<Arc<AutoRouter>, Unavailable>>,
     seen: Mutex<Option<Signature>>,
+    live: Arc<LiveStats>,
 }
 
 impl AutoSlot {
     /// Loads the configured router, or records why `auto` is unavailable.
-    pub fn load(cfg: Option<&AutoConfig>) -> AutoSlot {
+    /// Its routers read the server's `live` estimates.
+    pub fn load(cfg: Option<&AutoConfig>, live: &Arc<LiveStats>) -> AutoSlot {
         let (current, seen) = match cfg {
             None => (Err(Unavailable::NotConfigured), None),
             Some(c) => (
-                AutoRouter::load(c).map(Arc::new).map_err(Unavailable::from),
+                AutoRouter::load(c)
+                    .map(|r| Arc::new(r.with_live(live.clone())))
+                    .map_err(Unavailable::from),
                 signature(c),
             ),
         };
         AutoSlot {
             current: RwLock::new(current),
             seen: Mutex::new(seen),
+            live: live.clone(),
         }
     }
 
@@ -74,7 +80,7 @@ impl AutoSlot {
     /// Loads the artifact again (blocking). On success the new router replaces the old one and
     /// its version is returned; on failure the old router stays and the reason is returned.
     pub fn reload(&self, cfg: &AutoConfig) -> Result<String, LearnError> {
-        let loaded = AutoRouter::load(cfg).map(Arc::new);
+        let loaded = AutoRouter::load(cfg).map(|r| Arc::new(r.with_live(self.live.clone())));
         let mut current = self.current.write().unwrap_or_else(|e| e.into_inner());
         match loaded {
             Ok(router) => {
