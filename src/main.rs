@@ -36,6 +36,13 @@ enum Command {
     },
     /// Print the embedded default config (a starting point for your own).
     DefaultConfig,
+    /// Print the model catalog: prices per million tokens, context window and max output of
+    /// current models, used for `[[models]]` entries that do not give them.
+    Models {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Compare a router's routes and variants on the logged traffic (e.g. two artifacts in a
     /// staged rollout): requests, mean feedback with a 95 % interval, cost per 1k requests,
     /// TTFT p50 / p99, failover and error rates.
@@ -135,6 +142,16 @@ async fn run(cli: Cli) -> Result<(), String> {
         }
         Command::DefaultConfig => {
             print!("{}", switchyard::config::DEFAULT_CONFIG);
+            Ok(())
+        }
+        Command::Models { json } => {
+            use switchyard::config::catalog;
+            if json {
+                let v = serde_json::json!({"date": catalog::date(), "models": catalog::models()});
+                println!("{v:#}");
+            } else {
+                print!("{}", catalog::table());
+            }
             Ok(())
         }
         Command::Report {

@@ -4,6 +4,7 @@
 //! Imports only `cel`, `error` and the learned core's price type; everything above imports it.
 
 pub mod auto;
+pub mod catalog;
 pub mod duration;
 pub mod judge;
 mod locate;

@@ -24,10 +24,8 @@ pub(super) struct FileProvider {
 pub(super) struct FileModel {
     id: String,
     upstream: Option<String>,
-    #[serde(default)]
-    input_price_per_mtok: f64,
-    #[serde(default)]
-    output_price_per_mtok: f64,
+    input_price_per_mtok: Option<f64>,
+    output_price_per_mtok: Option<f64>,
     context_window: Option<u64>,
     max_output_tokens: Option<u64>,
     #[serde(default)]
@@ -185,17 +183,37 @@ pub(super) fn models(
                 format!("model {:?} is defined twice", m.id),
             ));
         }
-        if m.input_price_per_mtok < 0.0 || m.output_price_per_mtok < 0.0 {
+        // What the config leaves out comes from the catalog, then from the defaults.
+        let known = super::catalog::find(&m.id);
+        let input = m
+            .input_price_per_mtok
+            .or(known.map(|k| k.input))
+            .unwrap_or(0.0);
+        let output = m
+            .output_price_per_mtok
+            .or(known.map(|k| k.output))
+            .unwrap_or(0.0);
+        if input < 0.0 || output < 0.0 {
             return Err(err(&key, "prices must not be negative".into()));
         }
         models.push(Arc::new(ModelConfig {
             id: m.id.clone(),
             provider: provider.to_string(),
-            upstream: m.upstream.clone().unwrap_or_else(|| name.to_string()),
-            input_price_per_mtok: m.input_price_per_mtok,
-            output_price_per_mtok: m.output_price_per_mtok,
-            context_window: m.context_window.unwrap_or(128_000),
-            max_output_tokens: m.max_output_tokens.unwrap_or(4_096),
+            upstream: m
+                .upstream
+                .clone()
+                .or_else(|| known.and_then(|k| k.upstream.clone()))
+                .unwrap_or_else(|| name.to_string()),
+            input_price_per_mtok: input,
+            output_price_per_mtok: output,
+            context_window: m
+                .context_window
+                .or(known.map(|k| k.context))
+                .unwrap_or(128_000),
+            max_output_tokens: m
+                .max_output_tokens
+                .or(known.map(|k| k.max_output).filter(|n| *n > 0))
+                .unwrap_or(4_096),
             tags: m.tags.clone(),
             mock: m.mock.clone().unwrap_or_default(),
         }));
