@@ -56,7 +56,8 @@ async fn call(
     let req = ChatRequest::from_openai(body).ok()?;
     let plan = state.planner.plan(&req, request_id).await.ok()?;
     let guards = state.guards();
-    let Execution { result, .. } = failover::execute(&state.providers, &plan, &req, &guards).await;
+    let Execution { result, .. } =
+        failover::execute(&state.providers, &plan, &req, None, &guards).await;
     let Ok((model, Served::Complete(answer))) = result else {
         return None;
     };

@@ -17,6 +17,10 @@ pub(super) struct FileProvider {
     /// When true and the key's env var is unset, the provider and its models are left out.
     #[serde(default)]
     optional: bool,
+    /// An OpenAI-kind upstream that serves the Responses API itself (`POST {base_url}/responses`):
+    /// `/v1/responses` requests are passed through to it instead of translated to chat.
+    #[serde(default)]
+    responses: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -48,6 +52,8 @@ pub struct ProviderConfig {
     pub base_url: String,
     /// The key itself, read from the environment at load time. Never logged.
     pub api_key: Option<String>,
+    /// Serves `/responses` natively (Responses API requests pass through).
+    pub responses: bool,
 }
 
 /// One upstream model and what it costs.
@@ -121,6 +127,12 @@ pub(super) fn providers(
                 format!("{base_url:?} is not an http:// or https:// URL"),
             ));
         }
+        if p.responses && kind != ProviderKind::OpenAi {
+            return Err(err(
+                &format!("{key}.responses"),
+                "only an OpenAI-kind provider can serve the Responses API natively".into(),
+            ));
+        }
         let api_key = match &p.api_key_env {
             Some(var) => match env(var).filter(|v| !v.is_empty()) {
                 Some(v) => Some(v),
@@ -144,6 +156,7 @@ pub(super) fn providers(
                 kind,
                 base_url,
                 api_key,
+                responses: p.responses,
             }),
         );
     }

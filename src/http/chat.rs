@@ -83,8 +83,14 @@ async fn handle(
         echo,
     };
     let guards = state.guards();
-    let Execution { attempts, result } =
-        failover::execute(&state.providers, &ctx.plan, &ctx.req, &guards).await;
+    let Execution { attempts, result } = failover::execute(
+        &state.providers,
+        &ctx.plan,
+        &ctx.req,
+        ctx.echo.as_ref().map(|e| e.native.clone()),
+        &guards,
+    )
+    .await;
     match result {
         Ok((model, Served::Complete(v))) => complete_response(&state, &ctx, &attempts, &model, v),
         Ok((

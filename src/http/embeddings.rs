@@ -70,6 +70,7 @@ pub async fn embeddings(
                 body: body.clone(),
                 stream: false,
                 max_body_bytes: guards.max_upstream_body_bytes,
+                native: None,
             };
             within(limits, &ctx.plan, &guards, provider.embed(call))
         },

@@ -123,10 +123,21 @@ pub fn complete_response(
     model: &ModelConfig,
     mut completion: Value,
 ) -> Response {
-    let text = completion["choices"][0]["message"]["content"]
-        .as_str()
-        .map(String::from);
-    let (prompt_tokens, completion_tokens) = usage_of(&completion).unwrap_or_else(|| {
+    // An upstream serving the Responses API natively answered with a `response` object.
+    let native = completion["object"] == "response";
+    let text = if native {
+        Some(responses::response::output_text(&completion))
+    } else {
+        completion["choices"][0]["message"]["content"]
+            .as_str()
+            .map(String::from)
+    };
+    let usage = if native {
+        responses::response::usage_tokens(&completion)
+    } else {
+        usage_of(&completion)
+    };
+    let (prompt_tokens, completion_tokens) = usage.unwrap_or_else(|| {
         (
             ctx.req.prompt_tokens,
             text.as_deref().map(estimate_tokens).unwrap_or(0),
@@ -149,6 +160,12 @@ pub fn complete_response(
         },
     );
     completion["model"] = Value::String(model.id.clone());
+    if native {
+        completion["metadata"] = meta;
+        let mut resp = (StatusCode::OK, axum::Json(completion)).into_response();
+        set_common_headers(&mut resp, ctx, model, overhead);
+        return resp;
+    }
     completion["id"] = Value::String(format!("chatcmpl-{}", ctx.request_id));
     let mut body = match ctx.format {
         ClientFormat::OpenAi | ClientFormat::Embeddings => completion,

@@ -29,6 +29,8 @@ enum ChunkWriter {
     OpenAi,
     Anthropic(anthropic::stream::FromOpenAi),
     Responses(Box<responses::stream::FromOpenAi>),
+    /// An upstream serving the Responses API natively: its events, passed through.
+    Passthrough(responses::stream::Passthrough),
 }
 
 impl ChunkWriter {
@@ -43,6 +45,11 @@ impl ChunkWriter {
             ChunkWriter::Responses(enc) => {
                 for (name, ev) in enc.chunk(c) {
                     write_event(out, name, &ev);
+                }
+            }
+            ChunkWriter::Passthrough(p) => {
+                if let Some((name, ev)) = p.event(c.clone()) {
+                    write_event(out, &name, &ev);
                 }
             }
         }
@@ -97,7 +104,15 @@ async fn relay(
 ) {
     let model_id = Value::String(s.model.id.clone());
     let chunk_id = Value::String(format!("chatcmpl-{}", ctx.request_id));
+    let native = s
+        .peeked
+        .first()
+        .and_then(|c| c["type"].as_str())
+        .is_some_and(|t| t.starts_with("response."));
     let mut encoder = match ctx.format {
+        ClientFormat::Responses if native => {
+            ChunkWriter::Passthrough(responses::stream::Passthrough::new(&s.model.id))
+        }
         ClientFormat::OpenAi | ClientFormat::Embeddings => ChunkWriter::OpenAi,
         ClientFormat::Anthropic => ChunkWriter::Anthropic(anthropic::stream::FromOpenAi::new(
             &ctx.request_id,
@@ -161,6 +176,21 @@ async fn relay(
             }
             Some(Ok(c)) => c,
         };
+        if native {
+            if let Some(t) = chunk["delta"]
+                .as_str()
+                .filter(|_| chunk["type"] == "response.output_text.delta")
+            {
+                keep_text(&mut text, t, keep);
+                text_chars += t.chars().count() as u64;
+                text_bytes += t.len();
+            }
+            encoder.chunk(&chunk, &mut buf);
+            if let ChunkWriter::Passthrough(p) = &encoder {
+                usage = p.usage().or(usage);
+            }
+            continue;
+        }
         if let Some(u) = usage_of(&chunk) {
             usage = Some(u);
         }
@@ -176,12 +206,7 @@ async fn relay(
         if let Some(t) = chunk["choices"][0]["delta"]["content"].as_str() {
             text_chars += t.chars().count() as u64;
             text_bytes += t.len();
-            for c in t.chars() {
-                if text.len() >= keep {
-                    break;
-                }
-                text.push(c);
-            }
+            keep_text(&mut text, t, keep);
         }
         encoder.chunk(&chunk, &mut buf);
     }
@@ -257,6 +282,15 @@ async fn relay(
                 write_event(&mut buf, name, &ev);
             }
         }
+        (Some(_), ChunkWriter::Passthrough(p)) => {
+            let (name, ev) = p.failed(error.as_deref().unwrap_or("stream interrupted"), meta);
+            write_event(&mut buf, &name, &ev);
+        }
+        (None, ChunkWriter::Passthrough(p)) => {
+            if let Some((name, ev)) = p.finish(meta) {
+                write_event(&mut buf, &name, &ev);
+            }
+        }
         (None, ChunkWriter::Anthropic(enc)) => {
             for (name, ev) in enc.finish(prompt_tokens, completion_tokens, meta) {
                 write_event(&mut buf, name, &ev);
@@ -264,4 +298,14 @@ async fn relay(
         }
     }
     let _ = tx.send(Bytes::from(buf)).await;
+}
+
+/// Appends `t` to the logged answer head while it is under `keep` bytes.
+fn keep_text(text: &mut String, t: &str, keep: usize) {
+    for c in t.chars() {
+        if text.len() >= keep {
+            break;
+        }
+        text.push(c);
+    }
 }

@@ -7,7 +7,7 @@
 //! in bounded memory); `GET /_mock/requests` returns them.
 
 use crate::config::mock::Script;
-use crate::format::{anthropic, sse};
+use crate::format::{anthropic, responses, sse};
 use crate::upstream::mock::script;
 use axum::body::Body;
 use axum::extract::State;
@@ -32,6 +32,8 @@ pub type Recorded = Arc<Mutex<std::collections::VecDeque<Value>>>;
 enum Wire {
     OpenAi,
     Anthropic,
+    /// OpenAI's Responses API, served natively (as OpenAI does).
+    Responses,
 }
 
 #[derive(Clone)]
@@ -56,6 +58,7 @@ impl MockUpstream {
             .route("/v1/chat/completions", post(openai))
             .route("/v1/messages", post(messages))
             .route("/v1/embeddings", post(embeddings))
+            .route("/v1/responses", post(responses_api))
             .route("/_mock/requests", get(list).delete(clear))
             .route("/_mock/delay", post(set_delay))
             .with_state(MockState {
@@ -130,6 +133,10 @@ async fn messages(State(s): State<MockState>, headers: HeaderMap, body: Bytes) -
     serve(s, headers, body, Wire::Anthropic).await
 }
 
+async fn responses_api(State(s): State<MockState>, headers: HeaderMap, body: Bytes) -> Response {
+    serve(s, headers, body, Wire::Responses).await
+}
+
 /// `POST /v1/embeddings`: the model name is the script, as for chat; `ok` answers with
 /// deterministic vectors.
 async fn embeddings(State(s): State<MockState>, body: Bytes) -> Response {
@@ -185,7 +192,7 @@ fn record(s: &MockState, path: &str, headers: serde_json::Map<String, Value>, bo
 
 fn error_body(wire: Wire, status: u16, message: &str) -> Value {
     match wire {
-        Wire::OpenAi => {
+        Wire::OpenAi | Wire::Responses => {
             json!({"error": {"message": message, "type": "mock_error", "param": null, "code": status}})
         }
         Wire::Anthropic => {
@@ -206,26 +213,29 @@ async fn serve(s: MockState, headers: HeaderMap, raw: Bytes, wire: Wire) -> Resp
         .iter()
         .filter_map(|(k, v)| Some((k.to_string(), Value::String(v.to_str().ok()?.to_string()))))
         .collect();
-    let path = if wire == Wire::OpenAi {
-        "/v1/chat/completions"
-    } else {
-        "/v1/messages"
+    let path = match wire {
+        Wire::OpenAi => "/v1/chat/completions",
+        Wire::Anthropic => "/v1/messages",
+        Wire::Responses => "/v1/responses",
     };
     record(&s, path, header_json, original.clone());
     let model = original["model"].as_str().unwrap_or("ok").to_string();
     let stream = original["stream"].as_bool().unwrap_or(false);
-    let body = match wire {
-        Wire::OpenAi => original,
-        Wire::Anthropic => match anthropic::request::to_openai(original) {
-            Ok(v) => v,
-            Err(e) => {
-                return (
-                    StatusCode::BAD_REQUEST,
-                    Json(error_body(wire, 400, &e.message)),
-                )
-                    .into_response()
-            }
-        },
+    let echo = responses::response::Echo::of(&original);
+    let translated = match wire {
+        Wire::OpenAi => Ok(original),
+        Wire::Anthropic => anthropic::request::to_openai(original),
+        Wire::Responses => responses::request::to_openai(original),
+    };
+    let body = match translated {
+        Ok(v) => v,
+        Err(e) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                Json(error_body(wire, 400, &e.message)),
+            )
+                .into_response()
+        }
     };
     let body = body.as_object().cloned().unwrap_or_default();
     let delay = s.delays.lock().unwrap().get(&model).copied().unwrap_or(0);
@@ -272,6 +282,12 @@ async fn serve(s: MockState, headers: HeaderMap, raw: Bytes, wire: Wire) -> Resp
         let out = match wire {
             Wire::OpenAi => completion,
             Wire::Anthropic => anthropic::response::from_openai(&completion, &model),
+            Wire::Responses => responses::response::from_openai(
+                &completion,
+                &format!("mock{}", uuid::Uuid::new_v4().simple()),
+                &echo,
+                (answer.prompt_tokens, answer.completion_tokens),
+            ),
         };
         if script == Script::DropMid {
             let text = out.to_string();
@@ -290,7 +306,7 @@ async fn serve(s: MockState, headers: HeaderMap, raw: Bytes, wire: Wire) -> Resp
         &model,
         &id,
         created,
-        include_usage || wire == Wire::Anthropic,
+        include_usage || wire != Wire::OpenAi,
     );
     let mut events: Vec<Bytes> = Vec::new();
     match wire {
@@ -301,6 +317,20 @@ async fn serve(s: MockState, headers: HeaderMap, raw: Bytes, wire: Wire) -> Resp
                 events.push(Bytes::from(out));
             }
             events.push(Bytes::from_static(sse::DONE));
+        }
+        Wire::Responses => {
+            let mut enc = responses::stream::FromOpenAi::new(
+                &format!("mock{}", uuid::Uuid::new_v4().simple()),
+                &model,
+                echo,
+            );
+            let mut all: Vec<(&str, Value)> = chunks.iter().flat_map(|c| enc.chunk(c)).collect();
+            all.extend(enc.finish(answer.prompt_tokens, answer.completion_tokens, Value::Null));
+            for (name, ev) in all {
+                let mut out = Vec::new();
+                sse::write_event(&mut out, name, &ev);
+                events.push(Bytes::from(out));
+            }
         }
         Wire::Anthropic => {
             let mut enc = anthropic::stream::FromOpenAi::new(&id, &model);
@@ -315,7 +345,12 @@ async fn serve(s: MockState, headers: HeaderMap, raw: Bytes, wire: Wire) -> Resp
     }
     match script {
         Script::HangTtft => stream_body(events.into_iter().take(1).collect(), false, true),
-        Script::DropMid => stream_body(events.into_iter().take(4).collect(), true, false),
+        // A few tokens in, then the connection drops (a Responses stream opens with 4 events
+        // that carry no text).
+        Script::DropMid => {
+            let keep = if wire == Wire::Responses { 6 } else { 4 };
+            stream_body(events.into_iter().take(keep).collect(), true, false)
+        }
         Script::Malformed => stream_body(
             vec![Bytes::from_static(b"data: {\"choices\": [\n\n")],
             false,

@@ -96,8 +96,20 @@ pub struct Outcome<T> {
 /// The outcome of a chat request.
 pub type Execution = Outcome<Served>;
 
-/// Whether a chunk carries the first token: content, a tool call, or a finish reason.
+/// Whether a chunk carries the first token: content, a tool call, or a finish reason (or,
+/// from an upstream serving the Responses API natively, an output delta or the end).
 fn has_token(chunk: &Value) -> bool {
+    if let Some(t) = chunk["type"].as_str() {
+        return matches!(
+            t,
+            "response.output_text.delta"
+                | "response.function_call_arguments.delta"
+                | "response.refusal.delta"
+                | "response.completed"
+                | "response.incomplete"
+                | "response.failed"
+        );
+    }
     chunk["choices"].as_array().is_some_and(|cs| {
         cs.iter().any(|c| {
             let d = &c["delta"];
@@ -133,10 +145,12 @@ pub struct Limits {
 
 /// Tries each model of the plan in order, skipping models in cooldown (unless nothing else is
 /// left) and stopping at the request's deadline: a chat completion, streamed or whole.
+/// `native` is a Responses API request as sent, for upstreams that serve it themselves.
 pub async fn execute(
     providers: &HashMap<String, Arc<dyn Provider>>,
     plan: &RoutePlan,
     req: &ChatRequest,
+    native: Option<Arc<Map<String, Value>>>,
     guards: &Guards<'_>,
 ) -> Execution {
     let body: Arc<Map<String, Value>> = Arc::new(req.body.clone());
@@ -146,6 +160,7 @@ pub async fn execute(
             body: body.clone(),
             stream: req.stream,
             max_body_bytes: guards.max_upstream_body_bytes,
+            native: native.clone(),
         };
         chat_attempt(provider.send(call), plan, guards, req.stream, limits)
     })

@@ -16,17 +16,20 @@ pub struct OpenAiProvider {
     http: reqwest::Client,
     url: String,
     embeddings_url: String,
+    responses_url: String,
 }
 
 impl OpenAiProvider {
     pub fn new(config: Arc<ProviderConfig>, http: reqwest::Client) -> Self {
         let url = format!("{}/chat/completions", config.base_url);
         let embeddings_url = format!("{}/embeddings", config.base_url);
+        let responses_url = format!("{}/responses", config.base_url);
         OpenAiProvider {
             config,
             http,
             url,
             embeddings_url,
+            responses_url,
         }
     }
 
@@ -66,6 +69,9 @@ async fn json_answer(
 
 impl Provider for OpenAiProvider {
     fn send(&self, call: Call) -> BoxFuture<'static, Result<Reply, UpstreamError>> {
+        if let (Some(native), true) = (&call.native, self.config.responses) {
+            return self.send_native(native, &call);
+        }
         let mut body = (*call.body).clone();
         body.insert("model".into(), Value::String(call.model.upstream.clone()));
         if call.stream {
@@ -101,6 +107,70 @@ impl Provider for OpenAiProvider {
             json_answer(resp, call.max_body_bytes, "data").await
         })
     }
+}
+
+impl OpenAiProvider {
+    /// A Responses API request passed through to `{base_url}/responses`: the answer is the
+    /// upstream's `response` object, or its typed events (each item one event's data).
+    fn send_native(
+        &self,
+        native: &serde_json::Map<String, Value>,
+        call: &Call,
+    ) -> BoxFuture<'static, Result<Reply, UpstreamError>> {
+        let mut body = native.clone();
+        body.insert("model".into(), Value::String(call.model.upstream.clone()));
+        body.insert("stream".into(), Value::Bool(call.stream));
+        let req = self.post(&self.responses_url, &body);
+        let (stream, limit) = (call.stream, call.max_body_bytes);
+        Box::pin(async move {
+            let resp = req.send().await.map_err(send_error)?;
+            if !stream {
+                return Ok(Reply::Complete(json_answer(resp, limit, "output").await?));
+            }
+            if !resp.status().is_success() {
+                return Err(status_error(resp).await);
+            }
+            Ok(Reply::Stream(event_stream(resp)))
+        })
+    }
+}
+
+/// A native Responses event stream → the events' JSON values. It ends after the terminal
+/// event (`response.completed`, `.incomplete` or `.failed`); an end before one is a broken
+/// stream, and an `error` event is the upstream failing mid-stream.
+fn event_stream(resp: reqwest::Response) -> ChunkStream {
+    let events = sse::events(resp.bytes_stream().boxed());
+    futures_util::stream::unfold((events, false), |(mut events, finished)| async move {
+        if finished {
+            return None;
+        }
+        let item = match events.next().await {
+            Some(Ok(ev)) => match serde_json::from_str::<Value>(&ev.data) {
+                Ok(v) if v["type"] == "error" => Err(UpstreamError::new(
+                    FailureKind::StreamBroken,
+                    format!("upstream sent an error event: {}", v["message"]),
+                )),
+                Ok(v) => {
+                    let last = matches!(
+                        v["type"].as_str(),
+                        Some("response.completed" | "response.incomplete" | "response.failed")
+                    );
+                    return Some((Ok(v), (events, last)));
+                }
+                Err(e) => Err(UpstreamError::new(
+                    FailureKind::Malformed,
+                    format!("upstream sent an invalid event: {e}"),
+                )),
+            },
+            Some(Err(e)) => Err(e),
+            None => Err(UpstreamError::new(
+                FailureKind::StreamBroken,
+                "upstream stream ended before response.completed",
+            )),
+        };
+        Some((item, (events, true)))
+    })
+    .boxed()
 }
 
 /// OpenAI SSE → chunk JSON values. Ends at `[DONE]`; an end without it is a broken stream.

@@ -28,6 +28,10 @@ pub struct Call {
     /// The largest whole (non-streamed) answer body read from the upstream
     /// (`server.max_upstream_body_bytes`).
     pub max_body_bytes: usize,
+    /// A Responses API request as the client sent it (without Switchyard's fields): a provider
+    /// that serves `/responses` itself sends this and answers in the Responses shape (a
+    /// `response` object, or its typed events as the stream items); others use `body`.
+    pub native: Option<Arc<Map<String, Value>>>,
 }
 
 /// An upstream provider.

@@ -30,6 +30,22 @@ upstream = "fast-b"
 [routers.sorted]
 default = { model = "up/a", fallbacks = ["up/b"], sort = "ttft" }
 
+# An OpenAI-kind upstream that serves the Responses API itself: /v1/responses passes through.
+[providers.native]
+kind = "openai"
+base_url = "{MOCK}"
+api_key_env = "TEST_UPSTREAM_KEY"
+responses = true
+[[models]]
+id = "native/ok"
+upstream = "ok"
+[[models]]
+id = "native/hang-ttft"
+upstream = "hang_ttft"
+[[models]]
+id = "native/drop"
+upstream = "drop_mid"
+
 [routers.vision]
 routes = [{ name = "images", when = 'request.has_images', model = "anth/claude" }, { name = "audio", when = 'request.has_audio', model = "up/second" }]
 default = { model = "up/ok" }
@@ -38,8 +54,8 @@ default = { model = "up/ok" }
 
 def render_config(mock, logs, server_extra=""):
     """The shared config with its placeholders filled in."""
-    values = {"MOCK": mock, "LOGS": logs, "LOG_TEXT": "true", "SERVER_EXTRA": server_extra, "EXTRA": EXTRA}
-    return re.sub(r"\{([A-Z_]+)\}", lambda m: values[m.group(1)], CONFIG)
+    values = {"MOCK": mock, "LOGS": logs, "LOG_TEXT": "true", "SERVER_EXTRA": server_extra}
+    return re.sub(r"\{([A-Z_]+)\}", lambda m: values[m.group(1)], CONFIG.replace("{EXTRA}", EXTRA))
 
 
 

@@ -137,3 +137,32 @@ def test_unsupported_features_are_named(gateway):
         assert e.value.body["param"] == param, e.value.body
     with pytest.raises(openai.NotFoundError):
         c.responses.create(model="no/such-model", input="hi")
+
+
+def test_native_responses_upstream_is_passed_through(gateway):
+    c = client(gateway.base_url)
+    r = c.responses.create(model="native/ok", input="pass me through", instructions="Be brief.",
+                           extra_body={"metadata": {"plan": "pro"}})
+    sent = gateway.mock_requests()[-1]
+    assert sent["path"] == "/v1/responses"
+    assert sent["body"]["input"] == "pass me through" and sent["body"]["instructions"] == "Be brief."
+    assert sent["body"]["model"] == "ok" and "metadata" not in sent["body"]
+    assert r.id.startswith("resp_mock"), "the upstream's own response object"
+    assert r.model == "native/ok" and r.output_text == "Hello from ok! You said: pass me through"
+    assert [a["model"] for a in r.metadata["attempts"]] == ["native/ok"]
+    assert r.usage.output_tokens > 0
+
+    events = list(c.responses.create(model="native/ok", input="stream me", stream=True))
+    assert gateway.mock_requests()[-1]["path"] == "/v1/responses"
+    assert events[0].type == "response.created" and events[0].response.id.startswith("resp_mock")
+    assert events[-1].type == "response.completed"
+    assert [e.sequence_number for e in events] == list(range(len(events)))
+    assert events[-1].response.output_text == "Hello from ok! You said: stream me"
+    assert [a["model"] for a in events[-1].response.metadata["attempts"]] == ["native/ok"]
+
+    # Failover before the first byte: a native upstream that never answers, then a chat one.
+    events = list(c.responses.create(model="native/hang-ttft", input="x", stream=True, extra_body={"models": ["up/ok"]}))
+    assert [(a["model"], a["success"]) for a in events[-1].response.metadata["attempts"]] == [
+        ("native/hang-ttft", False), ("up/ok", True)]
+    events = list(c.responses.create(model="native/drop", input="a b c d e f g h", stream=True))
+    assert events[-1].type == "response.failed" and "stream interrupted" in events[-1].response.error.message

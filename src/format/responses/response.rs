@@ -15,6 +15,8 @@ pub struct Echo {
     pub tool_choice: Value,
     pub text: Value,
     pub user: Value,
+    /// The request without Switchyard's fields, for upstreams that serve `/responses` natively.
+    pub native: std::sync::Arc<serde_json::Map<String, Value>>,
 }
 
 impl Echo {
@@ -33,6 +35,18 @@ impl Echo {
                 .cloned()
                 .unwrap_or(json!({"format": {"type": "text"}})),
             user: get("user"),
+            native: std::sync::Arc::new(
+                req.as_object()
+                    .map(|o| {
+                        o.iter()
+                            .filter(|(k, _)| {
+                                !["model", "models", "metadata", "router"].contains(&k.as_str())
+                            })
+                            .map(|(k, v)| (k.clone(), v.clone()))
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+            ),
         }
     }
 }
@@ -132,6 +146,24 @@ pub fn from_openai(
         Value::Array(output),
         usage(usage_tokens.0, usage_tokens.1),
     )
+}
+
+/// The text of a `response` object's `output_text` parts.
+pub fn output_text(response: &Value) -> String {
+    response["output"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|item| item["content"].as_array().into_iter().flatten())
+        .filter(|p| p["type"] == "output_text")
+        .filter_map(|p| p["text"].as_str())
+        .collect()
+}
+
+/// `(input_tokens, output_tokens)` of a `response` object.
+pub fn usage_tokens(response: &Value) -> Option<(u64, u64)> {
+    let u = &response["usage"];
+    Some((u["input_tokens"].as_u64()?, u["output_tokens"].as_u64()?))
 }
 
 #[cfg(test)]

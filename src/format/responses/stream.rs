@@ -251,6 +251,75 @@ impl FromOpenAi {
     }
 }
 
+/// Relays the events of an upstream that serves the Responses API natively: every event as
+/// it came, but the terminal one (`response.completed`, `.incomplete`, `.failed`) is held
+/// until the stream ends and then sent with Switchyard's `metadata` and served model id.
+pub struct Passthrough {
+    model: String,
+    terminal: Option<Value>,
+    next_seq: u64,
+}
+
+impl Passthrough {
+    pub fn new(model: &str) -> Passthrough {
+        Passthrough {
+            model: model.to_string(),
+            terminal: None,
+            next_seq: 0,
+        }
+    }
+
+    /// The event to send now (`None` for the held terminal event).
+    pub fn event(&mut self, mut ev: Value) -> Option<(String, Value)> {
+        let name = ev["type"].as_str().unwrap_or("message").to_string();
+        if let Some(n) = ev["sequence_number"].as_u64() {
+            self.next_seq = n + 1;
+        }
+        if ev["response"].is_object() {
+            ev["response"]["model"] = json!(self.model);
+        }
+        if matches!(
+            name.as_str(),
+            "response.completed" | "response.incomplete" | "response.failed"
+        ) {
+            self.terminal = Some(ev);
+            return None;
+        }
+        Some((name, ev))
+    }
+
+    /// `(input_tokens, output_tokens)` once the terminal event arrived.
+    pub fn usage(&self) -> Option<(u64, u64)> {
+        self.terminal
+            .as_ref()
+            .and_then(|t| super::response::usage_tokens(&t["response"]))
+    }
+
+    /// The held terminal event with `metadata`.
+    pub fn finish(&mut self, metadata: Value) -> Option<(String, Value)> {
+        let mut ev = self.terminal.take()?;
+        ev["response"]["metadata"] = metadata;
+        Some((
+            ev["type"]
+                .as_str()
+                .unwrap_or("response.completed")
+                .to_string(),
+            ev,
+        ))
+    }
+
+    /// `response.failed` for a stream the upstream broke off.
+    pub fn failed(&mut self, message: &str, metadata: Value) -> (String, Value) {
+        (
+            "response.failed".into(),
+            json!({"type": "response.failed", "sequence_number": self.next_seq, "response": {
+                "object": "response", "status": "failed", "model": self.model, "output": [],
+                "error": {"code": "server_error", "message": message}, "metadata": metadata,
+            }}),
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
