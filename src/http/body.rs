@@ -103,3 +103,22 @@ fn is_length_limit(e: &axum::Error) -> bool {
     }
     false
 }
+
+/// Admits a request (in-flight and per-key bounds) and reads its JSON body within the limits;
+/// a refused request's body is drained so the connection stays usable.
+pub async fn admit_and_read(
+    state: &AppState,
+    key: super::auth::Key,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<(Value, Ticket), GatewayError> {
+    let mut ticket = match state.admission.admit(key.0, &state.metrics) {
+        Ok(t) => t,
+        Err(e) => {
+            discard(body, state).await;
+            return Err(e);
+        }
+    };
+    let value = read_json(state, headers, body, &mut ticket).await?;
+    Ok((value, ticket))
+}

@@ -3,24 +3,22 @@
 
 use super::admission::Ticket;
 use super::auth::Key;
-use super::body::{discard, read_json};
-use super::respond::{complete_response, failed_response, new_request_id, Rejection};
+use super::body::admit_and_read;
+use super::respond::{complete_response, failed_response, new_request_id, Begun, Rejection};
 use super::state::AppState;
 use super::stream::{stream_response, CommittedStream};
 use crate::error::GatewayError;
 use crate::format::request::ChatRequest;
 use crate::format::responses::response::Echo;
 use crate::format::{anthropic, responses, ClientFormat};
-use crate::observe::record::{rejected, RequestContext};
 use crate::route::RoutePlan;
 use crate::upstream::failover::{self, Execution, Served};
 use axum::body::Body;
 use axum::http::HeaderMap;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::{Extension, Json};
 use serde_json::json;
 use std::sync::Arc;
-use std::time::Instant;
 
 pub async fn chat_completions(
     Extension(state): Extension<Arc<AppState>>,
@@ -56,32 +54,13 @@ async fn handle(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let started = Instant::now();
-    let started_unix_ms = crate::clock::unix_millis();
-    let request_id = new_request_id();
+    let begun = Begun::now();
     let (req, plan, ticket, echo) =
-        match prepare(&state, format, key, &headers, body, &request_id).await {
+        match prepare(&state, format, key, &headers, body, &begun.request_id).await {
             Ok(x) => x,
-            Err(error) => {
-                rejected(&state.sinks(), &request_id, format, started, &error);
-                return Rejection {
-                    format,
-                    request_id,
-                    error,
-                }
-                .into_response();
-            }
+            Err(error) => return begun.refuse(&state, format, error),
         };
-    let ctx = RequestContext {
-        key: key.id(&state),
-        request_id,
-        format,
-        started,
-        started_unix_ms,
-        req,
-        plan,
-        echo,
-    };
+    let ctx = begun.context(key.id(&state), format, req, plan, echo);
     let guards = state.guards();
     let Execution { attempts, result } = failover::execute(
         &state.providers,
@@ -131,14 +110,7 @@ async fn prepare(
     body: Body,
     request_id: &str,
 ) -> Result<Prepared, GatewayError> {
-    let mut ticket = match state.admission.admit(key.0, &state.metrics) {
-        Ok(t) => t,
-        Err(e) => {
-            discard(body, state).await;
-            return Err(e);
-        }
-    };
-    let value = read_json(state, headers, body, &mut ticket).await?;
+    let (value, ticket) = admit_and_read(state, key, headers, body).await?;
     let (value, echo) = match format {
         ClientFormat::OpenAi | ClientFormat::Embeddings => (value, None),
         ClientFormat::Anthropic => (anthropic::request::to_openai(value)?, None),

@@ -5,14 +5,14 @@
 
 use super::admission::Ticket;
 use super::auth::Key;
-use super::body::{discard, read_json};
-use super::respond::{failed_response, new_request_id, set_common_headers, Rejection};
+use super::body::admit_and_read;
+use super::respond::{failed_response, set_common_headers, Begun};
 use super::state::AppState;
 use crate::config::ProviderKind;
 use crate::error::GatewayError;
 use crate::format::request::ChatRequest;
 use crate::format::{embeddings, ClientFormat};
-use crate::observe::record::{finish, overhead_ms, rejected, Outcome, RequestContext};
+use crate::observe::record::{finish, overhead_ms, Outcome};
 use crate::route::RoutePlan;
 use crate::upstream::failover::{self, run_chain, within};
 use crate::upstream::Call;
@@ -22,7 +22,6 @@ use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use serde_json::{json, Value};
 use std::sync::Arc;
-use std::time::Instant;
 
 /// Fields Switchyard reads and does not send upstream.
 const OURS: [&str; 4] = ["model", "models", "metadata", "router"];
@@ -34,30 +33,12 @@ pub async fn embeddings(
     body: Body,
 ) -> Response {
     let format = ClientFormat::Embeddings;
-    let (started, started_unix_ms) = (Instant::now(), crate::clock::unix_millis());
-    let request_id = new_request_id();
-    let (req, plan, _ticket) = match prepare(&state, key, &headers, body, &request_id).await {
+    let begun = Begun::now();
+    let (req, plan, _ticket) = match prepare(&state, key, &headers, body, &begun.request_id).await {
         Ok(x) => x,
-        Err(error) => {
-            rejected(&state.sinks(), &request_id, format, started, &error);
-            return Rejection {
-                format,
-                request_id,
-                error,
-            }
-            .into_response();
-        }
+        Err(error) => return begun.refuse(&state, format, error),
     };
-    let ctx = RequestContext {
-        key: key.id(&state),
-        request_id,
-        format,
-        started,
-        started_unix_ms,
-        req,
-        plan,
-        echo: None,
-    };
+    let ctx = begun.context(key.id(&state), format, req, plan, None);
     let guards = state.guards();
     let body = Arc::new(ctx.req.body.clone());
     let failover::Outcome { attempts, result } = run_chain(
@@ -115,14 +96,7 @@ async fn prepare(
     body: Body,
     request_id: &str,
 ) -> Result<(ChatRequest, RoutePlan, Ticket), GatewayError> {
-    let mut ticket = match state.admission.admit(key.0, &state.metrics) {
-        Ok(t) => t,
-        Err(e) => {
-            discard(body, state).await;
-            return Err(e);
-        }
-    };
-    let value = read_json(state, headers, body, &mut ticket).await?;
+    let (value, ticket) = admit_and_read(state, key, headers, body).await?;
     let Value::Object(body) = value else {
         return Err(GatewayError::invalid(
             "the request body must be a JSON object",

@@ -5,13 +5,17 @@
 use super::state::AppState;
 use crate::config::ModelConfig;
 use crate::error::{ErrorKind, GatewayError};
+use crate::format::request::ChatRequest;
+use crate::format::responses::response::Echo;
 use crate::format::ClientFormat;
 use crate::format::{anthropic, responses};
-use crate::observe::record::{finish, overhead_ms, Outcome, RequestContext};
+use crate::observe::record::{finish, overhead_ms, rejected, Outcome, RequestContext};
+use crate::route::RoutePlan;
 use crate::upstream::failover::AttemptRecord;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
+use std::time::Instant;
 use switchyard_learn::prompt::estimate_tokens;
 
 /// A request refused before it reached an upstream, rendered in its endpoint's wire shape with
@@ -42,6 +46,56 @@ impl From<GatewayError> for Rejection {
 impl IntoResponse for Rejection {
     fn into_response(self) -> Response {
         error_response(self.format, &self.error, &self.request_id)
+    }
+}
+
+/// A request as it arrives: its id and when it started.
+pub struct Begun {
+    pub request_id: String,
+    pub started: Instant,
+    pub started_unix_ms: u64,
+}
+
+impl Begun {
+    pub fn now() -> Begun {
+        Begun {
+            request_id: new_request_id(),
+            started: Instant::now(),
+            started_unix_ms: crate::clock::unix_millis(),
+        }
+    }
+
+    /// A request refused before any upstream was tried: logged, and answered in its format.
+    pub fn refuse(self, state: &AppState, format: ClientFormat, error: GatewayError) -> Response {
+        rejected(
+            &state.sinks(),
+            &self.request_id,
+            format,
+            self.started,
+            &error,
+        );
+        error_response(format, &error, &self.request_id)
+    }
+
+    /// The context of a request that was planned.
+    pub fn context(
+        self,
+        key: Option<String>,
+        format: ClientFormat,
+        req: ChatRequest,
+        plan: RoutePlan,
+        echo: Option<Echo>,
+    ) -> RequestContext {
+        RequestContext {
+            key,
+            request_id: self.request_id,
+            format,
+            started: self.started,
+            started_unix_ms: self.started_unix_ms,
+            req,
+            plan,
+            echo,
+        }
     }
 }
 

@@ -326,21 +326,13 @@ async fn serve(s: MockState, headers: HeaderMap, raw: Bytes, wire: Wire) -> Resp
             );
             let mut all: Vec<(&str, Value)> = chunks.iter().flat_map(|c| enc.chunk(c)).collect();
             all.extend(enc.finish(answer.prompt_tokens, answer.completion_tokens, Value::Null));
-            for (name, ev) in all {
-                let mut out = Vec::new();
-                sse::write_event(&mut out, name, &ev);
-                events.push(Bytes::from(out));
-            }
+            events.extend(named_events(all));
         }
         Wire::Anthropic => {
             let mut enc = anthropic::stream::FromOpenAi::new(&id, &model);
             let mut all: Vec<(&str, Value)> = chunks.iter().flat_map(|c| enc.chunk(c)).collect();
             all.extend(enc.finish(answer.prompt_tokens, answer.completion_tokens, Value::Null));
-            for (name, ev) in all {
-                let mut out = Vec::new();
-                sse::write_event(&mut out, name, &ev);
-                events.push(Bytes::from(out));
-            }
+            events.extend(named_events(all));
         }
     }
     match script {
@@ -358,6 +350,15 @@ async fn serve(s: MockState, headers: HeaderMap, raw: Bytes, wire: Wire) -> Resp
         ),
         _ => stream_body(events, false, false),
     }
+}
+
+/// Named SSE events, one write each.
+fn named_events(all: Vec<(&str, Value)>) -> impl Iterator<Item = Bytes> + '_ {
+    all.into_iter().map(|(name, ev)| {
+        let mut out = Vec::new();
+        sse::write_event(&mut out, name, &ev);
+        Bytes::from(out)
+    })
 }
 
 /// A streaming body of `events`; then either an abrupt connection drop, a hang, or the end.
