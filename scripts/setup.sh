@@ -2,7 +2,8 @@
 # Sets up a fresh machine for Switchyard: the Python venv with the pinned SDKs used by the
 # test suite, and the prompt encoders: MiniLM under models/encoder (scripts/setup_encoder.sh)
 # and potion-base-8M under models/encoder-potion (scripts/setup_static_encoder.sh), and Debian's
-# headless Chromium for the dashboard test (scripts/setup_browser.sh).
+# headless Chromium for the dashboard test (scripts/setup_browser.sh), and PostgreSQL and Redis on
+# loopback for the fleet tests (scripts/setup_services.sh).
 # Idempotent and quick when nothing changed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,3 +19,4 @@ fi
 scripts/setup_encoder.sh
 scripts/setup_static_encoder.sh
 scripts/setup_browser.sh
+scripts/setup_services.sh

@@ -25,6 +25,8 @@ pub enum ErrorKind {
     InvalidRequest,
     ModelNotFound,
     Unauthorized,
+    /// The key may not use this model or router.
+    Forbidden,
     BodyTooLarge,
     /// The client did not send its request in time.
     RequestTimeout,
@@ -55,6 +57,7 @@ impl ErrorKind {
             ErrorKind::ModelNotFound | ErrorKind::NotFound => StatusCode::NOT_FOUND,
             ErrorKind::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ErrorKind::Unauthorized => StatusCode::UNAUTHORIZED,
+            ErrorKind::Forbidden => StatusCode::FORBIDDEN,
             ErrorKind::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorKind::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             ErrorKind::RateLimited => StatusCode::TOO_MANY_REQUESTS,
@@ -70,6 +73,7 @@ impl ErrorKind {
     fn openai_type(self) -> &'static str {
         match self {
             ErrorKind::Unauthorized => "authentication_error",
+            ErrorKind::Forbidden => "permission_error",
             ErrorKind::RateLimited => "rate_limit_error",
             ErrorKind::Overloaded => "server_error",
             ErrorKind::UpstreamFailed | ErrorKind::UpstreamTimeout => "upstream_error",
@@ -85,6 +89,7 @@ impl ErrorKind {
             ErrorKind::InvalidRequest => "invalid_request",
             ErrorKind::ModelNotFound => "model_not_found",
             ErrorKind::Unauthorized => "invalid_api_key",
+            ErrorKind::Forbidden => "model_not_allowed",
             ErrorKind::BodyTooLarge => "request_too_large",
             ErrorKind::RequestTimeout => "request_timeout",
             ErrorKind::RateLimited => "rate_limit_exceeded",
@@ -103,6 +108,7 @@ impl ErrorKind {
     fn anthropic_type(self, status: StatusCode) -> &'static str {
         match status.as_u16() {
             401 => "authentication_error",
+            403 => "permission_error",
             404 => "not_found_error",
             413 => "request_too_large",
             429 => "rate_limit_error",

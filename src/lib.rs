@@ -22,5 +22,6 @@ pub mod http;
 pub mod live;
 pub mod observe;
 pub mod route;
+pub mod store;
 pub mod testing;
 pub mod upstream;

@@ -5,6 +5,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use switchyard::app::Server;
 use switchyard::config::Config;
+use switchyard::store::admin;
+use switchyard::store::keys::VirtualKey;
 use switchyard::testing::upstream::MockUpstream;
 
 #[derive(Parser)]
@@ -71,11 +73,76 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Apply the shared store's migrations (`[store] postgres_env`); `serve` also does.
+    Migrate {
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Virtual keys in the shared store: create, list, revoke, rotate.
+    Keys {
+        #[command(subcommand)]
+        action: KeysAction,
+        #[arg(long, global = true)]
+        config: Option<PathBuf>,
+    },
+    /// Spend from the shared store, grouped by key, team, model, router or day.
+    Spend {
+        #[arg(long, default_value = "key")]
+        by: String,
+        /// How far back: 1h, 7d, 30d ...
+        #[arg(long, default_value = "30d")]
+        since: String,
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write the shared store's requests and feedback as NDJSON (what `train --logs` reads).
+    Export {
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
     /// Run a scripted OpenAI/Anthropic-compatible mock upstream (for tests and benchmarks).
     MockUpstream {
         #[arg(long, default_value = "127.0.0.1:9090")]
         listen: String,
     },
+}
+
+#[derive(Subcommand)]
+enum KeysAction {
+    /// Create a key; it is printed once (only its hash is stored).
+    Create {
+        #[arg(long)]
+        name: String,
+        /// Models and routers it may use (comma-separated; default: all).
+        #[arg(long, value_delimiter = ',')]
+        models: Vec<String>,
+        /// Metadata merged into its requests, e.g. team=ml,plan=pro (visible to CEL).
+        #[arg(long, value_delimiter = ',')]
+        metadata: Vec<String>,
+        #[arg(long)]
+        rpm: Option<i64>,
+        #[arg(long)]
+        tpm: Option<i64>,
+        /// USD per UTC day.
+        #[arg(long)]
+        budget_day: Option<f64>,
+        /// USD per UTC month.
+        #[arg(long)]
+        budget_month: Option<f64>,
+        /// When Redis is unreachable: open (admit) or closed (refuse); default: [store] on_redis_error.
+        #[arg(long)]
+        on_redis_error: Option<String>,
+    },
+    /// List every key (policies, never secrets).
+    List,
+    /// Revoke a key by id.
+    Revoke { id: String },
+    /// Give a key a new secret; the old one stops working.
+    Rotate { id: String },
 }
 
 fn load(config: &Option<PathBuf>) -> Result<Config, String> {
@@ -172,6 +239,92 @@ async fn run(cli: Cli) -> Result<(), String> {
             } else {
                 print!("{}", switchyard::observe::report::markdown(&report));
             }
+            Ok(())
+        }
+        Command::Migrate { config } => {
+            println!("{}", admin::migrate(&load(&config)?).await?);
+            Ok(())
+        }
+        Command::Keys { action, config } => {
+            let config = load(&config)?;
+            let out = match action {
+                KeysAction::Create {
+                    name,
+                    models,
+                    metadata,
+                    rpm,
+                    tpm,
+                    budget_day,
+                    budget_month,
+                    on_redis_error,
+                } => {
+                    let metadata = metadata
+                        .iter()
+                        .map(|kv| {
+                            kv.split_once('=')
+                                .map(|(k, v)| (k.to_string(), serde_json::json!(v)))
+                                .ok_or_else(|| format!("--metadata takes key=value, got {kv:?}"))
+                        })
+                        .collect::<Result<_, _>>()?;
+                    let on_redis_error = on_redis_error
+                        .map(|m| {
+                            serde_json::from_value(serde_json::json!(m)).map_err(|_| {
+                                format!("--on-redis-error is open or closed, got {m:?}")
+                            })
+                        })
+                        .transpose()?;
+                    let spec = VirtualKey {
+                        name,
+                        models,
+                        metadata,
+                        rpm,
+                        tpm,
+                        budget_day_usd: budget_day,
+                        budget_month_usd: budget_month,
+                        on_redis_error,
+                        ..VirtualKey::default()
+                    };
+                    admin::create_key(&config, spec).await?
+                }
+                KeysAction::List => format!("{:#}", admin::list_keys(&config).await?),
+                KeysAction::Revoke { id } => admin::revoke_key(&config, &id).await?,
+                KeysAction::Rotate { id } => admin::rotate_key(&config, &id).await?,
+            };
+            println!("{out}");
+            Ok(())
+        }
+        Command::Spend {
+            by,
+            since,
+            config,
+            json,
+        } => {
+            let span =
+                switchyard::config::parse_duration(&since).map_err(|e| format!("--since: {e}"))?;
+            let since_ms = switchyard::clock::unix_millis().saturating_sub(span.as_millis() as u64);
+            let report = admin::spend(&load(&config)?, &by, since_ms).await?;
+            if json {
+                println!("{report:#}");
+            } else {
+                println!(
+                    "{:<40} {:>10} {:>14} {:>14} {:>14}",
+                    by, "requests", "cost USD", "prompt tok", "completion tok"
+                );
+                for r in report["rows"].as_array().into_iter().flatten() {
+                    println!(
+                        "{:<40} {:>10} {:>14.6} {:>14} {:>14}",
+                        r[by.as_str()].as_str().unwrap_or("(none)"),
+                        r["requests"],
+                        r["cost_usd"].as_f64().unwrap_or(0.0),
+                        r["prompt_tokens"],
+                        r["completion_tokens"]
+                    );
+                }
+            }
+            Ok(())
+        }
+        Command::Export { out, config } => {
+            println!("{}", admin::export(&load(&config)?, &out).await?);
             Ok(())
         }
         Command::Train { args } => run_training(&args),

@@ -7,6 +7,7 @@ mod reload;
 
 use crate::config::Config;
 use crate::http::state::{AppState, Live, StateError};
+use crate::store::Store;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -18,6 +19,8 @@ use tokio::task::JoinHandle;
 pub enum StartError {
     #[error(transparent)]
     State(#[from] StateError),
+    #[error("cannot connect the shared store ([store]): {0}")]
+    Store(String),
     #[error("cannot listen on {listen}: {source}")]
     Listen {
         listen: String,
@@ -48,7 +51,13 @@ impl Server {
         listen: &str,
         config_path: Option<PathBuf>,
     ) -> Result<Server, StartError> {
-        let state = AppState::new(config, None)?;
+        let store = match &config.store {
+            None => None,
+            Some(cfg) => Some(Arc::new(
+                Store::connect(cfg).await.map_err(StartError::Store)?,
+            )),
+        };
+        let state = AppState::new(config, None, store)?;
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .map_err(|source| StartError::Listen {

@@ -113,7 +113,7 @@ async fn reload_config(live: &Arc<Live>, path: &Path) {
                 restart.join(", ")
             );
         }
-        Ok(AppState::new(config, Some(&previous))?)
+        Ok(AppState::new(config, Some(&previous), None)?)
     })
     .await
     .unwrap_or_else(|e| Err(ReloadError::Panicked(e.to_string())));

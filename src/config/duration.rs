@@ -8,7 +8,7 @@ use std::time::Duration;
 pub enum DurationError {
     #[error("{0:?} is not a duration like \"800ms\", \"30s\" or \"2m\"")]
     NotANumber(String),
-    #[error("{0:?} has no known unit; use ms, s, m or h (e.g. \"800ms\")")]
+    #[error("{0:?} has no known unit; use ms, s, m, h or d (e.g. \"800ms\")")]
     NoUnit(String),
     #[error("{0:?} must be greater than zero")]
     NotPositive(String),
@@ -25,7 +25,7 @@ pub(super) fn parse_opt_duration(
         .transpose()
 }
 
-/// Parses a human duration: `"800ms"`, `"30s"`, `"2m"`, `"1.5s"`.
+/// Parses a human duration: `"800ms"`, `"30s"`, `"2m"`, `"1.5s"`, `"6h"`, `"7d"`.
 pub fn parse_duration(s: &str) -> Result<Duration, DurationError> {
     let s = s.trim();
     let split = s
@@ -40,6 +40,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, DurationError> {
         "s" => value,
         "m" => value * 60.0,
         "h" => value * 3600.0,
+        "d" => value * 86_400.0,
         _ => return Err(DurationError::NoUnit(s.to_string())),
     };
     if secs <= 0.0 {

@@ -14,6 +14,7 @@ pub mod models;
 pub mod routers;
 pub mod server;
 mod source;
+pub mod store;
 
 pub use auto::{cost_weight, AutoConfig};
 pub use duration::parse_duration;
@@ -24,6 +25,7 @@ pub use routers::{
 };
 pub use server::ServerConfig;
 pub use source::ConfigError;
+pub use store::StoreConfig;
 
 use source::Source;
 
@@ -51,6 +53,7 @@ struct FileConfig {
     routers: BTreeMap<String, routers::FileRouter>,
     auto: Option<auto::FileAuto>,
     judge: Option<judge::FileJudge>,
+    store: Option<store::FileStore>,
 }
 
 /// The validated configuration.
@@ -64,6 +67,8 @@ pub struct Config {
     pub routers: BTreeMap<String, Arc<RouterConfig>>,
     pub auto: Option<AutoConfig>,
     pub judge: Option<judge::JudgeConfig>,
+    /// `[store]`: PostgreSQL and Redis shared by replicas (none: files and memory).
+    pub store: Option<store::StoreConfig>,
 }
 
 impl Config {
@@ -115,6 +120,7 @@ impl Config {
         let auto = auto::auto(raw.auto.as_ref(), &models, &src)?;
         routers::check_auto_routes(&routers, auto.as_ref(), &src)?;
         let judge = judge::judge(raw.judge.as_ref(), &models, &routers, &src)?;
+        let store = store::store(raw.store.as_ref(), &src)?;
         Ok(Config {
             source: file.to_string(),
             server,
@@ -124,6 +130,7 @@ impl Config {
             routers,
             auto,
             judge,
+            store,
         })
     }
 }

@@ -11,6 +11,7 @@ use super::state::{AppState, Live};
 use crate::error::{ErrorKind, GatewayError};
 use crate::format::ClientFormat;
 use crate::observe::record::rejected;
+use crate::store::keys::VirtualKey;
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap};
 use axum::middleware::Next;
@@ -27,13 +28,22 @@ pub const OPEN_ROUTES: [&str; 4] = [
 ];
 
 /// The router key a request authenticated with (`None` when no keys are configured).
-#[derive(Debug, Clone, Copy)]
-pub struct Key(pub Option<usize>);
+#[derive(Debug, Clone, Default)]
+pub struct Key {
+    /// The index of a router key of the config.
+    pub index: Option<usize>,
+    /// A virtual key of the shared store, with its policy.
+    pub virtual_key: Option<Arc<VirtualKey>>,
+}
 
 impl Key {
-    /// The key's [`key_id`], when the request authenticated with one.
-    pub fn id(self, state: &AppState) -> Option<String> {
-        self.0
+    /// The key's id when the request authenticated with one: the virtual key's id, or a
+    /// router key's [`key_id`].
+    pub fn id(&self, state: &AppState) -> Option<String> {
+        if let Some(v) = &self.virtual_key {
+            return Some(v.id.clone());
+        }
+        self.index
             .and_then(|i| state.config.server.api_keys.get(i))
             .map(|k| key_id(k))
     }
@@ -64,7 +74,7 @@ pub async fn layer(State(live): State<Arc<Live>>, mut request: Request, next: Ne
     }
     match authorize(&state, request.headers()) {
         Ok(key) => {
-            request.extensions_mut().insert(Key(key));
+            request.extensions_mut().insert(key);
             request.extensions_mut().insert(state);
             next.run(request).await
         }
@@ -92,10 +102,11 @@ fn is_chat(path: &str) -> bool {
 
 /// Checks `Authorization: Bearer <key>` or `x-api-key` when router keys are configured;
 /// `Some(index of the key)` when one matched.
-fn authorize(state: &AppState, headers: &HeaderMap) -> Result<Option<usize>, GatewayError> {
+fn authorize(state: &AppState, headers: &HeaderMap) -> Result<Key, GatewayError> {
     let keys = &state.config.server.api_keys;
-    if keys.is_empty() {
-        return Ok(None);
+    let virtual_keys = state.store.as_ref().and_then(|s| s.keys.as_ref());
+    if keys.is_empty() && virtual_keys.is_none() {
+        return Ok(Key::default());
     }
     let bearer = headers
         .get(header::AUTHORIZATION)
@@ -105,18 +116,30 @@ fn authorize(state: &AppState, headers: &HeaderMap) -> Result<Option<usize>, Gat
                 .or_else(|| v.strip_prefix("bearer "))
         });
     let given = bearer.or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()));
-    match given {
-        None => Err(GatewayError::new(
+    let Some(k) = given.map(str::trim) else {
+        return Err(GatewayError::new(
             ErrorKind::Unauthorized,
             "missing API key: send `Authorization: Bearer <key>` or `x-api-key: <key>`",
+        ));
+    };
+    if let Some(i) = keys
+        .iter()
+        .position(|key| constant_time_eq(key.as_bytes(), k.as_bytes()))
+    {
+        return Ok(Key {
+            index: Some(i),
+            virtual_key: None,
+        });
+    }
+    match virtual_keys.and_then(|v| v.find(k)) {
+        Some(v) => Ok(Key {
+            index: None,
+            virtual_key: Some(v),
+        }),
+        None => Err(GatewayError::new(
+            ErrorKind::Unauthorized,
+            "incorrect API key provided (or the key was revoked)",
         )),
-        Some(k) => keys
-            .iter()
-            .position(|key| constant_time_eq(key.as_bytes(), k.trim().as_bytes()))
-            .map(Some)
-            .ok_or_else(|| {
-                GatewayError::new(ErrorKind::Unauthorized, "incorrect API key provided")
-            }),
     }
 }
 

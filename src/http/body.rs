@@ -108,11 +108,11 @@ fn is_length_limit(e: &axum::Error) -> bool {
 /// a refused request's body is drained so the connection stays usable.
 pub async fn admit_and_read(
     state: &AppState,
-    key: super::auth::Key,
+    key: &super::auth::Key,
     headers: &HeaderMap,
     body: Body,
 ) -> Result<(Value, Ticket), GatewayError> {
-    let mut ticket = match state.admission.admit(key.0, &state.metrics) {
+    let mut ticket = match state.admission.admit(key.index, &state.metrics) {
         Ok(t) => t,
         Err(e) => {
             discard(body, state).await;

@@ -4,6 +4,7 @@
 use super::admission::Ticket;
 use super::auth::Key;
 use super::body::admit_and_read;
+use super::policy;
 use super::respond::{complete_response, failed_response, new_request_id, Begun, Rejection};
 use super::state::AppState;
 use super::stream::{stream_response, CommittedStream};
@@ -56,7 +57,7 @@ async fn handle(
 ) -> Response {
     let begun = Begun::now();
     let (req, plan, ticket, echo) =
-        match prepare(&state, format, key, &headers, body, &begun.request_id).await {
+        match prepare(&state, format, &key, &headers, body, &begun.request_id).await {
             Ok(x) => x,
             Err(error) => return begun.refuse(&state, format, error),
         };
@@ -105,7 +106,7 @@ type Prepared = (ChatRequest, RoutePlan, Ticket, Option<Echo>);
 async fn prepare(
     state: &AppState,
     format: ClientFormat,
-    key: Key,
+    key: &Key,
     headers: &HeaderMap,
     body: Body,
     request_id: &str,
@@ -119,9 +120,11 @@ async fn prepare(
             (responses::request::to_openai(value)?, Some(echo))
         }
     };
-    let req = ChatRequest::from_openai(value)?;
+    let mut req = ChatRequest::from_openai(value)?;
     req.media.check_size(state.config.server.max_media_bytes)?;
+    policy::allow(key, &mut req)?;
     let plan = state.planner.plan(&req, request_id).await?;
+    policy::limit(state, key, &req, &plan).await?;
     Ok((req, plan, ticket, echo))
 }
 
@@ -136,7 +139,7 @@ pub async fn route(
     let (req, plan, _ticket, _) = prepare(
         &state,
         ClientFormat::OpenAi,
-        key,
+        &key,
         &headers,
         body,
         &request_id,

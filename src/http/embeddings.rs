@@ -6,6 +6,7 @@
 use super::admission::Ticket;
 use super::auth::Key;
 use super::body::admit_and_read;
+use super::policy;
 use super::respond::{failed_response, set_common_headers, Begun};
 use super::state::AppState;
 use crate::config::ProviderKind;
@@ -34,7 +35,8 @@ pub async fn embeddings(
 ) -> Response {
     let format = ClientFormat::Embeddings;
     let begun = Begun::now();
-    let (req, plan, _ticket) = match prepare(&state, key, &headers, body, &begun.request_id).await {
+    let (req, plan, _ticket) = match prepare(&state, &key, &headers, body, &begun.request_id).await
+    {
         Ok(x) => x,
         Err(error) => return begun.refuse(&state, format, error),
     };
@@ -91,7 +93,7 @@ pub async fn embeddings(
 /// whose provider has embeddings.
 async fn prepare(
     state: &AppState,
-    key: Key,
+    key: &Key,
     headers: &HeaderMap,
     body: Body,
     request_id: &str,
@@ -123,6 +125,7 @@ async fn prepare(
         json!([{"role": "user", "content": texts.join("\n")}]),
     );
     let mut req = ChatRequest::from_openai(Value::Object(routing))?;
+    policy::allow(key, &mut req)?;
     req.body = body;
     for k in OURS {
         req.body.remove(k);
@@ -151,5 +154,6 @@ async fn prepare(
             "model",
         ));
     }
+    policy::limit(state, key, &req, &plan).await?;
     Ok((req, plan, ticket))
 }

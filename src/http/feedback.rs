@@ -1,5 +1,5 @@
-//! `POST /v1/feedback`: a score or thumbs for a served request, validated against the log and
-//! stored before the reply.
+//! `POST /v1/feedback`: a score or thumbs for a served request, validated against the log (or,
+//! with `[store]`, the shared store: any replica may have served it) and stored before the reply.
 
 use super::body::read_json;
 use super::respond::Rejection;
@@ -18,6 +18,18 @@ pub async fn feedback(
 ) -> Result<Json<Value>, Rejection> {
     let mut ticket = state.admission.admit(None, &state.metrics)?;
     let value = read_json(&state, &headers, body, &mut ticket).await?;
+    let pg = state.store.as_ref().and_then(|s| s.pg.clone());
+    if let (Some(pg), Some(id)) = (&pg, value.get("request_id").and_then(Value::as_str)) {
+        // Served by another replica: the shared store knows it.
+        if !state.feedback.knows(id) {
+            let models = pg.request_models(id).await.map_err(|e| {
+                GatewayError::new(ErrorKind::Internal, format!("looking the request up: {e}"))
+            })?;
+            if let Some(models) = models {
+                state.feedback.remember(id, models);
+            }
+        }
+    }
     let f = state.feedback.validate(&value)?;
     let store = state.clone();
     let f2 = f.clone();
@@ -26,6 +38,13 @@ pub async fn feedback(
         .map_err(|e| {
             GatewayError::new(ErrorKind::Internal, format!("feedback writer failed: {e}"))
         })??;
+    if let Some(pg) = pg {
+        let row = json!({"request_id": f.request_id, "source": f.source, "model": f.model,
+                         "score": f.score, "thumbs": f.thumbs, "comment": f.comment});
+        pg.upsert_feedback(&row).await.map_err(|e| {
+            GatewayError::new(ErrorKind::Internal, format!("storing feedback: {e}"))
+        })?;
+    }
     Ok(Json(json!({
         "object": "feedback", "request_id": f.request_id, "source": f.source, "score": f.score,
         "thumbs": f.thumbs, "model": f.model, "replaced": replaced,

@@ -16,6 +16,7 @@ pub mod embeddings;
 pub mod fallback;
 pub mod feedback;
 pub mod models;
+pub mod policy;
 pub mod respond;
 pub mod state;
 pub mod stream;
@@ -38,6 +39,7 @@ pub fn router(live: Arc<Live>) -> axum::Router {
         .route("/v1/feedback", post(feedback::feedback))
         .route("/v1/route", post(chat::route))
         .route("/v1/report", get(models::report))
+        .route("/v1/spend", get(models::spend))
         .route("/v1/analytics/{panel}", get(analytics::panel))
         .route("/v1/analytics/requests/{id}", get(analytics::request))
         .route("/dashboard", get(dashboard::page))

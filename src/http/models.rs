@@ -58,6 +58,9 @@ pub async fn list_models(Extension(state): Extension<Arc<AppState>>) -> Json<Val
 pub async fn metrics(Extension(state): Extension<Arc<AppState>>) -> impl IntoResponse {
     let mut text = state.metrics.render();
     text.push_str(&live_gauges(&state.live));
+    if let Some(store) = &state.store {
+        text.push_str(&store_metrics(store));
+    }
     if let Ok(a) = &state.planner.auto.get() {
         text.push_str(&format!(
             "# HELP switchyard_embedding_cache_total Prompt-embedding cache lookups of learned routing.\n# TYPE switchyard_embedding_cache_total counter\nswitchyard_embedding_cache_total{{result=\"hit\"}} {}\nswitchyard_embedding_cache_total{{result=\"miss\"}} {}\n",
@@ -158,6 +161,58 @@ fn live_gauges(live: &crate::live::LiveStats) -> String {
                 text.push_str(&format!("{name}{{model=\"{model}\"}} {v}\n"));
             }
         }
+    }
+    text
+}
+
+/// `GET /v1/spend?by=key|team|model|router|day&window=30d`: spend from the shared store.
+pub async fn spend(
+    Extension(state): Extension<Arc<AppState>>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, Rejection> {
+    let pg = state
+        .store
+        .as_ref()
+        .and_then(|s| s.pg.clone())
+        .ok_or_else(|| {
+            GatewayError::invalid(
+                "spend reads the shared store; configure [store] postgres_env",
+                "by",
+            )
+        })?;
+    let by = q.get("by").map_or("key", String::as_str);
+    let window = q.get("window").map_or("30d", String::as_str);
+    let span = crate::config::parse_duration(window).map_err(|_| {
+        GatewayError::invalid(
+            format!("`window` must be a duration such as 1h or 30d, got {window:?}"),
+            "window",
+        )
+    })?;
+    let since = crate::clock::unix_millis().saturating_sub(span.as_millis() as u64);
+    let rows = pg
+        .spend(by, since)
+        .await
+        .map_err(|e| GatewayError::invalid(e.to_string(), "by"))?;
+    Ok(Json(
+        json!({"object": "spend", "by": by, "since_ms": since, "rows": rows}),
+    ))
+}
+
+/// The shared store's counters as Prometheus text.
+fn store_metrics(store: &crate::store::Store) -> String {
+    let mut text = String::new();
+    if let Some(w) = &store.writer {
+        let s = &w.stats;
+        text.push_str(&format!(
+            "# HELP switchyard_store_records_total Request records sent to PostgreSQL, by outcome.\n# TYPE switchyard_store_records_total counter\nswitchyard_store_records_total{{outcome=\"written\"}} {}\nswitchyard_store_records_total{{outcome=\"dropped\"}} {}\nswitchyard_store_records_total{{outcome=\"failed\"}} {}\n# HELP switchyard_store_queue Records waiting for the PostgreSQL writer.\n# TYPE switchyard_store_queue gauge\nswitchyard_store_queue {}\n",
+            s.written.load(Relaxed), s.dropped.load(Relaxed), s.failed.load(Relaxed), s.queued.load(Relaxed)
+        ));
+    }
+    if let Some(l) = &store.limits {
+        text.push_str(&format!(
+            "# HELP switchyard_limit_redis_errors_total Limit decisions made without Redis, by what the key's on_redis_error chose.\n# TYPE switchyard_limit_redis_errors_total counter\nswitchyard_limit_redis_errors_total{{decision=\"admitted\"}} {}\nswitchyard_limit_redis_errors_total{{decision=\"refused\"}} {}\n",
+            l.redis_errors_admitted.load(Relaxed), l.redis_errors_refused.load(Relaxed)
+        ));
     }
     text
 }

@@ -14,6 +14,7 @@ use crate::observe::record::Sinks;
 use crate::route::learned::AutoSlot;
 use crate::route::plan::Planner;
 use crate::route::RoutingTable;
+use crate::store::Store;
 use crate::upstream::cooldown::Cooldowns;
 use crate::upstream::failover::Guards;
 use crate::upstream::{self, redact::Secrets, Provider};
@@ -34,6 +35,9 @@ pub struct AppState {
     pub analytics: Arc<Analytics>,
     /// Live per-model latency and error estimates (carried across reloads).
     pub live: Arc<LiveStats>,
+    /// PostgreSQL and Redis shared with the other replicas (`[store]`; connected at start and
+    /// carried across reloads).
+    pub store: Option<Arc<Store>>,
     /// Answers waiting for the judge (carried across reloads; its size is read at start).
     pub judge: Arc<JudgeQueue>,
     /// Bounds the requests in flight (carried across reloads while its limits stay the same).
@@ -55,7 +59,13 @@ pub enum StateError {
 impl AppState {
     /// Builds providers, routing and the log writer from a validated config; `previous` (on a
     /// reload) hands over what outlives a config.
-    pub fn new(config: Config, previous: Option<&AppState>) -> Result<Arc<AppState>, StateError> {
+    /// `store` is the connected `[store]` at start (a reload keeps the previous one).
+    pub fn new(
+        config: Config,
+        previous: Option<&AppState>,
+        store: Option<Arc<Store>>,
+    ) -> Result<Arc<AppState>, StateError> {
+        let store = previous.map_or(store, |p| p.store.clone());
         let live = previous.map_or_else(Arc::default, |p| p.live.clone());
         let (metrics, logs, feedback, analytics, judge) = match previous {
             Some(p) => (
@@ -67,12 +77,11 @@ impl AppState {
             ),
             None => {
                 let metrics = Arc::new(Metrics::default());
-                let logs = LogStore::start(&config.logging, metrics.clone()).map_err(|source| {
-                    StateError::LogDir {
+                let logs = LogStore::start(&config.logging, metrics.clone(), store.clone())
+                    .map_err(|source| StateError::LogDir {
                         dir: config.logging.dir.clone(),
                         source,
-                    }
-                })?;
+                    })?;
                 let feedback = FeedbackStore::open(
                     config
                         .logging
@@ -169,6 +178,7 @@ impl AppState {
                 live.clone(),
             ),
             live,
+            store,
             config: Arc::new(config),
             providers,
             metrics,
@@ -193,6 +203,7 @@ impl AppState {
             logs: &self.logs,
             feedback: &self.feedback,
             live: &self.live,
+            store: self.store.as_ref(),
             logging: &self.config.logging,
             judge: &self.judge,
             judge_config: self.config.judge.as_ref(),

@@ -105,6 +105,15 @@ impl FeedbackStore {
             .insert(request_id.to_string(), models);
     }
 
+    /// Whether this replica knows the request (served it, or learned of it from the store).
+    pub fn knows(&self, request_id: &str) -> bool {
+        self.recent
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .models
+            .contains_key(request_id)
+    }
+
     /// Validates a feedback body against the known requests.
     pub fn validate(&self, body: &Value) -> Result<Feedback, GatewayError> {
         let request_id = body

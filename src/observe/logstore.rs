@@ -25,6 +25,8 @@ enum Msg {
 /// Handle to the log writer.
 pub struct LogStore {
     tx: Option<mpsc::Sender<Msg>>,
+    /// The shared store's batched writer also gets every record (`[store] postgres_env`).
+    store: Option<Arc<crate::store::Store>>,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     metrics: Arc<Metrics>,
 }
@@ -50,9 +52,14 @@ pub fn clip(head: &str, total: usize, max: usize) -> std::borrow::Cow<'_, str> {
 
 impl LogStore {
     /// Starts the writer thread; fails if the log dir cannot be created.
-    pub fn start(cfg: &LoggingConfig, metrics: Arc<Metrics>) -> std::io::Result<LogStore> {
+    pub fn start(
+        cfg: &LoggingConfig,
+        metrics: Arc<Metrics>,
+        store: Option<Arc<crate::store::Store>>,
+    ) -> std::io::Result<LogStore> {
         if !cfg.enabled {
             return Ok(LogStore {
+                store,
                 tx: None,
                 thread: Mutex::new(None),
                 metrics,
@@ -67,6 +74,7 @@ impl LogStore {
             .name("switchyard-log".into())
             .spawn(move || writer_loop(rx, writer, m))?;
         Ok(LogStore {
+            store,
             tx: Some(tx),
             thread: Mutex::new(Some(thread)),
             metrics,
@@ -75,10 +83,17 @@ impl LogStore {
 
     /// Queues a record without waiting; drops it (and counts the drop) if the buffer is full.
     pub fn log(&self, record: &impl serde::Serialize) {
+        let writer = self.store.as_ref().and_then(|s| s.writer.as_ref());
+        if self.tx.is_none() && writer.is_none() {
+            return;
+        }
+        let Ok(line) = serde_json::to_vec(record) else {
+            return;
+        };
+        if let Some(w) = writer {
+            w.offer(line.clone());
+        }
         if let Some(tx) = &self.tx {
-            let Ok(line) = serde_json::to_vec(record) else {
-                return;
-            };
             if tx.try_send(Msg::Record(line)).is_err() {
                 self.metrics.log_dropped.fetch_add(1, Ordering::Relaxed);
             }
@@ -296,7 +311,7 @@ mod tests {
             analytics_rows: 10,
         };
         let metrics = Arc::new(Metrics::default());
-        let store = LogStore::start(&cfg, metrics.clone()).unwrap();
+        let store = LogStore::start(&cfg, metrics.clone(), None).unwrap();
         for i in 0..500 {
             store.log(&json!({"i": i, "pad": "xxxxxxxxxxxxxxxxxxxx"}));
         }
@@ -316,6 +331,7 @@ mod tests {
         let metrics = Arc::new(Metrics::default());
         let (tx, _rx) = mpsc::channel(1);
         let store = LogStore {
+            store: None,
             tx: Some(tx),
             thread: Mutex::new(None),
             metrics: metrics.clone(),
@@ -343,6 +359,7 @@ mod tests {
             move || writer_loop(rx, w, m)
         });
         let store = LogStore {
+            store: None,
             tx: Some(tx),
             thread: Mutex::new(None),
             metrics: metrics.clone(),

@@ -40,6 +40,8 @@ pub struct Sinks<'a> {
     pub logs: &'a LogStore,
     pub feedback: &'a FeedbackStore,
     pub live: &'a crate::live::LiveStats,
+    /// The shared store: a virtual key's tokens and cost are charged to its limits.
+    pub store: Option<&'a std::sync::Arc<crate::store::Store>>,
     pub logging: &'a LoggingConfig,
     /// The judge's queue and, when `[judge]` is configured, its settings.
     pub judge: &'a JudgeQueue,
@@ -148,6 +150,7 @@ impl Totals {
 pub fn finish(sinks: &Sinks, ctx: &RequestContext, o: Outcome) -> Value {
     let t = Totals::of(ctx, &o);
     sinks.metrics.record(&sample(ctx, &o, &t));
+    charge(sinks, ctx, &o, &t);
     for a in o.attempts.iter().filter(|a| a.skipped.is_none()) {
         let ttft = a.time_to_first_token_ms.unwrap_or(a.duration_ms);
         sinks.live.record(&a.model, a.success, ttft, a.duration_ms);
@@ -272,6 +275,27 @@ fn write_log(sinks: &Sinks, ctx: &RequestContext, o: &Outcome, t: &Totals) {
         stream_interrupted: o.stream_interrupted,
         prompt: ctx.req.body.get("messages").filter(|_| log_text),
         completion: completion.as_deref(),
+    });
+}
+
+/// Charges a virtual key's limits with what the request used (off the request path).
+fn charge(sinks: &Sinks, ctx: &RequestContext, o: &Outcome, t: &Totals) {
+    let (Some(store), Some(id)) = (sinks.store, ctx.key.as_deref()) else {
+        return;
+    };
+    if store.limits.is_none() || !id.starts_with("vk_") {
+        return;
+    }
+    let (id, tokens, cost) = (
+        id.to_string(),
+        o.prompt_tokens + o.completion_tokens,
+        t.cost,
+    );
+    let store = store.clone();
+    tokio::spawn(async move {
+        if let Some(limits) = &store.limits {
+            limits.charge(&id, tokens, cost).await;
+        }
     });
 }
 

@@ -24,6 +24,11 @@ impl Secrets {
             .values()
             .filter_map(|p| p.api_key.clone())
             .chain(config.server.api_keys.iter().cloned())
+            .chain(config.store.iter().flat_map(|s| {
+                [s.postgres_url.clone(), s.redis_url.clone()]
+                    .into_iter()
+                    .flatten()
+            }))
             .filter(|v| !v.is_empty())
             .collect();
         // Longest first, so a secret that contains another is replaced whole.

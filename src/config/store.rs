@@ -1,0 +1,124 @@
+//! `[store]`: the services a fleet of replicas shares — PostgreSQL for request records,
+//! feedback and virtual keys, Redis for rate limits and budgets. Without the section (the
+//! embedded default) each replica keeps its NDJSON files and in-memory counters.
+
+use super::duration::parse_opt_duration;
+use super::source::{ConfigError, Source};
+use serde::Deserialize;
+use std::time::Duration;
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct FileStore {
+    postgres_env: Option<String>,
+    redis_env: Option<String>,
+    redis_prefix: Option<String>,
+    batch: Option<usize>,
+    queue: Option<usize>,
+    flush: Option<String>,
+    retention_days: Option<u32>,
+    keys_refresh: Option<String>,
+    on_redis_error: Option<FailMode>,
+}
+
+/// What a limit check does when Redis cannot be reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailMode {
+    /// Admit the request (and count it).
+    Open,
+    /// Refuse it with 503 (and count it).
+    Closed,
+}
+
+/// The validated `[store]` section.
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    /// PostgreSQL URL (a secret: read from the variable named by `postgres_env`).
+    pub postgres_url: Option<String>,
+    /// Redis URL (from the variable named by `redis_env`).
+    pub redis_url: Option<String>,
+    /// Prefix of every Redis key Switchyard writes.
+    pub redis_prefix: String,
+    /// Records per insert.
+    pub batch: usize,
+    /// Records waiting for the writer; beyond this they are dropped and counted.
+    pub queue: usize,
+    /// A partial batch is written after this long.
+    pub flush: Duration,
+    /// Daily partitions older than this are dropped (0: kept).
+    pub retention_days: u32,
+    /// How often each replica reloads the virtual keys (revocation reaches every replica
+    /// within this plus one query).
+    pub keys_refresh: Duration,
+    /// Default for keys that do not choose: admit or refuse when Redis is unreachable.
+    pub on_redis_error: FailMode,
+}
+
+pub(super) fn store(
+    raw: Option<&FileStore>,
+    src: &Source,
+) -> Result<Option<StoreConfig>, ConfigError> {
+    let Some(s) = raw else {
+        return Ok(None);
+    };
+    let err = |key: &str, reason: String| src.err(key, reason);
+    let url = |field: &str, var: &Option<String>| -> Result<Option<String>, ConfigError> {
+        match var {
+            None => Ok(None),
+            Some(v) => (src.env)(v)
+                .filter(|u| !u.is_empty())
+                .map(Some)
+                .ok_or_else(|| {
+                    err(
+                        &format!("store.{field}"),
+                        format!("environment variable {v} is not set"),
+                    )
+                }),
+        }
+    };
+    let postgres_url = url("postgres_env", &s.postgres_env)?;
+    let redis_url = url("redis_env", &s.redis_env)?;
+    if postgres_url.is_none() && redis_url.is_none() {
+        return Err(err(
+            "store",
+            "name at least one of postgres_env (shared records, feedback, keys) and redis_env (limits across replicas)".into(),
+        ));
+    }
+    if let Some(u) = &postgres_url {
+        if !(u.starts_with("postgres://") || u.starts_with("postgresql://")) {
+            return Err(err(
+                "store.postgres_env",
+                "the URL must start with postgres://".into(),
+            ));
+        }
+    }
+    if let Some(u) = &redis_url {
+        if !u.starts_with("redis://") {
+            return Err(err(
+                "store.redis_env",
+                "the URL must start with redis://".into(),
+            ));
+        }
+    }
+    let batch = s.batch.unwrap_or(500);
+    if batch == 0 {
+        return Err(err("store.batch", "must be at least 1".into()));
+    }
+    Ok(Some(StoreConfig {
+        postgres_url,
+        redis_url,
+        redis_prefix: s
+            .redis_prefix
+            .clone()
+            .unwrap_or_else(|| "switchyard:".into()),
+        batch,
+        queue: s.queue.unwrap_or(16_384).max(batch),
+        flush: parse_opt_duration(&s.flush, "store.flush", &err)?
+            .unwrap_or(Duration::from_millis(200)),
+        retention_days: s.retention_days.unwrap_or(30),
+        keys_refresh: parse_opt_duration(&s.keys_refresh, "store.keys_refresh", &err)?
+            .unwrap_or(Duration::from_millis(500)),
+        on_redis_error: s.on_redis_error.unwrap_or(FailMode::Open),
+    }))
+}

@@ -1,0 +1,52 @@
+//! The services a fleet of replicas shares (`[store]`): PostgreSQL for request records,
+//! feedback and virtual keys ([`pg`], [`keys`]), Redis for rate limits and budgets ([`limits`]).
+//! Without `[store]` none of this runs and each replica keeps its NDJSON files. Imports
+//! `config`, `clock`; `observe`, `http` and `app` import it.
+
+pub mod admin;
+pub mod keys;
+pub mod limits;
+pub mod pg;
+
+use crate::config::StoreConfig;
+use keys::KeyCache;
+use limits::Limits;
+use pg::{Pg, PgWriter};
+use std::sync::Arc;
+
+/// The connected store of a server.
+pub struct Store {
+    pub pg: Option<Arc<Pg>>,
+    pub writer: Option<PgWriter>,
+    pub keys: Option<Arc<KeyCache>>,
+    pub limits: Option<Limits>,
+}
+
+impl Store {
+    /// Connects to what `[store]` names, applies migrations and starts the writer and the
+    /// key reloader. Errors name the service, never its URL.
+    pub async fn connect(cfg: &StoreConfig) -> Result<Store, String> {
+        let (pg, writer, keys) = match &cfg.postgres_url {
+            None => (None, None, None),
+            Some(_) => {
+                let pg = Arc::new(Pg::connect(cfg).await.map_err(|e| e.to_string())?);
+                pg.migrate().await.map_err(|e| e.to_string())?;
+                let writer = PgWriter::start(pg.clone(), cfg);
+                let keys = KeyCache::start(pg.clone(), cfg.keys_refresh)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                (Some(pg), Some(writer), Some(keys))
+            }
+        };
+        let limits = match &cfg.redis_url {
+            None => None,
+            Some(url) => Some(Limits::connect(url, &cfg.redis_prefix, cfg.on_redis_error).await?),
+        };
+        Ok(Store {
+            pg,
+            writer,
+            keys,
+            limits,
+        })
+    }
+}

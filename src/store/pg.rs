@@ -1,0 +1,475 @@
+//! PostgreSQL: the connection, the migrations (`switchyard migrate`), daily partitions with
+//! retention, the batched request writer, feedback, and the queries behind `switchyard
+//! export` and spend.
+
+use crate::config::StoreConfig;
+use serde_json::{json, Value};
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio_postgres::{Client, NoTls};
+
+/// Why the store failed (never shows the URL: it holds a password).
+#[derive(Debug, thiserror::Error)]
+#[error("PostgreSQL: {0}")]
+pub struct PgError(pub String);
+
+impl From<tokio_postgres::Error> for PgError {
+    fn from(e: tokio_postgres::Error) -> PgError {
+        PgError(match e.as_db_error() {
+            Some(db) => db.message().to_string(),
+            None => e.to_string(),
+        })
+    }
+}
+
+/// The migrations, in order; each runs once (recorded in `switchyard_migrations`).
+const MIGRATIONS: [&str; 1] = [r#"
+CREATE TABLE requests (
+    ts timestamptz NOT NULL,
+    request_id text NOT NULL,
+    endpoint text,
+    status integer,
+    key_id text,
+    team text,
+    user_id text,
+    model text,
+    router text,
+    route text,
+    variant text,
+    prompt_tokens bigint NOT NULL DEFAULT 0,
+    completion_tokens bigint NOT NULL DEFAULT 0,
+    cost_usd double precision NOT NULL DEFAULT 0,
+    record jsonb NOT NULL
+) PARTITION BY RANGE (ts);
+-- feedback validation and the drill-down look requests up by id; spend scans whole days
+CREATE INDEX requests_request_id ON requests (request_id);
+CREATE TABLE feedback (
+    ts timestamptz NOT NULL DEFAULT now(),
+    request_id text NOT NULL,
+    source text NOT NULL,
+    model text NOT NULL,
+    score double precision NOT NULL,
+    thumbs text,
+    comment text,
+    PRIMARY KEY (request_id, source)
+);
+CREATE TABLE virtual_keys (
+    id text PRIMARY KEY,
+    hash text NOT NULL UNIQUE,
+    name text NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    updated_at timestamptz NOT NULL DEFAULT now(),
+    revoked_at timestamptz,
+    models text[] NOT NULL DEFAULT '{}',
+    metadata jsonb NOT NULL DEFAULT '{}',
+    rpm bigint,
+    tpm bigint,
+    budget_day_usd double precision,
+    budget_month_usd double precision,
+    on_redis_error text
+);
+"#];
+
+/// A connection to the shared store.
+pub struct Pg {
+    pub client: Client,
+    retention_days: u32,
+    /// Days (`YYYYMMDD`) whose partition exists.
+    partitions: Mutex<HashSet<String>>,
+}
+
+impl Pg {
+    /// Connects; the connection runs on its own task.
+    pub async fn connect(cfg: &StoreConfig) -> Result<Pg, PgError> {
+        let url = cfg
+            .postgres_url
+            .as_deref()
+            .ok_or_else(|| PgError("[store] names no postgres_env".into()))?;
+        let (client, conn) = tokio_postgres::connect(url, NoTls).await?;
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::error!("PostgreSQL connection ended: {}", PgError::from(e));
+            }
+        });
+        Ok(Pg {
+            client,
+            retention_days: cfg.retention_days,
+            partitions: Mutex::default(),
+        })
+    }
+
+    /// Applies the migrations not applied yet; returns how many ran.
+    pub async fn migrate(&self) -> Result<usize, PgError> {
+        self.client
+            .batch_execute("CREATE TABLE IF NOT EXISTS switchyard_migrations (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now()); SELECT pg_advisory_lock(7263001)")
+            .await?;
+        let result = self.apply().await;
+        self.client
+            .batch_execute("SELECT pg_advisory_unlock(7263001)")
+            .await?;
+        let ran = result?;
+        self.maintain().await?;
+        Ok(ran)
+    }
+
+    async fn apply(&self) -> Result<usize, PgError> {
+        let done: i32 = self
+            .client
+            .query_one(
+                "SELECT coalesce(max(version), 0) FROM switchyard_migrations",
+                &[],
+            )
+            .await?
+            .get(0);
+        let mut ran = 0;
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(done as usize) {
+            self.client.batch_execute(sql).await?;
+            self.client
+                .execute(
+                    "INSERT INTO switchyard_migrations (version) VALUES ($1)",
+                    &[&(i as i32 + 1)],
+                )
+                .await?;
+            ran += 1;
+        }
+        Ok(ran)
+    }
+
+    /// Creates the partitions of yesterday to the day after tomorrow and drops those older
+    /// than the retention.
+    pub async fn maintain(&self) -> Result<(), PgError> {
+        let now = crate::clock::unix_millis();
+        for d in -1..=2i64 {
+            self.ensure_partition((now as i64 + d * 86_400_000) as u64)
+                .await?;
+        }
+        if self.retention_days > 0 {
+            let rows = self
+                .client
+                .query(
+                    "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = 'requests'",
+                    &[],
+                )
+                .await?;
+            let oldest = day_of(now - u64::from(self.retention_days) * 86_400_000);
+            for r in rows {
+                let name: String = r.get(0);
+                if let Some(day) = name.strip_prefix("requests_") {
+                    if day < oldest.as_str() {
+                        self.client
+                            .batch_execute(&format!("DROP TABLE IF EXISTS {name}"))
+                            .await?;
+                        self.partitions
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .remove(day);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The partition of the day of `ts_ms` exists afterwards.
+    async fn ensure_partition(&self, ts_ms: u64) -> Result<(), PgError> {
+        let day = day_of(ts_ms);
+        if self
+            .partitions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(&day)
+        {
+            return Ok(());
+        }
+        let start = ts_ms / 86_400_000 * 86_400_000;
+        let (from, to) = (
+            crate::clock::rfc3339_millis(start),
+            crate::clock::rfc3339_millis(start + 86_400_000),
+        );
+        let sql = format!(
+            "CREATE TABLE IF NOT EXISTS requests_{day} PARTITION OF requests FOR VALUES FROM ('{from}') TO ('{to}')"
+        );
+        match self.client.batch_execute(&sql).await {
+            Ok(()) => {}
+            // Another replica created it at the same moment.
+            Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::DUPLICATE_TABLE) => {}
+            Err(e) => return Err(e.into()),
+        }
+        self.partitions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(day);
+        Ok(())
+    }
+
+    /// Inserts request records (their NDJSON lines) in one statement.
+    pub async fn insert_requests(&self, lines: &[Vec<u8>]) -> Result<u64, PgError> {
+        let records: Vec<Value> = lines
+            .iter()
+            .filter_map(|l| serde_json::from_slice(l).ok())
+            .collect();
+        let mut days = HashSet::new();
+        for r in &records {
+            let ts = r["ts_ms"].as_u64().unwrap_or(0);
+            if days.insert(day_of(ts)) {
+                self.ensure_partition(ts).await?;
+            }
+        }
+        let text = |r: &Value, k: &str| r[k].as_str().map(str::to_string);
+        let col = |f: &dyn Fn(&Value) -> Option<String>| records.iter().map(f).collect::<Vec<_>>();
+        let ts: Vec<i64> = records
+            .iter()
+            .map(|r| r["ts_ms"].as_i64().unwrap_or(0))
+            .collect();
+        let status: Vec<i32> = records
+            .iter()
+            .map(|r| r["status"].as_i64().unwrap_or(0) as i32)
+            .collect();
+        let tokens = |k: &str| {
+            records
+                .iter()
+                .map(|r| r[k].as_i64().unwrap_or(0))
+                .collect::<Vec<i64>>()
+        };
+        let cost: Vec<f64> = records
+            .iter()
+            .map(|r| r["cost_usd"].as_f64().unwrap_or(0.0))
+            .collect();
+        let n = self
+            .client
+            .execute(
+                "INSERT INTO requests (ts, request_id, endpoint, status, key_id, team, user_id, model, router, route, variant, prompt_tokens, completion_tokens, cost_usd, record)
+                 SELECT to_timestamp(t / 1000.0), id, ep, st, k, tm, u, m, ro, rt, v, pt, ct, c, rec
+                 FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::int[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::bigint[], $13::bigint[], $14::float8[], $15::jsonb[])
+                 AS u(t, id, ep, st, k, tm, u, m, ro, rt, v, pt, ct, c, rec)",
+                &[
+                    &ts,
+                    &col(&|r| text(r, "request_id")),
+                    &col(&|r| text(r, "endpoint")),
+                    &status,
+                    &col(&|r| text(r, "key")),
+                    &col(&|r| r["metadata"]["team"].as_str().map(str::to_string)),
+                    &col(&|r| text(r, "user")),
+                    &col(&|r| text(r, "model")),
+                    &col(&|r| text(r, "router")),
+                    &col(&|r| text(r, "route")),
+                    &col(&|r| text(r, "variant")),
+                    &tokens("prompt_tokens"),
+                    &tokens("completion_tokens"),
+                    &cost,
+                    &records,
+                ],
+            )
+            .await?;
+        Ok(n)
+    }
+
+    /// The models a logged request was sent to (the serving one first), if any replica
+    /// logged it.
+    pub async fn request_models(&self, request_id: &str) -> Result<Option<Vec<String>>, PgError> {
+        let row = self
+            .client
+            .query_opt(
+                "SELECT model, record->'attempts' FROM requests WHERE request_id = $1 LIMIT 1",
+                &[&request_id],
+            )
+            .await?;
+        Ok(row.and_then(|r| {
+            let served: Option<String> = r.get(0);
+            let served = served?;
+            let attempts: Option<Value> = r.get(1);
+            let mut models = vec![served.clone()];
+            for a in attempts
+                .iter()
+                .flat_map(|a| a.as_array().into_iter().flatten())
+            {
+                if let Some(m) = a["model"]
+                    .as_str()
+                    .filter(|m| !models.iter().any(|x| x == m))
+                {
+                    models.push(m.to_string());
+                }
+            }
+            Some(models)
+        }))
+    }
+
+    /// Stores feedback; the last per (request, source) counts.
+    pub async fn upsert_feedback(&self, f: &Value) -> Result<(), PgError> {
+        self.client
+            .execute(
+                "INSERT INTO feedback (request_id, source, model, score, thumbs, comment) VALUES ($1, $2, $3, $4, $5, $6)
+                 ON CONFLICT (request_id, source) DO UPDATE SET model = EXCLUDED.model, score = EXCLUDED.score,
+                 thumbs = EXCLUDED.thumbs, comment = EXCLUDED.comment, ts = now()",
+                &[
+                    &f["request_id"].as_str(),
+                    &f["source"].as_str(),
+                    &f["model"].as_str(),
+                    &f["score"].as_f64(),
+                    &f["thumbs"].as_str(),
+                    &f["comment"].as_str(),
+                ],
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Writes every stored request and feedback as NDJSON files in `dir` (what the trainer and
+    /// the evals read); returns the counts.
+    pub async fn export(&self, dir: &std::path::Path) -> Result<(u64, u64), PgError> {
+        use std::io::Write;
+        std::fs::create_dir_all(dir).map_err(|e| PgError(format!("{}: {e}", dir.display())))?;
+        let io = |e: std::io::Error| PgError(e.to_string());
+        let mut out = std::io::BufWriter::new(
+            std::fs::File::create(dir.join("requests-store.ndjson")).map_err(io)?,
+        );
+        let rows = self
+            .client
+            .query("SELECT record FROM requests ORDER BY ts", &[])
+            .await?;
+        for r in &rows {
+            let v: Value = r.get(0);
+            serde_json::to_writer(&mut out, &v).map_err(|e| PgError(e.to_string()))?;
+            out.write_all(b"\n").map_err(io)?;
+        }
+        out.flush().map_err(io)?;
+        let mut fb = std::io::BufWriter::new(
+            std::fs::File::create(dir.join("feedback-store.ndjson")).map_err(io)?,
+        );
+        let frows = self
+            .client
+            .query("SELECT request_id, source, model, score, thumbs, comment, (extract(epoch FROM ts) * 1000)::bigint FROM feedback ORDER BY ts", &[])
+            .await?;
+        for r in &frows {
+            let ts: i64 = r.get(6);
+            let v = json!({
+                "ts_ms": ts, "request_id": r.get::<_, String>(0), "source": r.get::<_, String>(1),
+                "model": r.get::<_, String>(2), "score": r.get::<_, f64>(3),
+                "thumbs": r.get::<_, Option<String>>(4), "comment": r.get::<_, Option<String>>(5),
+            });
+            serde_json::to_writer(&mut fb, &v).map_err(|e| PgError(e.to_string()))?;
+            fb.write_all(b"\n").map_err(io)?;
+        }
+        fb.flush().map_err(io)?;
+        Ok((rows.len() as u64, frows.len() as u64))
+    }
+
+    /// Spend since `since_ms` grouped by `by` (key, team, model, router or day).
+    pub async fn spend(&self, by: &str, since_ms: u64) -> Result<Vec<Value>, PgError> {
+        let column = match by {
+            "key" => "key_id",
+            "team" => "team",
+            "model" => "model",
+            "router" => "router",
+            "day" => "to_char(ts AT TIME ZONE 'UTC', 'YYYY-MM-DD')",
+            other => {
+                return Err(PgError(format!(
+                    "cannot group spend by {other:?}; use key, team, model, router or day"
+                )))
+            }
+        };
+        let rows = self
+            .client
+            .query(
+                &format!(
+                    "SELECT {column}, count(*), coalesce(sum(cost_usd), 0), coalesce(sum(prompt_tokens), 0)::bigint, coalesce(sum(completion_tokens), 0)::bigint
+                     FROM requests WHERE ts >= to_timestamp($1::bigint / 1000.0) GROUP BY 1 ORDER BY 3 DESC, 1"
+                ),
+                &[&(since_ms as i64)],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                json!({by: r.get::<_, Option<String>>(0), "requests": r.get::<_, i64>(1), "cost_usd": r.get::<_, f64>(2),
+                       "prompt_tokens": r.get::<_, i64>(3), "completion_tokens": r.get::<_, i64>(4)})
+            })
+            .collect())
+    }
+}
+
+/// `YYYYMMDD` of a Unix time in ms (UTC).
+fn day_of(ts_ms: u64) -> String {
+    crate::clock::rfc3339_millis(ts_ms)[..10].replace('-', "")
+}
+
+/// Counters of the batched writer.
+#[derive(Default)]
+pub struct WriterStats {
+    pub written: AtomicU64,
+    pub dropped: AtomicU64,
+    pub failed: AtomicU64,
+    pub queued: AtomicU64,
+}
+
+/// The batched request writer: records queue in a bounded channel and a task writes them in
+/// batches of `batch` (or what is there after `flush`). A full queue drops the record and
+/// counts it; a replica killed outright loses what is queued (at most `queue`, normally under
+/// one batch: the writer empties the queue every `flush`).
+pub struct PgWriter {
+    tx: mpsc::Sender<Vec<u8>>,
+    pub stats: Arc<WriterStats>,
+}
+
+impl PgWriter {
+    pub fn start(pg: Arc<Pg>, cfg: &StoreConfig) -> PgWriter {
+        let (tx, mut rx) = mpsc::channel::<Vec<u8>>(cfg.queue);
+        let stats = Arc::new(WriterStats::default());
+        let (batch, flush) = (cfg.batch, cfg.flush);
+        let s = stats.clone();
+        tokio::spawn(async move {
+            let mut lines = Vec::with_capacity(batch);
+            let mut last_maintenance = std::time::Instant::now();
+            loop {
+                let deadline = tokio::time::sleep(flush);
+                tokio::pin!(deadline);
+                let closed = loop {
+                    tokio::select! {
+                        got = rx.recv() => match got {
+                            Some(l) => {
+                                lines.push(l);
+                                if lines.len() >= batch { break false; }
+                            }
+                            None => break true,
+                        },
+                        _ = &mut deadline => break false,
+                    }
+                };
+                if !lines.is_empty() {
+                    let n = lines.len() as u64;
+                    match pg.insert_requests(&lines).await {
+                        Ok(_) => s.written.fetch_add(n, Ordering::Relaxed),
+                        Err(e) => {
+                            tracing::warn!("could not write {n} request records: {e}");
+                            s.failed.fetch_add(n, Ordering::Relaxed)
+                        }
+                    };
+                    s.queued.fetch_sub(n, Ordering::Relaxed);
+                    lines.clear();
+                }
+                if last_maintenance.elapsed() > Duration::from_secs(3600) {
+                    last_maintenance = std::time::Instant::now();
+                    if let Err(e) = pg.maintain().await {
+                        tracing::warn!("partition maintenance failed: {e}");
+                    }
+                }
+                if closed {
+                    break;
+                }
+            }
+        });
+        PgWriter { tx, stats }
+    }
+
+    /// Queues a record without waiting; drops and counts it when the queue is full.
+    pub fn offer(&self, line: Vec<u8>) {
+        self.stats.queued.fetch_add(1, Ordering::Relaxed);
+        if self.tx.try_send(line).is_err() {
+            self.stats.queued.fetch_sub(1, Ordering::Relaxed);
+            self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
