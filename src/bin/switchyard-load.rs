@@ -11,6 +11,12 @@
 //! distinct ~200-token prompt per request so every decision runs the encoder (no cache hits);
 //! it adds the decision time and the wait for a decision slot reported in `metadata.routing`.
 //!
+//! A fleet table (`--fleet-rates`) runs two replicas, requests alternating between them as a
+//! load balancer would, first with the NDJSON default and then with the shared store
+//! (`[store]`: PostgreSQL from `SWITCHYARD_LOAD_POSTGRES`, Redis from `SWITCHYARD_LOAD_REDIS`,
+//! a virtual-key-free router key so both runs authenticate alike), and reports the latency the
+//! store adds, its write throughput (records/s) and the deepest writer queue seen.
+//!
 //! `cargo run --release --bin switchyard-load -- --rates 500,2000,5000 --auto-rates 50,200 --seconds 4`
 
 use serde_json::json;
@@ -26,6 +32,7 @@ struct Args {
     /// Admission table: a rate above saturation, and the in-flight bound of the bounded server.
     overload_rate: u32,
     max_in_flight: usize,
+    fleet_rates: Vec<u32>,
     seconds: f64,
     max_requests: usize,
 }
@@ -36,6 +43,7 @@ fn parse_args() -> Args {
         auto_rates: vec![50, 200],
         overload_rate: 0,
         max_in_flight: 32,
+        fleet_rates: vec![],
         seconds: 4.0,
         max_requests: 25_000,
     };
@@ -52,6 +60,12 @@ fn parse_args() -> Args {
             }
             "--auto-rates" => {
                 args.auto_rates = value
+                    .split(',')
+                    .filter_map(|r| r.trim().parse().ok())
+                    .collect()
+            }
+            "--fleet-rates" => {
+                args.fleet_rates = value
                     .split(',')
                     .filter_map(|r| r.trim().parse().ok())
                     .collect()
@@ -197,7 +211,7 @@ fn pct(v: &mut [f64], p: f64) -> f64 {
 #[allow(clippy::too_many_arguments)] // one phase = target, request shape and schedule
 async fn run_phase(
     client: &reqwest::Client,
-    url: &str,
+    targets: &[&str],
     model: &str,
     stream: bool,
     prompt: Prompt,
@@ -220,7 +234,9 @@ async fn run_phase(
             Prompt::Distinct => Arc::new(json!({"model": model, "stream": stream,
                 "messages": [{"role": "user", "content": format!("Request {i}. {LONG_PROMPT}")}]})),
         };
-        let (client, url, samples) = (client.clone(), url.to_string(), samples.clone());
+        // Round-robin over the targets (replicas behind a load balancer).
+        let url = targets[i % targets.len()].to_string();
+        let (client, samples) = (client.clone(), samples.clone());
         tasks.push(tokio::spawn(async move {
             let result = tokio::time::timeout(Duration::from_secs(10), async {
                 let mut resp = client.post(&url).json(&*body).send().await.ok()?;
@@ -326,7 +342,7 @@ async fn main() {
             // Warm both paths' connection pools.
             run_phase(
                 &client,
-                &format!("{mock_url}/v1/chat/completions"),
+                &[&format!("{mock_url}/v1/chat/completions")],
                 "ok",
                 stream,
                 Prompt::Fixed,
@@ -337,7 +353,7 @@ async fn main() {
             .await;
             run_phase(
                 &client,
-                &format!("{server_url}/v1/chat/completions"),
+                &[&format!("{server_url}/v1/chat/completions")],
                 "up/ok",
                 stream,
                 Prompt::Fixed,
@@ -348,7 +364,7 @@ async fn main() {
             .await;
             let mut d = run_phase(
                 &client,
-                &format!("{mock_url}/v1/chat/completions"),
+                &[&format!("{mock_url}/v1/chat/completions")],
                 "ok",
                 stream,
                 Prompt::Fixed,
@@ -359,7 +375,7 @@ async fn main() {
             .await;
             let mut s = run_phase(
                 &client,
-                &format!("{server_url}/v1/chat/completions"),
+                &[&format!("{server_url}/v1/chat/completions")],
                 "up/ok",
                 stream,
                 Prompt::Fixed,
@@ -404,7 +420,7 @@ async fn main() {
             let secs = args.seconds;
             run_phase(
                 &client,
-                &via,
+                &[&via],
                 "auto",
                 false,
                 Prompt::Distinct,
@@ -415,7 +431,7 @@ async fn main() {
             .await;
             let mut d = run_phase(
                 &client,
-                &direct,
+                &[&direct],
                 "ok",
                 false,
                 Prompt::Distinct,
@@ -427,7 +443,7 @@ async fn main() {
             for model in ["up/weak", "auto"] {
                 let mut s = run_phase(
                     &client,
-                    &via,
+                    &[&via],
                     model,
                     false,
                     Prompt::Distinct,
@@ -456,6 +472,9 @@ async fn main() {
     }
     if args.overload_rate > 0 {
         overload_table(&bin, &client, &mock_url, &dir, &args).await;
+    }
+    if !args.fleet_rates.is_empty() {
+        fleet_table(&bin, &mock_url, &dir, &args).await;
     }
     let _ = Command::new("kill")
         .arg("-TERM")
@@ -510,7 +529,7 @@ async fn overload_table(
         for rate in [200, args.overload_rate] {
             run_phase(
                 client,
-                &url,
+                &[&url],
                 "up/ok",
                 true,
                 Prompt::Fixed,
@@ -521,7 +540,7 @@ async fn overload_table(
             .await;
             let mut s = run_phase(
                 client,
-                &url,
+                &[&url],
                 "up/ok",
                 true,
                 Prompt::Fixed,
@@ -547,5 +566,119 @@ async fn overload_table(
             .arg(server.id().to_string())
             .status();
         let _ = server.wait();
+    }
+}
+
+/// A number from a Prometheus text line `NAME VALUE` (summed over the replicas).
+async fn metric(client: &reqwest::Client, urls: &[String], name: &str) -> f64 {
+    let mut sum = 0.0;
+    for u in urls {
+        let Ok(r) = client.get(format!("{u}/metrics")).send().await else {
+            continue;
+        };
+        let text = r.text().await.unwrap_or_default();
+        sum += text
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0);
+    }
+    sum
+}
+
+/// Two replicas behind a round-robin client: the NDJSON default, then the shared store.
+async fn fleet_table(bin: &std::path::Path, mock_url: &str, dir: &std::path::Path, args: &Args) {
+    if std::env::var("SWITCHYARD_LOAD_POSTGRES").is_err()
+        || std::env::var("SWITCHYARD_LOAD_REDIS").is_err()
+    {
+        println!("\n(fleet table skipped: set SWITCHYARD_LOAD_POSTGRES and SWITCHYARD_LOAD_REDIS)");
+        return;
+    }
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert("authorization", "Bearer bench".parse().unwrap());
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(1024)
+        .tcp_nodelay(true)
+        .default_headers(headers)
+        .build()
+        .unwrap();
+    println!("\nTwo replicas, requests alternating between them, non-streaming:\n");
+    println!("| logs | rate (RPS) | requests | p50 / p99 ms | added by the store p50 / p99 ms | store writes (records/s) | deepest writer queue | dropped | errors |");
+    println!("|---|---|---|---|---|---|---|---|---|");
+    let mut baseline: Vec<(f64, f64)> = Vec::new();
+    for (mode, store) in [
+        ("NDJSON (default)", ""),
+        ("NDJSON + PostgreSQL + Redis", "[store]\npostgres_env = \"SWITCHYARD_LOAD_POSTGRES\"\nredis_env = \"SWITCHYARD_LOAD_REDIS\"\n"),
+    ] {
+        let mut servers = Vec::new();
+        let mut urls = Vec::new();
+        for r in 0..2 {
+            let config = dir.join(format!("fleet-{}-{r}.toml", store.is_empty()));
+            std::fs::write(
+                &config,
+                format!(
+                    "[server]\napi_keys = [\"bench\"]\n[logging]\ndir = \"{}\"\nlog_text = false\n[providers.up]\nkind = \"openai\"\nbase_url = \"{mock_url}/v1\"\n[[models]]\nid = \"up/ok\"\nupstream = \"ok\"\ninput_price_per_mtok = 1.0\noutput_price_per_mtok = 2.0\n{store}",
+                    dir.join(format!("fleet-logs-{}-{r}", store.is_empty())).display()
+                ),
+            )
+            .unwrap();
+            let (server, url) = spawn(bin, &["serve", "--config", config.to_str().unwrap(), "--listen", "127.0.0.1:0"]);
+            servers.push(server);
+            urls.push(url);
+        }
+        let targets: Vec<String> = urls.iter().map(|u| format!("{u}/v1/chat/completions")).collect();
+        let targets: Vec<&str> = targets.iter().map(String::as_str).collect();
+        for (i, &rate) in args.fleet_rates.iter().enumerate() {
+            run_phase(&client, &targets, "up/ok", false, Prompt::Fixed, rate, 0.3, 2000).await;
+            let written_before = metric(&client, &urls, "switchyard_store_records_total{outcome=\"written\"}").await;
+            let dropped_before = metric(&client, &urls, "switchyard_store_records_total{outcome=\"dropped\"}").await;
+            // The deepest writer queue, sampled every 20 ms while the phase runs.
+            let deepest = Arc::new(Mutex::new(0.0f64));
+            let sampling = !store.is_empty();
+            let sampler = {
+                let (client, urls, deepest) = (client.clone(), urls.clone(), deepest.clone());
+                tokio::spawn(async move {
+                    while sampling {
+                        let q = metric(&client, &urls, "switchyard_store_queue").await;
+                        let mut d = deepest.lock().await;
+                        *d = d.max(q);
+                        drop(d);
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                })
+            };
+            let started = Instant::now();
+            let mut s = run_phase(&client, &targets, "up/ok", false, Prompt::Fixed, rate, args.seconds, args.max_requests).await;
+            // Let the writers catch up, then count what they wrote in the phase.
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let elapsed = started.elapsed().as_secs_f64();
+            sampler.abort();
+            let written = metric(&client, &urls, "switchyard_store_records_total{outcome=\"written\"}").await - written_before;
+            let dropped = metric(&client, &urls, "switchyard_store_records_total{outcome=\"dropped\"}").await - dropped_before;
+            let (p50, p99) = (pct(&mut s.latency, 0.5), pct(&mut s.latency, 0.99));
+            let added = if store.is_empty() {
+                baseline.push((p50, p99));
+                "—".to_string()
+            } else {
+                let (b50, b99) = baseline[i];
+                format!("{:.3} / {:.3}", p50 - b50, p99 - b99)
+            };
+            let (writes, queue) = if store.is_empty() {
+                ("—".to_string(), "—".to_string())
+            } else {
+                (format!("{:.0}", written / elapsed), format!("{:.0}", *deepest.lock().await))
+            };
+            println!(
+                "| {mode} | {rate} | {} | {p50:.3} / {p99:.3} | {added} | {writes} | {queue} | {} | {} |",
+                s.latency.len() + s.errors,
+                if store.is_empty() { "—".to_string() } else { format!("{dropped:.0}") },
+                s.errors,
+            );
+        }
+        for mut server in servers {
+            let _ = Command::new("kill").arg("-TERM").arg(server.id().to_string()).status();
+            let _ = server.wait();
+        }
     }
 }
