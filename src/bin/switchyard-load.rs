@@ -639,7 +639,11 @@ async fn fleet_table(bin: &std::path::Path, mock_url: &str, dir: &std::path::Pat
             let sampler = {
                 let (client, urls, deepest) = (client.clone(), urls.clone(), deepest.clone());
                 tokio::spawn(async move {
-                    while sampling {
+                    // (sampled only with the store; aborted when the phase ends)
+                    if !sampling {
+                        return;
+                    }
+                    loop {
                         let q = metric(&client, &urls, "switchyard_store_queue").await;
                         let mut d = deepest.lock().await;
                         *d = d.max(q);
