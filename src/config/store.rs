@@ -122,3 +122,45 @@ pub(super) fn store(
         on_redis_error: s.on_redis_error.unwrap_or(FailMode::Open),
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Config;
+
+    fn parse(store: &str, env: &'static [(&str, &str)]) -> Result<Config, String> {
+        let text = format!("[providers.mock]\nkind = \"mock\"\n[store]\n{store}");
+        Config::parse(&text, "s.toml", &|k| {
+            env.iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| v.to_string())
+        })
+        .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn urls_come_from_the_environment_and_errors_name_the_key() {
+        let c = parse(
+            "postgres_env = \"PG\"\nredis_env = \"RD\"\nflush = \"1s\"\n",
+            &[("PG", "postgres://u:secret@h/db"), ("RD", "redis://h:6379")],
+        )
+        .unwrap();
+        let s = c.store.unwrap();
+        assert_eq!(s.postgres_url.as_deref(), Some("postgres://u:secret@h/db"));
+        assert_eq!((s.batch, s.flush.as_millis()), (500, 1000));
+        let e = parse("postgres_env = \"PG\"\n", &[]).unwrap_err();
+        assert!(
+            e.contains("store.postgres_env") && e.contains("PG is not set"),
+            "{e}"
+        );
+        let e = parse("redis_env = \"RD\"\n", &[("RD", "http://h")]).unwrap_err();
+        assert!(e.contains("redis://") && !e.contains("http://h"), "{e}");
+        let e = parse("batch = 5\n", &[]).unwrap_err();
+        assert!(e.contains("at least one of postgres_env"), "{e}");
+        let e = parse(
+            "postgres_env = \"PG\"\non_redis_error = \"maybe\"\n",
+            &[("PG", "postgres://x")],
+        )
+        .unwrap_err();
+        assert!(e.contains("on_redis_error"), "{e}");
+    }
+}
