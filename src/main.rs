@@ -327,8 +327,9 @@ async fn run(cli: Cli) -> Result<(), String> {
             println!("{}", admin::export(&load(&config)?, &out).await?);
             Ok(())
         }
-        Command::Train { args } => run_training(&args),
+        Command::Train { args } => run_training(&from_store(args).await?),
         Command::Eval { args } => {
+            let args = from_store(args).await?;
             let on_logs = args
                 .iter()
                 .any(|a| a == "--logs" || a.starts_with("--logs="));
@@ -375,6 +376,28 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `--from-store CONFIG` in the arguments of `train` / `eval`: exports the shared store of
+/// that config's `[store]` to a fresh directory and passes it as `--logs`.
+async fn from_store(mut args: Vec<String>) -> Result<Vec<String>, String> {
+    let Some(i) = args.iter().position(|a| a == "--from-store") else {
+        return Ok(args);
+    };
+    let config = args
+        .get(i + 1)
+        .cloned()
+        .ok_or("--from-store takes the config file whose [store] to read")?;
+    args.drain(i..i + 2);
+    let dir = std::env::temp_dir().join(format!("switchyard-store-export-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    eprintln!(
+        "{}",
+        admin::export(&load(&Some(config.into()))?, &dir).await?
+    );
+    args.push("--logs".into());
+    args.push(dir.display().to_string());
+    Ok(args)
 }
 
 /// Runs the sibling `switchyard-train` binary (polars lives there, not in the server).
