@@ -76,30 +76,53 @@ pub async fn request(
     Extension(state): Extension<Arc<AppState>>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, Rejection> {
+    if let Some(pg) = state.store.as_ref().and_then(|s| s.pg.clone()) {
+        let record = pg.request_record(&id).await.map_err(|e| {
+            GatewayError::new(ErrorKind::Internal, format!("reading the store: {e}"))
+        })?;
+        let key = id.clone();
+        let feedback = read(
+            &state,
+            Box::new(move |ix| analytics::feedback_json(ix, &key)),
+        )
+        .await?;
+        return record
+            .map(|r| Json(serde_json::json!({"record": r, "feedback": feedback})))
+            .ok_or_else(|| not_logged().into());
+    }
     let found = read(&state, Box::new(move |ix| analytics::request(ix, &id)))
         .await?
         .map_err(|e| GatewayError::new(ErrorKind::Internal, format!("reading the log: {e}")))?;
-    found.map(Json).ok_or_else(|| {
-        GatewayError::new(
-            ErrorKind::NotFound,
-            "no logged request with this id (unknown, not yet written, or older than the rows analytics keeps)",
-        )
-        .into()
-    })
+    found.map(Json).ok_or_else(|| not_logged().into())
 }
 
-/// Runs `f` on the caught-up table, off the async runtime.
-async fn read<T: Send + 'static>(
+fn not_logged() -> GatewayError {
+    GatewayError::new(
+        ErrorKind::NotFound,
+        "no logged request with this id (unknown, not yet written, or older than the rows analytics keeps)",
+    )
+}
+
+/// Runs `f` on the caught-up table (files, or the shared store), off the async runtime.
+pub(super) async fn read<T: Send + 'static>(
     state: &AppState,
     f: Box<dyn FnOnce(&Index) -> T + Send>,
 ) -> Result<T, GatewayError> {
+    let a = state.analytics.clone();
+    if let Some(pg) = state.store.as_ref().and_then(|s| s.pg.clone()) {
+        let lines = a.fetch_store(&pg).await.map_err(|e| {
+            GatewayError::new(ErrorKind::Internal, format!("reading the store: {e}"))
+        })?;
+        return tokio::task::spawn_blocking(move || a.read_with(lines, f))
+            .await
+            .map_err(|e| GatewayError::new(ErrorKind::Internal, e.to_string()));
+    }
     if !state.config.logging.enabled {
         return Err(GatewayError::invalid(
             "analytics reads the request log; enable [logging]",
             "logging",
         ));
     }
-    let a = state.analytics.clone();
     tokio::task::spawn_blocking(move || a.read(f))
         .await
         .map_err(|e| GatewayError::new(ErrorKind::Internal, e.to_string()))?

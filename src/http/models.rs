@@ -3,7 +3,7 @@
 
 use super::respond::Rejection;
 use super::state::AppState;
-use crate::error::{ErrorKind, GatewayError};
+use crate::error::GatewayError;
 use crate::observe::judge::JudgeResult;
 use crate::observe::report;
 use axum::extract::Query;
@@ -135,11 +135,7 @@ async fn report_of(state: &AppState, q: &HashMap<String, String>) -> Result<Valu
         ));
     }
     let dir = state.config.logging.dir.clone();
-    let analytics = state.analytics.clone();
-    tokio::task::spawn_blocking(move || analytics.read(|ix| report::of(ix, &router, &dir)))
-        .await
-        .map_err(|e| GatewayError::new(ErrorKind::Internal, e.to_string()))?
-        .map_err(|e| GatewayError::new(ErrorKind::Internal, format!("reading the log: {e}")))
+    super::analytics::read(state, Box::new(move |ix| report::of(ix, &router, &dir))).await
 }
 
 /// Reads one estimate of a model.

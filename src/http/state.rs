@@ -89,10 +89,10 @@ impl AppState {
                         .then_some(config.logging.dir.as_path()),
                     config.logging.feedback_window,
                 );
-                let log_dir = config
-                    .logging
-                    .enabled
-                    .then_some(config.logging.dir.as_path());
+                // With the shared store, analytics reads every replica's records from it.
+                let shared = store.as_ref().is_some_and(|s| s.pg.is_some());
+                let log_dir =
+                    (config.logging.enabled && !shared).then_some(config.logging.dir.as_path());
                 let analytics = Arc::new(Analytics::new(log_dir, config.logging.analytics_rows));
                 // Index the log already on disk in the background, so the first query is quick.
                 let warm = analytics.clone();

@@ -26,7 +26,8 @@ impl From<tokio_postgres::Error> for PgError {
 }
 
 /// The migrations, in order; each runs once (recorded in `switchyard_migrations`).
-const MIGRATIONS: [&str; 1] = [r#"
+const MIGRATIONS: [&str; 2] = [
+    r#"
 CREATE TABLE requests (
     ts timestamptz NOT NULL,
     request_id text NOT NULL,
@@ -71,7 +72,15 @@ CREATE TABLE virtual_keys (
     budget_month_usd double precision,
     on_redis_error text
 );
-"#];
+"#,
+    r#"
+-- the analytics table of each replica tails the requests of all of them in insertion order
+CREATE SEQUENCE requests_seq;
+ALTER TABLE requests ADD COLUMN seq bigint NOT NULL DEFAULT nextval('requests_seq');
+CREATE INDEX requests_seq_idx ON requests (seq);
+CREATE INDEX feedback_ts ON feedback (ts);
+"#,
+];
 
 /// A connection to the shared store.
 pub struct Pg {
@@ -295,6 +304,68 @@ impl Pg {
             }
             Some(models)
         }))
+    }
+
+    /// Request records inserted after `after` (by insertion order), oldest first, at most
+    /// `limit`; with no `after`, the newest `limit`. Returns the records and the last `seq`.
+    pub async fn tail_requests(
+        &self,
+        after: Option<i64>,
+        limit: i64,
+    ) -> Result<(Vec<Value>, Option<i64>), PgError> {
+        let rows = match after {
+            Some(seq) => {
+                self.client
+                    .query(
+                        "SELECT seq, record FROM requests WHERE seq > $1 ORDER BY seq LIMIT $2",
+                        &[&seq, &limit],
+                    )
+                    .await?
+            }
+            None => {
+                let mut rows = self
+                    .client
+                    .query(
+                        "SELECT seq, record FROM requests ORDER BY seq DESC LIMIT $1",
+                        &[&limit],
+                    )
+                    .await?;
+                rows.reverse();
+                rows
+            }
+        };
+        let last = rows.last().map(|r| r.get::<_, i64>(0)).or(after);
+        Ok((rows.iter().map(|r| r.get::<_, Value>(1)).collect(), last))
+    }
+
+    /// Feedback stored or replaced since `since_ms`, as feedback log records.
+    pub async fn feedback_since(&self, since_ms: i64) -> Result<Vec<Value>, PgError> {
+        let rows = self
+            .client
+            .query(
+                "SELECT request_id, source, model, score FROM feedback WHERE ts >= to_timestamp($1::bigint / 1000.0) ORDER BY ts",
+                &[&since_ms],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                json!({"request_id": r.get::<_, String>(0), "source": r.get::<_, String>(1),
+                            "model": r.get::<_, String>(2), "score": r.get::<_, f64>(3)})
+            })
+            .collect())
+    }
+
+    /// One stored request record.
+    pub async fn request_record(&self, request_id: &str) -> Result<Option<Value>, PgError> {
+        Ok(self
+            .client
+            .query_opt(
+                "SELECT record FROM requests WHERE request_id = $1 LIMIT 1",
+                &[&request_id],
+            )
+            .await?
+            .map(|r| r.get(0)))
     }
 
     /// Stores feedback; the last per (request, source) counts.

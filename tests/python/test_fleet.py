@@ -248,3 +248,20 @@ def test_sigkill_loses_at_most_the_queued_batch(fleet):
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert psql(fleet.db, "SELECT count(*) FROM requests") == "40"
+
+
+def test_analytics_on_any_replica_show_the_whole_fleet(fleet):
+    a, b = fleet.replica("a"), fleet.replica("b")
+    for _ in range(2):
+        chat(a, "rk-fleet")
+    served_by_b = [chat(b, "rk-fleet").metadata["request_id"] for _ in range(3)]
+
+    def get(url, path):
+        req = urllib.request.Request(url + path, headers={"authorization": "Bearer rk-fleet"})
+        with urllib.request.urlopen(req) as r:
+            return json.load(r)
+
+    assert wait_for(lambda: get(a, "/v1/analytics/traffic?window=1h")["totals"]["requests"] == 5)
+    assert get(b, "/v1/analytics/traffic?window=1h")["totals"]["requests"] == 5
+    drill = get(a, f"/v1/analytics/requests/{served_by_b[0]}")
+    assert drill["record"]["request_id"] == served_by_b[0] and drill["record"]["model"] == "up/ok"

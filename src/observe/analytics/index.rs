@@ -203,6 +203,9 @@ pub struct Index {
     pub skipped_lines: u64,
 }
 
+/// The `file` of a row read from the shared store (its record is fetched from there).
+pub const IN_STORE: usize = u32::MAX as usize;
+
 /// A stable hash of a request id.
 pub fn id_hash(id: &str) -> u64 {
     switchyard_learn::hash::stable_hash(id)
@@ -261,12 +264,16 @@ impl Index {
         Ok(())
     }
 
-    /// Adds one request log line (found in file `file` at `offset`).
+    /// Adds one request log line (found in file `file` at `offset`; [`IN_STORE`] for a record
+    /// read from the shared store). A request already in the table is not added twice.
     pub fn add_request(&mut self, file: usize, offset: u64, line: &[u8]) {
         let Ok(l) = serde_json::from_slice::<Line>(line) else {
             self.skipped_lines += 1;
             return;
         };
+        if self.row_index(id_hash(l.request_id)).is_some() {
+            return;
+        }
         let s = &mut self.syms;
         // The serving attempt is the last one; a request no model served failed on all of them.
         let before = match l.attempts.split_last() {
@@ -394,7 +401,7 @@ impl Index {
         if r.id != 0 {
             return Some(format!("{:032x}", r.id));
         }
-        let line = line_at(&self.files[r.file as usize], r.offset).ok()?;
+        let line = line_at(self.files.get(r.file as usize)?, r.offset).ok()?;
         let v: serde_json::Value = serde_json::from_slice(&line).ok()?;
         v["request_id"].as_str().map(str::to_string)
     }
