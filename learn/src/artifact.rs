@@ -108,6 +108,12 @@ pub struct Blend {
     pub shrinkage: f64,
     /// Neighbours whose mean similarity is the decision's support.
     pub support_k: usize,
+    /// Each neighbour counts `exp((its similarity − the nearest training prompt's) / tau)`:
+    /// a candidate's labels from prompts far less similar than the closest one fade, and its
+    /// overall rate takes their place. `None` (artifacts before this field): every neighbour
+    /// counts 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub similarity_tau: Option<f64>,
 }
 
 /// One candidate (a served model id) of the artifact.
@@ -388,8 +394,15 @@ impl Artifact {
                 // Pseudo-counts in proportion to the neighbours taken, so a thin candidate's few
                 // neighbours are not drowned by its overall rate.
                 let shrinkage = b.shrinkage * k as f64 / b.k.max(1) as f64;
-                let knn =
-                    (good as f64 + shrinkage * c.base_rate) / (n as f64 + shrinkage).max(1e-9);
+                let (good_w, n_w) = match b.similarity_tau {
+                    Some(tau) => neighbours.iter().fold((0.0, 0.0), |(g, t), (sim, row)| {
+                        let w = ((f64::from(*sim) - support.nearest) / tau).exp();
+                        let hit = self.memory.label(*row, m) == GOOD;
+                        (g + if hit { w } else { 0.0 }, t + w)
+                    }),
+                    None => (good as f64, n as f64),
+                };
+                let knn = (good_w + shrinkage * c.base_rate) / (n_w + shrinkage).max(1e-9);
                 let linear = c.quality.value(&x).clamp(0.0, 1.0);
                 // The kNN rate does not see metadata: shift it by what the linear model learned
                 // the request's metadata does to this candidate (0 without metadata features).
@@ -450,6 +463,7 @@ impl Artifact {
                     k: 1,
                     shrinkage: 1.0,
                     support_k: 1,
+                    similarity_tau: None,
                 },
                 metadata: vec![],
                 candidates: candidates
