@@ -284,7 +284,7 @@ def curves(server, world, tests):
     singles = {m: (sum(costs[m]) / n, sum(quals[m]) / n) for m in ids}
     cheap = min(singles.values())
     strong = max(singles.values(), key=lambda p: p[0])
-    return apgr(learned, cheap, strong), apgr(oracle, cheap, strong), singles
+    return apgr(learned, cheap, strong), apgr(oracle, cheap, strong), singles, learned
 
 
 def run(args):
@@ -333,7 +333,7 @@ def run(args):
             serving = "router/coldstart" if round_no == 0 else "auto"
             recs = serve_round(server, world, round_no, prompts, serving, explore > 0)
             if round_no == spec["rounds"] - 1:
-                learned_apgr, oracle_apgr, singles = curves(server, world, tests)
+                learned_apgr, oracle_apgr, singles, learned_points = curves(server, world, tests)
         finally:
             server.stop()
         for f in logs.glob("*.ndjson"):
@@ -396,6 +396,10 @@ def run(args):
     print(f"learned router at the knob, online in round {last['round']}: quality {last['true_quality']:.3f} at ${last['cost_per_1k']:.4f} per 1k (server-reported; world prices: ${last['world_cost_per_1k']:.4f})")
     verdict = last["true_quality"] > best_single[1][1] and last["world_cost_per_1k"] < 1000 * best_single[1][0]
     print(f"higher quality than the best single model at lower cost: {'yes' if verdict else 'no'}")
+    greedy = learned_points[COST_WEIGHTS.index(w_knob)] if w_knob in COST_WEIGHTS else None
+    if greedy is not None:
+        greedy_verdict = greedy[1] > best_single[1][1] and greedy[0] < best_single[1][0]
+        print(f"learned policy at the knob on the test prompts, without exploration: quality {greedy[1]:.3f} at ${1000*greedy[0]:.4f} per 1k (world prices); higher quality than the best single model at lower cost: {'yes' if greedy_verdict else 'no'}")
     print(f"APGR on the test prompts' true qualities: learned {learned_apgr:.3f}, oracle router {oracle_apgr:.3f}, gap {oracle_apgr - learned_apgr:.3f}")
     print("\nfinal round, traffic share per topic (oracle at the knob in brackets):")
     last_recs = final_records
@@ -417,7 +421,7 @@ def run(args):
     judged = [r["ope_within"] for r in rows if "ope_within" in r]
     if judged:
         print(f"OPE estimate within its interval of the observed value: {sum(judged)}/{len(judged)} rounds")
-    summary = {"world": args.world, "explore": explore, "rounds": rows, "apgr": {"learned": learned_apgr, "oracle": oracle_apgr}, "singles": singles}
+    summary = {"world": args.world, "explore": explore, "rounds": rows, "apgr": {"learned": learned_apgr, "oracle": oracle_apgr}, "singles": singles, "learned_at_knob": learned_points[COST_WEIGHTS.index(w_knob)] if w_knob in COST_WEIGHTS else None}
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     print(f"written {out / 'summary.json'}")
 
