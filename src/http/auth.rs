@@ -146,10 +146,7 @@ fn authorize(state: &AppState, headers: &HeaderMap) -> Result<Key, GatewayError>
 /// The name a router key goes by in logs and analytics: `key-` and the first 8 hex digits of
 /// its SHA-256, so that the key itself (a secret) is never written anywhere.
 pub fn key_id(secret: &str) -> String {
-    use sha2::Digest;
-    let digest = sha2::Sha256::digest(secret.as_bytes());
-    let hex: String = digest[..4].iter().map(|b| format!("{b:02x}")).collect();
-    format!("key-{hex}")
+    format!("key-{}", &crate::store::keys::hash(secret)[..8])
 }
 
 /// Compares two secrets in time that depends on their lengths only.
