@@ -9,6 +9,10 @@ use serde_json::{Map, Value};
 pub use switchyard_learn::prompt::content_text;
 use switchyard_learn::prompt::estimate_prompt_tokens;
 
+/// The request fields Switchyard reads itself and does not send upstream as they are
+/// ([`ChatRequest::from_openai`] takes each out of the body; `model` is then set per attempt).
+pub const SWITCHYARD_FIELDS: [&str; 4] = ["model", "models", "metadata", "router"];
+
 /// A validated chat request in OpenAI shape.
 #[derive(Debug, Clone)]
 pub struct ChatRequest {

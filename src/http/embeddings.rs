@@ -11,7 +11,7 @@ use super::respond::{failed_response, set_common_headers, Begun};
 use super::state::AppState;
 use crate::config::ProviderKind;
 use crate::error::GatewayError;
-use crate::format::request::ChatRequest;
+use crate::format::request::{ChatRequest, SWITCHYARD_FIELDS};
 use crate::format::{embeddings, ClientFormat};
 use crate::observe::record::{finish, overhead_ms, Outcome};
 use crate::route::RoutePlan;
@@ -23,9 +23,6 @@ use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use serde_json::{json, Value};
 use std::sync::Arc;
-
-/// Fields Switchyard reads and does not send upstream.
-const OURS: [&str; 4] = ["model", "models", "metadata", "router"];
 
 pub async fn embeddings(
     Extension(state): Extension<Arc<AppState>>,
@@ -115,7 +112,7 @@ async fn prepare(
     }
     // Routing sees the request as chat does: model, models, metadata, user and the text.
     let mut routing = serde_json::Map::new();
-    for k in ["model", "models", "metadata", "user", "router"] {
+    for k in SWITCHYARD_FIELDS.into_iter().chain(["user"]) {
         if let Some(v) = body.get(k) {
             routing.insert(k.into(), v.clone());
         }
@@ -127,7 +124,7 @@ async fn prepare(
     let mut req = ChatRequest::from_openai(Value::Object(routing))?;
     policy::allow(key, &mut req)?;
     req.body = body;
-    for k in OURS {
+    for k in SWITCHYARD_FIELDS {
         req.body.remove(k);
     }
     let mut plan = state.planner.plan(&req, request_id).await?;

@@ -2,6 +2,7 @@
 //! item with an `output_text` part, each tool call as a `function_call` item, usage as
 //! `input_tokens` / `output_tokens`, a length cut as `status: "incomplete"`.
 
+use crate::format::request::SWITCHYARD_FIELDS;
 use serde_json::{json, Value};
 
 /// The request fields a response echoes back.
@@ -39,9 +40,7 @@ impl Echo {
                 req.as_object()
                     .map(|o| {
                         o.iter()
-                            .filter(|(k, _)| {
-                                !["model", "models", "metadata", "router"].contains(&k.as_str())
-                            })
+                            .filter(|(k, _)| !SWITCHYARD_FIELDS.contains(&k.as_str()))
                             .map(|(k, v)| (k.clone(), v.clone()))
                             .collect()
                     })
