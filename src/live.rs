@@ -103,7 +103,8 @@ impl LiveStats {
 
     /// Sorts models by `by`, ascending and stable. Models not measured recently go first, so
     /// that they are measured again rather than left out on stale numbers.
-    pub fn sort(&self, models: &mut [std::sync::Arc<ModelConfig>], by: SortBy) {
+    /// Returns each model's value in the new order (`None`: not measured).
+    pub fn sort(&self, models: &mut [std::sync::Arc<ModelConfig>], by: SortBy) -> Vec<Option<f64>> {
         let key = |m: &ModelConfig| -> Option<f64> {
             let e = || self.estimate(&m.id);
             match by {
@@ -121,9 +122,12 @@ impl LiveStats {
             (Some(_), None) => std::cmp::Ordering::Greater,
             (Some(x), Some(y)) => x.total_cmp(&y),
         });
-        for (slot, (_, m)) in models.iter_mut().zip(keyed) {
+        let mut values = Vec::with_capacity(keyed.len());
+        for (slot, (value, m)) in models.iter_mut().zip(keyed) {
             *slot = m;
+            values.push(value);
         }
+        values
     }
 
     /// Every model measured in the window, with its estimates.

@@ -67,22 +67,22 @@ impl Planner {
                 let plan = self.table.plan(req, request_id)?;
                 let mut plan = self.complete_route_plan(req, plan).await?;
                 if let Some(by) = plan.sort {
-                    self.live.sort(&mut plan.chain, by);
+                    // The reason shows the values the order was made from.
+                    let values = self.live.sort(&mut plan.chain, by);
                     let order: Vec<String> = plan
                         .chain
                         .iter()
-                        .map(|m| {
-                            let e = self.live.estimate(&m.id);
-                            let v = match by {
-                                SortBy::Ttft => e.ttft_p50_ms.map(|v| format!("{v} ms")),
-                                SortBy::Latency => e.latency_p50_ms.map(|v| format!("{v} ms")),
-                                SortBy::ErrorRate => e.error_rate.map(|v| format!("{v:.3}")),
-                                SortBy::Price => Some(format!(
-                                    "${}/Mtok",
-                                    m.input_price_per_mtok + m.output_price_per_mtok
-                                )),
-                            };
-                            format!("{} ({})", m.id, v.unwrap_or_else(|| "not measured".into()))
+                        .zip(values)
+                        .map(|(m, v)| {
+                            let v = v.map_or_else(
+                                || "not measured".to_string(),
+                                |v| match by {
+                                    SortBy::Ttft | SortBy::Latency => format!("{v} ms"),
+                                    SortBy::ErrorRate => format!("{v:.3}"),
+                                    SortBy::Price => format!("${v}/Mtok"),
+                                },
+                            );
+                            format!("{} ({v})", m.id)
                         })
                         .collect();
                     plan.decision.reason.push_str(&format!(
