@@ -389,43 +389,58 @@ impl Pg {
     }
 
     /// Writes every stored request and feedback as NDJSON files in `dir` (what the trainer and
-    /// the evals read); returns the counts.
+    /// the evals read); returns the counts. Rows stream from the server, so memory stays flat
+    /// however large the store.
     pub async fn export(&self, dir: &std::path::Path) -> Result<(u64, u64), PgError> {
-        use std::io::Write;
         std::fs::create_dir_all(dir).map_err(|e| PgError(format!("{}: {e}", dir.display())))?;
-        let io = |e: std::io::Error| PgError(e.to_string());
-        let mut out = std::io::BufWriter::new(
-            std::fs::File::create(dir.join("requests-store.ndjson")).map_err(io)?,
-        );
+        let requests = self
+            .export_rows(
+                "SELECT record FROM requests ORDER BY ts",
+                &dir.join("requests-store.ndjson"),
+                |r| r.get(0),
+            )
+            .await?;
+        let feedback = self
+            .export_rows(
+                "SELECT request_id, source, model, score, thumbs, comment, (extract(epoch FROM ts) * 1000)::bigint FROM feedback ORDER BY ts",
+                &dir.join("feedback-store.ndjson"),
+                |r| {
+                    json!({
+                        "ts_ms": r.get::<_, i64>(6), "request_id": r.get::<_, String>(0),
+                        "source": r.get::<_, String>(1), "model": r.get::<_, String>(2),
+                        "score": r.get::<_, f64>(3), "thumbs": r.get::<_, Option<String>>(4),
+                        "comment": r.get::<_, Option<String>>(5),
+                    })
+                },
+            )
+            .await?;
+        Ok((requests, feedback))
+    }
+
+    /// Writes each row of `sql` as one JSON line (`line` makes it) to `path`; returns how many.
+    async fn export_rows(
+        &self,
+        sql: &str,
+        path: &std::path::Path,
+        line: impl Fn(&tokio_postgres::Row) -> Value,
+    ) -> Result<u64, PgError> {
+        use futures_util::StreamExt;
+        use std::io::Write;
+        let io = |e: std::io::Error| PgError(format!("{}: {e}", path.display()));
+        let mut out = std::io::BufWriter::new(std::fs::File::create(path).map_err(io)?);
         let rows = self
             .client
-            .query("SELECT record FROM requests ORDER BY ts", &[])
+            .query_raw(sql, std::iter::empty::<&str>())
             .await?;
-        for r in &rows {
-            let v: Value = r.get(0);
-            serde_json::to_writer(&mut out, &v).map_err(|e| PgError(e.to_string()))?;
+        futures_util::pin_mut!(rows);
+        let mut n = 0;
+        while let Some(row) = rows.next().await {
+            serde_json::to_writer(&mut out, &line(&row?)).map_err(|e| PgError(e.to_string()))?;
             out.write_all(b"\n").map_err(io)?;
+            n += 1;
         }
         out.flush().map_err(io)?;
-        let mut fb = std::io::BufWriter::new(
-            std::fs::File::create(dir.join("feedback-store.ndjson")).map_err(io)?,
-        );
-        let frows = self
-            .client
-            .query("SELECT request_id, source, model, score, thumbs, comment, (extract(epoch FROM ts) * 1000)::bigint FROM feedback ORDER BY ts", &[])
-            .await?;
-        for r in &frows {
-            let ts: i64 = r.get(6);
-            let v = json!({
-                "ts_ms": ts, "request_id": r.get::<_, String>(0), "source": r.get::<_, String>(1),
-                "model": r.get::<_, String>(2), "score": r.get::<_, f64>(3),
-                "thumbs": r.get::<_, Option<String>>(4), "comment": r.get::<_, Option<String>>(5),
-            });
-            serde_json::to_writer(&mut fb, &v).map_err(|e| PgError(e.to_string()))?;
-            fb.write_all(b"\n").map_err(io)?;
-        }
-        fb.flush().map_err(io)?;
-        Ok((rows.len() as u64, frows.len() as u64))
+        Ok(n)
     }
 
     /// Spend since `since_ms` grouped by `by` (key, team, model, router or day).
