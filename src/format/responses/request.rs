@@ -259,17 +259,23 @@ fn content(c: &Value, param: &str) -> Result<Value, GatewayError> {
     Ok(Value::Array(out))
 }
 
+/// The fields of `v` named in `keys` that are present and not null.
+fn non_null(v: &Value, keys: &[&str]) -> Map<String, Value> {
+    keys.iter()
+        .filter_map(|k| {
+            v.get(*k)
+                .filter(|x| !x.is_null())
+                .map(|x| (k.to_string(), x.clone()))
+        })
+        .collect()
+}
+
 /// A Responses tool (flat) as a chat tool; built-in tools are refused by name.
 fn tool(t: &Value, i: usize) -> Result<Value, GatewayError> {
     let param = format!("tools[{i}]");
     match t.get("type").and_then(Value::as_str) {
         Some("function") => {
-            let mut f = Map::new();
-            for k in ["name", "description", "parameters", "strict"] {
-                if let Some(v) = t.get(k).filter(|v| !v.is_null()) {
-                    f.insert(k.into(), v.clone());
-                }
-            }
+            let f = non_null(t, &["name", "description", "parameters", "strict"]);
             if !f.contains_key("name") {
                 return Err(GatewayError::invalid(format!("{param}: a function tool needs `name`"), &param));
             }
@@ -304,12 +310,7 @@ fn response_format(f: &Value) -> Result<Option<Value>, GatewayError> {
         Some("text") => Ok(None),
         Some("json_object") => Ok(Some(json!({"type": "json_object"}))),
         Some("json_schema") => {
-            let mut schema = Map::new();
-            for k in ["name", "schema", "strict", "description"] {
-                if let Some(v) = f.get(k).filter(|v| !v.is_null()) {
-                    schema.insert(k.into(), v.clone());
-                }
-            }
+            let schema = non_null(f, &["name", "schema", "strict", "description"]);
             if !schema.contains_key("schema") {
                 return Err(GatewayError::invalid(
                     "`text.format` of type json_schema needs `schema`",
