@@ -5,6 +5,7 @@ use super::respond::Rejection;
 use super::state::AppState;
 use crate::error::GatewayError;
 use crate::observe::judge::JudgeResult;
+use crate::observe::metrics::header;
 use crate::observe::report;
 use axum::extract::Query;
 use axum::http::header;
@@ -151,7 +152,7 @@ fn live_gauges(live: &crate::live::LiveStats) -> String {
         ("switchyard_model_error_rate", "Live share of a model's recent attempts that failed (decaying weighted mean).", |e| e.error_rate),
     ];
     for (name, help, get) in gauges {
-        text.push_str(&format!("# HELP {name} {help}\n# TYPE {name} gauge\n"));
+        header(&mut text, name, "gauge", help);
         for (model, e) in &all {
             if let Some(v) = get(e) {
                 text.push_str(&format!("{name}{{model=\"{model}\"}} {v}\n"));
@@ -199,16 +200,51 @@ fn store_metrics(store: &crate::store::Store) -> String {
     let mut text = String::new();
     if let Some(w) = &store.writer {
         let s = &w.stats;
+        let name = "switchyard_store_records_total";
+        header(
+            &mut text,
+            name,
+            "counter",
+            "Request records sent to PostgreSQL, by outcome.",
+        );
+        for (outcome, n) in [
+            ("written", &s.written),
+            ("dropped", &s.dropped),
+            ("failed", &s.failed),
+        ] {
+            text.push_str(&format!(
+                "{name}{{outcome=\"{outcome}\"}} {}\n",
+                n.load(Relaxed)
+            ));
+        }
+        header(
+            &mut text,
+            "switchyard_store_queue",
+            "gauge",
+            "Records waiting for the PostgreSQL writer.",
+        );
         text.push_str(&format!(
-            "# HELP switchyard_store_records_total Request records sent to PostgreSQL, by outcome.\n# TYPE switchyard_store_records_total counter\nswitchyard_store_records_total{{outcome=\"written\"}} {}\nswitchyard_store_records_total{{outcome=\"dropped\"}} {}\nswitchyard_store_records_total{{outcome=\"failed\"}} {}\n# HELP switchyard_store_queue Records waiting for the PostgreSQL writer.\n# TYPE switchyard_store_queue gauge\nswitchyard_store_queue {}\n",
-            s.written.load(Relaxed), s.dropped.load(Relaxed), s.failed.load(Relaxed), s.queued.load(Relaxed)
+            "switchyard_store_queue {}\n",
+            s.queued.load(Relaxed)
         ));
     }
     if let Some(l) = &store.limits {
-        text.push_str(&format!(
-            "# HELP switchyard_limit_redis_errors_total Limit decisions made without Redis, by what the key's on_redis_error chose.\n# TYPE switchyard_limit_redis_errors_total counter\nswitchyard_limit_redis_errors_total{{decision=\"admitted\"}} {}\nswitchyard_limit_redis_errors_total{{decision=\"refused\"}} {}\n",
-            l.redis_errors_admitted.load(Relaxed), l.redis_errors_refused.load(Relaxed)
-        ));
+        let name = "switchyard_limit_redis_errors_total";
+        header(
+            &mut text,
+            name,
+            "counter",
+            "Limit decisions made without Redis, by what the key's on_redis_error chose.",
+        );
+        for (decision, n) in [
+            ("admitted", &l.redis_errors_admitted),
+            ("refused", &l.redis_errors_refused),
+        ] {
+            text.push_str(&format!(
+                "{name}{{decision=\"{decision}\"}} {}\n",
+                n.load(Relaxed)
+            ));
+        }
     }
     text
 }

@@ -98,6 +98,11 @@ pub struct RequestSample<'a> {
     pub stream_interrupted: bool,
 }
 
+/// The `# HELP` and `# TYPE` lines of a metric in the Prometheus text exposition.
+pub fn header(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
 impl Metrics {
     pub fn record(&self, s: &RequestSample) {
         let mut m = self.inner.lock().unwrap_or_else(|e| e.into_inner());
@@ -134,9 +139,6 @@ impl Metrics {
     pub fn render(&self) -> String {
         let m = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         let mut out = String::new();
-        let header = |out: &mut String, name: &str, kind: &str, help: &str| {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-        };
         header(
             &mut out,
             "switchyard_requests_total",
