@@ -51,7 +51,11 @@ impl LiveStats {
 
     fn record_at(&self, model: &str, at: Instant, ok: bool, ttft_ms: f64, latency_ms: f64) {
         let mut all = self.models.lock().unwrap_or_else(|e| e.into_inner());
-        let q = all.entry(model.to_string()).or_default();
+        // (no key allocation once the model is known: this runs for every attempt)
+        if !all.contains_key(model) {
+            all.insert(model.to_string(), VecDeque::new());
+        }
+        let Some(q) = all.get_mut(model) else { return };
         if q.len() == KEEP {
             q.pop_front();
         }
