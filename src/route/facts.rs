@@ -26,6 +26,19 @@ fn request_facts(req: &ChatRequest) -> Value {
     })
 }
 
+/// The `model.*` facts that come from the live estimates.
+const LIVE_FACTS: [&str; 4] = [
+    "ttft_p50_ms",
+    "latency_p50_ms",
+    "error_rate",
+    "live_samples",
+];
+
+/// Whether an expression's text names a live fact (so its candidates' estimates are needed).
+pub fn reads_live(source: &str) -> bool {
+    LIVE_FACTS.iter().any(|f| source.contains(f))
+}
+
 /// What a guardrail reads as `model.*` for a candidate: its config and its live estimates
 /// (`ttft_p50_ms`, `latency_p50_ms`, `error_rate`: 0 when it has no recent attempts, which
 /// `live_samples` tells).

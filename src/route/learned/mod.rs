@@ -10,13 +10,13 @@ pub mod slot;
 
 pub use slot::AutoSlot;
 
-use super::facts::{model_facts, Vars};
+use super::facts::{model_facts, reads_live, Vars};
 use crate::cel::CelExpr;
 use crate::clock::millis_since;
 use crate::config::{AutoConfig, ModelConfig};
 use crate::error::{ErrorKind, GatewayError};
 use crate::format::request::ChatRequest;
-use crate::live::LiveStats;
+use crate::live::{Estimate, LiveStats};
 use cache::EmbeddingCache;
 use explore::{Draw, Explorer};
 use serde::Serialize;
@@ -90,6 +90,8 @@ pub struct AutoRouter {
     pub explorer: Explorer,
     /// Live latency and error estimates (guardrails read them; `latency_weight` scores TTFT).
     live: Arc<LiveStats>,
+    /// Whether a guardrail reads a live fact: the estimates are computed per decision only then.
+    guardrails_read_live: bool,
     latency_weight: f64,
     cache: Mutex<EmbeddingCache>,
     pub cache_hits: AtomicU64,
@@ -195,6 +197,7 @@ impl AutoRouter {
             calibration,
             explorer: Explorer::new(cfg.explore),
             live: Arc::default(),
+            guardrails_read_live: cfg.guardrails.iter().any(|g| reads_live(&g.source)),
             latency_weight: cfg.latency_weight,
             cache: Mutex::new(EmbeddingCache::new(cfg.cache_size)),
             cache_hits: AtomicU64::new(0),
@@ -392,7 +395,12 @@ impl AutoRouter {
             let Some(model) = self.model(&c.model) else {
                 continue;
             };
-            let model = model_facts(model, &self.live.estimate(&model.id));
+            let live = if self.guardrails_read_live {
+                self.live.estimate(&model.id)
+            } else {
+                Estimate::default()
+            };
+            let model = model_facts(model, &live);
             let pairs = vars.pairs(Some(&model));
             c.guardrails = self
                 .guardrails
