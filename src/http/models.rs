@@ -197,26 +197,32 @@ pub async fn spend(
 
 /// The shared store's counters as Prometheus text.
 fn store_metrics(store: &crate::store::Store) -> String {
+    use std::sync::atomic::AtomicU64;
+    // One counter with a label, one line per label value.
+    let counter =
+        |text: &mut String, name: &str, help: &str, label: &str, values: &[(&str, &AtomicU64)]| {
+            header(text, name, "counter", help);
+            for (value, n) in values {
+                text.push_str(&format!(
+                    "{name}{{{label}=\"{value}\"}} {}\n",
+                    n.load(Relaxed)
+                ));
+            }
+        };
     let mut text = String::new();
     if let Some(w) = &store.writer {
         let s = &w.stats;
-        let name = "switchyard_store_records_total";
-        header(
+        counter(
             &mut text,
-            name,
-            "counter",
+            "switchyard_store_records_total",
             "Request records sent to PostgreSQL, by outcome.",
+            "outcome",
+            &[
+                ("written", &s.written),
+                ("dropped", &s.dropped),
+                ("failed", &s.failed),
+            ],
         );
-        for (outcome, n) in [
-            ("written", &s.written),
-            ("dropped", &s.dropped),
-            ("failed", &s.failed),
-        ] {
-            text.push_str(&format!(
-                "{name}{{outcome=\"{outcome}\"}} {}\n",
-                n.load(Relaxed)
-            ));
-        }
         header(
             &mut text,
             "switchyard_store_queue",
@@ -229,22 +235,16 @@ fn store_metrics(store: &crate::store::Store) -> String {
         ));
     }
     if let Some(l) = &store.limits {
-        let name = "switchyard_limit_redis_errors_total";
-        header(
+        counter(
             &mut text,
-            name,
-            "counter",
+            "switchyard_limit_redis_errors_total",
             "Limit decisions made without Redis, by what the key's on_redis_error chose.",
+            "decision",
+            &[
+                ("admitted", &l.redis_errors_admitted),
+                ("refused", &l.redis_errors_refused),
+            ],
         );
-        for (decision, n) in [
-            ("admitted", &l.redis_errors_admitted),
-            ("refused", &l.redis_errors_refused),
-        ] {
-            text.push_str(&format!(
-                "{name}{{decision=\"{decision}\"}} {}\n",
-                n.load(Relaxed)
-            ));
-        }
     }
     text
 }
