@@ -287,10 +287,12 @@ def curves(server, world, tests):
     return apgr(learned, cheap, strong), apgr(oracle, cheap, strong), singles, learned
 
 
-def run(args):
+def run(args, seed=None):
     spec = json.loads(Path(args.world).read_text())
     if args.rounds is not None:
         spec["rounds"] = args.rounds
+    if seed is not None:
+        spec["seed"] = seed
     explore = spec["explore"] if args.explore is None else args.explore
     world = World(spec)
     out = Path(args.out)
@@ -421,9 +423,31 @@ def run(args):
     judged = [r["ope_within"] for r in rows if "ope_within" in r]
     if judged:
         print(f"OPE estimate within its interval of the observed value: {sum(judged)}/{len(judged)} rounds")
-    summary = {"world": args.world, "explore": explore, "rounds": rows, "apgr": {"learned": learned_apgr, "oracle": oracle_apgr}, "singles": singles, "learned_at_knob": learned_points[COST_WEIGHTS.index(w_knob)] if w_knob in COST_WEIGHTS else None}
+    summary = {"world": args.world, "seed": spec["seed"], "explore": explore, "best_single": {"model": best_single[0], "quality": best_single[1][1], "cost_per_1k": 1000 * best_single[1][0]}, "oracle_at_knob": {"quality": at_knob[1], "cost_per_1k": 1000 * at_knob[0]}, "rounds": rows, "apgr": {"learned": learned_apgr, "oracle": oracle_apgr}, "singles": singles, "learned_at_knob": learned_points[COST_WEIGHTS.index(w_knob)] if w_knob in COST_WEIGHTS else None}
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     print(f"written {out / 'summary.json'}")
+    return summary
+
+
+def across(summaries):
+    """One line per seed and the means: the targets, judged on every seed."""
+    print("\n| seed | online round-3 quality, $ per 1k | final policy at the knob, $ per 1k | best single, $ per 1k | beats it (policy) | beats it (online) | APGR learned / oracle (gap) | OPE within its interval |")
+    print("|---|---|---|---|---|---|---|---|")
+    beats, beats_online, gaps, ope = 0, 0, [], [0, 0]
+    for s in summaries:
+        last, bs, pol = s["rounds"][-1], s["best_single"], s["learned_at_knob"]
+        b = pol is not None and pol[1] > bs["quality"] and 1000 * pol[0] < bs["cost_per_1k"]
+        bo = last["true_quality"] > bs["quality"] and last["world_cost_per_1k"] < bs["cost_per_1k"]
+        judged = [r["ope_within"] for r in s["rounds"] if "ope_within" in r]
+        beats += b
+        beats_online += bo
+        gaps.append(s["apgr"]["oracle"] - s["apgr"]["learned"])
+        ope[0] += sum(judged)
+        ope[1] += len(judged)
+        print(f"| {s['seed']} | {last['true_quality']:.3f}, ${last['world_cost_per_1k']:.3f} | {pol[1]:.3f}, ${1000*pol[0]:.3f} | {bs['quality']:.3f}, ${bs['cost_per_1k']:.3f} | {'yes' if b else 'no'} | {'yes' if bo else 'no'} | {s['apgr']['learned']:.3f} / {s['apgr']['oracle']:.3f} ({gaps[-1]:.3f}) | {sum(judged)}/{len(judged)} |")
+    n = len(summaries)
+    print(f"\nover {n} seeds: the final policy beats the best single model (higher quality, lower cost) on {beats}/{n}, online on {beats_online}/{n}; "
+          f"mean APGR gap {sum(gaps)/n:.3f} (max {max(gaps):.3f}, within 0.05 on {sum(g <= 0.05 for g in gaps)}/{n}); OPE within its interval in {ope[0]}/{ope[1]} judged rounds")
 
 
 def main():
@@ -435,7 +459,17 @@ def main():
     p.add_argument("--out", default=str(ROOT / "target/sim"))
     release = ROOT / "target/release"
     p.add_argument("--bin", default=str(release if (release / "switchyard-train").exists() else ROOT / "target/debug"))
-    run(p.parse_args())
+    p.add_argument("--seeds", default=None, help="comma-separated world seeds: run each (into OUT/seed-N) and summarise the targets across them")
+    args = p.parse_args()
+    if args.seeds is None:
+        run(args)
+        return
+    base = args.out
+    summaries = []
+    for seed in [int(x) for x in args.seeds.split(",")]:
+        args.out = f"{base}/seed-{seed}"
+        summaries.append(run(args, seed))
+    across(summaries)
 
 
 if __name__ == "__main__":

@@ -94,6 +94,14 @@ impl Linear {
     pub fn value(&self, x: &[f64]) -> f64 {
         self.weights.iter().zip(x).map(|(w, v)| w * v).sum::<f64>() + self.bias
     }
+
+    /// This model extended by `effect` weights on further features, centred at `mean`: equal
+    /// to `self` where those features take their mean values.
+    pub fn with_effect(mut self, effect: &[f64], mean: &[f64]) -> Linear {
+        self.bias -= effect.iter().zip(mean).map(|(w, m)| w * m).sum::<f64>();
+        self.weights.extend_from_slice(effect);
+        self
+    }
 }
 
 /// How the kNN and linear parts are combined, and how support is measured.
@@ -132,6 +140,11 @@ pub struct Candidate {
     pub quality: Linear,
     /// Predicts ln(1 + output tokens).
     pub output_tokens: Linear,
+    /// Mean of each metadata indicator over its training rows: the mix its neighbours' labels
+    /// were observed under, so the kNN rate is shifted by the request's metadata relative to
+    /// that mix. Empty (artifacts before this field): shifted from zero.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub metadata_mean: Vec<f64>,
 }
 
 impl Candidate {
@@ -364,8 +377,31 @@ impl Artifact {
         prompt_tokens: u64,
         metadata: &[f64],
     ) -> Predicted {
+        self.predict_from(self.memory.similarities(embedding), embedding, prompt_tokens, metadata)
+    }
+
+    /// [`Artifact::predict_with`] as if the prompt had not been trained on: its own memory rows
+    /// are left out ([`crate::memory::leave_out_same`]). Off-policy evaluation re-decides logged
+    /// prompts this way, so that an artifact is not credited with recalling their outcomes.
+    pub fn predict_unseen(
+        &self,
+        embedding: &[f32],
+        prompt_tokens: u64,
+        metadata: &[f64],
+    ) -> Predicted {
+        let mut similarities = self.memory.similarities(embedding);
+        crate::memory::leave_out_same(&mut similarities);
+        self.predict_from(similarities, embedding, prompt_tokens, metadata)
+    }
+
+    fn predict_from(
+        &self,
+        similarities: Vec<f32>,
+        embedding: &[f32],
+        prompt_tokens: u64,
+        metadata: &[f64],
+    ) -> Predicted {
         let b = &self.weights.blend;
-        let similarities = self.memory.similarities(embedding);
         let nearest = self.memory.nearest_in(&similarities, b.support_k);
         let support = Support {
             nearest: round6(nearest.first().map_or(0.0, |n| f64::from(n.0))),
@@ -381,31 +417,16 @@ impl Artifact {
             .iter()
             .enumerate()
             .map(|(m, c)| {
-                // The nearest rows labelled for this candidate: `k`, or a tenth of its labelled
-                // rows when it has few (at least MIN_NEIGHBOURS), so that a candidate with little
-                // data is still judged by the prompts most like this one.
-                let k = b.k.min((self.memory.labelled(m) / 10).max(MIN_NEIGHBOURS));
-                let neighbours = self.memory.nearest_labelled(&similarities, m, k);
-                let n = neighbours.len();
-                let good = neighbours
-                    .iter()
-                    .filter(|(_, row)| self.memory.label(*row, m) == GOOD)
-                    .count();
-                // Pseudo-counts in proportion to the neighbours taken, so a thin candidate's few
-                // neighbours are not drowned by its overall rate.
-                let shrinkage = b.shrinkage * k as f64 / b.k.max(1) as f64;
-                let (good_w, n_w) = match b.similarity_tau {
-                    Some(tau) => neighbours.iter().fold((0.0, 0.0), |(g, t), (sim, row)| {
-                        let w = ((f64::from(*sim) - support.nearest) / tau).exp();
-                        let hit = self.memory.label(*row, m) == GOOD;
-                        (g + if hit { w } else { 0.0 }, t + w)
-                    }),
-                    None => (good as f64, n as f64),
-                };
-                let knn = (good_w + shrinkage * c.base_rate) / (n_w + shrinkage).max(1e-9);
+                let (knn, n) = knn_rate(
+                    &self.memory,
+                    b,
+                    (m, c.base_rate),
+                    (&similarities, support.nearest),
+                );
                 let linear = c.quality.value(&x).clamp(0.0, 1.0);
                 // The kNN rate does not see metadata: shift it by what the linear model learned
-                // the request's metadata does to this candidate (0 without metadata features).
+                // the request's metadata does to this candidate, relative to the mix of
+                // metadata its labels were observed under (0 without metadata features).
                 let prompt_width = x.len() - metadata.len();
                 let metadata_effect: f64 = c
                     .quality
@@ -413,7 +434,8 @@ impl Artifact {
                     .iter()
                     .skip(prompt_width)
                     .zip(metadata)
-                    .map(|(w, v)| w * v)
+                    .enumerate()
+                    .map(|(i, (w, v))| w * (v - c.metadata_mean.get(i).copied().unwrap_or(0.0)))
                     .sum();
                 let knn = (knn + metadata_effect).clamp(0.0, 1.0);
                 Prediction {
@@ -431,6 +453,36 @@ impl Artifact {
             support,
         }
     }
+}
+
+/// A candidate's kNN good-answer rate for a prompt and the labelled neighbours it is taken
+/// over: candidate `m` with overall rate `base_rate`; the prompt's similarities to the memory
+/// rows (−∞ for a row left out) and the nearest one's.
+pub fn knn_rate(
+    memory: &Memory,
+    b: &Blend,
+    (m, base_rate): (usize, f64),
+    (similarities, nearest): (&[f32], f64),
+) -> (f64, usize) {
+    // The nearest rows labelled for this candidate: `k`, or a tenth of its labelled rows when
+    // it has few (at least MIN_NEIGHBOURS), so that a candidate with little data is still
+    // judged by the prompts most like this one.
+    let k = b.k.min((memory.labelled(m) / 10).max(MIN_NEIGHBOURS));
+    let neighbours = memory.nearest_labelled(similarities, m, k);
+    // Pseudo-counts in proportion to the neighbours taken, so a thin candidate's few
+    // neighbours are not drowned by its overall rate.
+    let shrinkage = b.shrinkage * k as f64 / b.k.max(1) as f64;
+    let (good, n) = neighbours.iter().fold((0.0, 0.0), |(g, t), (sim, row)| {
+        let w = b
+            .similarity_tau
+            .map_or(1.0, |tau| ((f64::from(*sim) - nearest) / tau).exp());
+        let hit = memory.label(*row, m) == GOOD;
+        (g + if hit { w } else { 0.0 }, t + w)
+    });
+    (
+        (good + shrinkage * base_rate) / (n + shrinkage).max(1e-9),
+        neighbours.len(),
+    )
 }
 
 /// One candidate of [`Artifact::uniform`]: served id, probability of a good answer, output
@@ -477,6 +529,7 @@ impl Artifact {
                         output_price_per_mtok: c.price_per_mtok,
                         quality: zero(c.quality),
                         output_tokens: zero((1.0 + c.output_tokens).ln()),
+                        metadata_mean: vec![],
                     })
                     .collect(),
             },

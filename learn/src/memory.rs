@@ -47,6 +47,19 @@ fn count_labelled(labels: &[i8], models: usize) -> Vec<usize> {
         .collect()
 }
 
+/// Cosine similarity at or above which a memory row is the same prompt as the query (identical
+/// text embeds identically; int8 codes put it within a few 1e-4 of 1).
+pub const SAME_PROMPT: f32 = 0.999;
+
+/// Leaves out of `similarities` the rows of the query's own prompt (similarity at least
+/// [`SAME_PROMPT`]) by setting them to −∞: what the memory would say of the prompt had it not
+/// been trained on.
+pub fn leave_out_same(similarities: &mut [f32]) {
+    for s in similarities.iter_mut().filter(|s| **s >= SAME_PROMPT) {
+        *s = f32::NEG_INFINITY;
+    }
+}
+
 /// int8 codes of a vector and the scale that maps them back (`value ≈ code × scale`).
 fn quantize(v: &[f32]) -> (Vec<i8>, f32) {
     let max = v.iter().fold(0.0f32, |m, x| m.max(x.abs()));
@@ -227,6 +240,8 @@ impl Memory {
     }
 
     /// The `k` most similar of the rows labelled for candidate `model`, from `similarities`.
+    /// A row whose similarity is set to −∞ is left out (a prompt's own row, for
+    /// leave-one-out estimates; see [`leave_out_same`]).
     pub fn nearest_labelled(
         &self,
         similarities: &[f32],
@@ -235,11 +250,9 @@ impl Memory {
     ) -> Vec<(f32, usize)> {
         best(
             k,
-            similarities
-                .iter()
-                .copied()
-                .enumerate()
-                .filter(|(row, _)| self.label(*row, model) != UNKNOWN),
+            similarities.iter().copied().enumerate().filter(|(row, s)| {
+                *s != f32::NEG_INFINITY && self.label(*row, model) != UNKNOWN
+            }),
         )
     }
 

@@ -15,7 +15,7 @@
 //! metadata and CEL); the gateway fills [`Scored::guardrails`] and [`Scored::eligible`] before
 //! [`order`].
 
-use crate::artifact::{Artifact, Prediction, Support};
+use crate::artifact::{Artifact, Predicted, Prediction, Support};
 pub use crate::price::Price;
 use serde::{Deserialize, Serialize};
 
@@ -117,6 +117,17 @@ pub fn rank(
     cost_weight: f64,
 ) -> Ranked {
     let predicted = artifact.predict_with(embedding, prompt_tokens, metadata);
+    rank_predicted(artifact, predicted, candidates, prompt_tokens, cost_weight)
+}
+
+/// [`rank`] from predictions already made (e.g. [`Artifact::predict_unseen`]).
+pub fn rank_predicted(
+    artifact: &Artifact,
+    predicted: Predicted,
+    candidates: &[Priced],
+    prompt_tokens: u64,
+    cost_weight: f64,
+) -> Ranked {
     let reference = reference_cost(artifact, candidates);
     Ranked {
         candidates: rank_predictions(

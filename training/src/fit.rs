@@ -2,7 +2,8 @@
 //! and measuring predictions on the validation split.
 
 use serde_json::{json, Value};
-use switchyard_learn::artifact::{features, Linear, GOOD_ANSWER};
+use switchyard_learn::artifact::{features, knn_rate, Blend, Linear, GOOD_ANSWER};
+use switchyard_learn::memory::{leave_out_same, Memory};
 
 /// One example: features, quality, tokens.
 pub struct Example {
@@ -30,6 +31,25 @@ impl Example {
         f64::from(u8::from(self.quality >= GOOD_ANSWER))
     }
 
+    /// The example with only its first `width` features (the prompt's, without metadata).
+    pub fn prompt_part(&self, width: usize) -> Example {
+        Example {
+            x: self.x[..width].to_vec(),
+            quality: self.quality,
+            output_tokens: self.output_tokens,
+        }
+    }
+
+    /// An example of the features after the first `width` (the metadata indicators) with
+    /// `target` as its quality: a residual to fit the metadata's effect on.
+    pub fn metadata_part(&self, width: usize, target: f64) -> Example {
+        Example {
+            x: self.x[width..].to_vec(),
+            quality: target,
+            output_tokens: 0,
+        }
+    }
+
     /// The output-token model's target.
     pub fn log_output(&self) -> f64 {
         (1.0 + self.output_tokens as f64).ln()
@@ -40,6 +60,23 @@ impl Example {
 pub const LAMBDAS: [f64; 10] = [
     1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0, 3000.0, 10000.0, 30000.0,
 ];
+
+/// Ridge strengths tried for the metadata effect (a handful of indicators, fitted on residuals).
+pub const EFFECT_LAMBDAS: [f64; 6] = [0.1, 1.0, 10.0, 100.0, 1000.0, 10000.0];
+
+/// A prompt's kNN rate for a candidate without the prompt's own memory row: what the
+/// neighbours alone say, as the gateway would compute it for an unseen prompt.
+pub fn knn_left_out(
+    memory: &Memory,
+    blend: &Blend,
+    candidate: (usize, f64),
+    embedding: &[f32],
+) -> f64 {
+    let mut similarities = memory.similarities(embedding);
+    leave_out_same(&mut similarities);
+    let nearest = similarities.iter().copied().fold(f32::MIN, f32::max);
+    knn_rate(memory, blend, candidate, (&similarities, f64::from(nearest))).0
+}
 
 /// The weighted, centred Gram matrix of a candidate's training features, shared by every ridge
 /// strength (and by every target fitted with the same example weights).

@@ -59,7 +59,7 @@ enum Step {
     Ope,
 }
 
-#[derive(Parser)]
+#[derive(Parser, Clone)]
 #[command(
     name = "switchyard-train",
     about = "Train Switchyard's learned router from outcome data"
@@ -109,6 +109,15 @@ struct Cli {
     /// indicator per value seen in training, read from the logged requests.
     #[arg(long, value_delimiter = ',')]
     features: Vec<String>,
+    /// ope: folds of cross-fitting. The logs are usually in the artifact's training data, so
+    /// each fold's decisions are replayed by a twin of the artifact trained (same data, split,
+    /// seed and features) without that fold's prompts; 0 or 1 replays the artifact itself
+    /// (right when the logs are newer than its training data).
+    #[arg(long, default_value_t = 2)]
+    cross_fit: usize,
+    /// fit: prompt ids left out of training (set by `ope` for its cross-fitted twins).
+    #[arg(skip)]
+    leave_out: BTreeSet<String>,
     /// ope: the fewest logged decisions that must agree with a policy for an estimate.
     #[arg(long, default_value_t = 30)]
     min_matches: usize,
@@ -151,6 +160,8 @@ fn main() {
         .map(|_| ()),
         Step::Ope => ope::run(&ope::Args {
             logs: &cli.logs,
+            cross_fit: cli.cross_fit,
+            refit: &|leave, out| twin(&cli, leave, out),
             artifact: &cli.artifact,
             encoder: &cli.encoder,
             cache: &cli.cache,
@@ -166,6 +177,30 @@ fn main() {
         eprintln!("error: {e}");
         std::process::exit(1);
     }
+}
+
+/// A twin of `--artifact` for cross-fitted off-policy evaluation: fitted from the same outcome
+/// table, split column, seed and metadata features as its manifest records, without the
+/// prompts `leave`, into `out`.
+fn twin(cli: &Cli, leave: &BTreeSet<String>, out: &std::path::Path) -> Result<PathBuf, String> {
+    let dir = switchyard_learn::artifact::artifact_dir(&cli.artifact).map_err(|e| e.to_string())?;
+    let artifact = Artifact::load(&dir).map_err(|e| e.to_string())?;
+    let m = &artifact.manifest;
+    let data = m["training_data"]["path"].as_str().map(PathBuf::from).filter(|p| p.is_file()).ok_or_else(|| {
+        format!(
+            "cross-fitting needs the artifact's training data ({}); pass --cross-fit 0 to evaluate the artifact itself when the logs are not in its training data",
+            m["training_data"]["path"]
+        )
+    })?;
+    let mut a = cli.clone();
+    a.data = data;
+    a.split = m["training_data"]["split_column"].as_str().map(String::from);
+    a.seed = m["seed"].as_u64().unwrap_or(cli.seed);
+    a.features = artifact.weights.metadata.iter().map(|f| f.key.clone()).collect();
+    a.out = out.to_path_buf();
+    a.leave_out = leave.clone();
+    eprintln!("cross-fitting: training a twin without {} prompts into {}", leave.len(), out.display());
+    fit_artifact(&a)
 }
 
 /// Default `--map`: the RouteLLM pair onto the embedded config's mock models.
@@ -356,6 +391,7 @@ fn fit_artifact(a: &Cli) -> Result<PathBuf, String> {
     }
     let df = outcomes::read_parquet(data)?;
     let mut rows = load_outcomes(&df, split)?;
+    rows.retain(|r| !a.leave_out.contains(&r.prompt_id));
     for (name, want) in [("train", true), ("val", true)] {
         if want && !rows.iter().any(|r| r.split == name) {
             return Err(format!(
@@ -445,77 +481,10 @@ fn fit_artifact(a: &Cli) -> Result<PathBuf, String> {
         r.metadata = metadata_features(&metadata_spec, m);
     }
     let t_fit = Instant::now();
-    let mut candidates = Vec::new();
-    let mut lambdas = BTreeMap::new();
-    for model in &models {
-        let mine: Vec<&Outcome> = rows.iter().filter(|r| r.model == *model).collect();
-        let sources: BTreeSet<&str> = mine.iter().map(|r| r.source_model.as_str()).collect();
-        let (pin, pout) = sources
-            .iter()
-            .find_map(|s| outcomes::price(s))
-            .unwrap_or((0.0, 0.0));
-        let examples = |split: &str| -> (Vec<fit::Example>, Vec<&str>) {
-            mine.iter()
-                .filter(|r| r.split == split)
-                .map(|r| {
-                    let e = cache.get(&r.text).expect("filled above");
-                    (
-                        fit::Example::new(e, r.quality, r.input_tokens, r.output_tokens)
-                            .with_metadata(&r.metadata),
-                        r.source.as_str(),
-                    )
-                })
-                .unzip()
-        };
-        let ((train, train_sources), (val, val_sources)) = (examples("train"), examples("val"));
-        let (train, val): (Vec<&fit::Example>, Vec<&fit::Example>) =
-            (train.iter().collect(), val.iter().collect());
-        let (ones, val_ones) = (vec![1.0; train.len()], vec![1.0; val.len()]);
-        let (quality, lq, _) = fit::fit_best(
-            &fit::Gram::new(&train, &ones).light_penalty_from(encoder.dimension() + 1),
-            &train,
-            (&val, &val_ones),
-            (fit::Example::good, |v| v.clamp(0.0, 1.0)),
-            &fit::LAMBDAS,
-        );
-        // Answer lengths: every benchmark weighs the same, so the few long-answer prompts
-        // (MT-Bench) are not drowned by the one-letter MMLU answers.
-        // Chosen on the same balance of validation prompts.
-        let balanced = fit::balanced_weights(&train_sources);
-        let (output_tokens, lt, _) = fit::fit_best(
-            &fit::Gram::new(&train, &balanced).light_penalty_from(encoder.dimension() + 1),
-            &train,
-            (&val, &fit::balanced_weights(&val_sources)),
-            (fit::Example::log_output, |v| v),
-            &fit::LAMBDAS,
-        );
-        eprintln!("fitted {model}: ridge strength {lq} (quality), {lt} (output tokens)");
-        lambdas.insert(
-            model.to_string(),
-            json!({"quality": lq, "output_tokens": lt}),
-        );
-        candidates.push(Candidate {
-            model: model.to_string(),
-            origin: sources
-                .iter()
-                .map(|s| {
-                    if s == model {
-                        "feedback".to_string()
-                    } else {
-                        format!("routellm:{s}")
-                    }
-                })
-                .collect::<Vec<_>>()
-                .join("+"),
-            rows: train.len(),
-            base_rate: train.iter().map(|e| e.good()).sum::<f64>() / train.len() as f64,
-            input_price_per_mtok: pin,
-            output_price_per_mtok: pout,
-            quality,
-            output_tokens,
-        });
-    }
-    // The outcome memory: one row per training prompt, a label per candidate.
+    let prompt_width = encoder.dimension() + 1;
+    let metadata_width: usize = metadata_spec.iter().map(|f| f.values.len()).sum();
+    // The outcome memory: one row per training prompt, a label per candidate. Built first:
+    // the metadata effects are fitted on its leave-one-out kNN residuals.
     let mut train_prompts: BTreeMap<&str, (&str, Vec<i8>)> = BTreeMap::new();
     for r in rows.iter().filter(|r| r.split == "train") {
         let m = models
@@ -542,6 +511,125 @@ fn fit_artifact(a: &Cli) -> Result<PathBuf, String> {
             .collect(),
         models.len(),
     );
+    let mut candidates = Vec::new();
+    let mut lambdas = BTreeMap::new();
+    for (mi, model) in models.iter().enumerate() {
+        let mine: Vec<&Outcome> = rows.iter().filter(|r| r.model == *model).collect();
+        let sources: BTreeSet<&str> = mine.iter().map(|r| r.source_model.as_str()).collect();
+        let (pin, pout) = sources
+            .iter()
+            .find_map(|s| outcomes::price(s))
+            .unwrap_or((0.0, 0.0));
+        let examples = |split: &str| -> (Vec<fit::Example>, Vec<&str>) {
+            mine.iter()
+                .filter(|r| r.split == split)
+                .map(|r| {
+                    let e = cache.get(&r.text).expect("filled above");
+                    (
+                        fit::Example::new(e, r.quality, r.input_tokens, r.output_tokens)
+                            .with_metadata(&r.metadata),
+                        r.source.as_str(),
+                    )
+                })
+                .unzip()
+        };
+        let embeddings = |split: &str| -> Vec<&[f32]> {
+            mine.iter()
+                .filter(|r| r.split == split)
+                .map(|r| cache.get(&r.text).expect("filled above").as_slice())
+                .collect()
+        };
+        let ((train, train_sources), (val, val_sources)) = (examples("train"), examples("val"));
+        let (train, val): (Vec<&fit::Example>, Vec<&fit::Example>) =
+            (train.iter().collect(), val.iter().collect());
+        let (ones, val_ones) = (vec![1.0; train.len()], vec![1.0; val.len()]);
+        let base_rate = train.iter().map(|e| e.good()).sum::<f64>() / train.len() as f64;
+        let metadata_mean: Vec<f64> = (0..metadata_width)
+            .map(|i| train.iter().map(|e| e.x[prompt_width + i]).sum::<f64>() / train.len() as f64)
+            .collect();
+        // Quality: ridge on the prompt features; then, with metadata features, what the
+        // request's metadata adds to the leave-one-out kNN rate of each training prompt (so
+        // that a signal which routing has confounded with topics, e.g. calm callers sent to a
+        // model on the prompts it is good at, is not credited with the topics' effect).
+        let prompt_only = |v: &[&fit::Example]| -> Vec<fit::Example> {
+            v.iter().map(|e| e.prompt_part(prompt_width)).collect()
+        };
+        let (ptrain, pval) = (prompt_only(&train), prompt_only(&val));
+        let (ptrain, pval): (Vec<&fit::Example>, Vec<&fit::Example>) =
+            (ptrain.iter().collect(), pval.iter().collect());
+        let (prompt_quality, lq, _) = fit::fit_best(
+            &fit::Gram::new(&ptrain, &ones),
+            &ptrain,
+            (&pval, &val_ones),
+            (fit::Example::good, |v| v.clamp(0.0, 1.0)),
+            &fit::LAMBDAS,
+        );
+        let (quality, lm) = if metadata_width == 0 {
+            (prompt_quality, None)
+        } else {
+            let residuals = |examples: &[&fit::Example], embeddings: Vec<&[f32]>| {
+                examples
+                    .iter()
+                    .zip(embeddings)
+                    .map(|(e, embedding)| {
+                        let knn = fit::knn_left_out(&memory, &BLEND, (mi, base_rate), embedding);
+                        e.metadata_part(prompt_width, e.good() - knn)
+                    })
+                    .collect::<Vec<_>>()
+            };
+            let (rtrain, rval) = (
+                residuals(&train, embeddings("train")),
+                residuals(&val, embeddings("val")),
+            );
+            let (rtrain, rval): (Vec<&fit::Example>, Vec<&fit::Example>) =
+                (rtrain.iter().collect(), rval.iter().collect());
+            let (effect, lm, _) = fit::fit_best(
+                &fit::Gram::new(&rtrain, &ones),
+                &rtrain,
+                (&rval, &val_ones),
+                (|e: &fit::Example| e.quality, |v| v),
+                &fit::EFFECT_LAMBDAS,
+            );
+            (prompt_quality.with_effect(&effect.weights, &metadata_mean), Some(lm))
+        };
+        // Answer lengths: every benchmark weighs the same, so the few long-answer prompts
+        // (MT-Bench) are not drowned by the one-letter MMLU answers.
+        // Chosen on the same balance of validation prompts.
+        let balanced = fit::balanced_weights(&train_sources);
+        let (output_tokens, lt, _) = fit::fit_best(
+            &fit::Gram::new(&train, &balanced).light_penalty_from(prompt_width),
+            &train,
+            (&val, &fit::balanced_weights(&val_sources)),
+            (fit::Example::log_output, |v| v),
+            &fit::LAMBDAS,
+        );
+        eprintln!("fitted {model}: ridge strength {lq} (quality), {lt} (output tokens), {lm:?} (metadata effect)");
+        lambdas.insert(
+            model.to_string(),
+            json!({"quality": lq, "output_tokens": lt, "metadata_effect": lm}),
+        );
+        candidates.push(Candidate {
+            model: model.to_string(),
+            origin: sources
+                .iter()
+                .map(|s| {
+                    if s == model {
+                        "feedback".to_string()
+                    } else {
+                        format!("routellm:{s}")
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join("+"),
+            rows: train.len(),
+            base_rate,
+            input_price_per_mtok: pin,
+            output_price_per_mtok: pout,
+            quality,
+            output_tokens,
+            metadata_mean,
+        });
+    }
     let fit_secs = t_fit.elapsed().as_secs_f64();
     let weights = Weights {
         schema_version: SCHEMA_VERSION,

@@ -18,6 +18,8 @@
 //! reported for the logging policy (observed) and for each single model.
 
 use crate::embed;
+use crate::outcomes::prompt_id;
+use switchyard_learn::hash::stable_hash;
 use crate::eval::resample;
 use crate::eval::svg::{chart, Series, Style};
 use serde_json::{json, Value};
@@ -27,10 +29,17 @@ use switchyard_learn::artifact::{artifact_dir, Artifact};
 use switchyard_learn::logfiles::{feedback_scores, mean_for, read_records};
 use switchyard_learn::price::Price;
 use switchyard_learn::prompt::prompt_text;
-use switchyard_learn::score::{order, quantile, rank, Priced, Prior, Unfamiliar};
+use switchyard_learn::score::{order, quantile, rank_predicted, Priced, Prior, Unfamiliar};
+
+/// Trains a twin of the evaluated artifact (its data, split, seed and features) without the
+/// given prompt ids, into the given directory; returns the artifact's directory.
+pub type Refit<'a> = &'a dyn Fn(&BTreeSet<String>, &Path) -> Result<PathBuf, String>;
 
 pub struct Args<'a> {
     pub logs: &'a Path,
+    /// Folds of cross-fitting (0 or 1: evaluate the artifact itself).
+    pub cross_fit: usize,
+    pub refit: Refit<'a>,
     pub artifact: &'a Path,
     pub encoder: &'a Path,
     pub cache: &'a Path,
@@ -219,49 +228,31 @@ pub fn run(a: &Args) -> Result<PathBuf, String> {
     }
     let texts: Vec<String> = rows.iter().map(|r| r.text.clone()).collect();
     let cache = embed::for_artifact(&artifact, a.encoder, a.cache, &texts, a.threads)?;
-    let threshold = artifact.support_threshold().unwrap_or(f64::NEG_INFINITY);
-    let has_data = |m: &str| artifact.weights.candidates.iter().any(|c| c.model == m);
-    let replay: Vec<Replay> = rows
+    // Cross-fitting: when the logs are (as usual) in the artifact's training data, each fold's
+    // decisions are replayed by a twin trained without that fold's prompts, so the estimate is
+    // of what the training gives on prompts it has not seen, not of recalling their outcomes.
+    let folds = a.cross_fit.max(1);
+    let fold_of: Vec<usize> = rows
         .iter()
-        .map(|r| {
-            let priced: Vec<Priced> = r
-                .eligible
-                .iter()
-                .map(|(model, price, prior)| Priced {
-                    model: model.clone(),
-                    price: *price,
-                    // A candidate the new artifact has no data for keeps the logged prediction.
-                    prior: (!has_data(model)).then_some(*prior),
-                })
-                .collect();
-            let emb = cache.get(&r.text).expect("filled above");
-            let metadata = artifact.metadata_features(&r.metadata);
-            let mut ranked = rank(
-                &artifact,
-                &priced,
-                (r.prompt_tokens, emb, &metadata),
-                r.cost_weight,
-            );
-            let unfamiliar = ranked.support.similarity < threshold;
-            order(
-                &mut ranked.candidates,
-                unfamiliar.then_some(Unfamiliar::Cheapest),
-                r.cost_weight,
-            );
-            Replay {
-                chosen: ranked
-                    .candidates
-                    .first()
-                    .map_or_else(|| r.served.clone(), |c| c.model.clone()),
-                predicted: ranked
-                    .candidates
-                    .iter()
-                    .map(|c| (c.model.clone(), (c.predicted_quality, c.predicted_cost_usd)))
-                    .collect(),
-            }
-        })
+        .map(|r| (stable_hash(&format!("{}:{}", a.seed, prompt_id(&r.text))) % folds as u64) as usize)
         .collect();
-
+    let out = a.reports.join(format!("ope-{}", artifact.version()));
+    let mut replay: Vec<Option<Replay>> = (0..rows.len()).map(|_| None).collect();
+    for fold in 0..folds {
+        let idx: Vec<usize> = (0..rows.len()).filter(|&i| fold_of[i] == fold).collect();
+        let twin = if folds == 1 {
+            None
+        } else {
+            let leave: BTreeSet<String> = idx.iter().map(|&i| prompt_id(&rows[i].text)).collect();
+            let dir = (a.refit)(&leave, &out.join("twins").join(format!("fold-{fold}")))?;
+            Some(Artifact::load(&dir).map_err(|e| e.to_string())?)
+        };
+        let by = twin.as_ref().unwrap_or(&artifact);
+        for i in idx {
+            replay[i] = Some(replay_one(by, &rows[i], cache.get(&rows[i].text).expect("filled above")));
+        }
+    }
+    let replay: Vec<Replay> = replay.into_iter().map(|r| r.expect("every fold replayed")).collect();
     let new = report_policy(&rows, &replay, &|i| replay[i].chosen.clone(), a);
     let models: BTreeSet<&str> = rows
         .iter()
@@ -293,7 +284,6 @@ pub fn run(a: &Args) -> Result<PathBuf, String> {
         "logging_policy_observed": logging,
         "single_models": singles,
     });
-    let out = a.reports.join(format!("ope-{}", artifact.version()));
     std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
     std::fs::write(
         out.join("metrics.json"),
@@ -306,6 +296,50 @@ pub fn run(a: &Args) -> Result<PathBuf, String> {
         .map_err(|e| format!("{}: {e}", out.display()))?;
     println!("{}", out.display());
     Ok(out)
+}
+
+/// The artifact's decision and predictions for one logged prompt, as if the prompt were new.
+fn replay_one(artifact: &Artifact, r: &Logged, emb: &[f32]) -> Replay {
+    let threshold = artifact.support_threshold().unwrap_or(f64::NEG_INFINITY);
+    let has_data = |m: &str| artifact.weights.candidates.iter().any(|c| c.model == m);
+
+            let priced: Vec<Priced> = r
+                .eligible
+                .iter()
+                .map(|(model, price, prior)| Priced {
+                    model: model.clone(),
+                    price: *price,
+                    // A candidate the new artifact has no data for keeps the logged prediction.
+                    prior: (!has_data(model)).then_some(*prior),
+                })
+                .collect();
+            let metadata = artifact.metadata_features(&r.metadata);
+            // As if the prompt were new: the artifact was trained on these very logs, and
+            // recalling a prompt's own outcome would flatter it.
+            let mut ranked = rank_predicted(
+                &artifact,
+                artifact.predict_unseen(emb, r.prompt_tokens, &metadata),
+                &priced,
+                r.prompt_tokens,
+                r.cost_weight,
+            );
+            let unfamiliar = ranked.support.similarity < threshold;
+            order(
+                &mut ranked.candidates,
+                unfamiliar.then_some(Unfamiliar::Cheapest),
+                r.cost_weight,
+            );
+            Replay {
+                chosen: ranked
+                    .candidates
+                    .first()
+                    .map_or_else(|| r.served.clone(), |c| c.model.clone()),
+                predicted: ranked
+                    .candidates
+                    .iter()
+                    .map(|c| (c.model.clone(), (c.predicted_quality, c.predicted_cost_usd)))
+                    .collect(),
+            }
 }
 
 /// Cost against quality, DR estimates: the new artifact, each single model, and the logging
