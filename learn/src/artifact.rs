@@ -122,6 +122,13 @@ pub struct Blend {
     /// counts 1.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub similarity_tau: Option<f64>,
+    /// How much a prediction resting on little evidence is discounted when scored: the score
+    /// subtracts `pessimism × sqrt(q (1 − q) / (1 + evidence))`, about that many standard errors
+    /// of the candidate's local rate, so a cheap candidate known from a handful of labels near
+    /// the prompt does not win on them (exploration gathers more). `None` (artifacts before
+    /// this field): no discount.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pessimism: Option<f64>,
 }
 
 /// One candidate (a served model id) of the artifact.
@@ -145,6 +152,10 @@ pub struct Candidate {
     /// that mix. Empty (artifacts before this field): shifted from zero.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub metadata_mean: Vec<f64>,
+    /// Its weight of the kNN rate in the blend, chosen on validation; `None` (artifacts before
+    /// this field): the blend's `knn_weight`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub knn_weight: Option<f64>,
 }
 
 impl Candidate {
@@ -179,6 +190,12 @@ pub struct Prediction {
     pub quality_knn: f64,
     /// Labelled neighbours of this candidate among the `k` nearest training prompts.
     pub neighbours: usize,
+    /// How much this candidate's labels near the prompt count: the sum of its neighbours'
+    /// similarity weights (a neighbour as close as the nearest training prompt counts 1).
+    /// Exploration favours candidates with little evidence where the request is.
+    pub evidence: f64,
+    /// What scoring subtracts for the uncertainty of `quality` (see [`Blend::pessimism`]).
+    pub penalty: f64,
     pub output_tokens: f64,
 }
 
@@ -417,7 +434,7 @@ impl Artifact {
             .iter()
             .enumerate()
             .map(|(m, c)| {
-                let (knn, n) = knn_rate(
+                let (knn, n, evidence) = knn_rate(
                     &self.memory,
                     b,
                     (m, c.base_rate),
@@ -438,12 +455,21 @@ impl Artifact {
                     .map(|(i, (w, v))| w * (v - c.metadata_mean.get(i).copied().unwrap_or(0.0)))
                     .sum();
                 let knn = (knn + metadata_effect).clamp(0.0, 1.0);
+                let quality = {
+                    let w = c.knn_weight.unwrap_or(b.knn_weight);
+                    w * knn + (1.0 - w) * linear
+                };
                 Prediction {
                     model: c.model.clone(),
-                    quality: b.knn_weight * knn + (1.0 - b.knn_weight) * linear,
+                    quality,
+                    penalty: round6(
+                        b.pessimism.unwrap_or(0.0)
+                            * (quality * (1.0 - quality) / (1.0 + evidence)).sqrt(),
+                    ),
                     quality_linear: linear,
                     quality_knn: knn,
                     neighbours: n,
+                    evidence: round6(evidence),
                     output_tokens: (c.output_tokens.value(&x).exp() - 1.0).max(1.0),
                 }
             })
@@ -455,15 +481,15 @@ impl Artifact {
     }
 }
 
-/// A candidate's kNN good-answer rate for a prompt and the labelled neighbours it is taken
-/// over: candidate `m` with overall rate `base_rate`; the prompt's similarities to the memory
+/// A candidate's kNN good-answer rate for a prompt, the labelled neighbours it is taken over
+/// and their summed similarity weights (the evidence): candidate `m` with overall rate `base_rate`; the prompt's similarities to the memory
 /// rows (−∞ for a row left out) and the nearest one's.
 pub fn knn_rate(
     memory: &Memory,
     b: &Blend,
     (m, base_rate): (usize, f64),
     (similarities, nearest): (&[f32], f64),
-) -> (f64, usize) {
+) -> (f64, usize, f64) {
     // The nearest rows labelled for this candidate: `k`, or a tenth of its labelled rows when
     // it has few (at least MIN_NEIGHBOURS), so that a candidate with little data is still
     // judged by the prompts most like this one.
@@ -482,6 +508,7 @@ pub fn knn_rate(
     (
         (good + shrinkage * base_rate) / (n + shrinkage).max(1e-9),
         neighbours.len(),
+        n,
     )
 }
 
@@ -516,6 +543,7 @@ impl Artifact {
                     shrinkage: 1.0,
                     support_k: 1,
                     similarity_tau: None,
+                    pessimism: None,
                 },
                 metadata: vec![],
                 candidates: candidates
@@ -530,6 +558,7 @@ impl Artifact {
                         quality: zero(c.quality),
                         output_tokens: zero((1.0 + c.output_tokens).ln()),
                         metadata_mean: vec![],
+                        knn_weight: None,
                     })
                     .collect(),
             },

@@ -1,5 +1,5 @@
 //! Scoring: predicted cost at the served models' prices, the objective
-//! `score = predicted_quality − cost_weight × predicted_cost / reference_cost`, the order that
+//! `score = predicted_quality − uncertainty penalty − cost_weight × predicted_cost / reference_cost`, the order that
 //! makes the fallback chain (with the policy for unfamiliar prompts), and the strong-share
 //! calibration. The server, calibration at training time and the offline evals all score
 //! through here.
@@ -73,6 +73,11 @@ pub struct Scored {
     pub relative_cost: f64,
     /// Labelled neighbours of this candidate behind the prediction (0 for a prior).
     pub neighbours: usize,
+    /// Their summed similarity weights ([`Prediction::evidence`]; 0 for a prior).
+    pub evidence: f64,
+    /// Subtracted from the score for the prediction's uncertainty ([`Prediction::penalty`]; 0
+    /// for a prior, which is taken as configured).
+    pub penalty: f64,
     pub guardrails: Vec<Verdict>,
     pub score: f64,
     pub eligible: bool,
@@ -155,7 +160,7 @@ pub fn reference_cost(artifact: &Artifact, candidates: &[Priced]) -> f64 {
 /// Scores candidates from any predictor's per-model quality and output tokens (the learned
 /// artifact, or an evaluation baseline such as kNN), and candidates without predictions from
 /// their prior: cost from the served model's prices and
-/// `score = quality − cost_weight × cost / reference`. A candidate with neither prediction nor
+/// `score = quality − penalty − cost_weight × cost / reference`. A candidate with neither prediction nor
 /// prior is left out. Every candidate starts eligible.
 pub fn rank_predictions(
     predictions: &[Prediction],
@@ -169,16 +174,21 @@ pub fn rank_predictions(
     candidates
         .iter()
         .filter_map(|c| {
-            let (basis, quality, tokens, neighbours) =
+            let (basis, quality, tokens, (neighbours, evidence, penalty)) =
                 match predictions.iter().find(|p| p.model == c.model) {
-                    Some(p) => (Basis::Data, p.quality, p.output_tokens, p.neighbours),
+                    Some(p) => (
+                        Basis::Data,
+                        p.quality,
+                        p.output_tokens,
+                        (p.neighbours, p.evidence, p.penalty),
+                    ),
                     None => {
                         let prior = c.prior?;
                         (
                             Basis::Prior,
                             prior.quality,
                             prior.output_tokens.unwrap_or(mean_tokens),
-                            0,
+                            (0, 0.0, 0.0),
                         )
                     }
                 };
@@ -194,8 +204,10 @@ pub fn rank_predictions(
                 price: c.price,
                 relative_cost,
                 neighbours,
+                evidence,
+                penalty,
                 guardrails: vec![],
-                score: round6(quality - cost_weight * relative_cost),
+                score: round6(quality - penalty - cost_weight * relative_cost),
                 eligible: true,
             })
         })
@@ -339,6 +351,8 @@ mod tests {
             quality_linear: 0.6,
             quality_knn: 0.6,
             neighbours: 7,
+            evidence: 7.0,
+            penalty: 0.0,
             output_tokens: 100.0,
         }];
         let price = Price {

@@ -35,12 +35,16 @@ use switchyard_learn::memory::{self, Memory};
 const MIN_TRAIN_ROWS: usize = 20;
 const MIN_VAL_ROWS: usize = 5;
 
+/// The kNN weights of the blend tried per candidate on the validation split.
+const KNN_WEIGHTS: [f64; 5] = [0.5, 0.25, 0.75, 0.9, 1.0];
+
 const BLEND: Blend = Blend {
     knn_weight: 0.5,
     k: 100,
     shrinkage: 5.0,
     support_k: 10,
     similarity_tau: Some(0.1),
+    pessimism: Some(1.0),
 };
 use switchyard_learn::embed::{Embed, Encoder};
 
@@ -628,6 +632,7 @@ fn fit_artifact(a: &Cli) -> Result<PathBuf, String> {
             quality,
             output_tokens,
             metadata_mean,
+            knn_weight: None,
         });
     }
     let fit_secs = t_fit.elapsed().as_secs_f64();
@@ -638,14 +643,6 @@ fn fit_artifact(a: &Cli) -> Result<PathBuf, String> {
         blend: BLEND,
         candidates,
         metadata: metadata_spec,
-    };
-    let weights_json = serde_json::to_string(&weights).map_err(|e| e.to_string())?;
-    let version = {
-        let mut h = Sha256::new();
-        h.update(weights_json.as_bytes());
-        h.update(memory.to_bytes());
-        h.update(format!("{data_hash}|{seed}|{split}|{}", encoder.id()).as_bytes());
-        format!("{:x}", h.finalize())[..12].to_string()
     };
     let split_sizes: BTreeMap<&str, usize> = ["train", "val", "test"]
         .iter()
@@ -679,7 +676,7 @@ fn fit_artifact(a: &Cli) -> Result<PathBuf, String> {
     };
     let mut probe = Artifact {
         manifest: json!({ "cost_reference": cost_reference }),
-        weights: weights.clone(),
+        weights,
         memory,
     };
     let mut seen = HashSet::new();
@@ -730,11 +727,41 @@ fn fit_artifact(a: &Cli) -> Result<PathBuf, String> {
             parts[1].push((p.quality_linear, good));
             parts[2].push((p.quality_knn, good));
         }
+        // The blend's kNN weight for this candidate: the one of KNN_WEIGHTS with the lowest
+        // validation squared error (the default unless another does better), so that a linear
+        // part which validation regularised down to little more than the base rate does not
+        // pull every prediction halfway to it.
+        let mse = |w: f64| -> f64 {
+            parts[1]
+                .iter()
+                .zip(&parts[2])
+                .map(|((lin, good), (knn, _))| (w * knn + (1.0 - w) * lin - f64::from(u8::from(*good))).powi(2))
+                .sum::<f64>()
+        };
+        let knn_weight = KNN_WEIGHTS
+            .into_iter()
+            .fold(BLEND.knn_weight, |best, w| if mse(w) < mse(best) - 1e-12 { w } else { best });
+        probe.weights.candidates[m].knn_weight = Some(knn_weight);
+        parts[0] = parts[1]
+            .iter()
+            .zip(&parts[2])
+            .map(|((lin, good), (knn, _))| (knn_weight * knn + (1.0 - knn_weight) * lin, *good))
+            .collect();
         let mut v = fit::metrics(&parts[0]);
+        v["knn_weight"] = json!(knn_weight);
         v["linear_part"] = fit::metrics(&parts[1]);
         v["knn_part"] = fit::metrics(&parts[2]);
         val_metrics.insert(model.to_string(), v);
     }
+    let weights_json = serde_json::to_string(&probe.weights).map_err(|e| e.to_string())?;
+    let version = {
+        let mut h = Sha256::new();
+        h.update(weights_json.as_bytes());
+        h.update(probe.memory.to_bytes());
+        h.update(format!("{data_hash}|{seed}|{split}|{}", encoder.id()).as_bytes());
+        format!("{:x}", h.finalize())[..12].to_string()
+    };
+
     // Support: the similarity of validation prompts to the training prompts (it does not
     // depend on the token count); prompts below the 1st percentile are unfamiliar.
     let mut seen = HashSet::new();
@@ -752,7 +779,7 @@ fn fit_artifact(a: &Cli) -> Result<PathBuf, String> {
         "schema_version": SCHEMA_VERSION,
         "version": version,
         "encoder": {"id": encoder.id(), "model_sha256": encoder.manifest.model_sha256, "dimension": encoder.dimension(), "max_tokens": encoder.manifest.max_tokens},
-        "candidates": weights.candidates.iter().map(|c| json!({"model": c.model, "origin": c.origin, "rows": c.rows, "base_rate": (c.base_rate * 1e4).round() / 1e4, "input_price_per_mtok": c.input_price_per_mtok, "output_price_per_mtok": c.output_price_per_mtok})).collect::<Vec<_>>(),
+        "candidates": probe.weights.candidates.iter().map(|c| json!({"model": c.model, "origin": c.origin, "rows": c.rows, "base_rate": (c.base_rate * 1e4).round() / 1e4, "knn_weight": c.knn_weight, "input_price_per_mtok": c.input_price_per_mtok, "output_price_per_mtok": c.output_price_per_mtok})).collect::<Vec<_>>(),
         "feature_spec": FEATURE_SPEC,
         "good_answer_threshold": GOOD_ANSWER,
         "training_data": {"path": data.display().to_string(), "sha256": data_hash, "rows": rows.len(), "split_column": split, "prompts_per_split": split_sizes, "memory_prompts": probe.memory.rows},

@@ -1,8 +1,11 @@
 //! Exploration (`[auto] explore`): with a configured probability a decision serves a drawn
 //! non-top eligible candidate instead of the top one, so that candidates the predictor
-//! undervalues still get outcomes. The draw favours what the artifact knows least: a candidate
-//! with `n` labelled training prompts weighs `1 / sqrt(1 + n)` (a newly added model on its
-//! prior weighs 1, one with 10,000 prompts 0.01). Every decision records the propensity of the served model
+//! undervalues still get outcomes. The draw favours what the artifact knows least where the
+//! request is: a candidate whose labelled neighbours of this prompt add up to evidence `e` (the
+//! sum of their similarity weights, [`switchyard_learn::score::Scored::evidence`]) weighs
+//! `1 / sqrt(1 + e)` (a newly added model on its prior weighs 1, one with a hundred labels as
+//! close as the nearest training prompt 0.1), so exploration goes to the topics a model has
+//! not been tried on rather than to the model overall. Every decision records the propensity of the served model
 //! (the probability the policy had of choosing it), which off-policy evaluation and training
 //! need to correct for how traffic was routed. A request opts out with `metadata.explore =
 //! false` (or `"off"`); an hourly cap on the explored requests' predicted cost stops exploring
@@ -80,13 +83,14 @@ impl Explorer {
 
     /// Applies exploration to a ranked chain of eligible candidates (the top first): either
     /// leaves it or moves one drawn non-top candidate to the front. `cost_of` is a candidate's
-    /// predicted cost, charged to the hourly budget; `rows_of` its labelled training prompts.
+    /// predicted cost, charged to the hourly budget; `evidence_of` how much its labels near
+    /// this prompt count.
     pub fn apply<T>(
         &self,
         req: &ChatRequest,
         chain: &mut Vec<T>,
         cost_of: impl Fn(&T) -> f64,
-        rows_of: impl Fn(&T) -> usize,
+        evidence_of: impl Fn(&T) -> f64,
     ) -> Draw {
         let share = self.config.share;
         let off = |why: Option<&'static str>| Draw {
@@ -115,7 +119,7 @@ impl Explorer {
         }
         let weights: Vec<f64> = chain[1..]
             .iter()
-            .map(|c| 1.0 / (1.0 + rows_of(c) as f64).sqrt())
+            .map(|c| 1.0 / (1.0 + evidence_of(c).max(0.0)).sqrt())
             .collect();
         let total: f64 = weights.iter().sum();
         let mut left = self.uniform() * total;
@@ -175,7 +179,7 @@ mod tests {
         let mut served = [0usize; 3];
         for _ in 0..20_000 {
             let mut chain = vec![0, 1, 2];
-            let d = e.apply(&req, &mut chain, |_| 0.0, |_| 0);
+            let d = e.apply(&req, &mut chain, |_| 0.0, |_| 0.0);
             served[chain[0]] += 1;
             assert_eq!(d.explored, chain[0] != 0);
             let want = if d.explored { 0.1 } else { 0.8 };
@@ -195,13 +199,13 @@ mod tests {
 
     #[test]
     fn exploration_favours_the_candidate_with_the_least_data() {
-        // Candidate 1 has 99 labelled prompts (weight 0.1), candidate 2 none (weight 1).
+        // Candidate 1 has evidence 99 near the prompt (weight 0.1), candidate 2 none (weight 1).
         let e = explorer(1.0, None);
         let req = request(json!({}));
         let mut served = [0usize; 3];
         for _ in 0..11_000 {
             let mut chain = vec![0usize, 1, 2];
-            let d = e.apply(&req, &mut chain, |_| 0.0, |c| if *c == 1 { 99 } else { 0 });
+            let d = e.apply(&req, &mut chain, |_| 0.0, |c| if *c == 1 { 99.0 } else { 0.0 });
             let want = if chain[0] == 1 { 0.1 / 1.1 } else { 1.0 / 1.1 };
             assert!((d.propensity - want).abs() < 1e-12, "{d:?}");
             served[chain[0]] += 1;
@@ -215,24 +219,24 @@ mod tests {
     #[test]
     fn off_opted_out_single_candidate_and_budget_leave_the_top() {
         let mut chain = vec![0, 1];
-        let d = explorer(0.0, None).apply(&request(json!({})), &mut chain, |_| 1.0, |_| 0);
+        let d = explorer(0.0, None).apply(&request(json!({})), &mut chain, |_| 1.0, |_| 0.0);
         assert_eq!((d.explored, d.propensity, d.skipped), (false, 1.0, None));
         for opt_out in [json!(false), json!("off"), json!("No")] {
             let d = explorer(1.0, None).apply(
                 &request(json!({ "explore": opt_out })),
                 &mut chain,
                 |_| 1.0,
-                |_| 0,
+                |_| 0.0,
             );
             assert_eq!(d.skipped, Some("opted out (metadata.explore)"));
         }
-        let d = explorer(1.0, None).apply(&request(json!({})), &mut vec![0], |_| 1.0, |_| 0);
+        let d = explorer(1.0, None).apply(&request(json!({})), &mut vec![0], |_| 1.0, |_| 0.0);
         assert_eq!(d.skipped, Some("one eligible candidate"));
         // A budget of 2.5 USD at 1 USD per explored request: three explorations, then none.
         let e = explorer(1.0, Some(2.5));
         let explored: Vec<bool> = (0..5)
             .map(|_| {
-                e.apply(&request(json!({})), &mut vec![0, 1], |_| 1.0, |_| 0)
+                e.apply(&request(json!({})), &mut vec![0, 1], |_| 1.0, |_| 0.0)
                     .explored
             })
             .collect();

@@ -298,17 +298,21 @@ impl AutoRouter {
         let live_ttft_ms = self.weigh_latency(&mut candidates);
         self.apply_guardrails(req, &mut candidates);
         order(&mut candidates, policy, cost_weight);
-        let mut chain: Vec<(Arc<ModelConfig>, f64)> = candidates
+        let mut chain: Vec<(Arc<ModelConfig>, f64, f64)> = candidates
             .iter()
             .filter(|c| c.eligible)
-            .filter_map(|c| Some((self.model(&c.model).cloned()?, c.predicted_cost_usd)))
+            .filter_map(|c| {
+                Some((
+                    self.model(&c.model).cloned()?,
+                    c.predicted_cost_usd,
+                    c.evidence,
+                ))
+            })
             .collect();
         if chain.is_empty() {
             return Err(none_eligible(candidates));
         }
-        let exploration =
-            self.explorer
-                .apply(req, &mut chain, |c| c.1, |c| self.data_rows(&c.0.id));
+        let exploration = self.explorer.apply(req, &mut chain, |c| c.1, |c| c.2);
         let chain: Vec<Arc<ModelConfig>> = chain.into_iter().map(|c| c.0).collect();
         let decision = LearnedDecision {
             non_text_parts: req.media.clone(),
@@ -353,15 +357,6 @@ impl AutoRouter {
             .collect()
     }
 
-    /// Training prompts the artifact has an outcome of `model` for (0 for a prior).
-    fn data_rows(&self, model: &str) -> usize {
-        self.artifact
-            .weights
-            .candidates
-            .iter()
-            .position(|c| c.model == model)
-            .map_or(0, |i| self.artifact.memory.labelled(i))
-    }
 
     /// The served model of a candidate by its served id.
     fn model(&self, id: &str) -> Option<&Arc<ModelConfig>> {
