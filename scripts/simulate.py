@@ -293,6 +293,8 @@ def run(args, seed=None):
         spec["rounds"] = args.rounds
     if seed is not None:
         spec["seed"] = seed
+    if args.requests is not None:
+        spec["requests_per_round"] = args.requests
     explore = spec["explore"] if args.explore is None else args.explore
     world = World(spec)
     out = Path(args.out)
@@ -455,6 +457,7 @@ def main():
     p.add_argument("--world", default=str(ROOT / "sim/worlds/default.json"))
     p.add_argument("--explore", type=float, default=None, help="override the world's exploration share")
     p.add_argument("--rounds", type=int, default=None)
+    p.add_argument("--requests", type=int, default=None, help="override the world's requests per round")
     p.add_argument("--no-features", action="store_true", help="train without the world's metadata signal as a feature")
     p.add_argument("--out", default=str(ROOT / "target/sim"))
     release = ROOT / "target/release"

@@ -20,6 +20,6 @@ else
   cargo test --workspace --no-fail-fast
 fi
 step "python SDK tests"
-cargo build --quiet --bin switchyard
+cargo build --quiet --workspace --bins
 SWITCHYARD_BIN="$TARGET_DIR/debug/switchyard" .venv/bin/python -m pytest -v --durations=5 tests/python
 step "done"

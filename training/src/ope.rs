@@ -279,6 +279,7 @@ pub fn run(a: &Args) -> Result<PathBuf, String> {
         "min_matches": a.min_matches,
         "seed": a.seed,
         "bootstrap_resamples": a.bootstrap,
+        "cross_fit_folds": folds,
         "new_policy": new,
         "new_policy_traffic_share": share.iter().map(|(m, c)| (m.to_string(), *c as f64 / n)).collect::<BTreeMap<_, _>>(),
         "logging_policy_observed": logging,

@@ -1,0 +1,174 @@
+//! Training on logged `auto` traffic alone (`--src none`): a metadata signal that routing has
+//! confounded with topics is not credited with the topics' effect, and off-policy evaluation
+//! cross-fits twins of the artifact (or says why it cannot).
+
+use serde_json::{json, Map, Value};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use switchyard_learn::artifact::{artifact_dir, Artifact};
+use switchyard_learn::embed::Encoder;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+fn train(args: &[&str]) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_switchyard-train"))
+        .args(args)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string()
+        + &String::from_utf8_lossy(&out.stderr);
+    (out.status.success(), text)
+}
+
+const MATH: [&str; 6] = ["seven", "eleven", "forty", "ninety", "twelve", "sixty"];
+const POEMS: [&str; 6] = ["rivers", "autumn", "the sea", "lanterns", "winter", "a fox"];
+
+/// Logged `auto` decisions between `m/a` and `m/b` with feedback: `m/a` is good at arithmetic
+/// and poor at poems whatever the caller's mood, but the logging policy sent it calm callers'
+/// arithmetic and frustrated callers' poems (so mood and topic are confounded in its rows);
+/// `m/b` is middling everywhere and saw both moods on both topics.
+fn write_logs(dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    let (mut requests, mut feedback) = (Vec::new(), Vec::new());
+    let mut i = 0;
+    for round in 0..8 {
+        for (t, words) in [MATH, POEMS].iter().enumerate() {
+            for (j, w) in words.iter().enumerate() {
+                for (model, emotion) in [
+                    ("m/a", if t == 0 { "calm" } else { "frustrated" }),
+                    ("m/b", if (j + round) % 2 == 0 { "calm" } else { "frustrated" }),
+                ] {
+                    i += 1;
+                    let text = if t == 0 {
+                        format!("what is {w} plus {w} times {round}? show the arithmetic")
+                    } else {
+                        format!("write a short poem about {w}, verse {round}")
+                    };
+                    let id = format!("r{i}");
+                    let candidates: Vec<Value> = [("m/a", 1.0), ("m/b", 2.0)]
+                        .iter()
+                        .map(|(m, price)| {
+                            json!({"model": m, "eligible": true, "predicted_quality": 0.5,
+                                   "predicted_output_tokens": 20.0,
+                                   "price": {"input_per_mtok": price, "output_per_mtok": price}})
+                        })
+                        .collect();
+                    requests.push(json!({
+                        "request_id": id, "model": model, "prompt": [{"role": "user", "content": text}],
+                        "prompt_tokens": 20, "completion_tokens": 20, "cost_usd": 0.00004,
+                        "metadata": {"emotion": emotion},
+                        "learned": {"candidates": candidates, "chosen": model, "cost_weight": 0.1,
+                                    "prompt_tokens": 20, "exploration": {"explored": false, "propensity": 0.5}},
+                    }));
+                    // m/a: good on arithmetic, poor on poems; m/b: alternating.
+                    let good = match (model, t) {
+                        ("m/a", 0) => (i % 10) != 0,
+                        ("m/a", _) => (i % 10) == 0,
+                        _ => i % 2 == 0,
+                    };
+                    feedback.push(json!({"request_id": id, "source": "user", "model": model,
+                                         "score": if good { 1.0 } else { 0.0 }}));
+                }
+            }
+        }
+    }
+    let lines = |v: &[Value]| v.iter().map(Value::to_string).collect::<Vec<_>>().join("\n") + "\n";
+    std::fs::write(dir.join("requests-0001.ndjson"), lines(&requests)).unwrap();
+    std::fs::write(dir.join("feedback-0001.ndjson"), lines(&feedback)).unwrap();
+}
+
+#[test]
+fn confounded_metadata_is_not_credited_and_ope_cross_fits() {
+    let tmp = std::env::temp_dir().join(format!("sy-loop-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    let logs = tmp.join("logs");
+    write_logs(&logs);
+    let encoder = root().join("models/encoder-potion");
+    let path = |p: &str| tmp.join(p).display().to_string();
+    let enc = encoder.display().to_string();
+    let logs_s = logs.display().to_string();
+    let common = [
+        "--logs",
+        &logs_s,
+        "--data",
+        &path("outcomes.parquet"),
+        "--cache",
+        &path("cache.parquet"),
+        "--encoder",
+        &enc,
+        "--audit",
+        &path("audit.md"),
+    ];
+    let (ok, log) = train(
+        &[
+            &["all", "--src", "none", "--features", "emotion", "--out"],
+            &[path("models").as_str()][..],
+            &common[..],
+        ]
+        .concat(),
+    );
+    assert!(ok, "{log}");
+    let artifact = Artifact::load(&artifact_dir(&tmp.join("models")).unwrap()).unwrap();
+    let enc = Encoder::load(&encoder, 1, 1).unwrap();
+    let predict = |text: &str, emotion: &str| -> f64 {
+        let e = &enc.embed_all(&[text]).unwrap()[0];
+        let md: Map<String, Value> = json!({"emotion": emotion}).as_object().unwrap().clone();
+        let p = artifact.predict_with(e, 20, &artifact.metadata_features(&md));
+        p.predictions.iter().find(|p| p.model == "m/a").unwrap().quality
+    };
+    let math = "what is forty plus eleven times 2? show the arithmetic";
+    let poem = "write a short poem about lanterns, verse 2";
+    let (math_calm, math_frustrated) = (predict(math, "calm"), predict(math, "frustrated"));
+    let poem_calm = predict(poem, "calm");
+    assert!(
+        math_calm - poem_calm > 0.4,
+        "m/a is predicted by topic: arithmetic {math_calm:.3}, poems {poem_calm:.3}"
+    );
+    assert!(
+        (math_calm - math_frustrated).abs() < 0.15,
+        "the mood, confounded with the topic by routing, is not credited with it: calm {math_calm:.3}, frustrated {math_frustrated:.3}"
+    );
+
+    // Off-policy evaluation: two twins trained without each fold's prompts, then a report.
+    let models = path("models");
+    let reports = path("reports");
+    let ope = |extra: &[&str]| {
+        train(
+            &[
+                &["ope", "--artifact", &models, "--reports", &reports, "--bootstrap", "20", "--min-matches", "5"][..],
+                extra,
+                &common[..],
+            ]
+            .concat(),
+        )
+    };
+    let (ok, log) = ope(&[]);
+    assert!(ok, "{log}");
+    let report = PathBuf::from(log.lines().filter(|l| l.starts_with(&reports)).last().unwrap().trim());
+    assert!(log.contains("cross-fitting: training a twin without"), "{log}");
+    for fold in ["fold-0", "fold-1"] {
+        assert!(
+            artifact_dir(&report.join("twins").join(fold)).is_ok(),
+            "twin {fold} in {}",
+            report.display()
+        );
+    }
+    let metrics: Value =
+        serde_json::from_str(&std::fs::read_to_string(report.join("metrics.json")).unwrap())
+            .unwrap();
+    assert_eq!(metrics["cross_fit_folds"], 2, "{metrics}");
+    assert!(metrics["new_policy"]["quality"]["dr"].is_object(), "{metrics}");
+
+    // Without the training data, cross-fitting cannot work: it says so and how to go on.
+    std::fs::rename(tmp.join("outcomes.parquet"), tmp.join("moved.parquet")).unwrap();
+    let (ok, log) = ope(&[]);
+    assert!(!ok && log.contains("--cross-fit 0"), "{log}");
+    let (ok, log) = ope(&["--cross-fit", "0"]);
+    assert!(ok, "the artifact itself can still be evaluated: {log}");
+    let _ = std::fs::remove_dir_all(&tmp);
+}
