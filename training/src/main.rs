@@ -26,6 +26,7 @@ use switchyard_learn::artifact::{
     Weights, FEATURE_SPEC, GOOD_ANSWER, SCHEMA_VERSION,
 };
 use switchyard_learn::memory::{self, Memory};
+use switchyard_learn::hash::stable_hash;
 
 /// The blend of the kNN rate and the linear model, picked in an exploratory leave-subject-out
 /// comparison on the RouteLLM data (not in the repository); every eval report shows each part
@@ -35,7 +36,7 @@ use switchyard_learn::memory::{self, Memory};
 const MIN_TRAIN_ROWS: usize = 20;
 const MIN_VAL_ROWS: usize = 5;
 
-/// The kNN weights of the blend tried per candidate on the validation split.
+/// The kNN weights of the blend tried per candidate (cross-validated on its training rows).
 const KNN_WEIGHTS: [f64; 5] = [0.5, 0.25, 0.75, 0.9, 1.0];
 
 const BLEND: Blend = Blend {
@@ -546,7 +547,7 @@ fn fit_artifact(a: &Cli) -> Result<PathBuf, String> {
         let ((train, train_sources), (val, val_sources)) = (examples("train"), examples("val"));
         let (train, val): (Vec<&fit::Example>, Vec<&fit::Example>) =
             (train.iter().collect(), val.iter().collect());
-        let (ones, val_ones) = (vec![1.0; train.len()], vec![1.0; val.len()]);
+        let ones = vec![1.0; train.len()];
         let base_rate = train.iter().map(|e| e.good()).sum::<f64>() / train.len() as f64;
         let metadata_mean: Vec<f64> = (0..metadata_width)
             .map(|i| train.iter().map(|e| e.x[prompt_width + i]).sum::<f64>() / train.len() as f64)
@@ -558,42 +559,51 @@ fn fit_artifact(a: &Cli) -> Result<PathBuf, String> {
         let prompt_only = |v: &[&fit::Example]| -> Vec<fit::Example> {
             v.iter().map(|e| e.prompt_part(prompt_width)).collect()
         };
-        let (ptrain, pval) = (prompt_only(&train), prompt_only(&val));
-        let (ptrain, pval): (Vec<&fit::Example>, Vec<&fit::Example>) =
-            (ptrain.iter().collect(), pval.iter().collect());
-        let (prompt_quality, lq, _) = fit::fit_best(
-            &fit::Gram::new(&ptrain, &ones),
+        let ptrain = prompt_only(&train);
+        let ptrain: Vec<&fit::Example> = ptrain.iter().collect();
+        // Ridge strength and blend weight by cross-validation on the training rows (folds by
+        // prompt): a candidate with little feedback has a handful of validation rows, too few
+        // to choose on.
+        let folds: Vec<usize> = mine
+            .iter()
+            .filter(|r| r.split == "train")
+            .map(|r| (stable_hash(&format!("{seed}:cv:{}", r.prompt_id)) % fit::FOLDS as u64) as usize)
+            .collect();
+        let (lq, linear_oof) = fit::cross_validate(
             &ptrain,
-            (&pval, &val_ones),
+            &folds,
             (fit::Example::good, |v| v.clamp(0.0, 1.0)),
             &fit::LAMBDAS,
+        );
+        let prompt_quality = fit::Gram::new(&ptrain, &ones).ridge(&ptrain, fit::Example::good, lq);
+        // Each training prompt's kNN rate without its own row: the kNN part's out-of-sample
+        // prediction (and the baseline the metadata effect is fitted against).
+        let knn_loo: Vec<f64> = embeddings("train")
+            .into_iter()
+            .map(|embedding| fit::knn_left_out(&memory, &BLEND, (mi, base_rate), embedding))
+            .collect();
+        let goods: Vec<f64> = train.iter().map(|e| e.good()).collect();
+        let knn_weight = fit::blend_weight(
+            (&linear_oof, &knn_loo, &goods),
+            BLEND.knn_weight,
+            &KNN_WEIGHTS,
         );
         let (quality, lm) = if metadata_width == 0 {
             (prompt_quality, None)
         } else {
-            let residuals = |examples: &[&fit::Example], embeddings: Vec<&[f32]>| {
-                examples
-                    .iter()
-                    .zip(embeddings)
-                    .map(|(e, embedding)| {
-                        let knn = fit::knn_left_out(&memory, &BLEND, (mi, base_rate), embedding);
-                        e.metadata_part(prompt_width, e.good() - knn)
-                    })
-                    .collect::<Vec<_>>()
-            };
-            let (rtrain, rval) = (
-                residuals(&train, embeddings("train")),
-                residuals(&val, embeddings("val")),
-            );
-            let (rtrain, rval): (Vec<&fit::Example>, Vec<&fit::Example>) =
-                (rtrain.iter().collect(), rval.iter().collect());
-            let (effect, lm, _) = fit::fit_best(
-                &fit::Gram::new(&rtrain, &ones),
+            let rtrain: Vec<fit::Example> = train
+                .iter()
+                .zip(&knn_loo)
+                .map(|(e, knn)| e.metadata_part(prompt_width, e.good() - knn))
+                .collect();
+            let rtrain: Vec<&fit::Example> = rtrain.iter().collect();
+            let (lm, _) = fit::cross_validate(
                 &rtrain,
-                (&rval, &val_ones),
+                &folds,
                 (|e: &fit::Example| e.quality, |v| v),
                 &fit::EFFECT_LAMBDAS,
             );
+            let effect = fit::Gram::new(&rtrain, &ones).ridge(&rtrain, |e: &fit::Example| e.quality, lm);
             (prompt_quality.with_effect(&effect.weights, &metadata_mean), Some(lm))
         };
         // Answer lengths: every benchmark weighs the same, so the few long-answer prompts
@@ -632,7 +642,7 @@ fn fit_artifact(a: &Cli) -> Result<PathBuf, String> {
             quality,
             output_tokens,
             metadata_mean,
-            knn_weight: None,
+            knn_weight: Some(knn_weight),
         });
     }
     let fit_secs = t_fit.elapsed().as_secs_f64();
@@ -727,28 +737,8 @@ fn fit_artifact(a: &Cli) -> Result<PathBuf, String> {
             parts[1].push((p.quality_linear, good));
             parts[2].push((p.quality_knn, good));
         }
-        // The blend's kNN weight for this candidate: the one of KNN_WEIGHTS with the lowest
-        // validation squared error (the default unless another does better), so that a linear
-        // part which validation regularised down to little more than the base rate does not
-        // pull every prediction halfway to it.
-        let mse = |w: f64| -> f64 {
-            parts[1]
-                .iter()
-                .zip(&parts[2])
-                .map(|((lin, good), (knn, _))| (w * knn + (1.0 - w) * lin - f64::from(u8::from(*good))).powi(2))
-                .sum::<f64>()
-        };
-        let knn_weight = KNN_WEIGHTS
-            .into_iter()
-            .fold(BLEND.knn_weight, |best, w| if mse(w) < mse(best) - 1e-12 { w } else { best });
-        probe.weights.candidates[m].knn_weight = Some(knn_weight);
-        parts[0] = parts[1]
-            .iter()
-            .zip(&parts[2])
-            .map(|((lin, good), (knn, _))| (knn_weight * knn + (1.0 - knn_weight) * lin, *good))
-            .collect();
         let mut v = fit::metrics(&parts[0]);
-        v["knn_weight"] = json!(knn_weight);
+        v["knn_weight"] = json!(probe.weights.candidates[m].knn_weight);
         v["linear_part"] = fit::metrics(&parts[1]);
         v["knn_part"] = fit::metrics(&parts[2]);
         val_metrics.insert(model.to_string(), v);
