@@ -123,7 +123,8 @@ pub struct Blend {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub similarity_tau: Option<f64>,
     /// How much a prediction resting on little evidence is discounted when scored: the score
-    /// subtracts `pessimism × sqrt(q (1 − q) / (1 + evidence))`, about that many standard errors
+    /// subtracts `pessimism × sqrt(q̃ (1 − q̃) / (1 + evidence))` (q̃: the predicted rate smoothed
+    /// by one good and one bad pseudo-label), about that many standard errors
     /// of the candidate's local rate, so a cheap candidate known from a handful of labels near
     /// the prompt does not win on them (exploration gathers more). `None` (artifacts before
     /// this field): no discount.
@@ -394,7 +395,12 @@ impl Artifact {
         prompt_tokens: u64,
         metadata: &[f64],
     ) -> Predicted {
-        self.predict_from(self.memory.similarities(embedding), embedding, prompt_tokens, metadata)
+        self.predict_from(
+            self.memory.similarities(embedding),
+            embedding,
+            prompt_tokens,
+            metadata,
+        )
     }
 
     /// [`Artifact::predict_with`] as if the prompt had not been trained on: its own memory rows
@@ -462,10 +468,7 @@ impl Artifact {
                 Prediction {
                     model: c.model.clone(),
                     quality,
-                    penalty: round6(
-                        b.pessimism.unwrap_or(0.0)
-                            * (quality * (1.0 - quality) / (1.0 + evidence)).sqrt(),
-                    ),
+                    penalty: round6(b.pessimism.unwrap_or(0.0) * standard_error(quality, evidence)),
                     quality_linear: linear,
                     quality_knn: knn,
                     neighbours: n,
@@ -479,6 +482,14 @@ impl Artifact {
             support,
         }
     }
+}
+
+/// The standard error of a good-answer rate `q` resting on `evidence` labels, its variance
+/// taken at the rate smoothed by one good and one bad pseudo-label (so a few labels that all
+/// agree still leave wide uncertainty).
+fn standard_error(q: f64, evidence: f64) -> f64 {
+    let smoothed = (q * evidence + 1.0) / (evidence + 2.0);
+    (smoothed * (1.0 - smoothed) / (1.0 + evidence)).sqrt()
 }
 
 /// A candidate's kNN good-answer rate for a prompt, the labelled neighbours it is taken over
@@ -570,7 +581,77 @@ impl Artifact {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::memory::{NOT_GOOD, SAME_PROMPT};
     use serde_json::json;
+
+    /// Two candidates on one topic (prompts along the first axis): "many" has 200 labels there,
+    /// 90 % good, "few" 3, all good; a far prompt (second axis) carries labels of neither kind.
+    fn two_candidates(pessimism: Option<f64>) -> Artifact {
+        let unit = |v: [f32; 3]| {
+            let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+            v.map(|x| x / n).to_vec()
+        };
+        let near: Vec<Vec<f32>> = (0..200)
+            .map(|i| unit([1.0, 0.002 * i as f32, 0.0]))
+            .collect();
+        let mut rows: Vec<&[f32]> = near.iter().map(Vec::as_slice).collect();
+        let far = [0.0f32, 0.0, 1.0];
+        rows.push(&far);
+        let mut labels = Vec::new();
+        for i in 0..200 {
+            labels.push(if i % 10 == 0 { NOT_GOOD } else { GOOD });
+            labels.push(if i < 3 { GOOD } else { UNKNOWN });
+        }
+        labels.extend([UNKNOWN, UNKNOWN]);
+        let mut a = Artifact::uniform(
+            json!({}),
+            &far,
+            &[
+                UniformCandidate { model: "many", quality: 0.8, output_tokens: 10.0, price_per_mtok: 1.0 },
+                UniformCandidate { model: "few", quality: 0.8, output_tokens: 10.0, price_per_mtok: 1.0 },
+            ],
+        );
+        a.memory = Memory::build(&rows, labels, 2);
+        a.weights.blend = Blend {
+            knn_weight: 1.0,
+            k: 100,
+            shrinkage: 5.0,
+            support_k: 5,
+            similarity_tau: Some(0.1),
+            pessimism,
+        };
+        a
+    }
+
+    /// The first training prompt of [`two_candidates`].
+    fn unit_first() -> [f32; 3] {
+        [1.0, 0.0, 0.0]
+    }
+
+    #[test]
+    fn evidence_counts_close_labels_and_pessimism_discounts_thin_ones() {
+        let query = [1.0f32, 0.0, 0.0];
+        let p = two_candidates(Some(1.0)).predict(&query, 10);
+        let (many, few) = (&p.predictions[0], &p.predictions[1]);
+        assert!(many.evidence > 5.0 * few.evidence.max(0.1), "{p:?}");
+        assert!(few.quality > many.quality, "three good labels rate higher: {p:?}");
+        assert!(few.penalty > 2.0 * many.penalty && many.penalty > 0.0, "{p:?}");
+        assert!(
+            few.quality - few.penalty < many.quality - many.penalty,
+            "on three labels the thin candidate does not win: {p:?}"
+        );
+        let plain = two_candidates(None).predict(&query, 10);
+        assert!(plain.predictions.iter().all(|x| x.penalty == 0.0));
+        // Leaving the prompt's own rows out: a query equal to a training prompt no longer
+        // sees its label.
+        let own = unit_first();
+        let a = two_candidates(None);
+        let seen = a.predict(&own, 10);
+        let unseen = a.predict_unseen(&own, 10, &[]);
+        assert!(seen.support.nearest > 0.999, "{seen:?}");
+        assert!(unseen.support.nearest < SAME_PROMPT as f64, "{unseen:?}");
+        assert!(unseen.predictions[1].evidence < seen.predictions[1].evidence);
+    }
 
     #[test]
     fn metadata_indicators_follow_the_spec() {

@@ -250,9 +250,11 @@ impl Memory {
     ) -> Vec<(f32, usize)> {
         best(
             k,
-            similarities.iter().copied().enumerate().filter(|(row, s)| {
-                *s != f32::NEG_INFINITY && self.label(*row, model) != UNKNOWN
-            }),
+            similarities
+                .iter()
+                .copied()
+                .enumerate()
+                .filter(|(row, s)| *s != f32::NEG_INFINITY && self.label(*row, model) != UNKNOWN),
         )
     }
 

@@ -316,6 +316,8 @@ mod tests {
             },
             relative_cost,
             neighbours: 0,
+            evidence: 0.0,
+            penalty: 0.0,
             guardrails: vec![],
             score,
             eligible,

@@ -130,7 +130,9 @@ pub fn blend_weight(
     weights
         .iter()
         .map(|&w| {
-            let d: Vec<f64> = (0..y.len()).map(|i| error(w, i) - error(default, i)).collect();
+            let d: Vec<f64> = (0..y.len())
+                .map(|i| error(w, i) - error(default, i))
+                .collect();
             (w, mean_se(&d))
         })
         .filter(|(_, (mean, _))| *mean < 0.0)
@@ -152,7 +154,13 @@ pub fn knn_left_out(
     let mut similarities = memory.similarities(embedding);
     leave_out_same(&mut similarities);
     let nearest = similarities.iter().copied().fold(f32::MIN, f32::max);
-    knn_rate(memory, blend, candidate, (&similarities, f64::from(nearest))).0
+    knn_rate(
+        memory,
+        blend,
+        candidate,
+        (&similarities, f64::from(nearest)),
+    )
+    .0
 }
 
 /// The weighted, centred Gram matrix of a candidate's training features, shared by every ridge

@@ -25,8 +25,8 @@ use switchyard_learn::artifact::{
     metadata_features, metadata_value, Artifact, Blend, Candidate, MetadataFeature, Predicted,
     Weights, FEATURE_SPEC, GOOD_ANSWER, SCHEMA_VERSION,
 };
-use switchyard_learn::memory::{self, Memory};
 use switchyard_learn::hash::stable_hash;
+use switchyard_learn::memory::{self, Memory};
 
 /// The blend of the kNN rate and the linear model, picked in an exploratory leave-subject-out
 /// comparison on the RouteLLM data (not in the repository); every eval report shows each part
@@ -199,12 +199,23 @@ fn twin(cli: &Cli, leave: &BTreeSet<String>, out: &std::path::Path) -> Result<Pa
     })?;
     let mut a = cli.clone();
     a.data = data;
-    a.split = m["training_data"]["split_column"].as_str().map(String::from);
+    a.split = m["training_data"]["split_column"]
+        .as_str()
+        .map(String::from);
     a.seed = m["seed"].as_u64().unwrap_or(cli.seed);
-    a.features = artifact.weights.metadata.iter().map(|f| f.key.clone()).collect();
+    a.features = artifact
+        .weights
+        .metadata
+        .iter()
+        .map(|f| f.key.clone())
+        .collect();
     a.out = out.to_path_buf();
     a.leave_out = leave.clone();
-    eprintln!("cross-fitting: training a twin without {} prompts into {}", leave.len(), out.display());
+    eprintln!(
+        "cross-fitting: training a twin without {} prompts into {}",
+        leave.len(),
+        out.display()
+    );
     fit_artifact(&a)
 }
 
@@ -567,7 +578,9 @@ fn fit_artifact(a: &Cli) -> Result<PathBuf, String> {
         let folds: Vec<usize> = mine
             .iter()
             .filter(|r| r.split == "train")
-            .map(|r| (stable_hash(&format!("{seed}:cv:{}", r.prompt_id)) % fit::FOLDS as u64) as usize)
+            .map(|r| {
+                (stable_hash(&format!("{seed}:cv:{}", r.prompt_id)) % fit::FOLDS as u64) as usize
+            })
             .collect();
         let (lq, linear_oof) = fit::cross_validate(
             &ptrain,
@@ -603,8 +616,12 @@ fn fit_artifact(a: &Cli) -> Result<PathBuf, String> {
                 (|e: &fit::Example| e.quality, |v| v),
                 &fit::EFFECT_LAMBDAS,
             );
-            let effect = fit::Gram::new(&rtrain, &ones).ridge(&rtrain, |e: &fit::Example| e.quality, lm);
-            (prompt_quality.with_effect(&effect.weights, &metadata_mean), Some(lm))
+            let effect =
+                fit::Gram::new(&rtrain, &ones).ridge(&rtrain, |e: &fit::Example| e.quality, lm);
+            (
+                prompt_quality.with_effect(&effect.weights, &metadata_mean),
+                Some(lm),
+            )
         };
         // Answer lengths: every benchmark weighs the same, so the few long-answer prompts
         // (MT-Bench) are not drowned by the one-letter MMLU answers.

@@ -18,14 +18,14 @@
 //! reported for the logging policy (observed) and for each single model.
 
 use crate::embed;
-use crate::outcomes::prompt_id;
-use switchyard_learn::hash::stable_hash;
 use crate::eval::resample;
 use crate::eval::svg::{chart, Series, Style};
+use crate::outcomes::prompt_id;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use switchyard_learn::artifact::{artifact_dir, Artifact};
+use switchyard_learn::hash::stable_hash;
 use switchyard_learn::logfiles::{feedback_scores, mean_for, read_records};
 use switchyard_learn::price::Price;
 use switchyard_learn::prompt::prompt_text;
@@ -234,7 +234,9 @@ pub fn run(a: &Args) -> Result<PathBuf, String> {
     let folds = a.cross_fit.max(1);
     let fold_of: Vec<usize> = rows
         .iter()
-        .map(|r| (stable_hash(&format!("{}:{}", a.seed, prompt_id(&r.text))) % folds as u64) as usize)
+        .map(|r| {
+            (stable_hash(&format!("{}:{}", a.seed, prompt_id(&r.text))) % folds as u64) as usize
+        })
         .collect();
     let out = a.reports.join(format!("ope-{}", artifact.version()));
     let mut replay: Vec<Option<Replay>> = (0..rows.len()).map(|_| None).collect();
@@ -249,10 +251,17 @@ pub fn run(a: &Args) -> Result<PathBuf, String> {
         };
         let by = twin.as_ref().unwrap_or(&artifact);
         for i in idx {
-            replay[i] = Some(replay_one(by, &rows[i], cache.get(&rows[i].text).expect("filled above")));
+            replay[i] = Some(replay_one(
+                by,
+                &rows[i],
+                cache.get(&rows[i].text).expect("filled above"),
+            ));
         }
     }
-    let replay: Vec<Replay> = replay.into_iter().map(|r| r.expect("every fold replayed")).collect();
+    let replay: Vec<Replay> = replay
+        .into_iter()
+        .map(|r| r.expect("every fold replayed"))
+        .collect();
     let new = report_policy(&rows, &replay, &|i| replay[i].chosen.clone(), a);
     let models: BTreeSet<&str> = rows
         .iter()
@@ -304,43 +313,43 @@ fn replay_one(artifact: &Artifact, r: &Logged, emb: &[f32]) -> Replay {
     let threshold = artifact.support_threshold().unwrap_or(f64::NEG_INFINITY);
     let has_data = |m: &str| artifact.weights.candidates.iter().any(|c| c.model == m);
 
-            let priced: Vec<Priced> = r
-                .eligible
-                .iter()
-                .map(|(model, price, prior)| Priced {
-                    model: model.clone(),
-                    price: *price,
-                    // A candidate the new artifact has no data for keeps the logged prediction.
-                    prior: (!has_data(model)).then_some(*prior),
-                })
-                .collect();
-            let metadata = artifact.metadata_features(&r.metadata);
-            // As if the prompt were new: the artifact was trained on these very logs, and
-            // recalling a prompt's own outcome would flatter it.
-            let mut ranked = rank_predicted(
-                &artifact,
-                artifact.predict_unseen(emb, r.prompt_tokens, &metadata),
-                &priced,
-                r.prompt_tokens,
-                r.cost_weight,
-            );
-            let unfamiliar = ranked.support.similarity < threshold;
-            order(
-                &mut ranked.candidates,
-                unfamiliar.then_some(Unfamiliar::Cheapest),
-                r.cost_weight,
-            );
-            Replay {
-                chosen: ranked
-                    .candidates
-                    .first()
-                    .map_or_else(|| r.served.clone(), |c| c.model.clone()),
-                predicted: ranked
-                    .candidates
-                    .iter()
-                    .map(|c| (c.model.clone(), (c.predicted_quality, c.predicted_cost_usd)))
-                    .collect(),
-            }
+    let priced: Vec<Priced> = r
+        .eligible
+        .iter()
+        .map(|(model, price, prior)| Priced {
+            model: model.clone(),
+            price: *price,
+            // A candidate the new artifact has no data for keeps the logged prediction.
+            prior: (!has_data(model)).then_some(*prior),
+        })
+        .collect();
+    let metadata = artifact.metadata_features(&r.metadata);
+    // As if the prompt were new: the artifact was trained on these very logs, and
+    // recalling a prompt's own outcome would flatter it.
+    let mut ranked = rank_predicted(
+        &artifact,
+        artifact.predict_unseen(emb, r.prompt_tokens, &metadata),
+        &priced,
+        r.prompt_tokens,
+        r.cost_weight,
+    );
+    let unfamiliar = ranked.support.similarity < threshold;
+    order(
+        &mut ranked.candidates,
+        unfamiliar.then_some(Unfamiliar::Cheapest),
+        r.cost_weight,
+    );
+    Replay {
+        chosen: ranked
+            .candidates
+            .first()
+            .map_or_else(|| r.served.clone(), |c| c.model.clone()),
+        predicted: ranked
+            .candidates
+            .iter()
+            .map(|c| (c.model.clone(), (c.predicted_quality, c.predicted_cost_usd)))
+            .collect(),
+    }
 }
 
 /// Cost against quality, DR estimates: the new artifact, each single model, and the logging

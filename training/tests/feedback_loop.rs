@@ -20,8 +20,8 @@ fn train(args: &[&str]) -> (bool, String) {
         .args(args)
         .output()
         .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).to_string()
-        + &String::from_utf8_lossy(&out.stderr);
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
     (out.status.success(), text)
 }
 
@@ -41,7 +41,14 @@ fn write_logs(dir: &Path) {
             for (j, w) in words.iter().enumerate() {
                 for (model, emotion) in [
                     ("m/a", if t == 0 { "calm" } else { "frustrated" }),
-                    ("m/b", if (j + round) % 2 == 0 { "calm" } else { "frustrated" }),
+                    (
+                        "m/b",
+                        if (j + round) % 2 == 0 {
+                            "calm"
+                        } else {
+                            "frustrated"
+                        },
+                    ),
                 ] {
                     i += 1;
                     let text = if t == 0 {
@@ -77,7 +84,13 @@ fn write_logs(dir: &Path) {
             }
         }
     }
-    let lines = |v: &[Value]| v.iter().map(Value::to_string).collect::<Vec<_>>().join("\n") + "\n";
+    let lines = |v: &[Value]| {
+        v.iter()
+            .map(Value::to_string)
+            .collect::<Vec<_>>()
+            .join("\n")
+            + "\n"
+    };
     std::fs::write(dir.join("requests-0001.ndjson"), lines(&requests)).unwrap();
     std::fs::write(dir.join("feedback-0001.ndjson"), lines(&feedback)).unwrap();
 }
@@ -119,7 +132,11 @@ fn confounded_metadata_is_not_credited_and_ope_cross_fits() {
         let e = &enc.embed_all(&[text]).unwrap()[0];
         let md: Map<String, Value> = json!({"emotion": emotion}).as_object().unwrap().clone();
         let p = artifact.predict_with(e, 20, &artifact.metadata_features(&md));
-        p.predictions.iter().find(|p| p.model == "m/a").unwrap().quality
+        p.predictions
+            .iter()
+            .find(|p| p.model == "m/a")
+            .unwrap()
+            .quality
     };
     let math = "what is forty plus eleven times 2? show the arithmetic";
     let poem = "write a short poem about lanterns, verse 2";
@@ -140,7 +157,17 @@ fn confounded_metadata_is_not_credited_and_ope_cross_fits() {
     let ope = |extra: &[&str]| {
         train(
             &[
-                &["ope", "--artifact", &models, "--reports", &reports, "--bootstrap", "20", "--min-matches", "5"][..],
+                &[
+                    "ope",
+                    "--artifact",
+                    &models,
+                    "--reports",
+                    &reports,
+                    "--bootstrap",
+                    "20",
+                    "--min-matches",
+                    "5",
+                ][..],
                 extra,
                 &common[..],
             ]
@@ -149,8 +176,17 @@ fn confounded_metadata_is_not_credited_and_ope_cross_fits() {
     };
     let (ok, log) = ope(&[]);
     assert!(ok, "{log}");
-    let report = PathBuf::from(log.lines().filter(|l| l.starts_with(&reports)).last().unwrap().trim());
-    assert!(log.contains("cross-fitting: training a twin without"), "{log}");
+    let report = PathBuf::from(
+        log.lines()
+            .filter(|l| l.starts_with(&reports))
+            .last()
+            .unwrap()
+            .trim(),
+    );
+    assert!(
+        log.contains("cross-fitting: training a twin without"),
+        "{log}"
+    );
     for fold in ["fold-0", "fold-1"] {
         assert!(
             artifact_dir(&report.join("twins").join(fold)).is_ok(),
@@ -162,7 +198,10 @@ fn confounded_metadata_is_not_credited_and_ope_cross_fits() {
         serde_json::from_str(&std::fs::read_to_string(report.join("metrics.json")).unwrap())
             .unwrap();
     assert_eq!(metrics["cross_fit_folds"], 2, "{metrics}");
-    assert!(metrics["new_policy"]["quality"]["dr"].is_object(), "{metrics}");
+    assert!(
+        metrics["new_policy"]["quality"]["dr"].is_object(),
+        "{metrics}"
+    );
 
     // Without the training data, cross-fitting cannot work: it says so and how to go on.
     std::fs::rename(tmp.join("outcomes.parquet"), tmp.join("moved.parquet")).unwrap();

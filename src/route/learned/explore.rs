@@ -205,7 +205,12 @@ mod tests {
         let mut served = [0usize; 3];
         for _ in 0..11_000 {
             let mut chain = vec![0usize, 1, 2];
-            let d = e.apply(&req, &mut chain, |_| 0.0, |c| if *c == 1 { 99.0 } else { 0.0 });
+            let d = e.apply(
+                &req,
+                &mut chain,
+                |_| 0.0,
+                |c| if *c == 1 { 99.0 } else { 0.0 },
+            );
             let want = if chain[0] == 1 { 0.1 / 1.1 } else { 1.0 / 1.1 };
             assert!((d.propensity - want).abs() < 1e-12, "{d:?}");
             served[chain[0]] += 1;

@@ -357,7 +357,6 @@ impl AutoRouter {
             .collect()
     }
 
-
     /// The served model of a candidate by its served id.
     fn model(&self, id: &str) -> Option<&Arc<ModelConfig>> {
         self.models.iter().find(|m| m.id == id)
