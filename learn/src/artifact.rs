@@ -153,10 +153,6 @@ pub struct Candidate {
     /// that mix. Empty (artifacts before this field): shifted from zero.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub metadata_mean: Vec<f64>,
-    /// Its weight of the kNN rate in the blend, chosen on validation; `None` (artifacts before
-    /// this field): the blend's `knn_weight`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub knn_weight: Option<f64>,
 }
 
 impl Candidate {
@@ -461,10 +457,7 @@ impl Artifact {
                     .map(|(i, (w, v))| w * (v - c.metadata_mean.get(i).copied().unwrap_or(0.0)))
                     .sum();
                 let knn = (knn + metadata_effect).clamp(0.0, 1.0);
-                let quality = {
-                    let w = c.knn_weight.unwrap_or(b.knn_weight);
-                    w * knn + (1.0 - w) * linear
-                };
+                let quality = b.knn_weight * knn + (1.0 - b.knn_weight) * linear;
                 Prediction {
                     model: c.model.clone(),
                     quality,
@@ -569,7 +562,6 @@ impl Artifact {
                         quality: zero(c.quality),
                         output_tokens: zero((1.0 + c.output_tokens).ln()),
                         metadata_mean: vec![],
-                        knn_weight: None,
                     })
                     .collect(),
             },
@@ -607,8 +599,18 @@ mod tests {
             json!({}),
             &far,
             &[
-                UniformCandidate { model: "many", quality: 0.8, output_tokens: 10.0, price_per_mtok: 1.0 },
-                UniformCandidate { model: "few", quality: 0.8, output_tokens: 10.0, price_per_mtok: 1.0 },
+                UniformCandidate {
+                    model: "many",
+                    quality: 0.8,
+                    output_tokens: 10.0,
+                    price_per_mtok: 1.0,
+                },
+                UniformCandidate {
+                    model: "few",
+                    quality: 0.8,
+                    output_tokens: 10.0,
+                    price_per_mtok: 1.0,
+                },
             ],
         );
         a.memory = Memory::build(&rows, labels, 2);
@@ -634,8 +636,14 @@ mod tests {
         let p = two_candidates(Some(1.0)).predict(&query, 10);
         let (many, few) = (&p.predictions[0], &p.predictions[1]);
         assert!(many.evidence > 5.0 * few.evidence.max(0.1), "{p:?}");
-        assert!(few.quality > many.quality, "three good labels rate higher: {p:?}");
-        assert!(few.penalty > 2.0 * many.penalty && many.penalty > 0.0, "{p:?}");
+        assert!(
+            few.quality > many.quality,
+            "three good labels rate higher: {p:?}"
+        );
+        assert!(
+            few.penalty > 2.0 * many.penalty && many.penalty > 0.0,
+            "{p:?}"
+        );
         assert!(
             few.quality - few.penalty < many.quality - many.penalty,
             "on three labels the thin candidate does not win: {p:?}"

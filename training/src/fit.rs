@@ -61,29 +61,18 @@ pub const LAMBDAS: [f64; 10] = [
     1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0, 3000.0, 10000.0, 30000.0,
 ];
 
-/// Folds of the cross-validation that picks the quality model's ridge strength and the
-/// blend's kNN weight.
+/// Folds of the cross-validation that picks the quality model's ridge strengths.
 pub const FOLDS: usize = 5;
 
-/// Mean and standard error of the mean.
-fn mean_se(v: &[f64]) -> (f64, f64) {
-    let n = v.len().max(1) as f64;
-    let mean = v.iter().sum::<f64>() / n;
-    let var = v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0).max(1.0);
-    (mean, (var / n).sqrt())
-}
-
 /// K-fold cross-validated ridge strength (`fold[i]` in `0..FOLDS` for each example): each
-/// strength is fitted on the other folds and predicts the held-out one; the strongest whose
-/// mean squared error is within one standard error of the lowest wins (on little data, the
-/// smoother model the data cannot tell apart from the best). Returns it and its out-of-fold
-/// predictions (through `link`).
+/// strength is fitted on the other folds and predicts the held-out one (through `link`); the
+/// one with the lowest mean squared error wins.
 pub fn cross_validate(
     train: &[&Example],
     fold: &[usize],
     (target, link): (Target, Link),
     lambdas: &[f64],
-) -> (f64, Vec<f64>) {
+) -> f64 {
     let n = train.len();
     let mut oof = vec![vec![0.0; n]; lambdas.len()];
     for f in 0..FOLDS {
@@ -101,43 +90,20 @@ pub fn cross_validate(
             }
         }
     }
-    let stats: Vec<(f64, f64)> = oof
+    let mse: Vec<f64> = oof
         .iter()
         .map(|p| {
-            let errors: Vec<f64> = p
-                .iter()
+            p.iter()
                 .zip(train)
                 .map(|(p, e)| (p - target(e)).powi(2))
-                .collect();
-            mean_se(&errors)
+                .sum::<f64>()
+                / n.max(1) as f64
         })
         .collect();
     let chosen = (0..lambdas.len())
-        .min_by(|&a, &b| stats[a].0.total_cmp(&stats[b].0))
+        .min_by(|&a, &b| mse[a].total_cmp(&mse[b]))
         .expect("lambdas is not empty");
-    (lambdas[chosen], oof.swap_remove(chosen))
-}
-
-/// The blend's kNN weight, from out-of-fold linear predictions, leave-one-out kNN rates and
-/// the outcomes: `default` unless one of `weights` has a lower squared error by more than one
-/// standard error of the paired difference.
-pub fn blend_weight(
-    (linear, knn, y): (&[f64], &[f64], &[f64]),
-    default: f64,
-    weights: &[f64],
-) -> f64 {
-    let error = |w: f64, i: usize| (w * knn[i] + (1.0 - w) * linear[i] - y[i]).powi(2);
-    weights
-        .iter()
-        .map(|&w| {
-            let d: Vec<f64> = (0..y.len())
-                .map(|i| error(w, i) - error(default, i))
-                .collect();
-            (w, mean_se(&d))
-        })
-        .filter(|(_, (mean, _))| *mean < 0.0)
-        .min_by(|a, b| a.1 .0.total_cmp(&b.1 .0))
-        .map_or(default, |(w, _)| w)
+    lambdas[chosen]
 }
 
 /// Ridge strengths tried for the metadata effect (a handful of indicators, fitted on residuals).

@@ -16,6 +16,13 @@
 //! policy (or the effective sample size is below it) no number is given: the logs do not support
 //! it — typically because nothing explored the models the new artifact prefers. The same is
 //! reported for the logging policy (observed) and for each single model.
+//!
+//! The logs are usually in the new artifact's training data, and an artifact re-deciding the
+//! prompts it learned from would be credited with recalling their outcomes. So by default the
+//! decisions are cross-fitted: split into folds by prompt, each fold is replayed by a twin of the
+//! artifact trained the same way without that fold's prompts (`--cross-fit`, default 2; 0
+//! replays the artifact itself, for logs newer than its training data), and every replay leaves
+//! the prompt's own memory rows out ([`Artifact::predict_unseen`]).
 
 use crate::embed;
 use crate::eval::resample;
@@ -327,7 +334,7 @@ fn replay_one(artifact: &Artifact, r: &Logged, emb: &[f32]) -> Replay {
     // As if the prompt were new: the artifact was trained on these very logs, and
     // recalling a prompt's own outcome would flatter it.
     let mut ranked = rank_predicted(
-        &artifact,
+        artifact,
         artifact.predict_unseen(emb, r.prompt_tokens, &metadata),
         &priced,
         r.prompt_tokens,
@@ -482,6 +489,8 @@ mod tests {
             .collect();
         let args = Args {
             logs: Path::new(""),
+            cross_fit: 0,
+            refit: &|_, _| Err("not in this test".into()),
             artifact: Path::new(""),
             encoder: Path::new(""),
             cache: Path::new(""),

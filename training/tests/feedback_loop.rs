@@ -178,8 +178,7 @@ fn confounded_metadata_is_not_credited_and_ope_cross_fits() {
     assert!(ok, "{log}");
     let report = PathBuf::from(
         log.lines()
-            .filter(|l| l.starts_with(&reports))
-            .last()
+            .rfind(|l| l.starts_with(&reports))
             .unwrap()
             .trim(),
     );
