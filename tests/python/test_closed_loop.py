@@ -1,4 +1,4 @@
-"""The closed loop end to end, small: `scripts/simulate.py` serves rounds of prompts through the
+"""The closed loop end to end: `scripts/simulate.py` serves rounds of prompts through the
 real server (cold start, then `auto` with exploration), posts simulated feedback, trains on the
 logs (`switchyard-train all --src none --features emotion`), estimates each new artifact
 off-policy (cross-fitted) and lets the server hot-reload it. Seeded, so the assertions are about
@@ -10,24 +10,35 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 BIN_DIR = Path(os.environ.get("SWITCHYARD_BIN", ROOT / "target" / "debug" / "switchyard")).resolve().parent
 
 
-def simulate(tmp_path, *extra):
-    out = tmp_path / "sim"
+def simulate(out, *extra):
+    """The default world (seed 11, 4 rounds of 600 requests, about 20 s)."""
     subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "simulate.py"), "--bin", str(BIN_DIR), "--out", str(out),
-         "--rounds", "3", "--requests", "300", *extra],
+        [sys.executable, str(ROOT / "scripts" / "simulate.py"), "--bin", str(BIN_DIR), "--out", str(out), *extra],
         cwd=ROOT, check=True, capture_output=True, text=True, timeout=600,
     )
     return json.loads((out / "summary.json").read_text()), out
 
 
-def test_loop_learns_explores_and_estimates_off_policy(tmp_path):
-    s, out = simulate(tmp_path)
+@pytest.fixture(scope="module")
+def explored(tmp_path_factory):
+    return simulate(tmp_path_factory.mktemp("explore") / "sim")
+
+
+@pytest.fixture(scope="module")
+def greedy(tmp_path_factory):
+    return simulate(tmp_path_factory.mktemp("greedy") / "sim", "--explore", "0")
+
+
+def test_loop_learns_explores_and_estimates_off_policy(explored):
+    s, out = explored
     rounds = s["rounds"]
-    assert [r["serving"] for r in rounds] == ["router/coldstart", "auto", "auto"]
+    assert [r["serving"] for r in rounds] == ["router/coldstart", "auto", "auto", "auto"]
     # Exploration serves non-top candidates at about the configured share, with propensities.
     assert all(0.03 < r["explored"] < 0.2 for r in rounds[1:]), rounds
     # The mid-priced model, added after the cold start on a pessimistic prior, gets traffic.
@@ -41,19 +52,18 @@ def test_loop_learns_explores_and_estimates_off_policy(tmp_path):
     assert s["apgr"]["learned"] > 0.5, s["apgr"]
     # Off-policy estimates: each auto round after the first says what the artifact that served
     # it was estimated at (a value with an interval, or why there is none); cross-fitted twins.
-    ope = rounds[2]["ope"]
-    assert ope is not None and (ope["value"] is None or len(ope["ci95"]) == 2), ope
+    for r in rounds[2:]:
+        assert r["ope"] is not None and (r["ope"]["value"] is None or len(r["ope"]["ci95"]) == 2), r
     reports = list((out / "ope").glob("ope-*/metrics.json"))
     assert reports and all(json.loads(r.read_text())["cross_fit_folds"] == 2 for r in reports)
     assert all((r.parent / "twins" / "fold-1").is_dir() for r in reports)
 
 
-def test_without_exploration_the_loop_stalls_on_the_unexplored_model(tmp_path):
-    explored, _ = simulate(tmp_path / "explore")
-    greedy, _ = simulate(tmp_path / "greedy", "--explore", "0")
+def test_without_exploration_the_loop_stalls_on_the_unexplored_model(explored, greedy):
+    (explored, _), (greedy, _) = explored, greedy
     assert all(r["explored"] == 0 for r in greedy["rounds"])
     # Tried on its prior once, then judged on what that gave: the medium model fades out and the
     # cost-quality curve stays well below the one learned with exploration.
     share = lambda s: s["rounds"][-1]["share"]["sim/medium"]
-    assert share(greedy) < share(explored), (share(greedy), share(explored))
+    assert share(greedy) < share(explored) / 2, (share(greedy), share(explored))
     assert greedy["apgr"]["learned"] < explored["apgr"]["learned"] - 0.02, (greedy["apgr"], explored["apgr"])
