@@ -55,7 +55,7 @@ def test_loop_learns_explores_and_estimates_off_policy(explored):
     for r in rounds[2:]:
         assert r["ope"] is not None and (r["ope"]["value"] is None or len(r["ope"]["ci95"]) == 2), r
     reports = list((out / "ope").glob("ope-*/metrics.json"))
-    assert reports and all(json.loads(r.read_text())["cross_fit_folds"] == 2 for r in reports)
+    assert reports and all(json.loads(r.read_text())["cross_fit_folds"] == 5 for r in reports)
     assert all((r.parent / "twins" / "fold-1").is_dir() for r in reports)
 
 

@@ -117,7 +117,7 @@ struct Cli {
     /// each fold's decisions are replayed by a twin of the artifact trained (same data, split,
     /// seed and features) without that fold's prompts; 0 or 1 replays the artifact itself
     /// (right when the logs are newer than its training data).
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = 5)]
     cross_fit: usize,
     /// fit: prompt ids left out of training (set by `ope` for its cross-fitted twins).
     #[arg(skip)]

@@ -20,7 +20,7 @@
 //! The logs are usually in the new artifact's training data, and an artifact re-deciding the
 //! prompts it learned from would be credited with recalling their outcomes. So by default the
 //! decisions are cross-fitted: split into folds by prompt, each fold is replayed by a twin of the
-//! artifact trained the same way without that fold's prompts (`--cross-fit`, default 2; 0
+//! artifact trained the same way without that fold's prompts (`--cross-fit`, default 5; 0
 //! replays the artifact itself, for logs newer than its training data), and every replay leaves
 //! the prompt's own memory rows out ([`Artifact::predict_unseen`]).
 
