@@ -486,8 +486,9 @@ fn standard_error(q: f64, evidence: f64) -> f64 {
 }
 
 /// A candidate's kNN good-answer rate for a prompt, the labelled neighbours it is taken over
-/// and their summed similarity weights (the evidence): candidate `m` with overall rate `base_rate`; the prompt's similarities to the memory
-/// rows (−∞ for a row left out) and the nearest one's.
+/// and their summed similarity weights (the evidence): candidate `m` with overall rate
+/// `base_rate`; the prompt's similarities to the memory rows (−∞ for a row left out) and the
+/// nearest one's.
 pub fn knn_rate(
     memory: &Memory,
     b: &Blend,
@@ -625,13 +626,9 @@ mod tests {
         a
     }
 
-    /// The first training prompt of [`two_candidates`].
-    fn unit_first() -> [f32; 3] {
-        [1.0, 0.0, 0.0]
-    }
-
     #[test]
     fn evidence_counts_close_labels_and_pessimism_discounts_thin_ones() {
+        // The first training prompt of `two_candidates`.
         let query = [1.0f32, 0.0, 0.0];
         let p = two_candidates(Some(1.0)).predict(&query, 10);
         let (many, few) = (&p.predictions[0], &p.predictions[1]);
@@ -652,10 +649,9 @@ mod tests {
         assert!(plain.predictions.iter().all(|x| x.penalty == 0.0));
         // Leaving the prompt's own rows out: a query equal to a training prompt no longer
         // sees its label.
-        let own = unit_first();
         let a = two_candidates(None);
-        let seen = a.predict(&own, 10);
-        let unseen = a.predict_unseen(&own, 10, &[]);
+        let seen = a.predict(&query, 10);
+        let unseen = a.predict_unseen(&query, 10, &[]);
         assert!(seen.support.nearest > 0.999, "{seen:?}");
         assert!(unseen.support.nearest < SAME_PROMPT as f64, "{unseen:?}");
         assert!(unseen.predictions[1].evidence < seen.predictions[1].evidence);

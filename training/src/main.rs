@@ -165,7 +165,7 @@ fn main() {
         Step::Ope => ope::run(&ope::Args {
             logs: &cli.logs,
             cross_fit: cli.cross_fit,
-            refit: &|leave, out| twin(&cli, leave, out),
+            refit: &|artifact, leave, out| twin(&cli, artifact, leave, out),
             artifact: &cli.artifact,
             encoder: &cli.encoder,
             cache: &cli.cache,
@@ -183,12 +183,15 @@ fn main() {
     }
 }
 
-/// A twin of `--artifact` for cross-fitted off-policy evaluation: fitted from the same outcome
+/// A twin of `artifact` for cross-fitted off-policy evaluation: fitted from the same outcome
 /// table, split column, seed and metadata features as its manifest records, without the
 /// prompts `leave`, into `out`.
-fn twin(cli: &Cli, leave: &BTreeSet<String>, out: &std::path::Path) -> Result<PathBuf, String> {
-    let dir = switchyard_learn::artifact::artifact_dir(&cli.artifact).map_err(|e| e.to_string())?;
-    let artifact = Artifact::load(&dir).map_err(|e| e.to_string())?;
+fn twin(
+    cli: &Cli,
+    artifact: &Artifact,
+    leave: &BTreeSet<String>,
+    out: &std::path::Path,
+) -> Result<PathBuf, String> {
     let m = &artifact.manifest;
     let data = m["training_data"]["path"].as_str().map(PathBuf::from).filter(|p| p.is_file()).ok_or_else(|| {
         format!(

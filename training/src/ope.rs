@@ -39,8 +39,8 @@ use switchyard_learn::prompt::prompt_text;
 use switchyard_learn::score::{order, quantile, rank_predicted, Priced, Prior, Unfamiliar};
 
 /// Trains a twin of the evaluated artifact (its data, split, seed and features) without the
-/// given prompt ids, into the given directory; returns the artifact's directory.
-pub type Refit<'a> = &'a dyn Fn(&BTreeSet<String>, &Path) -> Result<PathBuf, String>;
+/// given prompt ids, into the given directory; returns the twin's directory.
+pub type Refit<'a> = &'a dyn Fn(&Artifact, &BTreeSet<String>, &Path) -> Result<PathBuf, String>;
 
 pub struct Args<'a> {
     pub logs: &'a Path,
@@ -253,7 +253,11 @@ pub fn run(a: &Args) -> Result<PathBuf, String> {
             None
         } else {
             let leave: BTreeSet<String> = idx.iter().map(|&i| prompt_id(&rows[i].text)).collect();
-            let dir = (a.refit)(&leave, &out.join("twins").join(format!("fold-{fold}")))?;
+            let dir = (a.refit)(
+                &artifact,
+                &leave,
+                &out.join("twins").join(format!("fold-{fold}")),
+            )?;
             Some(Artifact::load(&dir).map_err(|e| e.to_string())?)
         };
         let by = twin.as_ref().unwrap_or(&artifact);
@@ -490,7 +494,7 @@ mod tests {
         let args = Args {
             logs: Path::new(""),
             cross_fit: 0,
-            refit: &|_, _| Err("not in this test".into()),
+            refit: &|_, _, _| Err("not in this test".into()),
             artifact: Path::new(""),
             encoder: Path::new(""),
             cache: Path::new(""),

@@ -5,11 +5,11 @@
 //! sum of their similarity weights, [`switchyard_learn::score::Scored::evidence`]) weighs
 //! `1 / sqrt(1 + e)` (a newly added model on its prior weighs 1, one with a hundred labels as
 //! close as the nearest training prompt 0.1), so exploration goes to the topics a model has
-//! not been tried on rather than to the model overall. Every decision records the propensity of the served model
-//! (the probability the policy had of choosing it), which off-policy evaluation and training
-//! need to correct for how traffic was routed. A request opts out with `metadata.explore =
-//! false` (or `"off"`); an hourly cap on the explored requests' predicted cost stops exploring
-//! for the rest of the clock hour.
+//! not been tried on rather than to the model overall. Every decision records the propensity
+//! of the served model (the probability the policy had of choosing it), which off-policy
+//! evaluation and training need to correct for how traffic was routed. A request opts out
+//! with `metadata.explore = false` (or `"off"`); an hourly cap on the explored requests'
+//! predicted cost stops exploring for the rest of the clock hour.
 
 use crate::clock::HourlyBudget;
 use crate::config::auto::Explore;
