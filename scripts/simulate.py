@@ -84,6 +84,17 @@ class World:
             effect = self.spec["signal"].get("effect", {}).get(sig, {}).get(model, 0.0)
         return min(0.98, max(0.02, base - slope * d + effect))
 
+    def visible_quality(self, model, text, topic, sig=None):
+        """The expected quality given what a router can see: the topic, the difficulty word when
+        the prompt has one (else any difficulty) and the signal, averaged over the difficulty
+        the word leaves open."""
+        words = self.spec["difficulty_words"]
+        tokens = set(text.replace(",", " ").replace("!", " ").split())
+        bucket = next((b for b, ws in enumerate(words) if tokens & set(ws)), None)
+        lo, hi = (0.0, 1.0) if bucket is None else (bucket / 3, (bucket + 1) / 3)
+        grid = [lo + (hi - lo) * (i + 0.5) / 50 for i in range(50)]
+        return sum(self.quality(model, topic, d, sig) for d in grid) / len(grid)
+
     def metadata(self, sig):
         return {} if sig is None else {self.spec["signal"]["key"]: sig}
 
@@ -247,11 +258,17 @@ def apgr(points, cheap, strong):
     return area
 
 
-def oracle_at(world, tests, w):
-    """The oracle's mean (cost, quality) at cost weight `w` on the test prompts."""
+def oracle_at(world, tests, w, visible=False):
+    """The oracle's mean (cost, quality) at cost weight `w` on the test prompts. `visible`: the
+    oracle that knows the quality function but sees only what the prompt shows (it decides on
+    [`World.visible_quality`]), the best any router reading the request can do."""
     n = len(tests)
     ref = sum(max(world.cost(m, t[0]) for m in world.ids) for t in tests) / n
-    chosen = [max(world.ids, key=lambda m: utility(world.quality(m, t[1], t[2], t[3]), world.cost(m, t[0]), w, ref)) for t in tests]
+
+    def known(m, t):
+        return world.visible_quality(m, t[0], t[1], t[3]) if visible else world.quality(m, t[1], t[2], t[3])
+
+    chosen = [max(world.ids, key=lambda m: utility(known(m, t), world.cost(m, t[0]), w, ref)) for t in tests]
     return (
         sum(world.cost(m, t[0]) for m, t in zip(chosen, tests)) / n,
         sum(world.quality(m, t[1], t[2], t[3]) for m, t in zip(chosen, tests)) / n,
@@ -281,10 +298,11 @@ def curves(server, world, tests):
                 sum(quals[m][i] for i, m in enumerate(chosen)) / n,
             ))
     oracle = [oracle_at(world, tests, x / 100) for x in range(0, 301)]
+    visible = [oracle_at(world, tests, x / 100, visible=True) for x in range(0, 301)]
     singles = {m: (sum(costs[m]) / n, sum(quals[m]) / n) for m in ids}
     cheap = min(singles.values())
     strong = max(singles.values(), key=lambda p: p[0])
-    return apgr(learned, cheap, strong), apgr(oracle, cheap, strong), singles, learned
+    return apgr(learned, cheap, strong), apgr(oracle, cheap, strong), apgr(visible, cheap, strong), singles, learned
 
 
 def run(args, seed=None):
@@ -337,7 +355,7 @@ def run(args, seed=None):
             serving = "router/coldstart" if round_no == 0 else "auto"
             recs = serve_round(server, world, round_no, prompts, serving, explore > 0)
             if round_no == spec["rounds"] - 1:
-                learned_apgr, oracle_apgr, singles, learned_points = curves(server, world, tests)
+                learned_apgr, oracle_apgr, visible_apgr, singles, learned_points = curves(server, world, tests)
         finally:
             server.stop()
         for f in logs.glob("*.ndjson"):
@@ -404,7 +422,8 @@ def run(args, seed=None):
     if greedy is not None:
         greedy_verdict = greedy[1] > best_single[1][1] and greedy[0] < best_single[1][0]
         print(f"learned policy at the knob on the test prompts, without exploration: quality {greedy[1]:.3f} at ${1000*greedy[0]:.4f} per 1k (world prices); higher quality than the best single model at lower cost: {'yes' if greedy_verdict else 'no'}")
-    print(f"APGR on the test prompts' true qualities: learned {learned_apgr:.3f}, oracle router {oracle_apgr:.3f}, gap {oracle_apgr - learned_apgr:.3f}")
+    print(f"APGR on the test prompts' true qualities: learned {learned_apgr:.3f}, oracle router {oracle_apgr:.3f}, gap {oracle_apgr - learned_apgr:.3f}; "
+          f"an oracle that sees only the prompt's topic, difficulty word and signal {visible_apgr:.3f} (gap to it {visible_apgr - learned_apgr:.3f})")
     print("\nfinal round, traffic share per topic (oracle at the knob in brackets):")
     last_recs = final_records
     for ti, t in enumerate(world.topics):
@@ -425,7 +444,7 @@ def run(args, seed=None):
     judged = [r["ope_within"] for r in rows if "ope_within" in r]
     if judged:
         print(f"OPE estimate within its interval of the observed value: {sum(judged)}/{len(judged)} rounds")
-    summary = {"world": args.world, "seed": spec["seed"], "explore": explore, "best_single": {"model": best_single[0], "quality": best_single[1][1], "cost_per_1k": 1000 * best_single[1][0]}, "oracle_at_knob": {"quality": at_knob[1], "cost_per_1k": 1000 * at_knob[0]}, "rounds": rows, "apgr": {"learned": learned_apgr, "oracle": oracle_apgr}, "singles": singles, "learned_at_knob": learned_points[COST_WEIGHTS.index(w_knob)] if w_knob in COST_WEIGHTS else None, "learned_curve": [{"cost_weight": w, "cost_per_1k": 1000 * c, "quality": q} for w, (c, q) in zip(COST_WEIGHTS, learned_points)], "oracle_curve": [{"cost_weight": w, "cost_per_1k": 1000 * c, "quality": q} for w in COST_WEIGHTS for c, q in [oracle_at(world, tests, w)]]}
+    summary = {"world": args.world, "seed": spec["seed"], "explore": explore, "best_single": {"model": best_single[0], "quality": best_single[1][1], "cost_per_1k": 1000 * best_single[1][0]}, "oracle_at_knob": {"quality": at_knob[1], "cost_per_1k": 1000 * at_knob[0]}, "rounds": rows, "apgr": {"learned": learned_apgr, "oracle": oracle_apgr, "visible_oracle": visible_apgr}, "singles": singles, "learned_at_knob": learned_points[COST_WEIGHTS.index(w_knob)] if w_knob in COST_WEIGHTS else None, "learned_curve": [{"cost_weight": w, "cost_per_1k": 1000 * c, "quality": q} for w, (c, q) in zip(COST_WEIGHTS, learned_points)], "oracle_curve": [{"cost_weight": w, "cost_per_1k": 1000 * c, "quality": q} for w in COST_WEIGHTS for c, q in [oracle_at(world, tests, w)]]}
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     print(f"written {out / 'summary.json'}")
     return summary

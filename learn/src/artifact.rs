@@ -123,11 +123,11 @@ pub struct Blend {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub similarity_tau: Option<f64>,
     /// How much a prediction resting on little evidence is discounted when scored: the score
-    /// subtracts `pessimism × sqrt(q̃ (1 − q̃) / (1 + evidence))` (q̃: the predicted rate smoothed
-    /// by one good and one bad pseudo-label), about that many standard errors
-    /// of the candidate's local rate, so a cheap candidate known from a handful of labels near
-    /// the prompt does not win on them (exploration gathers more). `None` (artifacts before
-    /// this field): no discount.
+    /// subtracts `pessimism × knn_weight × sqrt(q̃ (1 − q̃)) × spread`, that many standard
+    /// errors of the blend's kNN part (q̃: the kNN rate smoothed by one good and one bad
+    /// pseudo-label; spread: [`KnnRate::spread`]), so a cheap candidate known from a handful of
+    /// labels near the prompt does not win on them (exploration gathers more). `None`
+    /// (artifacts before this field): no discount.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pessimism: Option<f64>,
 }
@@ -436,7 +436,7 @@ impl Artifact {
             .iter()
             .enumerate()
             .map(|(m, c)| {
-                let (knn, n, evidence) = knn_rate(
+                let near = knn_rate(
                     &self.memory,
                     b,
                     (m, c.base_rate),
@@ -456,16 +456,19 @@ impl Artifact {
                     .enumerate()
                     .map(|(i, (w, v))| w * (v - c.metadata_mean.get(i).copied().unwrap_or(0.0)))
                     .sum();
-                let knn = (knn + metadata_effect).clamp(0.0, 1.0);
+                let knn = (near.rate + metadata_effect).clamp(0.0, 1.0);
                 let quality = b.knn_weight * knn + (1.0 - b.knn_weight) * linear;
+                // The blend's uncertainty is its kNN part's: the linear part is a ridge fit
+                // over all the candidate's rows, its variance small next to a few neighbours'.
+                let error = b.knn_weight * standard_error(knn, near.evidence, near.spread);
                 Prediction {
                     model: c.model.clone(),
                     quality,
-                    penalty: round6(b.pessimism.unwrap_or(0.0) * standard_error(quality, evidence)),
+                    penalty: round6(b.pessimism.unwrap_or(0.0) * error),
                     quality_linear: linear,
                     quality_knn: knn,
-                    neighbours: n,
-                    evidence: round6(evidence),
+                    neighbours: near.neighbours,
+                    evidence: round6(near.evidence),
                     output_tokens: (c.output_tokens.value(&x).exp() - 1.0).max(1.0),
                 }
             })
@@ -477,16 +480,33 @@ impl Artifact {
     }
 }
 
-/// The standard error of a good-answer rate `q` resting on `evidence` labels, its variance
-/// taken at the rate smoothed by one good and one bad pseudo-label (so a few labels that all
-/// agree still leave wide uncertainty).
-fn standard_error(q: f64, evidence: f64) -> f64 {
+/// The standard error of a kNN good-answer rate `q` resting on `evidence` summed neighbour
+/// weights with the given `spread` ([`KnnRate::spread`]): the labels' standard deviation, taken
+/// at the rate smoothed by one good and one bad pseudo-label (so a few labels that all agree
+/// still leave wide uncertainty), times the spread.
+fn standard_error(q: f64, evidence: f64, spread: f64) -> f64 {
     let smoothed = (q * evidence + 1.0) / (evidence + 2.0);
-    (smoothed * (1.0 - smoothed) / (1.0 + evidence)).sqrt()
+    (smoothed * (1.0 - smoothed)).sqrt() * spread
 }
 
-/// A candidate's kNN good-answer rate for a prompt, the labelled neighbours it is taken over
-/// and their summed similarity weights (the evidence): candidate `m` with overall rate
+/// A candidate's kNN good-answer rate for a prompt ([`knn_rate`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct KnnRate {
+    /// The similarity-weighted rate of its labelled neighbours, shrunk towards its overall rate.
+    pub rate: f64,
+    /// Labelled neighbours taken.
+    pub neighbours: usize,
+    /// Their summed similarity weights: how many labels as close as the nearest training
+    /// prompt they are worth.
+    pub evidence: f64,
+    /// `sqrt(Σ w²) / (Σ w + shrinkage)`: the rate's standard error per unit of a label's
+    /// standard deviation (a weighted mean of `n` equal weights has `sqrt(n) / n`). The overall
+    /// rate the shrinkage pulls towards rests on all the candidate's rows; its variance is
+    /// left out.
+    pub spread: f64,
+}
+
+/// A candidate's kNN good-answer rate for a prompt: candidate `m` with overall rate
 /// `base_rate`; the prompt's similarities to the memory rows (−∞ for a row left out) and the
 /// nearest one's.
 pub fn knn_rate(
@@ -494,7 +514,7 @@ pub fn knn_rate(
     b: &Blend,
     (m, base_rate): (usize, f64),
     (similarities, nearest): (&[f32], f64),
-) -> (f64, usize, f64) {
+) -> KnnRate {
     // The nearest rows labelled for this candidate: `k`, or a tenth of its labelled rows when
     // it has few (at least MIN_NEIGHBOURS), so that a candidate with little data is still
     // judged by the prompts most like this one.
@@ -503,18 +523,26 @@ pub fn knn_rate(
     // Pseudo-counts in proportion to the neighbours taken, so a thin candidate's few
     // neighbours are not drowned by its overall rate.
     let shrinkage = b.shrinkage * k as f64 / b.k.max(1) as f64;
-    let (good, n) = neighbours.iter().fold((0.0, 0.0), |(g, t), (sim, row)| {
-        let w = b
-            .similarity_tau
-            .map_or(1.0, |tau| ((f64::from(*sim) - nearest) / tau).exp());
-        let hit = memory.label(*row, m) == GOOD;
-        (g + if hit { w } else { 0.0 }, t + w)
-    });
-    (
-        (good + shrinkage * base_rate) / (n + shrinkage).max(1e-9),
-        neighbours.len(),
-        n,
-    )
+    let (good, n, squares) = neighbours
+        .iter()
+        .fold((0.0, 0.0, 0.0), |(g, t, q), (sim, row)| {
+            let w = b
+                .similarity_tau
+                .map_or(1.0, |tau| ((f64::from(*sim) - nearest) / tau).exp());
+            let hit = memory.label(*row, m) == GOOD;
+            (g + if hit { w } else { 0.0 }, t + w, q + w * w)
+        });
+    let total = (n + shrinkage).max(1e-9);
+    KnnRate {
+        rate: (good + shrinkage * base_rate) / total,
+        neighbours: neighbours.len(),
+        evidence: n,
+        spread: if neighbours.is_empty() {
+            1.0
+        } else {
+            squares.sqrt() / total
+        },
+    }
 }
 
 /// One candidate of [`Artifact::uniform`]: served id, probability of a good answer, output

@@ -126,7 +126,7 @@ pub fn knn_left_out(
         candidate,
         (&similarities, f64::from(nearest)),
     )
-    .0
+    .rate
 }
 
 /// The weighted, centred Gram matrix of a candidate's training features, shared by every ridge
