@@ -15,7 +15,8 @@ the knob's cost weight), traffic share per model, and the previous round's off-p
 (DR, with its interval) next to the mean feedback observed online. At the end, on fresh test
 prompts and the world's true qualities: the learned router's cost-quality curve (via
 `/v1/route` at 21 cost weights) against the oracle router's, as APGR (same definition for both:
-upper hull of (normalised cost, PGR) points anchored at the cheapest and priciest models).
+upper hull of (normalised cost, PGR) points anchored at the cheapest and priciest models), and
+the APGR of an oracle that sees only the prompt's topic, difficulty word and signal.
 
 Usage: python3 scripts/simulate.py [--world sim/worlds/default.json] [--explore X] [--rounds N]
        [--out target/sim] [--bin target/release]
