@@ -259,21 +259,28 @@ def apgr(points, cheap, strong):
     return area
 
 
-def oracle_at(world, tests, w, visible=False):
-    """The oracle's mean (cost, quality) at cost weight `w` on the test prompts. `visible`: the
-    oracle that knows the quality function but sees only what the prompt shows (it decides on
-    [`World.visible_quality`]), the best any router reading the request can do."""
+def oracle_at(world, tests, w, known=None):
+    """The oracle's mean (cost, quality) at cost weight `w` on the test prompts. `known`: per
+    test prompt, the quality of each model the oracle decides on (default the true one; see
+    [`visible_qualities`])."""
     n = len(tests)
     ref = sum(max(world.cost(m, t[0]) for m in world.ids) for t in tests) / n
 
-    def known(m, t):
-        return world.visible_quality(m, t[0], t[1], t[3]) if visible else world.quality(m, t[1], t[2], t[3])
+    def decide_on(m, i, t):
+        return known[i][m] if known is not None else world.quality(m, t[1], t[2], t[3])
 
-    chosen = [max(world.ids, key=lambda m: utility(known(m, t), world.cost(m, t[0]), w, ref)) for t in tests]
+    chosen = [max(world.ids, key=lambda m: utility(decide_on(m, i, t), world.cost(m, t[0]), w, ref)) for i, t in enumerate(tests)]
     return (
         sum(world.cost(m, t[0]) for m, t in zip(chosen, tests)) / n,
         sum(world.quality(m, t[1], t[2], t[3]) for m, t in zip(chosen, tests)) / n,
     )
+
+
+def visible_qualities(world, tests):
+    """Per test prompt, each model's [`World.visible_quality`]: what an oracle that knows the
+    quality function but sees only what the prompt shows decides on, the best any router
+    reading the request can do."""
+    return [{m: world.visible_quality(m, t[0], t[1], t[3]) for m in world.ids} for t in tests]
 
 
 def curves(server, world, tests):
@@ -299,7 +306,8 @@ def curves(server, world, tests):
                 sum(quals[m][i] for i, m in enumerate(chosen)) / n,
             ))
     oracle = [oracle_at(world, tests, x / 100) for x in range(0, 301)]
-    visible = [oracle_at(world, tests, x / 100, visible=True) for x in range(0, 301)]
+    seen = visible_qualities(world, tests)
+    visible = [oracle_at(world, tests, x / 100, seen) for x in range(0, 301)]
     singles = {m: (sum(costs[m]) / n, sum(quals[m]) / n) for m in ids}
     cheap = min(singles.values())
     strong = max(singles.values(), key=lambda p: p[0])
