@@ -36,9 +36,9 @@ const MIN_VAL_ROWS: usize = 5;
 /// comparison on the RouteLLM data (not in the repository); every eval report shows each part
 /// alone next to the blend. `similarity_tau` 0.1 was chosen on the simulator's default world and
 /// checked on the RouteLLM random split (it raised learned APGR on every benchmark there).
-/// `pessimism` 2 (two standard errors of the kNN part) was compared with 1 and 3 on one round
-/// of logs and with the previous discount over ten seeds of the simulator's default world and
-/// five of the shifted one (see the README's closed-loop section).
+/// `pessimism` 2 (two standard errors of the kNN part) was compared with 1 on five seeds and
+/// with the previous discount over ten seeds of the simulator's default world and five of the
+/// shifted one (see the README's closed-loop section).
 const BLEND: Blend = Blend {
     knn_weight: 0.5,
     k: 100,
