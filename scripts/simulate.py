@@ -12,7 +12,8 @@ this round's logs (`switchyard-train ope`), and let the server hot-reload it (ar
 Per round it prints: mean true quality of the served answers, cost per 1k requests (as the
 server reports it), regret against an oracle that knows the true quality (mean utility gap at
 the knob's cost weight), traffic share per model, and the previous round's off-policy estimate
-(DR, with its interval) next to the mean feedback observed online. At the end, on fresh test
+(DR, with its interval) next to the mean feedback observed online on its own (not explored)
+decisions and the true quality of those decisions, which that feedback estimates. At the end, on fresh test
 prompts and the world's true qualities: the learned router's cost-quality curve (via
 `/v1/route` at 21 cost weights) against the oracle router's, as APGR (same definition for both:
 upper hull of (normalised cost, PGR) points anchored at the cheapest and priciest models), and
@@ -340,8 +341,8 @@ def run(args, seed=None):
     tests_world = World(spec, seed_offset=99_991)
     tests = [tests_world.prompt() for _ in range(spec["test_prompts"])]
     print(f"world {args.world}: {len(world.ids)} models, {len(world.topics)} topics, knob {knob} (cost weight {w_knob}), explore {explore}, {spec['rounds']} rounds of {spec['requests_per_round']} requests")
-    print("| round | serving | mean true quality | $ per 1k | regret vs oracle | traffic share | explored | mean feedback | OPE of this artifact (DR, 95 %) | its feedback online (not explored) | OPE within interval |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("| round | serving | mean true quality | $ per 1k | regret vs oracle | traffic share | explored | mean feedback | OPE of this artifact (DR, 95 %) | its feedback online (not explored) | their true quality | OPE within interval (feedback / true) |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     rows = []
     pending_ope = None
     for round_no in range(spec["rounds"]):
@@ -379,6 +380,10 @@ def run(args, seed=None):
         # on the requests it decided (not the explored ones).
         fb_exploit = [r["feedback"] for r in recs if r["feedback"] is not None and not r["explored"]]
         observed_exploit = sum(fb_exploit) / len(fb_exploit)
+        # What that feedback estimates: the mean true quality of those decisions (the
+        # feedback is a coin flip at it, +-0.02 over a round's few hundred answers).
+        exploit = [r["true_quality"] for r in recs if not r["explored"]]
+        value_exploit = sum(exploit) / len(exploit)
         row = {
             "round": round_no,
             "serving": serving,
@@ -390,6 +395,7 @@ def run(args, seed=None):
             "explored": sum(r["explored"] for r in recs) / n,
             "observed_feedback": observed,
             "observed_feedback_not_explored": observed_exploit,
+            "true_quality_not_explored": value_exploit,
             "ope": pending_ope,
         }
         ope_cell, within = "—", "—"
@@ -397,16 +403,18 @@ def run(args, seed=None):
             lo, hi = pending_ope["ci95"]
             ope_cell = f"{pending_ope['value']:.3f} [{lo:.3f}, {hi:.3f}]"
             row["ope_within"] = lo <= observed_exploit <= hi
-            within = "yes" if row["ope_within"] else "no"
+            row["ope_within_true"] = lo <= value_exploit <= hi
+            within = "/".join("yes" if row[k] else "no" for k in ("ope_within", "ope_within_true"))
         elif pending_ope:
             ope_cell = "no estimate (thin support)"
         rows.append(row)
         print(f"| {round_no} | {serving} | {row['true_quality']:.3f} | ${row['cost_per_1k']:.4f} | {row['regret']:.4f} | "
               + ", ".join(f"{m.split('/')[-1]} {s*100:.0f}%" for m, s in share.items())
-              + f" | {row['explored']*100:.1f}% | {observed:.3f} | {ope_cell} | {observed_exploit:.3f} | {within} |", flush=True)
+              + f" | {row['explored']*100:.1f}% | {observed:.3f} | {ope_cell} | {observed_exploit:.3f} | {value_exploit:.3f} | {within} |", flush=True)
         # Train on everything logged so far; estimate the new artifact on this round's logs.
         common = ["--logs", str(all_logs), "--data", str(out / "outcomes.parquet"), "--cache", str(out / "cache.parquet"), "--audit", str(out / "audit.md")]
         features = ["--features", spec["signal"]["key"]] if spec.get("signal") and not args.no_features else []
+        features += [x for flag, v in (("--similarity-tau", args.similarity_tau), ("--pessimism", args.pessimism)) if v is not None for x in (flag, str(v))]
         t = subprocess.run([str(train), "all", "--src", "none", "--out", str(out / "models"), *features, *common], cwd=ROOT, capture_output=True, text=True)
         if t.returncode != 0:
             raise SystemExit(f"training failed:\n{t.stderr}")
@@ -452,7 +460,8 @@ def run(args, seed=None):
             print(f"  {sig}: " + ", ".join(cells))
     judged = [r["ope_within"] for r in rows if "ope_within" in r]
     if judged:
-        print(f"OPE estimate within its interval of the observed value: {sum(judged)}/{len(judged)} rounds")
+        true = sum(r["ope_within_true"] for r in rows if "ope_within" in r)
+        print(f"OPE estimate's interval holds the feedback observed online in {sum(judged)}/{len(judged)} rounds, the true quality of those decisions in {true}/{len(judged)}")
     summary = {"world": args.world, "seed": spec["seed"], "explore": explore, "best_single": {"model": best_single[0], "quality": best_single[1][1], "cost_per_1k": 1000 * best_single[1][0]}, "oracle_at_knob": {"quality": at_knob[1], "cost_per_1k": 1000 * at_knob[0]}, "rounds": rows, "apgr": {"learned": learned_apgr, "oracle": oracle_apgr, "visible_oracle": visible_apgr}, "singles": singles, "learned_at_knob": learned_points[COST_WEIGHTS.index(w_knob)] if w_knob in COST_WEIGHTS else None, "learned_curve": [{"cost_weight": w, "cost_per_1k": 1000 * c, "quality": q} for w, (c, q) in zip(COST_WEIGHTS, learned_points)], "oracle_curve": [{"cost_weight": w, "cost_per_1k": 1000 * c, "quality": q} for w in COST_WEIGHTS for c, q in [oracle_at(world, tests, w)]]}
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     print(f"written {out / 'summary.json'}")
@@ -461,23 +470,25 @@ def run(args, seed=None):
 
 def across(summaries):
     """One line per seed and the means: the targets, judged on every seed."""
-    print("\n| seed | online round-3 quality, $ per 1k | final policy at the knob, $ per 1k | best single, $ per 1k | beats it (policy) | beats it (online) | APGR learned / oracle (gap) | OPE within its interval |")
+    print("\n| seed | online round-3 quality, $ per 1k | final policy at the knob, $ per 1k | best single, $ per 1k | beats it (policy) | beats it (online) | APGR learned / oracle (gap) | OPE interval holds feedback / true quality |")
     print("|---|---|---|---|---|---|---|---|")
-    beats, beats_online, gaps, ope = 0, 0, [], [0, 0]
+    beats, beats_online, gaps, ope = 0, 0, [], [0, 0, 0]
     for s in summaries:
         last, bs, pol = s["rounds"][-1], s["best_single"], s["learned_at_knob"]
         b = pol is not None and pol[1] > bs["quality"] and 1000 * pol[0] < bs["cost_per_1k"]
         bo = last["true_quality"] > bs["quality"] and last["world_cost_per_1k"] < bs["cost_per_1k"]
         judged = [r["ope_within"] for r in s["rounds"] if "ope_within" in r]
+        true = sum(r["ope_within_true"] for r in s["rounds"] if "ope_within" in r)
         beats += b
         beats_online += bo
         gaps.append(s["apgr"]["oracle"] - s["apgr"]["learned"])
         ope[0] += sum(judged)
         ope[1] += len(judged)
-        print(f"| {s['seed']} | {last['true_quality']:.3f}, ${last['world_cost_per_1k']:.3f} | {pol[1]:.3f}, ${1000*pol[0]:.3f} | {bs['quality']:.3f}, ${bs['cost_per_1k']:.3f} | {'yes' if b else 'no'} | {'yes' if bo else 'no'} | {s['apgr']['learned']:.3f} / {s['apgr']['oracle']:.3f} ({gaps[-1]:.3f}) | {sum(judged)}/{len(judged)} |")
+        ope[2] += true
+        print(f"| {s['seed']} | {last['true_quality']:.3f}, ${last['world_cost_per_1k']:.3f} | {pol[1]:.3f}, ${1000*pol[0]:.3f} | {bs['quality']:.3f}, ${bs['cost_per_1k']:.3f} | {'yes' if b else 'no'} | {'yes' if bo else 'no'} | {s['apgr']['learned']:.3f} / {s['apgr']['oracle']:.3f} ({gaps[-1]:.3f}) | {sum(judged)}/{len(judged)} / {true}/{len(judged)} |")
     n = len(summaries)
     print(f"\nover {n} seeds: the final policy beats the best single model (higher quality, lower cost) on {beats}/{n}, online on {beats_online}/{n}; "
-          f"mean APGR gap {sum(gaps)/n:.3f} (max {max(gaps):.3f}, within 0.05 on {sum(g <= 0.05 for g in gaps)}/{n}); OPE within its interval in {ope[0]}/{ope[1]} judged rounds")
+          f"mean APGR gap {sum(gaps)/n:.3f} (max {max(gaps):.3f}, within 0.05 on {sum(g <= 0.05 for g in gaps)}/{n}); OPE interval holds the feedback observed online in {ope[0]}/{ope[1]} judged rounds, the true quality of those decisions in {ope[2]}/{ope[1]}")
 
 
 def main():
@@ -487,6 +498,8 @@ def main():
     p.add_argument("--rounds", type=int, default=None)
     p.add_argument("--requests", type=int, default=None, help="override the world's requests per round")
     p.add_argument("--no-features", action="store_true", help="train without the world's metadata signal as a feature")
+    p.add_argument("--similarity-tau", type=float, default=None, help="train with this similarity_tau (switchyard-train --similarity-tau)")
+    p.add_argument("--pessimism", type=float, default=None, help="train with this pessimism (switchyard-train --pessimism)")
     p.add_argument("--out", default=str(ROOT / "target/sim"))
     release = ROOT / "target/release"
     p.add_argument("--bin", default=str(release if (release / "switchyard-train").exists() else ROOT / "target/debug"))

@@ -54,6 +54,9 @@ def test_loop_learns_explores_and_estimates_off_policy(explored):
     # it was estimated at (a value with an interval, or why there is none); cross-fitted twins.
     for r in rounds[2:]:
         assert r["ope"] is not None and (r["ope"]["value"] is None or len(r["ope"]["ci95"]) == 2), r
+        # Judged against the feedback observed online and against what it estimates, the
+        # true quality of those decisions.
+        assert 0.5 < r["true_quality_not_explored"] < 1.0 and ("ope_within" in r) == ("ope_within_true" in r), r
     reports = list((out / "ope").glob("ope-*/metrics.json"))
     assert reports and all(json.loads(r.read_text())["cross_fit_folds"] == 5 for r in reports)
     assert all((r.parent / "twins" / "fold-1").is_dir() for r in reports)
@@ -68,3 +71,21 @@ def test_without_exploration_the_loop_stalls_on_the_unexplored_model(explored, g
     share = lambda s: s["rounds"][-1]["share"]["sim/medium"]
     assert share(greedy) < share(explored) / 2, (share(greedy), share(explored))
     assert greedy["apgr"]["learned"] < explored["apgr"]["learned"] - 0.005, (greedy["apgr"], explored["apgr"])
+
+
+def test_blend_settings_are_flags_recorded_in_the_artifact_and_kept_by_its_twins(explored, tmp_path):
+    _, out = explored
+    train = BIN_DIR / "switchyard-train"
+    common = ["--data", str(out / "outcomes.parquet"), "--cache", str(out / "cache.parquet"), "--features", "emotion"]
+    bad = subprocess.run([str(train), "fit", *common, "--out", str(tmp_path / "bad"), "--pessimism=-1"], cwd=ROOT, capture_output=True, text=True)
+    assert bad.returncode == 1 and "--pessimism must be a number at least 0" in bad.stderr, bad.stderr
+    fit = subprocess.run([str(train), "fit", *common, "--out", str(tmp_path / "models"), "--similarity-tau", "1", "--pessimism", "1"],
+                         cwd=ROOT, capture_output=True, text=True, check=True)
+    artifact = Path(fit.stdout.strip().splitlines()[-1])
+    blend = json.loads((artifact / "weights.json").read_text())["blend"]
+    assert (blend["similarity_tau"], blend["pessimism"]) == (1.0, 1.0), blend
+    # Cross-fitted OPE trains its twins the way the artifact was trained, these settings too.
+    ope = subprocess.run([str(train), "ope", "--logs", str(out / "logs-3"), "--artifact", str(artifact), "--cache", str(out / "cache.parquet"),
+                          "--reports", str(tmp_path / "ope"), "--cross-fit", "2", "--bootstrap", "20"], cwd=ROOT, capture_output=True, text=True, check=True)
+    twins = list((Path(ope.stdout.strip().splitlines()[-1]) / "twins").glob("fold-*/router-*/weights.json"))
+    assert twins and all(json.loads(t.read_text())["blend"] == blend for t in twins), twins

@@ -120,6 +120,14 @@ struct Cli {
     /// (right when the logs are newer than its training data).
     #[arg(long, default_value_t = 5)]
     cross_fit: usize,
+    /// fit: how fast a neighbour's weight fades with its similarity below the nearest
+    /// training prompt's (the blend's `similarity_tau`; default 0.1).
+    #[arg(long)]
+    similarity_tau: Option<f64>,
+    /// fit: how many standard errors of the kNN part scoring subtracts (the blend's
+    /// `pessimism`; default 2).
+    #[arg(long)]
+    pessimism: Option<f64>,
     /// fit: prompt ids left out of training (set by `ope` for its cross-fitted twins).
     #[arg(skip)]
     leave_out: BTreeSet<String>,
@@ -212,6 +220,8 @@ fn twin(
         .iter()
         .map(|f| f.key.clone())
         .collect();
+    a.similarity_tau = artifact.weights.blend.similarity_tau;
+    a.pessimism = artifact.weights.blend.pessimism;
     a.out = out.to_path_buf();
     a.leave_out = leave.clone();
     eprintln!(
@@ -408,6 +418,26 @@ fn fit_artifact(a: &Cli) -> Result<PathBuf, String> {
             "--split must be `split` or `split_subject`, not {split:?}"
         ));
     }
+    let blend = Blend {
+        similarity_tau: a.similarity_tau.or(BLEND.similarity_tau),
+        pessimism: a.pessimism.or(BLEND.pessimism),
+        ..BLEND
+    };
+    if !blend
+        .similarity_tau
+        .is_none_or(|t| t.is_finite() && t > 0.0)
+    {
+        return Err(format!(
+            "--similarity-tau must be a positive number, not {:?}",
+            a.similarity_tau
+        ));
+    }
+    if !blend.pessimism.is_none_or(|p| p.is_finite() && p >= 0.0) {
+        return Err(format!(
+            "--pessimism must be a number at least 0, not {:?}",
+            a.pessimism
+        ));
+    }
     let df = outcomes::read_parquet(data)?;
     let mut rows = load_outcomes(&df, split)?;
     rows.retain(|r| !a.leave_out.contains(&r.prompt_id));
@@ -600,7 +630,7 @@ fn fit_artifact(a: &Cli) -> Result<PathBuf, String> {
                 .iter()
                 .zip(embeddings("train"))
                 .map(|(e, embedding)| {
-                    let knn = fit::knn_left_out(&memory, &BLEND, (mi, base_rate), embedding);
+                    let knn = fit::knn_left_out(&memory, &blend, (mi, base_rate), embedding);
                     e.metadata_part(prompt_width, e.good() - knn)
                 })
                 .collect();
@@ -661,7 +691,7 @@ fn fit_artifact(a: &Cli) -> Result<PathBuf, String> {
         schema_version: SCHEMA_VERSION,
         feature_spec: FEATURE_SPEC.to_string(),
         dimension: encoder.dimension(),
-        blend: BLEND,
+        blend: blend.clone(),
         candidates,
         metadata: metadata_spec,
     };
@@ -772,7 +802,7 @@ fn fit_artifact(a: &Cli) -> Result<PathBuf, String> {
         .collect();
     supports.sort_by(f64::total_cmp);
     let q = |l: f64| (switchyard_learn::score::quantile(&supports, l) * 1e4).round() / 1e4;
-    let support = json!({"threshold": q(0.01), "threshold_quantile": 0.01, "measure": format!("mean cosine similarity of the {} nearest training prompts", BLEND.support_k), "computed_on": "validation prompts", "validation_quantiles": {"p01": q(0.01), "p05": q(0.05), "p50": q(0.5)}});
+    let support = json!({"threshold": q(0.01), "threshold_quantile": 0.01, "measure": format!("mean cosine similarity of the {} nearest training prompts", blend.support_k), "computed_on": "validation prompts", "validation_quantiles": {"p01": q(0.01), "p05": q(0.05), "p50": q(0.5)}});
     // The strong-share knob: break-even cost weights of the validation prompts.
     let calibration = eval::learned_calibration(&probe, &val_prompts);
     let manifest = json!({
@@ -785,7 +815,7 @@ fn fit_artifact(a: &Cli) -> Result<PathBuf, String> {
         "training_data": {"path": data.display().to_string(), "sha256": data_hash, "rows": rows.len(), "split_column": split, "prompts_per_split": split_sizes, "memory_prompts": probe.memory.rows},
         "seed": seed,
         "left_out": left_out,
-        "hyperparameters": {"ridge_strength": lambdas, "ridge_grid": fit::LAMBDAS, "chosen_on": "validation squared error (output tokens: every benchmark weighted the same)", "blend": BLEND},
+        "hyperparameters": {"ridge_strength": lambdas, "ridge_grid": fit::LAMBDAS, "chosen_on": "validation squared error (output tokens: every benchmark weighted the same)", "blend": blend},
         "metrics": {"validation": val_metrics},
         "cost_reference": cost_reference,
         "support": support,
