@@ -156,8 +156,9 @@ fn main() {
     let cli = Cli::parse();
     let result = match cli.step {
         Step::Import => import(&cli).map(|_| ()),
-        Step::Fit => fit_artifact(&cli).map(|_| ()),
-        Step::All => import(&cli).and_then(|_| fit_artifact(&cli).map(|_| ())),
+        Step::Fit => blend_of(&cli).and_then(|b| fit_artifact(&cli, &b).map(|_| ())),
+        Step::All => blend_of(&cli)
+            .and_then(|b| import(&cli).and_then(|_| fit_artifact(&cli, &b).map(|_| ()))),
         Step::Eval => eval::run(&eval::Args {
             artifact: &cli.artifact,
             data: &cli.data,
@@ -193,8 +194,8 @@ fn main() {
 }
 
 /// A twin of `artifact` for cross-fitted off-policy evaluation: fitted from the same outcome
-/// table, split column, seed and metadata features as its manifest records, without the
-/// prompts `leave`, into `out`.
+/// table, split column, seed, metadata features and blend as it records, without the prompts
+/// `leave`, into `out`.
 fn twin(
     cli: &Cli,
     artifact: &Artifact,
@@ -220,8 +221,6 @@ fn twin(
         .iter()
         .map(|f| f.key.clone())
         .collect();
-    a.similarity_tau = artifact.weights.blend.similarity_tau;
-    a.pessimism = artifact.weights.blend.pessimism;
     a.out = out.to_path_buf();
     a.leave_out = leave.clone();
     eprintln!(
@@ -229,7 +228,24 @@ fn twin(
         leave.len(),
         out.display()
     );
-    fit_artifact(&a)
+    fit_artifact(&a, &artifact.weights.blend)
+}
+
+/// The blend a fit uses: [`BLEND`] with `--similarity-tau` and `--pessimism` where given.
+fn blend_of(a: &Cli) -> Result<Blend, String> {
+    if let Some(t) = a.similarity_tau.filter(|t| !(t.is_finite() && *t > 0.0)) {
+        return Err(format!(
+            "--similarity-tau must be a positive number, not {t}"
+        ));
+    }
+    if let Some(p) = a.pessimism.filter(|p| !(p.is_finite() && *p >= 0.0)) {
+        return Err(format!("--pessimism must be a number at least 0, not {p}"));
+    }
+    Ok(Blend {
+        similarity_tau: a.similarity_tau.or(BLEND.similarity_tau),
+        pessimism: a.pessimism.or(BLEND.pessimism),
+        ..BLEND
+    })
 }
 
 /// Default `--map`: the RouteLLM pair onto the embedded config's mock models.
@@ -409,33 +425,13 @@ fn load_outcomes(df: &DataFrame, split_col: &str) -> Result<Vec<Outcome>, String
         .collect())
 }
 
-fn fit_artifact(a: &Cli) -> Result<PathBuf, String> {
+fn fit_artifact(a: &Cli, blend: &Blend) -> Result<PathBuf, String> {
     let (data, seed) = (&a.data, a.seed);
     let t0 = Instant::now();
     let split = a.split.as_deref().unwrap_or("split");
     if split != "split" && split != "split_subject" {
         return Err(format!(
             "--split must be `split` or `split_subject`, not {split:?}"
-        ));
-    }
-    let blend = Blend {
-        similarity_tau: a.similarity_tau.or(BLEND.similarity_tau),
-        pessimism: a.pessimism.or(BLEND.pessimism),
-        ..BLEND
-    };
-    if !blend
-        .similarity_tau
-        .is_none_or(|t| t.is_finite() && t > 0.0)
-    {
-        return Err(format!(
-            "--similarity-tau must be a positive number, not {:?}",
-            a.similarity_tau
-        ));
-    }
-    if !blend.pessimism.is_none_or(|p| p.is_finite() && p >= 0.0) {
-        return Err(format!(
-            "--pessimism must be a number at least 0, not {:?}",
-            a.pessimism
         ));
     }
     let df = outcomes::read_parquet(data)?;
@@ -630,7 +626,7 @@ fn fit_artifact(a: &Cli) -> Result<PathBuf, String> {
                 .iter()
                 .zip(embeddings("train"))
                 .map(|(e, embedding)| {
-                    let knn = fit::knn_left_out(&memory, &blend, (mi, base_rate), embedding);
+                    let knn = fit::knn_left_out(&memory, blend, (mi, base_rate), embedding);
                     e.metadata_part(prompt_width, e.good() - knn)
                 })
                 .collect();
