@@ -415,6 +415,7 @@ def run(args, seed=None):
         common = ["--logs", str(all_logs), "--data", str(out / "outcomes.parquet"), "--cache", str(out / "cache.parquet"), "--audit", str(out / "audit.md")]
         features = ["--features", spec["signal"]["key"]] if spec.get("signal") and not args.no_features else []
         features += [x for flag, v in (("--similarity-tau", args.similarity_tau), ("--pessimism", args.pessimism)) if v is not None for x in (flag, str(v))]
+        features += ["--refit"] if args.refit else []
         t = subprocess.run([str(train), "all", "--src", "none", "--out", str(out / "models"), *features, *common], cwd=ROOT, capture_output=True, text=True)
         if t.returncode != 0:
             raise SystemExit(f"training failed:\n{t.stderr}")
@@ -487,24 +488,39 @@ def across(summaries):
         ope[2] += true
         print(f"| {s['seed']} | {last['true_quality']:.3f}, ${last['world_cost_per_1k']:.3f} | {pol[1]:.3f}, ${1000*pol[0]:.3f} | {bs['quality']:.3f}, ${bs['cost_per_1k']:.3f} | {'yes' if b else 'no'} | {'yes' if bo else 'no'} | {s['apgr']['learned']:.3f} / {s['apgr']['oracle']:.3f} ({gaps[-1]:.3f}) | {sum(judged)}/{len(judged)} / {true}/{len(judged)} |")
     n = len(summaries)
-    print(f"\nover {n} seeds: the final policy beats the best single model (higher quality, lower cost) on {beats}/{n}, online on {beats_online}/{n}; "
+    mean = lambda xs: sum(xs) / len(xs)
+    rounds = range(1, min(len(s["rounds"]) for s in summaries))
+    share = lambda m: " / ".join(f"{100 * mean([s['rounds'][r]['share'].get(m, 0.0) for s in summaries]):.0f}" for r in rounds)
+    print(f"\nmeans over {n} seeds: online round-3 quality {mean([s['rounds'][-1]['true_quality'] for s in summaries]):.3f} at ${mean([s['rounds'][-1]['world_cost_per_1k'] for s in summaries]):.3f} per 1k; "
+          f"final policy at the knob {mean([s['learned_at_knob'][1] for s in summaries]):.3f} at ${mean([1000 * s['learned_at_knob'][0] for s in summaries]):.3f}; "
+          f"APGR learned {mean([s['apgr']['learned'] for s in summaries]):.3f}, oracle {mean([s['apgr']['oracle'] for s in summaries]):.3f}; "
+          + "; ".join(f"{m.split('/')[-1]} share in rounds {rounds.start}-{rounds.stop - 1}: {share(m)} %" for m in summaries[0]["rounds"][-1]["share"]))
+    print(f"over {n} seeds: the final policy beats the best single model (higher quality, lower cost) on {beats}/{n}, online on {beats_online}/{n}; "
           f"mean APGR gap {sum(gaps)/n:.3f} (max {max(gaps):.3f}, within 0.05 on {sum(g <= 0.05 for g in gaps)}/{n}); OPE interval holds the feedback observed online in {ope[0]}/{ope[1]} judged rounds, the true quality of those decisions in {ope[2]}/{ope[1]}")
 
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--world", default=str(ROOT / "sim/worlds/default.json"))
+    p.add_argument("--summarise", nargs="+", metavar="DIR", help="run nothing: print the across-seeds table of earlier runs (their DIR/seed-*/summary.json)")
     p.add_argument("--explore", type=float, default=None, help="override the world's exploration share")
     p.add_argument("--rounds", type=int, default=None)
     p.add_argument("--requests", type=int, default=None, help="override the world's requests per round")
     p.add_argument("--no-features", action="store_true", help="train without the world's metadata signal as a feature")
     p.add_argument("--similarity-tau", type=float, default=None, help="train with this similarity_tau (switchyard-train --similarity-tau)")
     p.add_argument("--pessimism", type=float, default=None, help="train with this pessimism (switchyard-train --pessimism)")
+    p.add_argument("--refit", action="store_true", help="refit each artifact on its training and validation rows (switchyard-train --refit)")
     p.add_argument("--out", default=str(ROOT / "target/sim"))
     release = ROOT / "target/release"
     p.add_argument("--bin", default=str(release if (release / "switchyard-train").exists() else ROOT / "target/debug"))
     p.add_argument("--seeds", default=None, help="comma-separated world seeds: run each (into OUT/seed-N) and summarise the targets across them")
     args = p.parse_args()
+    if args.summarise:
+        files = sorted((f for d in args.summarise for f in Path(d).glob("seed-*/summary.json")), key=lambda f: (str(f.parent.parent), int(f.parent.name[5:])))
+        if not files:
+            raise SystemExit(f"no seed-*/summary.json under {' '.join(args.summarise)}")
+        across([json.loads(f.read_text()) for f in files])
+        return
     if args.seeds is None:
         run(args)
         return

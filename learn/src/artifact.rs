@@ -191,7 +191,10 @@ pub struct Prediction {
     /// similarity weights (a neighbour as close as the nearest training prompt counts 1).
     /// Exploration favours candidates with little evidence where the request is.
     pub evidence: f64,
-    /// What scoring subtracts for the uncertainty of `quality` (see [`Blend::pessimism`]).
+    /// The standard error of `quality`: its kNN part's, `knn_weight × sqrt(q̃ (1 − q̃)) ×
+    /// spread` (see [`Blend::pessimism`]). Exploration weighs candidates by it.
+    pub standard_error: f64,
+    /// What scoring subtracts for the uncertainty of `quality`: `pessimism × standard_error`.
     pub penalty: f64,
     pub output_tokens: f64,
 }
@@ -464,6 +467,7 @@ impl Artifact {
                 Prediction {
                     model: c.model.clone(),
                     quality,
+                    standard_error: round6(error),
                     penalty: round6(b.pessimism.unwrap_or(0.0) * error),
                     quality_linear: linear,
                     quality_knn: knn,

@@ -75,6 +75,9 @@ pub struct Scored {
     pub neighbours: usize,
     /// Their summed similarity weights ([`Prediction::evidence`]; 0 for a prior).
     pub evidence: f64,
+    /// The standard error of `predicted_quality` ([`Prediction::standard_error`]; for a prior,
+    /// one label's standard deviation at it, `sqrt(q (1 − q))`: a prior is a guess).
+    pub standard_error: f64,
     /// Subtracted from the score for the prediction's uncertainty ([`Prediction::penalty`]; 0
     /// for a prior, which is taken as configured).
     pub penalty: f64,
@@ -174,21 +177,22 @@ pub fn rank_predictions(
     candidates
         .iter()
         .filter_map(|c| {
-            let (basis, quality, tokens, (neighbours, evidence, penalty)) =
+            let (basis, quality, tokens, (neighbours, evidence, standard_error, penalty)) =
                 match predictions.iter().find(|p| p.model == c.model) {
                     Some(p) => (
                         Basis::Data,
                         p.quality,
                         p.output_tokens,
-                        (p.neighbours, p.evidence, p.penalty),
+                        (p.neighbours, p.evidence, p.standard_error, p.penalty),
                     ),
                     None => {
                         let prior = c.prior?;
+                        let q = prior.quality.clamp(0.0, 1.0);
                         (
                             Basis::Prior,
                             prior.quality,
                             prior.output_tokens.unwrap_or(mean_tokens),
-                            (0, 0.0, 0.0),
+                            (0, 0.0, round6((q * (1.0 - q)).sqrt()), 0.0),
                         )
                     }
                 };
@@ -205,6 +209,7 @@ pub fn rank_predictions(
                 relative_cost,
                 neighbours,
                 evidence,
+                standard_error,
                 penalty,
                 guardrails: vec![],
                 score: round6(quality - penalty - cost_weight * relative_cost),
@@ -317,6 +322,7 @@ mod tests {
             relative_cost,
             neighbours: 0,
             evidence: 0.0,
+            standard_error: 0.0,
             penalty: 0.0,
             guardrails: vec![],
             score,
@@ -354,6 +360,7 @@ mod tests {
             quality_knn: 0.6,
             neighbours: 7,
             evidence: 7.0,
+            standard_error: 0.1,
             penalty: 0.0,
             output_tokens: 100.0,
         }];

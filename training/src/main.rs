@@ -31,6 +31,9 @@ use switchyard_learn::memory::{self, Memory};
 /// The fewest training and validation rows a model needs to be a candidate of the artifact.
 const MIN_TRAIN_ROWS: usize = 20;
 const MIN_VAL_ROWS: usize = 5;
+/// Propensities below this count as this when feedback is weighed by its inverse: one label of
+/// a rarely explored choice weighs at most 20 served ones.
+const MIN_PROPENSITY: f64 = 0.05;
 
 /// The blend of the kNN rate and the linear model, picked in an exploratory leave-subject-out
 /// comparison on the RouteLLM data (not in the repository); every eval report shows each part
@@ -128,6 +131,13 @@ struct Cli {
     /// `pessimism`; default 2).
     #[arg(long)]
     pessimism: Option<f64>,
+    /// fit: after validation (metrics, support threshold and calibration on the `val` rows, ridge
+    /// strengths chosen), fit the served artifact again on the `train` and `val` rows with the
+    /// strengths chosen, so that no labelled outcome outside the `test` split is held back from
+    /// it (for production feedback, where every label counts; its validation metrics are then
+    /// the first fit's). Recorded in the manifest; OPE's twins follow it.
+    #[arg(long)]
+    refit: bool,
     /// fit: prompt ids left out of training (set by `ope` for its cross-fitted twins).
     #[arg(skip)]
     leave_out: BTreeSet<String>,
@@ -221,6 +231,7 @@ fn twin(
         .iter()
         .map(|f| f.key.clone())
         .collect();
+    a.refit = m["training_data"]["refit_on"].is_array();
     a.out = out.to_path_buf();
     a.leave_out = leave.clone();
     eprintln!(
@@ -352,6 +363,7 @@ fn import(a: &Cli) -> Result<DataFrame, String> {
 }
 
 /// One outcome row as training and evaluation need it.
+#[derive(Clone)]
 pub struct Outcome {
     prompt_id: String,
     prompt: String,
@@ -370,6 +382,8 @@ pub struct Outcome {
     metadata: Vec<f64>,
     /// The request's metadata (JSON object text; empty for benchmark rows).
     metadata_json: String,
+    /// The probability the logging policy had of serving this model (1 for benchmark rows).
+    propensity: f64,
 }
 
 fn load_outcomes(df: &DataFrame, split_col: &str) -> Result<Vec<Outcome>, String> {
@@ -395,6 +409,8 @@ fn load_outcomes(df: &DataFrame, split_col: &str) -> Result<Vec<Outcome>, String
     let categories = s("category")?;
     // Tables written before metadata was recorded have no such column.
     let metadata = s("metadata").ok();
+    // Nor, before propensities were recorded, a propensity column: every row counts as 1.
+    let propensity = f("propensity").ok();
     let (quality, it, ot, cost) = (
         f("quality")?,
         f("input_tokens")?,
@@ -421,8 +437,214 @@ fn load_outcomes(df: &DataFrame, split_col: &str) -> Result<Vec<Outcome>, String
                 .and_then(|m| m.get(i))
                 .unwrap_or("")
                 .to_string(),
+            propensity: propensity.as_ref().and_then(|p| p.get(i)).unwrap_or(1.0),
         })
         .collect())
+}
+
+/// The ridge strengths chosen for one candidate.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+struct Strengths {
+    quality: f64,
+    output_tokens: f64,
+    metadata_effect: Option<f64>,
+}
+
+/// One pass of fitting on the rows of the `train` split: the outcome memory, every
+/// candidate's models, and the ridge strengths, chosen (quality and metadata effect by
+/// cross-validation on the training rows, output tokens on the `val` rows) unless `chosen`
+/// gives them.
+fn fit_pass(
+    rows: &[Outcome],
+    models: &[&str],
+    (cache, blend, seed): (&embed::Cache, &Blend, u64),
+    (prompt_width, metadata_width): (usize, usize),
+    chosen: Option<&BTreeMap<String, Strengths>>,
+) -> (Memory, Vec<Candidate>, BTreeMap<String, Strengths>) {
+    // The outcome memory: one row per training prompt, a label per candidate. Built first:
+    // the metadata effects are fitted on its leave-one-out kNN residuals.
+    let mut train_prompts: BTreeMap<&str, (&str, Vec<i8>)> = BTreeMap::new();
+    for r in rows.iter().filter(|r| r.split == "train") {
+        let m = models
+            .iter()
+            .position(|m| *m == r.model)
+            .expect("a candidate");
+        let entry = train_prompts
+            .entry(r.prompt_id.as_str())
+            .or_insert((r.text.as_str(), vec![memory::UNKNOWN; models.len()]));
+        entry.1[m] = if r.quality >= GOOD_ANSWER {
+            memory::GOOD
+        } else {
+            memory::NOT_GOOD
+        };
+    }
+    let memory = Memory::build(
+        &train_prompts
+            .values()
+            .map(|(t, _)| cache.get(t).expect("filled above").as_slice())
+            .collect::<Vec<_>>(),
+        train_prompts
+            .values()
+            .flat_map(|(_, l)| l.iter().copied())
+            .collect(),
+        models.len(),
+    );
+    let mut candidates = Vec::new();
+    let mut lambdas = BTreeMap::new();
+    // One strength to try, or the whole grid.
+    let grid = |model: &str, pick: fn(&Strengths) -> f64, all: &'static [f64]| -> Vec<f64> {
+        chosen.map_or(all.to_vec(), |c| vec![pick(&c[model])])
+    };
+    for (mi, model) in models.iter().enumerate() {
+        let mine: Vec<&Outcome> = rows.iter().filter(|r| r.model == *model).collect();
+        let sources: BTreeSet<&str> = mine.iter().map(|r| r.source_model.as_str()).collect();
+        let (pin, pout) = sources
+            .iter()
+            .find_map(|s| outcomes::price(s))
+            .unwrap_or((0.0, 0.0));
+        let examples = |split: &str| -> (Vec<fit::Example>, Vec<&str>) {
+            mine.iter()
+                .filter(|r| r.split == split)
+                .map(|r| {
+                    let e = cache.get(&r.text).expect("filled above");
+                    (
+                        fit::Example::new(e, r.quality, r.input_tokens, r.output_tokens)
+                            .with_metadata(&r.metadata),
+                        r.source.as_str(),
+                    )
+                })
+                .unzip()
+        };
+        let embeddings = |split: &str| -> Vec<&[f32]> {
+            mine.iter()
+                .filter(|r| r.split == split)
+                .map(|r| cache.get(&r.text).expect("filled above").as_slice())
+                .collect()
+        };
+        let ((train, train_sources), (val, val_sources)) = (examples("train"), examples("val"));
+        let (train, val): (Vec<&fit::Example>, Vec<&fit::Example>) =
+            (train.iter().collect(), val.iter().collect());
+        let ones = vec![1.0; train.len()];
+        // Its good-answer rate over the traffic, not over the prompts routing sent it: each
+        // training outcome weighs 1 / propensity (self-normalised inverse-propensity weighting,
+        // propensities clipped at MIN_PROPENSITY), so a model served mostly where the others
+        // were predicted to fail (a new model on its prior) is not taken to be that bad
+        // everywhere. Its kNN rate shrinks towards this.
+        let inverse: Vec<f64> = mine
+            .iter()
+            .filter(|r| r.split == "train")
+            .map(|r| 1.0 / r.propensity.max(MIN_PROPENSITY))
+            .collect();
+        let base_rate = train
+            .iter()
+            .zip(&inverse)
+            .map(|(e, w)| w * e.good())
+            .sum::<f64>()
+            / inverse.iter().sum::<f64>();
+        let metadata_mean: Vec<f64> = (0..metadata_width)
+            .map(|i| train.iter().map(|e| e.x[prompt_width + i]).sum::<f64>() / train.len() as f64)
+            .collect();
+        // Quality: ridge on the prompt features; then, with metadata features, what the
+        // request's metadata adds to the leave-one-out kNN rate of each training prompt (so
+        // that a signal which routing has confounded with topics, e.g. calm callers sent to a
+        // model on the prompts it is good at, is not credited with the topics' effect).
+        let prompt_only = |v: &[&fit::Example]| -> Vec<fit::Example> {
+            v.iter().map(|e| e.prompt_part(prompt_width)).collect()
+        };
+        let ptrain = prompt_only(&train);
+        let ptrain: Vec<&fit::Example> = ptrain.iter().collect();
+        // Ridge strengths by cross-validation on the training rows (folds by prompt): a
+        // candidate with little feedback has a handful of validation rows, too few to choose on.
+        let folds: Vec<usize> = mine
+            .iter()
+            .filter(|r| r.split == "train")
+            .map(|r| {
+                (stable_hash(&format!("{seed}:cv:{}", r.prompt_id)) % fit::FOLDS as u64) as usize
+            })
+            .collect();
+        let lq = fit::cross_validate(
+            &ptrain,
+            &folds,
+            (fit::Example::good, |v| v.clamp(0.0, 1.0)),
+            &grid(model, |s| s.quality, &fit::LAMBDAS),
+        );
+        let prompt_quality = fit::Gram::new(&ptrain, &ones).ridge(&ptrain, fit::Example::good, lq);
+        let (quality, lm) = if metadata_width == 0 {
+            (prompt_quality, None)
+        } else {
+            // Each training prompt's kNN rate without its own row: what the neighbours say
+            // without the metadata, the baseline its effect is fitted against.
+            let rtrain: Vec<fit::Example> = train
+                .iter()
+                .zip(embeddings("train"))
+                .map(|(e, embedding)| {
+                    let knn = fit::knn_left_out(&memory, blend, (mi, base_rate), embedding);
+                    e.metadata_part(prompt_width, e.good() - knn)
+                })
+                .collect();
+            let rtrain: Vec<&fit::Example> = rtrain.iter().collect();
+            let lm = fit::cross_validate(
+                &rtrain,
+                &folds,
+                (|e: &fit::Example| e.quality, |v| v),
+                &grid(
+                    model,
+                    |s| s.metadata_effect.unwrap_or(0.0),
+                    &fit::EFFECT_LAMBDAS,
+                ),
+            );
+            let effect =
+                fit::Gram::new(&rtrain, &ones).ridge(&rtrain, |e: &fit::Example| e.quality, lm);
+            (
+                prompt_quality.with_effect(&effect.weights, &metadata_mean),
+                Some(lm),
+            )
+        };
+        // Answer lengths: every benchmark weighs the same, so the few long-answer prompts
+        // (MT-Bench) are not drowned by the one-letter MMLU answers.
+        // Chosen on the same balance of validation prompts.
+        let balanced = fit::balanced_weights(&train_sources);
+        let (output_tokens, lt, _) = fit::fit_best(
+            &fit::Gram::new(&train, &balanced).light_penalty_from(prompt_width),
+            &train,
+            (&val, &fit::balanced_weights(&val_sources)),
+            (fit::Example::log_output, |v| v),
+            &grid(model, |s| s.output_tokens, &fit::LAMBDAS),
+        );
+        if chosen.is_none() {
+            eprintln!("fitted {model}: ridge strength {lq} (quality), {lt} (output tokens), {lm:?} (metadata effect)");
+        }
+        lambdas.insert(
+            model.to_string(),
+            Strengths {
+                quality: lq,
+                output_tokens: lt,
+                metadata_effect: lm,
+            },
+        );
+        candidates.push(Candidate {
+            model: model.to_string(),
+            origin: sources
+                .iter()
+                .map(|s| {
+                    if s == model {
+                        "feedback".to_string()
+                    } else {
+                        format!("routellm:{s}")
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join("+"),
+            rows: train.len(),
+            base_rate,
+            input_price_per_mtok: pin,
+            output_price_per_mtok: pout,
+            quality,
+            output_tokens,
+            metadata_mean,
+        });
+    }
+    (memory, candidates, lambdas)
 }
 
 fn fit_artifact(a: &Cli, blend: &Blend) -> Result<PathBuf, String> {
@@ -528,160 +750,13 @@ fn fit_artifact(a: &Cli, blend: &Blend) -> Result<PathBuf, String> {
     let t_fit = Instant::now();
     let prompt_width = encoder.dimension() + 1;
     let metadata_width: usize = metadata_spec.iter().map(|f| f.values.len()).sum();
-    // The outcome memory: one row per training prompt, a label per candidate. Built first:
-    // the metadata effects are fitted on its leave-one-out kNN residuals.
-    let mut train_prompts: BTreeMap<&str, (&str, Vec<i8>)> = BTreeMap::new();
-    for r in rows.iter().filter(|r| r.split == "train") {
-        let m = models
-            .iter()
-            .position(|m| *m == r.model)
-            .expect("a candidate");
-        let entry = train_prompts
-            .entry(r.prompt_id.as_str())
-            .or_insert((r.text.as_str(), vec![memory::UNKNOWN; models.len()]));
-        entry.1[m] = if r.quality >= GOOD_ANSWER {
-            memory::GOOD
-        } else {
-            memory::NOT_GOOD
-        };
-    }
-    let memory = Memory::build(
-        &train_prompts
-            .values()
-            .map(|(t, _)| cache.get(t).expect("filled above").as_slice())
-            .collect::<Vec<_>>(),
-        train_prompts
-            .values()
-            .flat_map(|(_, l)| l.iter().copied())
-            .collect(),
-        models.len(),
+    let (memory, candidates, lambdas) = fit_pass(
+        &rows,
+        &models,
+        (&cache, blend, seed),
+        (prompt_width, metadata_width),
+        None,
     );
-    let mut candidates = Vec::new();
-    let mut lambdas = BTreeMap::new();
-    for (mi, model) in models.iter().enumerate() {
-        let mine: Vec<&Outcome> = rows.iter().filter(|r| r.model == *model).collect();
-        let sources: BTreeSet<&str> = mine.iter().map(|r| r.source_model.as_str()).collect();
-        let (pin, pout) = sources
-            .iter()
-            .find_map(|s| outcomes::price(s))
-            .unwrap_or((0.0, 0.0));
-        let examples = |split: &str| -> (Vec<fit::Example>, Vec<&str>) {
-            mine.iter()
-                .filter(|r| r.split == split)
-                .map(|r| {
-                    let e = cache.get(&r.text).expect("filled above");
-                    (
-                        fit::Example::new(e, r.quality, r.input_tokens, r.output_tokens)
-                            .with_metadata(&r.metadata),
-                        r.source.as_str(),
-                    )
-                })
-                .unzip()
-        };
-        let embeddings = |split: &str| -> Vec<&[f32]> {
-            mine.iter()
-                .filter(|r| r.split == split)
-                .map(|r| cache.get(&r.text).expect("filled above").as_slice())
-                .collect()
-        };
-        let ((train, train_sources), (val, val_sources)) = (examples("train"), examples("val"));
-        let (train, val): (Vec<&fit::Example>, Vec<&fit::Example>) =
-            (train.iter().collect(), val.iter().collect());
-        let ones = vec![1.0; train.len()];
-        let base_rate = train.iter().map(|e| e.good()).sum::<f64>() / train.len() as f64;
-        let metadata_mean: Vec<f64> = (0..metadata_width)
-            .map(|i| train.iter().map(|e| e.x[prompt_width + i]).sum::<f64>() / train.len() as f64)
-            .collect();
-        // Quality: ridge on the prompt features; then, with metadata features, what the
-        // request's metadata adds to the leave-one-out kNN rate of each training prompt (so
-        // that a signal which routing has confounded with topics, e.g. calm callers sent to a
-        // model on the prompts it is good at, is not credited with the topics' effect).
-        let prompt_only = |v: &[&fit::Example]| -> Vec<fit::Example> {
-            v.iter().map(|e| e.prompt_part(prompt_width)).collect()
-        };
-        let ptrain = prompt_only(&train);
-        let ptrain: Vec<&fit::Example> = ptrain.iter().collect();
-        // Ridge strengths by cross-validation on the training rows (folds by prompt): a
-        // candidate with little feedback has a handful of validation rows, too few to choose on.
-        let folds: Vec<usize> = mine
-            .iter()
-            .filter(|r| r.split == "train")
-            .map(|r| {
-                (stable_hash(&format!("{seed}:cv:{}", r.prompt_id)) % fit::FOLDS as u64) as usize
-            })
-            .collect();
-        let lq = fit::cross_validate(
-            &ptrain,
-            &folds,
-            (fit::Example::good, |v| v.clamp(0.0, 1.0)),
-            &fit::LAMBDAS,
-        );
-        let prompt_quality = fit::Gram::new(&ptrain, &ones).ridge(&ptrain, fit::Example::good, lq);
-        let (quality, lm) = if metadata_width == 0 {
-            (prompt_quality, None)
-        } else {
-            // Each training prompt's kNN rate without its own row: what the neighbours say
-            // without the metadata, the baseline its effect is fitted against.
-            let rtrain: Vec<fit::Example> = train
-                .iter()
-                .zip(embeddings("train"))
-                .map(|(e, embedding)| {
-                    let knn = fit::knn_left_out(&memory, blend, (mi, base_rate), embedding);
-                    e.metadata_part(prompt_width, e.good() - knn)
-                })
-                .collect();
-            let rtrain: Vec<&fit::Example> = rtrain.iter().collect();
-            let lm = fit::cross_validate(
-                &rtrain,
-                &folds,
-                (|e: &fit::Example| e.quality, |v| v),
-                &fit::EFFECT_LAMBDAS,
-            );
-            let effect =
-                fit::Gram::new(&rtrain, &ones).ridge(&rtrain, |e: &fit::Example| e.quality, lm);
-            (
-                prompt_quality.with_effect(&effect.weights, &metadata_mean),
-                Some(lm),
-            )
-        };
-        // Answer lengths: every benchmark weighs the same, so the few long-answer prompts
-        // (MT-Bench) are not drowned by the one-letter MMLU answers.
-        // Chosen on the same balance of validation prompts.
-        let balanced = fit::balanced_weights(&train_sources);
-        let (output_tokens, lt, _) = fit::fit_best(
-            &fit::Gram::new(&train, &balanced).light_penalty_from(prompt_width),
-            &train,
-            (&val, &fit::balanced_weights(&val_sources)),
-            (fit::Example::log_output, |v| v),
-            &fit::LAMBDAS,
-        );
-        eprintln!("fitted {model}: ridge strength {lq} (quality), {lt} (output tokens), {lm:?} (metadata effect)");
-        lambdas.insert(
-            model.to_string(),
-            json!({"quality": lq, "output_tokens": lt, "metadata_effect": lm}),
-        );
-        candidates.push(Candidate {
-            model: model.to_string(),
-            origin: sources
-                .iter()
-                .map(|s| {
-                    if s == model {
-                        "feedback".to_string()
-                    } else {
-                        format!("routellm:{s}")
-                    }
-                })
-                .collect::<Vec<_>>()
-                .join("+"),
-            rows: train.len(),
-            base_rate,
-            input_price_per_mtok: pin,
-            output_price_per_mtok: pout,
-            quality,
-            output_tokens,
-            metadata_mean,
-        });
-    }
     let fit_secs = t_fit.elapsed().as_secs_f64();
     let weights = Weights {
         schema_version: SCHEMA_VERSION,
@@ -779,15 +854,6 @@ fn fit_artifact(a: &Cli, blend: &Blend) -> Result<PathBuf, String> {
         v["knn_part"] = fit::metrics(&parts[2]);
         val_metrics.insert(model.to_string(), v);
     }
-    let weights_json = serde_json::to_string(&probe.weights).map_err(|e| e.to_string())?;
-    let version = {
-        let mut h = Sha256::new();
-        h.update(weights_json.as_bytes());
-        h.update(probe.memory.to_bytes());
-        h.update(format!("{data_hash}|{seed}|{split}|{}", encoder.id()).as_bytes());
-        format!("{:x}", h.finalize())[..12].to_string()
-    };
-
     // Support: the similarity of validation prompts to the training prompts (it does not
     // depend on the token count); prompts below the 1st percentile are unfamiliar.
     let mut seen = HashSet::new();
@@ -801,6 +867,39 @@ fn fit_artifact(a: &Cli, blend: &Blend) -> Result<PathBuf, String> {
     let support = json!({"threshold": q(0.01), "threshold_quantile": 0.01, "measure": format!("mean cosine similarity of the {} nearest training prompts", blend.support_k), "computed_on": "validation prompts", "validation_quantiles": {"p01": q(0.01), "p05": q(0.05), "p50": q(0.5)}});
     // The strong-share knob: break-even cost weights of the validation prompts.
     let calibration = eval::learned_calibration(&probe, &val_prompts);
+    // The served artifact: fitted again on the training and validation rows (`--refit`), with
+    // the strengths chosen above; what was measured above stays the first fit's.
+    if a.refit {
+        let both: Vec<Outcome> = rows
+            .iter()
+            .map(|r| Outcome {
+                split: if r.split == "val" {
+                    "train".into()
+                } else {
+                    r.split.clone()
+                },
+                ..r.clone()
+            })
+            .collect();
+        let (memory, candidates, _) = fit_pass(
+            &both,
+            &models,
+            (&cache, blend, seed),
+            (prompt_width, metadata_width),
+            Some(&lambdas),
+        );
+        probe.memory = memory;
+        probe.weights.candidates = candidates;
+    }
+    let weights_json = serde_json::to_string(&probe.weights).map_err(|e| e.to_string())?;
+    let version = {
+        let mut h = Sha256::new();
+        h.update(weights_json.as_bytes());
+        h.update(probe.memory.to_bytes());
+        h.update(format!("{data_hash}|{seed}|{split}|{}", encoder.id()).as_bytes());
+        format!("{:x}", h.finalize())[..12].to_string()
+    };
+
     let manifest = json!({
         "schema_version": SCHEMA_VERSION,
         "version": version,
@@ -808,7 +907,7 @@ fn fit_artifact(a: &Cli, blend: &Blend) -> Result<PathBuf, String> {
         "candidates": probe.weights.candidates.iter().map(|c| json!({"model": c.model, "origin": c.origin, "rows": c.rows, "base_rate": (c.base_rate * 1e4).round() / 1e4, "input_price_per_mtok": c.input_price_per_mtok, "output_price_per_mtok": c.output_price_per_mtok})).collect::<Vec<_>>(),
         "feature_spec": FEATURE_SPEC,
         "good_answer_threshold": GOOD_ANSWER,
-        "training_data": {"path": data.display().to_string(), "sha256": data_hash, "rows": rows.len(), "split_column": split, "prompts_per_split": split_sizes, "memory_prompts": probe.memory.rows},
+        "training_data": {"path": data.display().to_string(), "sha256": data_hash, "rows": rows.len(), "split_column": split, "prompts_per_split": split_sizes, "memory_prompts": probe.memory.rows, "refit_on": if a.refit { json!(["train", "val"]) } else { serde_json::Value::Null }},
         "seed": seed,
         "left_out": left_out,
         "hyperparameters": {"ridge_strength": lambdas, "ridge_grid": fit::LAMBDAS, "chosen_on": "validation squared error (output tokens: every benchmark weighted the same)", "blend": blend},

@@ -1,6 +1,7 @@
 //! Training on logged `auto` traffic alone (`--src none`): a metadata signal that routing has
 //! confounded with topics is not credited with the topics' effect, and off-policy evaluation
-//! cross-fits twins of the artifact (or says why it cannot).
+//! cross-fits twins of the artifact (or says why it cannot); feedback is weighed by its inverse
+//! propensity, and `--refit` fits the served artifact on the validation rows too.
 
 use serde_json::{json, Map, Value};
 use std::path::{Path, PathBuf};
@@ -31,8 +32,9 @@ const POEMS: [&str; 6] = ["rivers", "autumn", "the sea", "lanterns", "winter", "
 /// Logged `auto` decisions between `m/a` and `m/b` with feedback: `m/a` is good at arithmetic
 /// and poor at poems whatever the caller's mood, but the logging policy sent it calm callers'
 /// arithmetic and frustrated callers' poems (so mood and topic are confounded in its rows);
-/// `m/b` is middling everywhere and saw both moods on both topics.
-fn write_logs(dir: &Path) {
+/// `m/b` is middling everywhere and saw both moods on both topics. `propensity(model, topic)`
+/// is what the log says the policy had of serving `model` (topic 0 arithmetic, 1 poems).
+fn write_logs(dir: &Path, propensity: fn(&str, usize) -> f64) {
     std::fs::create_dir_all(dir).unwrap();
     let (mut requests, mut feedback) = (Vec::new(), Vec::new());
     let mut i = 0;
@@ -70,7 +72,7 @@ fn write_logs(dir: &Path) {
                         "prompt_tokens": 20, "completion_tokens": 20, "cost_usd": 0.00004,
                         "metadata": {"emotion": emotion},
                         "learned": {"candidates": candidates, "chosen": model, "cost_weight": 0.1,
-                                    "prompt_tokens": 20, "exploration": {"explored": false, "propensity": 0.5}},
+                                    "prompt_tokens": 20, "exploration": {"explored": false, "propensity": propensity(model, t)}},
                     }));
                     // m/a: good on arithmetic, poor on poems; m/b: alternating.
                     let good = match (model, t) {
@@ -100,7 +102,7 @@ fn confounded_metadata_is_not_credited_and_ope_cross_fits() {
     let tmp = std::env::temp_dir().join(format!("sy-loop-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&tmp);
     let logs = tmp.join("logs");
-    write_logs(&logs);
+    write_logs(&logs, |_, _| 0.5);
     let encoder = root().join("models/encoder-potion");
     let path = |p: &str| tmp.join(p).display().to_string();
     let enc = encoder.display().to_string();
@@ -208,5 +210,132 @@ fn confounded_metadata_is_not_credited_and_ope_cross_fits() {
     assert!(!ok && log.contains("--cross-fit 0"), "{log}");
     let (ok, log) = ope(&["--cross-fit", "0"]);
     assert!(ok, "the artifact itself can still be evaluated: {log}");
+    let _ = std::fs::remove_dir_all(&tmp);
+}
+
+#[test]
+fn feedback_is_weighed_by_inverse_propensity_and_refit_uses_the_validation_rows() {
+    let tmp = std::env::temp_dir().join(format!("sy-ips-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    let logs = tmp.join("logs");
+    // m/a answered as many arithmetic prompts (mostly good) as poems (mostly poor), but the
+    // policy chose it for arithmetic nine times in ten and explored it on poems one time in
+    // ten: over the traffic, poems are where it would mostly serve, so its rate is low.
+    write_logs(&logs, |model, topic| match (model, topic) {
+        ("m/a", 0) => 0.9,
+        ("m/a", _) => 0.1,
+        _ => 0.5,
+    });
+    let encoder = root().join("models/encoder-potion").display().to_string();
+    let path = |p: &str| tmp.join(p).display().to_string();
+    let logs_s = logs.display().to_string();
+    let common = [
+        "--logs",
+        &logs_s,
+        "--data",
+        &path("outcomes.parquet"),
+        "--cache",
+        &path("cache.parquet"),
+        "--encoder",
+        &encoder,
+        "--audit",
+        &path("audit.md"),
+    ];
+    let fit = |out: &str, extra: &[&str]| {
+        let (ok, log) = train(
+            &[
+                &["all", "--src", "none", "--out", &path(out)][..],
+                extra,
+                &common[..],
+            ]
+            .concat(),
+        );
+        assert!(ok, "{log}");
+        Artifact::load(&artifact_dir(&tmp.join(out)).unwrap()).unwrap()
+    };
+    let plain = fit("plain", &[]);
+    let base_rate = |a: &Artifact, m: &str| {
+        a.weights
+            .candidates
+            .iter()
+            .find(|c| c.model == m)
+            .unwrap()
+            .base_rate
+    };
+    // Unweighted about 0.5; weighted (0.9·n/0.9 + 0.1·n/0.1) / (n/0.9 + n/0.1) ≈ 0.18.
+    assert!(
+        base_rate(&plain, "m/a") < 0.3,
+        "m/a's rate over the traffic: {}",
+        base_rate(&plain, "m/a")
+    );
+    // m/b, all of whose logged answers are good, stays at 1 whatever the weights.
+    assert!(base_rate(&plain, "m/b") > 0.99);
+    assert!(plain.manifest["training_data"]["refit_on"].is_null());
+
+    // --refit: the served artifact's memory holds the validation prompts too, the manifest
+    // says so, its validation metrics are the first fit's, and it is not evaluated on them.
+    let refit = fit("refit", &["--refit"]);
+    let td = &refit.manifest["training_data"];
+    assert_eq!(td["refit_on"], json!(["train", "val"]));
+    let split = |s: &str| td["prompts_per_split"][s].as_u64().unwrap() as usize;
+    assert_eq!(refit.memory.rows, split("train") + split("val"), "{td}");
+    assert_eq!(plain.memory.rows, split("train"));
+    assert_eq!(
+        refit.manifest["metrics"], plain.manifest["metrics"],
+        "validation metrics are measured before the refit"
+    );
+    let refit_dir = artifact_dir(&tmp.join("refit"))
+        .unwrap()
+        .display()
+        .to_string();
+    let (ok, log) = train(
+        &[
+            &[
+                "eval",
+                "--split",
+                "val",
+                "--artifact",
+                &refit_dir,
+                "--reports",
+                &path("reports"),
+            ][..],
+            &common[..],
+        ]
+        .concat(),
+    );
+    assert!(!ok && log.contains("--split test"), "{log}");
+    // Off-policy evaluation's twins are refitted the same way.
+    let (ok, log) = train(
+        &[
+            &[
+                "ope",
+                "--cross-fit",
+                "2",
+                "--bootstrap",
+                "10",
+                "--min-matches",
+                "5",
+                "--artifact",
+                &refit_dir,
+                "--reports",
+                &path("reports"),
+            ][..],
+            &common[..],
+        ]
+        .concat(),
+    );
+    assert!(ok, "{log}");
+    let report = PathBuf::from(
+        log.lines()
+            .rfind(|l| l.starts_with(&path("reports")))
+            .unwrap()
+            .trim(),
+    );
+    let twin =
+        Artifact::load(&artifact_dir(&report.join("twins").join("fold-0")).unwrap()).unwrap();
+    assert_eq!(
+        twin.manifest["training_data"]["refit_on"],
+        json!(["train", "val"])
+    );
     let _ = std::fs::remove_dir_all(&tmp);
 }

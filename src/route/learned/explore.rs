@@ -1,11 +1,13 @@
 //! Exploration (`[auto] explore`): with a configured probability a decision serves a drawn
 //! non-top eligible candidate instead of the top one, so that candidates the predictor
-//! undervalues still get outcomes. The draw favours what the artifact knows least where the
-//! request is: a candidate whose labelled neighbours of this prompt add up to evidence `e` (the
-//! sum of their similarity weights, [`switchyard_learn::score::Scored::evidence`]) weighs
-//! `1 / sqrt(1 + e)` (a newly added model on its prior weighs 1, one with a hundred labels as
-//! close as the nearest training prompt 0.1), so exploration goes to the topics a model has
-//! not been tried on rather than to the model overall. Every decision records the propensity
+//! undervalues still get outcomes. The draw favours the candidates most likely to be better
+//! than the top one where the request is: each weighs its chance of having the higher utility
+//! (quality − cost_weight × relative cost, before the uncertainty discount) given both
+//! predictions' standard errors, `Φ((u − u_top) / sqrt(se² + se_top²))`, and at least
+//! [`FLOOR`]. A newly added model on its prior (standard error of one label) or a model not yet
+//! tried on a topic is explored where it could win; one known to lose there (a small model on
+//! hard law questions) only at the floor, so exploration spends its share where an outcome can
+//! change a decision and costs little quality. Every decision records the propensity
 //! of the served model (the probability the policy had of choosing it), which off-policy
 //! evaluation and training need to correct for how traffic was routed. A request opts out
 //! with `metadata.explore = false` (or `"off"`); an hourly cap on the explored requests'
@@ -25,13 +27,36 @@ pub struct Draw {
     /// Whether the served model is an explored (non-top) candidate.
     pub explored: bool,
     /// Probability with which the policy chose the served model: `1 − share` for the top
-    /// candidate, `share × weight / (sum of the non-top weights)` for an explored one, 1 when
+    /// candidate, `share × weight / (sum of the non-top weights)` for an explored one
+    /// ([`weight`]), 1 when
     /// exploration was off,
     /// opted out, over budget or had nothing to choose from.
     pub propensity: f64,
     /// Why exploration did not apply, when it was configured but did not.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub skipped: Option<&'static str>,
+}
+
+/// The least weight of an eligible candidate in the draw, next to chances of being better in
+/// [0, 1]: a candidate predicted to lose keeps a positive propensity, so off-policy evaluation
+/// can still see it chosen.
+pub const FLOOR: f64 = 0.05;
+
+/// What the draw knows of a candidate: its utility before the uncertainty discount (its score
+/// plus its penalty) and that prediction's standard error.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Prospect {
+    pub utility: f64,
+    pub standard_error: f64,
+}
+
+/// A non-top candidate's weight in the draw: its chance of a higher utility than the top
+/// candidate's, with both estimates normal (`Φ` by the logistic approximation
+/// `1 / (1 + exp(−1.702 x))`, within 0.01), at least [`FLOOR`].
+pub fn weight(candidate: Prospect, top: Prospect) -> f64 {
+    let spread = candidate.standard_error.hypot(top.standard_error).max(1e-9);
+    let z = (candidate.utility - top.utility) / spread;
+    (1.0 / (1.0 + (-1.702 * z).exp())).max(FLOOR)
 }
 
 /// The exploration state of a loaded learned router.
@@ -83,14 +108,14 @@ impl Explorer {
 
     /// Applies exploration to a ranked chain of eligible candidates (the top first): either
     /// leaves it or moves one drawn non-top candidate to the front. `cost_of` is a candidate's
-    /// predicted cost, charged to the hourly budget; `evidence_of` how much its labels near
-    /// this prompt count.
+    /// predicted cost, charged to the hourly budget; `estimate_of` its utility and standard
+    /// error ([`weight`]).
     pub fn apply<T>(
         &self,
         req: &ChatRequest,
         chain: &mut Vec<T>,
         cost_of: impl Fn(&T) -> f64,
-        evidence_of: impl Fn(&T) -> f64,
+        estimate_of: impl Fn(&T) -> Prospect,
     ) -> Draw {
         let share = self.config.share;
         let off = |why: Option<&'static str>| Draw {
@@ -117,9 +142,10 @@ impl Explorer {
                 skipped: None,
             };
         }
+        let top = estimate_of(&chain[0]);
         let weights: Vec<f64> = chain[1..]
             .iter()
-            .map(|c| 1.0 / (1.0 + evidence_of(c).max(0.0)).sqrt())
+            .map(|c| weight(estimate_of(c), top))
             .collect();
         let total: f64 = weights.iter().sum();
         let mut left = self.uniform() * total;
@@ -179,7 +205,7 @@ mod tests {
         let mut served = [0usize; 3];
         for _ in 0..20_000 {
             let mut chain = vec![0, 1, 2];
-            let d = e.apply(&req, &mut chain, |_| 0.0, |_| 0.0);
+            let d = e.apply(&req, &mut chain, |_| 0.0, |_| est(0.0, 0.0));
             served[chain[0]] += 1;
             assert_eq!(d.explored, chain[0] != 0);
             let want = if d.explored { 0.1 } else { 0.8 };
@@ -197,26 +223,48 @@ mod tests {
         );
     }
 
+    /// An estimate for tests.
+    fn est(utility: f64, standard_error: f64) -> Prospect {
+        Prospect {
+            utility,
+            standard_error,
+        }
+    }
+
     #[test]
-    fn exploration_favours_the_candidate_with_the_least_data() {
-        // Candidate 1 has evidence 99 near the prompt (weight 0.1), candidate 2 none (weight 1).
+    fn the_weight_is_the_chance_of_beating_the_top_at_least_the_floor() {
+        let top = est(0.8, 0.03);
+        // As good as the top: even odds; far below it with small errors: the floor.
+        assert!((weight(est(0.8, 0.1), top) - 0.5).abs() < 1e-12);
+        assert_eq!(weight(est(0.3, 0.05), top), FLOOR);
+        // 0.1 below with a standard error of 0.1 (a few labels): one in five or so (Φ(−0.96) = 0.17).
+        let thin = weight(est(0.7, 0.1), top);
+        assert!((thin - 0.17).abs() < 0.01, "{thin}");
+        // The same gap known from many labels: much less likely to be better.
+        assert!(weight(est(0.7, 0.02), top) < thin / 3.0);
+        // No uncertainty anywhere: better or not, no division by zero.
+        assert_eq!(weight(est(0.7, 0.0), est(0.8, 0.0)), FLOOR);
+        assert!((weight(est(0.9, 0.0), est(0.8, 0.0)) - 1.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn exploration_favours_the_candidate_that_may_beat_the_top() {
+        // Candidate 1 is known to lose (weight FLOOR), candidate 2 is as good as the top but
+        // uncertain (weight 1/2).
         let e = explorer(1.0, None);
         let req = request(json!({}));
         let mut served = [0usize; 3];
+        let estimates = [est(0.8, 0.02), est(0.2, 0.02), est(0.8, 0.2)];
+        let total = FLOOR + 0.5;
         for _ in 0..11_000 {
             let mut chain = vec![0usize, 1, 2];
-            let d = e.apply(
-                &req,
-                &mut chain,
-                |_| 0.0,
-                |c| if *c == 1 { 99.0 } else { 0.0 },
-            );
-            let want = if chain[0] == 1 { 0.1 / 1.1 } else { 1.0 / 1.1 };
-            assert!((d.propensity - want).abs() < 1e-12, "{d:?}");
+            let d = e.apply(&req, &mut chain, |_| 0.0, |c| estimates[*c]);
+            let want = if chain[0] == 1 { FLOOR } else { 0.5 } / total;
+            assert!((d.propensity - want).abs() < 1e-9, "{d:?}");
             served[chain[0]] += 1;
         }
         assert!(
-            (served[2] as f64 / 11_000.0 - 1.0 / 1.1).abs() < 0.02,
+            (served[2] as f64 / 11_000.0 - 0.5 / total).abs() < 0.02,
             "{served:?}"
         );
     }
@@ -224,25 +272,36 @@ mod tests {
     #[test]
     fn off_opted_out_single_candidate_and_budget_leave_the_top() {
         let mut chain = vec![0, 1];
-        let d = explorer(0.0, None).apply(&request(json!({})), &mut chain, |_| 1.0, |_| 0.0);
+        let d =
+            explorer(0.0, None).apply(&request(json!({})), &mut chain, |_| 1.0, |_| est(0.0, 0.0));
         assert_eq!((d.explored, d.propensity, d.skipped), (false, 1.0, None));
         for opt_out in [json!(false), json!("off"), json!("No")] {
             let d = explorer(1.0, None).apply(
                 &request(json!({ "explore": opt_out })),
                 &mut chain,
                 |_| 1.0,
-                |_| 0.0,
+                |_| est(0.0, 0.0),
             );
             assert_eq!(d.skipped, Some("opted out (metadata.explore)"));
         }
-        let d = explorer(1.0, None).apply(&request(json!({})), &mut vec![0], |_| 1.0, |_| 0.0);
+        let d = explorer(1.0, None).apply(
+            &request(json!({})),
+            &mut vec![0],
+            |_| 1.0,
+            |_| est(0.0, 0.0),
+        );
         assert_eq!(d.skipped, Some("one eligible candidate"));
         // A budget of 2.5 USD at 1 USD per explored request: three explorations, then none.
         let e = explorer(1.0, Some(2.5));
         let explored: Vec<bool> = (0..5)
             .map(|_| {
-                e.apply(&request(json!({})), &mut vec![0, 1], |_| 1.0, |_| 0.0)
-                    .explored
+                e.apply(
+                    &request(json!({})),
+                    &mut vec![0, 1],
+                    |_| 1.0,
+                    |_| est(0.0, 0.0),
+                )
+                .explored
             })
             .collect();
         assert_eq!(explored, vec![true, true, true, false, false]);

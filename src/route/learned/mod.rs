@@ -18,7 +18,7 @@ use crate::error::{ErrorKind, GatewayError};
 use crate::format::request::ChatRequest;
 use crate::live::{Estimate, LiveStats};
 use cache::EmbeddingCache;
-use explore::{Draw, Explorer};
+use explore::{Draw, Explorer, Prospect};
 use serde::Serialize;
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -298,14 +298,17 @@ impl AutoRouter {
         let live_ttft_ms = self.weigh_latency(&mut candidates);
         self.apply_guardrails(req, &mut candidates);
         order(&mut candidates, policy, cost_weight);
-        let mut chain: Vec<(Arc<ModelConfig>, f64, f64)> = candidates
+        let mut chain: Vec<(Arc<ModelConfig>, f64, Prospect)> = candidates
             .iter()
             .filter(|c| c.eligible)
             .filter_map(|c| {
                 Some((
                     self.model(&c.model).cloned()?,
                     c.predicted_cost_usd,
-                    c.evidence,
+                    Prospect {
+                        utility: c.score + c.penalty,
+                        standard_error: c.standard_error,
+                    },
                 ))
             })
             .collect();

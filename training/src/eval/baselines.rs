@@ -80,6 +80,7 @@ fn knn_predictions(nb: &[usize], k: usize, train: &[&Prompt], names: &[String]) 
             quality_knn: 0.0,
             neighbours: nb.len(),
             evidence: nb.len() as f64,
+            standard_error: 0.0,
             penalty: 0.0,
             output_tokens: nb.iter().map(|&j| train[j].output_tokens[m]).sum::<f64>() / n,
         })

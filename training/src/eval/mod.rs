@@ -165,6 +165,12 @@ pub fn run(a: &Args) -> Result<PathBuf, String> {
             dir.display()
         )
     })?;
+    if a.partition == "val" && artifact.manifest["training_data"]["refit_on"].is_array() {
+        return Err(format!(
+            "{} was refitted on its validation rows (--refit): evaluate it on --split test",
+            dir.display()
+        ));
+    }
     let split_col = artifact.manifest["training_data"]["split_column"]
         .as_str()
         .unwrap_or("split")
@@ -640,6 +646,7 @@ mod tests {
             split: split.into(),
             metadata: vec![],
             metadata_json: String::new(),
+            propensity: 1.0,
         };
         let models = vec!["a".to_string(), "b".to_string()];
         let err = prompts(vec![row("train", "a"), row("test", "b")], &models)

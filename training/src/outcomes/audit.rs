@@ -156,6 +156,7 @@ mod tests {
 
     fn row(category: &str, model: &str, quality: f64) -> Row {
         Row {
+            propensity: 1.0,
             metadata: String::new(),
             prompt: "q".into(),
             source: "mmlu".into(),

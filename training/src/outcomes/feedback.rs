@@ -43,6 +43,7 @@ pub fn read_feedback(log_dir: &Path) -> Result<(Vec<Row>, Vec<String>), String> 
                 col("prompt_tokens"),
                 col("completion_tokens"),
                 col("metadata"),
+                col("propensity"),
             ]),
             [col("request_id")],
             [col("request_id")],
@@ -85,6 +86,7 @@ pub fn read_feedback(log_dir: &Path) -> Result<(Vec<Row>, Vec<String>), String> 
         get_f64("completion_tokens")?,
         get_f64("origin_row")?,
     );
+    let propensities = get_f64("propensity")?;
     let in_log = joined
         .column("in_log")
         .and_then(|c| c.bool().cloned())
@@ -116,6 +118,11 @@ pub fn read_feedback(log_dir: &Path) -> Result<(Vec<Row>, Vec<String>), String> 
             output_tokens: ctoks.get(i).unwrap_or(0.0) as u64,
             origin: format!("{file}:{row} (request {})", ids.get(i).unwrap_or("")),
             metadata: metadata.get(i).unwrap_or("").to_string(),
+            // A propensity outside (0, 1] is not one the gateway logs: taken as 1.
+            propensity: propensities
+                .get(i)
+                .filter(|p| *p > 0.0 && *p <= 1.0)
+                .unwrap_or(1.0),
         });
     }
     if unknown > 0 {
@@ -170,6 +177,9 @@ fn ndjson_frame(dir: &Path, prefix: &str) -> Result<Option<DataFrame>, String> {
                 nums.entry("completion_tokens")
                     .or_default()
                     .push(v["completion_tokens"].as_f64());
+                nums.entry("propensity")
+                    .or_default()
+                    .push(v["learned"]["exploration"]["propensity"].as_f64());
             }
             n += 1;
         }

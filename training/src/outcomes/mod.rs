@@ -5,7 +5,8 @@
 //! `model` (the served model id the outcome is attached to), `source_model` (the model that
 //! produced it: a benchmark model name, or the served id for feedback), `quality` (0–1), `input_tokens`, `output_tokens`, `cost_usd`, `origin`,
 //! `contaminated`, `split` (train/val/test by prompt), `split_subject` (whole MMLU subjects and
-//! MT-Bench categories held out; GSM8K and feedback by prompt).
+//! MT-Bench categories held out; GSM8K and feedback by prompt), `propensity` (see [`Row::propensity`];
+//! tables written before it have none and read as 1).
 
 mod audit;
 mod feedback;
@@ -56,6 +57,10 @@ pub struct Row {
     pub origin: String,
     /// The request's metadata as a JSON object (empty for benchmark rows).
     pub metadata: String,
+    /// The probability with which the logged policy served this model for the request
+    /// (`learned.exploration.propensity`; 1 for benchmark rows and requests not routed by
+    /// `auto`). Training weighs feedback by its inverse to correct for how traffic was routed.
+    pub propensity: f64,
 }
 
 pub fn prompt_id(prompt: &str) -> String {
@@ -101,7 +106,7 @@ pub fn table(
         Vec::with_capacity(n),
         Vec::with_capacity(n),
     );
-    let mut metadata = vec![];
+    let (mut metadata, mut propensity) = (vec![], vec![]);
     let (mut q, mut it, mut ot, mut cost, mut origin, mut cont, mut split, mut split_subject) = (
         vec![],
         vec![],
@@ -146,6 +151,7 @@ pub fn table(
         cost.push(price.cost_usd(r.input_tokens as f64, r.output_tokens as f64));
         origin.push(r.origin);
         metadata.push(r.metadata);
+        propensity.push(r.propensity);
         cont.push(is_cont);
         split.push(by_prompt);
         split_subject.push(by_group);
@@ -166,6 +172,7 @@ pub fn table(
         Column::new("contaminated".into(), cont),
         Column::new("split".into(), split),
         Column::new("split_subject".into(), split_subject),
+        Column::new("propensity".into(), propensity),
     ])
     .map_err(|e| e.to_string())?;
     // Clean: drop out-of-range quality (empty prompts were dropped above); one row per (prompt, model).

@@ -71,6 +71,7 @@ pub fn read_routellm(src: &Path) -> Result<(Vec<Row>, HashSet<String>), String> 
             for (i, (p, v)) in values(prompts).into_iter().zip(values(col)).enumerate() {
                 let Some(p) = p else { continue };
                 rows.push(Row {
+                    propensity: 1.0,
                     metadata: String::new(),
                     prompt: p.to_string(),
                     source: "mmlu".into(),
@@ -102,6 +103,7 @@ pub fn read_routellm(src: &Path) -> Result<(Vec<Row>, HashSet<String>), String> 
         {
             let Some(p) = p else { continue };
             rows.push(Row {
+                propensity: 1.0,
                 metadata: String::new(),
                 prompt: p.to_string(),
                 source: "gsm8k".into(),
@@ -195,6 +197,7 @@ fn read_mt_bench(dir: &Path) -> Result<Vec<Row>, String> {
                 )
             })?;
         rows.push(Row {
+            propensity: 1.0,
             metadata: String::new(),
             prompt: prompt.clone(),
             source: "mt_bench".into(),
