@@ -97,6 +97,26 @@ fn write_logs(dir: &Path, propensity: fn(&str, usize) -> f64) {
     std::fs::write(dir.join("feedback-0001.ndjson"), lines(&feedback)).unwrap();
 }
 
+/// The arguments every step shares: the logs in `tmp/logs`, the outcome table, embedding cache
+/// and audit in `tmp`, the committed potion encoder.
+fn common_args(tmp: &Path) -> Vec<String> {
+    let at = |p: &str| tmp.join(p).display().to_string();
+    let encoder = root().join("models/encoder-potion").display().to_string();
+    [
+        "--logs".into(),
+        at("logs"),
+        "--data".into(),
+        at("outcomes.parquet"),
+        "--cache".into(),
+        at("cache.parquet"),
+        "--encoder".into(),
+        encoder,
+        "--audit".into(),
+        at("audit.md"),
+    ]
+    .to_vec()
+}
+
 #[test]
 fn confounded_metadata_is_not_credited_and_ope_cross_fits() {
     let tmp = std::env::temp_dir().join(format!("sy-loop-{}", std::process::id()));
@@ -105,20 +125,8 @@ fn confounded_metadata_is_not_credited_and_ope_cross_fits() {
     write_logs(&logs, |_, _| 0.5);
     let encoder = root().join("models/encoder-potion");
     let path = |p: &str| tmp.join(p).display().to_string();
-    let enc = encoder.display().to_string();
-    let logs_s = logs.display().to_string();
-    let common = [
-        "--logs",
-        &logs_s,
-        "--data",
-        &path("outcomes.parquet"),
-        "--cache",
-        &path("cache.parquet"),
-        "--encoder",
-        &enc,
-        "--audit",
-        &path("audit.md"),
-    ];
+    let common = common_args(&tmp);
+    let common: Vec<&str> = common.iter().map(String::as_str).collect();
     let (ok, log) = train(
         &[
             &["all", "--src", "none", "--features", "emotion", "--out"],
@@ -226,21 +234,9 @@ fn feedback_is_weighed_by_inverse_propensity_and_refit_uses_the_validation_rows(
         ("m/a", _) => 0.1,
         _ => 0.5,
     });
-    let encoder = root().join("models/encoder-potion").display().to_string();
     let path = |p: &str| tmp.join(p).display().to_string();
-    let logs_s = logs.display().to_string();
-    let common = [
-        "--logs",
-        &logs_s,
-        "--data",
-        &path("outcomes.parquet"),
-        "--cache",
-        &path("cache.parquet"),
-        "--encoder",
-        &encoder,
-        "--audit",
-        &path("audit.md"),
-    ];
+    let common = common_args(&tmp);
+    let common: Vec<&str> = common.iter().map(String::as_str).collect();
     let fit = |out: &str, extra: &[&str]| {
         let (ok, log) = train(
             &[
@@ -288,42 +284,29 @@ fn feedback_is_weighed_by_inverse_propensity_and_refit_uses_the_validation_rows(
         .unwrap()
         .display()
         .to_string();
-    let (ok, log) = train(
-        &[
+    let reports = path("reports");
+    let on_refit = |step: &[&str]| {
+        train(
             &[
-                "eval",
-                "--split",
-                "val",
-                "--artifact",
-                &refit_dir,
-                "--reports",
-                &path("reports"),
-            ][..],
-            &common[..],
-        ]
-        .concat(),
-    );
+                step,
+                &["--artifact", &refit_dir, "--reports", &reports][..],
+                &common[..],
+            ]
+            .concat(),
+        )
+    };
+    let (ok, log) = on_refit(&["eval", "--split", "val"]);
     assert!(!ok && log.contains("--split test"), "{log}");
     // Off-policy evaluation's twins are refitted the same way.
-    let (ok, log) = train(
-        &[
-            &[
-                "ope",
-                "--cross-fit",
-                "2",
-                "--bootstrap",
-                "10",
-                "--min-matches",
-                "5",
-                "--artifact",
-                &refit_dir,
-                "--reports",
-                &path("reports"),
-            ][..],
-            &common[..],
-        ]
-        .concat(),
-    );
+    let (ok, log) = on_refit(&[
+        "ope",
+        "--cross-fit",
+        "2",
+        "--bootstrap",
+        "10",
+        "--min-matches",
+        "5",
+    ]);
     assert!(ok, "{log}");
     let report = PathBuf::from(
         log.lines()
