@@ -415,7 +415,7 @@ def run(args, seed=None):
         common = ["--logs", str(all_logs), "--data", str(out / "outcomes.parquet"), "--cache", str(out / "cache.parquet"), "--audit", str(out / "audit.md")]
         features = ["--features", spec["signal"]["key"]] if spec.get("signal") and not args.no_features else []
         features += [x for flag, v in (("--similarity-tau", args.similarity_tau), ("--pessimism", args.pessimism)) if v is not None for x in (flag, str(v))]
-        features += ["--refit"] if args.refit else []
+        features += ["--no-refit"] if args.no_refit else []
         t = subprocess.run([str(train), "all", "--src", "none", "--out", str(out / "models"), *features, *common], cwd=ROOT, capture_output=True, text=True)
         if t.returncode != 0:
             raise SystemExit(f"training failed:\n{t.stderr}")
@@ -509,7 +509,7 @@ def main():
     p.add_argument("--no-features", action="store_true", help="train without the world's metadata signal as a feature")
     p.add_argument("--similarity-tau", type=float, default=None, help="train with this similarity_tau (switchyard-train --similarity-tau)")
     p.add_argument("--pessimism", type=float, default=None, help="train with this pessimism (switchyard-train --pessimism)")
-    p.add_argument("--refit", action="store_true", help="refit each artifact on its training and validation rows (switchyard-train --refit)")
+    p.add_argument("--no-refit", action="store_true", help="serve each artifact as fitted on its training rows alone (switchyard-train --no-refit)")
     p.add_argument("--out", default=str(ROOT / "target/sim"))
     release = ROOT / "target/release"
     p.add_argument("--bin", default=str(release if (release / "switchyard-train").exists() else ROOT / "target/debug"))

@@ -79,11 +79,11 @@ def test_blend_settings_are_flags_recorded_in_the_artifact_and_kept_by_its_twins
     common = ["--data", str(out / "outcomes.parquet"), "--cache", str(out / "cache.parquet"), "--features", "emotion"]
     bad = subprocess.run([str(train), "fit", *common, "--out", str(tmp_path / "bad"), "--pessimism=-1"], cwd=ROOT, capture_output=True, text=True)
     assert bad.returncode == 1 and "--pessimism must be a number at least 0" in bad.stderr, bad.stderr
-    fit = subprocess.run([str(train), "fit", *common, "--out", str(tmp_path / "models"), "--similarity-tau", "1", "--pessimism", "1"],
+    fit = subprocess.run([str(train), "fit", *common, "--out", str(tmp_path / "models"), "--similarity-tau", "0.3", "--pessimism", "1"],
                          cwd=ROOT, capture_output=True, text=True, check=True)
     artifact = Path(fit.stdout.strip().splitlines()[-1])
     blend = json.loads((artifact / "weights.json").read_text())["blend"]
-    assert (blend["similarity_tau"], blend["pessimism"]) == (1.0, 1.0), blend
+    assert (blend["similarity_tau"], blend["pessimism"]) == (0.3, 1.0), blend
     # Cross-fitted OPE trains its twins the way the artifact was trained, these settings too.
     ope = subprocess.run([str(train), "ope", "--logs", str(out / "logs-3"), "--artifact", str(artifact), "--cache", str(out / "cache.parquet"),
                           "--reports", str(tmp_path / "ope"), "--cross-fit", "2", "--bootstrap", "20"], cwd=ROOT, capture_output=True, text=True, check=True)

@@ -1,7 +1,8 @@
 //! Training on logged `auto` traffic alone (`--src none`): a metadata signal that routing has
 //! confounded with topics is not credited with the topics' effect, and off-policy evaluation
 //! cross-fits twins of the artifact (or says why it cannot); feedback is weighed by its inverse
-//! propensity, and `--refit` fits the served artifact on the validation rows too.
+//! propensity, and the served artifact is refitted on the validation rows too (`--no-refit`:
+//! not).
 
 use serde_json::{json, Map, Value};
 use std::path::{Path, PathBuf};
@@ -222,7 +223,7 @@ fn confounded_metadata_is_not_credited_and_ope_cross_fits() {
 }
 
 #[test]
-fn feedback_is_weighed_by_inverse_propensity_and_refit_uses_the_validation_rows() {
+fn feedback_is_weighed_by_inverse_propensity_and_the_refit_uses_the_validation_rows() {
     let tmp = std::env::temp_dir().join(format!("sy-ips-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&tmp);
     let logs = tmp.join("logs");
@@ -249,7 +250,7 @@ fn feedback_is_weighed_by_inverse_propensity_and_refit_uses_the_validation_rows(
         assert!(ok, "{log}");
         Artifact::load(&artifact_dir(&tmp.join(out)).unwrap()).unwrap()
     };
-    let plain = fit("plain", &[]);
+    let plain = fit("plain", &["--no-refit"]);
     let base_rate = |a: &Artifact, m: &str| {
         a.weights
             .candidates
@@ -268,9 +269,10 @@ fn feedback_is_weighed_by_inverse_propensity_and_refit_uses_the_validation_rows(
     assert!(base_rate(&plain, "m/b") > 0.99);
     assert!(plain.manifest["training_data"]["refit_on"].is_null());
 
-    // --refit: the served artifact's memory holds the validation prompts too, the manifest
-    // says so, its validation metrics are the first fit's, and it is not evaluated on them.
-    let refit = fit("refit", &["--refit"]);
+    // By default the served artifact is refitted: its memory holds the validation prompts too,
+    // the manifest says so, its validation metrics are the first fit's, and it is not evaluated
+    // on them.
+    let refit = fit("refit", &[]);
     let td = &refit.manifest["training_data"];
     assert_eq!(td["refit_on"], json!(["train", "val"]));
     let split = |s: &str| td["prompts_per_split"][s].as_u64().unwrap() as usize;

@@ -88,9 +88,13 @@ fn knn_predictions(nb: &[usize], k: usize, train: &[&Prompt], names: &[String]) 
 }
 
 /// The kNN router: (chosen k, curve on the evaluated prompts). Costs use the artifact's
-/// reference unit, so both routers face the same objective.
+/// reference unit, so both routers face the same objective. k is chosen on the validation
+/// prompts with the training prompts as neighbours; the evaluated prompts' neighbours are the
+/// training prompts, and the validation ones too when `refit` (the artifact was refitted on
+/// them, so both routers know the same outcomes).
 pub(super) fn knn_router<'a>(
     (train, val, eval): (&[&'a Prompt], &[&'a Prompt], &[&'a Prompt]),
+    refit: bool,
     emb: &dyn Fn(&Prompt) -> &'a [f32],
     names: &[String],
     (candidates, reference): (&[Priced], f64),
@@ -104,28 +108,41 @@ pub(super) fn knn_router<'a>(
         &val.iter().map(|p| emb(p)).collect::<Vec<_>>(),
         threads,
     );
+    let known: Vec<&Prompt> = if refit {
+        train.iter().chain(val).copied().collect()
+    } else {
+        train.to_vec()
+    };
     let nb_eval = neighbours(
-        &train_e,
+        &known.iter().map(|p| emb(p)).collect::<Vec<_>>(),
         &eval.iter().map(|p| emb(p)).collect::<Vec<_>>(),
         threads,
     );
     eprintln!("kNN neighbours in {:.1}s", t.elapsed().as_secs_f64());
     let targets = share_targets();
     let strong_name = &names[strong];
-    // For one k: the calibration table from validation, then the choices on `set`.
-    let curve_for = |k: usize, set: &[&Prompt], nb: &[Vec<usize>]| -> (Vec<f64>, Vec<Vec<usize>>) {
-        let preds = |nbs: &[Vec<usize>]| -> Vec<Vec<Prediction>> {
+    // For one k: the calibration table from validation, then the choices on `set`, whose
+    // neighbours `nb` index into `among`.
+    let curve_for = |k: usize,
+                     (set, nb, among): (&[&Prompt], &[Vec<usize>], &[&Prompt])|
+     -> (Vec<f64>, Vec<Vec<usize>>) {
+        let preds = |nbs: &[Vec<usize>], among: &[&Prompt]| -> Vec<Vec<Prediction>> {
             nbs.iter()
-                .map(|n| knn_predictions(n, k, train, names))
+                .map(|n| knn_predictions(n, k, among, names))
                 .collect()
         };
-        let table = validation_table(&preds(&nb_val), val, (candidates, reference), strong_name);
+        let table = validation_table(
+            &preds(&nb_val, train),
+            val,
+            (candidates, reference),
+            strong_name,
+        );
         let weights: Vec<f64> = targets
             .iter()
             .map(|s| cost_weight_for_share(&table, *s))
             .collect();
         let choices = sweep(
-            &preds(nb),
+            &preds(nb, among),
             set,
             &vec![false; set.len()],
             (candidates, reference),
@@ -137,7 +154,7 @@ pub(super) fn knn_router<'a>(
     let all_val: Vec<usize> = (0..val.len()).collect();
     let mut best: Option<(f64, usize)> = None;
     for &k in KNN_KS.iter().filter(|&&k| k <= train.len()) {
-        let (_, choices) = curve_for(k, val, &nb_val);
+        let (_, choices) = curve_for(k, (val, &nb_val, train));
         let c = Curve {
             name: String::new(),
             knobs: vec![],
@@ -152,7 +169,7 @@ pub(super) fn knn_router<'a>(
         }
     }
     let k = best.map(|b| b.1).unwrap_or(1);
-    let (weights, choices) = curve_for(k, eval, &nb_eval);
+    let (weights, choices) = curve_for(k, (eval, &nb_eval, &known));
     let knobs = targets
         .iter()
         .zip(&weights)

@@ -167,7 +167,7 @@ pub fn run(a: &Args) -> Result<PathBuf, String> {
     })?;
     if a.partition == "val" && artifact.manifest["training_data"]["refit_on"].is_array() {
         return Err(format!(
-            "{} was refitted on its validation rows (--refit): evaluate it on --split test",
+            "{} was refitted on its validation rows: evaluate it on --split test (or fit with --no-refit)",
             dir.display()
         ));
     }
@@ -315,6 +315,7 @@ pub fn run(a: &Args) -> Result<PathBuf, String> {
     // kNN baseline on the same embeddings: k chosen on validation APGR.
     let knn = knn_router(
         (&train, &val, &eval),
+        artifact.manifest["training_data"]["refit_on"].is_array(),
         &emb,
         &names,
         (&candidates, reference),
