@@ -902,14 +902,14 @@ fn fit_artifact(a: &Cli, blend: &Blend) -> Result<PathBuf, String> {
         format!("{:x}", h.finalize())[..12].to_string()
     };
 
-    let manifest = json!({
+    let mut manifest = json!({
         "schema_version": SCHEMA_VERSION,
         "version": version,
         "encoder": {"id": encoder.id(), "model_sha256": encoder.manifest.model_sha256, "dimension": encoder.dimension(), "max_tokens": encoder.manifest.max_tokens},
         "candidates": probe.weights.candidates.iter().map(|c| json!({"model": c.model, "origin": c.origin, "rows": c.rows, "base_rate": (c.base_rate * 1e4).round() / 1e4, "input_price_per_mtok": c.input_price_per_mtok, "output_price_per_mtok": c.output_price_per_mtok})).collect::<Vec<_>>(),
         "feature_spec": FEATURE_SPEC,
         "good_answer_threshold": GOOD_ANSWER,
-        "training_data": {"path": data.display().to_string(), "sha256": data_hash, "rows": rows.len(), "split_column": split, "prompts_per_split": split_sizes, "memory_prompts": probe.memory.rows, "refit_on": if a.no_refit { serde_json::Value::Null } else { json!(["train", "val"]) }},
+        "training_data": {"path": data.display().to_string(), "sha256": data_hash, "rows": rows.len(), "split_column": split, "prompts_per_split": split_sizes, "memory_prompts": probe.memory.rows},
         "seed": seed,
         "left_out": left_out,
         "hyperparameters": {"ridge_strength": lambdas, "ridge_grid": fit::LAMBDAS, "chosen_on": "validation squared error (output tokens: every benchmark weighted the same)", "blend": blend},
@@ -918,6 +918,11 @@ fn fit_artifact(a: &Cli, blend: &Blend) -> Result<PathBuf, String> {
         "support": support,
         "calibration": {"strong_model": probe.strongest(), "computed_on": "validation prompts", "prompts": val_prompts.len(), "breakeven_quantiles": calibration},
     });
+    // Only a refitted artifact names the rows it was refitted on, so that one fitted with
+    // `--no-refit` has the manifest of the artifacts from before refitting existed.
+    if !a.no_refit {
+        manifest["training_data"]["refit_on"] = json!(["train", "val"]);
+    }
     probe.manifest = manifest.clone();
     let artifact = probe;
     let dir = a.out.join(format!("router-{version}"));

@@ -40,15 +40,18 @@ fn trained(name: &str, split: &str) -> (PathBuf, PathBuf, PathBuf, Vec<String>) 
         &root().join("training/tests/fixtures/routellm-small"),
         split,
         switchyard_learn::embed::DEFAULT_DIR,
+        &[],
     )
 }
 
-/// Trains on `src` with the encoder in `encoder` (relative to the repo root).
+/// Trains on `src` with the encoder in `encoder` (relative to the repo root) and `settings`
+/// (extra `fit` flags).
 fn trained_on(
     name: &str,
     src: &Path,
     split: &str,
     encoder: &str,
+    settings: &[String],
 ) -> (PathBuf, PathBuf, PathBuf, Vec<String>) {
     let tmp = std::env::temp_dir().join(format!("sy-eval-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&tmp);
@@ -74,6 +77,7 @@ fn trained_on(
         tmp.join("audit.md").to_str().unwrap(),
     ]));
     args.extend(common.clone());
+    args.extend_from_slice(settings);
     let artifact = PathBuf::from(run(&args));
     (tmp, artifact, data, common)
 }
@@ -345,11 +349,24 @@ fn gate_vendored_data_reproduces_default_artifact_and_learned_beats_random_mix()
         .as_str()
         .unwrap()
         .to_string();
+    // With the committed artifact's own blend and refit setting: the defaults may have moved
+    // since it was trained (similarity_tau 0.1 and no refit then).
+    let blend = &json_file(&committed.join("weights.json"))["blend"];
+    let mut settings = vec![
+        "--similarity-tau".to_string(),
+        blend["similarity_tau"].to_string(),
+        "--pessimism".into(),
+        blend["pessimism"].to_string(),
+    ];
+    if !json_file(&committed.join("manifest.json"))["training_data"]["refit_on"].is_array() {
+        settings.push("--no-refit".into());
+    }
     let (tmp, artifact, _, common) = trained_on(
         "gate",
         &root().join("data/routellm"),
         "split",
         switchyard_learn::embed::dir_for(&encoder),
+        &settings,
     );
     let identical = artifact.file_name() == committed.file_name()
         && std::fs::read(artifact.join("weights.json")).unwrap()
