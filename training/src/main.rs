@@ -758,7 +758,6 @@ fn fit_artifact(a: &Cli, blend: &Blend) -> Result<PathBuf, String> {
         (prompt_width, metadata_width),
         None,
     );
-    let fit_secs = t_fit.elapsed().as_secs_f64();
     let weights = Weights {
         schema_version: SCHEMA_VERSION,
         feature_spec: FEATURE_SPEC.to_string(),
@@ -893,6 +892,8 @@ fn fit_artifact(a: &Cli, blend: &Blend) -> Result<PathBuf, String> {
         probe.memory = memory;
         probe.weights.candidates = candidates;
     }
+    // Fitting, validation and the refit.
+    let fit_secs = t_fit.elapsed().as_secs_f64();
     let weights_json = serde_json::to_string(&probe.weights).map_err(|e| e.to_string())?;
     let version = {
         let mut h = Sha256::new();
