@@ -75,8 +75,9 @@ struct Logged {
 /// The new policy on one logged decision: its choice and its predictions.
 struct Replay {
     chosen: String,
-    /// Predicted quality and cost of every eligible candidate.
-    predicted: BTreeMap<String, (f64, f64)>,
+    /// Predicted quality, cost and uncertainty discount (the scoring's penalty) of every
+    /// eligible candidate.
+    predicted: BTreeMap<String, (f64, f64, f64)>,
 }
 
 /// An estimate with its interval, or why there is none.
@@ -91,11 +92,15 @@ fn estimate(point: Option<f64>, samples: &mut [f64], why: &str) -> Value {
     }
 }
 
-/// A policy's IPS and DR estimates of quality and cost over the rows `idx`.
+/// A policy's IPS and DR estimates of quality and cost over the rows `idx`. With `discounted`
+/// (a policy that chose by these predictions: the new artifact), DR's model term takes each
+/// prediction less its uncertainty discount, as the scoring did: the policy picked the candidate
+/// whose prediction was highest, so that prediction is biased upwards where it is uncertain (the
+/// winner's curse); a fixed policy (a single model) takes the predictions as they are.
 fn policy_value(
     rows: &[Logged],
     replay: &[Replay],
-    choose: &dyn Fn(usize) -> String,
+    (choose, discounted): (&dyn Fn(usize) -> String, bool),
     idx: &[usize],
 ) -> [f64; 5] {
     let n = idx.len().max(1) as f64;
@@ -108,8 +113,11 @@ fn policy_value(
         } else {
             0.0
         };
-        let (q_pi, c_pi) = p.predicted.get(&action).copied().unwrap_or((0.0, 0.0));
-        let (q_a, c_a) = p.predicted.get(&r.served).copied().unwrap_or((0.0, 0.0));
+        let model = |m: &str| {
+            let (q, c, penalty) = p.predicted.get(m).copied().unwrap_or((0.0, 0.0, 0.0));
+            (if discounted { q - penalty } else { q }, c)
+        };
+        let ((q_pi, c_pi), (q_a, c_a)) = (model(&action), model(&r.served));
         ips_q += w * r.quality;
         ips_c += w * r.cost;
         dr_q += q_pi + w * (r.quality - q_a);
@@ -125,12 +133,12 @@ fn policy_value(
 fn report_policy(
     rows: &[Logged],
     replay: &[Replay],
-    choose: &dyn Fn(usize) -> String,
+    (choose, discounted): (&dyn Fn(usize) -> String, bool),
     a: &Args,
 ) -> Value {
     let all: Vec<usize> = (0..rows.len()).collect();
     let matches = all.iter().filter(|&&i| choose(i) == rows[i].served).count();
-    let point = policy_value(rows, replay, choose, &all);
+    let point = policy_value(rows, replay, (choose, discounted), &all);
     let supported = matches >= a.min_matches && point[4] >= a.min_matches as f64;
     let why = format!(
         "{matches} logged decisions agree with this policy (effective sample size {:.1}); at least {} are needed — explore more ([auto] explore) or log longer",
@@ -139,7 +147,12 @@ fn report_policy(
     let mut samples: [Vec<f64>; 4] = Default::default();
     if supported {
         for round in 0..a.bootstrap as u64 {
-            let v = policy_value(rows, replay, choose, &resample(&all, a.seed, round));
+            let v = policy_value(
+                rows,
+                replay,
+                (choose, discounted),
+                &resample(&all, a.seed, round),
+            );
             for k in 0..4 {
                 samples[k].push(v[k]);
             }
@@ -273,14 +286,17 @@ pub fn run(a: &Args) -> Result<PathBuf, String> {
         .into_iter()
         .map(|r| r.expect("every fold replayed"))
         .collect();
-    let new = report_policy(&rows, &replay, &|i| replay[i].chosen.clone(), a);
+    let new = report_policy(&rows, &replay, (&|i| replay[i].chosen.clone(), true), a);
     let models: BTreeSet<&str> = rows
         .iter()
         .flat_map(|r| r.eligible.iter().map(|e| e.0.as_str()))
         .collect();
     let singles: BTreeMap<&str, Value> = models
         .iter()
-        .map(|m| (*m, report_policy(&rows, &replay, &|_| m.to_string(), a)))
+        .map(|m| {
+            let single = report_policy(&rows, &replay, (&|_| m.to_string(), false), a);
+            (*m, single)
+        })
         .collect();
     let n = rows.len() as f64;
     let logging = json!({
@@ -358,7 +374,13 @@ fn replay_one(artifact: &Artifact, r: &Logged, emb: &[f32]) -> Replay {
         predicted: ranked
             .candidates
             .iter()
-            .map(|c| (c.model.clone(), (c.predicted_quality, c.predicted_cost_usd)))
+            .map(|c| {
+                let discount = c.penalty;
+                (
+                    c.model.clone(),
+                    (c.predicted_quality, c.predicted_cost_usd, discount),
+                )
+            })
             .collect(),
     }
 }
@@ -488,7 +510,11 @@ mod tests {
         let replay: Vec<Replay> = (0..rows.len())
             .map(|_| Replay {
                 chosen: "b".into(),
-                predicted: [("a".to_string(), (0.5, 1.0)), ("b".to_string(), (0.7, 2.0))].into(),
+                predicted: [
+                    ("a".to_string(), (0.5, 1.0, 0.0)),
+                    ("b".to_string(), (0.7, 2.0, 0.0)),
+                ]
+                .into(),
             })
             .collect();
         let args = Args {
@@ -504,7 +530,7 @@ mod tests {
             threads: 1,
             min_matches: 20,
         };
-        let v = report_policy(&rows, &replay, &|_| "b".into(), &args);
+        let v = report_policy(&rows, &replay, (&|_| "b".into(), false), &args);
         for est in ["ips", "dr"] {
             let q = v["quality"][est]["value"].as_f64().unwrap();
             assert!((q - 0.8).abs() < 0.05, "{est}: {q}");
@@ -516,11 +542,46 @@ mod tests {
             let c = v["cost_usd"][est]["value"].as_f64().unwrap();
             assert!((c - 2.0).abs() < 0.15, "{est} cost {c}");
         }
-        let never = report_policy(&rows, &replay, &|_| "c".into(), &args);
+        let never = report_policy(&rows, &replay, (&|_| "c".into(), false), &args);
         assert!(never["quality"]["ips"]["value"].is_null(), "{never}");
         assert!(never["quality"]["dr"]["why"]
             .as_str()
             .unwrap()
             .contains("0 logged decisions agree"));
+    }
+
+    /// A policy that chose by the predictions (the new artifact) has DR's model term take them
+    /// less their discount; a fixed policy takes them as they are.
+    #[test]
+    fn the_new_artifacts_model_term_is_discounted() {
+        let row = |served: &str, propensity: f64, quality: f64| Logged {
+            text: String::new(),
+            served: served.into(),
+            propensity,
+            cost_weight: 0.0,
+            prompt_tokens: 0,
+            eligible: vec![],
+            quality,
+            cost: 0.0,
+            metadata: Default::default(),
+        };
+        // Served b (propensity 0.9, good), then a (the policy would have chosen b).
+        let rows = [row("b", 0.9, 1.0), row("a", 0.1, 0.0)];
+        let replay: Vec<Replay> = (0..2)
+            .map(|_| Replay {
+                chosen: "b".into(),
+                predicted: [
+                    ("a".to_string(), (0.5, 0.0, 0.0)),
+                    ("b".to_string(), (0.7, 0.0, 0.1)),
+                ]
+                .into(),
+            })
+            .collect();
+        let dr = |discounted: bool| {
+            policy_value(&rows, &replay, (&|_| "b".into(), discounted), &[0, 1])[1]
+        };
+        // (0.7 + (1 − 0.7) / 0.9 + 0.7) / 2, then with 0.6 for 0.7.
+        assert!((dr(false) - (0.7 + 0.3 / 0.9 + 0.7) / 2.0).abs() < 1e-9);
+        assert!((dr(true) - (0.6 + 0.4 / 0.9 + 0.6) / 2.0).abs() < 1e-9);
     }
 }
