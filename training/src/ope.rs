@@ -479,6 +479,31 @@ fn markdown(m: &Value) -> String {
 mod tests {
     use super::*;
 
+    /// A logged decision with no text, metadata or eligible list.
+    fn logged(served: &str, propensity: f64, quality: f64, cost: f64) -> Logged {
+        Logged {
+            text: String::new(),
+            served: served.into(),
+            propensity,
+            cost_weight: 0.0,
+            prompt_tokens: 0,
+            eligible: vec![],
+            quality,
+            cost,
+            metadata: Default::default(),
+        }
+    }
+
+    /// `n` replays choosing `b`, with (quality, cost, discount) predictions for `a` and `b`.
+    fn always_b(n: usize, [a, b]: [(f64, f64, f64); 2]) -> Vec<Replay> {
+        (0..n)
+            .map(|_| Replay {
+                chosen: "b".into(),
+                predicted: [("a".to_string(), a), ("b".to_string(), b)].into(),
+            })
+            .collect()
+    }
+
     /// Two models, logging uniformly at random (propensity 0.5): IPS and DR of "always b"
     /// recover b's true mean, and a policy the logs never tried gets no number.
     #[test]
@@ -493,30 +518,12 @@ mod tests {
         let rows: Vec<Logged> = (0..2000)
             .map(|i| {
                 let served = if (i * 7919) % 2 == 0 { "a" } else { "b" };
-                Logged {
-                    text: String::new(),
-                    served: served.into(),
-                    propensity: 0.5,
-                    cost_weight: 0.0,
-                    prompt_tokens: 0,
-                    eligible: vec![],
-                    quality: truth(served, i / 2),
-                    cost: if served == "b" { 2.0 } else { 1.0 },
-                    metadata: Default::default(),
-                }
+                let cost = if served == "b" { 2.0 } else { 1.0 };
+                logged(served, 0.5, truth(served, i / 2), cost)
             })
             .collect();
         // A predictor that is off by 0.1 for both: DR corrects it.
-        let replay: Vec<Replay> = (0..rows.len())
-            .map(|_| Replay {
-                chosen: "b".into(),
-                predicted: [
-                    ("a".to_string(), (0.5, 1.0, 0.0)),
-                    ("b".to_string(), (0.7, 2.0, 0.0)),
-                ]
-                .into(),
-            })
-            .collect();
+        let replay = always_b(rows.len(), [(0.5, 1.0, 0.0), (0.7, 2.0, 0.0)]);
         let args = Args {
             logs: Path::new(""),
             cross_fit: 0,
@@ -554,29 +561,9 @@ mod tests {
     /// less their discount; a fixed policy takes them as they are.
     #[test]
     fn the_new_artifacts_model_term_is_discounted() {
-        let row = |served: &str, propensity: f64, quality: f64| Logged {
-            text: String::new(),
-            served: served.into(),
-            propensity,
-            cost_weight: 0.0,
-            prompt_tokens: 0,
-            eligible: vec![],
-            quality,
-            cost: 0.0,
-            metadata: Default::default(),
-        };
         // Served b (propensity 0.9, good), then a (the policy would have chosen b).
-        let rows = [row("b", 0.9, 1.0), row("a", 0.1, 0.0)];
-        let replay: Vec<Replay> = (0..2)
-            .map(|_| Replay {
-                chosen: "b".into(),
-                predicted: [
-                    ("a".to_string(), (0.5, 0.0, 0.0)),
-                    ("b".to_string(), (0.7, 0.0, 0.1)),
-                ]
-                .into(),
-            })
-            .collect();
+        let rows = [logged("b", 0.9, 1.0, 0.0), logged("a", 0.1, 0.0, 0.0)];
+        let replay = always_b(2, [(0.5, 0.0, 0.0), (0.7, 0.0, 0.1)]);
         let dr = |discounted: bool| {
             policy_value(&rows, &replay, (&|_| "b".into(), discounted), &[0, 1])[1]
         };
