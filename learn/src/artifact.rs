@@ -355,6 +355,12 @@ impl Artifact {
         self.manifest["support"]["threshold"].as_f64()
     }
 
+    /// Whether the artifact was refitted on its validation rows after validation
+    /// (`training_data.refit_on` in the manifest): they are no longer held out from it.
+    pub fn refitted(&self) -> bool {
+        self.manifest["training_data"]["refit_on"].is_array()
+    }
+
     /// The candidate with the highest prices: the "strong" model of the strong-share knob.
     pub fn strongest(&self) -> &str {
         self.weights

@@ -39,9 +39,10 @@ const MIN_PROPENSITY: f64 = 0.05;
 /// comparison on the RouteLLM data (not in the repository); every eval report shows each part
 /// alone next to the blend. `similarity_tau` 1 (was 0.1, the committed RouteLLM artifacts'):
 /// the same APGR on both RouteLLM splits, a lower gap to the oracle in the simulator, on fixed
-/// logs and over ten seeds of the loop (see the README's closed-loop section). `pessimism` 2 (two standard errors of the kNN part) was compared with 1 on five seeds and
-/// with the previous discount over ten seeds of the simulator's default world and five of the
-/// shifted one (see the README's closed-loop section).
+/// logs and over ten seeds of the loop. `pessimism` 2 (two standard errors of the kNN part) was
+/// compared with 1 on five seeds and with the previous discount over ten seeds of the
+/// simulator's default world and five of the shifted one (see the README's closed-loop
+/// section for both).
 const BLEND: Blend = Blend {
     knn_weight: 0.5,
     k: 100,
@@ -232,7 +233,7 @@ fn twin(
         .iter()
         .map(|f| f.key.clone())
         .collect();
-    a.no_refit = !m["training_data"]["refit_on"].is_array();
+    a.no_refit = !artifact.refitted();
     a.out = out.to_path_buf();
     a.leave_out = leave.clone();
     eprintln!(
@@ -364,7 +365,6 @@ fn import(a: &Cli) -> Result<DataFrame, String> {
 }
 
 /// One outcome row as training and evaluation need it.
-#[derive(Clone)]
 pub struct Outcome {
     prompt_id: String,
     prompt: String,
@@ -453,8 +453,8 @@ struct Strengths {
 
 /// One pass of fitting on the rows of the `train` split: the outcome memory, every
 /// candidate's models, and the ridge strengths, chosen (quality and metadata effect by
-/// cross-validation on the training rows, output tokens on the `val` rows) unless `chosen`
-/// gives them.
+/// cross-validation on the training rows, output tokens on the `val` rows). With `chosen`, the
+/// refit: those strengths, on the `train` and `val` rows.
 fn fit_pass(
     rows: &[Outcome],
     models: &[&str],
@@ -462,10 +462,12 @@ fn fit_pass(
     (prompt_width, metadata_width): (usize, usize),
     chosen: Option<&BTreeMap<String, Strengths>>,
 ) -> (Memory, Vec<Candidate>, BTreeMap<String, Strengths>) {
+    // The rows fitted on: `train`, and `val` too when refitting.
+    let fitted = |r: &Outcome| r.split == "train" || (chosen.is_some() && r.split == "val");
     // The outcome memory: one row per training prompt, a label per candidate. Built first:
     // the metadata effects are fitted on its leave-one-out kNN residuals.
     let mut train_prompts: BTreeMap<&str, (&str, Vec<i8>)> = BTreeMap::new();
-    for r in rows.iter().filter(|r| r.split == "train") {
+    for r in rows.iter().filter(|r| fitted(r)) {
         let m = models
             .iter()
             .position(|m| *m == r.model)
@@ -503,9 +505,9 @@ fn fit_pass(
             .iter()
             .find_map(|s| outcomes::price(s))
             .unwrap_or((0.0, 0.0));
-        let examples = |split: &str| -> (Vec<fit::Example>, Vec<&str>) {
+        let examples = |keep: &dyn Fn(&Outcome) -> bool| -> (Vec<fit::Example>, Vec<&str>) {
             mine.iter()
-                .filter(|r| r.split == split)
+                .filter(|r| keep(r))
                 .map(|r| {
                     let e = cache.get(&r.text).expect("filled above");
                     (
@@ -516,13 +518,14 @@ fn fit_pass(
                 })
                 .unzip()
         };
-        let embeddings = |split: &str| -> Vec<&[f32]> {
+        let embeddings = || -> Vec<&[f32]> {
             mine.iter()
-                .filter(|r| r.split == split)
+                .filter(|r| fitted(r))
                 .map(|r| cache.get(&r.text).expect("filled above").as_slice())
                 .collect()
         };
-        let ((train, train_sources), (val, val_sources)) = (examples("train"), examples("val"));
+        let ((train, train_sources), (val, val_sources)) =
+            (examples(&fitted), examples(&|r| r.split == "val"));
         let (train, val): (Vec<&fit::Example>, Vec<&fit::Example>) =
             (train.iter().collect(), val.iter().collect());
         let ones = vec![1.0; train.len()];
@@ -533,7 +536,7 @@ fn fit_pass(
         // everywhere. Its kNN rate shrinks towards this.
         let inverse: Vec<f64> = mine
             .iter()
-            .filter(|r| r.split == "train")
+            .filter(|r| fitted(r))
             .map(|r| 1.0 / r.propensity.max(MIN_PROPENSITY))
             .collect();
         let base_rate = train
@@ -558,7 +561,7 @@ fn fit_pass(
         // candidate with little feedback has a handful of validation rows, too few to choose on.
         let folds: Vec<usize> = mine
             .iter()
-            .filter(|r| r.split == "train")
+            .filter(|r| fitted(r))
             .map(|r| {
                 (stable_hash(&format!("{seed}:cv:{}", r.prompt_id)) % fit::FOLDS as u64) as usize
             })
@@ -577,7 +580,7 @@ fn fit_pass(
             // without the metadata, the baseline its effect is fitted against.
             let rtrain: Vec<fit::Example> = train
                 .iter()
-                .zip(embeddings("train"))
+                .zip(embeddings())
                 .map(|(e, embedding)| {
                     let knn = fit::knn_left_out(&memory, blend, (mi, base_rate), embedding);
                     e.metadata_part(prompt_width, e.good() - knn)
@@ -871,19 +874,8 @@ fn fit_artifact(a: &Cli, blend: &Blend) -> Result<PathBuf, String> {
     // `--no-refit`), with the strengths chosen above; what was measured above stays the first
     // fit's.
     if !a.no_refit {
-        let both: Vec<Outcome> = rows
-            .iter()
-            .map(|r| Outcome {
-                split: if r.split == "val" {
-                    "train".into()
-                } else {
-                    r.split.clone()
-                },
-                ..r.clone()
-            })
-            .collect();
         let (memory, candidates, _) = fit_pass(
-            &both,
+            &rows,
             &models,
             (&cache, blend, seed),
             (prompt_width, metadata_width),

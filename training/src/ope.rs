@@ -375,11 +375,8 @@ fn replay_one(artifact: &Artifact, r: &Logged, emb: &[f32]) -> Replay {
             .candidates
             .iter()
             .map(|c| {
-                let discount = c.penalty;
-                (
-                    c.model.clone(),
-                    (c.predicted_quality, c.predicted_cost_usd, discount),
-                )
+                let predicted = (c.predicted_quality, c.predicted_cost_usd, c.penalty);
+                (c.model.clone(), predicted)
             })
             .collect(),
     }

@@ -8,6 +8,7 @@ use sha2::{Digest, Sha256};
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use switchyard_learn::artifact::Artifact;
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -358,7 +359,7 @@ fn gate_vendored_data_reproduces_default_artifact_and_learned_beats_random_mix()
         "--pessimism".into(),
         blend["pessimism"].to_string(),
     ];
-    if !json_file(&committed.join("manifest.json"))["training_data"]["refit_on"].is_array() {
+    if !Artifact::load(&committed).unwrap().refitted() {
         settings.push("--no-refit".into());
     }
     let (tmp, artifact, _, common) = trained_on(

@@ -165,7 +165,7 @@ pub fn run(a: &Args) -> Result<PathBuf, String> {
             dir.display()
         )
     })?;
-    if a.partition == "val" && artifact.manifest["training_data"]["refit_on"].is_array() {
+    if a.partition == "val" && artifact.refitted() {
         return Err(format!(
             "{} was refitted on its validation rows: evaluate it on --split test (or fit with --no-refit)",
             dir.display()
@@ -315,7 +315,7 @@ pub fn run(a: &Args) -> Result<PathBuf, String> {
     // kNN baseline on the same embeddings: k chosen on validation APGR.
     let knn = knn_router(
         (&train, &val, &eval),
-        artifact.manifest["training_data"]["refit_on"].is_array(),
+        artifact.refitted(),
         &emb,
         &names,
         (&candidates, reference),
