@@ -21,6 +21,10 @@ the APGR of an oracle that sees only the prompt's topic, difficulty word and sig
 
 Usage: python3 scripts/simulate.py [--world sim/worlds/default.json] [--explore X] [--rounds N]
        [--out target/sim] [--bin target/release]
+`--refit DIR…` runs no loop: it retrains finished runs on the logs their final artifact was
+trained on, with other training options, and scores the result on the same test prompts (a
+fixed-data comparison, free of the loop's seed-to-seed noise); `--summarise DIR…` re-prints the
+across-seeds table of finished runs.
 Needs `cargo build --workspace --release --bins` (or --bin target/debug after `cargo build --workspace --bins`) and the potion encoder
 (scripts/setup.sh). Seeded: the same world and flags give the same prompts and feedback.
 """
@@ -315,6 +319,51 @@ def curves(server, world, tests):
     return apgr(learned, cheap, strong), apgr(oracle, cheap, strong), apgr(visible, cheap, strong), singles, learned
 
 
+def train_flags(args, spec):
+    """The `switchyard-train` flags this run's options ask for."""
+    flags = ["--features", spec["signal"]["key"]] if spec.get("signal") and not args.no_features else []
+    flags += [x for flag, v in (("--similarity-tau", args.similarity_tau), ("--pessimism", args.pessimism)) if v is not None for x in (flag, str(v))]
+    return flags + (["--no-refit"] if args.no_refit else [])
+
+
+def refit(args, run_dir):
+    """Fixed-data comparison: trains, with this invocation's training options, on the logs a
+    finished run's final artifact was trained on (all rounds but the last) and scores its
+    cost-quality curve on that run's test prompts, as the run did. Differences between training
+    options then show without the loop's feedback (other artifacts route differently, so later
+    rounds get other outcomes), which makes seed-to-seed noise several times larger."""
+    summary = json.loads((run_dir / "summary.json").read_text())
+    world_path = Path(summary["world"])
+    spec = json.loads((world_path if world_path.is_absolute() else ROOT / world_path).read_text())
+    spec["seed"] = summary["seed"]
+    world = World(spec)
+    tests_world = World(spec, seed_offset=99_991)
+    tests = [tests_world.prompt() for _ in range(spec["test_prompts"])]
+    out = Path(args.out) / run_dir.parent.name / run_dir.name
+    shutil.rmtree(out, ignore_errors=True)
+    (out / "logs").mkdir(parents=True)
+    for r in range(len(summary["rounds"]) - 1):
+        for f in (run_dir / f"logs-{r}").glob("*.ndjson"):
+            os.link(f, out / "logs" / f.name)
+    shutil.copy(run_dir / "cache.parquet", out / "cache.parquet")
+    common = ["--logs", str(out / "logs"), "--data", str(out / "outcomes.parquet"), "--cache", str(out / "cache.parquet"), "--audit", str(out / "audit.md")]
+    t = subprocess.run([str(Path(args.bin) / "switchyard-train"), "all", "--src", "none", "--out", str(out / "models"), *train_flags(args, spec), *common], cwd=ROOT, capture_output=True, text=True)
+    if t.returncode != 0:
+        raise SystemExit(f"training failed:\n{t.stderr}")
+    (out / "train.log").write_text(t.stdout + t.stderr)
+    port = free_port()
+    cfg = out / "serve.toml"
+    cfg.write_text(config(world, spec["knob"], 0.0, out / "models", out / "serve-logs", port))
+    server = Server(Path(args.bin) / "switchyard", cfg, port, out / "server.log")
+    try:
+        learned, oracle, _, _, _ = curves(server, world, tests)
+    finally:
+        server.stop()
+    before = summary["apgr"]["oracle"] - summary["apgr"]["learned"]
+    print(f"{run_dir}: APGR learned {learned:.3f}, oracle {oracle:.3f}, gap {oracle - learned:.3f} (the run's own artifact: {before:.3f})", flush=True)
+    return oracle - learned, before
+
+
 def run(args, seed=None):
     spec = json.loads(Path(args.world).read_text())
     if args.rounds is not None:
@@ -413,10 +462,7 @@ def run(args, seed=None):
               + f" | {row['explored']*100:.1f}% | {observed:.3f} | {ope_cell} | {observed_exploit:.3f} | {value_exploit:.3f} | {within} |", flush=True)
         # Train on everything logged so far; estimate the new artifact on this round's logs.
         common = ["--logs", str(all_logs), "--data", str(out / "outcomes.parquet"), "--cache", str(out / "cache.parquet"), "--audit", str(out / "audit.md")]
-        features = ["--features", spec["signal"]["key"]] if spec.get("signal") and not args.no_features else []
-        features += [x for flag, v in (("--similarity-tau", args.similarity_tau), ("--pessimism", args.pessimism)) if v is not None for x in (flag, str(v))]
-        features += ["--no-refit"] if args.no_refit else []
-        t = subprocess.run([str(train), "all", "--src", "none", "--out", str(out / "models"), *features, *common], cwd=ROOT, capture_output=True, text=True)
+        t = subprocess.run([str(train), "all", "--src", "none", "--out", str(out / "models"), *train_flags(args, spec), *common], cwd=ROOT, capture_output=True, text=True)
         if t.returncode != 0:
             raise SystemExit(f"training failed:\n{t.stderr}")
         (out / f"train-{round_no}.log").write_text(t.stdout + t.stderr)
@@ -503,6 +549,7 @@ def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--world", default=str(ROOT / "sim/worlds/default.json"))
     p.add_argument("--summarise", nargs="+", metavar="DIR", help="run nothing: print the across-seeds table of earlier runs (their DIR/seed-*/summary.json)")
+    p.add_argument("--refit", nargs="+", metavar="DIR", help="run no loop: retrain each finished run (DIR, or DIR/seed-*) on the logs its final artifact was trained on, with this invocation's training options, and score it on the run's test prompts (into OUT/...)")
     p.add_argument("--explore", type=float, default=None, help="override the world's exploration share")
     p.add_argument("--rounds", type=int, default=None)
     p.add_argument("--requests", type=int, default=None, help="override the world's requests per round")
@@ -520,6 +567,16 @@ def main():
         if not files:
             raise SystemExit(f"no seed-*/summary.json under {' '.join(args.summarise)}")
         across([json.loads(f.read_text()) for f in files])
+        return
+    if args.refit:
+        dirs = [Path(d) for d in args.refit if (Path(d) / "summary.json").is_file()]
+        dirs += sorted((f.parent for d in args.refit for f in Path(d).glob("seed-*/summary.json")), key=lambda p: (str(p.parent), int(p.name[5:])))
+        if not dirs:
+            raise SystemExit(f"no summary.json in or under (seed-*) {' '.join(args.refit)}")
+        gaps = [refit(args, d) for d in dirs]
+        mean = lambda xs: sum(xs) / len(xs)
+        print(f"over {len(gaps)} runs: mean APGR gap {mean([g for g, _ in gaps]):.4f} (within 0.05 on {sum(g <= 0.05 for g, _ in gaps)}), "
+              f"the runs' own artifacts {mean([b for _, b in gaps]):.4f} (within 0.05 on {sum(b <= 0.05 for _, b in gaps)})")
         return
     if args.seeds is None:
         run(args)

@@ -89,3 +89,22 @@ def test_blend_settings_are_flags_recorded_in_the_artifact_and_kept_by_its_twins
                           "--reports", str(tmp_path / "ope"), "--cross-fit", "2", "--bootstrap", "20"], cwd=ROOT, capture_output=True, text=True, check=True)
     twins = list((Path(ope.stdout.strip().splitlines()[-1]) / "twins").glob("fold-*/router-*/weights.json"))
     assert twins and all(json.loads(t.read_text())["blend"] == blend for t in twins), twins
+
+
+def test_a_finished_run_is_retrained_on_its_own_logs_with_other_settings(explored, tmp_path):
+    """`--refit`: the fixed-data comparison. With the run's own settings it rebuilds the run's
+    final artifact (same curve, same gap); with other settings it trains with those."""
+    _, out = explored
+
+    def refit(dest, *extra):
+        r = subprocess.run([sys.executable, str(ROOT / "scripts" / "simulate.py"), "--bin", str(BIN_DIR), "--refit", str(out), "--out", str(dest), *extra],
+                           cwd=ROOT, check=True, capture_output=True, text=True, timeout=300)
+        line = next(l for l in r.stdout.splitlines() if l.startswith(str(out)))
+        gap, own = line.split("gap ")[1].split(" (the run's own artifact: ")
+        return float(gap), float(own.rstrip(")"))
+
+    gap, own = refit(tmp_path / "same")
+    assert gap == own, (gap, own)
+    refit(tmp_path / "other", "--pessimism", "0")
+    weights = list((tmp_path / "other").glob("**/models/router-*/weights.json"))
+    assert weights and all(json.loads(w.read_text())["blend"]["pessimism"] == 0.0 for w in weights), weights
