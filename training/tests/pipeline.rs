@@ -27,14 +27,19 @@ fn train(args: &[&str]) -> String {
 }
 
 /// A gateway log dir with three served requests and feedback on them (one for a model the
-/// benchmark data does not know, one for a request that is not in the log).
+/// benchmark data does not know, one for a request that is not in the log, one for a request
+/// logged with a propensity outside (0, 1]).
 fn write_logs(dir: &Path) {
     std::fs::create_dir_all(dir).unwrap();
     let req = |id: &str, model: &str, text: &str| {
-        json!({"request_id": id, "model": model, "attempts": [{"model": model, "success": true}],
+        let mut r = json!({"request_id": id, "model": model, "attempts": [{"model": model, "success": true}],
                "prompt": [{"role": "user", "content": text}], "prompt_tokens": 20, "completion_tokens": 40,
-               "metadata": {"plan": if id == "r1" { "pro" } else { "free" }}})
-        .to_string()
+               "metadata": {"plan": if id == "r1" { "pro" } else { "free" }}});
+        if id == "r3" {
+            // A damaged log: a propensity no policy has.
+            r["learned"] = json!({"exploration": {"explored": false, "propensity": 1.7}});
+        }
+        r.to_string()
     };
     std::fs::write(
         dir.join("requests-0001.ndjson"),
@@ -96,6 +101,10 @@ fn import_fit_load_predict_deterministically() {
     assert!(
         log1.contains("1 feedback row(s) name a request id that is not in the request log"),
         "feedback for an unknown request is counted: {log1}"
+    );
+    assert!(
+        log1.contains("1 feedback row(s) answer requests whose logged propensity (learned.exploration.propensity) is outside (0, 1]"),
+        "a propensity outside (0, 1] is counted: {log1}"
     );
     assert!(
         log1.contains("model mock/other: 1 training and 0 validation rows")

@@ -92,7 +92,7 @@ pub fn read_feedback(log_dir: &Path) -> Result<(Vec<Row>, Vec<String>), String> 
         .and_then(|c| c.bool().cloned())
         .map_err(|e| e.to_string())?;
     let mut out = Vec::new();
-    let (mut no_text, mut unknown) = (0, 0);
+    let (mut no_text, mut unknown, mut bad_propensity) = (0, 0, 0);
     for i in 0..joined.height() {
         let (file, row) = (
             files.get(i).unwrap_or(""),
@@ -118,15 +118,23 @@ pub fn read_feedback(log_dir: &Path) -> Result<(Vec<Row>, Vec<String>), String> 
             output_tokens: ctoks.get(i).unwrap_or(0.0) as u64,
             origin: format!("{file}:{row} (request {})", ids.get(i).unwrap_or("")),
             metadata: metadata.get(i).unwrap_or("").to_string(),
-            // A propensity outside (0, 1] is not one the gateway logs: taken as 1.
-            propensity: propensities
-                .get(i)
-                .filter(|p| *p > 0.0 && *p <= 1.0)
-                .unwrap_or(1.0),
+            propensity: match propensities.get(i) {
+                Some(p) if p > 0.0 && p <= 1.0 => p,
+                // Not one the gateway logs (a hand-made or damaged log): taken as 1, counted.
+                Some(_) => {
+                    bad_propensity += 1;
+                    1.0
+                }
+                // Not an `auto` decision, or logged before propensities were.
+                None => 1.0,
+            },
         });
     }
     if unknown > 0 {
         notes.push(format!("{unknown} feedback row(s) name a request id that is not in the request log of {}; skipped", log_dir.display()));
+    }
+    if bad_propensity > 0 {
+        notes.push(format!("{bad_propensity} feedback row(s) answer requests whose logged propensity (learned.exploration.propensity) is outside (0, 1]; taken as 1 (not inverse-propensity weighted)"));
     }
     if no_text > 0 {
         notes.push(format!("{no_text} feedback row(s) refer to requests logged without text (log_text = false); skipped"));
