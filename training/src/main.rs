@@ -451,6 +451,21 @@ struct Strengths {
     metadata_effect: Option<f64>,
 }
 
+/// Outcome rows as fitting examples (prompt features, then metadata indicators) and the
+/// benchmark (or `feedback`) each came from.
+fn examples<'a>(of: &[&'a Outcome], cache: &embed::Cache) -> (Vec<fit::Example>, Vec<&'a str>) {
+    of.iter()
+        .map(|r| {
+            let e = cache.get(&r.text).expect("embedded before fitting");
+            (
+                fit::Example::new(e, r.quality, r.input_tokens, r.output_tokens)
+                    .with_metadata(&r.metadata),
+                r.source.as_str(),
+            )
+        })
+        .unzip()
+}
+
 /// One pass of fitting on the rows of the `train` split: the outcome memory, every
 /// candidate's models, and the ridge strengths, chosen (quality and metadata effect by
 /// cross-validation on the training rows, output tokens on the `val` rows). With `chosen`, the
@@ -505,27 +520,13 @@ fn fit_pass(
             .iter()
             .find_map(|s| outcomes::price(s))
             .unwrap_or((0.0, 0.0));
-        let examples = |keep: &dyn Fn(&Outcome) -> bool| -> (Vec<fit::Example>, Vec<&str>) {
-            mine.iter()
-                .filter(|r| keep(r))
-                .map(|r| {
-                    let e = cache.get(&r.text).expect("filled above");
-                    (
-                        fit::Example::new(e, r.quality, r.input_tokens, r.output_tokens)
-                            .with_metadata(&r.metadata),
-                        r.source.as_str(),
-                    )
-                })
-                .unzip()
-        };
-        let embeddings = || -> Vec<&[f32]> {
-            mine.iter()
-                .filter(|r| fitted(r))
-                .map(|r| cache.get(&r.text).expect("filled above").as_slice())
-                .collect()
-        };
+        // Its rows fitted on, and its validation rows.
+        let (fitted_mine, val_mine): (Vec<&Outcome>, Vec<&Outcome>) = (
+            mine.iter().copied().filter(|r| fitted(r)).collect(),
+            mine.iter().copied().filter(|r| r.split == "val").collect(),
+        );
         let ((train, train_sources), (val, val_sources)) =
-            (examples(&fitted), examples(&|r| r.split == "val"));
+            (examples(&fitted_mine, cache), examples(&val_mine, cache));
         let (train, val): (Vec<&fit::Example>, Vec<&fit::Example>) =
             (train.iter().collect(), val.iter().collect());
         let ones = vec![1.0; train.len()];
@@ -534,9 +535,8 @@ fn fit_pass(
         // propensities clipped at MIN_PROPENSITY), so a model served mostly where the others
         // were predicted to fail (a new model on its prior) is not taken to be that bad
         // everywhere. Its kNN rate shrinks towards this.
-        let inverse: Vec<f64> = mine
+        let inverse: Vec<f64> = fitted_mine
             .iter()
-            .filter(|r| fitted(r))
             .map(|r| 1.0 / r.propensity.max(MIN_PROPENSITY))
             .collect();
         let base_rate = train
@@ -559,9 +559,8 @@ fn fit_pass(
         let ptrain: Vec<&fit::Example> = ptrain.iter().collect();
         // Ridge strengths by cross-validation on the training rows (folds by prompt): a
         // candidate with little feedback has a handful of validation rows, too few to choose on.
-        let folds: Vec<usize> = mine
+        let folds: Vec<usize> = fitted_mine
             .iter()
-            .filter(|r| fitted(r))
             .map(|r| {
                 (stable_hash(&format!("{seed}:cv:{}", r.prompt_id)) % fit::FOLDS as u64) as usize
             })
@@ -580,8 +579,9 @@ fn fit_pass(
             // without the metadata, the baseline its effect is fitted against.
             let rtrain: Vec<fit::Example> = train
                 .iter()
-                .zip(embeddings())
-                .map(|(e, embedding)| {
+                .zip(&fitted_mine)
+                .map(|(e, r)| {
+                    let embedding = cache.get(&r.text).expect("filled above");
                     let knn = fit::knn_left_out(&memory, blend, (mi, base_rate), embedding);
                     e.metadata_part(prompt_width, e.good() - knn)
                 })
