@@ -326,6 +326,22 @@ def train_flags(args, spec):
     return flags + (["--no-refit"] if args.no_refit else [])
 
 
+def train_artifact(args, spec, logs, out, log_name):
+    """`switchyard-train all` on the logs in `logs`, with this run's options, into `out/models`
+    (outcome table, embedding cache and audit in `out`); its output goes to `out/log_name`."""
+    common = ["--logs", str(logs), "--data", str(out / "outcomes.parquet"), "--cache", str(out / "cache.parquet"), "--audit", str(out / "audit.md")]
+    t = subprocess.run([str(Path(args.bin) / "switchyard-train"), "all", "--src", "none", "--out", str(out / "models"), *train_flags(args, spec), *common], cwd=ROOT, capture_output=True, text=True)
+    if t.returncode != 0:
+        raise SystemExit(f"training failed:\n{t.stderr}")
+    (out / log_name).write_text(t.stdout + t.stderr)
+
+
+def fresh_test_prompts(spec):
+    """The world's fresh test prompts the final curves are scored on (their own seed)."""
+    tests_world = World(spec, seed_offset=99_991)
+    return [tests_world.prompt() for _ in range(spec["test_prompts"])]
+
+
 def refit(args, run_dir):
     """Fixed-data comparison: trains, with this invocation's training options, on the logs a
     finished run's final artifact was trained on (all rounds but the last) and scores its
@@ -337,8 +353,7 @@ def refit(args, run_dir):
     spec = json.loads((world_path if world_path.is_absolute() else ROOT / world_path).read_text())
     spec["seed"] = summary["seed"]
     world = World(spec)
-    tests_world = World(spec, seed_offset=99_991)
-    tests = [tests_world.prompt() for _ in range(spec["test_prompts"])]
+    tests = fresh_test_prompts(spec)
     out = Path(args.out) / run_dir.parent.name / run_dir.name
     shutil.rmtree(out, ignore_errors=True)
     (out / "logs").mkdir(parents=True)
@@ -346,11 +361,7 @@ def refit(args, run_dir):
         for f in (run_dir / f"logs-{r}").glob("*.ndjson"):
             os.link(f, out / "logs" / f.name)
     shutil.copy(run_dir / "cache.parquet", out / "cache.parquet")
-    common = ["--logs", str(out / "logs"), "--data", str(out / "outcomes.parquet"), "--cache", str(out / "cache.parquet"), "--audit", str(out / "audit.md")]
-    t = subprocess.run([str(Path(args.bin) / "switchyard-train"), "all", "--src", "none", "--out", str(out / "models"), *train_flags(args, spec), *common], cwd=ROOT, capture_output=True, text=True)
-    if t.returncode != 0:
-        raise SystemExit(f"training failed:\n{t.stderr}")
-    (out / "train.log").write_text(t.stdout + t.stderr)
+    train_artifact(args, spec, out / "logs", out, "train.log")
     port = free_port()
     cfg = out / "serve.toml"
     cfg.write_text(config(world, spec["knob"], 0.0, out / "models", out / "serve-logs", port))
@@ -387,8 +398,7 @@ def run(args, seed=None):
     knob = spec["knob"]
     w_knob = {"best": 0.0, "balanced": 0.1, "cheap": 0.3}.get(knob, None)
     w_knob = float(knob) if w_knob is None else w_knob
-    tests_world = World(spec, seed_offset=99_991)
-    tests = [tests_world.prompt() for _ in range(spec["test_prompts"])]
+    tests = fresh_test_prompts(spec)
     print(f"world {args.world}: {len(world.ids)} models, {len(world.topics)} topics, knob {knob} (cost weight {w_knob}), explore {explore}, {spec['rounds']} rounds of {spec['requests_per_round']} requests")
     print("| round | serving | mean true quality | $ per 1k | regret vs oracle | traffic share | explored | mean feedback | OPE of this artifact (DR, 95 %) | its feedback online (not explored) | their true quality | OPE within interval (feedback / true) |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
@@ -461,11 +471,7 @@ def run(args, seed=None):
               + ", ".join(f"{m.split('/')[-1]} {s*100:.0f}%" for m, s in share.items())
               + f" | {row['explored']*100:.1f}% | {observed:.3f} | {ope_cell} | {observed_exploit:.3f} | {value_exploit:.3f} | {within} |", flush=True)
         # Train on everything logged so far; estimate the new artifact on this round's logs.
-        common = ["--logs", str(all_logs), "--data", str(out / "outcomes.parquet"), "--cache", str(out / "cache.parquet"), "--audit", str(out / "audit.md")]
-        t = subprocess.run([str(train), "all", "--src", "none", "--out", str(out / "models"), *train_flags(args, spec), *common], cwd=ROOT, capture_output=True, text=True)
-        if t.returncode != 0:
-            raise SystemExit(f"training failed:\n{t.stderr}")
-        (out / f"train-{round_no}.log").write_text(t.stdout + t.stderr)
+        train_artifact(args, spec, all_logs, out, f"train-{round_no}.log")
         pending_ope = None
         if round_no > 0:
             o = subprocess.run([str(train), "ope", "--logs", str(logs), "--artifact", str(out / "models"), "--cache", str(out / "cache.parquet"), "--reports", str(out / "ope"), "--bootstrap", "300"], cwd=ROOT, capture_output=True, text=True)
