@@ -19,6 +19,10 @@ prompts and the world's true qualities: the learned router's cost-quality curve 
 upper hull of (normalised cost, PGR) points anchored at the cheapest and priciest models), and
 the APGR of an oracle that sees only the prompt's topic, difficulty word and signal.
 
+A replay world (`"replay"` in its file, e.g. sim/worlds/routellm-replay.json) is real outcome
+data instead: benchmark prompts with each model's recorded outcome, whole subjects held out of
+traffic as a second test set (see `ReplayWorld`).
+
 Usage: python3 scripts/simulate.py [--world sim/worlds/default.json] [--explore X] [--rounds N]
        [--out target/sim] [--bin target/release]
 `--refit DIR…` runs no loop: it retrains finished runs on the logs their final artifact was
@@ -31,6 +35,7 @@ Needs `cargo build --workspace --release --bins` (or --bin target/debug after `c
 
 import argparse
 import concurrent.futures as cf
+import csv
 import json
 import math
 import os
@@ -49,6 +54,8 @@ COST_WEIGHTS = [0.0, 0.01, 0.02, 0.03, 0.05, 0.07, 0.1, 0.13, 0.16, 0.2, 0.25, 0
 
 
 class World:
+    visible_label = "an oracle that sees only the prompt's topic, difficulty word and signal"
+
     def __init__(self, spec, seed_offset=0):
         self.spec = spec
         self.models = spec["models"]
@@ -113,6 +120,81 @@ class World:
 
     def present(self, round_no):
         return [m["id"] for m in self.models if m.get("from_round", 0) <= round_no]
+
+
+class ReplayWorld(World):
+    """A world made of real outcomes (`"replay"` in the spec): benchmark prompts, each with the
+    recorded outcome (1 correct, 0 not) of every model, read from RouteLLM-format CSVs (a
+    `prompt` column and one True/False column per model, named by each model's `column`).
+    The split comes from the world's seed: `held_out_subjects` whole subjects never appear in
+    traffic (their prompts are the unseen-subject test set), and `held_out_rows` of every other
+    subject's prompts are its held-out-row test set; traffic is drawn from the rest without
+    replacement. A prompt's true quality for a model is its recorded outcome, so the feedback is
+    that outcome; the oracle router knows every prompt's outcomes (a ceiling no router reading
+    the prompt reaches), the visible oracle only each model's accuracy per subject."""
+
+    visible_label = "an oracle that knows each model's accuracy per subject"
+
+    def __init__(self, spec, seed_offset=0):
+        self.spec = spec
+        self.models = spec["models"]
+        self.ids = [m["id"] for m in self.models]
+        src = ROOT / spec["replay"]["source"]
+        exclude = set(spec["replay"].get("exclude", []))
+        contaminated = set()
+        for f in src.glob("*/contaminated_prompts.jsonl"):
+            contaminated |= {json.loads(line)["eval_prompt"].strip() for line in f.read_text().splitlines() if line.strip()}
+        self.topics, self.rows, seen = [], [], set()
+        for f in sorted(src.glob("*/*.csv")):
+            name = f"{f.parent.name}/{f.stem.removeprefix(f.parent.name + '_').removesuffix('_responses')}"
+            if name in exclude:
+                continue
+            with f.open(newline="") as fh:
+                rows = list(csv.DictReader(fh))
+            ti = len(self.topics)
+            self.topics.append({"name": name})
+            for r in rows:
+                if r["prompt"] in seen:
+                    continue  # the same question twice (27 in RouteLLM's files): its first row only
+                seen.add(r["prompt"])
+                outcomes = {m["id"]: 1.0 if r[m["column"]] == "True" else 0.0 for m in self.models}
+                self.rows.append({"text": r["prompt"], "topic": ti, "outcomes": outcomes, "contaminated": r["prompt"].strip() in contaminated})
+        split = random.Random(spec["seed"])
+        unseen = set(split.sample(range(len(self.topics)), spec["replay"]["held_out_subjects"]))
+        self.unseen_pool, self.test_pool, self.traffic = [], [], []
+        for i, r in enumerate(self.rows):
+            if r["topic"] in unseen:
+                if not r["contaminated"]:
+                    self.unseen_pool.append(i)
+            elif not r["contaminated"] and split.random() < spec["replay"]["held_out_rows"]:
+                self.test_pool.append(i)
+            else:
+                self.traffic.append(i)
+        self.rng = random.Random(spec["seed"] + seed_offset)
+        self.rng.shuffle(self.traffic)
+        self.subject_rate = {}
+        for ti in range(len(self.topics)):
+            rs = [r for r in self.rows if r["topic"] == ti]
+            self.subject_rate[ti] = {m: sum(r["outcomes"][m] for r in rs) / len(rs) for m in self.ids}
+
+    def prompt(self):
+        if not self.traffic:
+            raise SystemExit("the replay world has no traffic prompts left: fewer rounds or requests")
+        i = self.traffic.pop()
+        return self.rows[i]["text"], self.rows[i]["topic"], i, None
+
+    def quality(self, model, topic, d, sig=None):
+        return self.rows[d]["outcomes"][model]
+
+    def visible_quality(self, model, text, topic, sig=None):
+        return self.subject_rate[topic][model]
+
+    def sample(self, pool, n):
+        return [(self.rows[i]["text"], self.rows[i]["topic"], i, None) for i in self.rng.sample(pool, min(n, len(pool)))]
+
+
+def make_world(spec, seed_offset=0):
+    return ReplayWorld(spec, seed_offset) if "replay" in spec else World(spec, seed_offset)
 
 
 def http(base, path, body=None, timeout=30):
@@ -337,9 +419,13 @@ def train_artifact(args, spec, logs, out, log_name):
 
 
 def fresh_test_prompts(spec):
-    """The world's fresh test prompts the final curves are scored on (their own seed)."""
-    tests_world = World(spec, seed_offset=99_991)
-    return [tests_world.prompt() for _ in range(spec["test_prompts"])]
+    """The world's fresh test prompts the final curves are scored on (their own seed), and for
+    a replay world the prompts of its held-out subjects (else none)."""
+    tests_world = make_world(spec, seed_offset=99_991)
+    if isinstance(tests_world, ReplayWorld):
+        n = spec["test_prompts"]
+        return tests_world.sample(tests_world.test_pool, n), tests_world.sample(tests_world.unseen_pool, n)
+    return [tests_world.prompt() for _ in range(spec["test_prompts"])], []
 
 
 def refit(args, run_dir):
@@ -352,8 +438,8 @@ def refit(args, run_dir):
     world_path = Path(summary["world"])
     spec = json.loads((world_path if world_path.is_absolute() else ROOT / world_path).read_text())
     spec["seed"] = summary["seed"]
-    world = World(spec)
-    tests = fresh_test_prompts(spec)
+    world = make_world(spec)
+    tests, unseen = fresh_test_prompts(spec)
     out = Path(args.out) / run_dir.parent.name / run_dir.name
     shutil.rmtree(out, ignore_errors=True)
     (out / "logs").mkdir(parents=True)
@@ -368,11 +454,13 @@ def refit(args, run_dir):
     server = Server(Path(args.bin) / "switchyard", cfg, port, out / "server.log")
     try:
         learned, oracle, _, _, _ = curves(server, world, tests)
+        unseen_learned = curves(server, world, unseen)[0] if unseen else None
     finally:
         server.stop()
     before = summary["apgr"]["oracle"] - summary["apgr"]["learned"]
-    print(f"{run_dir}: APGR learned {learned:.3f}, oracle {oracle:.3f}, gap {oracle - learned:.3f} (the run's own artifact: {before:.3f})", flush=True)
-    return oracle - learned, before
+    also = f"; held-out subjects: learned {unseen_learned:.3f} (the run's own artifact: {summary['apgr']['unseen_subjects']['learned']:.3f})" if unseen else ""
+    print(f"{run_dir}: APGR learned {learned:.3f}, oracle {oracle:.3f}, gap {oracle - learned:.3f} (the run's own artifact: {before:.3f}){also}", flush=True)
+    return {"learned": learned, "gap": oracle - learned, "own_gap": before, "unseen": unseen_learned, "own_unseen": summary["apgr"]["unseen_subjects"]["learned"] if unseen else None}
 
 
 def run(args, seed=None):
@@ -384,7 +472,7 @@ def run(args, seed=None):
     if args.requests is not None:
         spec["requests_per_round"] = args.requests
     explore = spec["explore"] if args.explore is None else args.explore
-    world = World(spec)
+    world = make_world(spec)
     out = Path(args.out)
     shutil.rmtree(out, ignore_errors=True)
     (out / "models").mkdir(parents=True)
@@ -398,7 +486,7 @@ def run(args, seed=None):
     knob = spec["knob"]
     w_knob = {"best": 0.0, "balanced": 0.1, "cheap": 0.3}.get(knob, None)
     w_knob = float(knob) if w_knob is None else w_knob
-    tests = fresh_test_prompts(spec)
+    tests, unseen = fresh_test_prompts(spec)
     print(f"world {args.world}: {len(world.ids)} models, {len(world.topics)} topics, knob {knob} (cost weight {w_knob}), explore {explore}, {spec['rounds']} rounds of {spec['requests_per_round']} requests")
     print("| round | serving | mean true quality | $ per 1k | regret vs oracle | traffic share | explored | mean feedback | OPE of this artifact (DR, 95 %) | its feedback online (not explored) | their true quality | OPE within interval (feedback / true) |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
@@ -425,6 +513,7 @@ def run(args, seed=None):
             recs = serve_round(server, world, round_no, prompts, serving, explore > 0)
             if round_no == spec["rounds"] - 1:
                 learned_apgr, oracle_apgr, visible_apgr, singles, learned_points = curves(server, world, tests)
+                unseen_curves = curves(server, world, unseen) if unseen else None
         finally:
             server.stop()
         for f in logs.glob("*.ndjson"):
@@ -493,11 +582,17 @@ def run(args, seed=None):
         greedy_verdict = greedy[1] > best_single[1][1] and greedy[0] < best_single[1][0]
         print(f"learned policy at the knob on the test prompts, without exploration: quality {greedy[1]:.3f} at ${1000*greedy[0]:.4f} per 1k (world prices); higher quality than the best single model at lower cost: {'yes' if greedy_verdict else 'no'}")
     print(f"APGR on the test prompts' true qualities: learned {learned_apgr:.3f}, oracle router {oracle_apgr:.3f}, gap {oracle_apgr - learned_apgr:.3f}; "
-          f"an oracle that sees only the prompt's topic, difficulty word and signal {visible_apgr:.3f} (gap to it {visible_apgr - learned_apgr:.3f})")
+          f"{world.visible_label} {visible_apgr:.3f} (gap to it {visible_apgr - learned_apgr:.3f})")
+    if unseen_curves:
+        u_learned, u_oracle, u_visible, u_singles, _ = unseen_curves
+        print(f"APGR on {len(unseen)} prompts of the {spec['replay']['held_out_subjects']} subjects held out of all traffic: learned {u_learned:.3f}, oracle router {u_oracle:.3f}, "
+              f"{world.visible_label} {u_visible:.3f}; single models " + ", ".join(f"{m.split('/')[-1]} {q:.3f} at ${1000*c:.4f} per 1k" for m, (c, q) in u_singles.items()))
     print("\nfinal round, traffic share per topic (oracle at the knob in brackets):")
     last_recs = final_records
     for ti, t in enumerate(world.topics):
         mine = [r for r in last_recs if r["topic"] == ti]
+        if not mine:
+            continue
         ref = sum(max(world.cost(m, r["text"]) for m in world.ids) for r in last_recs) / len(last_recs)
         oracle = [max(world.ids, key=lambda m: utility(world.quality(m, ti, r["d"], r["sig"]), world.cost(m, r["text"]), w_knob, ref)) for r in mine]
         cells = [f"{m.split('/')[-1]} {100*sum(r['model'] == m for r in mine)/max(1,len(mine)):.0f}% [{100*sum(o == m for o in oracle)/max(1,len(mine)):.0f}%]" for m in world.ids]
@@ -515,7 +610,7 @@ def run(args, seed=None):
     if judged:
         true = sum(r["ope_within_true"] for r in rows if "ope_within" in r)
         print(f"OPE estimate's interval holds the feedback observed online in {sum(judged)}/{len(judged)} rounds, the true quality of those decisions in {true}/{len(judged)}")
-    summary = {"world": args.world, "seed": spec["seed"], "explore": explore, "best_single": {"model": best_single[0], "quality": best_single[1][1], "cost_per_1k": 1000 * best_single[1][0]}, "oracle_at_knob": {"quality": at_knob[1], "cost_per_1k": 1000 * at_knob[0]}, "rounds": rows, "apgr": {"learned": learned_apgr, "oracle": oracle_apgr, "visible_oracle": visible_apgr}, "singles": singles, "learned_at_knob": learned_points[COST_WEIGHTS.index(w_knob)] if w_knob in COST_WEIGHTS else None, "learned_curve": [{"cost_weight": w, "cost_per_1k": 1000 * c, "quality": q} for w, (c, q) in zip(COST_WEIGHTS, learned_points)], "oracle_curve": [{"cost_weight": w, "cost_per_1k": 1000 * c, "quality": q} for w in COST_WEIGHTS for c, q in [oracle_at(world, tests, w)]]}
+    summary = {"world": args.world, "seed": spec["seed"], "explore": explore, "best_single": {"model": best_single[0], "quality": best_single[1][1], "cost_per_1k": 1000 * best_single[1][0]}, "oracle_at_knob": {"quality": at_knob[1], "cost_per_1k": 1000 * at_knob[0]}, "rounds": rows, "apgr": {"learned": learned_apgr, "oracle": oracle_apgr, "visible_oracle": visible_apgr, **({"unseen_subjects": {"learned": unseen_curves[0], "oracle": unseen_curves[1], "visible_oracle": unseen_curves[2]}} if unseen_curves else {})}, "singles": singles, "learned_at_knob": learned_points[COST_WEIGHTS.index(w_knob)] if w_knob in COST_WEIGHTS else None, "learned_curve": [{"cost_weight": w, "cost_per_1k": 1000 * c, "quality": q} for w, (c, q) in zip(COST_WEIGHTS, learned_points)], "oracle_curve": [{"cost_weight": w, "cost_per_1k": 1000 * c, "quality": q} for w in COST_WEIGHTS for c, q in [oracle_at(world, tests, w)]]}
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     print(f"written {out / 'summary.json'}")
     return summary
@@ -547,6 +642,11 @@ def across(summaries):
           f"final policy at the knob {mean([s['learned_at_knob'][1] for s in summaries]):.3f} at ${mean([1000 * s['learned_at_knob'][0] for s in summaries]):.3f}; "
           f"APGR learned {mean([s['apgr']['learned'] for s in summaries]):.3f}, oracle {mean([s['apgr']['oracle'] for s in summaries]):.3f}; "
           + "; ".join(f"{m.split('/')[-1]} share in rounds {rounds.start}-{rounds.stop - 1}: {share(m)} %" for m in summaries[0]["rounds"][-1]["share"]))
+    if all("unseen_subjects" in s["apgr"] for s in summaries):
+        a = lambda f: mean([f(s["apgr"]) for s in summaries])
+        print(f"replay world, over {n} seeds: APGR on held-out prompts learned {a(lambda x: x['learned']):.3f} (min {min(s['apgr']['learned'] for s in summaries):.3f}), "
+              f"per-subject oracle {a(lambda x: x['visible_oracle']):.3f}; on held-out subjects learned {a(lambda x: x['unseen_subjects']['learned']):.3f} "
+              f"(min {min(s['apgr']['unseen_subjects']['learned'] for s in summaries):.3f}), per-subject oracle {a(lambda x: x['unseen_subjects']['visible_oracle']):.3f}; a random mix of the two is 0.500")
     print(f"over {n} seeds: the final policy beats the best single model (higher quality, lower cost) on {beats}/{n}, online on {beats_online}/{n}; "
           f"mean APGR gap {sum(gaps)/n:.3f} (max {max(gaps):.3f}, within 0.05 on {sum(g <= 0.05 for g in gaps)}/{n}); OPE interval holds the feedback observed online in {ope[0]}/{ope[1]} judged rounds, the true quality of those decisions in {ope[2]}/{ope[1]}")
 
@@ -579,10 +679,13 @@ def main():
         dirs += sorted((f.parent for d in args.refit for f in Path(d).glob("seed-*/summary.json")), key=lambda p: (str(p.parent), int(p.name[5:])))
         if not dirs:
             raise SystemExit(f"no summary.json in or under (seed-*) {' '.join(args.refit)}")
-        gaps = [refit(args, d) for d in dirs]
-        mean = lambda xs: sum(xs) / len(xs)
-        print(f"over {len(gaps)} runs: mean APGR gap {mean([g for g, _ in gaps]):.4f} (within 0.05 on {sum(g <= 0.05 for g, _ in gaps)}), "
-              f"the runs' own artifacts {mean([b for _, b in gaps]):.4f} (within 0.05 on {sum(b <= 0.05 for _, b in gaps)})")
+        runs = [refit(args, d) for d in dirs]
+        mean = lambda k: sum(r[k] for r in runs) / len(runs)
+        within = lambda k: sum(r[k] <= 0.05 for r in runs)
+        print(f"over {len(runs)} runs: mean APGR learned {mean('learned'):.4f}, gap {mean('gap'):.4f} (within 0.05 on {within('gap')}), "
+              f"the runs' own artifacts {mean('own_gap'):.4f} (within 0.05 on {within('own_gap')})")
+        if all(r["unseen"] is not None for r in runs):
+            print(f"held-out subjects: mean APGR {mean('unseen'):.4f}, the runs' own artifacts {mean('own_unseen'):.4f}")
         return
     if args.seeds is None:
         run(args)
