@@ -291,6 +291,39 @@ fn model_map(a: &Cli) -> Result<BTreeMap<String, String>, String> {
         .collect()
 }
 
+/// Why the public data is left out, when it is: without `--map` it goes to the embedded
+/// config's mock models, and when the logs have feedback but never name those models (served
+/// or as `auto` candidates), the config that served them does not serve those — it would
+/// refuse an artifact with them — so the public data is no prior for anything it serves.
+fn unmapped_public_data(
+    a: &Cli,
+    map: &BTreeMap<String, String>,
+    logged: &outcomes::Feedback,
+) -> Option<String> {
+    if !a.map.is_empty() || a.src.as_os_str() == "none" || logged.rows.is_empty() {
+        return None;
+    }
+    let targets: BTreeSet<&str> = map.values().map(String::as_str).collect();
+    if logged
+        .logged_models
+        .iter()
+        .any(|m| targets.contains(m.as_str()))
+    {
+        return None;
+    }
+    let named: Vec<&str> = logged.logged_models.iter().map(String::as_str).collect();
+    Some(format!(
+        "the public data in {} is left out: without --map it is a prior for {} (the embedded config's models), and the logs in {} name only {}; \
+         pass --map BENCHMARK_MODEL=YOUR_MODEL to keep it as a prior for one of yours (e.g. --map {}={}), or --src none to train on the logs alone without this note",
+        a.src.display(),
+        targets.into_iter().collect::<Vec<_>>().join(" and "),
+        a.logs.display(),
+        named.join(", "),
+        outcomes::STRONG,
+        named.first().copied().unwrap_or("provider/model"),
+    ))
+}
+
 fn import(a: &Cli) -> Result<DataFrame, String> {
     let t = Instant::now();
     // `--src none`: production feedback only (a router trained on the user's own models).
@@ -321,6 +354,17 @@ fn import(a: &Cli) -> Result<DataFrame, String> {
         a.audit.display()
     );
     let map = model_map(a)?;
+    let logged = outcomes::read_feedback(&a.logs)?;
+    for n in &logged.notes {
+        eprintln!("note: {n}");
+    }
+    let rows = match unmapped_public_data(a, &map, &logged) {
+        Some(note) => {
+            eprintln!("note: {note}");
+            Vec::new()
+        }
+        None => rows,
+    };
     let mut rows: Vec<outcomes::Row> = rows
         .into_iter()
         .filter(|r| !excluded.contains(&format!("{}/{}", r.source, r.category)))
@@ -334,12 +378,8 @@ fn import(a: &Cli) -> Result<DataFrame, String> {
             Ok(r)
         })
         .collect::<Result<_, String>>()?;
-    let (feedback, notes) = outcomes::read_feedback(&a.logs)?;
-    for n in &notes {
-        eprintln!("note: {n}");
-    }
-    let n_feedback = feedback.len();
-    rows.extend(feedback);
+    let n_feedback = logged.rows.len();
+    rows.extend(logged.rows);
     let mut df = outcomes::table(rows, &contaminated, a.seed)?;
     outcomes::write_parquet(&mut df, &a.data)?;
     let summary = df

@@ -324,3 +324,58 @@ fn feedback_is_weighed_by_inverse_propensity_and_the_refit_uses_the_validation_r
     );
     let _ = std::fs::remove_dir_all(&tmp);
 }
+
+#[test]
+fn public_data_mapped_onto_models_the_logs_never_served_is_left_out_with_a_note() {
+    // `switchyard train --logs DIR` for a config that serves m/a and m/b (the logs name no
+    // other model): by default the public data would become candidates mock/smart and
+    // mock/fast, which that config does not serve (the server refuses such an artifact), so
+    // import leaves it out and says how to keep it.
+    let tmp = std::env::temp_dir().join(format!("sy-unmapped-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    write_logs(&tmp.join("logs"), |_, _| 0.5);
+    let common = common_args(&tmp);
+    let common: Vec<&str> = common.iter().map(String::as_str).collect();
+    let src = root().join("data/routellm").display().to_string();
+    let import = |extra: &[&str]| {
+        let (ok, log) = train(&[&["import", "--src", &src][..], extra, &common[..]].concat());
+        assert!(ok, "{log}");
+        log
+    };
+    let log = import(&[]);
+    assert!(
+        log.contains("the public data in")
+            && log
+                .contains("is left out: without --map it is a prior for mock/fast and mock/smart")
+            && log.contains("name only m/a, m/b;")
+            && log.contains("--map gpt-4-1106-preview=m/a"),
+        "{log}"
+    );
+    assert!(
+        log.contains("imported 192 outcome rows (192 from feedback"),
+        "{log}"
+    );
+    // Mapped onto the served models, it is their prior.
+    let log = import(&[
+        "--map",
+        "gpt-4-1106-preview=m/b",
+        "--map",
+        "mistralai/Mixtral-8x7B-Instruct-v0.1=m/a",
+    ]);
+    assert!(!log.contains("is left out"), "{log}");
+    let rows: usize = log
+        .split("imported ")
+        .nth(1)
+        .and_then(|t| t.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap();
+    assert!(rows > 10_000, "{log}");
+    // A log that names mock/smart (here as an `auto` candidate that did not serve) comes from a
+    // config that serves it: the default map stands.
+    let line = json!({"request_id": "x1", "model": "m/a", "prompt": [{"role": "user", "content": "hello"}],
+                      "learned": {"candidates": [{"model": "m/a"}, {"model": "mock/smart"}]}});
+    std::fs::write(tmp.join("logs/requests-0002.ndjson"), format!("{line}\n")).unwrap();
+    let log = import(&[]);
+    assert!(!log.contains("is left out"), "{log}");
+    let _ = std::fs::remove_dir_all(&tmp);
+}

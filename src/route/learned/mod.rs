@@ -135,7 +135,7 @@ impl AutoRouter {
             .collect();
         if !unserved.is_empty() {
             return Err(LearnError::Mismatch(format!(
-                "artifact {} has candidates this config does not serve: {}; add them under [[models]], or retrain for your models (`switchyard train --map <benchmark model>=<served model>`)",
+                "artifact {} has candidates this config does not serve: {}; add them under [[models]], or retrain for your models (`switchyard train --logs DIR --src none`, or `--map <benchmark model>=<served model>` to keep the public data as a prior)",
                 dir.display(),
                 unserved.join(", ")
             )));

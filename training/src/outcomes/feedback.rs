@@ -2,20 +2,47 @@
 
 use super::*;
 
+/// What the logs hold for training.
+#[derive(Default)]
+pub struct Feedback {
+    /// One outcome row per (request, source) with usable feedback.
+    pub rows: Vec<Row>,
+    /// What was skipped or taken with care, and how often.
+    pub notes: Vec<String>,
+    /// Every model a logged request was served by or had as an `auto` candidate.
+    pub logged_models: BTreeSet<String>,
+}
+
 /// Joins feedback to logged requests by request id: one outcome row per (request, source),
 /// the last feedback winning, for whichever served model answered — a model the benchmark
 /// data does not know becomes a candidate with its own outcomes. Feedback for a request that
 /// is not in the log, and requests logged without text (`log_text = false`), cannot be used
 /// and are counted.
-pub fn read_feedback(log_dir: &Path) -> Result<(Vec<Row>, Vec<String>), String> {
+pub fn read_feedback(log_dir: &Path) -> Result<Feedback, String> {
     let mut notes = Vec::new();
     if !log_dir.is_dir() {
-        return Ok((vec![], notes));
+        return Ok(Feedback::default());
     }
     let feedback = ndjson_frame(log_dir, "feedback")?;
     let requests = ndjson_frame(log_dir, "requests")?;
+    let logged_models: BTreeSet<String> = match &requests {
+        Some(r) => r
+            .column("models")
+            .and_then(|c| c.str().cloned())
+            .map_err(|e| e.to_string())?
+            .iter()
+            .flatten()
+            .flat_map(|m| m.split('\n'))
+            .filter(|m| !m.is_empty())
+            .map(String::from)
+            .collect(),
+        None => BTreeSet::new(),
+    };
     let (Some(feedback), Some(requests)) = (feedback, requests) else {
-        return Ok((vec![], notes));
+        return Ok(Feedback {
+            logged_models,
+            ..Feedback::default()
+        });
     };
     // Last feedback per (request_id, source), joined to its request.
     let joined = feedback
@@ -139,7 +166,11 @@ pub fn read_feedback(log_dir: &Path) -> Result<(Vec<Row>, Vec<String>), String> 
     if no_text > 0 {
         notes.push(format!("{no_text} feedback row(s) refer to requests logged without text (log_text = false); skipped"));
     }
-    Ok((out, notes))
+    Ok(Feedback {
+        rows: out,
+        notes,
+        logged_models,
+    })
 }
 
 /// All `<prefix>-*.ndjson` records as a polars frame with `origin_file`/`origin_row`, and for
@@ -179,6 +210,14 @@ fn ndjson_frame(dir: &Path, prefix: &str) -> Result<Option<DataFrame>, String> {
                 cols.entry("metadata")
                     .or_default()
                     .push(v["metadata"].is_object().then(|| v["metadata"].to_string()));
+                let candidates = v["learned"]["candidates"].as_array().into_iter().flatten();
+                let models: Vec<&str> = std::iter::once(&v["model"])
+                    .chain(candidates.map(|c| &c["model"]))
+                    .filter_map(Value::as_str)
+                    .collect();
+                cols.entry("models")
+                    .or_default()
+                    .push(Some(models.join("\n")));
                 nums.entry("prompt_tokens")
                     .or_default()
                     .push(v["prompt_tokens"].as_f64());

@@ -14,13 +14,13 @@ mod routellm;
 
 pub use audit::{audit, Status};
 
-pub use feedback::read_feedback;
+pub use feedback::{read_feedback, Feedback};
 pub use routellm::read_routellm;
 
 use polars::prelude::*;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::Path;
 use switchyard_learn::hash::stable_hash;
 use switchyard_learn::price::Price;
