@@ -6,8 +6,11 @@ this run's numbers, with margins."""
 
 import json
 import os
+import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -144,3 +147,50 @@ def test_the_loop_learns_real_outcomes_and_generalises_to_prompts_and_subjects_i
     assert s["apgr"]["learned"] > 0.6 and s["apgr"]["unseen_subjects"]["learned"] > 0.52, s["apgr"]
     assert s["rounds"][-1]["regret"] < s["rounds"][0]["regret"] - 0.01, s["rounds"]
     assert all(r["ope"] is not None for r in s["rounds"][2:])
+
+
+def test_switchyard_train_on_a_log_dir_then_sighup_serves_the_new_artifact_for_any_models(replay, tmp_path):
+    """The documented way to retrain from production logs, as is: `switchyard train --logs DIR
+    --out DIR` (the public data at its default path, no --map), then SIGHUP, for a config whose
+    models are not the embedded config's. The public data would map onto mock models this config
+    does not serve, so train leaves it out and says so, and the server takes the new artifact."""
+    _, out = replay
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import simulate
+
+    spec = json.loads((ROOT / "sim" / "worlds" / "routellm-replay.json").read_text())
+    world = simulate.make_world(spec)
+    first = min((out / "models").glob("router-*"), key=lambda p: p.stat().st_mtime)
+    models = tmp_path / "models"
+    shutil.copytree(first, models / first.name)
+    (models / "LATEST").write_text(first.name)
+    port = simulate.free_port()
+    cfg = tmp_path / "serve.toml"
+    cfg.write_text(simulate.config(world, "balanced", 0.0, models, tmp_path / "serve-logs", port).replace("watch = true", "watch = false"))
+    server = simulate.Server(BIN_DIR / "switchyard", cfg, port, tmp_path / "server.log")
+
+    def version():
+        s, v = simulate.http(server.base, "/v1/route", {"model": "auto", "messages": [{"role": "user", "content": "What is 2 + 2?\nA. 3\nB. 4\nAnswer:"}]})
+        assert s == 200, v
+        return v["routing"]["artifact_version"]
+
+    try:
+        before = version()
+        assert first.name == f"router-{before}"
+        train = subprocess.run([str(BIN_DIR / "switchyard"), "train", "--logs", str(out / "logs-all"), "--out", str(models),
+                                "--data", str(tmp_path / "outcomes.parquet"), "--cache", str(out / "cache.parquet"), "--audit", str(tmp_path / "audit.md")],
+                               cwd=ROOT, capture_output=True, text=True, timeout=300)
+        assert train.returncode == 0, train.stderr
+        assert "the public data in data/routellm is left out" in train.stderr, train.stderr
+        new = (models / "LATEST").read_text().strip()
+        assert new != first.name
+        manifest = json.loads((models / new / "manifest.json").read_text())
+        assert sorted(c["model"] for c in manifest["candidates"]) == ["sim/gpt-4-1106", "sim/mixtral-8x7b"]
+        server.proc.send_signal(signal.SIGHUP)
+        for _ in range(100):
+            if version() == new.removeprefix("router-"):
+                break
+            time.sleep(0.1)
+        assert version() == new.removeprefix("router-"), (tmp_path / "server.log").read_text()[-2000:]
+    finally:
+        server.stop()
