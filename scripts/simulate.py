@@ -193,6 +193,96 @@ class ReplayWorld(World):
         return [(self.rows[i]["text"], self.rows[i]["topic"], i, None) for i in self.rng.sample(pool, min(n, len(pool)))]
 
 
+# What a world file may leave out.
+DEFAULTS = {
+    "seed": 11,
+    "knob": "balanced",
+    "explore": 0.1,
+    "rounds": 4,
+    "requests_per_round": 600,
+    "test_prompts": 400,
+    "feedback_rate": 0.8,
+    "difficulty_words": [["quick", "simple", "short"], ["detailed", "careful", "thorough"], ["rigorous", "expert-level", "research-grade"]],
+}
+# The quality the simulator configures for a model its world gives no `prior`, so that `auto`
+# can serve it before the artifact has data on it: an uninformed guess.
+DEFAULT_PRIOR = 0.5
+
+
+def load_spec(path):
+    """A world file with its defaults filled in, checked: a mistake names the file, the key and
+    what is wrong, before any server starts."""
+    try:
+        spec = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise SystemExit(f"{path}: {e}")
+
+    def need(ok, key, why):
+        if not ok:
+            raise SystemExit(f"{path}: {key}: {why}")
+
+    need(isinstance(spec, dict), "(top level)", "a world is a JSON object")
+    for k, v in DEFAULTS.items():
+        spec.setdefault(k, v)
+    number = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)
+    for k in ("seed", "rounds", "requests_per_round", "test_prompts"):
+        need(isinstance(spec[k], int) and spec[k] >= (2 if k == "rounds" else 1), k, f"a whole number at least {2 if k == 'rounds' else 1}, not {spec[k]!r}")
+    need(number(spec["feedback_rate"]) and 0 < spec["feedback_rate"] <= 1, "feedback_rate", f"a share in (0, 1], not {spec['feedback_rate']!r}")
+    need(number(spec["explore"]) and 0 <= spec["explore"] < 1, "explore", f"a share in [0, 1), not {spec['explore']!r}")
+    knob = spec["knob"]
+    need(knob in ("best", "balanced", "cheap") or (number(knob) and 0 <= knob <= 1), "knob", f"best, balanced, cheap or a cost weight in [0, 1], not {knob!r}")
+    models = spec.get("models")
+    need(isinstance(models, list) and len(models) >= 2, "models", "a list of at least two models, each {id, input_per_mtok, output_per_mtok}")
+    ids = []
+    for i, m in enumerate(models):
+        key = f"models[{i}]"
+        need(isinstance(m, dict), key, "an object")
+        mid = m.get("id")
+        need(isinstance(mid, str) and mid.count("/") == 1 and all(part and all(c.isalnum() or c in "-_." for c in part) for part in mid.split("/")),
+             f"{key}.id", f"provider/model (letters, digits, - _ .), not {mid!r}")
+        need(mid not in ids, f"{key}.id", f"{mid} is listed twice")
+        ids.append(mid)
+        for price in ("input_per_mtok", "output_per_mtok"):
+            need(number(m.get(price)) and m[price] >= 0, f"{key}.{price}", f"USD per million tokens, at least 0, not {m.get(price)!r}")
+        need(isinstance(m.get("from_round", 0), int) and 0 <= m.get("from_round", 0) < spec["rounds"], f"{key}.from_round", f"a round from 0 to {spec['rounds'] - 1}")
+        need("prior" not in m or (number(m["prior"]) and 0 <= m["prior"] <= 1), f"{key}.prior", f"a quality in [0, 1], not {m.get('prior')!r}")
+    need(any(m.get("from_round", 0) == 0 for m in models), "models", "at least one model must be present from round 0 (the cold start)")
+    if "replay" in spec:
+        r = spec["replay"]
+        need(isinstance(r, dict) and (ROOT / str(r.get("source", ""))).is_dir(), "replay.source", f"a directory of outcome CSVs under the repository, not {r.get('source') if isinstance(r, dict) else r!r}")
+        need(isinstance(r.get("held_out_subjects"), int) and r["held_out_subjects"] >= 1, "replay.held_out_subjects", "a whole number at least 1")
+        need(number(r.get("held_out_rows")) and 0 < r["held_out_rows"] < 1, "replay.held_out_rows", "a share in (0, 1)")
+        for i, m in enumerate(models):
+            need(isinstance(m.get("column"), str), f"models[{i}].column", "the outcome column of this model in the CSVs")
+        return spec
+    topics = spec.get("topics")
+    need(isinstance(topics, list) and topics, "topics", "a list of topics, each {name, weight, templates, words, quality}")
+    need(isinstance(spec["difficulty_words"], list) and len(spec["difficulty_words"]) == 3 and all(isinstance(w, list) and w for w in spec["difficulty_words"]),
+         "difficulty_words", "three non-empty lists of words: easy, medium, hard")
+    for i, t in enumerate(topics):
+        key = f"topics[{i}]"
+        need(isinstance(t, dict) and isinstance(t.get("name"), str), f"{key}.name", "a name")
+        need(number(t.get("weight")) and t["weight"] > 0, f"{key}.weight", "a share of traffic above 0")
+        need(isinstance(t.get("templates"), list) and t["templates"] and all(isinstance(x, str) for x in t["templates"]), f"{key}.templates", "a list of prompt templates")
+        holes = {h for x in t["templates"] for h in ("{w}", "{d}", "{n}", "{c}", "{p}") if h in x}
+        unknown = [x for x in t["templates"] if x.replace("{w}", "").replace("{d}", "").replace("{n}", "").replace("{c}", "").replace("{p}", "").count("{")]
+        need(not unknown, f"{key}.templates", f"the placeholders are {{w}} (a topic word), {{d}} (a difficulty word), {{n}}, {{c}}, {{p}}: {unknown[0] if unknown else ''!r}")
+        need("{w}" not in holes or (isinstance(t.get("words"), list) and t["words"]), f"{key}.words", "a list of words for {w}")
+        q = t.get("quality")
+        need(isinstance(q, dict), f"{key}.quality", "each model's [base, slope]: quality = base - slope * difficulty")
+        for mid in ids:
+            need(isinstance(q.get(mid), list) and len(q[mid]) == 2 and all(number(x) for x in q[mid]), f"{key}.quality.{mid}", "[base, slope] (numbers)")
+        need(not set(q) - set(ids), f"{key}.quality", f"names models the world does not have: {sorted(set(q) - set(ids))}")
+    sig = spec.get("signal")
+    if sig is not None:
+        need(isinstance(sig, dict) and isinstance(sig.get("key"), str) and sig["key"], "signal.key", "the metadata key")
+        need(isinstance(sig.get("values"), dict) and sig["values"] and all(number(v) and v >= 0 for v in sig["values"].values()) and sum(sig["values"].values()) > 0,
+             "signal.values", "each value's share of requests")
+        for v, eff in sig.get("effect", {}).items():
+            need(v in sig["values"] and isinstance(eff, dict) and all(m in ids and number(x) for m, x in eff.items()), f"signal.effect.{v}", "a value of signal.values, mapping models of the world to a quality change")
+    return spec
+
+
 def make_world(spec, seed_offset=0):
     return ReplayWorld(spec, seed_offset) if "replay" in spec else World(spec, seed_offset)
 
@@ -213,16 +303,19 @@ def free_port():
         return s.getsockname()[1]
 
 
-def config(world, knob, explore, models_dir, logs_dir, port):
+def config(world, knob, explore, models_dir, logs_dir, port, round_no=None):
+    """The server's config for a round (default: the last, every model present): every model
+    of the world served by a mock provider named by its id's prefix, the cold-start router, and
+    `auto` over the models present in that round, a model without data on its prior."""
     lines = [
         "[server]",
         f'listen = "127.0.0.1:{port}"',
         "[logging]",
         f'dir = "{logs_dir}"',
         "log_text = true",
-        "[providers.sim]",
-        'kind = "mock"',
     ]
+    for provider in sorted({i.split("/")[0] for i in world.ids}):
+        lines += [f"[providers.{provider}]", 'kind = "mock"']
     for m in world.models:
         lines += [
             "[[models]]",
@@ -239,12 +332,13 @@ def config(world, knob, explore, models_dir, logs_dir, port):
         f'{{ name = "v{i}", model = "{m}", weight = {w} }}' for i, (m, w) in enumerate(zip(present0, weights))
     )
     lines += ["[routers.coldstart]", f"default = {{ variants = [{variants}] }}"]
-    priors = {m["id"]: m["prior"] for m in world.models if "prior" in m}
+    present = world.present(world.spec["rounds"] - 1 if round_no is None else round_no)
+    priors = {m["id"]: m.get("prior", DEFAULT_PRIOR) for m in world.models if m["id"] in present}
     lines += [
         "[auto]",
         f'artifact = "{models_dir}"',
         f'default_knob = "{knob}"',
-        "candidates = [" + ", ".join(f'"{i}"' for i in world.ids) + "]",
+        "candidates = [" + ", ".join(f'"{i}"' for i in present) + "]",
         f"explore = {explore}",
         f"explore_seed = {world.spec['seed']}",
         "watch = true",
@@ -436,7 +530,7 @@ def refit(args, run_dir):
     rounds get other outcomes), which makes seed-to-seed noise several times larger."""
     summary = json.loads((run_dir / "summary.json").read_text())
     world_path = Path(summary["world"])
-    spec = json.loads((world_path if world_path.is_absolute() else ROOT / world_path).read_text())
+    spec = load_spec(world_path if world_path.is_absolute() else ROOT / world_path)
     spec["seed"] = summary["seed"]
     world = make_world(spec)
     tests, unseen = fresh_test_prompts(spec)
@@ -464,7 +558,7 @@ def refit(args, run_dir):
 
 
 def run(args, seed=None):
-    spec = json.loads(Path(args.world).read_text())
+    spec = load_spec(args.world)
     if args.rounds is not None:
         spec["rounds"] = args.rounds
     if seed is not None:
@@ -488,6 +582,9 @@ def run(args, seed=None):
     w_knob = float(knob) if w_knob is None else w_knob
     tests, unseen = fresh_test_prompts(spec)
     print(f"world {args.world}: {len(world.ids)} models, {len(world.topics)} topics, knob {knob} (cost weight {w_knob}), explore {explore}, {spec['rounds']} rounds of {spec['requests_per_round']} requests")
+    for m in world.models:
+        if m.get("from_round", 0) > 0 and "prior" not in m:
+            print(f"{m['id']} joins in round {m['from_round']} without a prior in the world file: configured at quality {DEFAULT_PRIOR} until it has data")
     print("| round | serving | mean true quality | $ per 1k | regret vs oracle | traffic share | explored | mean feedback | OPE of this artifact (DR, 95 %) | its feedback online (not explored) | their true quality | OPE within interval (feedback / true) |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     rows = []
@@ -496,7 +593,7 @@ def run(args, seed=None):
         logs = out / f"logs-{round_no}"
         port = free_port()
         cfg = out / f"round-{round_no}.toml"
-        cfg.write_text(config(world, knob, explore, out / "models", logs, port))
+        cfg.write_text(config(world, knob, explore, out / "models", logs, port, round_no))
         server = Server(binary, cfg, port, out / "server.log")
         try:
             if round_no > 0:

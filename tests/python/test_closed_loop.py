@@ -194,3 +194,55 @@ def test_switchyard_train_on_a_log_dir_then_sighup_serves_the_new_artifact_for_a
         assert version() == new.removeprefix("router-"), (tmp_path / "server.log").read_text()[-2000:]
     finally:
         server.stop()
+
+
+def world_file(tmp_path, name, edit):
+    """The default world, edited by `edit(spec)`, written to tmp_path/name."""
+    spec = json.loads((ROOT / "sim" / "worlds" / "default.json").read_text())
+    edit(spec)
+    path = tmp_path / name
+    path.write_text(json.dumps(spec))
+    return path
+
+
+def test_a_world_file_with_a_mistake_is_refused_naming_the_key(tmp_path):
+    def run(edit):
+        r = subprocess.run([sys.executable, str(ROOT / "scripts" / "simulate.py"), "--bin", str(BIN_DIR), "--world", str(world_file(tmp_path, "bad.json", edit)), "--out", str(tmp_path / "out")],
+                           cwd=ROOT, capture_output=True, text=True, timeout=60)
+        assert r.returncode != 0 and not (tmp_path / "out" / "round-0.toml").exists(), r.stdout
+        return r.stderr.strip().splitlines()[-1]
+
+    assert run(lambda s: s["topics"][0]["quality"].pop("sim/medium")).endswith("bad.json: topics[0].quality.sim/medium: [base, slope] (numbers)")
+    assert run(lambda s: s["models"][0].update(id="small")).endswith("models[0].id: provider/model (letters, digits, - _ .), not 'small'")
+    assert run(lambda s: s.update(knob="fast")).endswith("knob: best, balanced, cheap or a cost weight in [0, 1], not 'fast'")
+    assert run(lambda s: s["models"][1].update(from_round=9)).endswith("models[1].from_round: a round from 0 to 3")
+    assert run(lambda s: s["signal"]["effect"].update(angry={"sim/small": -0.1})).endswith("signal.effect.angry: a value of signal.values, mapping models of the world to a quality change")
+
+
+def test_a_world_may_use_any_providers_and_add_a_model_later_without_a_prior(tmp_path):
+    """Model ids under several provider prefixes, a model joining in round 2 with no prior, and
+    the optional keys left out: it joins `auto` only from its round, on the simulator's
+    uninformed prior, and is explored from there."""
+    names = {"sim/small": "openai/small-1", "sim/medium": "acme/medium", "sim/large": "anthropic/large.v2"}
+
+    def edit(s):
+        for m in s["models"]:
+            m["id"] = names[m["id"]]
+        s["models"][1].update(from_round=2)
+        del s["models"][1]["prior"]
+        for t in s["topics"]:
+            t["quality"] = {names[k]: v for k, v in t["quality"].items()}
+        s["signal"]["effect"] = {v: {names[k]: x for k, x in e.items()} for v, e in s["signal"]["effect"].items()}
+        for k in ("explore", "rounds", "feedback_rate", "difficulty_words"):
+            del s[k]
+
+    out = tmp_path / "sim"
+    r = subprocess.run([sys.executable, str(ROOT / "scripts" / "simulate.py"), "--bin", str(BIN_DIR), "--world", str(world_file(tmp_path, "late.json", edit)),
+                        "--requests", "300", "--out", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    assert "acme/medium joins in round 2 without a prior in the world file: configured at quality 0.5" in r.stdout
+    s = json.loads((out / "summary.json").read_text())
+    share = [r["share"]["acme/medium"] for r in s["rounds"]]
+    assert share[0] == share[1] == 0 and share[2] > 0, share
+    assert '"acme/medium"' not in (out / "round-1.toml").read_text().split("[auto]")[1]
+    assert '"acme/medium" = { quality = 0.5 }' in (out / "round-2.toml").read_text()
