@@ -51,6 +51,18 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 COST_WEIGHTS = [0.0, 0.01, 0.02, 0.03, 0.05, 0.07, 0.1, 0.13, 0.16, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0]
+KNOBS = {"best": 0.0, "balanced": 0.1, "cheap": 0.3}
+
+
+def knob_weight(knob):
+    """The cost weight of a knob: a preset's, or the number itself."""
+    return KNOBS[knob] if isinstance(knob, str) else float(knob)
+
+
+def sweep(spec):
+    """The cost weights the learned router's curve is swept over: the fixed grid and the
+    world's knob."""
+    return sorted(set(COST_WEIGHTS) | {knob_weight(spec["knob"])})
 
 
 class World:
@@ -70,7 +82,8 @@ class World:
         ti = r.choices(range(len(self.topics)), weights)[0]
         t = self.topics[ti]
         d = r.random()
-        words = self.spec["difficulty_words"][min(2, int(d * 3))]
+        buckets = self.spec["difficulty_words"]
+        words = buckets[min(len(buckets) - 1, int(d * len(buckets)))]
         text = r.choice(t["templates"])
         fills = {
             "{w}": lambda: r.choice(t["words"]),
@@ -104,7 +117,7 @@ class World:
         words = self.spec["difficulty_words"]
         tokens = set(text.replace(",", " ").replace("!", " ").split())
         bucket = next((b for b, ws in enumerate(words) if tokens & set(ws)), None)
-        lo, hi = (0.0, 1.0) if bucket is None else (bucket / 3, (bucket + 1) / 3)
+        lo, hi = (0.0, 1.0) if bucket is None else (bucket / len(words), (bucket + 1) / len(words))
         grid = [lo + (hi - lo) * (i + 0.5) / 50 for i in range(50)]
         return sum(self.quality(model, topic, d, sig) for d in grid) / len(grid)
 
@@ -257,8 +270,8 @@ def load_spec(path):
         return spec
     topics = spec.get("topics")
     need(isinstance(topics, list) and topics, "topics", "a list of topics, each {name, weight, templates, words, quality}")
-    need(isinstance(spec["difficulty_words"], list) and len(spec["difficulty_words"]) == 3 and all(isinstance(w, list) and w for w in spec["difficulty_words"]),
-         "difficulty_words", "three non-empty lists of words: easy, medium, hard")
+    need(isinstance(spec["difficulty_words"], list) and spec["difficulty_words"] and all(isinstance(w, list) and w for w in spec["difficulty_words"]),
+         "difficulty_words", "non-empty lists of words, easiest first: a prompt of difficulty d gets a word of list int(d × their number)")
     for i, t in enumerate(topics):
         key = f"topics[{i}]"
         need(isinstance(t, dict) and isinstance(t.get("name"), str), f"{key}.name", "a name")
@@ -480,7 +493,7 @@ def curves(server, world, tests):
 
     learned = []
     with cf.ThreadPoolExecutor(8) as ex:
-        for w in COST_WEIGHTS:
+        for w in sweep(world.spec):
             chosen = list(ex.map(decide, [(w, t) for t in tests]))
             learned.append((
                 sum(costs[m][i] for i, m in enumerate(chosen)) / n,
@@ -578,8 +591,7 @@ def run(args, seed=None):
         if not b.exists():
             raise SystemExit(f"{b} is missing: cargo build --workspace --release --bins (or cargo build --workspace --bins and --bin target/debug)")
     knob = spec["knob"]
-    w_knob = {"best": 0.0, "balanced": 0.1, "cheap": 0.3}.get(knob, None)
-    w_knob = float(knob) if w_knob is None else w_knob
+    w_knob = knob_weight(knob)
     tests, unseen = fresh_test_prompts(spec)
     print(f"world {args.world}: {len(world.ids)} models, {len(world.topics)} topics, knob {knob} (cost weight {w_knob}), explore {explore}, {spec['rounds']} rounds of {spec['requests_per_round']} requests")
     for m in world.models:
@@ -674,10 +686,9 @@ def run(args, seed=None):
     print(f"learned router at the knob, online in round {last['round']}: quality {last['true_quality']:.3f} at ${last['cost_per_1k']:.4f} per 1k (server-reported; world prices: ${last['world_cost_per_1k']:.4f})")
     verdict = last["true_quality"] > best_single[1][1] and last["world_cost_per_1k"] < 1000 * best_single[1][0]
     print(f"higher quality than the best single model at lower cost: {'yes' if verdict else 'no'}")
-    greedy = learned_points[COST_WEIGHTS.index(w_knob)] if w_knob in COST_WEIGHTS else None
-    if greedy is not None:
-        greedy_verdict = greedy[1] > best_single[1][1] and greedy[0] < best_single[1][0]
-        print(f"learned policy at the knob on the test prompts, without exploration: quality {greedy[1]:.3f} at ${1000*greedy[0]:.4f} per 1k (world prices); higher quality than the best single model at lower cost: {'yes' if greedy_verdict else 'no'}")
+    greedy = learned_points[sweep(spec).index(w_knob)]
+    greedy_verdict = greedy[1] > best_single[1][1] and greedy[0] < best_single[1][0]
+    print(f"learned policy at the knob on the test prompts, without exploration: quality {greedy[1]:.3f} at ${1000*greedy[0]:.4f} per 1k (world prices); higher quality than the best single model at lower cost: {'yes' if greedy_verdict else 'no'}")
     print(f"APGR on the test prompts' true qualities: learned {learned_apgr:.3f}, oracle router {oracle_apgr:.3f}, gap {oracle_apgr - learned_apgr:.3f}; "
           f"{world.visible_label} {visible_apgr:.3f} (gap to it {visible_apgr - learned_apgr:.3f})")
     if unseen_curves:
@@ -707,7 +718,7 @@ def run(args, seed=None):
     if judged:
         true = sum(r["ope_within_true"] for r in rows if "ope_within" in r)
         print(f"OPE estimate's interval holds the feedback observed online in {sum(judged)}/{len(judged)} rounds, the true quality of those decisions in {true}/{len(judged)}")
-    summary = {"world": args.world, "seed": spec["seed"], "explore": explore, "best_single": {"model": best_single[0], "quality": best_single[1][1], "cost_per_1k": 1000 * best_single[1][0]}, "oracle_at_knob": {"quality": at_knob[1], "cost_per_1k": 1000 * at_knob[0]}, "rounds": rows, "apgr": {"learned": learned_apgr, "oracle": oracle_apgr, "visible_oracle": visible_apgr, **({"unseen_subjects": {"learned": unseen_curves[0], "oracle": unseen_curves[1], "visible_oracle": unseen_curves[2]}} if unseen_curves else {})}, "singles": singles, "learned_at_knob": learned_points[COST_WEIGHTS.index(w_knob)] if w_knob in COST_WEIGHTS else None, "learned_curve": [{"cost_weight": w, "cost_per_1k": 1000 * c, "quality": q} for w, (c, q) in zip(COST_WEIGHTS, learned_points)], "oracle_curve": [{"cost_weight": w, "cost_per_1k": 1000 * c, "quality": q} for w in COST_WEIGHTS for c, q in [oracle_at(world, tests, w)]]}
+    summary = {"world": args.world, "seed": spec["seed"], "explore": explore, "best_single": {"model": best_single[0], "quality": best_single[1][1], "cost_per_1k": 1000 * best_single[1][0]}, "oracle_at_knob": {"quality": at_knob[1], "cost_per_1k": 1000 * at_knob[0]}, "rounds": rows, "apgr": {"learned": learned_apgr, "oracle": oracle_apgr, "visible_oracle": visible_apgr, **({"unseen_subjects": {"learned": unseen_curves[0], "oracle": unseen_curves[1], "visible_oracle": unseen_curves[2]}} if unseen_curves else {})}, "singles": singles, "learned_at_knob": greedy, "learned_curve": [{"cost_weight": w, "cost_per_1k": 1000 * c, "quality": q} for w, (c, q) in zip(sweep(spec), learned_points)], "oracle_curve": [{"cost_weight": w, "cost_per_1k": 1000 * c, "quality": q} for w in sweep(spec) for c, q in [oracle_at(world, tests, w)]]}
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     print(f"written {out / 'summary.json'}")
     return summary

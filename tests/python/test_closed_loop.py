@@ -220,9 +220,10 @@ def test_a_world_file_with_a_mistake_is_refused_naming_the_key(tmp_path):
 
 
 def test_a_world_may_use_any_providers_and_add_a_model_later_without_a_prior(tmp_path):
-    """Model ids under several provider prefixes, a model joining in round 2 with no prior, and
-    the optional keys left out: it joins `auto` only from its round, on the simulator's
-    uninformed prior, and is explored from there."""
+    """Model ids under several provider prefixes, a model joining in round 2 with no prior, a
+    knob off the sweep's grid, four difficulty words, and optional keys left out: the model
+    joins `auto` only from its round, on the simulator's uninformed prior, and is explored from
+    there; the policy at the knob is a point of the swept curve."""
     names = {"sim/small": "openai/small-1", "sim/medium": "acme/medium", "sim/large": "anthropic/large.v2"}
 
     def edit(s):
@@ -233,8 +234,10 @@ def test_a_world_may_use_any_providers_and_add_a_model_later_without_a_prior(tmp
         for t in s["topics"]:
             t["quality"] = {names[k]: v for k, v in t["quality"].items()}
         s["signal"]["effect"] = {v: {names[k]: x for k, x in e.items()} for v, e in s["signal"]["effect"].items()}
-        for k in ("explore", "rounds", "feedback_rate", "difficulty_words"):
+        for k in ("explore", "rounds", "feedback_rate"):
             del s[k]
+        # A knob off the sweep's grid, and four difficulty words instead of three.
+        s.update(knob=0.15, difficulty_words=[["easy"], ["normal", "standard"], ["hard"], ["brutal", "olympiad-level"]])
 
     out = tmp_path / "sim"
     r = subprocess.run([sys.executable, str(ROOT / "scripts" / "simulate.py"), "--bin", str(BIN_DIR), "--world", str(world_file(tmp_path, "late.json", edit)),
@@ -246,3 +249,4 @@ def test_a_world_may_use_any_providers_and_add_a_model_later_without_a_prior(tmp
     assert share[0] == share[1] == 0 and share[2] > 0, share
     assert '"acme/medium"' not in (out / "round-1.toml").read_text().split("[auto]")[1]
     assert '"acme/medium" = { quality = 0.5 }' in (out / "round-2.toml").read_text()
+    assert s["learned_at_knob"] == next([c["cost_per_1k"] / 1000, c["quality"]] for c in s["learned_curve"] if c["cost_weight"] == 0.15)
