@@ -135,10 +135,28 @@ class World:
         return [m["id"] for m in self.models if m.get("from_round", 0) <= round_no]
 
 
+def outcome(path, line, row, column):
+    """A recorded outcome in [0, 1]: True/False (correct or not), or a score."""
+    v = row.get(column)
+    if row.get("prompt") is None or v is None:
+        raise SystemExit(f"{path}: needs a `prompt` column and a `{column}` column (the models' `column` in the world file)")
+    if v.strip().lower() in ("true", "false"):
+        return 1.0 if v.strip().lower() == "true" else 0.0
+    try:
+        q = float(v)
+    except ValueError:
+        q = -1.0
+    if not 0.0 <= q <= 1.0:
+        raise SystemExit(f"{path}:{line}: {column}: {v!r} is not True/False or a score in [0, 1]")
+    return q
+
+
 class ReplayWorld(World):
     """A world made of real outcomes (`"replay"` in the spec): benchmark prompts, each with the
-    recorded outcome (1 correct, 0 not) of every model, read from RouteLLM-format CSVs (a
-    `prompt` column and one True/False column per model, named by each model's `column`).
+    recorded outcome of every model, read from RouteLLM-format CSVs under `source` (or its
+    subfolders), one subject per file: a `prompt` column and one column per model (each model's
+    `column`) holding True/False (correct or not) or a score in [0, 1], which simulated users
+    answer with 1 at that probability.
     The split comes from the world's seed: `held_out_subjects` whole subjects never appear in
     traffic (their prompts are the unseen-subject test set), and `held_out_rows` of every other
     subject's prompts are its held-out-row test set; traffic is drawn from the rest without
@@ -155,22 +173,24 @@ class ReplayWorld(World):
         src = ROOT / spec["replay"]["source"]
         exclude = set(spec["replay"].get("exclude", []))
         contaminated = set()
-        for f in src.glob("*/contaminated_prompts.jsonl"):
+        for f in [*src.glob("contaminated_prompts.jsonl"), *src.glob("*/contaminated_prompts.jsonl")]:
             contaminated |= {json.loads(line)["eval_prompt"].strip() for line in f.read_text().splitlines() if line.strip()}
         self.topics, self.rows, seen = [], [], set()
-        for f in sorted(src.glob("*/*.csv")):
-            name = f"{f.parent.name}/{f.stem.removeprefix(f.parent.name + '_').removesuffix('_responses')}"
+        for f in sorted([*src.glob("*.csv"), *src.glob("*/*.csv")]):
+            # A subject is a file: `mmlu/anatomy` for mmlu/mmlu_anatomy.csv, `anatomy` for anatomy.csv.
+            stem = f.stem.removeprefix(f.parent.name + "_").removesuffix("_responses")
+            name = stem if f.parent == src else f"{f.parent.name}/{stem}"
             if name in exclude:
                 continue
             with f.open(newline="") as fh:
                 rows = list(csv.DictReader(fh))
             ti = len(self.topics)
             self.topics.append({"name": name})
-            for r in rows:
-                if r["prompt"] in seen:
+            for i, r in enumerate(rows):
+                if r.get("prompt") in seen:
                     continue  # the same question twice (27 in RouteLLM's files): its first row only
-                seen.add(r["prompt"])
-                outcomes = {m["id"]: 1.0 if r[m["column"]] == "True" else 0.0 for m in self.models}
+                seen.add(r.get("prompt"))
+                outcomes = {m["id"]: outcome(f, i + 2, r, m["column"]) for m in self.models}
                 self.rows.append({"text": r["prompt"], "topic": ti, "outcomes": outcomes, "contaminated": r["prompt"].strip() in contaminated})
         split = random.Random(spec["seed"])
         unseen = set(split.sample(range(len(self.topics)), spec["replay"]["held_out_subjects"]))

@@ -250,3 +250,29 @@ def test_a_world_may_use_any_providers_and_add_a_model_later_without_a_prior(tmp
     assert '"acme/medium"' not in (out / "round-1.toml").read_text().split("[auto]")[1]
     assert '"acme/medium" = { quality = 0.5 }' in (out / "round-2.toml").read_text()
     assert s["learned_at_knob"] == next([c["cost_per_1k"] / 1000, c["quality"]] for c in s["learned_curve"] if c["cost_weight"] == 0.15)
+
+
+def test_a_replay_world_reads_any_outcome_csvs_scores_or_true_false(tmp_path):
+    """Outcome data of one's own: one CSV per subject (here directly under `source`), a `prompt`
+    column and a column per model with True/False or a score in [0, 1]; a bad value names the
+    file, line and column."""
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import simulate
+
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "law.csv").write_text('prompt,small,big\n"is a verbal contract binding?",0.25,True\nwhat is a tort,1,false\n')
+    (tmp_path / "data" / "chat.csv").write_text("prompt,small,big\nhello there,0.9,0.8\n")
+    spec = {"replay": {"source": str(tmp_path / "data"), "held_out_subjects": 1, "held_out_rows": 0.5},
+            "models": [{"id": "p/small", "column": "small", "input_per_mtok": 1, "output_per_mtok": 1},
+                       {"id": "p/big", "column": "big", "input_per_mtok": 5, "output_per_mtok": 5}]}
+    (tmp_path / "w.json").write_text(json.dumps(spec))
+    world = simulate.make_world(simulate.load_spec(tmp_path / "w.json"))
+    assert [t["name"] for t in world.topics] == ["chat", "law"]
+    assert [(r["text"], r["outcomes"]) for r in world.rows] == [
+        ("hello there", {"p/small": 0.9, "p/big": 0.8}),
+        ("is a verbal contract binding?", {"p/small": 0.25, "p/big": 1.0}),
+        ("what is a tort", {"p/small": 1.0, "p/big": 0.0}),
+    ]
+    (tmp_path / "data" / "chat.csv").write_text("prompt,small,big\nhello there,1.5,0.8\n")
+    with pytest.raises(SystemExit, match=r"chat.csv:2: small: '1.5' is not True/False or a score in \[0, 1\]"):
+        simulate.make_world(simulate.load_spec(tmp_path / "w.json"))
