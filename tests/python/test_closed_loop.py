@@ -16,6 +16,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "scripts"))
+from simulator import gateway, worlds  # noqa: E402  (scripts/ is not a package path)
 BIN_DIR = Path(os.environ.get("SWITCHYARD_BIN", ROOT / "target" / "debug" / "switchyard")).resolve().parent
 
 
@@ -124,17 +126,15 @@ def test_the_loop_learns_real_outcomes_and_generalises_to_prompts_and_subjects_i
     then scored on held-out prompts of the served subjects and on six whole subjects no request
     ever came from (README: Real outcomes, replayed)."""
     s, out = replay
-    sys.path.insert(0, str(ROOT / "scripts"))
-    import simulate
 
     spec = json.loads((ROOT / "sim" / "worlds" / "routellm-replay.json").read_text())
-    tests, unseen = simulate.fresh_test_prompts(spec)
+    tests, unseen = worlds.fresh_test_prompts(spec)
     served = set()
     for f in out.glob("logs-[0-9]*/requests-*.ndjson"):
         served |= {json.loads(line)["prompt"][0]["content"] for line in f.read_text().splitlines()}
     # 2,400 requests, none of them a test prompt or from a held-out subject.
     assert len(served) == 2400 and not served & {t[0] for t in tests + unseen}
-    world = simulate.make_world(spec)
+    world = worlds.make_world(spec)
     held_out = {world.topics[t[1]]["name"] for t in unseen}
     assert len(held_out) == 6 and not held_out & {world.topics[t[1]]["name"] for t in tests}
     # The artifact knows both models from feedback alone (`--src none`).
@@ -155,22 +155,20 @@ def test_switchyard_train_on_a_log_dir_then_sighup_serves_the_new_artifact_for_a
     models are not the embedded config's. The public data would map onto mock models this config
     does not serve, so train leaves it out and says so, and the server takes the new artifact."""
     _, out = replay
-    sys.path.insert(0, str(ROOT / "scripts"))
-    import simulate
 
     spec = json.loads((ROOT / "sim" / "worlds" / "routellm-replay.json").read_text())
-    world = simulate.make_world(spec)
+    world = worlds.make_world(spec)
     first = min((out / "models").glob("router-*"), key=lambda p: p.stat().st_mtime)
     models = tmp_path / "models"
     shutil.copytree(first, models / first.name)
     (models / "LATEST").write_text(first.name)
-    port = simulate.free_port()
+    port = gateway.free_port()
     cfg = tmp_path / "serve.toml"
-    cfg.write_text(simulate.config(world, "balanced", 0.0, models, tmp_path / "serve-logs", port).replace("watch = true", "watch = false"))
-    server = simulate.Server(BIN_DIR / "switchyard", cfg, port, tmp_path / "server.log")
+    cfg.write_text(gateway.config(world, "balanced", 0.0, models, tmp_path / "serve-logs", port).replace("watch = true", "watch = false"))
+    server = gateway.Server(BIN_DIR / "switchyard", cfg, port, tmp_path / "server.log")
 
     def version():
-        s, v = simulate.http(server.base, "/v1/route", {"model": "auto", "messages": [{"role": "user", "content": "What is 2 + 2?\nA. 3\nB. 4\nAnswer:"}]})
+        s, v = gateway.http(server.base, "/v1/route", {"model": "auto", "messages": [{"role": "user", "content": "What is 2 + 2?\nA. 3\nB. 4\nAnswer:"}]})
         assert s == 200, v
         return v["routing"]["artifact_version"]
 
@@ -256,8 +254,6 @@ def test_a_replay_world_reads_any_outcome_csvs_scores_or_true_false(tmp_path):
     """Outcome data of one's own: one CSV per subject (here directly under `source`), a `prompt`
     column and a column per model with True/False or a score in [0, 1]; a bad value names the
     file, line and column."""
-    sys.path.insert(0, str(ROOT / "scripts"))
-    import simulate
 
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "law.csv").write_text('prompt,small,big\n"is a verbal contract binding?",0.25,True\nwhat is a tort,1,false\n')
@@ -266,7 +262,7 @@ def test_a_replay_world_reads_any_outcome_csvs_scores_or_true_false(tmp_path):
             "models": [{"id": "p/small", "column": "small", "input_per_mtok": 1, "output_per_mtok": 1},
                        {"id": "p/big", "column": "big", "input_per_mtok": 5, "output_per_mtok": 5}]}
     (tmp_path / "w.json").write_text(json.dumps(spec))
-    world = simulate.make_world(simulate.load_spec(tmp_path / "w.json"))
+    world = worlds.make_world(worlds.load_spec(tmp_path / "w.json"))
     assert [t["name"] for t in world.topics] == ["chat", "law"]
     assert [(r["text"], r["outcomes"]) for r in world.rows] == [
         ("hello there", {"p/small": 0.9, "p/big": 0.8}),
@@ -275,4 +271,4 @@ def test_a_replay_world_reads_any_outcome_csvs_scores_or_true_false(tmp_path):
     ]
     (tmp_path / "data" / "chat.csv").write_text("prompt,small,big\nhello there,1.5,0.8\n")
     with pytest.raises(SystemExit, match=r"chat.csv:2: small: '1.5' is not True/False or a score in \[0, 1\]"):
-        simulate.make_world(simulate.load_spec(tmp_path / "w.json"))
+        worlds.make_world(worlds.load_spec(tmp_path / "w.json"))

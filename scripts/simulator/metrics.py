@@ -1,0 +1,107 @@
+"""How a router is scored on a world's true qualities: utility at a cost weight, regret
+against the oracle, the cost-quality curve swept over cost weights and its APGR."""
+
+import concurrent.futures as cf
+
+from .gateway import http
+
+COST_WEIGHTS = [0.0, 0.01, 0.02, 0.03, 0.05, 0.07, 0.1, 0.13, 0.16, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0]
+KNOBS = {"best": 0.0, "balanced": 0.1, "cheap": 0.3}
+
+
+def knob_weight(knob):
+    """The cost weight of a knob: a preset's, or the number itself."""
+    return KNOBS[knob] if isinstance(knob, str) else float(knob)
+
+
+def sweep(spec):
+    """The cost weights the learned router's curve is swept over: the fixed grid and the
+    world's knob."""
+    return sorted(set(COST_WEIGHTS) | {knob_weight(spec["knob"])})
+
+
+def utility(q, c, w, ref):
+    return q - w * c / ref
+
+
+def regret(world, records, w, present):
+    ref = sum(max(world.cost(m, r["text"]) for m in present) for r in records) / len(records)
+    total = 0.0
+    for r in records:
+        best = max(utility(world.quality(m, r["topic"], r["d"], r["sig"]), world.cost(m, r["text"]), w, ref) for m in present)
+        total += best - utility(r["true_quality"], r["world_cost"], w, ref)
+    return total / len(records)
+
+
+def apgr(points, cheap, strong):
+    """APGR of (cost, quality) points: upper hull over normalised cost, anchored at the ends."""
+    span_c, span_q = strong[0] - cheap[0], strong[1] - cheap[1]
+    xy = [((c - cheap[0]) / span_c, (q - cheap[1]) / span_q) for c, q in points]
+    xy = sorted(set([(0.0, 0.0), (1.0, 1.0)] + [(min(max(x, 0.0), 1.0), y) for x, y in xy]))
+    hull = []
+    for p in xy:
+        while len(hull) >= 2 and (hull[-1][0] - hull[-2][0]) * (p[1] - hull[-2][1]) - (hull[-1][1] - hull[-2][1]) * (p[0] - hull[-2][0]) >= 0:
+            hull.pop()
+        hull.append(p)
+    # Non-decreasing: a cheaper point with higher PGR carries over to higher costs.
+    area, best = 0.0, hull[0][1]
+    for (x0, y0), (x1, y1) in zip(hull, hull[1:]):
+        y0, y1 = max(y0, best), max(y1, best, y0)
+        area += (x1 - x0) * (y0 + y1) / 2
+        best = max(best, y1)
+    return area
+
+
+def oracle_at(world, tests, w, known=None):
+    """The oracle's mean (cost, quality) at cost weight `w` on the test prompts. `known`: per
+    test prompt, the quality of each model the oracle decides on (default the true one; see
+    [`visible_qualities`])."""
+    n = len(tests)
+    ref = sum(max(world.cost(m, t[0]) for m in world.ids) for t in tests) / n
+
+    def decide_on(m, i, t):
+        return known[i][m] if known is not None else world.quality(m, t[1], t[2], t[3])
+
+    chosen = [max(world.ids, key=lambda m: utility(decide_on(m, i, t), world.cost(m, t[0]), w, ref)) for i, t in enumerate(tests)]
+    return (
+        sum(world.cost(m, t[0]) for m, t in zip(chosen, tests)) / n,
+        sum(world.quality(m, t[1], t[2], t[3]) for m, t in zip(chosen, tests)) / n,
+    )
+
+
+def visible_qualities(world, tests):
+    """Per test prompt, each model's [`World.visible_quality`]: what an oracle that knows the
+    quality function but sees only what the prompt shows decides on, the best any router
+    reading the request can do."""
+    return [{m: world.visible_quality(m, t[0], t[1], t[3]) for m in world.ids} for t in tests]
+
+
+def curves(server, world, tests):
+    """The learned router's and the oracle's (cost, quality) points on the test prompts."""
+    ids = world.ids
+    costs = {m: [world.cost(m, t[0]) for t in tests] for m in ids}
+    quals = {m: [world.quality(m, t[1], t[2], t[3]) for t in tests] for m in ids}
+    n = len(tests)
+
+    def decide(args):
+        w, (text, _, _, sig) = args
+        s, v = http(server.base, "/v1/route", {"model": "auto", "messages": [{"role": "user", "content": text}], "router": {"cost_weight": w}, "metadata": {"explore": False, **world.metadata(sig)}})
+        if s != 200:
+            raise SystemExit(f"/v1/route failed ({s}): {v}")
+        return v["model"]
+
+    learned = []
+    with cf.ThreadPoolExecutor(8) as ex:
+        for w in sweep(world.spec):
+            chosen = list(ex.map(decide, [(w, t) for t in tests]))
+            learned.append((
+                sum(costs[m][i] for i, m in enumerate(chosen)) / n,
+                sum(quals[m][i] for i, m in enumerate(chosen)) / n,
+            ))
+    oracle = [oracle_at(world, tests, x / 100) for x in range(0, 301)]
+    seen = visible_qualities(world, tests)
+    visible = [oracle_at(world, tests, x / 100, seen) for x in range(0, 301)]
+    singles = {m: (sum(costs[m]) / n, sum(quals[m]) / n) for m in ids}
+    cheap = min(singles.values())
+    strong = max(singles.values(), key=lambda p: p[0])
+    return apgr(learned, cheap, strong), apgr(oracle, cheap, strong), apgr(visible, cheap, strong), singles, learned
