@@ -28,7 +28,8 @@ Usage: python3 scripts/simulate.py [--world sim/worlds/default.json] [--explore 
 `--refit DIR…` runs no loop: it retrains finished runs on the logs their final artifact was
 trained on, with other training options, and scores the result on the same test prompts (a
 fixed-data comparison, free of the loop's seed-to-seed noise); `--summarise DIR…` re-prints the
-across-seeds table of finished runs.
+across-seeds table of finished runs; `--inspect DIR` shows where a run's scored artifact is
+wrong (predicted against true quality per topic, difficulty and model).
 Needs `cargo build --workspace --release --bins` (or --bin target/debug after `cargo build --workspace --bins`) and the potion encoder
 (scripts/setup.sh). Seeded: the same world and flags give the same prompts and feedback.
 The parts live in scripts/simulator/ (worlds, gateway, metrics, training); this file is the
@@ -83,6 +84,47 @@ def refit(args, run_dir):
     also = f"; held-out subjects: learned {unseen_learned:.3f} (the run's own artifact: {summary['apgr']['unseen_subjects']['learned']:.3f})" if unseen else ""
     print(f"{run_dir}: APGR learned {learned:.3f}, oracle {oracle:.3f}, gap {oracle - learned:.3f} (the run's own artifact: {before:.3f}){also}", flush=True)
     return {"learned": learned, "gap": oracle - learned, "own_gap": before, "unseen": unseen_learned, "own_unseen": summary["apgr"]["unseen_subjects"]["learned"] if unseen else None}
+
+
+def inspect(args, run_dir):
+    """Where a finished run's scored artifact (the one that served its last round) is wrong: per
+    topic, difficulty third and model, its mean predicted quality on the run's test prompts
+    against the true one, with the standard error, the discount and the evidence behind it."""
+    summary = json.loads((run_dir / "summary.json").read_text())
+    world_path = Path(summary["world"])
+    spec = load_spec(world_path if world_path.is_absolute() else ROOT / world_path)
+    spec["seed"] = summary["seed"]
+    world = make_world(spec)
+    tests, _ = fresh_test_prompts(spec)
+    log = run_dir / f"train-{len(summary['rounds']) - 2}.log"
+    artifact = Path(log.read_text().splitlines()[0].strip())
+    out = Path(args.out) / "inspect" / run_dir.name
+    shutil.rmtree(out, ignore_errors=True)
+    (out / "models").mkdir(parents=True)
+    shutil.copytree(artifact if artifact.is_absolute() else ROOT / artifact, out / "models" / artifact.name)
+    (out / "models" / "LATEST").write_text(artifact.name)
+    port = free_port()
+    (out / "serve.toml").write_text(config(world, spec["knob"], 0.0, out / "models", out / "serve-logs", port))
+    server = Server(Path(args.bin) / "switchyard", out / "serve.toml", port, out / "server.log")
+    cells = {}
+    w = knob_weight(spec["knob"])
+    try:
+        for text, topic, d, sig in tests:
+            s, v = http(server.base, "/v1/route", {"model": "auto", "messages": [{"role": "user", "content": text}], "router": {"cost_weight": w}, "metadata": {"explore": False, **world.metadata(sig)}})
+            if s != 200:
+                raise SystemExit(f"/v1/route failed ({s}): {v}")
+            third = "" if "replay" in spec else f" {min(2, int(d * 3)) + 1}/3"
+            for c in v["routing"]["candidates"]:
+                row = (c["predicted_quality"], world.quality(c["model"], topic, d, sig), c.get("standard_error", 0.0), c.get("penalty", 0.0), c.get("evidence", 0.0), c["model"] == v["model"])
+                cells.setdefault((world.topics[topic]["name"] + third, c["model"]), []).append(row)
+    finally:
+        server.stop()
+    print(f"{run_dir}: artifact {artifact.name} (served round {len(summary['rounds']) - 1}) on {len(tests)} test prompts at cost weight {w}")
+    print("| topic, difficulty | model | predicted | true | error | standard error | discount | evidence | chosen |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for (cell, model), rows in sorted(cells.items()):
+        mean = lambda i: sum(r[i] for r in rows) / len(rows)
+        print(f"| {cell} | {model} | {mean(0):.3f} | {mean(1):.3f} | {mean(0) - mean(1):+.3f} | {mean(2):.3f} | {mean(3):.3f} | {mean(4):.1f} | {100 * mean(5):.0f} % of {len(rows)} |")
 
 
 def run(args, seed=None):
@@ -278,6 +320,7 @@ def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--world", default=str(ROOT / "sim/worlds/default.json"))
     p.add_argument("--summarise", nargs="+", metavar="DIR", help="run nothing: print the across-seeds table of earlier runs (their DIR/seed-*/summary.json)")
+    p.add_argument("--inspect", metavar="DIR", help="run no loop: per topic, difficulty and model, the predicted against the true quality of a finished run's scored artifact (DIR, one seed's run)")
     p.add_argument("--refit", nargs="+", metavar="DIR", help="run no loop: retrain each finished run (DIR, or DIR/seed-*) on the logs its final artifact was trained on, with this invocation's training options, and score it on the run's test prompts (into OUT/...)")
     p.add_argument("--explore", type=float, default=None, help="override the world's exploration share")
     p.add_argument("--rounds", type=int, default=None)
@@ -296,6 +339,9 @@ def main():
         if not files:
             raise SystemExit(f"no seed-*/summary.json under {' '.join(args.summarise)}")
         across([json.loads(f.read_text()) for f in files])
+        return
+    if args.inspect:
+        inspect(args, Path(args.inspect))
         return
     if args.refit:
         dirs = [Path(d) for d in args.refit if (Path(d) / "summary.json").is_file()]
