@@ -272,3 +272,16 @@ def test_a_replay_world_reads_any_outcome_csvs_scores_or_true_false(tmp_path):
     (tmp_path / "data" / "chat.csv").write_text("prompt,small,big\nhello there,1.5,0.8\n")
     with pytest.raises(SystemExit, match=r"chat.csv:2: small: '1.5' is not True/False or a score in \[0, 1\]"):
         worlds.make_world(worlds.load_spec(tmp_path / "w.json"))
+
+
+def test_inspect_shows_the_scored_artifacts_predictions_against_the_truth(explored, tmp_path):
+    _, out = explored
+    r = subprocess.run([sys.executable, str(ROOT / "scripts" / "simulate.py"), "--bin", str(BIN_DIR), "--inspect", str(out), "--out", str(tmp_path)],
+                       cwd=ROOT, check=True, capture_output=True, text=True, timeout=300)
+    # The artifact that served round 3 (the one the curves score), as its decisions name it.
+    served = {json.loads(line)["learned"]["artifact_version"] for f in (out / "logs-3").glob("requests-*.ndjson") for line in f.read_text().splitlines()}
+    assert len(served) == 1 and f"artifact router-{served.pop()} (served round 3)" in r.stdout, r.stdout
+    rows = [l.split(" | ") for l in r.stdout.splitlines() if l.startswith("| ") and "/3 |" in l]
+    # 5 topics x 3 difficulty thirds x 3 models, each with a predicted and a true quality.
+    assert len(rows) == 45 and {row[1] for row in rows} == {"sim/small", "sim/medium", "sim/large"}, r.stdout
+    assert all(0 <= float(row[2]) <= 1 and 0 <= float(row[3]) <= 1 for row in rows)
