@@ -51,18 +51,29 @@ from simulator.training import train_artifact
 from simulator.worlds import DEFAULT_PRIOR, ROOT, fresh_test_prompts, load_spec, make_world
 
 
+def finished_run(run_dir):
+    """A finished run's summary, its world (at the run's seed) and its test prompts."""
+    summary = json.loads((run_dir / "summary.json").read_text())
+    world_path = Path(summary["world"])
+    spec = load_spec(world_path if world_path.is_absolute() else ROOT / world_path)
+    spec["seed"] = summary["seed"]
+    return summary, spec, make_world(spec), fresh_test_prompts(spec)
+
+
+def serve_models(args, world, spec, out):
+    """A server on the artifact in `out/models`, without exploration, logging into `out`."""
+    port = free_port()
+    (out / "serve.toml").write_text(config(world, spec["knob"], 0.0, out / "models", out / "serve-logs", port))
+    return Server(Path(args.bin) / "switchyard", out / "serve.toml", port, out / "server.log")
+
+
 def refit(args, run_dir):
     """Fixed-data comparison: trains, with this invocation's training options, on the logs a
     finished run's final artifact was trained on (all rounds but the last) and scores its
     cost-quality curve on that run's test prompts, as the run did. Differences between training
     options then show without the loop's feedback (other artifacts route differently, so later
     rounds get other outcomes), which makes seed-to-seed noise several times larger."""
-    summary = json.loads((run_dir / "summary.json").read_text())
-    world_path = Path(summary["world"])
-    spec = load_spec(world_path if world_path.is_absolute() else ROOT / world_path)
-    spec["seed"] = summary["seed"]
-    world = make_world(spec)
-    tests, unseen = fresh_test_prompts(spec)
+    summary, spec, world, (tests, unseen) = finished_run(run_dir)
     out = Path(args.out) / run_dir.parent.name / run_dir.name
     shutil.rmtree(out, ignore_errors=True)
     (out / "logs").mkdir(parents=True)
@@ -71,10 +82,7 @@ def refit(args, run_dir):
             os.link(f, out / "logs" / f.name)
     shutil.copy(run_dir / "cache.parquet", out / "cache.parquet")
     train_artifact(args, spec, out / "logs", out, "train.log")
-    port = free_port()
-    cfg = out / "serve.toml"
-    cfg.write_text(config(world, spec["knob"], 0.0, out / "models", out / "serve-logs", port))
-    server = Server(Path(args.bin) / "switchyard", cfg, port, out / "server.log")
+    server = serve_models(args, world, spec, out)
     try:
         learned, oracle, _, _, _ = curves(server, world, tests)
         unseen_learned = curves(server, world, unseen)[0] if unseen else None
@@ -90,12 +98,7 @@ def inspect(args, run_dir):
     """Where a finished run's scored artifact (the one that served its last round) is wrong: per
     topic, difficulty third and model, its mean predicted quality on the run's test prompts
     against the true one, with the standard error, the discount and the evidence behind it."""
-    summary = json.loads((run_dir / "summary.json").read_text())
-    world_path = Path(summary["world"])
-    spec = load_spec(world_path if world_path.is_absolute() else ROOT / world_path)
-    spec["seed"] = summary["seed"]
-    world = make_world(spec)
-    tests, _ = fresh_test_prompts(spec)
+    summary, spec, world, (tests, _) = finished_run(run_dir)
     log = run_dir / f"train-{len(summary['rounds']) - 2}.log"
     artifact = Path(log.read_text().splitlines()[0].strip())
     out = Path(args.out) / "inspect" / run_dir.name
@@ -103,9 +106,7 @@ def inspect(args, run_dir):
     (out / "models").mkdir(parents=True)
     shutil.copytree(artifact if artifact.is_absolute() else ROOT / artifact, out / "models" / artifact.name)
     (out / "models" / "LATEST").write_text(artifact.name)
-    port = free_port()
-    (out / "serve.toml").write_text(config(world, spec["knob"], 0.0, out / "models", out / "serve-logs", port))
-    server = Server(Path(args.bin) / "switchyard", out / "serve.toml", port, out / "server.log")
+    server = serve_models(args, world, spec, out)
     cells = {}
     w = knob_weight(spec["knob"])
     try:
