@@ -631,6 +631,40 @@ mod tests {
     }
 
     #[test]
+    fn resamples_of_nearby_rounds_are_independent() {
+        // For seeds 1, 2 and 42 the resample of round r + j used to be round r's shifted by j
+        // draws (over 8 shifts and 300 rounds: 1180, 1180 and 298 such pairs).
+        let n = 400;
+        let subset: Vec<usize> = (0..n).collect();
+        for seed in [1, 2, 42] {
+            let rounds: Vec<Vec<usize>> = (0..300).map(|r| resample(&subset, seed, r)).collect();
+            for j in 1..=8 {
+                for (a, b) in rounds.iter().zip(&rounds[j..]) {
+                    let shared = a[j..].iter().zip(b).filter(|(x, y)| x == y).count();
+                    assert!(
+                        shared < n / 10,
+                        "seed {seed}: rounds {j} apart share {shared} draws"
+                    );
+                }
+            }
+            // The bootstrap distribution of a mean is centred on it: the median of 300
+            // resampled means of 0..n within a fifth of a standard error of the mean.
+            let mut means: Vec<f64> = rounds
+                .iter()
+                .map(|r| r.iter().sum::<usize>() as f64 / n as f64)
+                .collect();
+            means.sort_by(f64::total_cmp);
+            let se = (((n * n - 1) as f64 / 12.0) / n as f64).sqrt();
+            let centre = (n - 1) as f64 / 2.0;
+            assert!(
+                (means[150] - centre).abs() < 0.2 * se,
+                "seed {seed}: median {} against {centre} (se {se})",
+                means[150]
+            );
+        }
+    }
+
+    #[test]
     fn leaking_prompt_is_refused() {
         let row = |split: &str, model: &str| crate::Outcome {
             prompt_id: "p1".into(),
