@@ -16,7 +16,9 @@ cd "$(dirname "$0")/.."
 WORK=target/encoder-comparison
 TRAIN=target/debug/switchyard-train
 mkdir -p "$WORK"
-cargo build --quiet -p switchyard-training --bin switchyard-train
+# The workspace build (as the tests and the simulator do): building this crate alone
+# resolves shared dependencies with other features and recompiles polars.
+cargo build --quiet --workspace --bins
 [ -f data/outcomes.parquet ] || "$TRAIN" import
 
 variants=(potion-64 potion-128 potion-256)
