@@ -46,9 +46,9 @@ import time
 from pathlib import Path
 
 from simulator.gateway import Server, config, free_port, http, serve_round
-from simulator.metrics import curves, knob_weight, oracle_at, regret, sweep, utility
+from simulator.metrics import curves, oracle_at, regret, sweep, utility
 from simulator.training import train_artifact
-from simulator.worlds import DEFAULT_PRIOR, ROOT, fresh_test_prompts, load_spec, make_world
+from simulator.worlds import DEFAULT_PRIOR, ROOT, fresh_test_prompts, knob_weight, load_spec, make_world
 
 
 def finished_run(run_dir):

@@ -9,11 +9,8 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from pathlib import Path
 
-from .worlds import DEFAULT_PRIOR
-
-ROOT = Path(__file__).resolve().parents[2]
+from .worlds import DEFAULT_PRIOR, ROOT
 
 
 def http(base, path, body=None, timeout=30):
@@ -73,9 +70,8 @@ def config(world, knob, explore, models_dir, logs_dir, port, round_no=None):
         "watch = true",
         "unfamiliar = \"predict\"",
     ]
-    if priors:
-        lines.append("[auto.priors]")
-        lines += [f'"{k}" = {{ quality = {v} }}' for k, v in priors.items()]
+    lines.append("[auto.priors]")
+    lines += [f'"{k}" = {{ quality = {v} }}' for k, v in priors.items()]
     return "\n".join(lines) + "\n"
 
 

@@ -4,14 +4,9 @@ against the oracle, the cost-quality curve swept over cost weights and its APGR.
 import concurrent.futures as cf
 
 from .gateway import http
+from .worlds import knob_weight
 
 COST_WEIGHTS = [0.0, 0.01, 0.02, 0.03, 0.05, 0.07, 0.1, 0.13, 0.16, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0]
-KNOBS = {"best": 0.0, "balanced": 0.1, "cheap": 0.3}
-
-
-def knob_weight(knob):
-    """The cost weight of a knob: a preset's, or the number itself."""
-    return KNOBS[knob] if isinstance(knob, str) else float(knob)
 
 
 def sweep(spec):

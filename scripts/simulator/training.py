@@ -4,7 +4,7 @@ options."""
 import subprocess
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from .worlds import ROOT
 
 
 def train_flags(args, spec):

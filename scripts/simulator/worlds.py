@@ -5,9 +5,26 @@
 import csv
 import json
 import random
+import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+# A world's `knob`: a preset's cost weight, or a number.
+KNOBS = {"best": 0.0, "balanced": 0.1, "cheap": 0.3}
+# What a template's placeholders become: {w} one of the topic's words, {d} a word of the
+# prompt's difficulty, {n} a number, {c} a century, {p} a place.
+PLACEHOLDERS = {
+    "{w}": lambda r, topic, words: r.choice(topic["words"]),
+    "{d}": lambda r, topic, words: r.choice(words),
+    "{n}": lambda r, topic, words: str(r.randint(2, 999)),
+    "{c}": lambda r, topic, words: r.choice(["twelfth", "fifteenth", "eighteenth", "nineteenth"]),
+    "{p}": lambda r, topic, words: r.choice(["venice", "carthage", "kyoto", "lisbon", "cordoba"]),
+}
+
+
+def knob_weight(knob):
+    """The cost weight of a knob: a preset's, or the number itself."""
+    return KNOBS[knob] if isinstance(knob, str) else float(knob)
 
 
 class World:
@@ -30,17 +47,10 @@ class World:
         buckets = self.spec["difficulty_words"]
         words = buckets[min(len(buckets) - 1, int(d * len(buckets)))]
         text = r.choice(t["templates"])
-        fills = {
-            "{w}": lambda: r.choice(t["words"]),
-            "{d}": lambda: r.choice(words),
-            "{n}": lambda: str(r.randint(2, 999)),
-            "{c}": lambda: r.choice(["twelfth", "fifteenth", "eighteenth", "nineteenth"]),
-            "{p}": lambda: r.choice(["venice", "carthage", "kyoto", "lisbon", "cordoba"]),
-        }
         while "{" in text:
             i = text.index("{")
             key = text[i : text.index("}", i) + 1]
-            text = text[:i] + fills[key]() + text[i + len(key) :]
+            text = text[:i] + PLACEHOLDERS[key](r, t, words) + text[i + len(key) :]
         sig = None
         signal = self.spec.get("signal")
         if signal:
@@ -208,7 +218,7 @@ def load_spec(path):
     need(number(spec["feedback_rate"]) and 0 < spec["feedback_rate"] <= 1, "feedback_rate", f"a share in (0, 1], not {spec['feedback_rate']!r}")
     need(number(spec["explore"]) and 0 <= spec["explore"] < 1, "explore", f"a share in [0, 1), not {spec['explore']!r}")
     knob = spec["knob"]
-    need(knob in ("best", "balanced", "cheap") or (number(knob) and 0 <= knob <= 1), "knob", f"best, balanced, cheap or a cost weight in [0, 1], not {knob!r}")
+    need(knob in KNOBS or (number(knob) and 0 <= knob <= 1), "knob", f"{', '.join(KNOBS)} or a cost weight in [0, 1], not {knob!r}")
     models = spec.get("models")
     need(isinstance(models, list) and len(models) >= 2, "models", "a list of at least two models, each {id, input_per_mtok, output_per_mtok}")
     ids = []
@@ -242,10 +252,10 @@ def load_spec(path):
         need(isinstance(t, dict) and isinstance(t.get("name"), str), f"{key}.name", "a name")
         need(number(t.get("weight")) and t["weight"] > 0, f"{key}.weight", "a share of traffic above 0")
         need(isinstance(t.get("templates"), list) and t["templates"] and all(isinstance(x, str) for x in t["templates"]), f"{key}.templates", "a list of prompt templates")
-        holes = {h for x in t["templates"] for h in ("{w}", "{d}", "{n}", "{c}", "{p}") if h in x}
-        unknown = [x for x in t["templates"] if x.replace("{w}", "").replace("{d}", "").replace("{n}", "").replace("{c}", "").replace("{p}", "").count("{")]
+        holes = [re.findall(r"\{[^{}]*\}", x) for x in t["templates"]]
+        unknown = [x for x, h in zip(t["templates"], holes) if set(h) - set(PLACEHOLDERS) or x.count("{") != len(h)]
         need(not unknown, f"{key}.templates", f"the placeholders are {{w}} (a topic word), {{d}} (a difficulty word), {{n}}, {{c}}, {{p}}: {unknown[0] if unknown else ''!r}")
-        need("{w}" not in holes or (isinstance(t.get("words"), list) and t["words"]), f"{key}.words", "a list of words for {w}")
+        need(not any("{w}" in h for h in holes) or (isinstance(t.get("words"), list) and t["words"]), f"{key}.words", "a list of words for {w}")
         q = t.get("quality")
         need(isinstance(q, dict), f"{key}.quality", "each model's [base, slope]: quality = base - slope * difficulty")
         for mid in ids:
