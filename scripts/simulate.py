@@ -137,6 +137,7 @@ def run(args, seed=None):
     if args.requests is not None:
         spec["requests_per_round"] = args.requests
     explore = spec["explore"] if args.explore is None else args.explore
+    onboard = spec["onboard"] if args.onboard is None else args.onboard
     world = make_world(spec)
     out = Path(args.out)
     shutil.rmtree(out, ignore_errors=True)
@@ -151,11 +152,11 @@ def run(args, seed=None):
     knob = spec["knob"]
     w_knob = knob_weight(knob)
     tests, unseen = fresh_test_prompts(spec)
-    print(f"world {args.world}: {len(world.ids)} models, {len(world.topics)} topics, knob {knob} (cost weight {w_knob}), explore {explore}, {spec['rounds']} rounds of {spec['requests_per_round']} requests")
+    print(f"world {args.world}: {len(world.ids)} models, {len(world.topics)} topics, knob {knob} (cost weight {w_knob}), explore {explore}, onboard {onboard}, {spec['rounds']} rounds of {spec['requests_per_round']} requests")
     for m in world.models:
         if m.get("from_round", 0) > 0 and "prior" not in m:
             print(f"{m['id']} joins in round {m['from_round']} without a prior in the world file: configured at quality {DEFAULT_PRIOR} until it has data")
-    print("| round | serving | mean true quality | $ per 1k | regret vs oracle | traffic share | explored | mean feedback | OPE of this artifact (DR, 95 %) | its feedback online (not explored) | their true quality | OPE within interval (feedback / true) |")
+    print("| round | serving | mean true quality | $ per 1k | regret vs oracle | traffic share | explored (of it onboarding) | mean feedback | OPE of this artifact (DR, 95 %) | its feedback online (not explored) | their true quality | OPE within interval (feedback / true) |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     rows = []
     pending_ope = None
@@ -163,7 +164,7 @@ def run(args, seed=None):
         logs = out / f"logs-{round_no}"
         port = free_port()
         cfg = out / f"round-{round_no}.toml"
-        cfg.write_text(config(world, knob, explore, out / "models", logs, port, round_no))
+        cfg.write_text(config(world, knob, explore, out / "models", logs, port, round_no, onboard))
         server = Server(binary, cfg, port, out / "server.log")
         try:
             if round_no > 0:
@@ -177,7 +178,7 @@ def run(args, seed=None):
                     raise SystemExit(f"auto did not become available: {a}")
             prompts = [world.prompt() for _ in range(spec["requests_per_round"])]
             serving = "router/coldstart" if round_no == 0 else "auto"
-            recs = serve_round(server, world, round_no, prompts, serving, explore > 0)
+            recs = serve_round(server, world, round_no, prompts, serving)
             if round_no == spec["rounds"] - 1:
                 learned_apgr, oracle_apgr, visible_apgr, singles, learned_points = curves(server, world, tests)
                 unseen_curves = curves(server, world, unseen) if unseen else None
@@ -208,6 +209,7 @@ def run(args, seed=None):
             "regret": regret(world, recs, w_knob, present),
             "share": share,
             "explored": sum(r["explored"] for r in recs) / n,
+            "onboarded": sum(r["onboarding"] for r in recs) / n,
             "observed_feedback": observed,
             "observed_feedback_not_explored": observed_exploit,
             "true_quality_not_explored": value_exploit,
@@ -225,7 +227,7 @@ def run(args, seed=None):
         rows.append(row)
         print(f"| {round_no} | {serving} | {row['true_quality']:.3f} | ${row['cost_per_1k']:.4f} | {row['regret']:.4f} | "
               + ", ".join(f"{m.split('/')[-1]} {s*100:.0f}%" for m, s in share.items())
-              + f" | {row['explored']*100:.1f}% | {observed:.3f} | {ope_cell} | {observed_exploit:.3f} | {value_exploit:.3f} | {within} |", flush=True)
+              + f" | {row['explored']*100:.1f}% ({row['onboarded']*100:.1f}% onboarding) | {observed:.3f} | {ope_cell} | {observed_exploit:.3f} | {value_exploit:.3f} | {within} |", flush=True)
         # Train on everything logged so far; estimate the new artifact on this round's logs.
         train_artifact(args, spec, all_logs, out, f"train-{round_no}.log")
         pending_ope = None
@@ -276,7 +278,7 @@ def run(args, seed=None):
     if judged:
         true = sum(r["ope_within_true"] for r in rows if "ope_within" in r)
         print(f"OPE estimate's interval holds the feedback observed online in {sum(judged)}/{len(judged)} rounds, the true quality of those decisions in {true}/{len(judged)}")
-    summary = {"world": args.world, "seed": spec["seed"], "explore": explore, "best_single": {"model": best_single[0], "quality": best_single[1][1], "cost_per_1k": 1000 * best_single[1][0]}, "oracle_at_knob": {"quality": at_knob[1], "cost_per_1k": 1000 * at_knob[0]}, "rounds": rows, "apgr": {"learned": learned_apgr, "oracle": oracle_apgr, "visible_oracle": visible_apgr, **({"unseen_subjects": {"learned": unseen_curves[0], "oracle": unseen_curves[1], "visible_oracle": unseen_curves[2]}} if unseen_curves else {})}, "singles": singles, "learned_at_knob": greedy, "learned_curve": [{"cost_weight": w, "cost_per_1k": 1000 * c, "quality": q} for w, (c, q) in zip(sweep(spec), learned_points)], "oracle_curve": [{"cost_weight": w, "cost_per_1k": 1000 * c, "quality": q} for w in sweep(spec) for c, q in [oracle_at(world, tests, w)]]}
+    summary = {"world": args.world, "seed": spec["seed"], "explore": explore, "onboard": onboard, "best_single": {"model": best_single[0], "quality": best_single[1][1], "cost_per_1k": 1000 * best_single[1][0]}, "oracle_at_knob": {"quality": at_knob[1], "cost_per_1k": 1000 * at_knob[0]}, "rounds": rows, "apgr": {"learned": learned_apgr, "oracle": oracle_apgr, "visible_oracle": visible_apgr, **({"unseen_subjects": {"learned": unseen_curves[0], "oracle": unseen_curves[1], "visible_oracle": unseen_curves[2]}} if unseen_curves else {})}, "singles": singles, "learned_at_knob": greedy, "learned_curve": [{"cost_weight": w, "cost_per_1k": 1000 * c, "quality": q} for w, (c, q) in zip(sweep(spec), learned_points)], "oracle_curve": [{"cost_weight": w, "cost_per_1k": 1000 * c, "quality": q} for w in sweep(spec) for c, q in [oracle_at(world, tests, w)]]}
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     print(f"written {out / 'summary.json'}")
     return summary
@@ -324,6 +326,7 @@ def main():
     p.add_argument("--inspect", metavar="DIR", help="run no loop: per topic, difficulty and model, the predicted against the true quality of a finished run's scored artifact (DIR, one seed's run)")
     p.add_argument("--refit", nargs="+", metavar="DIR", help="run no loop: retrain each finished run (DIR, or DIR/seed-*) on the logs its final artifact was trained on, with this invocation's training options, and score it on the run's test prompts (into OUT/...)")
     p.add_argument("--explore", type=float, default=None, help="override the world's exploration share")
+    p.add_argument("--onboard", type=float, default=None, help="override the world's onboarding share (exploration of models with few outcomes)")
     p.add_argument("--rounds", type=int, default=None)
     p.add_argument("--requests", type=int, default=None, help="override the world's requests per round")
     p.add_argument("--no-features", action="store_true", help="train without the world's metadata signal as a feature")

@@ -190,6 +190,46 @@ async fn ranked_candidates_are_the_fallback_chain() {
     std::fs::remove_dir_all(dir).ok();
 }
 
+/// `[auto] onboard = 1` with exploration off: a candidate the artifact has fewer than
+/// `onboard_outcomes` outcomes of (this test artifact has none) serves every decision where it
+/// is not the top, says it was onboarded with its propensity, and `/v1/models` shows the setting.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn onboarding_serves_candidates_with_few_outcomes() {
+    let dir = tmp("onboard");
+    write_artifact(&dir, None, "up/ok");
+    let extra = format!(
+        "[auto]\nartifact = \"{}\"\nencoder = \"{}\"\ndefault_knob = \"best\"\ncandidates = [\"up/ok\", \"up/second\"]\nonboard = 1.0\n",
+        dir.display(),
+        encoder_dir().display()
+    );
+    let h = Harness::start_with(Options {
+        extra,
+        ..Options::default()
+    })
+    .await;
+    let auto = auto_model(&h).await;
+    assert_eq!(
+        (
+            &auto["explore"]["share"],
+            &auto["explore"]["onboard"],
+            &auto["explore"]["onboard_outcomes"]
+        ),
+        (&json!(0.0), &json!(1.0), &json!(100)),
+        "{auto}"
+    );
+    let (status, _, v) = h
+        .chat(json!({"model": "auto", "stream": false, "messages": user("a new model's turn")}))
+        .await;
+    assert_eq!(status, 200, "{v}");
+    let routing = &v["metadata"]["routing"];
+    assert_eq!(v["model"], "up/second", "{routing}");
+    assert_eq!(
+        routing["exploration"],
+        json!({"explored": true, "onboarding": true, "propensity": 1.0})
+    );
+    std::fs::remove_dir_all(dir).ok();
+}
+
 /// `[auto] explore = 1`: every decision serves the non-top candidate, says so with its
 /// propensity in the response and the request log, and counts it; `metadata.explore = false`
 /// opts a request out.
@@ -717,6 +757,16 @@ fn route_auto_is_validated_at_load() {
             "candidates = [\"p/a\"]\nexplore = 1.5",
             "auto.explore",
             "share of decisions in [0, 1]",
+        ),
+        (
+            "candidates = [\"p/a\"]\nexplore = 0.5\nonboard = 0.6",
+            "auto.onboard",
+            "beside explore = 0.5",
+        ),
+        (
+            "candidates = [\"p/a\"]\nonboard_outcomes = 0",
+            "auto.onboard_outcomes",
+            "would onboard no candidate",
         ),
         (
             "candidates = [\"p/a\"]\nexplore_budget_usd_per_hour = -1",

@@ -361,6 +361,16 @@ impl Artifact {
         self.manifest["training_data"]["refit_on"].is_array()
     }
 
+    /// How many training outcomes of served model `model` the artifact has (0 for a model it
+    /// does not know).
+    pub fn outcomes(&self, model: &str) -> usize {
+        self.weights
+            .candidates
+            .iter()
+            .find(|c| c.model == model)
+            .map_or(0, |c| c.rows)
+    }
+
     /// The candidate with the highest prices: the "strong" model of the strong-share knob.
     pub fn strongest(&self) -> &str {
         self.weights

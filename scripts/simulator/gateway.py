@@ -29,7 +29,7 @@ def free_port():
         return s.getsockname()[1]
 
 
-def config(world, knob, explore, models_dir, logs_dir, port, round_no=None):
+def config(world, knob, explore, models_dir, logs_dir, port, round_no=None, onboard=0.0):
     """The server's config for a round (default: the last, every model present): every model
     of the world served by a mock provider named by its id's prefix, the cold-start router, and
     `auto` over the models present in that round, a model without data on its prior."""
@@ -66,6 +66,7 @@ def config(world, knob, explore, models_dir, logs_dir, port, round_no=None):
         f'default_knob = "{knob}"',
         "candidates = [" + ", ".join(f'"{i}"' for i in present) + "]",
         f"explore = {explore}",
+        f"onboard = {onboard}",
         f"explore_seed = {world.spec['seed']}",
         "watch = true",
         "unfamiliar = \"predict\"",
@@ -96,7 +97,7 @@ class Server:
         self.log.close()
 
 
-def serve_round(server, world, round_no, prompts, knob_model, explore_on):
+def serve_round(server, world, round_no, prompts, knob_model):
     """Serves the prompts; posts feedback; returns per-request records."""
 
     def one(i_p):
@@ -126,6 +127,7 @@ def serve_round(server, world, round_no, prompts, knob_model, explore_on):
             "d": d,
             "sig": sig,
             "explored": routing.get("exploration", {}).get("explored", False),
+            "onboarding": routing.get("exploration", {}).get("onboarding", False),
         }
 
     # One at a time: the log order, the exploration draws and so the next artifact are the same

@@ -186,6 +186,7 @@ DEFAULTS = {
     "seed": 11,
     "knob": "balanced",
     "explore": 0.1,
+    "onboard": 0.1,
     "rounds": 4,
     "requests_per_round": 600,
     "test_prompts": 400,
@@ -217,6 +218,7 @@ def load_spec(path):
         need(isinstance(spec[k], int) and spec[k] >= (2 if k == "rounds" else 1), k, f"a whole number at least {2 if k == 'rounds' else 1}, not {spec[k]!r}")
     need(number(spec["feedback_rate"]) and 0 < spec["feedback_rate"] <= 1, "feedback_rate", f"a share in (0, 1], not {spec['feedback_rate']!r}")
     need(number(spec["explore"]) and 0 <= spec["explore"] < 1, "explore", f"a share in [0, 1), not {spec['explore']!r}")
+    need(number(spec["onboard"]) and 0 <= spec["onboard"] <= 1 - spec["explore"], "onboard", f"a share in [0, 1 - explore], not {spec['onboard']!r}")
     knob = spec["knob"]
     need(knob in KNOBS or (number(knob) and 0 <= knob <= 1), "knob", f"{', '.join(KNOBS)} or a cost weight in [0, 1], not {knob!r}")
     models = spec.get("models")

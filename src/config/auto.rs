@@ -34,6 +34,8 @@ pub(super) struct FileAuto {
     explore: Option<f64>,
     explore_budget_usd_per_hour: Option<f64>,
     explore_seed: Option<u64>,
+    onboard: Option<f64>,
+    onboard_outcomes: Option<usize>,
     latency_weight: Option<f64>,
     #[serde(default)]
     guardrails: Vec<String>,
@@ -83,7 +85,18 @@ pub struct Explore {
     pub budget_usd_per_hour: Option<f64>,
     /// Seed of the exploration draws (reproducible simulations); `None`: from the clock.
     pub seed: Option<u64>,
+    /// Onboarding (`[auto] onboard`): a further share of decisions for candidates the artifact
+    /// has fewer than `onboard_outcomes` outcomes of (none, on a prior), so that a newly added
+    /// model gets the labels it needs before exploration's share alone would give them (0: off).
+    pub onboard: f64,
+    /// The outcomes in the artifact below which a candidate is onboarded (default
+    /// [`ONBOARD_OUTCOMES`]).
+    pub onboard_outcomes: usize,
 }
+
+/// Default `[auto] onboard_outcomes`: the artifact's outcomes of a candidate below which it is
+/// onboarded (its kNN part then rests on 10 neighbours).
+pub const ONBOARD_OUTCOMES: usize = 100;
 
 /// The cost weight of a knob: `best`, `balanced`, `cheap` or a number in [0, 1].
 ///
@@ -186,10 +199,30 @@ pub(super) fn auto(
                     format!("{latency_weight} is not a weight (≥ 0, score per second of TTFT)"),
                 ));
             }
+            let onboard = a.onboard.unwrap_or(0.0);
+            if !(0.0..=1.0).contains(&onboard) || share + onboard > 1.0 {
+                return Err(err(
+                    "auto.onboard",
+                    format!(
+                        "{onboard} is not a share of decisions in [0, 1] that leaves room \
+                         beside explore = {share} (together at most 1; e.g. 0.1)"
+                    ),
+                ));
+            }
+            if a.onboard_outcomes == Some(0) {
+                return Err(err(
+                    "auto.onboard_outcomes",
+                    "0 would onboard no candidate; give the outcomes below which a candidate \
+                     is onboarded (default 100)"
+                        .into(),
+                ));
+            }
             let explore = Explore {
                 share,
                 budget_usd_per_hour: a.explore_budget_usd_per_hour,
                 seed: a.explore_seed,
+                onboard,
+                onboard_outcomes: a.onboard_outcomes.unwrap_or(ONBOARD_OUTCOMES),
             };
             let guardrails = a
                 .guardrails

@@ -44,7 +44,8 @@ pub async fn list_models(Extension(state): Extension<Arc<AppState>>) -> Json<Val
             "artifact_version": a.artifact.version(), "encoder": a.encoder.id(),
             "candidates": a.candidates(),
             "unfamiliar": {"policy": a.policy, "min_support": a.min_support},
-            "explore": {"share": a.explorer.share(), "budget_usd_per_hour": a.explorer.budget_usd_per_hour()},
+            "explore": {"share": a.explorer.share(), "budget_usd_per_hour": a.explorer.budget_usd_per_hour(),
+                "onboard": a.explorer.onboarding().0, "onboard_outcomes": a.explorer.onboarding().1},
             "knobs": ["auto:best", "auto:balanced", "auto:cheap"], "strong_share_calibrated": a.calibration.is_some(),
         }),
         Err(why) => json!({

@@ -11,7 +11,8 @@
 //! of the served model (the probability the policy had of choosing it), which off-policy
 //! evaluation and training need to correct for how traffic was routed. A request opts out
 //! with `metadata.explore = false` (or `"off"`); an hourly cap on the explored requests'
-//! predicted cost stops exploring for the rest of the clock hour.
+//! predicted cost stops exploring for the rest of the clock hour. Onboarding (`[auto]
+//! onboard`) adds a share for candidates the artifact has few outcomes of, drawn the same way.
 
 use crate::clock::HourlyBudget;
 use crate::config::auto::Explore;
@@ -26,11 +27,15 @@ use std::time::{SystemTime, UNIX_EPOCH};
 pub struct Draw {
     /// Whether the served model is an explored (non-top) candidate.
     pub explored: bool,
-    /// Probability with which the policy chose the served model: `1 − share` for the top
-    /// candidate, `share × weight / (sum of the non-top weights)` for an explored one
-    /// ([`weight`]), 1 when
-    /// exploration was off,
-    /// opted out, over budget or had nothing to choose from.
+    /// Whether it was explored by the onboarding share (`[auto] onboard`: a candidate with few
+    /// outcomes in the artifact) rather than by `explore`.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub onboarding: bool,
+    /// Probability with which the policy chose the served model: `1 − share − onboarded` for
+    /// the top candidate, `share × weight / (sum of the non-top weights)` for an explored one
+    /// ([`weight`]) plus, for a candidate with few outcomes, its onboarding chance (see
+    /// [`Explorer::apply`]); 1 when exploration was off, opted out, over budget or had nothing
+    /// to choose from.
     pub propensity: f64,
     /// Why exploration did not apply, when it was configured but did not.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -43,11 +48,13 @@ pub struct Draw {
 pub const FLOOR: f64 = 0.05;
 
 /// What the draw knows of a candidate: its utility before the uncertainty discount (its score
-/// plus its penalty) and that prediction's standard error.
+/// plus its penalty), that prediction's standard error, and how many outcomes of it the
+/// artifact was trained on (0 on a prior).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Prospect {
     pub utility: f64,
     pub standard_error: f64,
+    pub outcomes: usize,
 }
 
 /// A non-top candidate's weight in the draw: its chance of a higher utility than the top
@@ -94,6 +101,11 @@ impl Explorer {
         self.config.budget_usd_per_hour
     }
 
+    /// The onboarding share and the outcomes below which a candidate is onboarded.
+    pub fn onboarding(&self) -> (f64, usize) {
+        (self.config.onboard, self.config.onboard_outcomes)
+    }
+
     /// A uniform number in [0, 1) (splitmix64 over a per-process seed and a counter).
     fn uniform(&self) -> f64 {
         let mut z = self
@@ -108,8 +120,13 @@ impl Explorer {
 
     /// Applies exploration to a ranked chain of eligible candidates (the top first): either
     /// leaves it or moves one drawn non-top candidate to the front. `cost_of` is a candidate's
-    /// predicted cost, charged to the hourly budget; `estimate_of` its utility and standard
-    /// error ([`weight`]).
+    /// predicted cost, charged to the hourly budget; `estimate_of` its utility, standard
+    /// error ([`weight`]) and outcomes in the artifact.
+    ///
+    /// One uniform draw decides: below `share`, a non-top candidate drawn by weight; then, when
+    /// some non-top candidates have fewer than `onboard_outcomes` outcomes (new ones), with
+    /// probability `onboard` one of those drawn by weight; otherwise the top. A new candidate's
+    /// propensity is the sum of both ways of being chosen.
     pub fn apply<T>(
         &self,
         req: &ChatRequest,
@@ -117,13 +134,14 @@ impl Explorer {
         cost_of: impl Fn(&T) -> f64,
         estimate_of: impl Fn(&T) -> Prospect,
     ) -> Draw {
-        let share = self.config.share;
+        let (share, onboard) = (self.config.share, self.config.onboard);
         let off = |why: Option<&'static str>| Draw {
             explored: false,
+            onboarding: false,
             propensity: 1.0,
             skipped: why,
         };
-        if share <= 0.0 {
+        if share <= 0.0 && onboard <= 0.0 {
             return off(None);
         }
         if chain.len() < 2 {
@@ -135,22 +153,42 @@ impl Explorer {
         if !self.spent.allows(self.config.budget_usd_per_hour) {
             return off(Some("hourly exploration budget spent"));
         }
-        if self.uniform() >= share {
+        let top = estimate_of(&chain[0]);
+        let (weights, new): (Vec<f64>, Vec<bool>) = chain[1..]
+            .iter()
+            .map(|c| {
+                let e = estimate_of(c);
+                (weight(e, top), e.outcomes < self.config.onboard_outcomes)
+            })
+            .unzip();
+        let total: f64 = weights.iter().sum();
+        let new_weight: f64 = weights
+            .iter()
+            .zip(&new)
+            .filter(|(_, n)| **n)
+            .map(|(w, _)| w)
+            .sum();
+        // The onboarding share, when a non-top candidate is new: spent on the new ones by weight.
+        let onboarded = if new_weight > 0.0 { onboard } else { 0.0 };
+        let u = self.uniform();
+        if u >= share + onboarded {
             return Draw {
                 explored: false,
-                propensity: 1.0 - share,
+                onboarding: false,
+                propensity: 1.0 - share - onboarded,
                 skipped: None,
             };
         }
-        let top = estimate_of(&chain[0]);
-        let weights: Vec<f64> = chain[1..]
+        let onboarding = u >= share;
+        // The draw among the non-top candidates: all by weight, or the new ones by weight.
+        let pool: Vec<f64> = weights
             .iter()
-            .map(|c| weight(estimate_of(c), top))
+            .zip(&new)
+            .map(|(w, n)| if !onboarding || *n { *w } else { 0.0 })
             .collect();
-        let total: f64 = weights.iter().sum();
-        let mut left = self.uniform() * total;
-        let mut pick = weights.len() - 1;
-        for (i, w) in weights.iter().enumerate() {
+        let mut left = self.uniform() * pool.iter().sum::<f64>();
+        let mut pick = pool.iter().rposition(|w| *w > 0.0).unwrap_or(0);
+        for (i, w) in pool.iter().enumerate() {
             if left < *w {
                 pick = i;
                 break;
@@ -161,9 +199,15 @@ impl Explorer {
         self.spent.charge(cost_of(&served));
         chain.insert(0, served);
         self.explored.fetch_add(1, Ordering::Relaxed);
+        let by_onboarding = if new[pick] {
+            onboarded * weights[pick] / new_weight
+        } else {
+            0.0
+        };
         Draw {
             explored: true,
-            propensity: share * weights[pick] / total,
+            onboarding,
+            propensity: share * weights[pick] / total + by_onboarding,
             skipped: None,
         }
     }
@@ -191,10 +235,20 @@ mod tests {
     }
 
     fn explorer(share: f64, budget: Option<f64>) -> Explorer {
+        onboarding_with_budget(share, 0.0, budget)
+    }
+
+    fn onboarding(share: f64, onboard: f64) -> Explorer {
+        onboarding_with_budget(share, onboard, None)
+    }
+
+    fn onboarding_with_budget(share: f64, onboard: f64, budget: Option<f64>) -> Explorer {
         Explorer::new(Explore {
             share,
             budget_usd_per_hour: budget,
             seed: Some(3),
+            onboard,
+            onboard_outcomes: 100,
         })
     }
 
@@ -228,7 +282,80 @@ mod tests {
         Prospect {
             utility,
             standard_error,
+            outcomes: 1000,
         }
+    }
+
+    #[test]
+    fn onboarding_adds_a_share_for_candidates_with_few_outcomes() {
+        // Candidate 1 is known (1,000 outcomes), candidate 2 new (10) and as good as the top
+        // but uncertain (weight 1/2); candidate 3 new and known to lose (weight FLOOR).
+        let e = onboarding(0.1, 0.2);
+        let req = request(json!({}));
+        let estimates = [
+            est(0.8, 0.02),
+            est(0.8, 0.2),
+            Prospect {
+                outcomes: 10,
+                ..est(0.8, 0.2)
+            },
+            Prospect {
+                outcomes: 10,
+                ..est(0.2, 0.02)
+            },
+        ];
+        let (total, new) = (0.5 + 0.5 + FLOOR, 0.5 + FLOOR);
+        let want = [
+            1.0 - 0.1 - 0.2,
+            0.1 * 0.5 / total,
+            0.1 * 0.5 / total + 0.2 * 0.5 / new,
+            0.1 * FLOOR / total + 0.2 * FLOOR / new,
+        ];
+        assert!((want.iter().sum::<f64>() - 1.0).abs() < 1e-12);
+        let draws = 40_000;
+        let mut served = [0usize; 4];
+        let mut onboarded = 0;
+        for _ in 0..draws {
+            let mut chain = vec![0usize, 1, 2, 3];
+            let d = e.apply(&req, &mut chain, |_| 0.0, |c| estimates[*c]);
+            assert!(
+                (d.propensity - want[chain[0]]).abs() < 1e-9,
+                "{d:?} {chain:?}"
+            );
+            assert!(
+                !d.onboarding || matches!(chain[0], 2 | 3),
+                "{d:?} {chain:?}"
+            );
+            onboarded += usize::from(d.onboarding);
+            served[chain[0]] += 1;
+        }
+        for (i, w) in want.iter().enumerate() {
+            let got = served[i] as f64 / draws as f64;
+            assert!((got - w).abs() < 0.01, "candidate {i}: {got} against {w}");
+        }
+        let got = onboarded as f64 / draws as f64;
+        assert!((got - 0.2).abs() < 0.01, "{got}");
+        // Once every non-top candidate has enough outcomes, only `explore` remains.
+        let known = [est(0.8, 0.02), est(0.8, 0.2)];
+        let d = (0..1000)
+            .map(|_| e.apply(&req, &mut vec![0usize, 1], |_| 0.0, |c| known[*c]))
+            .find(|d| !d.explored)
+            .unwrap();
+        assert!((d.propensity - 0.9).abs() < 1e-12, "{d:?}");
+        // Onboarding alone (explore off) still explores, and opting out still stops it.
+        let alone = onboarding(0.0, 0.3);
+        let d = (0..1000)
+            .map(|_| alone.apply(&req, &mut vec![0usize, 2, 3], |_| 0.0, |c| estimates[*c]))
+            .find(|d| d.explored)
+            .unwrap();
+        assert!(d.onboarding, "{d:?}");
+        let opted_out = alone.apply(
+            &request(json!({"explore": false})),
+            &mut vec![0usize, 2],
+            |_| 0.0,
+            |c| estimates[*c],
+        );
+        assert_eq!(opted_out.skipped, Some("opted out (metadata.explore)"));
     }
 
     #[test]

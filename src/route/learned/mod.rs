@@ -308,6 +308,7 @@ impl AutoRouter {
                     Prospect {
                         utility: c.score + c.penalty,
                         standard_error: c.standard_error,
+                        outcomes: self.artifact.outcomes(&c.model),
                     },
                 ))
             })
