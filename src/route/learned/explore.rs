@@ -21,6 +21,7 @@ use serde::Serialize;
 use serde_json::Value;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
+use switchyard_learn::hash::{mix, GAMMA};
 
 /// What exploration did to one decision.
 #[derive(Debug, Clone, Copy, Serialize, PartialEq)]
@@ -106,15 +107,13 @@ impl Explorer {
         (self.config.onboard, self.config.onboard_outcomes)
     }
 
-    /// A uniform number in [0, 1) (splitmix64 over a per-process seed and a counter).
+    /// A uniform number in [0, 1): draw n of a SplitMix64 stream started at the mixed seed.
+    /// (Started at `(seed + n) × γ`, seed s + 1's draws were seed s's shifted by one: the
+    /// simulator's seeds 11, 12, 13 and 20 read one sequence of draws at different offsets, and
+    /// each explored 49 of its first 600 decisions.)
     fn uniform(&self) -> f64 {
-        let mut z = self
-            .seed
-            .wrapping_add(self.draws.fetch_add(1, Ordering::Relaxed))
-            .wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^= z >> 31;
+        let n = self.draws.fetch_add(1, Ordering::Relaxed);
+        let z = mix(mix(self.seed).wrapping_add(n.wrapping_add(1).wrapping_mul(GAMMA)));
         (z >> 11) as f64 / (1u64 << 53) as f64
     }
 
@@ -275,6 +274,34 @@ mod tests {
             e.explored.load(Ordering::Relaxed),
             (served[1] + served[2]) as u64
         );
+    }
+
+    #[test]
+    fn nearby_seeds_draw_unrelated_streams() {
+        let seeded = |seed: u64| {
+            Explorer::new(Explore {
+                seed: Some(seed),
+                ..explorer(0.1, None).config
+            })
+        };
+        let draws = |seed: u64| -> Vec<u64> {
+            let e = seeded(seed);
+            (0..1000).map(|_| e.uniform().to_bits()).collect()
+        };
+        let first = draws(11);
+        for seed in [12, 13, 20] {
+            let shared = draws(seed).iter().filter(|d| first.contains(d)).count();
+            assert_eq!(shared, 0, "seed {seed} repeats {shared} of seed 11's draws");
+        }
+        // Each seed draws below 0.1 a tenth of the time, within sampling error.
+        for seed in 11..31 {
+            let e = seeded(seed);
+            let below = (0..20_000).filter(|_| e.uniform() < 0.1).count();
+            assert!(
+                (below as f64 / 20_000.0 - 0.1).abs() < 0.007,
+                "seed {seed}: {below}"
+            );
+        }
     }
 
     /// An estimate for tests.

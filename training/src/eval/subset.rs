@@ -2,6 +2,7 @@
 //! its area and bootstrap interval, the single models and the random mix.
 
 use super::*;
+use switchyard_learn::hash::{mix, GAMMA};
 
 /// Prompts with a weight each (1, or 1 / prompts of its subject for subject-balanced figures).
 pub(super) type Weighted<'a, 'b> = (&'a [&'b Prompt], &'a [f64]);
@@ -57,19 +58,11 @@ fn best_single(singles: &[Point]) -> Point {
         .expect("at least one candidate")
 }
 
-/// SplitMix64's output function: nearby inputs give unrelated outputs.
-fn mix(mut z: u64) -> u64 {
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
 /// A deterministic resample with replacement: a SplitMix64 stream started at a mix of the seed
 /// and the round. (Started at `seed ^ round × γ`, with γ the stream's own increment, the stream of
 /// round r + j was, for many seeds, round r's shifted by j draws: resamples of nearby rounds
 /// shared almost all their draws, and the bootstrap intervals were too narrow and off centre.)
 pub(crate) fn resample(subset: &[usize], seed: u64, round: u64) -> Vec<usize> {
-    const GAMMA: u64 = 0x9E37_79B9_7F4A_7C15;
     let mut state = mix(mix(seed) ^ mix(round.wrapping_add(GAMMA)));
     (0..subset.len())
         .map(|_| {
