@@ -67,7 +67,9 @@ def config(world, knob, explore, models_dir, logs_dir, port, round_no=None, onbo
         "candidates = [" + ", ".join(f'"{i}"' for i in present) + "]",
         f"explore = {explore}",
         f"onboard = {onboard}",
-        f"explore_seed = {world.spec['seed']}",
+        # A seed per run and round: every round starts a server, whose draws would otherwise
+        # repeat the last round's (the same decisions explored, round after round).
+        f"explore_seed = {world.spec['seed'] * 1000 + (round_no or 0)}",
         "watch = true",
         "unfamiliar = \"predict\"",
     ]
