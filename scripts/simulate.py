@@ -45,7 +45,7 @@ import sys
 import time
 from pathlib import Path
 
-from simulator.gateway import Server, config, free_port, http, serve_round
+from simulator.gateway import Server, config, free_port, http, route, serve_round
 from simulator.metrics import curves, oracle_at, regret, sweep, utility
 from simulator.training import train_artifact
 from simulator.worlds import DEFAULT_PRIOR, ROOT, fresh_test_prompts, knob_weight, load_spec, make_world
@@ -111,9 +111,7 @@ def inspect(args, run_dir):
     w = knob_weight(spec["knob"])
     try:
         for text, topic, d, sig in tests:
-            s, v = http(server.base, "/v1/route", {"model": "auto", "messages": [{"role": "user", "content": text}], "router": {"cost_weight": w}, "metadata": {"explore": False, **world.metadata(sig)}})
-            if s != 200:
-                raise SystemExit(f"/v1/route failed ({s}): {v}")
+            v = route(server, world, text, sig, w)
             third = "" if "replay" in spec else f" {min(2, int(d * 3)) + 1}/3"
             for c in v["routing"]["candidates"]:
                 row = (c["predicted_quality"], world.quality(c["model"], topic, d, sig), c.get("standard_error", 0.0), c.get("penalty", 0.0), c.get("evidence", 0.0), c["model"] == v["model"])

@@ -99,6 +99,16 @@ class Server:
         self.log.close()
 
 
+def route(server, world, text, sig, cost_weight):
+    """The server's deterministic decision for a prompt at a cost weight (`/v1/route`, no
+    exploration), with every candidate's scores."""
+    body = {"model": "auto", "messages": [{"role": "user", "content": text}], "router": {"cost_weight": cost_weight}, "metadata": {"explore": False, **world.metadata(sig)}}
+    s, v = http(server.base, "/v1/route", body)
+    if s != 200:
+        raise SystemExit(f"/v1/route failed ({s}): {v}")
+    return v
+
+
 def serve_round(server, world, round_no, prompts, knob_model):
     """Serves the prompts; posts feedback; returns per-request records."""
 

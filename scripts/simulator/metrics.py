@@ -3,7 +3,7 @@ against the oracle, the cost-quality curve swept over cost weights and its APGR.
 
 import concurrent.futures as cf
 
-from .gateway import http
+from .gateway import route
 from .worlds import knob_weight
 
 COST_WEIGHTS = [0.0, 0.01, 0.02, 0.03, 0.05, 0.07, 0.1, 0.13, 0.16, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0]
@@ -80,10 +80,7 @@ def curves(server, world, tests):
 
     def decide(args):
         w, (text, _, _, sig) = args
-        s, v = http(server.base, "/v1/route", {"model": "auto", "messages": [{"role": "user", "content": text}], "router": {"cost_weight": w}, "metadata": {"explore": False, **world.metadata(sig)}})
-        if s != 200:
-            raise SystemExit(f"/v1/route failed ({s}): {v}")
-        return v["model"]
+        return route(server, world, text, sig, w)["model"]
 
     learned = []
     with cf.ThreadPoolExecutor(8) as ex:
