@@ -190,15 +190,13 @@ async fn ranked_candidates_are_the_fallback_chain() {
     std::fs::remove_dir_all(dir).ok();
 }
 
-/// `[auto] onboard = 1` with exploration off: a candidate the artifact has fewer than
-/// `onboard_outcomes` outcomes of (this test artifact has none) serves every decision where it
-/// is not the top, says it was onboarded with its propensity, and `/v1/models` shows the setting.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn onboarding_serves_candidates_with_few_outcomes() {
-    let dir = tmp("onboard");
+/// A server whose `auto` chooses between `up/ok` (the top, at `auto:best`) and `up/second` on a
+/// fresh test artifact, with `setting` (an exploration line of `[auto]`).
+async fn start_exploring(name: &str, setting: &str) -> (PathBuf, Harness) {
+    let dir = tmp(name);
     write_artifact(&dir, None, "up/ok");
     let extra = format!(
-        "[auto]\nartifact = \"{}\"\nencoder = \"{}\"\ndefault_knob = \"best\"\ncandidates = [\"up/ok\", \"up/second\"]\nonboard = 1.0\n",
+        "[auto]\nartifact = \"{}\"\nencoder = \"{}\"\ndefault_knob = \"best\"\ncandidates = [\"up/ok\", \"up/second\"]\n{setting}\n",
         dir.display(),
         encoder_dir().display()
     );
@@ -207,6 +205,15 @@ async fn onboarding_serves_candidates_with_few_outcomes() {
         ..Options::default()
     })
     .await;
+    (dir, h)
+}
+
+/// `[auto] onboard = 1` with exploration off: a candidate the artifact has fewer than
+/// `onboard_outcomes` outcomes of (this test artifact has none) serves every decision where it
+/// is not the top, says it was onboarded with its propensity, and `/v1/models` shows the setting.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn onboarding_serves_candidates_with_few_outcomes() {
+    let (dir, h) = start_exploring("onboard", "onboard = 1.0").await;
     let auto = auto_model(&h).await;
     assert_eq!(
         (
@@ -235,18 +242,7 @@ async fn onboarding_serves_candidates_with_few_outcomes() {
 /// opts a request out.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exploration_serves_non_top_candidates_and_logs_propensities() {
-    let dir = tmp("explore");
-    write_artifact(&dir, None, "up/ok");
-    let extra = format!(
-        "[auto]\nartifact = \"{}\"\nencoder = \"{}\"\ndefault_knob = \"best\"\ncandidates = [\"up/ok\", \"up/second\"]\nexplore = 1.0\n",
-        dir.display(),
-        encoder_dir().display()
-    );
-    let h = Harness::start_with(Options {
-        extra,
-        ..Options::default()
-    })
-    .await;
+    let (dir, h) = start_exploring("explore", "explore = 1.0").await;
     let auto = auto_model(&h).await;
     assert_eq!(auto["explore"]["share"], 1.0, "{auto}");
     for i in 0..3 {
