@@ -39,15 +39,18 @@ pub async fn list_models(Extension(state): Extension<Arc<AppState>>) -> Json<Val
         }));
     }
     data.push(match &state.planner.auto.get() {
-        Ok(a) => json!({
+        Ok(a) => {
+            let e = a.explorer.settings();
+            json!({
             "id": "auto", "object": "model", "created": 0, "owned_by": "switchyard", "type": "auto", "available": true,
             "artifact_version": a.artifact.version(), "encoder": a.encoder.id(),
             "candidates": a.candidates(),
             "unfamiliar": {"policy": a.policy, "min_support": a.min_support},
-            "explore": {"share": a.explorer.share(), "budget_usd_per_hour": a.explorer.budget_usd_per_hour(),
-                "onboard": a.explorer.onboarding().0, "onboard_outcomes": a.explorer.onboarding().1},
+            "explore": {"share": e.share, "budget_usd_per_hour": e.budget_usd_per_hour,
+                "onboard": e.onboard, "onboard_outcomes": e.onboard_outcomes},
             "knobs": ["auto:best", "auto:balanced", "auto:cheap"], "strong_share_calibrated": a.calibration.is_some(),
-        }),
+            })
+        }
         Err(why) => json!({
             "id": "auto", "object": "model", "created": 0, "owned_by": "switchyard", "type": "auto",
             "available": false, "reason": why.to_string(),

@@ -94,17 +94,9 @@ impl Explorer {
         }
     }
 
-    pub fn share(&self) -> f64 {
-        self.config.share
-    }
-
-    pub fn budget_usd_per_hour(&self) -> Option<f64> {
-        self.config.budget_usd_per_hour
-    }
-
-    /// The onboarding share and the outcomes below which a candidate is onboarded.
-    pub fn onboarding(&self) -> (f64, usize) {
-        (self.config.onboard, self.config.onboard_outcomes)
+    /// The exploration settings (`[auto] explore`, its budget, seed and onboarding).
+    pub fn settings(&self) -> &Explore {
+        &self.config
     }
 
     /// A uniform number in [0, 1): draw n of a SplitMix64 stream started at the mixed seed.
@@ -152,23 +144,13 @@ impl Explorer {
         if !self.spent.allows(self.config.budget_usd_per_hour) {
             return off(Some("hourly exploration budget spent"));
         }
-        let top = estimate_of(&chain[0]);
-        let (weights, new): (Vec<f64>, Vec<bool>) = chain[1..]
+        let estimates: Vec<Prospect> = chain.iter().map(&estimate_of).collect();
+        let new: Vec<bool> = estimates[1..]
             .iter()
-            .map(|c| {
-                let e = estimate_of(c);
-                (weight(e, top), e.outcomes < self.config.onboard_outcomes)
-            })
-            .unzip();
-        let total: f64 = weights.iter().sum();
-        let new_weight: f64 = weights
-            .iter()
-            .zip(&new)
-            .filter(|(_, n)| **n)
-            .map(|(w, _)| w)
-            .sum();
-        // The onboarding share, when a non-top candidate is new: spent on the new ones by weight.
-        let onboarded = if new_weight > 0.0 { onboard } else { 0.0 };
+            .map(|e| e.outcomes < self.config.onboard_outcomes)
+            .collect();
+        // The onboarding share applies when a non-top candidate is new.
+        let onboarded = if new.contains(&true) { onboard } else { 0.0 };
         let u = self.uniform();
         if u >= share + onboarded {
             return Draw {
@@ -178,6 +160,17 @@ impl Explorer {
                 skipped: None,
             };
         }
+        let weights: Vec<f64> = estimates[1..]
+            .iter()
+            .map(|e| weight(*e, estimates[0]))
+            .collect();
+        let total: f64 = weights.iter().sum();
+        let new_weight: f64 = weights
+            .iter()
+            .zip(&new)
+            .filter(|(_, n)| **n)
+            .map(|(w, _)| w)
+            .sum();
         let onboarding = u >= share;
         // The draw among the non-top candidates: all by weight, or the new ones by weight.
         let pool: Vec<f64> = weights
