@@ -216,6 +216,7 @@ def test_a_world_file_with_a_mistake_is_refused_naming_the_key(tmp_path):
     assert run(lambda s: s["topics"][0]["quality"].pop("sim/medium")).endswith("bad.json: topics[0].quality.sim/medium: [base, slope] (numbers)")
     assert run(lambda s: s["models"][0].update(id="small")).endswith("models[0].id: provider/model (letters, digits, - _ .), not 'small'")
     assert run(lambda s: s.update(knob="fast")).endswith("knob: best, balanced, cheap or a cost weight in [0, 1], not 'fast'")
+    assert run(lambda s: s.update(explore=0.5, onboard=0.6)).endswith("bad.json: onboard: a share in [0, 1 - explore], not 0.6")
     assert run(lambda s: s["models"][1].update(from_round=9)).endswith("models[1].from_round: a round from 0 to 3")
     assert run(lambda s: s["signal"]["effect"].update(angry={"sim/small": -0.1})).endswith("signal.effect.angry: a value of signal.values, mapping models of the world to a quality change")
 
