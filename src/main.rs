@@ -117,6 +117,10 @@ enum KeysAction {
     Create {
         #[arg(long)]
         name: String,
+        /// The team it belongs to: it sees only its team's requests in analytics, spend and
+        /// feedback (default: the `team` of --metadata; without one, only its own requests).
+        #[arg(long)]
+        team: Option<String>,
         /// Models and routers it may use (comma-separated; default: all).
         #[arg(long, value_delimiter = ',')]
         models: Vec<String>,
@@ -250,6 +254,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             let out = match action {
                 KeysAction::Create {
                     name,
+                    team,
                     models,
                     metadata,
                     rpm,
@@ -275,6 +280,7 @@ async fn run(cli: Cli) -> Result<(), String> {
                         .transpose()?;
                     let spec = VirtualKey {
                         name,
+                        team,
                         models,
                         metadata,
                         rpm,

@@ -164,6 +164,7 @@ async fn judge_one(
                 thumbs: None,
                 comment: Some(format!("judge {judge_model} (${cost:.6})")),
                 model,
+                key: None,
             });
             if let Err(e) = stored {
                 tracing::warn!(error = %e.message, "judge: could not store a judgement");

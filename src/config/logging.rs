@@ -26,7 +26,8 @@ pub struct LoggingConfig {
     pub log_text: bool,
     pub buffer: usize,
     pub rotate_bytes: u64,
-    /// Prompt and answer text kept per log record; longer text is cut with a marker.
+    /// Prompt text and answer text kept per log record (each); longer text is cut with a
+    /// marker. Inline media in prompts is never logged (its type and size are).
     pub max_text_bytes: usize,
     /// How many of the most recent served requests accept feedback.
     pub feedback_window: usize,

@@ -18,7 +18,10 @@ pub(super) struct FileStore {
     flush: Option<String>,
     retention_days: Option<u32>,
     keys_refresh: Option<String>,
+    keys_max_staleness: Option<String>,
+    on_keys_stale: Option<FailMode>,
     on_redis_error: Option<FailMode>,
+    redis_timeout: Option<String>,
 }
 
 /// What a limit check does when Redis cannot be reached.
@@ -51,8 +54,14 @@ pub struct StoreConfig {
     /// How often each replica reloads the virtual keys (revocation reaches every replica
     /// within this plus one query).
     pub keys_refresh: Duration,
+    /// How long a replica that cannot reload the keys keeps trusting its last copy.
+    pub keys_max_staleness: Duration,
+    /// Past `keys_max_staleness`: refuse every virtual key (closed, the default) or go on.
+    pub on_keys_stale: FailMode,
     /// Default for keys that do not choose: admit or refuse when Redis is unreachable.
     pub on_redis_error: FailMode,
+    /// The longest a limit decision waits for Redis before `on_redis_error` decides.
+    pub redis_timeout: Duration,
 }
 
 pub(super) fn store(
@@ -105,6 +114,26 @@ pub(super) fn store(
     if batch == 0 {
         return Err(err("store.batch", "must be at least 1".into()));
     }
+    let keys_refresh = parse_opt_duration(&s.keys_refresh, "store.keys_refresh", &err)?
+        .unwrap_or(Duration::from_millis(500));
+    let keys_max_staleness =
+        parse_opt_duration(&s.keys_max_staleness, "store.keys_max_staleness", &err)?
+            .unwrap_or(Duration::from_secs(30));
+    if keys_max_staleness <= keys_refresh {
+        return Err(err(
+            "store.keys_max_staleness",
+            format!(
+                "must be longer than keys_refresh ({} ms), got {} ms",
+                keys_refresh.as_millis(),
+                keys_max_staleness.as_millis()
+            ),
+        ));
+    }
+    let redis_timeout = parse_opt_duration(&s.redis_timeout, "store.redis_timeout", &err)?
+        .unwrap_or(Duration::from_millis(250));
+    if redis_timeout.is_zero() {
+        return Err(err("store.redis_timeout", "must be above 0".into()));
+    }
     Ok(Some(StoreConfig {
         postgres_url,
         redis_url,
@@ -117,9 +146,11 @@ pub(super) fn store(
         flush: parse_opt_duration(&s.flush, "store.flush", &err)?
             .unwrap_or(Duration::from_millis(200)),
         retention_days: s.retention_days.unwrap_or(30),
-        keys_refresh: parse_opt_duration(&s.keys_refresh, "store.keys_refresh", &err)?
-            .unwrap_or(Duration::from_millis(500)),
+        keys_refresh,
+        keys_max_staleness,
+        on_keys_stale: s.on_keys_stale.unwrap_or(FailMode::Closed),
         on_redis_error: s.on_redis_error.unwrap_or(FailMode::Open),
+        redis_timeout,
     }))
 }
 
@@ -162,5 +193,26 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.contains("on_redis_error"), "{e}");
+        let e = parse(
+            "postgres_env = \"PG\"\nkeys_refresh = \"5s\"\nkeys_max_staleness = \"2s\"\n",
+            &[("PG", "postgres://x")],
+        )
+        .unwrap_err();
+        assert!(
+            e.contains("store.keys_max_staleness") && e.contains("longer than keys_refresh"),
+            "{e}"
+        );
+        let s = parse("postgres_env = \"PG\"\n", &[("PG", "postgres://x")])
+            .unwrap()
+            .store
+            .unwrap();
+        assert_eq!(
+            (
+                s.keys_max_staleness.as_secs(),
+                s.on_keys_stale,
+                s.redis_timeout.as_millis()
+            ),
+            (30, super::FailMode::Closed, 250)
+        );
     }
 }

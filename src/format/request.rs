@@ -81,25 +81,8 @@ fn media_of(messages: &[Value]) -> Result<Media, GatewayError> {
                         .as_str()
                         .or_else(|| p["image_url"].as_str())
                         .unwrap_or("");
-                    if let Some(rest) = url.strip_prefix("data:") {
-                        let Some((mime, data)) = rest.split_once(";base64,") else {
-                            return Err(GatewayError::invalid(
-                                format!("{at}: a data URL image must be `data:image/<type>;base64,<data>`"),
-                                &at,
-                            ));
-                        };
-                        if !mime.starts_with("image/") {
-                            return Err(GatewayError::invalid(
-                                format!("{at}: {mime:?} is not an image type"),
-                                &at,
-                            ));
-                        }
-                        media.inline(data.len() / 4 * 3, &at);
-                    } else if !(url.starts_with("https://") || url.starts_with("http://")) {
-                        return Err(GatewayError::invalid(
-                            format!("{at}: `image_url.url` must be an https URL or a data URL"),
-                            &at,
-                        ));
+                    if let Some(bytes) = image_url(url, &at, "image_url.url")? {
+                        media.inline(bytes, &at);
                     }
                     media.images += 1;
                 }
@@ -119,6 +102,33 @@ fn media_of(messages: &[Value]) -> Result<Media, GatewayError> {
         }
     }
     Ok(media)
+}
+
+/// Checks an image URL of a content part at `at` (`field` names it in the message): an http(s)
+/// URL, or a `data:image/<type>;base64,` URL whose decoded size it returns.
+pub fn image_url(url: &str, at: &str, field: &str) -> Result<Option<usize>, GatewayError> {
+    if let Some(rest) = url.strip_prefix("data:") {
+        let Some((mime, data)) = rest.split_once(";base64,") else {
+            return Err(GatewayError::invalid(
+                format!("{at}: a data URL image must be `data:image/<type>;base64,<data>`"),
+                at,
+            ));
+        };
+        if !mime.starts_with("image/") {
+            return Err(GatewayError::invalid(
+                format!("{at}: {mime:?} is not an image type"),
+                at,
+            ));
+        }
+        return Ok(Some(data.len() / 4 * 3));
+    }
+    if !(url.starts_with("https://") || url.starts_with("http://")) {
+        return Err(GatewayError::invalid(
+            format!("{at}: `{field}` must be an https URL or a data URL"),
+            at,
+        ));
+    }
+    Ok(None)
 }
 
 /// Whether a JSON text holds more than `max` values, counted without parsing: every `{`, `[`

@@ -1,8 +1,10 @@
 //! `GET /v1/analytics/{panel}` (traffic, models, costs, failovers, learned, experiments,
 //! requests, filters) and `GET /v1/analytics/requests/{id}`: the JSON the dashboard draws,
 //! computed from the request log by [`crate::observe::analytics`]. Each takes the window and
-//! filters of [`Filter::parse`]; errors are OpenAI-shaped.
+//! filters of [`Filter::parse`], within what the caller's key may see (a virtual key: its
+//! team's requests, or its own; router keys: all); errors are OpenAI-shaped.
 
+use super::auth::Key;
 use super::respond::Rejection;
 use super::state::AppState;
 use crate::error::{ErrorKind, GatewayError};
@@ -31,13 +33,15 @@ const MAX_LIMIT: usize = 1000;
 
 pub async fn panel(
     Extension(state): Extension<Arc<AppState>>,
+    Extension(key): Extension<Key>,
     Path(panel): Path<String>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, Rejection> {
     let filter = Filter::parse(&q, crate::clock::unix_millis())
-        .map_err(|(param, m)| GatewayError::invalid(m, &param))?;
+        .map_err(|(param, m)| GatewayError::invalid(m, &param))?
+        .within(key.scope());
     let run: Box<dyn FnOnce(&Index) -> Value + Send> = match panel.as_str() {
-        "filters" => Box::new(query::filters),
+        "filters" => Box::new(move |ix| query::filters(ix, &filter)),
         "requests" => {
             let limit = match q.get("limit") {
                 None => 50,
@@ -72,14 +76,21 @@ pub async fn panel(
     Ok(Json(read(&state, run).await?))
 }
 
+/// `GET /v1/analytics/requests/{id}`: one request as logged, with its feedback; a request
+/// outside the key's scope is answered like an unknown id.
 pub async fn request(
     Extension(state): Extension<Arc<AppState>>,
+    Extension(key): Extension<Key>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, Rejection> {
+    let scope = key.scope();
+    let visible = move |record: &Value| scope.sees(record["team"].as_str(), record["key"].as_str());
     if let Some(pg) = state.store.as_ref().and_then(|s| s.pg.clone()) {
-        let record = pg.request_record(&id).await.map_err(|e| {
-            GatewayError::new(ErrorKind::Internal, format!("reading the store: {e}"))
-        })?;
+        let record = pg
+            .request_record(&id)
+            .await
+            .map_err(|e| GatewayError::new(ErrorKind::Internal, format!("reading the store: {e}")))?
+            .filter(&visible);
         let key = id.clone();
         let feedback = read(
             &state,
@@ -92,7 +103,8 @@ pub async fn request(
     }
     let found = read(&state, Box::new(move |ix| analytics::request(ix, &id)))
         .await?
-        .map_err(|e| GatewayError::new(ErrorKind::Internal, format!("reading the log: {e}")))?;
+        .map_err(|e| GatewayError::new(ErrorKind::Internal, format!("reading the log: {e}")))?
+        .filter(|found| visible(&found["record"]));
     found.map(Json).ok_or_else(|| not_logged().into())
 }
 

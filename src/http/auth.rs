@@ -11,7 +11,9 @@ use super::state::{AppState, Live};
 use crate::error::{ErrorKind, GatewayError};
 use crate::format::ClientFormat;
 use crate::observe::record::rejected;
-use crate::store::keys::VirtualKey;
+use crate::observe::record::Caller;
+use crate::store::keys::{Scope, VirtualKey};
+use crate::store::limits::Reservation;
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap};
 use axum::middleware::Next;
@@ -37,6 +39,27 @@ pub struct Key {
 }
 
 impl Key {
+    /// What this key may read.
+    pub fn scope(&self) -> Scope {
+        match &self.virtual_key {
+            None => Scope::All,
+            Some(v) => match &v.team {
+                Some(t) => Scope::Team(t.clone()),
+                None => Scope::Key(v.id.clone()),
+            },
+        }
+    }
+
+    /// Who a request is recorded as made by: the key's id, its team and what its limits
+    /// reserved.
+    pub fn caller(&self, state: &AppState, reservation: Option<Reservation>) -> Caller {
+        Caller {
+            key: self.id(state),
+            team: self.virtual_key.as_ref().and_then(|v| v.team.clone()),
+            reservation,
+        }
+    }
+
     /// The key's id when the request authenticated with one: the virtual key's id, or a
     /// router key's [`key_id`].
     pub fn id(&self, state: &AppState) -> Option<String> {
@@ -131,7 +154,21 @@ fn authorize(state: &AppState, headers: &HeaderMap) -> Result<Key, GatewayError>
             virtual_key: None,
         });
     }
-    match virtual_keys.and_then(|v| v.find(k)) {
+    let found = match virtual_keys.map(|v| v.find(k)) {
+        None => None,
+        Some(Ok(found)) => found,
+        Some(Err(stale)) => {
+            return Err(GatewayError::new(
+                ErrorKind::Overloaded,
+                format!(
+                    "virtual keys cannot be checked: the shared store has not answered for {} s ([store] keys_max_staleness), so a revocation could be missed",
+                    stale.seconds
+                ),
+            )
+            .with_retry_after(1))
+        }
+    };
+    match found {
         Some(v) => Ok(Key {
             index: None,
             virtual_key: Some(v),

@@ -4,7 +4,7 @@
 use super::admission::Ticket;
 use super::auth::Key;
 use super::body::admit_and_read;
-use super::policy;
+use super::policy::{self, Reserve};
 use super::respond::{complete_response, failed_response, new_request_id, Begun, Rejection};
 use super::state::AppState;
 use super::stream::{stream_response, CommittedStream};
@@ -13,6 +13,7 @@ use crate::format::request::ChatRequest;
 use crate::format::responses::response::Echo;
 use crate::format::{anthropic, responses, ClientFormat};
 use crate::route::RoutePlan;
+use crate::store::limits::Reservation;
 use crate::upstream::failover::{self, Execution, Served};
 use axum::body::Body;
 use axum::http::HeaderMap;
@@ -56,12 +57,21 @@ async fn handle(
     body: Body,
 ) -> Response {
     let begun = Begun::now();
-    let (req, plan, ticket, echo) =
-        match prepare(&state, format, &key, &headers, body, &begun.request_id).await {
-            Ok(x) => x,
-            Err(error) => return begun.refuse(&state, format, error),
-        };
-    let ctx = begun.context(key.id(&state), format, req, plan, echo);
+    let (req, plan, ticket, echo, reservation) = match prepare(
+        &state,
+        format,
+        &key,
+        &headers,
+        body,
+        &begun.request_id,
+        Reserve::Chat,
+    )
+    .await
+    {
+        Ok(x) => x,
+        Err(error) => return begun.refuse(&state, format, error),
+    };
+    let ctx = begun.context(key.caller(&state, reservation), format, req, plan, echo);
     let guards = state.guards();
     let Execution { attempts, result } = failover::execute(
         &state.providers,
@@ -98,9 +108,15 @@ async fn handle(
     }
 }
 
-/// A request ready to execute: canonical request, plan, admission ticket and, for the
-/// Responses API, what its answer echoes.
-type Prepared = (ChatRequest, RoutePlan, Ticket, Option<Echo>);
+/// A request ready to execute: canonical request, plan, admission ticket, for the
+/// Responses API what its answer echoes, and what the key's limits reserved for it.
+type Prepared = (
+    ChatRequest,
+    RoutePlan,
+    Ticket,
+    Option<Echo>,
+    Option<Reservation>,
+);
 
 /// Admits, reads, parses and plans a request.
 async fn prepare(
@@ -110,6 +126,7 @@ async fn prepare(
     headers: &HeaderMap,
     body: Body,
     request_id: &str,
+    reserve: Reserve,
 ) -> Result<Prepared, GatewayError> {
     let (value, ticket) = admit_and_read(state, key, headers, body).await?;
     let (value, echo) = match format {
@@ -124,8 +141,8 @@ async fn prepare(
     req.media.check_size(state.config.server.max_media_bytes)?;
     policy::allow(key, &mut req)?;
     let plan = state.planner.plan(&req, request_id).await?;
-    policy::limit(state, key, &req, &plan).await?;
-    Ok((req, plan, ticket, echo))
+    let reservation = policy::limit(state, key, &req, &plan, reserve).await?;
+    Ok((req, plan, ticket, echo, reservation))
 }
 
 /// `POST /v1/route`: the routing decision for a chat body; nothing is sent upstream.
@@ -136,13 +153,14 @@ pub async fn route(
     body: Body,
 ) -> Result<Json<serde_json::Value>, Rejection> {
     let request_id = new_request_id();
-    let (req, plan, _ticket, _) = prepare(
+    let (req, plan, _ticket, _, _) = prepare(
         &state,
         ClientFormat::OpenAi,
         &key,
         &headers,
         body,
         &request_id,
+        Reserve::Nothing,
     )
     .await
     .map_err(|error| Rejection {

@@ -6,7 +6,7 @@
 use super::admission::Ticket;
 use super::auth::Key;
 use super::body::admit_and_read;
-use super::policy;
+use super::policy::{self, Reserve};
 use super::respond::{failed_response, set_common_headers, Begun};
 use super::state::AppState;
 use crate::config::ProviderKind;
@@ -15,6 +15,7 @@ use crate::format::request::{ChatRequest, SWITCHYARD_FIELDS};
 use crate::format::{embeddings, ClientFormat};
 use crate::observe::record::{finish, overhead_ms, Outcome};
 use crate::route::RoutePlan;
+use crate::store::limits::Reservation;
 use crate::upstream::failover::{self, run_chain, within};
 use crate::upstream::Call;
 use axum::body::Body;
@@ -32,12 +33,12 @@ pub async fn embeddings(
 ) -> Response {
     let format = ClientFormat::Embeddings;
     let begun = Begun::now();
-    let (req, plan, _ticket) = match prepare(&state, &key, &headers, body, &begun.request_id).await
-    {
-        Ok(x) => x,
-        Err(error) => return begun.refuse(&state, format, error),
-    };
-    let ctx = begun.context(key.id(&state), format, req, plan, None);
+    let (req, plan, _ticket, reservation) =
+        match prepare(&state, &key, &headers, body, &begun.request_id).await {
+            Ok(x) => x,
+            Err(error) => return begun.refuse(&state, format, error),
+        };
+    let ctx = begun.context(key.caller(&state, reservation), format, req, plan, None);
     let guards = state.guards();
     let body = Arc::new(ctx.req.body.clone());
     let failover::Outcome { attempts, result } = run_chain(
@@ -94,7 +95,7 @@ async fn prepare(
     headers: &HeaderMap,
     body: Body,
     request_id: &str,
-) -> Result<(ChatRequest, RoutePlan, Ticket), GatewayError> {
+) -> Result<(ChatRequest, RoutePlan, Ticket, Option<Reservation>), GatewayError> {
     let (value, ticket) = admit_and_read(state, key, headers, body).await?;
     let Value::Object(body) = value else {
         return Err(GatewayError::invalid(
@@ -151,6 +152,6 @@ async fn prepare(
             "model",
         ));
     }
-    policy::limit(state, key, &req, &plan).await?;
-    Ok((req, plan, ticket))
+    let reservation = policy::limit(state, key, &req, &plan, Reserve::Embeddings).await?;
+    Ok((req, plan, ticket, reservation))
 }

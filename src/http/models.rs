@@ -167,8 +167,10 @@ fn live_gauges(live: &crate::live::LiveStats) -> String {
 }
 
 /// `GET /v1/spend?by=key|team|model|router|day&window=30d`: spend from the shared store.
+/// A virtual key sees its team's spend (or its own).
 pub async fn spend(
     Extension(state): Extension<Arc<AppState>>,
+    Extension(key): Extension<super::auth::Key>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, Rejection> {
     let pg = state
@@ -191,7 +193,7 @@ pub async fn spend(
     })?;
     let since = crate::clock::unix_millis().saturating_sub(span.as_millis() as u64);
     let rows = pg
-        .spend(by, since)
+        .spend(by, since, &key.scope())
         .await
         .map_err(|e| GatewayError::invalid(e.to_string(), "by"))?;
     Ok(Json(
@@ -225,17 +227,58 @@ fn store_metrics(store: &crate::store::Store) -> String {
                 ("written", &s.written),
                 ("dropped", &s.dropped),
                 ("failed", &s.failed),
+                ("lost", &s.lost),
             ],
         );
+        let gauges: [(&str, &str, u64); 2] = [
+            (
+                "switchyard_store_queue",
+                "Records waiting for the PostgreSQL writer.",
+                s.queued.load(Relaxed),
+            ),
+            (
+                "switchyard_store_spool",
+                "Records whose write failed, waiting to be written again.",
+                s.spooled.load(Relaxed),
+            ),
+        ];
+        for (name, help, v) in gauges {
+            header(&mut text, name, "gauge", help);
+            text.push_str(&format!("{name} {v}\n"));
+        }
+    }
+    if let Some(pg) = &store.pg {
         header(
             &mut text,
-            "switchyard_store_queue",
+            "switchyard_store_up",
             "gauge",
-            "Records waiting for the PostgreSQL writer.",
+            "1 while the connection to PostgreSQL is up.",
         );
         text.push_str(&format!(
-            "switchyard_store_queue {}\n",
-            s.queued.load(Relaxed)
+            "switchyard_store_up{{store=\"postgres\"}} {}\n",
+            u8::from(pg.health().0)
+        ));
+        header(
+            &mut text,
+            "switchyard_store_reconnects_total",
+            "counter",
+            "Connections to PostgreSQL re-established after one ended.",
+        );
+        text.push_str(&format!(
+            "switchyard_store_reconnects_total {}\n",
+            pg.reconnects.load(Relaxed)
+        ));
+    }
+    if let Some(keys) = &store.keys {
+        header(
+            &mut text,
+            "switchyard_keys_age_seconds",
+            "gauge",
+            "Seconds since the virtual keys were last reloaded.",
+        );
+        text.push_str(&format!(
+            "switchyard_keys_age_seconds {}\n",
+            keys.staleness_secs()
         ));
     }
     if let Some(l) = &store.limits {
@@ -249,10 +292,47 @@ fn store_metrics(store: &crate::store::Store) -> String {
                 ("refused", &l.redis_errors_refused),
             ],
         );
+        counter(
+            &mut text,
+            "switchyard_limit_events_total",
+            "Budget counters rebuilt from the store's spend, and reservations that could not be settled.",
+            "event",
+            &[("seeded", &l.seeded), ("settle_failed", &l.settle_errors)],
+        );
     }
     text
 }
 
-pub async fn healthz() -> Json<Value> {
-    Json(json!({"status": "ok"}))
+/// `GET /healthz`: `ok`, or `degraded` with what is down when a shared store does not answer
+/// (the replica still serves; records wait in the spool, and virtual keys are refused once the
+/// keys are older than `[store] keys_max_staleness`). Always 200: the replica is alive.
+pub async fn healthz(Extension(state): Extension<Arc<AppState>>) -> Json<Value> {
+    let Some(store) = &state.store else {
+        return Json(json!({"status": "ok"}));
+    };
+    let mut report = serde_json::Map::new();
+    let mut ok = true;
+    if let Some(pg) = &store.pg {
+        let (up, down_since_ms) = pg.health();
+        ok &= up;
+        report.insert(
+            "postgres".into(),
+            json!({"up": up, "down_since_ms": down_since_ms,
+                   "reconnects": pg.reconnects.load(Relaxed),
+                   "spooled_records": store.writer.as_ref().map(|w| w.stats.spooled.load(Relaxed))}),
+        );
+    }
+    if let Some(keys) = &store.keys {
+        report.insert(
+            "keys".into(),
+            json!({"age_s": keys.staleness_secs(), "usable": keys.usable()}),
+        );
+        ok &= keys.usable();
+    }
+    if let Some(limits) = &store.limits {
+        let up = limits.ping().await;
+        ok &= up;
+        report.insert("redis".into(), json!({"up": up}));
+    }
+    Json(json!({"status": if ok { "ok" } else { "degraded" }, "store": report}))
 }

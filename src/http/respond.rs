@@ -9,7 +9,7 @@ use crate::format::request::ChatRequest;
 use crate::format::responses::response::Echo;
 use crate::format::ClientFormat;
 use crate::format::{anthropic, responses};
-use crate::observe::record::{finish, overhead_ms, rejected, Outcome, RequestContext};
+use crate::observe::record::{finish, overhead_ms, rejected, Caller, Outcome, RequestContext};
 use crate::route::RoutePlan;
 use crate::upstream::failover::AttemptRecord;
 use axum::http::{HeaderValue, StatusCode};
@@ -80,14 +80,14 @@ impl Begun {
     /// The context of a request that was planned.
     pub fn context(
         self,
-        key: Option<String>,
+        caller: Caller,
         format: ClientFormat,
         req: ChatRequest,
         plan: RoutePlan,
         echo: Option<Echo>,
     ) -> RequestContext {
         RequestContext {
-            key,
+            caller,
             request_id: self.request_id,
             format,
             started: self.started,

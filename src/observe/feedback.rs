@@ -17,10 +17,19 @@ use switchyard_learn::logfiles::{ndjson_files, read_records};
 /// (`logging.feedback_window`).
 pub const DEFAULT_WINDOW: usize = 200_000;
 
-/// Recently served requests: request id → the models that were tried, serving model first.
+/// A served request as feedback needs it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Served {
+    /// The models that were tried, serving model first.
+    pub models: Vec<String>,
+    /// The key that made it (feedback is taken only from that key, or from an admin).
+    pub key: Option<String>,
+}
+
+/// Recently served requests by id.
 struct Recent {
     window: usize,
-    models: HashMap<String, Vec<String>>,
+    models: HashMap<String, Served>,
     order: VecDeque<String>,
 }
 
@@ -33,8 +42,8 @@ impl Recent {
         }
     }
 
-    fn insert(&mut self, request_id: String, models: Vec<String>) {
-        if self.models.insert(request_id.clone(), models).is_none() {
+    fn insert(&mut self, request_id: String, served: Served) {
+        if self.models.insert(request_id.clone(), served).is_none() {
             self.order.push_back(request_id);
             while self.order.len() > self.window {
                 if let Some(old) = self.order.pop_front() {
@@ -54,6 +63,22 @@ pub struct Feedback {
     pub thumbs: Option<String>,
     pub comment: Option<String>,
     pub model: String,
+    /// The key that gave it (None: the server itself, or a server without keys).
+    pub key: Option<String>,
+}
+
+/// Who posts feedback: their key's id, and whether it is an admin (a router key of the
+/// config, or no keys configured), which may give feedback on any request.
+#[derive(Debug, Clone, Default)]
+pub struct Giver {
+    pub key: Option<String>,
+    pub admin: bool,
+}
+
+/// Whether the server itself writes feedback under this source (the judge), so clients may
+/// not.
+pub fn reserved_source(source: &str) -> bool {
+    source.trim().to_ascii_lowercase().starts_with("judge")
 }
 
 /// The feedback file writer and the index of requests it may refer to.
@@ -73,8 +98,8 @@ impl FeedbackStore {
         let mut recent = Recent::new(window);
         let mut given = HashSet::new();
         if let Some(dir) = dir {
-            for (id, models) in newest_served(dir, recent.window) {
-                recent.insert(id, models);
+            for (id, served) in newest_served(dir, recent.window) {
+                recent.insert(id, served);
             }
             for f in read_records(dir, "feedback").unwrap_or_default() {
                 if let (Some(id), Some(src)) = (f["request_id"].as_str(), f["source"].as_str()) {
@@ -98,11 +123,11 @@ impl FeedbackStore {
     }
 
     /// Remembers a served request (called when its log record is written).
-    pub fn remember(&self, request_id: &str, models: Vec<String>) {
+    pub fn remember(&self, request_id: &str, served: Served) {
         self.recent
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(request_id.to_string(), models);
+            .insert(request_id.to_string(), served);
     }
 
     /// Whether this replica knows the request (served it, or learned of it from the store).
@@ -114,8 +139,10 @@ impl FeedbackStore {
             .contains_key(request_id)
     }
 
-    /// Validates a feedback body against the known requests.
-    pub fn validate(&self, body: &Value) -> Result<Feedback, GatewayError> {
+    /// Validates a feedback body against the known requests: the request must have been made
+    /// by the giver's key (unless the giver is an admin), and a source the server writes is
+    /// refused.
+    pub fn validate(&self, body: &Value, giver: &Giver) -> Result<Feedback, GatewayError> {
         let request_id = body
             .get("request_id")
             .and_then(Value::as_str)
@@ -166,6 +193,13 @@ impl FeedbackStore {
         };
         let source = match body.get("source") {
             None | Some(Value::Null) => "user".to_string(),
+            Some(Value::String(s)) if reserved_source(s) => {
+                return Err(GatewayError::new(
+                    ErrorKind::Forbidden,
+                    format!("`source` {s:?} is reserved: the server's judge writes it"),
+                )
+                .with_param("source"))
+            }
             Some(Value::String(s)) if !s.is_empty() && s.len() <= 100 => s.clone(),
             Some(_) => {
                 return Err(GatewayError::invalid(
@@ -176,14 +210,16 @@ impl FeedbackStore {
         };
         let recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
         let window = recent.window;
-        let models = recent
+        // Another key's request is answered like an unknown one (its existence is not shown).
+        let Served { models, .. } = recent
             .models
             .get(request_id)
+            .filter(|s| giver.admin || (s.key.is_some() && s.key == giver.key))
             .cloned()
             .ok_or_else(|| {
                 GatewayError::new(
                     ErrorKind::NotFound,
-                    format!("no served request has the id {request_id:?} among the newest {} (logging.feedback_window)", window),
+                    format!("no served request of this key has the id {request_id:?} among the newest {} (logging.feedback_window)", window),
                 )
                 .with_param("request_id")
             })?;
@@ -207,6 +243,7 @@ impl FeedbackStore {
             thumbs,
             comment,
             model,
+            key: giver.key.clone(),
         })
     }
 
@@ -222,6 +259,7 @@ impl FeedbackStore {
         let record = json!({
             "ts": crate::clock::rfc3339_millis(now), "ts_ms": now, "request_id": f.request_id, "source": f.source,
             "score": f.score, "thumbs": f.thumbs, "comment": f.comment, "model": f.model,
+            "key": f.key,
         });
         let line = serde_json::to_vec(&record).unwrap_or_default();
         let mut w = writer.lock().unwrap_or_else(|e| e.into_inner());
@@ -248,6 +286,8 @@ struct ServedLine {
     request_id: String,
     model: Option<String>,
     #[serde(default)]
+    key: Option<String>,
+    #[serde(default)]
     attempts: Vec<AttemptLine>,
 }
 
@@ -258,7 +298,7 @@ struct AttemptLine {
 
 /// The newest `limit` served requests of the log dir, oldest first: (request id, models tried,
 /// serving model first). Reads files newest first and stops when it has enough.
-fn newest_served(dir: &Path, limit: usize) -> Vec<(String, Vec<String>)> {
+fn newest_served(dir: &Path, limit: usize) -> Vec<(String, Served)> {
     let mut newest_first = Vec::new();
     let files = ndjson_files(dir, "requests").unwrap_or_default();
     for file in files.iter().rev() {
@@ -277,7 +317,7 @@ fn newest_served(dir: &Path, limit: usize) -> Vec<(String, Vec<String>)> {
                     .map(|a| a.model)
                     .filter(|m| *m != served),
             );
-            newest_first.push((r.request_id, models));
+            newest_first.push((r.request_id, Served { models, key: r.key }));
             if newest_first.len() >= limit {
                 newest_first.reverse();
                 return newest_first;
@@ -292,52 +332,106 @@ fn newest_served(dir: &Path, limit: usize) -> Vec<(String, Vec<String>)> {
 mod tests {
     use super::*;
 
+    const ADMIN: Giver = Giver {
+        key: None,
+        admin: true,
+    };
+
     fn store() -> FeedbackStore {
         let s = FeedbackStore::open(None, DEFAULT_WINDOW);
-        s.remember("r1", vec!["mock/fast".into(), "mock/flaky".into()]);
+        s.remember(
+            "r1",
+            Served {
+                models: vec!["mock/fast".into(), "mock/flaky".into()],
+                key: Some("vk_a".into()),
+            },
+        );
         s
+    }
+
+    #[test]
+    fn only_the_key_that_made_a_request_or_an_admin_gives_feedback_and_judge_is_reserved() {
+        let s = store();
+        let body = json!({"request_id": "r1", "score": 1});
+        let as_key = |k: &str| Giver {
+            key: Some(k.into()),
+            admin: false,
+        };
+        let f = s.validate(&body, &as_key("vk_a")).unwrap();
+        assert_eq!(f.key.as_deref(), Some("vk_a"));
+        let e = s.validate(&body, &as_key("vk_b")).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::NotFound);
+        assert!(e.message.contains("of this key"), "{}", e.message);
+        assert!(s.validate(&body, &ADMIN).is_ok());
+        for source in ["judge", "Judge", "judge-pairwise"] {
+            let e = s
+                .validate(
+                    &json!({"request_id": "r1", "score": 1, "source": source}),
+                    &ADMIN,
+                )
+                .unwrap_err();
+            assert_eq!(
+                (e.kind, e.param.as_deref()),
+                (ErrorKind::Forbidden, Some("source"))
+            );
+        }
+        let f = s
+            .validate(
+                &json!({"request_id": "r1", "score": 1, "source": "app \"beta\""}),
+                &ADMIN,
+            )
+            .unwrap();
+        assert_eq!(f.source, "app \"beta\"");
     }
 
     #[test]
     fn validates_scores_thumbs_and_models() {
         let s = store();
         let f = s
-            .validate(&json!({"request_id": "r1", "thumbs": "up"}))
+            .validate(&json!({"request_id": "r1", "thumbs": "up"}), &ADMIN)
             .unwrap();
         assert_eq!(
             (f.score, f.model.as_str(), f.source.as_str()),
             (1.0, "mock/fast", "user")
         );
-        let f = s.validate(&json!({"request_id": "r1", "score": 0.25, "model": "mock/flaky", "source": "judge"})).unwrap();
+        let f = s
+            .validate(
+                &json!({"request_id": "r1", "score": 0.25, "model": "mock/flaky", "source": "app"}),
+                &ADMIN,
+            )
+            .unwrap();
         assert_eq!((f.score, f.model.as_str()), (0.25, "mock/flaky"));
         assert_eq!(
-            s.validate(&json!({"request_id": "zz", "score": 1}))
+            s.validate(&json!({"request_id": "zz", "score": 1}), &ADMIN)
                 .unwrap_err()
                 .kind,
             ErrorKind::NotFound
         );
         assert_eq!(
-            s.validate(&json!({"request_id": "r1", "score": 1.5}))
+            s.validate(&json!({"request_id": "r1", "score": 1.5}), &ADMIN)
                 .unwrap_err()
                 .param
                 .as_deref(),
             Some("score")
         );
         assert_eq!(
-            s.validate(&json!({"request_id": "r1", "thumbs": "sideways"}))
+            s.validate(&json!({"request_id": "r1", "thumbs": "sideways"}), &ADMIN)
                 .unwrap_err()
                 .param
                 .as_deref(),
             Some("thumbs")
         );
         assert_eq!(
-            s.validate(&json!({"request_id": "r1", "score": 1, "model": "x/y"}))
-                .unwrap_err()
-                .param
-                .as_deref(),
+            s.validate(
+                &json!({"request_id": "r1", "score": 1, "model": "x/y"}),
+                &ADMIN
+            )
+            .unwrap_err()
+            .param
+            .as_deref(),
             Some("model")
         );
-        assert!(s.validate(&json!({"request_id": "r1"})).is_err());
+        assert!(s.validate(&json!({"request_id": "r1"}), &ADMIN).is_err());
     }
 
     #[test]
@@ -351,14 +445,17 @@ mod tests {
         .unwrap();
         let s = FeedbackStore::open(Some(&dir), DEFAULT_WINDOW);
         let f = s
-            .validate(&json!({"request_id": "old", "score": 0.5}))
+            .validate(&json!({"request_id": "old", "score": 0.5}), &ADMIN)
             .unwrap();
         assert_eq!(f.model, "m/a");
         assert!(s
-            .validate(&json!({"request_id": "old", "score": 0.5, "model": "m/b"}))
+            .validate(
+                &json!({"request_id": "old", "score": 0.5, "model": "m/b"}),
+                &ADMIN
+            )
             .is_ok());
         assert!(s
-            .validate(&json!({"request_id": "failed", "score": 0.5}))
+            .validate(&json!({"request_id": "failed", "score": 0.5}), &ADMIN)
             .is_err());
         assert!(!s.store(&f).unwrap());
         assert!(
@@ -388,7 +485,10 @@ mod tests {
             std::fs::write(dir.join(name), lines).unwrap();
         }
         let s = FeedbackStore::open(Some(&dir), 15);
-        let ok = |id: &str| s.validate(&json!({"request_id": id, "score": 1})).is_ok();
+        let ok = |id: &str| {
+            s.validate(&json!({"request_id": id, "score": 1}), &ADMIN)
+                .is_ok()
+        };
         assert!(ok("r2-9") && ok("r2-0") && ok("r1-5"), "the newest 15");
         assert!(
             !ok("r1-4") && !ok("r0-9") && !ok("r0-0"),

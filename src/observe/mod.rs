@@ -9,5 +9,6 @@ pub mod feedback;
 pub mod judge;
 pub mod logstore;
 pub mod metrics;
+pub mod prompt;
 pub mod record;
 pub mod report;

@@ -3,7 +3,7 @@
 //! client receives. The log record is a public type: its field names are the columns the
 //! trainer and analytics read.
 
-use super::feedback::FeedbackStore;
+use super::feedback::{FeedbackStore, Served};
 use super::judge::{JudgeJob, JudgeQueue};
 use super::logstore::{clip, LogStore};
 use super::metrics::{Metrics, RequestSample};
@@ -15,16 +15,28 @@ use crate::format::request::ChatRequest;
 use crate::format::ClientFormat;
 use crate::route::learned::LearnedDecision;
 use crate::route::RoutePlan;
+use crate::store::limits::Reservation;
 use crate::upstream::failover::AttemptRecord;
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 use std::time::Instant;
 
+/// Who made a request.
+#[derive(Debug, Default)]
+pub struct Caller {
+    /// The key's id (a virtual key's id, or a router key's `key-` and a hash prefix, never the
+    /// key), when keys are set.
+    pub key: Option<String>,
+    /// The virtual key's team (analytics and spend show a team only its own requests).
+    pub team: Option<String>,
+    /// What the key's limits reserved for the request, settled when it ends.
+    pub reservation: Option<Reservation>,
+}
+
 /// One request on its way through the gateway: what it asked, how it was planned, when it began.
 pub struct RequestContext {
     pub request_id: String,
-    /// The router key's id (`key-` and a hash prefix, never the key), when keys are set.
-    pub key: Option<String>,
+    pub caller: Caller,
     pub format: ClientFormat,
     pub started: Instant,
     pub started_unix_ms: u64,
@@ -71,8 +83,12 @@ pub struct LogRecord<'a> {
     pub request_id: &'a str,
     pub endpoint: &'a str,
     pub status: u16,
-    /// The router key's id (see `http::auth::key_id`), when keys are configured.
+    /// The key's id (a virtual key's, or a router key's `http::auth::key_id`), when keys are
+    /// configured.
     pub key: Option<&'a str>,
+    /// The virtual key's team.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub team: Option<&'a str>,
     pub user: Option<&'a str>,
     pub metadata: Option<&'a Map<String, Value>>,
     pub requested_model: Option<&'a str>,
@@ -163,7 +179,13 @@ pub fn finish(sinks: &Sinks, ctx: &RequestContext, o: Outcome) -> Value {
                 .filter(|a| a.model != m.id)
                 .map(|a| a.model.clone()),
         );
-        sinks.feedback.remember(&ctx.request_id, models);
+        sinks.feedback.remember(
+            &ctx.request_id,
+            Served {
+                models,
+                key: ctx.caller.key.clone(),
+            },
+        );
         // A sample of served `auto` answers goes to the judge, off the request path.
         if let (Some(judge), Some(learned), Some(answer)) = (
             sinks.judge_config,
@@ -246,13 +268,20 @@ fn write_log(sinks: &Sinks, ctx: &RequestContext, o: &Outcome, t: &Totals) {
         .completion_text
         .filter(|_| log_text)
         .map(|text| clip(text, o.completion_bytes, sinks.logging.max_text_bytes));
+    let prompt = ctx
+        .req
+        .body
+        .get("messages")
+        .filter(|_| log_text)
+        .map(|m| super::prompt::logged(m, sinks.logging.max_text_bytes));
     sinks.logs.log(&LogRecord {
         ts: rfc3339_millis(ctx.started_unix_ms),
         ts_ms: ctx.started_unix_ms,
         request_id: &ctx.request_id,
         endpoint: ctx.format.endpoint(),
         status: o.status,
-        key: ctx.key.as_deref(),
+        key: ctx.caller.key.as_deref(),
+        team: ctx.caller.team.as_deref(),
         user: ctx.req.user.as_deref(),
         metadata: Some(&ctx.req.metadata),
         requested_model: ctx.req.model.as_deref(),
@@ -273,28 +302,26 @@ fn write_log(sinks: &Sinks, ctx: &RequestContext, o: &Outcome, t: &Totals) {
         cost_usd: t.cost,
         error,
         stream_interrupted: o.stream_interrupted,
-        prompt: ctx.req.body.get("messages").filter(|_| log_text),
+        prompt: prompt.as_deref(),
         completion: completion.as_deref(),
     });
 }
 
-/// Charges a virtual key's limits with what the request used (off the request path).
+/// Settles what a virtual key's limits reserved for the request with what it really used
+/// (off the request path).
 fn charge(sinks: &Sinks, ctx: &RequestContext, o: &Outcome, t: &Totals) {
-    let (Some(store), Some(id)) = (sinks.store, ctx.key.as_deref()) else {
+    let (Some(store), Some(reservation)) = (sinks.store, &ctx.caller.reservation) else {
         return;
     };
-    if store.limits.is_none() || !id.starts_with("vk_") {
-        return;
-    }
-    let (id, tokens, cost) = (
-        id.to_string(),
+    let (reservation, tokens, cost) = (
+        reservation.clone(),
         o.prompt_tokens + o.completion_tokens,
         t.cost,
     );
     let store = store.clone();
     tokio::spawn(async move {
         if let Some(limits) = &store.limits {
-            limits.charge(&id, tokens, cost).await;
+            limits.settle(&reservation, tokens, cost).await;
         }
     });
 }

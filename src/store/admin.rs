@@ -6,7 +6,7 @@ use super::pg::Pg;
 use crate::config::Config;
 use serde_json::{json, Value};
 
-async fn connect(config: &Config) -> Result<Pg, String> {
+async fn connect(config: &Config) -> Result<std::sync::Arc<Pg>, String> {
     let cfg = config
         .store
         .as_ref()
@@ -68,7 +68,10 @@ pub async fn rotate_key(config: &Config, id: &str) -> Result<String, String> {
 /// `switchyard spend`.
 pub async fn spend(config: &Config, by: &str, since_ms: u64) -> Result<Value, String> {
     let pg = connect(config).await?;
-    let rows = pg.spend(by, since_ms).await.map_err(|e| e.to_string())?;
+    let rows = pg
+        .spend(by, since_ms, &super::keys::Scope::All)
+        .await
+        .map_err(|e| e.to_string())?;
     Ok(json!({"by": by, "since_ms": since_ms, "rows": rows}))
 }
 

@@ -1,19 +1,32 @@
 //! Rate limits and budgets of virtual keys, shared by every replica through Redis. Admission is
-//! one Lua script (atomic: checks every limit, then counts the request), so replicas never
-//! read a counter and write it back; tokens and cost are charged when the response completes.
-//! Windows are fixed: the UTC minute for requests and tokens, the UTC day and month for
-//! budgets. When Redis cannot be reached the key's `on_redis_error` decides (admit or
-//! refuse), and each such decision is counted.
+//! one Lua script (atomic: checks every limit, then counts the request and *reserves* its
+//! worst-case tokens and cost), so replicas never read a counter and write it back and
+//! concurrent requests cannot all pass a check that only one of them fits. When the request
+//! ends its real tokens and cost settle the reservation (the difference is added). Windows
+//! are fixed: the UTC minute for requests and tokens, the UTC day and month for budgets.
+//!
+//! Budget counters that Redis lost (a restart without persistence) are rebuilt from the
+//! spend PostgreSQL recorded before the next request is admitted. When Redis cannot be reached
+//! within `[store] redis_timeout`, the key's `on_redis_error` decides (admit or refuse), and each
+//! such decision is counted.
 
 use super::keys::VirtualKey;
+use super::pg::Pg;
 use crate::config::store::FailMode;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
 
-/// Checks every limit, then counts the request. Returns `{0}` when admitted, or `{n}` with n
-/// = 1 requests per minute, 2 tokens per minute, 3 daily budget, 4 monthly budget.
+/// Checks every limit, then counts the request and reserves its tokens and cost. Returns
+/// `{0}` when admitted, `{n}` with n = 1 requests per minute, 2 tokens per minute, 3 daily
+/// budget, 4 monthly budget, or `{5}` when a budget's counter is missing (Redis lost it: seed
+/// it from the store first).
 const ADMIT: &str = r#"
 local rpm, tpm, tokens = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local day, month, cost = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+local reserve = ARGV[7] == '1'
+local budgets = day >= 0 or month >= 0
+if budgets and (redis.call('EXISTS', KEYS[3]) == 0 or redis.call('EXISTS', KEYS[4]) == 0) then return {5} end
 local function used(k) return tonumber(redis.call('GET', k) or '0') end
 if rpm >= 0 and used(KEYS[1]) + 1 > rpm then return {1} end
 if tpm >= 0 and used(KEYS[2]) + tokens > tpm then return {2} end
@@ -21,19 +34,46 @@ if day >= 0 and used(KEYS[3]) + cost > day then return {3} end
 if month >= 0 and used(KEYS[4]) + cost > month then return {4} end
 redis.call('INCR', KEYS[1])
 redis.call('EXPIRE', KEYS[1], 120)
+if reserve then
+  redis.call('INCRBY', KEYS[2], tokens)
+  redis.call('EXPIRE', KEYS[2], 120)
+  if budgets then
+    redis.call('INCRBYFLOAT', KEYS[3], cost)
+    redis.call('INCRBYFLOAT', KEYS[4], cost)
+  end
+end
 return {0}
 "#;
 
-/// Charges what a finished request used.
-const CHARGE: &str = r#"
+/// Settles a reservation: adds what the request really used minus what was reserved. Budget
+/// counters Redis lost meanwhile are left missing (the next admission rebuilds them from the
+/// store, where this request's cost is recorded).
+const SETTLE: &str = r#"
 redis.call('INCRBY', KEYS[1], ARGV[1])
 redis.call('EXPIRE', KEYS[1], 120)
-redis.call('INCRBYFLOAT', KEYS[2], ARGV[2])
-redis.call('EXPIRE', KEYS[2], 172800)
-redis.call('INCRBYFLOAT', KEYS[3], ARGV[2])
-redis.call('EXPIRE', KEYS[3], 2764800)
+for i = 2, 3 do
+  if redis.call('EXISTS', KEYS[i]) == 1 then redis.call('INCRBYFLOAT', KEYS[i], ARGV[2]) end
+end
 return 1
 "#;
+
+/// Seeds a budget counter Redis lost with the spend the store recorded.
+const SEED: &str = r#"
+redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', 172800)
+redis.call('SET', KEYS[2], ARGV[2], 'NX', 'EX', 2764800)
+return 1
+"#;
+
+/// What admission reserved for a request against its key's limits; settled when it ends.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reservation {
+    pub key_id: String,
+    minute: u64,
+    day: String,
+    month: String,
+    pub tokens: u64,
+    pub cost_usd: f64,
+}
 
 /// Why a request was refused, and when to come back (seconds).
 #[derive(Debug, Clone, PartialEq)]
@@ -51,11 +91,52 @@ pub struct Limits {
     conn: redis::aio::ConnectionManager,
     prefix: String,
     default_mode: FailMode,
+    timeout: Duration,
+    /// Where lost budget counters are rebuilt from.
+    pg: Option<Arc<Pg>>,
     admit: redis::Script,
-    charge: redis::Script,
+    settle: redis::Script,
+    seed: redis::Script,
     /// Decisions made without Redis: admitted (fail open) and refused (fail closed).
     pub redis_errors_admitted: AtomicU64,
     pub redis_errors_refused: AtomicU64,
+    /// Reservations that could not be settled (Redis unreachable when the request ended).
+    pub settle_errors: AtomicU64,
+    /// Budget counters rebuilt from the store's spend.
+    pub seeded: AtomicU64,
+}
+
+/// Why a Redis call did not answer.
+enum CallError {
+    Redis(redis::RedisError),
+    Timeout(Duration),
+}
+
+impl std::fmt::Display for CallError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CallError::Redis(e) => write!(f, "{e}"),
+            CallError::Timeout(d) => write!(
+                f,
+                "no answer within {} ms ([store] redis_timeout)",
+                d.as_millis()
+            ),
+        }
+    }
+}
+
+/// Unix seconds when the UTC day and month of `now_ms` began.
+fn window_starts(now_ms: u64) -> (u64, u64) {
+    let secs = now_ms / 1000;
+    let stamp = crate::clock::rfc3339_millis(now_ms);
+    let (y, m): (i32, u32) = (
+        stamp[..4].parse().unwrap_or(1970),
+        stamp[5..7].parse().unwrap_or(1),
+    );
+    (
+        secs - secs % 86_400,
+        days_from_civil(y, m, 1).max(0) as u64 * 86_400,
+    )
 }
 
 /// The counters' windows at `now_ms`: (minute, day, month) labels and seconds to each end.
@@ -91,19 +172,31 @@ impl Limits {
         url: &str,
         prefix: &str,
         default_mode: FailMode,
+        timeout: Duration,
+        pg: Option<Arc<Pg>>,
     ) -> Result<Limits, String> {
         let client = redis::Client::open(url).map_err(|e| format!("Redis: {e}"))?;
-        let conn = redis::aio::ConnectionManager::new(client)
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(timeout))
+            .set_response_timeout(Some(timeout))
+            .set_number_of_retries(2)
+            .set_max_delay(Duration::from_secs(1));
+        let conn = redis::aio::ConnectionManager::new_with_config(client, config)
             .await
             .map_err(|e| format!("Redis: {e}"))?;
         Ok(Limits {
             conn,
             prefix: prefix.to_string(),
             default_mode,
+            timeout,
+            pg,
             admit: redis::Script::new(ADMIT),
-            charge: redis::Script::new(CHARGE),
+            settle: redis::Script::new(SETTLE),
+            seed: redis::Script::new(SEED),
             redis_errors_admitted: AtomicU64::new(0),
             redis_errors_refused: AtomicU64::new(0),
+            settle_errors: AtomicU64::new(0),
+            seeded: AtomicU64::new(0),
         })
     }
 
@@ -111,90 +204,155 @@ impl Limits {
         format!("{}{kind}:{id}:{window}", self.prefix)
     }
 
-    /// Admits a request of `key` expected to use `tokens` and cost `cost_usd`, counting it.
-    pub async fn admit(&self, key: &VirtualKey, tokens: u64, cost_usd: f64) -> Result<(), Refusal> {
+    /// Runs a script invocation within the timeout.
+    async fn call<T: redis::FromRedisValue>(
+        &self,
+        invocation: &redis::ScriptInvocation<'_>,
+    ) -> Result<T, CallError> {
+        let mut conn = self.conn.clone();
+        match tokio::time::timeout(self.timeout, invocation.invoke_async(&mut conn)).await {
+            Ok(r) => r.map_err(CallError::Redis),
+            Err(_) => Err(CallError::Timeout(self.timeout)),
+        }
+    }
+
+    /// Admits a request of `key` whose worst case is `tokens` and `cost_usd`: checks every
+    /// limit and, when `reserve`, reserves that worst case until [`Limits::settle`]. `Ok(None)`
+    /// when nothing was reserved (the key has no limits, or Redis failed open).
+    pub async fn admit(
+        &self,
+        key: &VirtualKey,
+        tokens: u64,
+        cost_usd: f64,
+        reserve: bool,
+    ) -> Result<Option<Reservation>, Refusal> {
         if key.rpm.is_none()
             && key.tpm.is_none()
             && key.budget_day_usd.is_none()
             && key.budget_month_usd.is_none()
         {
-            return Ok(());
+            return Ok(None);
         }
-        let ((minute, to_minute), (day, to_day), (month, to_month)) =
-            windows(crate::clock::unix_millis());
+        let now = crate::clock::unix_millis();
+        let ((minute, to_minute), (day, to_day), (month, to_month)) = windows(now);
         let limit = |v: Option<i64>| v.unwrap_or(-1);
         let usd = |v: Option<f64>| v.unwrap_or(-1.0);
-        let mut conn = self.conn.clone();
-        let result: Result<Vec<i64>, redis::RedisError> = self
-            .admit
-            .key(self.key("rpm", &key.id, &minute.to_string()))
-            .key(self.key("tpm", &key.id, &minute.to_string()))
-            .key(self.key("usd", &key.id, &day))
-            .key(self.key("usd", &key.id, &month))
+        let keys = [
+            self.key("rpm", &key.id, &minute.to_string()),
+            self.key("tpm", &key.id, &minute.to_string()),
+            self.key("usd", &key.id, &day),
+            self.key("usd", &key.id, &month),
+        ];
+        let mut invocation = self.admit.prepare_invoke();
+        for k in &keys {
+            invocation.key(k);
+        }
+        invocation
             .arg(limit(key.rpm))
             .arg(limit(key.tpm))
             .arg(tokens)
             .arg(usd(key.budget_day_usd))
             .arg(usd(key.budget_month_usd))
             .arg(cost_usd)
-            .invoke_async(&mut conn)
-            .await;
+            .arg(if reserve { "1" } else { "0" });
+        let mut result = self.call::<Vec<i64>>(&invocation).await;
+        if matches!(result.as_deref(), Ok([5])) {
+            result = match self.seed_budget(&key.id, &keys[2], &keys[3], now).await {
+                Ok(()) => self.call::<Vec<i64>>(&invocation).await,
+                Err(e) => Err(e),
+            };
+        }
+        let refused = |what, retry_after| Err(Refusal::Limit { what, retry_after });
         match result {
             Ok(v) => match v.first().copied().unwrap_or(0) {
-                0 => Ok(()),
-                1 => Err(Refusal::Limit {
-                    what: "requests per minute",
-                    retry_after: to_minute,
-                }),
-                2 => Err(Refusal::Limit {
-                    what: "tokens per minute",
-                    retry_after: to_minute,
-                }),
-                3 => Err(Refusal::Limit {
-                    what: "daily budget",
-                    retry_after: to_day,
-                }),
-                _ => Err(Refusal::Limit {
-                    what: "monthly budget",
-                    retry_after: to_month,
-                }),
+                0 => Ok(reserve.then(|| Reservation {
+                    key_id: key.id.clone(),
+                    minute,
+                    day,
+                    month,
+                    tokens,
+                    cost_usd,
+                })),
+                1 => refused("requests per minute", to_minute),
+                2 => refused("tokens per minute", to_minute),
+                3 => refused("daily budget", to_day),
+                4 => refused("monthly budget", to_month),
+                _ => self.without_redis(key, "a budget counter could not be rebuilt".into()),
             },
-            Err(e) => match key.on_redis_error.unwrap_or(self.default_mode) {
-                FailMode::Open => {
-                    self.redis_errors_admitted.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(
-                        "Redis unreachable, key {} admitted (fails open): {e}",
-                        key.id
-                    );
-                    Ok(())
-                }
-                FailMode::Closed => {
-                    self.redis_errors_refused.fetch_add(1, Ordering::Relaxed);
-                    Err(Refusal::Unavailable(format!(
-                        "limits cannot be checked (Redis unreachable) and key {} fails closed",
-                        key.id
-                    )))
-                }
-            },
+            Err(e) => self.without_redis(key, e.to_string()),
         }
     }
 
-    /// Charges a finished request's tokens and cost to its key.
-    pub async fn charge(&self, key_id: &str, tokens: u64, cost_usd: f64) {
-        let ((minute, _), (day, _), (month, _)) = windows(crate::clock::unix_millis());
+    /// The key's `on_redis_error` decides, and the decision is counted.
+    fn without_redis(&self, key: &VirtualKey, why: String) -> Result<Option<Reservation>, Refusal> {
+        match key.on_redis_error.unwrap_or(self.default_mode) {
+            FailMode::Open => {
+                self.redis_errors_admitted.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(
+                    "Redis unreachable, key {} admitted (fails open): {why}",
+                    key.id
+                );
+                Ok(None)
+            }
+            FailMode::Closed => {
+                self.redis_errors_refused.fetch_add(1, Ordering::Relaxed);
+                Err(Refusal::Unavailable(format!(
+                    "limits cannot be checked (Redis unreachable) and key {} fails closed",
+                    key.id
+                )))
+            }
+        }
+    }
+
+    /// Rebuilds a key's lost day and month counters from the spend PostgreSQL recorded (zero
+    /// without a store); a counter another replica rebuilt first is kept.
+    async fn seed_budget(
+        &self,
+        key_id: &str,
+        day_key: &str,
+        month_key: &str,
+        now_ms: u64,
+    ) -> Result<(), CallError> {
+        let (day_start, month_start) = window_starts(now_ms);
+        let (day, month) = match &self.pg {
+            Some(pg) => pg
+                .key_spend(key_id, day_start as i64, month_start as i64)
+                .await
+                .unwrap_or_else(|e| {
+                    tracing::warn!(
+                        "could not read key {key_id}'s spend to rebuild its budget counters: {e}"
+                    );
+                    (0.0, 0.0)
+                }),
+            None => (0.0, 0.0),
+        };
+        let mut invocation = self.seed.prepare_invoke();
+        invocation.key(day_key).key(month_key).arg(day).arg(month);
+        self.call::<i64>(&invocation).await?;
+        self.seeded.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Whether Redis answers a PING within the timeout.
+    pub async fn ping(&self) -> bool {
         let mut conn = self.conn.clone();
-        let result: Result<i64, redis::RedisError> = self
-            .charge
-            .key(self.key("tpm", key_id, &minute.to_string()))
-            .key(self.key("usd", key_id, &day))
-            .key(self.key("usd", key_id, &month))
-            .arg(tokens)
-            .arg(cost_usd)
-            .invoke_async(&mut conn)
-            .await;
-        if let Err(e) = result {
-            self.redis_errors_admitted.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!("could not charge key {key_id} (Redis unreachable): {e}");
+        let cmd = redis::cmd("PING");
+        let ping = cmd.query_async::<String>(&mut conn);
+        matches!(tokio::time::timeout(self.timeout, ping).await, Ok(Ok(_)))
+    }
+
+    /// Settles a reservation with what the request really used.
+    pub async fn settle(&self, r: &Reservation, tokens: u64, cost_usd: f64) {
+        let mut invocation = self.settle.prepare_invoke();
+        invocation
+            .key(self.key("tpm", &r.key_id, &r.minute.to_string()))
+            .key(self.key("usd", &r.key_id, &r.day))
+            .key(self.key("usd", &r.key_id, &r.month))
+            .arg(tokens as i64 - r.tokens as i64)
+            .arg(cost_usd - r.cost_usd);
+        if let Err(e) = self.call::<i64>(&invocation).await {
+            self.settle_errors.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!("could not settle key {}'s reservation: {e}", r.key_id);
         }
     }
 }
@@ -213,5 +371,8 @@ mod tests {
         assert_eq!((day.as_str(), month.as_str()), ("2026-12-31", "2026-12"));
         assert_eq!(days_from_civil(1970, 1, 1), 0);
         assert_eq!(days_from_civil(2000, 3, 1), 11_017);
+        let (day, month) = window_starts(t);
+        assert_eq!(day, days_from_civil(2026, 12, 31) as u64 * 86_400);
+        assert_eq!(month, days_from_civil(2026, 12, 1) as u64 * 86_400);
     }
 }

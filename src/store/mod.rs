@@ -29,18 +29,32 @@ impl Store {
         let (pg, writer, keys) = match &cfg.postgres_url {
             None => (None, None, None),
             Some(_) => {
-                let pg = Arc::new(Pg::connect(cfg).await.map_err(|e| e.to_string())?);
+                let pg = Pg::connect(cfg).await.map_err(|e| e.to_string())?;
                 pg.migrate().await.map_err(|e| e.to_string())?;
                 let writer = PgWriter::start(pg.clone(), cfg);
-                let keys = KeyCache::start(pg.clone(), cfg.keys_refresh)
-                    .await
-                    .map_err(|e| e.to_string())?;
+                let keys = KeyCache::start(
+                    pg.clone(),
+                    cfg.keys_refresh,
+                    cfg.keys_max_staleness,
+                    cfg.on_keys_stale,
+                )
+                .await
+                .map_err(|e| e.to_string())?;
                 (Some(pg), Some(writer), Some(keys))
             }
         };
         let limits = match &cfg.redis_url {
             None => None,
-            Some(url) => Some(Limits::connect(url, &cfg.redis_prefix, cfg.on_redis_error).await?),
+            Some(url) => Some(
+                Limits::connect(
+                    url,
+                    &cfg.redis_prefix,
+                    cfg.on_redis_error,
+                    cfg.redis_timeout,
+                    pg.clone(),
+                )
+                .await?,
+            ),
         };
         Ok(Store {
             pg,

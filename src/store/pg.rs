@@ -2,14 +2,17 @@
 //! retention, the batched request writer, feedback, and the queries behind `switchyard
 //! export` and spend.
 
+use super::keys::Scope;
 use crate::config::StoreConfig;
+use backon::{ExponentialBuilder, Retryable};
 use serde_json::{json, Value};
-use std::collections::HashSet;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::collections::{HashSet, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::Duration;
 use tokio::sync::mpsc;
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::tls::NoTlsStream;
+use tokio_postgres::{Client, Connection, NoTls, Socket};
 
 /// Why the store failed (never shows the URL: it holds a password).
 #[derive(Debug, thiserror::Error)]
@@ -26,7 +29,7 @@ impl From<tokio_postgres::Error> for PgError {
 }
 
 /// The migrations, in order; each runs once (recorded in `switchyard_migrations`).
-const MIGRATIONS: [&str; 2] = [
+const MIGRATIONS: [&str; 3] = [
     r#"
 CREATE TABLE requests (
     ts timestamptz NOT NULL,
@@ -80,53 +83,112 @@ ALTER TABLE requests ADD COLUMN seq bigint NOT NULL DEFAULT nextval('requests_se
 CREATE INDEX requests_seq_idx ON requests (seq);
 CREATE INDEX feedback_ts ON feedback (ts);
 "#,
+    r#"
+-- tenant walls: a key belongs to a team; feedback records the key that gave it
+ALTER TABLE virtual_keys ADD COLUMN team text;
+UPDATE virtual_keys SET team = metadata->>'team' WHERE team IS NULL;
+ALTER TABLE feedback ADD COLUMN key_id text;
+CREATE INDEX requests_key_ts ON requests (key_id, ts);
+"#,
 ];
 
-/// A connection to the shared store.
+/// Delays between reconnection attempts after the connection to PostgreSQL ended.
+const RECONNECT_MIN: Duration = Duration::from_millis(100);
+const RECONNECT_MAX: Duration = Duration::from_secs(2);
+
+/// The advisory lock every replica takes before touching the schema.
+const MIGRATION_LOCK: i64 = 7_263_001;
+
+/// A feedback row as stored.
+pub struct FeedbackRow<'a> {
+    pub request_id: &'a str,
+    pub source: &'a str,
+    pub model: &'a str,
+    pub score: f64,
+    pub thumbs: Option<&'a str>,
+    pub comment: Option<&'a str>,
+    /// The key that gave it.
+    pub key: Option<&'a str>,
+}
+
+/// A connection to the shared store that comes back by itself: when the connection ends
+/// (PostgreSQL restarted, network cut), a task reconnects with capped exponential backoff and
+/// swaps the new client in; queries meanwhile fail fast with an error.
 pub struct Pg {
-    pub client: Client,
+    url: String,
+    client: RwLock<Arc<Client>>,
+    up: AtomicBool,
+    /// Unix ms when the connection was last seen ending (0: never).
+    down_since_ms: AtomicU64,
+    /// Connections re-established after one ended.
+    pub reconnects: AtomicU64,
     retention_days: u32,
     /// Days (`YYYYMMDD`) whose partition exists.
     partitions: Mutex<HashSet<String>>,
 }
 
+type PgConnection = Connection<Socket, NoTlsStream>;
+
 impl Pg {
-    /// Connects; the connection runs on its own task.
-    pub async fn connect(cfg: &StoreConfig) -> Result<Pg, PgError> {
+    /// Connects; the connection runs on its own task, which reconnects when it ends.
+    pub async fn connect(cfg: &StoreConfig) -> Result<Arc<Pg>, PgError> {
         let url = cfg
             .postgres_url
             .as_deref()
             .ok_or_else(|| PgError("[store] names no postgres_env".into()))?;
         let (client, conn) = tokio_postgres::connect(url, NoTls).await?;
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::error!("PostgreSQL connection ended: {}", PgError::from(e));
-            }
-        });
-        Ok(Pg {
-            client,
+        let pg = Arc::new(Pg {
+            url: url.to_string(),
+            client: RwLock::new(Arc::new(client)),
+            up: AtomicBool::new(true),
+            down_since_ms: AtomicU64::new(0),
+            reconnects: AtomicU64::new(0),
             retention_days: cfg.retention_days,
             partitions: Mutex::default(),
-        })
+        });
+        watch(Arc::downgrade(&pg), conn);
+        Ok(pg)
     }
 
-    /// Applies the migrations not applied yet; returns how many ran.
+    /// The current client (a query on it fails while the connection is down).
+    pub fn client(&self) -> Arc<Client> {
+        self.client
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Whether the connection is up; when it is not, since when (Unix ms).
+    pub fn health(&self) -> (bool, Option<u64>) {
+        let up = self.up.load(Ordering::Relaxed);
+        (
+            up,
+            (!up).then(|| self.down_since_ms.load(Ordering::Relaxed)),
+        )
+    }
+
+    /// Applies the migrations not applied yet; returns how many ran. Everything, the
+    /// bookkeeping table included, runs under one advisory lock, so replicas started at the
+    /// same moment on an empty database take turns.
     pub async fn migrate(&self) -> Result<usize, PgError> {
-        self.client
-            .batch_execute("CREATE TABLE IF NOT EXISTS switchyard_migrations (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now()); SELECT pg_advisory_lock(7263001)")
+        let client = self.client();
+        client
+            .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])
             .await?;
-        let result = self.apply().await;
-        self.client
-            .batch_execute("SELECT pg_advisory_unlock(7263001)")
+        let result = self.apply(&client).await;
+        client
+            .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK])
             .await?;
         let ran = result?;
         self.maintain().await?;
         Ok(ran)
     }
 
-    async fn apply(&self) -> Result<usize, PgError> {
-        let done: i32 = self
-            .client
+    async fn apply(&self, client: &Client) -> Result<usize, PgError> {
+        client
+            .batch_execute("CREATE TABLE IF NOT EXISTS switchyard_migrations (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())")
+            .await?;
+        let done: i32 = client
             .query_one(
                 "SELECT coalesce(max(version), 0) FROM switchyard_migrations",
                 &[],
@@ -135,8 +197,8 @@ impl Pg {
             .get(0);
         let mut ran = 0;
         for (i, sql) in MIGRATIONS.iter().enumerate().skip(done as usize) {
-            self.client.batch_execute(sql).await?;
-            self.client
+            client.batch_execute(sql).await?;
+            client
                 .execute(
                     "INSERT INTO switchyard_migrations (version) VALUES ($1)",
                     &[&(i as i32 + 1)],
@@ -157,7 +219,7 @@ impl Pg {
         }
         if self.retention_days > 0 {
             let rows = self
-                .client
+                .client()
                 .query(
                     "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = 'requests'",
                     &[],
@@ -168,7 +230,7 @@ impl Pg {
                 let name: String = r.get(0);
                 if let Some(day) = name.strip_prefix("requests_") {
                     if day < oldest.as_str() {
-                        self.client
+                        self.client()
                             .batch_execute(&format!("DROP TABLE IF EXISTS {name}"))
                             .await?;
                         self.partitions
@@ -201,7 +263,7 @@ impl Pg {
         let sql = format!(
             "CREATE TABLE IF NOT EXISTS requests_{day} PARTITION OF requests FOR VALUES FROM ('{from}') TO ('{to}')"
         );
-        match self.client.batch_execute(&sql).await {
+        match self.client().batch_execute(&sql).await {
             Ok(()) => {}
             // Another replica created it at the same moment.
             Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::DUPLICATE_TABLE) => {}
@@ -248,7 +310,7 @@ impl Pg {
             .map(|r| r["cost_usd"].as_f64().unwrap_or(0.0))
             .collect();
         let n = self
-            .client
+            .client()
             .execute(
                 "INSERT INTO requests (ts, request_id, endpoint, status, key_id, team, user_id, model, router, route, variant, prompt_tokens, completion_tokens, cost_usd, record)
                  SELECT to_timestamp(t / 1000.0), id, ep, st, k, tm, u, m, ro, rt, v, pt, ct, c, rec
@@ -260,7 +322,12 @@ impl Pg {
                     &col(&|r| text(r, "endpoint")),
                     &status,
                     &col(&|r| text(r, "key")),
-                    &col(&|r| r["metadata"]["team"].as_str().map(str::to_string)),
+                    &col(&|r| {
+                        r["team"]
+                            .as_str()
+                            .or(r["metadata"]["team"].as_str())
+                            .map(str::to_string)
+                    }),
                     &col(&|r| text(r, "user")),
                     &col(&|r| text(r, "model")),
                     &col(&|r| text(r, "router")),
@@ -276,13 +343,16 @@ impl Pg {
         Ok(n)
     }
 
-    /// The models a logged request was sent to (the serving one first), if any replica
-    /// logged it.
-    pub async fn request_models(&self, request_id: &str) -> Result<Option<Vec<String>>, PgError> {
+    /// The models a logged request was sent to (the serving one first) and the key that made
+    /// it, if any replica logged it.
+    pub async fn request_served(
+        &self,
+        request_id: &str,
+    ) -> Result<Option<(Vec<String>, Option<String>)>, PgError> {
         let row = self
-            .client
+            .client()
             .query_opt(
-                "SELECT model, record->'attempts' FROM requests WHERE request_id = $1 LIMIT 1",
+                "SELECT model, record->'attempts', key_id FROM requests WHERE request_id = $1 LIMIT 1",
                 &[&request_id],
             )
             .await?;
@@ -302,7 +372,7 @@ impl Pg {
                     models.push(m.to_string());
                 }
             }
-            Some(models)
+            Some((models, r.get(2)))
         }))
     }
 
@@ -315,7 +385,7 @@ impl Pg {
     ) -> Result<(Vec<Value>, Option<i64>), PgError> {
         let rows = match after {
             Some(seq) => {
-                self.client
+                self.client()
                     .query(
                         "SELECT seq, record FROM requests WHERE seq > $1 ORDER BY seq LIMIT $2",
                         &[&seq, &limit],
@@ -324,7 +394,7 @@ impl Pg {
             }
             None => {
                 let mut rows = self
-                    .client
+                    .client()
                     .query(
                         "SELECT seq, record FROM requests ORDER BY seq DESC LIMIT $1",
                         &[&limit],
@@ -341,7 +411,7 @@ impl Pg {
     /// Feedback stored or replaced since `since_ms`, as feedback log records.
     pub async fn feedback_since(&self, since_ms: i64) -> Result<Vec<Value>, PgError> {
         let rows = self
-            .client
+            .client()
             .query(
                 "SELECT request_id, source, model, score FROM feedback WHERE ts >= to_timestamp($1::bigint / 1000.0) ORDER BY ts",
                 &[&since_ms],
@@ -356,10 +426,29 @@ impl Pg {
             .collect())
     }
 
+    /// A key's spend since the start of the UTC day and since the start of the month (Unix
+    /// seconds), from the recorded requests.
+    pub async fn key_spend(
+        &self,
+        key_id: &str,
+        day_start: i64,
+        month_start: i64,
+    ) -> Result<(f64, f64), PgError> {
+        let row = self
+            .client()
+            .query_one(
+                "SELECT coalesce(sum(cost_usd) FILTER (WHERE ts >= to_timestamp($2::bigint)), 0)::float8, coalesce(sum(cost_usd), 0)::float8
+                 FROM requests WHERE key_id = $1 AND ts >= to_timestamp($3::bigint)",
+                &[&key_id, &day_start, &month_start],
+            )
+            .await?;
+        Ok((row.get(0), row.get(1)))
+    }
+
     /// One stored request record.
     pub async fn request_record(&self, request_id: &str) -> Result<Option<Value>, PgError> {
         Ok(self
-            .client
+            .client()
             .query_opt(
                 "SELECT record FROM requests WHERE request_id = $1 LIMIT 1",
                 &[&request_id],
@@ -368,20 +457,21 @@ impl Pg {
             .map(|r| r.get(0)))
     }
 
-    /// Stores feedback; the last per (request, source) counts.
-    pub async fn upsert_feedback(&self, f: &Value) -> Result<(), PgError> {
-        self.client
+    /// Stores feedback with the key that gave it; the last per (request, source) counts.
+    pub async fn upsert_feedback(&self, f: &FeedbackRow<'_>) -> Result<(), PgError> {
+        self.client()
             .execute(
-                "INSERT INTO feedback (request_id, source, model, score, thumbs, comment) VALUES ($1, $2, $3, $4, $5, $6)
+                "INSERT INTO feedback (request_id, source, model, score, thumbs, comment, key_id) VALUES ($1, $2, $3, $4, $5, $6, $7)
                  ON CONFLICT (request_id, source) DO UPDATE SET model = EXCLUDED.model, score = EXCLUDED.score,
-                 thumbs = EXCLUDED.thumbs, comment = EXCLUDED.comment, ts = now()",
+                 thumbs = EXCLUDED.thumbs, comment = EXCLUDED.comment, key_id = EXCLUDED.key_id, ts = now()",
                 &[
-                    &f["request_id"].as_str(),
-                    &f["source"].as_str(),
-                    &f["model"].as_str(),
-                    &f["score"].as_f64(),
-                    &f["thumbs"].as_str(),
-                    &f["comment"].as_str(),
+                    &f.request_id,
+                    &f.source,
+                    &f.model,
+                    &f.score,
+                    &f.thumbs,
+                    &f.comment,
+                    &f.key,
                 ],
             )
             .await?;
@@ -402,7 +492,7 @@ impl Pg {
             .await?;
         let feedback = self
             .export_rows(
-                "SELECT request_id, source, model, score, thumbs, comment, (extract(epoch FROM ts) * 1000)::bigint FROM feedback ORDER BY ts",
+                "SELECT request_id, source, model, score, thumbs, comment, (extract(epoch FROM ts) * 1000)::bigint, key_id FROM feedback ORDER BY ts",
                 &dir.join("feedback-store.ndjson"),
                 |r| {
                     json!({
@@ -410,6 +500,7 @@ impl Pg {
                         "source": r.get::<_, String>(1), "model": r.get::<_, String>(2),
                         "score": r.get::<_, f64>(3), "thumbs": r.get::<_, Option<String>>(4),
                         "comment": r.get::<_, Option<String>>(5),
+                        "key": r.get::<_, Option<String>>(7),
                     })
                 },
             )
@@ -429,7 +520,7 @@ impl Pg {
         let io = |e: std::io::Error| PgError(format!("{}: {e}", path.display()));
         let mut out = std::io::BufWriter::new(std::fs::File::create(path).map_err(io)?);
         let rows = self
-            .client
+            .client()
             .query_raw(sql, std::iter::empty::<&str>())
             .await?;
         futures_util::pin_mut!(rows);
@@ -443,8 +534,14 @@ impl Pg {
         Ok(n)
     }
 
-    /// Spend since `since_ms` grouped by `by` (key, team, model, router or day).
-    pub async fn spend(&self, by: &str, since_ms: u64) -> Result<Vec<Value>, PgError> {
+    /// Spend since `since_ms` grouped by `by` (key, team, model, router or day), over the
+    /// requests `scope` may see.
+    pub async fn spend(
+        &self,
+        by: &str,
+        since_ms: u64,
+        scope: &Scope,
+    ) -> Result<Vec<Value>, PgError> {
         let column = match by {
             "key" => "key_id",
             "team" => "team",
@@ -457,14 +554,19 @@ impl Pg {
                 )))
             }
         };
+        let (wall, who) = match scope {
+            Scope::All => ("$2::text IS NULL", None),
+            Scope::Team(t) => ("record->>'team' = $2", Some(t.as_str())),
+            Scope::Key(k) => ("key_id = $2", Some(k.as_str())),
+        };
         let rows = self
-            .client
+            .client()
             .query(
                 &format!(
                     "SELECT {column}, count(*), coalesce(sum(cost_usd), 0), coalesce(sum(prompt_tokens), 0)::bigint, coalesce(sum(completion_tokens), 0)::bigint
-                     FROM requests WHERE ts >= to_timestamp($1::bigint / 1000.0) GROUP BY 1 ORDER BY 3 DESC, 1"
+                     FROM requests WHERE ts >= to_timestamp($1::bigint / 1000.0) AND {wall} GROUP BY 1 ORDER BY 3 DESC, 1"
                 ),
-                &[&(since_ms as i64)],
+                &[&(since_ms as i64), &who],
             )
             .await?;
         Ok(rows
@@ -477,6 +579,46 @@ impl Pg {
     }
 }
 
+/// Runs a connection until it ends, then reconnects with capped exponential backoff (jittered)
+/// and swaps the new client into `pg`; stops when `pg` is gone.
+fn watch(pg: Weak<Pg>, conn: PgConnection) {
+    tokio::spawn(async move {
+        if let Err(e) = conn.await {
+            tracing::warn!("{}", PgError::from(e));
+        }
+        let Some(url) = pg.upgrade().map(|p| {
+            p.up.store(false, Ordering::Relaxed);
+            p.down_since_ms
+                .store(crate::clock::unix_millis(), Ordering::Relaxed);
+            p.url.clone()
+        }) else {
+            return;
+        };
+        tracing::error!("PostgreSQL connection ended; reconnecting");
+        let attempt = || async {
+            if pg.strong_count() == 0 {
+                return Ok(None);
+            }
+            tokio_postgres::connect(&url, NoTls).await.map(Some)
+        };
+        let backoff = ExponentialBuilder::default()
+            .with_min_delay(RECONNECT_MIN)
+            .with_max_delay(RECONNECT_MAX)
+            .with_jitter()
+            .without_max_times();
+        let Ok(Some((client, conn))) = attempt.retry(backoff).sleep(tokio::time::sleep).await
+        else {
+            return;
+        };
+        let Some(p) = pg.upgrade() else { return };
+        *p.client.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(client);
+        p.up.store(true, Ordering::Relaxed);
+        p.reconnects.fetch_add(1, Ordering::Relaxed);
+        tracing::info!("PostgreSQL connection re-established");
+        watch(pg, conn);
+    });
+}
+
 /// `YYYYMMDD` of a Unix time in ms (UTC).
 fn day_of(ts_ms: u64) -> String {
     crate::clock::rfc3339_millis(ts_ms)[..10].replace('-', "")
@@ -486,18 +628,55 @@ fn day_of(ts_ms: u64) -> String {
 #[derive(Default)]
 pub struct WriterStats {
     pub written: AtomicU64,
+    /// Records refused because the queue was full (never sent).
     pub dropped: AtomicU64,
+    /// Records whose write failed (each try counts); they wait in the spool for the next.
     pub failed: AtomicU64,
+    /// Records pushed out of a full spool (the store never got them).
+    pub lost: AtomicU64,
     pub queued: AtomicU64,
+    /// Records waiting in the spool to be written again.
+    pub spooled: AtomicU64,
 }
 
 /// The batched request writer: records queue in a bounded channel and a task writes them in
-/// batches of `batch` (or what is there after `flush`). A full queue drops the record and
-/// counts it; a replica killed outright loses what is queued (at most `queue`, normally under
-/// one batch: the writer empties the queue every `flush`).
+/// batches of `batch` (or what is there after `flush`). A batch that cannot be written (the
+/// store is down) waits in a spool of at most `queue` records and is written again, oldest
+/// first, once the store answers; a full spool loses its oldest records and counts them. A
+/// full queue drops the record and counts it; a replica killed outright loses what is queued
+/// and spooled.
 pub struct PgWriter {
     tx: mpsc::Sender<Vec<u8>>,
     pub stats: Arc<WriterStats>,
+}
+
+/// Batches that could not be written yet, bounded in records.
+struct Spool {
+    batches: VecDeque<Vec<Vec<u8>>>,
+    records: usize,
+    bound: usize,
+}
+
+impl Spool {
+    /// Keeps a failed batch; returns how many older records were pushed out.
+    fn push(&mut self, batch: Vec<Vec<u8>>) -> usize {
+        self.records += batch.len();
+        self.batches.push_back(batch);
+        let mut lost = 0;
+        while self.records > self.bound {
+            let Some(front) = self.batches.front_mut() else {
+                break;
+            };
+            let over = (self.records - self.bound).min(front.len());
+            front.drain(..over);
+            self.records -= over;
+            lost += over;
+            if front.is_empty() {
+                self.batches.pop_front();
+            }
+        }
+        lost
+    }
 }
 
 impl PgWriter {
@@ -506,9 +685,15 @@ impl PgWriter {
         let stats = Arc::new(WriterStats::default());
         let (batch, flush) = (cfg.batch, cfg.flush);
         let s = stats.clone();
+        let mut spool = Spool {
+            batches: VecDeque::new(),
+            records: 0,
+            bound: cfg.queue,
+        };
         tokio::spawn(async move {
             let mut lines = Vec::with_capacity(batch);
             let mut last_maintenance = std::time::Instant::now();
+            let mut warned = false;
             loop {
                 let deadline = tokio::time::sleep(flush);
                 tokio::pin!(deadline);
@@ -526,15 +711,36 @@ impl PgWriter {
                 };
                 if !lines.is_empty() {
                     let n = lines.len() as u64;
-                    match pg.insert_requests(&lines).await {
-                        Ok(_) => s.written.fetch_add(n, Ordering::Relaxed),
-                        Err(e) => {
-                            tracing::warn!("could not write {n} request records: {e}");
-                            s.failed.fetch_add(n, Ordering::Relaxed)
-                        }
-                    };
                     s.queued.fetch_sub(n, Ordering::Relaxed);
-                    lines.clear();
+                    s.spooled.fetch_add(n, Ordering::Relaxed);
+                    let lost = spool.push(std::mem::replace(&mut lines, Vec::with_capacity(batch)));
+                    s.lost.fetch_add(lost as u64, Ordering::Relaxed);
+                    s.spooled.fetch_sub(lost as u64, Ordering::Relaxed);
+                }
+                // Oldest first; stop at the first failure (the store is down) and try again
+                // after the next flush.
+                while let Some(b) = spool.batches.front() {
+                    let n = b.len() as u64;
+                    match pg.insert_requests(b).await {
+                        Ok(_) => {
+                            s.written.fetch_add(n, Ordering::Relaxed);
+                            s.spooled.fetch_sub(n, Ordering::Relaxed);
+                            spool.records -= b.len();
+                            spool.batches.pop_front();
+                            if warned {
+                                tracing::info!("request records are written to PostgreSQL again");
+                                warned = false;
+                            }
+                        }
+                        Err(e) => {
+                            s.failed.fetch_add(n, Ordering::Relaxed);
+                            if !warned {
+                                tracing::warn!("could not write {n} request records (kept in the spool, written again when PostgreSQL answers): {e}");
+                                warned = true;
+                            }
+                            break;
+                        }
+                    }
                 }
                 if last_maintenance.elapsed() > Duration::from_secs(3600) {
                     last_maintenance = std::time::Instant::now();
@@ -557,5 +763,31 @@ impl PgWriter {
             self.stats.queued.fetch_sub(1, Ordering::Relaxed);
             self.stats.dropped.fetch_add(1, Ordering::Relaxed);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Spool;
+    use std::collections::VecDeque;
+
+    #[test]
+    fn a_full_spool_loses_its_oldest_records_and_counts_them() {
+        let mut spool = Spool {
+            batches: VecDeque::new(),
+            records: 0,
+            bound: 5,
+        };
+        let batch = |tag: u8, n: usize| (0..n).map(|i| vec![tag, i as u8]).collect::<Vec<_>>();
+        assert_eq!(spool.push(batch(1, 3)), 0);
+        assert_eq!(spool.push(batch(2, 3)), 1);
+        assert_eq!(spool.records, 5);
+        assert_eq!(spool.batches[0], vec![vec![1, 1], vec![1, 2]]);
+        assert_eq!(spool.push(batch(3, 4)), 4);
+        let left: Vec<Vec<u8>> = spool.batches.iter().flatten().cloned().collect();
+        assert_eq!(
+            left,
+            vec![vec![2, 2], vec![3, 0], vec![3, 1], vec![3, 2], vec![3, 3]]
+        );
     }
 }

@@ -64,11 +64,15 @@ class Fleet:
         assert out.returncode == 0, out.stderr
         return out.stdout
 
-    def create_key(self, *args):
-        out = self.cli("keys", "create", "--name", "test", *args)
+    def create_key(self, *args, env=None):
+        out = self.cli("keys", "create", "--name", "test", *args, env=env)
         secret = out.strip().splitlines()[-1].split()[-1]
         key_id = json.loads(out[: out.rindex("}") + 1])["id"]
         return key_id, secret
+
+    def create_key_in(self, pg_url, *args):
+        """A key in another PostgreSQL than the fleet's."""
+        return self.create_key(*args, env={"SY_PG": pg_url})
 
     def close(self):
         for p in self.procs:
@@ -96,9 +100,12 @@ def chat(url, key, model="up/ok"):
 
 
 def accepted(url, key):
-    """One request with the key; False while the replica has not loaded it yet."""
+    """One request with the key; False while the replica has not loaded it yet (a key whose
+    limits refuse the request is loaded)."""
     try:
         chat(url, key)
+        return True
+    except openai.RateLimitError:
         return True
     except openai.AuthenticationError:
         return False
@@ -187,8 +194,8 @@ def test_key_policy_budget_metadata_and_spend(fleet):
     with pytest.raises(openai.PermissionDeniedError) as e:
         chat(a, key, model="up/second")
     assert "may not use" in e.value.body["message"]
-    # A budget of $0.000015 a day: the first request's estimate (its prompt) fits, its real
-    # cost (prompt and answer, charged when it finished) does not leave room for another.
+    # A budget of $0.000015 a day: without max_tokens a request reserves its worst case (the
+    # model's max_output_tokens), which does not fit, and the refusal says so.
     _, small = fleet.create_key("--budget-day", "0.000015")
     assert wait_for(lambda: accepted(a, small))
 
@@ -265,3 +272,307 @@ def test_analytics_on_any_replica_show_the_whole_fleet(fleet):
     assert get(b, "/v1/analytics/traffic?window=1h")["totals"]["requests"] == 5
     drill = get(a, f"/v1/analytics/requests/{served_by_b[0]}")
     assert drill["record"]["request_id"] == served_by_b[0] and drill["record"]["model"] == "up/ok"
+
+
+# --- tenant walls, budgets under concurrency, stores that come back (one test per row of the
+# adversarial run that found them) ---
+
+PRICEY = """
+[[models]]
+id = "up/pricey"
+upstream = "ok"
+input_price_per_mtok = 0.0
+output_price_per_mtok = 1000.0
+"""
+
+
+def get_json(url, path, key):
+    req = urllib.request.Request(url + path, headers={"authorization": f"Bearer {key}"})
+    with urllib.request.urlopen(req) as r:
+        return json.load(r)
+
+
+def status_of(url, path, key, body=None):
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(url + path, data=data, headers={"authorization": f"Bearer {key}",
+                                                                  "content-type": "application/json"})
+    try:
+        with urllib.request.urlopen(req) as r:
+            return r.status, json.load(r)
+    except urllib.error.HTTPError as e:
+        return e.code, json.load(e)
+
+
+def post_feedback(url, key, body):
+    return status_of(url, "/v1/feedback", key, body)
+
+
+def test_a_team_sees_only_its_own_requests_spend_and_feedback(fleet):
+    a, b = fleet.replica("a"), fleet.replica("b")
+    _, key_a = fleet.create_key("--team", "alpha")
+    _, key_b = fleet.create_key("--team", "beta")
+    _, key_a2 = fleet.create_key("--metadata", "team=alpha")  # the team from metadata
+    assert wait_for(lambda: accepted(a, key_a) and accepted(b, key_b) and accepted(b, key_a2))
+    secret = "alpha's private plan"
+    r = client(a, key_a).chat.completions.create(model="up/ok", user="alice",
+                                                 messages=[{"role": "user", "content": secret}])
+    rid_a = r.metadata["request_id"]
+    rid_b = chat(b, key_b).metadata["request_id"]
+    assert wait_for(lambda: psql(fleet.db, "SELECT count(*) FROM requests") == "5")
+
+    def ids(url, key):
+        return {x["request_id"] for x in get_json(url, "/v1/analytics/requests?window=1h&limit=100", key)["requests"]}
+
+    # B, through either replica: only beta's request; A's id is unknown to it.
+    for url in (a, b):
+        seen = ids(url, key_b)
+        assert rid_b in seen and rid_a not in seen, seen
+        assert status_of(url, f"/v1/analytics/requests/{rid_a}", key_b)[0] == 404
+        filters = get_json(url, "/v1/analytics/filters", key_b)
+        assert "alice" not in json.dumps(filters) and filters["rows"] == 2, filters
+        traffic = get_json(url, "/v1/analytics/traffic?window=1h", key_b)
+        assert traffic["totals"]["requests"] == 2
+    # A's team (both of its keys) sees its own request with the prompt; the admin sees all.
+    drill = get_json(b, f"/v1/analytics/requests/{rid_a}", key_a2)
+    assert secret in json.dumps(drill["record"]["prompt"]) and drill["record"]["team"] == "alpha"
+    assert {rid_a, rid_b} <= ids(a, "rk-fleet")
+    # Spend: B's rows only, by key and by team; the admin sees both teams.
+    for by in ("key", "team"):
+        rows = get_json(a, f"/v1/spend?by={by}&window=1d", key_b)["rows"]
+        assert [r["requests"] for r in rows] == [2] and "alpha" not in json.dumps(rows), rows
+    teams = {r["team"] for r in get_json(a, "/v1/spend?by=team&window=1d", "rk-fleet")["rows"]}
+    assert {"alpha", "beta"} <= teams
+    # Feedback: B may not rate A's request (answered like an unknown id), A may; the store
+    # records which key gave it.
+    code, body = post_feedback(b, key_b, {"request_id": rid_a, "score": 0.0})
+    assert code == 404 and "of this key" in body["error"]["message"]
+    code, _ = post_feedback(b, key_a, {"request_id": rid_a, "score": 0.75})
+    assert code == 200
+    assert psql(fleet.db, f"SELECT key_id IS NOT NULL, score FROM feedback WHERE request_id = '{rid_a}'") == "t|0.75"
+
+
+def test_feedback_cannot_forge_the_judge_and_keeps_any_source(fleet):
+    a = fleet.replica("a")
+    _, key = fleet.create_key("--team", "alpha")
+    assert wait_for(lambda: accepted(a, key))
+    rid = chat(a, key).metadata["request_id"]
+    for giver in (key, "rk-fleet"):
+        for source in ("judge", "judge-pairwise"):
+            code, body = post_feedback(a, giver, {"request_id": rid, "score": 1.0, "source": source})
+            assert code == 403 and body["error"]["param"] == "source", body
+    odd = 'app "beta"\n<b>'
+    code, _ = post_feedback(a, key, {"request_id": rid, "score": 0.25, "source": odd, "comment": 'said "meh"'})
+    assert code == 200
+    drill = get_json(a, f"/v1/analytics/requests/{rid}", key)
+    assert {"source": odd, "score": 0.25} in drill["feedback"], drill["feedback"]
+    assert psql(fleet.db, f"SELECT source, comment FROM feedback WHERE request_id = '{rid}'") == f'{odd}|said "meh"'
+
+
+def spend_of(fleet, key_id):
+    return float(psql(fleet.db, f"SELECT coalesce(sum(cost_usd), 0) FROM requests WHERE key_id = '{key_id}'"))
+
+
+def concurrently(n, call):
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(i):
+        try:
+            call(i)
+            return 200
+        except openai.RateLimitError:
+            return 429
+
+    with ThreadPoolExecutor(max_workers=n) as pool:
+        return list(pool.map(one, range(n)))
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_fifty_concurrent_requests_over_two_replicas_stay_within_a_budget(fleet, stream):
+    a, b = fleet.replica("a", store_extra='flush = "100ms"\n' + PRICEY), fleet.replica("b", store_extra='flush = "100ms"\n' + PRICEY)
+    key_id, key = fleet.create_key("--budget-day", "0.01")
+    assert wait_for(lambda: accepted(a, key) and accepted(b, key))  # up/ok: $0.000015 each
+
+    def call(i):
+        # 5 answer tokens at $1000 per million: $0.005 each, and so is the reservation
+        c = client((a, b)[i % 2], key).chat.completions.create(
+            model="up/pricey", max_tokens=5, stream=stream, messages=[{"role": "user", "content": "hi"}])
+        if stream:
+            for _ in c:
+                pass
+
+    before = spend_of(fleet, key_id)
+    results = concurrently(50, call)
+    assert wait_for(lambda: psql(fleet.db, "SELECT count(*) FROM requests WHERE model = 'up/pricey'") == str(results.count(200)))
+    spent = spend_of(fleet, key_id) - before
+    assert 1 <= results.count(200) <= 2, results
+    # The bound: at most the budget (each request settled at or under what it reserved).
+    assert spent <= 0.01 - before + 1e-9, spent
+    # Without max_tokens the worst case is the model's max_output_tokens: refused, and told why.
+    with pytest.raises(openai.RateLimitError) as e:
+        client(a, key).chat.completions.create(model="up/pricey", messages=[{"role": "user", "content": "hi"}])
+    assert "max_tokens" in e.value.body["message"]
+
+
+def private_postgres(tmp_path):
+    """A PostgreSQL cluster of the test's own (it is stopped and started): returns (url, ctl)."""
+    import glob
+    import shutil
+
+    bindir = sorted(glob.glob("/usr/lib/postgresql/*/bin"))[-1]
+    data = tmp_path / "pg"
+    data.mkdir()
+    as_pg = [] if os.getuid() != 0 else ["runuser", "-u", "postgres", "--"]
+    if os.getuid() == 0:
+        shutil.chown(data, "postgres")
+        os.chmod(tmp_path, 0o755)
+    port = 17000 + os.getpid() % 1000
+    subprocess.run(as_pg + [f"{bindir}/initdb", "-D", str(data), "-U", "postgres", "--auth=trust"],
+                   check=True, capture_output=True)
+
+    def ctl(action):
+        args = [f"{bindir}/pg_ctl", "-D", str(data), "-w", "-l", str(data / "log"), action]
+        if action == "start":
+            args += ["-o", f"-p {port} -k /tmp -c listen_addresses=127.0.0.1"]
+        if action == "stop":
+            args += ["-m", "fast"]
+        subprocess.run(as_pg + args, check=True, capture_output=True)
+
+    ctl("start")
+    return f"postgres://postgres@127.0.0.1:{port}/postgres", ctl
+
+
+def test_replicas_come_back_after_postgres_restarts_and_lose_no_record(fleet, tmp_path):
+    url, ctl = private_postgres(tmp_path)
+    try:
+        env = {"SY_PG": url}
+        extra = 'flush = "100ms"\nkeys_max_staleness = "3s"\n'
+        a, b = fleet.replica("a", extra, env=env, redis=False), fleet.replica("b", extra, env=env, redis=False)
+        key_id, key = fleet.create_key_in(url)
+        assert wait_for(lambda: accepted(a, key) and accepted(b, key))
+        served = 2
+        ctl("stop")
+        stopped = time.time()
+        # 9 s down, 20 requests a second: all served from the upstream (router key)...
+        while time.time() - stopped < 9:
+            chat((a, b)[served % 2], "rk-fleet")
+            served += 1
+            time.sleep(0.05)
+        # ...and the health endpoint says so; virtual keys fail closed past keys_max_staleness.
+        health = get_json(a, "/healthz", "rk-fleet")
+        assert health["status"] == "degraded" and health["store"]["postgres"]["up"] is False
+        with pytest.raises(openai.InternalServerError) as e:
+            chat(a, key)
+        assert e.value.status_code == 503 and "keys_max_staleness" in e.value.body["message"]
+        ctl("start")
+        restarted = time.time()
+        assert wait_for(lambda: all(get_json(u, "/healthz", "rk-fleet")["status"] == "ok" for u in (a, b)), timeout=10)
+        recovered = time.time() - restarted
+        assert recovered < 5, recovered
+        # Every record the outage held back is written from the spool.
+        count = lambda: subprocess.run(["psql", url, "-qAtc", "SELECT count(*) FROM requests"],
+                                       capture_output=True, text=True).stdout.strip()
+        assert wait_for(lambda: count() == str(served), timeout=10), (count(), served)
+        assert get_json(b, "/v1/analytics/traffic?window=1h", "rk-fleet")["totals"]["requests"] == served
+        # A key revoked after the outage is refused by both replicas within a second.
+        assert wait_for(lambda: accepted(a, key) and accepted(b, key))
+        fleet.cli("keys", "revoke", key_id, env=env)
+        for u in (a, b):
+            def refused():
+                try:
+                    chat(u, key)
+                    return False
+                except openai.AuthenticationError:
+                    return True
+            assert wait_for(refused, timeout=1.5)
+        print(f"recovered in {recovered:.2f} s; {served} records, none lost")
+    finally:
+        for p in fleet.procs:
+            p.kill()
+        fleet.procs.clear()
+        ctl("stop")
+
+
+def test_redis_restart_keeps_a_spent_budget_spent_and_decisions_stay_fast(fleet):
+    port = 16500 + os.getpid() % 500
+    start = lambda: subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                                      "--appendonly", "no"], stdout=subprocess.DEVNULL)
+    ping = lambda: subprocess.run(["redis-cli", "-p", str(port), "ping"], capture_output=True).returncode == 0
+    redis = start()
+    try:
+        assert wait_for(ping)
+        a = fleet.replica("a", 'flush = "100ms"\n' + PRICEY, env={"SY_REDIS": f"redis://127.0.0.1:{port}"})
+        key_id, key = fleet.create_key("--budget-day", "0.009")
+        _, open_key = fleet.create_key("--rpm", "1000")
+        assert wait_for(lambda: accepted(a, key))
+        client(a, key).chat.completions.create(model="up/pricey", max_tokens=5, messages=[{"role": "user", "content": "x"}])
+        with pytest.raises(openai.RateLimitError):
+            client(a, key).chat.completions.create(model="up/pricey", max_tokens=5, messages=[{"role": "user", "content": "x"}])
+        assert wait_for(lambda: spend_of(fleet, key_id) > 0.005)
+        redis.kill()
+        redis.wait()
+        # Redis down: a decision within the bounded wait (fails open), never a stall.
+        t = time.time()
+        chat(a, open_key)
+        assert time.time() - t < 1.0
+        redis = start()
+        assert wait_for(ping)
+        # Redis came back empty: the spent budget is rebuilt from PostgreSQL's spend.
+        def refused():
+            try:
+                client(a, key).chat.completions.create(model="up/pricey", max_tokens=5,
+                                                       messages=[{"role": "user", "content": "x"}])
+                return False
+            except openai.RateLimitError as e:
+                return "daily budget" in e.body["message"]
+        assert wait_for(refused, timeout=5)
+        assert spend_of(fleet, key_id) <= 0.009
+    finally:
+        redis.kill()
+        redis.wait()
+
+
+def test_four_replicas_start_at_once_on_an_empty_database_ten_times(fleet):
+    for _ in range(10):
+        fleet.db = "sy_" + uuid.uuid4().hex[:12]
+        psql("postgres", f"CREATE DATABASE {fleet.db}")
+        fleet.env["SY_PG"] = f"{PG}/{fleet.db}"
+        procs = []
+        for i in range(4):
+            cfg = fleet.config(f"r{i}", redis=False)
+            procs.append(subprocess.Popen([BIN, "serve", "--config", str(cfg), "--listen", "127.0.0.1:0"],
+                                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=fleet.env))
+        for p in procs:
+            line = p.stdout.readline()
+            assert "listening on" in line, (line, p.stderr.read() if p.poll() is not None else "")
+        for p in procs:
+            p.send_signal(signal.SIGTERM)
+            p.wait(timeout=20)
+        assert psql(fleet.db, "SELECT count(*) FROM switchyard_migrations") == "3"
+        psql("postgres", f"DROP DATABASE {fleet.db} WITH (FORCE)")
+
+
+def test_prompts_are_logged_within_the_text_bound_and_inline_media_never(fleet, tmp_path):
+    a = fleet.replica("a", 'flush = "100ms"\n')
+    image = "data:image/png;base64," + "A" * 136_000  # ~100 KB decoded
+    parts = [{"type": "text", "text": "describe these " * 10_000}] + [
+        {"type": "image_url", "image_url": {"url": image}} for _ in range(41)]
+    r = client(a, "rk-fleet").chat.completions.create(model="up/ok", messages=[{"role": "user", "content": parts}])
+    rid = r.metadata["request_id"]
+    assert wait_for(lambda: psql(fleet.db, f"SELECT count(*) FROM requests WHERE request_id = '{rid}'") == "1")
+    row_bytes = int(psql(fleet.db, f"SELECT length(record::text) FROM requests WHERE request_id = '{rid}'"))
+    logged = [l for f in (tmp_path / "logs-a").glob("requests-*.ndjson") for l in f.read_text().splitlines() if rid in l]
+    assert len(logged) == 1
+    # 64 KiB of text at most (logging.max_text_bytes), plus a few bytes per image part
+    assert len(logged[0]) < 80_000 and row_bytes < 80_000, (len(logged[0]), row_bytes)
+    record = json.loads(logged[0])
+    content = record["prompt"][0]["content"]
+    assert content[1]["image_url"]["url"] == {"inline_media_not_logged": {"media_type": "image/png", "bytes": 102_000}}
+    assert "more bytes not logged" in content[0]["text"]
+
+
+def test_a_bad_responses_image_names_the_clients_own_path(fleet):
+    a = fleet.replica("a")
+    code, body = status_of(a, "/v1/responses", "rk-fleet", {"model": "up/ok", "input": [
+        {"role": "user", "content": [{"type": "input_text", "text": "look"},
+                                     {"type": "input_image", "image_url": "ftp://example.com/x.png"}]}]})
+    assert code == 400 and body["error"]["param"] == "input[0].content[1]", body

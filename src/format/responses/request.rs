@@ -235,6 +235,8 @@ fn content(c: &Value, param: &str) -> Result<Value, GatewayError> {
                         &at,
                     ));
                 };
+                // Checked here, so that an error names the client's own path.
+                crate::format::request::image_url(url, &at, "image_url")?;
                 let mut image = json!({"url": url});
                 if let Some(d) = p.get("detail").filter(|d| d.is_string()) {
                     image["detail"] = d.clone();
@@ -394,6 +396,17 @@ mod tests {
             Some("input[0].content[0]")
         );
         assert_eq!(param(json!({"model": "m"})).as_deref(), Some("input"));
+        // A bad image URL names the client's path, not the chat message it becomes.
+        let e = to_openai(json!({"model": "m", "input": [
+            {"role": "user", "content": [{"type": "input_text", "text": "hi"}]},
+            {"role": "user", "content": [{"type": "input_text", "text": "look"}, {"type": "input_image", "image_url": "ftp://x/y.png"}]}]}))
+        .unwrap_err();
+        assert_eq!(e.param.as_deref(), Some("input[1].content[1]"));
+        assert!(
+            e.message.starts_with("input[1].content[1]: `image_url`"),
+            "{}",
+            e.message
+        );
         assert_eq!(
             param(json!({"model": "m", "input": "x", "text": {"format": {"type": "yaml"}}}))
                 .as_deref(),

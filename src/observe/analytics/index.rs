@@ -4,6 +4,7 @@
 //! size of the log.
 
 use serde::Deserialize;
+use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
 use std::fs::File;
 use std::io::{BufRead, BufReader, Seek, SeekFrom};
@@ -82,6 +83,8 @@ pub struct Row {
     pub route: Sym,
     pub variant: Sym,
     pub key: Sym,
+    /// The virtual key's team (0 for router keys and requests without a key).
+    pub team: Sym,
     pub user: Sym,
     pub duration_ms: f32,
     /// NaN when there was no first token.
@@ -116,8 +119,10 @@ struct Line<'a> {
     variant: Option<&'a str>,
     #[serde(borrow, default)]
     key: Option<&'a str>,
+    #[serde(borrow, default)]
+    team: Option<Cow<'a, str>>,
     #[serde(default)]
-    user: Option<std::borrow::Cow<'a, str>>,
+    user: Option<Cow<'a, str>>,
     #[serde(default)]
     duration_ms: f64,
     #[serde(default)]
@@ -169,7 +174,7 @@ struct FeedbackLine<'a> {
     #[serde(borrow)]
     request_id: &'a str,
     #[serde(borrow, default)]
-    source: Option<&'a str>,
+    source: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     model: Option<&'a str>,
     score: f64,
@@ -308,6 +313,7 @@ impl Index {
             route: s.intern(l.route),
             variant: s.intern(l.variant),
             key: s.intern(l.key),
+            team: s.intern(l.team.as_deref()),
             user: s.intern(l.user.as_deref()),
             duration_ms: l.duration_ms as f32,
             ttft_ms: l.ttft_ms.map_or(f32::NAN, |t| t as f32),
@@ -343,7 +349,9 @@ impl Index {
         if model != 0 && model != self.rows[i].model {
             return;
         }
-        let source = self.syms.intern(Some(f.source.unwrap_or("user")));
+        let source = self
+            .syms
+            .intern(Some(f.source.as_deref().unwrap_or("user")));
         let scores = self.feedback.entry(h).or_default();
         match scores.iter_mut().find(|(s, _)| *s == source) {
             Some(entry) => entry.1 = f.score as f32,
@@ -487,6 +495,20 @@ mod tests {
         ix.add_feedback(br#"{"request_id":"r1","source":"judge","score":1.0,"model":"m/a"}"#);
         let r = &ix.rows[0];
         assert_eq!((r.user_score, r.judge_score), (1.0, 0.0));
+        // a source with characters JSON escapes is read as written (it was skipped)
+        ix.add_feedback(
+            br#"{"request_id":"r1","source":"say \"hi\"\n","score":0.25,"model":"m/b"}"#,
+        );
+        assert_eq!(ix.skipped_lines, 0);
+        let sources: Vec<(Option<&str>, f32)> = ix
+            .feedback_of(id_hash("r1"))
+            .into_iter()
+            .map(|(s, x)| (Some(s), x))
+            .collect();
+        assert!(
+            sources.contains(&(Some("say \"hi\"\n"), 0.25)),
+            "{sources:?}"
+        );
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! requests. Every function reads the [`Index`] and returns the JSON its endpoint serves.
 
 use super::index::{Index, Row, Sym};
+use crate::store::keys::Scope;
 use serde_json::{json, Map, Value};
 use std::collections::{BTreeMap, HashMap};
 
@@ -18,6 +19,8 @@ pub struct Filter {
     pub key: Option<String>,
     pub user: Option<String>,
     pub endpoint: Option<String>,
+    /// Whose requests the caller may see (set by the server from the key, never a parameter).
+    pub scope: Scope,
 }
 
 /// The query parameters every analytics endpoint accepts.
@@ -85,6 +88,7 @@ impl Filter {
             key: get("key"),
             user: get("user"),
             endpoint: get("endpoint"),
+            scope: Scope::All,
         })
     }
 
@@ -94,6 +98,11 @@ impl Filter {
             to_ms: u64::MAX,
             ..Filter::default()
         }
+    }
+
+    /// The same filter, limited to what `scope` may see.
+    pub fn within(self, scope: Scope) -> Filter {
+        Filter { scope, ..self }
     }
 }
 
@@ -120,16 +129,20 @@ impl Matcher {
             (&f.user, |r| r.user),
             (&f.endpoint, |r| r.endpoint),
         ];
+        let sym = |v: &str| ix.syms.get(v).unwrap_or(NOWHERE);
+        let mut dims: Vec<(Field, Sym)> = wanted
+            .into_iter()
+            .filter_map(|(v, get)| v.as_deref().map(|v| (get, sym(v))))
+            .collect();
+        match &f.scope {
+            Scope::All => {}
+            Scope::Team(t) => dims.push((|r| r.team, sym(t))),
+            Scope::Key(k) => dims.push((|r| r.key, sym(k))),
+        }
         Matcher {
             from_ms: f.from_ms,
             to_ms: f.to_ms,
-            dims: wanted
-                .into_iter()
-                .filter_map(|(v, get)| {
-                    v.as_deref()
-                        .map(|v| (get, ix.syms.get(v).unwrap_or(NOWHERE)))
-                })
-                .collect(),
+            dims,
         }
     }
 
@@ -571,11 +584,13 @@ pub fn recent(ix: &Index, f: &Filter, limit: usize) -> Value {
 }
 
 /// The values each filter can take (users: the 100 with most requests), and the time range.
-pub fn filters(ix: &Index) -> Value {
-    // Requests per symbol, per filter (symbols are dense small integers).
+pub fn filters(ix: &Index, f: &Filter) -> Value {
+    // Requests per symbol, per filter (symbols are dense small integers), over every row the
+    // caller may see (the window does not apply).
     let syms = ix.syms.count() + 1;
     let mut seen = vec![vec![0u64; syms]; 7];
-    for r in &ix.rows {
+    let visible: Vec<&Row> = rows(ix, &Filter::all().within(f.scope.clone())).collect();
+    for r in &visible {
         for (i, s) in [
             r.model, r.router, r.route, r.variant, r.key, r.user, r.endpoint,
         ]
@@ -612,13 +627,13 @@ pub fn filters(ix: &Index) -> Value {
     }
     o.insert(
         "first_ms".into(),
-        json!(ix.rows.iter().map(|r| r.ts_ms).min()),
+        json!(visible.iter().map(|r| r.ts_ms).min()),
     );
     o.insert(
         "last_ms".into(),
-        json!(ix.rows.iter().map(|r| r.ts_ms).max()),
+        json!(visible.iter().map(|r| r.ts_ms).max()),
     );
-    o.insert("rows".into(), json!(ix.rows.len()));
+    o.insert("rows".into(), json!(visible.len()));
     Value::Object(o)
 }
 
