@@ -613,10 +613,18 @@ async fn feedback_is_validated_stored_durably_and_idempotent_per_source() {
     let r = h
         .post(
             "/v1/feedback",
-            json!({"request_id": id, "score": 0.9, "source": "judge", "model": "up/429"}),
+            json!({"request_id": id, "score": 0.9, "source": "app", "model": "up/429"}),
         )
         .await;
     assert_eq!(r.status(), 200);
+    // The judge's source is the server's own: a client cannot forge it.
+    let r = h
+        .post(
+            "/v1/feedback",
+            json!({"request_id": id, "score": 1.0, "source": "judge"}),
+        )
+        .await;
+    assert_eq!(r.status(), 403);
     for (body, status, param) in [
         (
             json!({"request_id": "unknown-id", "score": 1}),
@@ -640,7 +648,7 @@ async fn feedback_is_validated_stored_durably_and_idempotent_per_source() {
     let stored = switchyard_learn::logfiles::read_records(&h.log_dir, "feedback").unwrap();
     assert_eq!(stored.len(), 3);
     assert_eq!(stored[1]["score"], 0.2);
-    assert_eq!(stored[2]["source"], "judge");
+    assert_eq!(stored[2]["source"], "app");
     let logs = h.stop_and_read_logs().await;
     assert_eq!(
         logs[0]["request_id"],

@@ -61,6 +61,8 @@ impl MockUpstream {
             .route("/v1/responses", post(responses_api))
             .route("/_mock/requests", get(list).delete(clear))
             .route("/_mock/delay", post(set_delay))
+            // Bodies as large as real providers take (inline images), not axum's 2 MB.
+            .layer(axum::extract::DefaultBodyLimit::max(32 << 20))
             .with_state(MockState {
                 recorded: recorded.clone(),
                 delays: Arc::default(),

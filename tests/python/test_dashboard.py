@@ -43,7 +43,7 @@ def post_json(url, body, key=None):
         return json.load(r)
 
 
-def traffic(url, key="unused"):
+def traffic(url, logs, key="unused"):
     """Real requests of every kind the panels show; returns (request count, a failover's id)."""
     client = OpenAI(base_url=url + "/v1", api_key=key)
     n = 0
@@ -77,11 +77,15 @@ def traffic(url, key="unused"):
     claude = Anthropic(base_url=url, api_key=key)
     claude.messages.create(model="mock/smart", max_tokens=50, messages=[{"role": "user", "content": "Hi"}])
     n += 1
-    # Feedback from users on the A/B router's answers and a judge's scores.
+    # Feedback from users on the A/B router's answers, and a judge's scores as the server's
+    # judge writes them (clients may not post `source: "judge"`).
+    judged = []
     for i, (rid, model) in enumerate(demo_ids):
         score = 0.9 if model == "mock/smart" else 0.4 + 0.05 * (i % 3)
         post_json(url + "/v1/feedback", {"request_id": rid, "score": score}, key)
-        post_json(url + "/v1/feedback", {"request_id": rid, "score": score - 0.1, "source": "judge"}, key)
+        judged.append(json.dumps({"request_id": rid, "source": "judge", "score": score - 0.1, "model": model}))
+    logs.mkdir(parents=True, exist_ok=True)
+    (logs / "feedback-judge.ndjson").write_text("\n".join(judged) + "\n")
     return n, failover_id
 
 
@@ -118,7 +122,7 @@ def tile(page, label):
 def test_dashboard_renders_every_panel_filters_and_drills_down(tmp_path, browser):
     server = DefaultServer(tmp_path)
     try:
-        n, failover_id = traffic(server.url)
+        n, failover_id = traffic(server.url, tmp_path / "logs")
         wait_for_rows(server.url, n)
         errors = []
         page = open_page(browser, server.url, errors)
@@ -170,7 +174,7 @@ def test_dashboard_asks_for_the_router_key_when_keys_are_set(tmp_path, browser):
     config = default.replace("[server]\n", '[server]\napi_keys_env = "SY_DASHBOARD_KEYS"\n', 1)
     server = DefaultServer(tmp_path, config, env={"SY_DASHBOARD_KEYS": "rk-dashboard"})
     try:
-        n, _ = traffic(server.url, key="rk-dashboard")
+        n, _ = traffic(server.url, tmp_path / "logs", key="rk-dashboard")
         wait_for_rows(server.url, n, key="rk-dashboard")
         # The data needs the key; the page itself does not.
         with pytest.raises(urllib.error.HTTPError) as e:

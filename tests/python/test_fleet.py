@@ -12,6 +12,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from pathlib import Path
 
 import openai
 import pytest
@@ -39,17 +40,18 @@ class Fleet:
         self.procs = []
         self.env = dict(os.environ, TEST_UPSTREAM_KEY="k", SY_PG=f"{PG}/{self.db}", SY_REDIS=REDIS)
 
-    def config(self, name, store_extra='flush = "100ms"\n', redis=True):
+    def config(self, name, store_extra='flush = "100ms"\n', redis=True, max_body_bytes=65536):
         store = f'[store]\npostgres_env = "SY_PG"\nredis_prefix = "{self.prefix}"\nkeys_refresh = "200ms"\n'
         if redis:
             store += 'redis_env = "SY_REDIS"\n'
         path = self.tmp / f"{name}.toml"
-        path.write_text(render_config(self.mock_url, str(self.tmp / f"logs-{name}"), 'api_keys = ["rk-fleet"]')
-                        + "\n" + store + store_extra)
+        text = render_config(self.mock_url, str(self.tmp / f"logs-{name}"), 'api_keys = ["rk-fleet"]')
+        text = text.replace("max_body_bytes = 65536", f"max_body_bytes = {max_body_bytes}")
+        path.write_text(text + "\n" + store + store_extra)
         return path
 
-    def replica(self, name, store_extra='flush = "100ms"\n', env=None, redis=True):
-        cfg = self.config(name, store_extra, redis)
+    def replica(self, name, store_extra='flush = "100ms"\n', env=None, redis=True, max_body_bytes=65536):
+        cfg = self.config(name, store_extra, redis, max_body_bytes)
         proc = subprocess.Popen([BIN, "serve", "--config", str(cfg), "--listen", "127.0.0.1:0"], stdout=subprocess.PIPE,
                                 stderr=open(self.tmp / f"{name}.err", "w"), text=True, env=dict(self.env, **(env or {})))
         line = proc.stdout.readline()
@@ -361,6 +363,7 @@ def test_feedback_cannot_forge_the_judge_and_keeps_any_source(fleet):
             code, body = post_feedback(a, giver, {"request_id": rid, "score": 1.0, "source": source})
             assert code == 403 and body["error"]["param"] == "source", body
     odd = 'app "beta"\n<b>'
+    assert wait_for(lambda: psql(fleet.db, f"SELECT count(*) FROM requests WHERE request_id = '{rid}'") == "1")
     code, _ = post_feedback(a, key, {"request_id": rid, "score": 0.25, "source": odd, "comment": 'said "meh"'})
     assert code == 200
     drill = get_json(a, f"/v1/analytics/requests/{rid}", key)
@@ -414,20 +417,24 @@ def test_fifty_concurrent_requests_over_two_replicas_stay_within_a_budget(fleet,
 
 
 def private_postgres(tmp_path):
-    """A PostgreSQL cluster of the test's own (it is stopped and started): returns (url, ctl)."""
+    """A PostgreSQL cluster of the test's own (it is stopped and started): returns its URL and
+    `ctl("start" | "stop" | "remove")`."""
     import glob
     import shutil
 
+    import tempfile
+
     bindir = sorted(glob.glob("/usr/lib/postgresql/*/bin"))[-1]
-    data = tmp_path / "pg"
-    data.mkdir()
+    # Its own folder under /tmp: as root, initdb runs as the postgres user, which cannot enter
+    # pytest's private temporary folders.
+    data = Path(tempfile.mkdtemp(prefix="sy-pg-"))
     as_pg = [] if os.getuid() != 0 else ["runuser", "-u", "postgres", "--"]
     if os.getuid() == 0:
         shutil.chown(data, "postgres")
-        os.chmod(tmp_path, 0o755)
     port = 17000 + os.getpid() % 1000
-    subprocess.run(as_pg + [f"{bindir}/initdb", "-D", str(data), "-U", "postgres", "--auth=trust"],
-                   check=True, capture_output=True)
+    out = subprocess.run(as_pg + [f"{bindir}/initdb", "-D", str(data), "-U", "postgres", "--auth=trust"],
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
 
     def ctl(action):
         args = [f"{bindir}/pg_ctl", "-D", str(data), "-w", "-l", str(data / "log"), action]
@@ -435,6 +442,9 @@ def private_postgres(tmp_path):
             args += ["-o", f"-p {port} -k /tmp -c listen_addresses=127.0.0.1"]
         if action == "stop":
             args += ["-m", "fast"]
+        if action == "remove":
+            shutil.rmtree(data, ignore_errors=True)
+            return
         subprocess.run(as_pg + args, check=True, capture_output=True)
 
     ctl("start")
@@ -449,7 +459,7 @@ def test_replicas_come_back_after_postgres_restarts_and_lose_no_record(fleet, tm
         a, b = fleet.replica("a", extra, env=env, redis=False), fleet.replica("b", extra, env=env, redis=False)
         key_id, key = fleet.create_key_in(url)
         assert wait_for(lambda: accepted(a, key) and accepted(b, key))
-        served = 2
+        served = 0  # requests of the router key
         ctl("stop")
         stopped = time.time()
         # 9 s down, 20 requests a second: all served from the upstream (router key)...
@@ -469,10 +479,14 @@ def test_replicas_come_back_after_postgres_restarts_and_lose_no_record(fleet, tm
         recovered = time.time() - restarted
         assert recovered < 5, recovered
         # Every record the outage held back is written from the spool.
-        count = lambda: subprocess.run(["psql", url, "-qAtc", "SELECT count(*) FROM requests"],
+        import hashlib
+
+        router_key = "key-" + hashlib.sha256(b"rk-fleet").hexdigest()[:8]
+        count = lambda: subprocess.run(["psql", url, "-qAtc", f"SELECT count(*) FROM requests WHERE key_id = '{router_key}'"],
                                        capture_output=True, text=True).stdout.strip()
         assert wait_for(lambda: count() == str(served), timeout=10), (count(), served)
-        assert get_json(b, "/v1/analytics/traffic?window=1h", "rk-fleet")["totals"]["requests"] == served
+        traffic = get_json(b, f"/v1/analytics/traffic?window=1h&key={router_key}", "rk-fleet")
+        assert traffic["totals"]["requests"] == served
         # A key revoked after the outage is refused by both replicas within a second.
         assert wait_for(lambda: accepted(a, key) and accepted(b, key))
         fleet.cli("keys", "revoke", key_id, env=env)
@@ -490,6 +504,7 @@ def test_replicas_come_back_after_postgres_restarts_and_lose_no_record(fleet, tm
             p.kill()
         fleet.procs.clear()
         ctl("stop")
+        ctl("remove")
 
 
 def test_redis_restart_keeps_a_spent_budget_spent_and_decisions_stay_fast(fleet):
@@ -552,8 +567,8 @@ def test_four_replicas_start_at_once_on_an_empty_database_ten_times(fleet):
 
 
 def test_prompts_are_logged_within_the_text_bound_and_inline_media_never(fleet, tmp_path):
-    a = fleet.replica("a", 'flush = "100ms"\n')
-    image = "data:image/png;base64," + "A" * 136_000  # ~100 KB decoded
+    a = fleet.replica("a", 'flush = "100ms"\n', max_body_bytes=8 << 20)
+    image = "data:image/png;base64," + "A" * 136_000  # 41 images of 102 KB
     parts = [{"type": "text", "text": "describe these " * 10_000}] + [
         {"type": "image_url", "image_url": {"url": image}} for _ in range(41)]
     r = client(a, "rk-fleet").chat.completions.create(model="up/ok", messages=[{"role": "user", "content": parts}])
