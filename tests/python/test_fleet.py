@@ -407,6 +407,8 @@ def test_fifty_concurrent_requests_over_two_replicas_stay_within_a_budget(fleet,
     results = concurrently(50, call)
     assert wait_for(lambda: psql(fleet.db, "SELECT count(*) FROM requests WHERE model = 'up/pricey'") == str(results.count(200)))
     spent = spend_of(fleet, key_id) - before
+    print(f"stream={stream}: {results.count(200)} of 50 admitted, ${spent:.6f} spent on the $0.01 budget"
+          f" (${before:.6f} before)")
     assert 1 <= results.count(200) <= 2, results
     # The bound: at most the budget (each request settled at or under what it reserved).
     assert spent <= 0.01 - before + 1e-9, spent
