@@ -222,6 +222,32 @@ pub enum FailureKind {
     StreamBroken,
 }
 
+/// What a failure means for the next step: retry the same model, move on, or stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorClass {
+    /// 429: retried after its `Retry-After` when that fits, else the next model.
+    RateLimited,
+    /// 5xx: retried once more on the same model (backoff), then the next model.
+    ServerError,
+    /// No connection, or reset before an answer: retried like a 5xx.
+    Connection,
+    /// A time limit passed: the next model.
+    Timeout,
+    /// The stream broke before its first token: retried like a 5xx.
+    Stream,
+    /// The body broke the protocol: the next model.
+    Malformed,
+    /// The prompt is longer than the model's context window: a model with a larger one.
+    ContextLength,
+    /// The provider's content filter refused: not retried; the reason goes to the client.
+    ContentFilter,
+    /// The provider refused the credentials: not retried.
+    Auth,
+    /// Any other 4xx: not retried.
+    BadRequest,
+}
+
 /// A failed upstream call.
 #[derive(Debug, Clone)]
 pub struct UpstreamError {
@@ -230,6 +256,8 @@ pub struct UpstreamError {
     pub message: String,
     /// The upstream's `Retry-After` (or `retry-after-ms`), when it sent one.
     pub retry_after: Option<std::time::Duration>,
+    /// The provider's error code or type (`context_length_exceeded`, ...), when it sent one.
+    pub code: Option<String>,
 }
 
 impl UpstreamError {
@@ -239,6 +267,7 @@ impl UpstreamError {
             status: None,
             message: message.into(),
             retry_after: None,
+            code: None,
         }
     }
 
@@ -248,11 +277,17 @@ impl UpstreamError {
             status: Some(status),
             message: message.into(),
             retry_after: None,
+            code: None,
         }
     }
 
     pub fn with_retry_after(mut self, after: Option<std::time::Duration>) -> Self {
         self.retry_after = after;
+        self
+    }
+
+    pub fn with_code(mut self, code: Option<String>) -> Self {
+        self.code = code;
         self
     }
 
@@ -262,6 +297,60 @@ impl UpstreamError {
             Some(s) => s == 429 || s >= 500 || s == 408,
             None => true,
         }
+    }
+
+    /// What the failure means for the next step.
+    pub fn class(&self) -> ErrorClass {
+        let said = |words: &[&str]| {
+            let code = self.code.as_deref().unwrap_or("").to_ascii_lowercase();
+            let message = self.message.to_ascii_lowercase();
+            words
+                .iter()
+                .any(|w| code.contains(w) || message.contains(w))
+        };
+        match (self.status, self.kind) {
+            (Some(429), _) => ErrorClass::RateLimited,
+            (Some(401 | 403), _) => ErrorClass::Auth,
+            (Some(408), _) => ErrorClass::Timeout,
+            (Some(400 | 413 | 422), _)
+                if said(&[
+                    "context_length_exceeded",
+                    "maximum context length",
+                    "context window",
+                    "prompt is too long",
+                    "too many tokens",
+                ]) =>
+            {
+                ErrorClass::ContextLength
+            }
+            (Some(400 | 422), _)
+                if said(&[
+                    "content_filter",
+                    "content_policy",
+                    "content management policy",
+                ]) =>
+            {
+                ErrorClass::ContentFilter
+            }
+            (Some(s), _) if s >= 500 => ErrorClass::ServerError,
+            (Some(_), _) => ErrorClass::BadRequest,
+            (None, FailureKind::Connect) => ErrorClass::Connection,
+            (None, FailureKind::Timeout | FailureKind::TtftTimeout) => ErrorClass::Timeout,
+            (None, FailureKind::StreamBroken) => ErrorClass::Stream,
+            (None, FailureKind::Malformed) => ErrorClass::Malformed,
+            (None, FailureKind::Status) => ErrorClass::ServerError,
+        }
+    }
+
+    /// Whether trying the same model again may help (5xx, 429, resets).
+    pub fn same_model_retry(&self) -> bool {
+        matches!(
+            self.class(),
+            ErrorClass::RateLimited
+                | ErrorClass::ServerError
+                | ErrorClass::Connection
+                | ErrorClass::Stream
+        )
     }
 }
 

@@ -17,6 +17,7 @@ use std::time::Duration;
 pub(super) struct FileRouter {
     timeout: Option<String>,
     ttft_timeout: Option<String>,
+    retries: Option<u32>,
     #[serde(default)]
     routes: Vec<FileRoute>,
     default: FileRoute,
@@ -74,6 +75,8 @@ pub struct RouterConfig {
     pub name: String,
     pub timeout: Duration,
     pub ttft_timeout: Duration,
+    /// Same-model retries of this router's requests (None: `server.retries`).
+    pub retries: Option<u32>,
     pub routes: Vec<RouteConfig>,
     pub default: RouteConfig,
 }
@@ -136,6 +139,12 @@ pub(super) fn routers(
         let ttft_timeout =
             parse_opt_duration(&r.ttft_timeout, &format!("{key}.ttft_timeout"), &err)?
                 .unwrap_or(timeouts.1);
+        if r.retries.is_some_and(|n| n > 5) {
+            return Err(err(
+                &format!("{key}.retries"),
+                "at most 5 same-model retries".into(),
+            ));
+        }
         let mut routes = Vec::new();
         for (i, route) in r.routes.iter().enumerate() {
             let rkey = format!("{key}.routes[{i}]");
@@ -160,6 +169,7 @@ pub(super) fn routers(
                 name: name.clone(),
                 timeout,
                 ttft_timeout,
+                retries: r.retries,
                 routes,
                 default,
             }),

@@ -25,6 +25,10 @@ pub(super) struct FileServer {
     watch_config: Option<bool>,
     timeout: Option<String>,
     ttft_timeout: Option<String>,
+    ttft_timeout_with_fallback: Option<String>,
+    stream_idle_timeout: Option<String>,
+    retries: Option<u32>,
+    retry_max_wait: Option<String>,
     #[serde(default)]
     api_keys: Vec<String>,
     api_keys_env: Option<String>,
@@ -64,7 +68,24 @@ pub struct ServerConfig {
     pub watch_config: bool,
     pub timeout: Duration,
     pub ttft_timeout: Duration,
+    /// How a chain retries and fails over.
+    pub failover: Failover,
     pub api_keys: Vec<String>,
+}
+
+/// Same-model retries and the limits that decide when to move on (`[server]`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Failover {
+    /// Tries of the same model after a 5xx, a reset or a 429 before failing over (default 1);
+    /// routers may set their own.
+    pub retries: u32,
+    /// The longest `Retry-After` waited out for a same-model retry (longer: fail over at once).
+    pub retry_max_wait: Duration,
+    /// The first-token limit of an attempt that has a fallback after it (the last model of a
+    /// chain waits `ttft_timeout`).
+    pub ttft_timeout_with_fallback: Duration,
+    /// A stream silent for this long between chunks has stalled: it is rescued or ended.
+    pub stream_idle_timeout: Duration,
 }
 
 impl FileServer {
@@ -99,6 +120,27 @@ impl FileServer {
                 .unwrap_or(Duration::from_secs(120)),
             ttft_timeout: parse_opt_duration(&raw.ttft_timeout, "server.ttft_timeout", &err)?
                 .unwrap_or(Duration::from_secs(30)),
+            failover: Failover {
+                retries: raw.retries.unwrap_or(1),
+                retry_max_wait: parse_opt_duration(
+                    &raw.retry_max_wait,
+                    "server.retry_max_wait",
+                    &err,
+                )?
+                .unwrap_or(Duration::from_secs(5)),
+                ttft_timeout_with_fallback: parse_opt_duration(
+                    &raw.ttft_timeout_with_fallback,
+                    "server.ttft_timeout_with_fallback",
+                    &err,
+                )?
+                .unwrap_or(Duration::from_secs(10)),
+                stream_idle_timeout: parse_opt_duration(
+                    &raw.stream_idle_timeout,
+                    "server.stream_idle_timeout",
+                    &err,
+                )?
+                .unwrap_or(Duration::from_secs(20)),
+            },
             api_keys: {
                 let mut keys = raw.api_keys.clone();
                 if let Some(var) = &raw.api_keys_env {
@@ -119,6 +161,18 @@ impl FileServer {
                 keys
             },
         };
+        if server.failover.retries > 5 {
+            return Err(err(
+                "server.retries",
+                format!(
+                    "at most 5 same-model retries, got {}",
+                    server.failover.retries
+                ),
+            ));
+        }
+        if server.failover.stream_idle_timeout.is_zero() {
+            return Err(err("server.stream_idle_timeout", "must be above 0".into()));
+        }
         if server.max_body_memory < server.max_body_bytes {
             return Err(err(
                 "server.max_body_memory",

@@ -12,6 +12,10 @@ pub struct Event {
     pub data: String,
 }
 
+/// Upstream stream chunks that were not valid JSON and were skipped (process-wide, shown in
+/// `/metrics`).
+pub static MALFORMED_SKIPPED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 /// The largest event an upstream may send; a longer one ends the stream (bounded memory).
 pub const MAX_EVENT_BYTES: usize = 16 * 1024 * 1024;
 

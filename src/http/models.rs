@@ -63,6 +63,17 @@ pub async fn list_models(Extension(state): Extension<Arc<AppState>>) -> Json<Val
 pub async fn metrics(Extension(state): Extension<Arc<AppState>>) -> impl IntoResponse {
     let mut text = state.metrics.render();
     text.push_str(&live_gauges(&state.live));
+    header(
+        &mut text,
+        "switchyard_model_next_probe_ms",
+        "gauge",
+        "Models whose circuit is open: milliseconds until one request probes them.",
+    );
+    for (model, ms) in state.cooldowns.open() {
+        text.push_str(&format!(
+            "switchyard_model_next_probe_ms{{model=\"{model}\"}} {ms}\n"
+        ));
+    }
     if let Some(store) = &state.store {
         text.push_str(&store_metrics(store));
     }

@@ -194,6 +194,7 @@ impl AppState {
             metrics: &self.metrics,
             deadline: self.config.server.deadline,
             max_upstream_body_bytes: self.config.server.max_upstream_body_bytes,
+            failover: &self.config.server.failover,
         }
     }
 

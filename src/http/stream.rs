@@ -20,6 +20,7 @@ use bytes::Bytes;
 use futures_util::{FutureExt, StreamExt};
 use serde_json::{json, Value};
 use std::convert::Infallible;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::mpsc;
@@ -155,8 +156,22 @@ async fn relay(
                         client_gone = true;
                         break;
                     }
-                    match tokio::time::timeout_at(s.deadline, s.rest.next()).await {
+                    // The total deadline, or the idle limit between chunks if that comes first.
+                    let idle = state.config.server.failover.stream_idle_timeout;
+                    let stall_at = tokio::time::Instant::now() + idle;
+                    match tokio::time::timeout_at(s.deadline.min(stall_at), s.rest.next()).await {
                         Ok(item) => item,
+                        Err(_) if stall_at < s.deadline => {
+                            state.metrics.stream_stalls.fetch_add(1, Ordering::Relaxed);
+                            broken = Some((
+                                FailureKind::Timeout,
+                                format!(
+                                    "the upstream stream stalled: no chunk for {} ms (server.stream_idle_timeout)",
+                                    idle.as_millis()
+                                ),
+                            ));
+                            break;
+                        }
                         Err(_) => {
                             broken = Some((
                                 FailureKind::Timeout,

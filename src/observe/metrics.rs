@@ -80,6 +80,10 @@ pub struct Metrics {
     pub cooldowns: AtomicU64,
     /// Attempts skipped because the model was cooling down.
     pub cooldown_skips: AtomicU64,
+    /// Same-model retries (each one more attempt).
+    pub retries: AtomicU64,
+    /// Streams that went silent past `server.stream_idle_timeout`.
+    pub stream_stalls: AtomicU64,
 }
 
 /// What one finished request contributes.
@@ -295,6 +299,21 @@ impl Metrics {
                 "switchyard_cooldown_skips_total",
                 "Attempts skipped because the model was cooling down.",
                 self.cooldown_skips.load(Ordering::Relaxed),
+            ),
+            (
+                "switchyard_retries_total",
+                "Same-model retries after a 5xx, a reset or a 429 (server.retries).",
+                self.retries.load(Ordering::Relaxed),
+            ),
+            (
+                "switchyard_stream_stalls_total",
+                "Streams silent between chunks past server.stream_idle_timeout.",
+                self.stream_stalls.load(Ordering::Relaxed),
+            ),
+            (
+                "switchyard_stream_malformed_chunks_total",
+                "Upstream stream chunks that were not valid JSON, skipped.",
+                crate::format::sse::MALFORMED_SKIPPED.load(Ordering::Relaxed),
             ),
         ];
         for (name, help, value) in counters {

@@ -41,6 +41,8 @@ pub struct RoutePlan {
     pub auto: Option<Arc<RouteAuto>>,
     pub timeout: Duration,
     pub ttft_timeout: Duration,
+    /// Same-model retries when the router sets them (else `server.retries`).
+    pub retries: Option<u32>,
     /// The route's `sort`: the planner orders the chain by a live estimate.
     pub sort: Option<SortBy>,
 }
@@ -85,6 +87,7 @@ impl RoutingTable {
                 sort: None,
                 timeout: self.timeout,
                 ttft_timeout: self.ttft_timeout,
+                retries: None,
             },
             Target::Router(r) => plan_router(&r, req, request_id),
         };
@@ -226,6 +229,7 @@ fn plan_router(router: &RouterConfig, req: &ChatRequest, request_id: &str) -> Ro
             sort: route.sort,
             timeout: router.timeout,
             ttft_timeout: router.ttft_timeout,
+            retries: router.retries,
         };
     }
     let variant = if route.variants.len() == 1 {
@@ -264,6 +268,7 @@ fn plan_router(router: &RouterConfig, req: &ChatRequest, request_id: &str) -> Ro
         sort: route.sort,
         timeout: router.timeout,
         ttft_timeout: router.ttft_timeout,
+        retries: router.retries,
     }
 }
 

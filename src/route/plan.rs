@@ -168,6 +168,7 @@ impl Planner {
             sort: None,
             timeout,
             ttft_timeout,
+            retries: None,
         })
     }
 

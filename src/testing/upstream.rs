@@ -3,7 +3,8 @@
 //!
 //! The requested model name is the script: `ok` (or any other name) answers, `status:429`
 //! returns that status, `hang_headers`, `hang_ttft`, `drop_mid` and `malformed` misbehave as
-//! named (see [`Script`]); `POST /_mock/delay` makes a model name wait before answering. The last [`RECORD_LIMIT`] requests are kept (so a long load run stays
+//! named (see [`Script`]); `fault:…` names misbehave depending on what came before (see
+//! [`Fault`]); `POST /_mock/delay` makes a model name wait before answering. The last [`RECORD_LIMIT`] requests are kept (so a long load run stays
 //! in bounded memory); `GET /_mock/requests` returns them.
 
 use crate::config::mock::Script;
@@ -41,6 +42,43 @@ struct MockState {
     recorded: Recorded,
     /// Milliseconds to wait before answering, per requested model name (`POST /_mock/delay`).
     delays: Arc<Mutex<std::collections::HashMap<String, u64>>>,
+    /// Per requested model name: requests seen and when the first came (for [`Fault`]s).
+    seen: Arc<Mutex<std::collections::HashMap<String, (u32, std::time::Instant)>>>,
+}
+
+/// Faults of a real provider that depend on what came before, for the failover tests. The
+/// model name is `fault:<what>`; anything after a `#` is ignored, so tests can use fresh
+/// counters.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Fault {
+    /// `once_500`, `once_429`: the first request gets that status (a 429 says `Retry-After:
+    /// 2`), later ones are answered.
+    Once(u16),
+    /// `down_ms_N`: 503 for N ms from the first request, then answered.
+    DownFor(u64),
+    /// `context`: a 400 `context_length_exceeded`.
+    Context,
+    /// `stall_mid`: streams a few tokens, then goes silent.
+    StallMid,
+    /// `bad_chunk`: a stream with one event that is not JSON.
+    BadChunk,
+    /// `no_done`: a whole stream that never sends `data: [DONE]`.
+    NoDone,
+}
+
+impl Fault {
+    fn parse(model: &str) -> Option<Fault> {
+        let what = model.strip_prefix("fault:")?.split('#').next()?;
+        Some(match what {
+            "once_500" => Fault::Once(500),
+            "once_429" => Fault::Once(429),
+            "context" => Fault::Context,
+            "stall_mid" => Fault::StallMid,
+            "bad_chunk" => Fault::BadChunk,
+            "no_done" => Fault::NoDone,
+            other => Fault::DownFor(other.strip_prefix("down_ms_")?.parse().ok()?),
+        })
+    }
 }
 
 /// A running mock upstream.
@@ -66,6 +104,7 @@ impl MockUpstream {
             .with_state(MockState {
                 recorded: recorded.clone(),
                 delays: Arc::default(),
+                seen: Arc::default(),
             });
         let listener = tokio::net::TcpListener::bind(listen).await?;
         let addr = listener.local_addr()?;
@@ -244,6 +283,39 @@ async fn serve(s: MockState, headers: HeaderMap, raw: Bytes, wire: Wire) -> Resp
     if delay > 0 {
         tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
     }
+    let fault = Fault::parse(&model);
+    let (count, first) = {
+        let mut seen = s.seen.lock().unwrap();
+        let e = seen
+            .entry(model.clone())
+            .or_insert((0, std::time::Instant::now()));
+        e.0 += 1;
+        *e
+    };
+    let failing = match fault {
+        Some(Fault::Once(code)) if count == 1 => Some((code, "scripted failure".to_string())),
+        Some(Fault::DownFor(ms)) if first.elapsed().as_millis() < u128::from(ms) => {
+            Some((503, "scripted outage".to_string()))
+        }
+        Some(Fault::Context) => Some((
+            400,
+            "This model's maximum context length is 1000 tokens. However, your messages resulted in 5000 tokens.".to_string(),
+        )),
+        _ => None,
+    };
+    if let Some((code, message)) = failing {
+        let mut body = error_body(wire, code, &message);
+        if fault == Some(Fault::Context) {
+            body["error"]["code"] = json!("context_length_exceeded");
+        }
+        let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let mut resp = (status, Json(body)).into_response();
+        if code == 429 {
+            resp.headers_mut()
+                .insert("retry-after", axum::http::HeaderValue::from_static("2"));
+        }
+        return resp;
+    }
     let script = Script::parse(&model);
     match script {
         Script::Status(code) => {
@@ -318,7 +390,9 @@ async fn serve(s: MockState, headers: HeaderMap, raw: Bytes, wire: Wire) -> Resp
                 sse::write_data(&mut out, c);
                 events.push(Bytes::from(out));
             }
-            events.push(Bytes::from_static(sse::DONE));
+            if fault != Some(Fault::NoDone) {
+                events.push(Bytes::from_static(sse::DONE));
+            }
         }
         Wire::Responses => {
             let mut enc = responses::stream::FromOpenAi::new(
@@ -337,7 +411,16 @@ async fn serve(s: MockState, headers: HeaderMap, raw: Bytes, wire: Wire) -> Resp
             events.extend(named_events(all));
         }
     }
+    if fault == Some(Fault::BadChunk) {
+        events.insert(
+            2.min(events.len()),
+            Bytes::from_static(b"data: {\"choices\": [{\"delta\": \n\n"),
+        );
+    }
     match script {
+        _ if fault == Some(Fault::StallMid) => {
+            stream_body(events.into_iter().take(4).collect(), false, true)
+        }
         Script::HangTtft => stream_body(events.into_iter().take(1).collect(), false, true),
         // A few tokens in, then the connection drops (a Responses stream opens with 4 events
         // that carry no text).

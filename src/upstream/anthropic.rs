@@ -89,12 +89,10 @@ impl Provider for AnthropicProvider {
                                     Ok(chunks) => pending = chunks.into_iter(),
                                     Err(e) => return Some((Err(e), (events, conv, pending, true))),
                                 },
-                                Err(e) => {
-                                    let err = UpstreamError::new(
-                                        FailureKind::Malformed,
-                                        format!("upstream sent an invalid event: {e}"),
-                                    );
-                                    return Some((Err(err), (events, conv, pending, true)));
+                                // One bad event does not cost the answer: skipped, counted.
+                                Err(_) => {
+                                    crate::format::sse::MALFORMED_SKIPPED
+                                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                                 }
                             },
                             Some(Err(e)) => return Some((Err(e), (events, conv, pending, true))),

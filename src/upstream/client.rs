@@ -58,15 +58,26 @@ pub async fn status_error(mut resp: reqwest::Response) -> UpstreamError {
         }
     }
     let text = String::from_utf8_lossy(&raw).into_owned();
-    let message = serde_json::from_str::<Value>(&text)
-        .ok()
+    let parsed = serde_json::from_str::<Value>(&text).ok();
+    let message = parsed
+        .as_ref()
         .and_then(|v| {
             v.get("error")
                 .and_then(|e| e.get("message").or(Some(e)))
                 .and_then(|m| m.as_str().map(String::from))
         })
         .unwrap_or_else(|| text.chars().take(500).collect());
-    UpstreamError::status(status, message).with_retry_after(retry_after)
+    // OpenAI's `error.code` (or `error.type`); Anthropic's `error.type`.
+    let code = parsed.as_ref().and_then(|v| {
+        let e = v.get("error")?;
+        e.get("code")
+            .and_then(Value::as_str)
+            .or_else(|| e.get("type").and_then(Value::as_str))
+            .map(String::from)
+    });
+    UpstreamError::status(status, message)
+        .with_retry_after(retry_after)
+        .with_code(code)
 }
 
 /// `retry-after-ms` (OpenAI) or `retry-after` in seconds; an HTTP date is not used.

@@ -1,9 +1,12 @@
 //! Cooldowns (circuit breaking): a model that fails `server.cooldown_failures` times in a row
 //! (retryable failures: 5xx, 429, timeouts, connection errors), or that answers 429 with a
-//! `Retry-After`, is skipped for `server.cooldown` (or the Retry-After, whichever is longer).
-//! When the cooldown is over one request probes it (half-open): success closes the circuit,
-//! failure opens it again. A chain whose every model is cooling down still tries its last
-//! model, so a request is never refused on cooldowns alone.
+//! `Retry-After`, is skipped for a while (or the Retry-After, whichever is longer). When that
+//! is over one request probes it (half-open): success closes the circuit, failure opens it
+//! again for twice as long. The first open lasts [`FIRST_OPEN`] and the doubling stops at
+//! `server.cooldown`, so a model that recovers gets traffic again within `server.cooldown` of
+//! its recovery (plus the wait for a request). A probe that never reports (its request was
+//! dropped) stops blocking others after `server.cooldown`. A chain whose every model is
+//! cooling down still tries its last model, so a request is never refused on cooldowns alone.
 
 use crate::observe::metrics::Metrics;
 use serde_json::{json, Value};
@@ -12,14 +15,19 @@ use std::sync::atomic::Ordering;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+/// The first cooldown's length (or `server.cooldown` when shorter); each failed probe doubles it.
+pub const FIRST_OPEN: Duration = Duration::from_secs(5);
+
 #[derive(Default)]
 struct Health {
     /// Retryable failures in a row.
     failures: u32,
     /// Skipped until then.
     until: Option<Instant>,
-    /// A probe is in flight (half-open).
-    probing: bool,
+    /// When the probe in flight started (half-open).
+    probing: Option<Instant>,
+    /// The length of the current (or last) open period.
+    open_for: Duration,
 }
 
 /// What to do with a model now.
@@ -73,11 +81,13 @@ impl Cooldowns {
         if now < until {
             return Gate::Skip(until - now);
         }
-        if h.probing {
+        if h.probing
+            .is_some_and(|since| now.duration_since(since) < self.period)
+        {
             // Another request is probing it: keep skipping until that one reports.
             return Gate::Skip(Duration::ZERO);
         }
-        h.probing = true;
+        h.probing = Some(now);
         Gate::Pass
     }
 
@@ -102,13 +112,19 @@ impl Cooldowns {
         h.failures = h.failures.saturating_add(1);
         let now = Instant::now();
         let mut until = None;
-        if h.probing || h.failures >= self.threshold {
-            until = Some(now + self.period);
+        if h.probing.is_some() || h.failures >= self.threshold {
+            // Capped backoff: the first open is short, each failed probe doubles it.
+            h.open_for = if h.probing.is_some() && !h.open_for.is_zero() {
+                (h.open_for * 2).min(self.period)
+            } else {
+                FIRST_OPEN.min(self.period)
+            };
+            until = Some(now + h.open_for);
         }
         if let Some(ra) = retry_after {
             until = until.max(Some(now + ra));
         }
-        h.probing = false;
+        h.probing = None;
         if let Some(u) = until {
             if h.until.is_none_or(|old| old <= now) {
                 metrics.cooldowns.fetch_add(1, Ordering::Relaxed);
@@ -128,10 +144,29 @@ impl Cooldowns {
             Some(u) if now < u => json!({
                 "state": "open", "failures_in_a_row": h.failures,
                 "remaining_ms": (u - now).as_millis() as u64,
+                "next_probe_in_ms": (u - now).as_millis() as u64,
+                "open_for_ms": h.open_for.as_millis() as u64,
             }),
-            Some(_) => json!({"state": "half_open", "failures_in_a_row": h.failures}),
+            Some(_) => json!({"state": "half_open", "failures_in_a_row": h.failures,
+                              "probe_in_flight": h.probing.is_some(), "next_probe_in_ms": 0}),
             None => json!({"state": "closed", "failures_in_a_row": h.failures}),
         }
+    }
+
+    /// Models whose circuit is open now, with the ms until their next probe (for `/metrics`).
+    pub fn open(&self) -> Vec<(String, u64)> {
+        let now = Instant::now();
+        let mut open: Vec<(String, u64)> = self
+            .lock()
+            .iter()
+            .filter_map(|(m, h)| {
+                h.until
+                    .filter(|u| now < *u)
+                    .map(|u| (m.clone(), (u - now).as_millis() as u64))
+            })
+            .collect();
+        open.sort();
+        open
     }
 }
 
@@ -162,6 +197,32 @@ mod tests {
         assert_eq!(c.gate("a"), Gate::Pass);
         assert_eq!(c.describe("a")["state"], "closed");
         assert_eq!(m.cooldowns.load(Ordering::Relaxed), 2);
+    }
+
+    #[test]
+    fn failed_probes_double_the_open_period_up_to_the_cap_and_a_lost_probe_expires() {
+        let m = Metrics::default();
+        let c = Cooldowns::new(1, Duration::from_secs(30));
+        c.failure("a", None, &m);
+        let open_ms = |c: &Cooldowns| c.describe("a")["open_for_ms"].as_u64().unwrap();
+        assert_eq!(open_ms(&c), 5_000, "the first open is short");
+        for want in [10_000, 20_000, 30_000, 30_000] {
+            // the probe (forced: the test does not wait the period out)
+            c.lock().get_mut("a").unwrap().until = Some(Instant::now());
+            assert_eq!(c.gate("a"), Gate::Pass);
+            c.failure("a", None, &m);
+            assert_eq!(open_ms(&c), want);
+        }
+        assert!(c.describe("a")["next_probe_in_ms"].as_u64().unwrap() > 29_000);
+        assert_eq!(c.open(), vec![("a".to_string(), c.open()[0].1)]);
+        // A probe whose request vanished blocks others only for the cap.
+        let short = Cooldowns::new(1, Duration::from_millis(20));
+        short.failure("b", None, &m);
+        std::thread::sleep(Duration::from_millis(25));
+        assert_eq!(short.gate("b"), Gate::Pass, "the probe, never reported");
+        assert_eq!(short.gate("b"), Gate::Skip(Duration::ZERO));
+        std::thread::sleep(Duration::from_millis(25));
+        assert_eq!(short.gate("b"), Gate::Pass, "the lost probe expired");
     }
 
     #[test]

@@ -3,14 +3,15 @@
 
 use crate::clock::millis_since;
 use crate::config::ModelConfig;
+use crate::error::{ErrorClass, FailureKind, UpstreamError};
 use crate::error::{ErrorKind, GatewayError};
-use crate::error::{FailureKind, UpstreamError};
 use crate::format::request::ChatRequest;
 use crate::observe::metrics::Metrics;
 use crate::route::RoutePlan;
 use crate::upstream::cooldown::{Cooldowns, Gate};
 use crate::upstream::provider::{Call, ChunkStream, Provider, Reply};
 use axum::http::StatusCode;
+use backon::BackoffBuilder;
 use futures_util::StreamExt;
 use serde::Serialize;
 use serde_json::{json, Map, Value};
@@ -31,10 +32,24 @@ pub struct AttemptRecord {
     pub success: bool,
     pub status: Option<u16>,
     pub error_kind: Option<FailureKind>,
+    /// What the failure meant for the next step (retry, next model, stop).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_class: Option<ErrorClass>,
+    /// 0 for a model's first try, n for its n-th same-model retry.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub retry: u32,
     pub error: Option<String>,
     pub time_to_first_token_ms: Option<f64>,
     pub duration_ms: f64,
 }
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+/// The first same-model retry waits about this long (jittered), doubling up to the cap.
+const RETRY_BASE: std::time::Duration = std::time::Duration::from_millis(100);
+const RETRY_CAP: std::time::Duration = std::time::Duration::from_secs(2);
 
 impl AttemptRecord {
     /// A failed attempt of `model` with nothing else known yet; the other cases override fields.
@@ -46,6 +61,8 @@ impl AttemptRecord {
             success: false,
             status: None,
             error_kind: None,
+            error_class: None,
+            retry: 0,
             error: None,
             time_to_first_token_ms: None,
             duration_ms: 0.0,
@@ -129,6 +146,8 @@ pub struct Guards<'a> {
     pub deadline: Option<std::time::Duration>,
     /// The largest whole answer body read from an upstream.
     pub max_upstream_body_bytes: usize,
+    /// Retries and the limits that decide when to move on.
+    pub failover: &'a crate::config::server::Failover,
 }
 
 /// The limits of one attempt: its own timeouts cut short by the request's deadline.
@@ -141,6 +160,8 @@ pub struct Limits {
     /// Streaming: the deadline for the first token, and whether it is the request's.
     pub ttft_deadline: tokio::time::Instant,
     pub ttft_by_request: bool,
+    /// The first-token limit this attempt got (shorter while a fallback follows).
+    pub ttft_limit: std::time::Duration,
 }
 
 /// Tries each model of the plan in order, skipping models in cooldown (unless nothing else is
@@ -176,8 +197,8 @@ async fn chat_attempt(
     limits: Limits,
 ) -> Result<Served, UpstreamError> {
     if stream {
-        let ttft_limit = plan.ttft_timeout.min(plan.timeout);
-        let kind = if plan.ttft_timeout < plan.timeout && !limits.ttft_by_request {
+        let ttft_limit = limits.ttft_limit;
+        let kind = if ttft_limit < plan.timeout && !limits.ttft_by_request {
             FailureKind::TtftTimeout
         } else {
             FailureKind::Timeout
@@ -237,13 +258,27 @@ where
     Fut: std::future::Future<Output = Result<T, UpstreamError>>,
 {
     let request_deadline = guards.deadline.map(|d| tokio::time::Instant::now() + d);
+    let retries = plan.retries.unwrap_or(guards.failover.retries);
     let mut attempts = Vec::with_capacity(plan.chain.len());
     let mut last_error: Option<UpstreamError> = None;
     let mut retry_afters = Vec::new();
-    for (i, model) in plan.chain.iter().enumerate() {
+    // After a context-length refusal only models with a larger window are worth a try.
+    let mut exceeded_window: Option<u64> = None;
+    'chain: for (i, model) in plan.chain.iter().enumerate() {
         let Some(provider) = providers.get(&model.provider) else {
             continue;
         };
+        if let Some(w) = exceeded_window.filter(|w| model.context_window <= *w) {
+            attempts.push(AttemptRecord {
+                skipped: Some("context_window"),
+                error: Some(format!(
+                    "skipped: its context window ({} tokens) is no larger than the one the prompt exceeded ({w})",
+                    model.context_window
+                )),
+                ..AttemptRecord::of(model)
+            });
+            continue;
+        }
         let last_resort = i + 1 == plan.chain.len()
             && attempts.iter().all(|a: &AttemptRecord| a.skipped.is_some());
         if let Gate::Skip(left) = guards.cooldowns.gate(&model.id) {
@@ -263,62 +298,108 @@ where
                 continue;
             }
         }
-        let now = tokio::time::Instant::now();
-        if request_deadline.is_some_and(|d| d <= now) {
-            break;
+        // While a fallback follows, a slow first token moves on sooner.
+        let has_fallback = plan.chain[i + 1..]
+            .iter()
+            .any(|m| providers.contains_key(&m.provider));
+        let ttft_limit = if has_fallback {
+            plan.ttft_timeout
+                .min(guards.failover.ttft_timeout_with_fallback)
+        } else {
+            plan.ttft_timeout
         }
-        let started = Instant::now();
-        let (deadline, by_request) = bounded(now + plan.timeout, request_deadline);
-        let ttft_limit = plan.ttft_timeout.min(plan.timeout);
-        let (ttft_deadline, ttft_by_request) = bounded(now + ttft_limit, request_deadline);
-        let limits = Limits {
-            started,
-            deadline,
-            by_request,
-            ttft_deadline,
-            ttft_by_request,
-        };
-        let outcome = attempt(provider, model, limits).await;
-        let elapsed = millis_since(started);
-        match outcome {
-            Ok(served) => {
-                guards.cooldowns.success(&model.id);
-                attempts.push(AttemptRecord {
-                    success: true,
-                    status: Some(200),
-                    time_to_first_token_ms: Some(elapsed),
-                    duration_ms: elapsed,
-                    ..AttemptRecord::of(model)
-                });
-                return Outcome {
-                    attempts,
-                    result: Ok((model.clone(), served)),
-                };
+        .min(plan.timeout);
+        let mut backoff = backon::ExponentialBuilder::default()
+            .with_min_delay(RETRY_BASE)
+            .with_max_delay(RETRY_CAP)
+            .with_jitter()
+            .without_max_times()
+            .build();
+        let mut retry = 0;
+        loop {
+            let now = tokio::time::Instant::now();
+            if request_deadline.is_some_and(|d| d <= now) {
+                break 'chain;
             }
-            Err(e) => {
-                // The upstream's words stay out of stderr (they may quote the prompt); the
-                // request log has them when `logging.log_text` allows.
-                tracing::warn!(model = %model.id, kind = ?e.kind, status = ?e.status, "attempt failed");
-                attempts.push(AttemptRecord {
-                    status: e.status,
-                    error_kind: Some(e.kind),
-                    error: Some(e.message.clone()),
-                    duration_ms: elapsed,
-                    ..AttemptRecord::of(model)
-                });
-                let retryable = e.retryable();
-                if retryable {
-                    guards
-                        .cooldowns
-                        .failure(&model.id, e.retry_after, guards.metrics);
+            let started = Instant::now();
+            let (deadline, by_request) = bounded(now + plan.timeout, request_deadline);
+            let (ttft_deadline, ttft_by_request) = bounded(now + ttft_limit, request_deadline);
+            let limits = Limits {
+                started,
+                deadline,
+                by_request,
+                ttft_deadline,
+                ttft_by_request,
+                ttft_limit,
+            };
+            let outcome = attempt(provider, model, limits).await;
+            let elapsed = millis_since(started);
+            let e = match outcome {
+                Ok(served) => {
+                    guards.cooldowns.success(&model.id);
+                    attempts.push(AttemptRecord {
+                        success: true,
+                        status: Some(200),
+                        time_to_first_token_ms: Some(elapsed),
+                        duration_ms: elapsed,
+                        retry,
+                        ..AttemptRecord::of(model)
+                    });
+                    return Outcome {
+                        attempts,
+                        result: Ok((model.clone(), served)),
+                    };
                 }
-                if e.status == Some(429) {
-                    retry_afters.push(e.retry_after);
+                Err(e) => e,
+            };
+            // The upstream's words stay out of stderr (they may quote the prompt); the
+            // request log has them when `logging.log_text` allows.
+            tracing::warn!(model = %model.id, kind = ?e.kind, status = ?e.status, retry, "attempt failed");
+            let class = e.class();
+            attempts.push(AttemptRecord {
+                status: e.status,
+                error_kind: Some(e.kind),
+                error_class: Some(class),
+                error: Some(e.message.clone()),
+                duration_ms: elapsed,
+                retry,
+                ..AttemptRecord::of(model)
+            });
+            let retryable = e.retryable();
+            if retryable {
+                guards
+                    .cooldowns
+                    .failure(&model.id, e.retry_after, guards.metrics);
+            }
+            if e.status == Some(429) {
+                retry_afters.push(e.retry_after);
+            }
+            // Same model again: after its Retry-After when it sent one that is short enough,
+            // else after a jittered backoff; only when that still fits the request's deadline.
+            let wait = if retry < retries && e.same_model_retry() {
+                match (class, e.retry_after) {
+                    (ErrorClass::RateLimited, Some(ra)) => {
+                        (ra <= guards.failover.retry_max_wait).then_some(ra)
+                    }
+                    _ => backoff.next(),
                 }
-                last_error = Some(e);
-                if !retryable {
-                    break;
+            } else {
+                None
+            }
+            .filter(|w| request_deadline.is_none_or(|d| tokio::time::Instant::now() + *w < d));
+            last_error = Some(e);
+            match (class, wait) {
+                (ErrorClass::ContextLength, _) => {
+                    exceeded_window = Some(model.context_window);
+                    continue 'chain;
                 }
+                _ if !retryable => break 'chain,
+                (_, Some(w)) => {
+                    guards.metrics.retries.fetch_add(1, Ordering::Relaxed);
+                    tokio::time::sleep(w).await;
+                    retry += 1;
+                }
+                (_, None) => continue 'chain,
             }
         }
     }

@@ -173,41 +173,48 @@ fn event_stream(resp: reqwest::Response) -> ChunkStream {
     .boxed()
 }
 
-/// OpenAI SSE → chunk JSON values. Ends at `[DONE]`; an end without it is a broken stream.
+/// OpenAI SSE → chunk JSON values. Ends at `[DONE]`, or at the end of a stream that already
+/// sent its `finish_reason` (some upstreams never send `[DONE]`); an end before either is a
+/// broken stream. A chunk that is not valid JSON is skipped and counted
+/// ([`sse::MALFORMED_SKIPPED`]), as one bad line should not cost the whole answer.
 fn chunk_stream(resp: reqwest::Response) -> ChunkStream {
     let events = sse::events(resp.bytes_stream().boxed());
-    futures_util::stream::unfold((events, false), |(mut events, finished)| async move {
-        if finished {
-            return None;
-        }
-        match events.next().await {
-            Some(Ok(ev)) if ev.data.trim() == "[DONE]" => None,
-            Some(Ok(ev)) => match serde_json::from_str::<Value>(&ev.data) {
-                Ok(v) if v.get("error").is_some() => Some((
-                    Err(UpstreamError::new(
+    futures_util::stream::unfold(
+        (events, false, false),
+        |(mut events, finished, done)| async move {
+            if done {
+                return None;
+            }
+            loop {
+                let item = match events.next().await {
+                    Some(Ok(ev)) if ev.data.trim() == "[DONE]" => return None,
+                    Some(Ok(ev)) => match serde_json::from_str::<Value>(&ev.data) {
+                        Ok(v) if v.get("error").is_some() => Err(UpstreamError::new(
+                            FailureKind::StreamBroken,
+                            format!("upstream sent an error event: {}", v["error"]),
+                        )),
+                        Ok(v) => {
+                            let finishes = v["choices"]
+                                .as_array()
+                                .is_some_and(|cs| cs.iter().any(|c| !c["finish_reason"].is_null()));
+                            return Some((Ok(v), (events, finished || finishes, false)));
+                        }
+                        Err(_) => {
+                            sse::MALFORMED_SKIPPED
+                                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            continue;
+                        }
+                    },
+                    Some(Err(e)) => Err(e),
+                    None if finished => return None,
+                    None => Err(UpstreamError::new(
                         FailureKind::StreamBroken,
-                        format!("upstream sent an error event: {}", v["error"]),
+                        "upstream stream ended without [DONE] or a finish_reason",
                     )),
-                    (events, true),
-                )),
-                Ok(v) => Some((Ok(v), (events, false))),
-                Err(e) => Some((
-                    Err(UpstreamError::new(
-                        FailureKind::Malformed,
-                        format!("upstream sent an invalid stream chunk: {e}"),
-                    )),
-                    (events, true),
-                )),
-            },
-            Some(Err(e)) => Some((Err(e), (events, true))),
-            None => Some((
-                Err(UpstreamError::new(
-                    FailureKind::StreamBroken,
-                    "upstream stream ended without [DONE]",
-                )),
-                (events, true),
-            )),
-        }
-    })
+                };
+                return Some((item, (events, finished, true)));
+            }
+        },
+    )
     .boxed()
 }
