@@ -35,6 +35,9 @@ pub(super) struct FileModel {
     #[serde(default)]
     tags: Vec<String>,
     mock: Option<MockBehaviour>,
+    /// Whether the upstream continues an assistant message at the end of the messages
+    /// (prefill); default by provider kind: Anthropic and mock yes, OpenAI-compatible no.
+    prefill: Option<bool>,
 }
 
 /// Which wire protocol a provider speaks.
@@ -69,6 +72,8 @@ pub struct ModelConfig {
     pub max_output_tokens: u64,
     pub tags: Vec<String>,
     pub mock: MockBehaviour,
+    /// Continues an assistant message at the end of the messages (used by mid-stream rescue).
+    pub prefill: bool,
 }
 
 impl ModelConfig {
@@ -229,6 +234,11 @@ pub(super) fn models(
                 .unwrap_or(4_096),
             tags: m.tags.clone(),
             mock: m.mock.clone().unwrap_or_default(),
+            prefill: m.prefill.unwrap_or_else(|| {
+                providers
+                    .get(provider)
+                    .is_some_and(|p| p.kind != ProviderKind::OpenAi)
+            }),
         }));
     }
     Ok(models)

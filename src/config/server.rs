@@ -29,6 +29,7 @@ pub(super) struct FileServer {
     stream_idle_timeout: Option<String>,
     retries: Option<u32>,
     retry_max_wait: Option<String>,
+    rescue_attempts: Option<u32>,
     #[serde(default)]
     api_keys: Vec<String>,
     api_keys_env: Option<String>,
@@ -86,6 +87,9 @@ pub struct Failover {
     pub ttft_timeout_with_fallback: Duration,
     /// A stream silent for this long between chunks has stalled: it is rescued or ended.
     pub stream_idle_timeout: Duration,
+    /// Times a stream that broke or stalled after bytes were sent is continued on the next
+    /// model of its chain (0: never).
+    pub rescue_attempts: u32,
 }
 
 impl FileServer {
@@ -140,6 +144,7 @@ impl FileServer {
                     &err,
                 )?
                 .unwrap_or(Duration::from_secs(20)),
+                rescue_attempts: raw.rescue_attempts.unwrap_or(1),
             },
             api_keys: {
                 let mut keys = raw.api_keys.clone();

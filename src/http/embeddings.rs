@@ -78,6 +78,7 @@ pub async fn embeddings(
             completion_bytes: 0,
             error: None,
             stream_interrupted: false,
+            rescue: None,
         },
     );
     answer["model"] = json!(model.id);

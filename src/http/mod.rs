@@ -17,6 +17,7 @@ pub mod fallback;
 pub mod feedback;
 pub mod models;
 pub mod policy;
+pub mod rescue;
 pub mod respond;
 pub mod state;
 pub mod stream;

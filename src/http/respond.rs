@@ -147,6 +147,7 @@ pub fn failed_response(
             completion_bytes: 0,
             error: Some(&err.message),
             stream_interrupted: false,
+            rescue: None,
         },
     );
     let err = err
@@ -211,6 +212,7 @@ pub fn complete_response(
             completion_bytes: text.as_deref().map_or(0, str::len),
             error: None,
             stream_interrupted: false,
+            rescue: None,
         },
     );
     completion["model"] = Value::String(model.id.clone());

@@ -3,6 +3,7 @@
 //! stream ends.
 
 use super::admission::Ticket;
+use super::rescue::{continue_on, Splice};
 use super::respond::{set_common_headers, usage_of};
 use super::state::AppState;
 use crate::clock::millis_since;
@@ -11,7 +12,7 @@ use crate::error::FailureKind;
 use crate::format::sse::{write_data, write_event, DONE};
 use crate::format::{anthropic, responses, ClientFormat};
 use crate::observe::record::{finish, overhead_ms, Outcome, RequestContext};
-use crate::upstream::failover::AttemptRecord;
+use crate::upstream::failover::{AttemptRecord, Served};
 use crate::upstream::ChunkStream;
 use axum::body::Body;
 use axum::http::{header, HeaderValue};
@@ -140,107 +141,205 @@ async fn relay(
     let mut client_gone = false;
     let mut buf = Vec::new();
     let mut pending = std::mem::take(&mut s.peeked).into_iter();
-    loop {
-        let next = match pending.next() {
-            Some(c) => Some(Ok(c)),
-            // Batch whatever the upstream has ready into one write; flush before waiting.
-            None => match s.rest.next().now_or_never() {
-                Some(item) => item,
-                None => {
-                    if !buf.is_empty()
-                        && tx
-                            .send(Bytes::from(std::mem::take(&mut buf)))
-                            .await
-                            .is_err()
-                    {
-                        client_gone = true;
-                        break;
-                    }
-                    // The total deadline, or the idle limit between chunks if that comes first.
-                    let idle = state.config.server.failover.stream_idle_timeout;
-                    let stall_at = tokio::time::Instant::now() + idle;
-                    match tokio::time::timeout_at(s.deadline.min(stall_at), s.rest.next()).await {
-                        Ok(item) => item,
-                        Err(_) if stall_at < s.deadline => {
-                            state.metrics.stream_stalls.fetch_add(1, Ordering::Relaxed);
-                            broken = Some((
+    // Mid-stream rescue: the answer so far (kept only while a rescue may need it), and after
+    // one, where it happened and the splice that drops a repeated start.
+    let mut rescues_left = if native {
+        0
+    } else {
+        state.config.server.failover.rescue_attempts
+    };
+    let mut sent = String::new();
+    let mut rescue: Option<Value> = None;
+    let mut splice: Option<Splice> = None;
+    let mut chars_before_rescue = 0u64;
+    'relay: loop {
+        loop {
+            let next = match pending.next() {
+                Some(c) => Some(Ok(c)),
+                // Batch whatever the upstream has ready into one write; flush before waiting.
+                None => match s.rest.next().now_or_never() {
+                    Some(item) => item,
+                    None => {
+                        if !buf.is_empty()
+                            && tx
+                                .send(Bytes::from(std::mem::take(&mut buf)))
+                                .await
+                                .is_err()
+                        {
+                            client_gone = true;
+                            break;
+                        }
+                        // The total deadline, or the idle limit between chunks if that comes first.
+                        let idle = state.config.server.failover.stream_idle_timeout;
+                        let stall_at = tokio::time::Instant::now() + idle;
+                        match tokio::time::timeout_at(s.deadline.min(stall_at), s.rest.next()).await
+                        {
+                            Ok(item) => item,
+                            Err(_) if stall_at < s.deadline => {
+                                state.metrics.stream_stalls.fetch_add(1, Ordering::Relaxed);
+                                broken = Some((
                                 FailureKind::Timeout,
                                 format!(
                                     "the upstream stream stalled: no chunk for {} ms (server.stream_idle_timeout)",
                                     idle.as_millis()
                                 ),
                             ));
-                            break;
-                        }
-                        Err(_) => {
-                            broken = Some((
-                                FailureKind::Timeout,
-                                "the upstream exceeded the total timeout mid-stream".into(),
-                            ));
-                            break;
+                                break;
+                            }
+                            Err(_) => {
+                                broken = Some((
+                                    FailureKind::Timeout,
+                                    "the upstream exceeded the total timeout mid-stream".into(),
+                                ));
+                                break;
+                            }
                         }
                     }
+                },
+            };
+            let mut chunk = match next {
+                None => break,
+                Some(Err(e)) => {
+                    broken = Some((e.kind, e.to_string()));
+                    break;
                 }
-            },
-        };
-        let mut chunk = match next {
-            None => break,
-            Some(Err(e)) => {
-                broken = Some((e.kind, e.to_string()));
-                break;
+                Some(Ok(c)) => c,
+            };
+            if native {
+                if let Some(t) = chunk["delta"]
+                    .as_str()
+                    .filter(|_| chunk["type"] == "response.output_text.delta")
+                {
+                    keep_text(&mut text, t, keep);
+                    text_chars += t.chars().count() as u64;
+                    text_bytes += t.len();
+                }
+                encoder.chunk(&chunk, &mut buf);
+                if let ChunkWriter::Passthrough(p) = &encoder {
+                    usage = p.usage().or(usage);
+                }
+                continue;
             }
-            Some(Ok(c)) => c,
-        };
-        if native {
-            if let Some(t) = chunk["delta"]
-                .as_str()
-                .filter(|_| chunk["type"] == "response.output_text.delta")
-            {
-                keep_text(&mut text, t, keep);
+            if let Some(u) = usage_of(&chunk) {
+                usage = Some(u);
+            }
+            let has_choices = chunk["choices"].as_array().is_some_and(|c| !c.is_empty());
+            if !has_choices {
+                continue; // the usage chunk: folded into the final chunk below
+            }
+            if let Some(obj) = chunk.as_object_mut() {
+                obj.remove("usage");
+                obj.insert("model".into(), model_id.clone());
+                obj.insert("id".into(), chunk_id.clone());
+            }
+            if let Some(sp) = splice.as_mut() {
+                let finishing = !chunk["choices"][0]["finish_reason"].is_null();
+                let piece = chunk["choices"][0]["delta"]["content"]
+                    .as_str()
+                    .unwrap_or("");
+                let out = sp.feed(piece, finishing);
+                if out.is_some() {
+                    splice = None;
+                }
+                chunk["choices"][0]["delta"]["content"] = json!(out.unwrap_or_default());
+            }
+            if let Some(t) = chunk["choices"][0]["delta"]["content"].as_str() {
                 text_chars += t.chars().count() as u64;
                 text_bytes += t.len();
+                keep_text(&mut text, t, keep);
+                if rescues_left > 0 {
+                    sent.push_str(t);
+                }
             }
             encoder.chunk(&chunk, &mut buf);
-            if let ChunkWriter::Passthrough(p) = &encoder {
-                usage = p.usage().or(usage);
+        }
+        // A continuation that ended while its start was held: what is left of it.
+        if let Some(rest) = splice
+            .take()
+            .map(|mut sp| sp.flush())
+            .filter(|r| !r.is_empty())
+        {
+            text_chars += rest.chars().count() as u64;
+            text_bytes += rest.len();
+            keep_text(&mut text, &rest, keep);
+            let c = json!({"id": chunk_id, "object": "chat.completion.chunk", "model": model_id,
+                       "choices": [{"index": 0, "delta": {"content": rest}, "finish_reason": null}]});
+            encoder.chunk(&c, &mut buf);
+        }
+        if let Some(a) = s.attempts.last_mut() {
+            a.duration_ms = millis_since(s.attempt_started);
+            if let Some((kind, reason)) = &broken {
+                // It served bytes, then failed: a failed attempt (the log says stream_interrupted).
+                state.cooldowns.failure(&a.model, None, &state.metrics);
+                a.success = false;
+                a.error_kind = Some(*kind);
+                a.error = Some(reason.clone());
             }
-            continue;
         }
-        if let Some(u) = usage_of(&chunk) {
-            usage = Some(u);
+        let Some((_, reason)) = broken.clone().filter(|_| rescues_left > 0 && !client_gone) else {
+            break 'relay;
+        };
+        // Rescue: what was sent reaches the client now, then the rest of the chain continues it.
+        rescues_left -= 1;
+        if !buf.is_empty()
+            && tx
+                .send(Bytes::from(std::mem::take(&mut buf)))
+                .await
+                .is_err()
+        {
+            client_gone = true;
+            break 'relay;
         }
-        let has_choices = chunk["choices"].as_array().is_some_and(|c| !c.is_empty());
-        if !has_choices {
-            continue; // the usage chunk: folded into the final chunk below
+        let Some(exec) = continue_on(&state, &ctx, &s.model, &sent).await else {
+            break 'relay;
+        };
+        s.attempts.extend(exec.attempts);
+        match exec.result {
+            Ok((
+                model,
+                Served::Stream {
+                    peeked,
+                    rest,
+                    attempt_started,
+                    deadline,
+                },
+            )) => {
+                state.metrics.stream_rescues.fetch_add(1, Ordering::Relaxed);
+                rescue = Some(json!({
+                    "rescued_at_chars": sent.chars().count(), "from": s.model.id,
+                    "finished_by": model.id, "prefill": model.prefill, "reason": reason,
+                }));
+                chars_before_rescue = text_chars;
+                splice = Some(Splice::new(&sent));
+                (s.model, s.rest, s.attempt_started, s.deadline) =
+                    (model, rest, attempt_started, deadline);
+                pending = peeked.into_iter();
+                broken = None;
+            }
+            Ok((_, Served::Complete(_))) => break 'relay,
+            Err(e) => {
+                broken = broken.map(|(k, r)| {
+                    (
+                        k,
+                        format!(
+                            "{r}; the rescue on the rest of the chain failed too: {}",
+                            e.message
+                        ),
+                    )
+                });
+                break 'relay;
+            }
         }
-        if let Some(obj) = chunk.as_object_mut() {
-            obj.remove("usage");
-            obj.insert("model".into(), model_id.clone());
-            obj.insert("id".into(), chunk_id.clone());
-        }
-        if let Some(t) = chunk["choices"][0]["delta"]["content"].as_str() {
-            text_chars += t.chars().count() as u64;
-            text_bytes += t.len();
-            keep_text(&mut text, t, keep);
-        }
-        encoder.chunk(&chunk, &mut buf);
     }
-    if let Some(a) = s.attempts.last_mut() {
-        a.duration_ms = millis_since(s.attempt_started);
-        if let Some((kind, reason)) = &broken {
-            // It served bytes, then failed: a failed attempt (the log says stream_interrupted).
-            state.cooldowns.failure(&a.model, None, &state.metrics);
-            a.success = false;
-            a.error_kind = Some(*kind);
-            a.error = Some(reason.clone());
-        }
-    }
-    let (prompt_tokens, completion_tokens) = usage.unwrap_or_else(|| {
-        (
-            ctx.req.prompt_tokens,
-            switchyard_learn::prompt::estimate_tokens_of_chars(text_chars),
-        )
-    });
+    // After a rescue the rescuer's usage covers its part; the part before is estimated.
+    let before = switchyard_learn::prompt::estimate_tokens_of_chars(chars_before_rescue);
+    let (prompt_tokens, completion_tokens) =
+        usage.map(|(p, c)| (p, c + before)).unwrap_or_else(|| {
+            (
+                ctx.req.prompt_tokens,
+                switchyard_learn::prompt::estimate_tokens_of_chars(text_chars),
+            )
+        });
     let error = match (&broken, client_gone) {
         (Some((_, reason)), _) => Some(format!(
             "stream interrupted after bytes were sent: {reason}"
@@ -261,6 +360,7 @@ async fn relay(
             completion_bytes: text_bytes,
             error: error.as_deref(),
             stream_interrupted: broken.is_some(),
+            rescue: rescue.as_ref(),
         },
     );
     if client_gone {

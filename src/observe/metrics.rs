@@ -84,6 +84,8 @@ pub struct Metrics {
     pub retries: AtomicU64,
     /// Streams that went silent past `server.stream_idle_timeout`.
     pub stream_stalls: AtomicU64,
+    /// Broken or stalled streams whose answer another model finished.
+    pub stream_rescues: AtomicU64,
 }
 
 /// What one finished request contributes.
@@ -309,6 +311,11 @@ impl Metrics {
                 "switchyard_stream_stalls_total",
                 "Streams silent between chunks past server.stream_idle_timeout.",
                 self.stream_stalls.load(Ordering::Relaxed),
+            ),
+            (
+                "switchyard_stream_rescues_total",
+                "Streams that broke or stalled after bytes were sent and were finished by the next model of the chain.",
+                self.stream_rescues.load(Ordering::Relaxed),
             ),
             (
                 "switchyard_stream_malformed_chunks_total",

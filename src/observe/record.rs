@@ -73,6 +73,8 @@ pub struct Outcome<'a> {
     pub completion_bytes: usize,
     pub error: Option<&'a str>,
     pub stream_interrupted: bool,
+    /// A stream finished by another model after it broke: where, from which model, by which.
+    pub rescue: Option<&'a Value>,
 }
 
 /// One line of the request log.
@@ -113,6 +115,8 @@ pub struct LogRecord<'a> {
     pub cost_usd: f64,
     pub error: Option<&'a str>,
     pub stream_interrupted: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rescue: Option<&'a Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub prompt: Option<&'a Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -213,7 +217,7 @@ pub fn finish(sinks: &Sinks, ctx: &RequestContext, o: Outcome) -> Value {
         }
     }
     write_log(sinks, ctx, &o, &t);
-    json!({
+    let mut meta = json!({
         "request_id": ctx.request_id,
         "model": o.model.map(|m| m.id.as_str()),
         "provider": o.model.map(|m| m.provider.as_str()),
@@ -224,7 +228,11 @@ pub fn finish(sinks: &Sinks, ctx: &RequestContext, o: Outcome) -> Value {
         "overhead_ms": t.overhead,
         "cost_usd": t.cost,
         "usage": {"prompt_tokens": o.prompt_tokens, "completion_tokens": o.completion_tokens},
-    })
+    });
+    if let Some(r) = o.rescue {
+        meta["rescue"] = r.clone();
+    }
+    meta
 }
 
 fn sample<'a>(ctx: &RequestContext, o: &'a Outcome, t: &Totals) -> RequestSample<'a> {
@@ -302,6 +310,7 @@ fn write_log(sinks: &Sinks, ctx: &RequestContext, o: &Outcome, t: &Totals) {
         cost_usd: t.cost,
         error,
         stream_interrupted: o.stream_interrupted,
+        rescue: o.rescue,
         prompt: prompt.as_deref(),
         completion: completion.as_deref(),
     });

@@ -40,6 +40,7 @@ mod tests {
                     max_output_tokens: 1,
                     tags: vec![],
                     mock: Default::default(),
+                    prefill: false,
                 })),
                 weight: *w,
             })

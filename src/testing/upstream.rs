@@ -64,6 +64,10 @@ enum Fault {
     BadChunk,
     /// `no_done`: a whole stream that never sends `data: [DONE]`.
     NoDone,
+    /// `cut_mid`: streams a few tokens, then the connection drops.
+    CutMid,
+    /// `no_prefill`: refuses (400) messages that end with an assistant message.
+    NoPrefill,
 }
 
 impl Fault {
@@ -76,6 +80,8 @@ impl Fault {
             "stall_mid" => Fault::StallMid,
             "bad_chunk" => Fault::BadChunk,
             "no_done" => Fault::NoDone,
+            "cut_mid" => Fault::CutMid,
+            "no_prefill" => Fault::NoPrefill,
             other => Fault::DownFor(other.strip_prefix("down_ms_")?.parse().ok()?),
         })
     }
@@ -301,6 +307,15 @@ async fn serve(s: MockState, headers: HeaderMap, raw: Bytes, wire: Wire) -> Resp
             400,
             "This model's maximum context length is 1000 tokens. However, your messages resulted in 5000 tokens.".to_string(),
         )),
+        Some(Fault::NoPrefill)
+            if body
+                .get("messages")
+                .and_then(Value::as_array)
+                .and_then(|m| m.last())
+                .is_some_and(|m| m["role"] == "assistant") =>
+        {
+            Some((400, "assistant message prefill is not supported".to_string()))
+        }
         _ => None,
     };
     if let Some((code, message)) = failing {
@@ -348,7 +363,8 @@ async fn serve(s: MockState, headers: HeaderMap, raw: Bytes, wire: Wire) -> Resp
         }
         _ => {}
     }
-    let answer = script::answer(&body, &model, None);
+    // Faulty models answer as `ok` does, so that another model can finish their answer.
+    let answer = script::answer(&body, if fault.is_some() { "ok" } else { &model }, None);
     let id = format!("chatcmpl-{}", uuid::Uuid::new_v4().simple());
     let created = crate::clock::unix_secs();
     if !stream {
@@ -420,6 +436,10 @@ async fn serve(s: MockState, headers: HeaderMap, raw: Bytes, wire: Wire) -> Resp
     match script {
         _ if fault == Some(Fault::StallMid) => {
             stream_body(events.into_iter().take(4).collect(), false, true)
+        }
+        _ if fault == Some(Fault::CutMid) => {
+            let keep = if wire == Wire::Responses { 6 } else { 4 };
+            stream_body(events.into_iter().take(keep).collect(), true, false)
         }
         Script::HangTtft => stream_body(events.into_iter().take(1).collect(), false, true),
         // A few tokens in, then the connection drops (a Responses stream opens with 4 events

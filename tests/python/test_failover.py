@@ -52,7 +52,22 @@ context_window = 200000
 [[models]]
 id = "up/recovering"
 upstream = "fault:down_ms_3000"
+[[models]]
+id = "up/cut"
+upstream = "fault:cut_mid"
+[[models]]
+id = "up/noprefill"
+upstream = "fault:no_prefill"
+[[models]]
+id = "up/noprefill-claims"
+upstream = "fault:no_prefill#b"
+prefill = true
+[[models]]
+id = "anth/ok"
+upstream = "ok"
 """
+
+WHOLE = "Hello from ok! You said: tell me a story"
 
 SERVER = """ttft_timeout_with_fallback = "500ms"
 stream_idle_timeout = "1s"
@@ -140,11 +155,57 @@ def test_a_slow_first_token_fails_over_at_the_shorter_limit_while_a_fallback_exi
         assert meta["attempts"][0]["error_kind"] == "ttft_timeout"
 
 
+def stream_text(chunks):
+    return "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+
+
+def final_metadata(chunks):
+    return next(c.model_extra["metadata"] for c in reversed(chunks) if (c.model_extra or {}).get("metadata"))
+
+
+@pytest.mark.parametrize("rescuer, prefill", [("anth/ok", True), ("up/ok", False), ("up/noprefill", False),
+                                              ("up/noprefill-claims", False)])
+def test_a_stream_cut_mid_answer_is_finished_by_the_next_model(gw, rescuer, prefill):
+    chunks = list(ask(gw, "up/cut", fallbacks=(rescuer,), stream=True))
+    # One whole answer, spliced without repeating what was sent, in one stream with one id.
+    assert stream_text(chunks) == WHOLE
+    assert len({c.id for c in chunks}) == 1
+    meta = final_metadata(chunks)
+    rescue = meta["rescue"]
+    assert rescue["from"] == "up/cut" and rescue["finished_by"] == rescuer, rescue
+    assert 0 < rescue["rescued_at_chars"] < len(WHOLE)
+    assert rescue["prefill"] is prefill or rescuer == "up/noprefill-claims"
+    tried = [(a["model"], a["success"]) for a in meta["attempts"]]
+    assert tried[0] == ("up/cut", False) and tried[-1] == (rescuer, True), tried
+    assert gw.metric("switchyard_stream_rescues_total") == 1
+
+
+def test_rescue_in_the_anthropic_and_responses_formats(gw):
+    with gw.anthropic.messages.stream(model="up/cut", max_tokens=100, extra_body={"models": ["anth/ok"]},
+                                      messages=[{"role": "user", "content": "tell me a story"}]) as s:
+        text = "".join(s.text_stream)
+        final = s.get_final_message()
+    assert text == WHOLE and final.stop_reason == "end_turn"
+    events = list(gw.openai.responses.create(model="up/cut", input="tell me a story", stream=True,
+                                             extra_body={"models": ["up/ok"]}))
+    deltas = "".join(e.delta for e in events if e.type == "response.output_text.delta")
+    assert deltas == WHOLE and events[-1].type == "response.completed"
+
+
+def test_a_stalled_stream_is_rescued_by_the_next_model(gw):
+    t = time.time()
+    chunks = list(ask(gw, "up/stall", fallbacks=("up/ok",), stream=True))
+    assert stream_text(chunks) == WHOLE
+    assert final_metadata(chunks)["rescue"]["reason"].startswith("the upstream stream stalled")
+    assert time.time() - t < 3.0
+
+
 def test_a_stalled_stream_is_detected_by_the_idle_limit(gw):
     t = time.time()
     resp = urllib.request.urlopen(urllib.request.Request(
         gw.url + "/v1/chat/completions", headers={"content-type": "application/json"},
         data=json.dumps({"model": "up/stall", "stream": True, "messages": [{"role": "user", "content": "a b c d e f g"}]}).encode()))
+    # (no fallback: nothing to rescue it, so the stream ends with the error)
     body = resp.read().decode()
     took = time.time() - t
     assert 0.9 < took < 3.0, took  # stream_idle_timeout = 1 s, not the 10 s total timeout

@@ -65,6 +65,25 @@ pub fn answer(body: &Map<String, Value>, served_as: &str, reply: Option<&str>) -
     }
 
     let user = last_user_text(body);
+    if let Some((sent, user, repeat)) = continuation(body) {
+        // A rescue: the rest of the answer this mock would give, after what was sent (asked
+        // without a prefill, it starts by repeating the last words, as models often do).
+        let full = mock_text(served_as, &user, reply);
+        let rest = full.strip_prefix(sent.as_str()).unwrap_or(&full);
+        let skip = sent
+            .chars()
+            .count()
+            .saturating_sub(if repeat { 6 } else { 0 });
+        let again: String = sent.chars().skip(skip).collect();
+        let text = format!("{again}{rest}");
+        return MockAnswer {
+            completion_tokens: text.split_inclusive(' ').count() as u64,
+            content: Some(text),
+            tool_calls: vec![],
+            finish_reason: "stop",
+            prompt_tokens,
+        };
+    }
     let mut text = match body
         .get("response_format")
         .and_then(|f| f.get("type"))
@@ -108,6 +127,30 @@ pub fn answer(body: &Map<String, Value>, served_as: &str, reply: Option<&str>) -
         prompt_tokens,
         completion_tokens,
     }
+}
+
+/// A request to continue an answer: the answer so far (a trailing assistant message, or one
+/// followed by the rescue's instruction), the user message it answers, and whether it came
+/// with the instruction.
+fn continuation(body: &Map<String, Value>) -> Option<(String, String, bool)> {
+    let msgs = body.get("messages")?.as_array()?;
+    let text = |m: &Value| crate::format::request::content_text(&m["content"]);
+    let (last, before) = msgs.split_last()?;
+    let (sent, before, repeat) = if last["role"] == "assistant" {
+        (text(last), before, false)
+    } else if last["role"] == "user" && text(last) == crate::upstream::failover::CONTINUE {
+        let (prev, before) = before.split_last()?;
+        (prev["role"] == "assistant").then_some(())?;
+        (text(prev), before, true)
+    } else {
+        return None;
+    };
+    let user = before
+        .iter()
+        .rev()
+        .find(|m| m["role"] == "user")
+        .map(text)?;
+    Some((sent, user, repeat))
 }
 
 fn mock_text(served_as: &str, user: &str, reply: Option<&str>) -> String {
