@@ -80,6 +80,7 @@ class Failover:
     def __init__(self, tmp_path):
         from conftest import BIN
 
+        self.logs = tmp_path / "logs"
         self.mock, self.mock_url = _start(["mock-upstream", "--listen", "127.0.0.1:0"], r"listening on (http://\S+)")
         text = render_config(self.mock_url, str(tmp_path / "logs"), SERVER) + FAULTS
         text = text.replace("retries = 0", "retries = 1").replace('timeout = "2s"', 'timeout = "10s"', 1)
@@ -99,7 +100,14 @@ class Failover:
                     return float(line.split()[-1])
         return None
 
+    def records(self):
+        """The request log (after close)."""
+        return [json.loads(line) for f in sorted(self.logs.glob("requests-*.ndjson"))
+                for line in f.read_text().splitlines() if line]
+
     def close(self):
+        if self.proc.poll() is not None:
+            return
         self.proc.send_signal(signal.SIGTERM)
         self.proc.wait(timeout=20)
         self.mock.kill()
@@ -142,6 +150,11 @@ def test_a_429_with_retry_after_is_waited_out_and_retried(gw):
     assert r.metadata["model"] == "up/once429", r.metadata["attempts"]
     assert attempts_of(r.metadata) == [("up/once429", 429, 0, "rate_limited"), ("up/once429", 200, 1, None)]
     assert 2.0 <= waited < 4.0, waited
+    # The Anthropic SDK: the same wait, the same model.
+    t = time.time()
+    m = gw.anthropic.messages.create(model="up/once429-b", max_tokens=50, extra_body={"models": ["up/ok"]},
+                                     messages=[{"role": "user", "content": "hi"}])
+    assert m.content[0].text and 2.0 <= time.time() - t < 4.0
 
 
 def test_a_slow_first_token_fails_over_at_the_shorter_limit_while_a_fallback_exists(gw):
@@ -153,6 +166,11 @@ def test_a_slow_first_token_fails_over_at_the_shorter_limit_while_a_fallback_exi
     assert took < 2.0, took  # 500 ms ttft_timeout_with_fallback, not the 5 s ttft_timeout
     if meta:
         assert meta["attempts"][0]["error_kind"] == "ttft_timeout"
+    t = time.time()
+    with gw.anthropic.messages.stream(model="up/hang-ttft", max_tokens=50, extra_body={"models": ["up/ok"]},
+                                      messages=[{"role": "user", "content": "hi"}]) as s:
+        assert "".join(s.text_stream)
+    assert time.time() - t < 2.0
 
 
 def stream_text(chunks):
@@ -178,6 +196,10 @@ def test_a_stream_cut_mid_answer_is_finished_by_the_next_model(gw, rescuer, pref
     tried = [(a["model"], a["success"]) for a in meta["attempts"]]
     assert tried[0] == ("up/cut", False) and tried[-1] == (rescuer, True), tried
     assert gw.metric("switchyard_stream_rescues_total") == 1
+    gw.close()
+    [record] = gw.records()
+    assert record["rescue"]["finished_by"] == rescuer and record["stream_interrupted"] is False
+    assert record["completion"] == WHOLE
 
 
 def test_rescue_in_the_anthropic_and_responses_formats(gw):
@@ -239,8 +261,11 @@ def test_context_length_moves_to_a_larger_window_and_never_retries(gw):
     got = [(a["model"], a.get("skipped"), a.get("error_class")) for a in r.metadata["attempts"]]
     assert got == [("up/small-a", None, "context_length"), ("up/small-b", "context_window", None),
                    ("up/large", None, None)], got
+    # The Anthropic SDK: the same move.
+    m = gw.anthropic.messages.create(model="up/small-a", max_tokens=50, extra_body={"models": ["up/small-b", "up/large"]},
+                                     messages=[{"role": "user", "content": "hi"}])
+    assert m.content[0].text
     # No larger window left: the provider's 400, after one try.
-    m = gw.anthropic.messages.create if False else None
     with pytest.raises(Exception) as e:
         ask(gw, "up/small-a", fallbacks=("up/small-b",))
     assert getattr(e.value, "status_code", None) == 400 and "context length" in str(e.value)
