@@ -78,8 +78,6 @@ cooldown = "2s"
 
 class Failover:
     def __init__(self, tmp_path):
-        from conftest import BIN
-
         self.logs = tmp_path / "logs"
         self.mock, self.mock_url = _start(["mock-upstream", "--listen", "127.0.0.1:0"], r"listening on (http://\S+)")
         text = render_config(self.mock_url, str(tmp_path / "logs"), SERVER) + FAULTS
