@@ -31,6 +31,8 @@ struct Sample {
 #[derive(Debug, Clone, Copy, Default, Serialize, PartialEq)]
 pub struct Estimate {
     pub ttft_p50_ms: Option<f64>,
+    /// The slow end of the first-token times (weighted 95th percentile): hedging waits this long.
+    pub ttft_p95_ms: Option<f64>,
     pub latency_p50_ms: Option<f64>,
     pub error_rate: Option<f64>,
     /// Attempts within the window.
@@ -95,10 +97,13 @@ impl LiveStats {
             .filter(|(_, s)| !s.ok)
             .fold(0.0, |acc, (w, _)| acc + w);
         let ok: Vec<(f64, &Sample)> = recent.iter().filter(|(_, s)| s.ok).copied().collect();
-        let median =
-            |f: fn(&Sample) -> f64| weighted_median(ok.iter().map(|(w, s)| (*w, f(s))).collect());
+        let quantile = |f: fn(&Sample) -> f64, q: f64| {
+            weighted_quantile(ok.iter().map(|(w, s)| (*w, f(s))).collect(), q)
+        };
+        let median = |f: fn(&Sample) -> f64| quantile(f, 0.5);
         Estimate {
             ttft_p50_ms: median(|s| s.ttft_ms),
+            ttft_p95_ms: quantile(|s| s.ttft_ms, 0.95),
             latency_p50_ms: median(|s| s.latency_ms),
             error_rate: Some(failed / total),
             samples: recent.len(),
@@ -157,16 +162,16 @@ impl LiveStats {
 }
 
 /// The value at half the total weight.
-fn weighted_median(mut v: Vec<(f64, f64)>) -> Option<f64> {
+fn weighted_quantile(mut v: Vec<(f64, f64)>, q: f64) -> Option<f64> {
     if v.is_empty() {
         return None;
     }
     v.sort_by(|a, b| a.1.total_cmp(&b.1));
-    let half = v.iter().map(|(w, _)| w).sum::<f64>() / 2.0;
+    let at = v.iter().map(|(w, _)| w).sum::<f64>() * q;
     let mut acc = 0.0;
     for (w, x) in &v {
         acc += w;
-        if acc >= half {
+        if acc >= at {
             return Some((x * 1000.0).round() / 1000.0);
         }
     }

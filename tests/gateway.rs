@@ -232,7 +232,10 @@ async fn usage_chunk_only_when_asked_but_metadata_always_last() {
 async fn stream_broken_after_bytes_ends_with_an_error_event_and_is_logged() {
     let h = Harness::start().await;
     let r = h
-        .post("/v1/chat/completions", json!({"model": "up/drop", "stream": true, "messages": user("x y z")}))
+        .post(
+            "/v1/chat/completions",
+            json!({"model": "up/drop", "stream": true, "messages": user("x y z")}),
+        )
         .await;
     // No model follows it in the chain, so nothing can rescue it (tests/python/test_failover.py
     // has the rescue).

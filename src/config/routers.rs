@@ -19,6 +19,8 @@ pub(super) struct FileRouter {
     ttft_timeout: Option<String>,
     retries: Option<u32>,
     #[serde(default)]
+    hedge: bool,
+    #[serde(default)]
     routes: Vec<FileRoute>,
     default: FileRoute,
 }
@@ -77,6 +79,8 @@ pub struct RouterConfig {
     pub ttft_timeout: Duration,
     /// Same-model retries of this router's requests (None: `server.retries`).
     pub retries: Option<u32>,
+    /// Streaming requests start the next model too when the first is slow to its first token.
+    pub hedge: bool,
     pub routes: Vec<RouteConfig>,
     pub default: RouteConfig,
 }
@@ -170,6 +174,7 @@ pub(super) fn routers(
                 timeout,
                 ttft_timeout,
                 retries: r.retries,
+                hedge: r.hedge,
                 routes,
                 default,
             }),

@@ -195,6 +195,7 @@ impl AppState {
             deadline: self.config.server.deadline,
             max_upstream_body_bytes: self.config.server.max_upstream_body_bytes,
             failover: &self.config.server.failover,
+            live: &self.live,
         }
     }
 

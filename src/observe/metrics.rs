@@ -86,6 +86,8 @@ pub struct Metrics {
     pub stream_stalls: AtomicU64,
     /// Broken or stalled streams whose answer another model finished.
     pub stream_rescues: AtomicU64,
+    /// Hedged requests: the next model started because the first was slow to its first token.
+    pub hedges: AtomicU64,
 }
 
 /// What one finished request contributes.
@@ -316,6 +318,11 @@ impl Metrics {
                 "switchyard_stream_rescues_total",
                 "Streams that broke or stalled after bytes were sent and were finished by the next model of the chain.",
                 self.stream_rescues.load(Ordering::Relaxed),
+            ),
+            (
+                "switchyard_hedges_total",
+                "Streaming requests whose next model started because the first was slow to its first token (router hedge).",
+                self.hedges.load(Ordering::Relaxed),
             ),
             (
                 "switchyard_stream_malformed_chunks_total",

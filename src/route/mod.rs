@@ -43,6 +43,8 @@ pub struct RoutePlan {
     pub ttft_timeout: Duration,
     /// Same-model retries when the router sets them (else `server.retries`).
     pub retries: Option<u32>,
+    /// TTFT hedging (the router's `hedge`).
+    pub hedge: bool,
     /// The route's `sort`: the planner orders the chain by a live estimate.
     pub sort: Option<SortBy>,
 }
@@ -88,6 +90,7 @@ impl RoutingTable {
                 timeout: self.timeout,
                 ttft_timeout: self.ttft_timeout,
                 retries: None,
+                hedge: false,
             },
             Target::Router(r) => plan_router(&r, req, request_id),
         };
@@ -230,6 +233,7 @@ fn plan_router(router: &RouterConfig, req: &ChatRequest, request_id: &str) -> Ro
             timeout: router.timeout,
             ttft_timeout: router.ttft_timeout,
             retries: router.retries,
+            hedge: router.hedge,
         };
     }
     let variant = if route.variants.len() == 1 {
@@ -269,6 +273,7 @@ fn plan_router(router: &RouterConfig, req: &ChatRequest, request_id: &str) -> Ro
         timeout: router.timeout,
         ttft_timeout: router.ttft_timeout,
         retries: router.retries,
+        hedge: router.hedge,
     }
 }
 

@@ -169,6 +169,7 @@ impl Planner {
             timeout,
             ttft_timeout,
             retries: None,
+            hedge: false,
         })
     }
 

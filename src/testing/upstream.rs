@@ -68,6 +68,8 @@ enum Fault {
     CutMid,
     /// `no_prefill`: refuses (400) messages that end with an assistant message.
     NoPrefill,
+    /// `slow_ttft_ms_N`: headers and the role chunk at once, the first token after N ms.
+    SlowTtft(u64),
 }
 
 impl Fault {
@@ -82,7 +84,10 @@ impl Fault {
             "no_done" => Fault::NoDone,
             "cut_mid" => Fault::CutMid,
             "no_prefill" => Fault::NoPrefill,
-            other => Fault::DownFor(other.strip_prefix("down_ms_")?.parse().ok()?),
+            other => match other.strip_prefix("slow_ttft_ms_") {
+                Some(ms) => Fault::SlowTtft(ms.parse().ok()?),
+                None => Fault::DownFor(other.strip_prefix("down_ms_")?.parse().ok()?),
+            },
         })
     }
 }
@@ -433,9 +438,28 @@ async fn serve(s: MockState, headers: HeaderMap, raw: Bytes, wire: Wire) -> Resp
             Bytes::from_static(b"data: {\"choices\": [{\"delta\": \n\n"),
         );
     }
+    let slow_ttft = match fault {
+        Some(Fault::SlowTtft(ms)) => Some(ms),
+        _ => None,
+    };
     match script {
         _ if fault == Some(Fault::StallMid) => {
             stream_body(events.into_iter().take(4).collect(), false, true)
+        }
+        _ if slow_ttft.is_some() => {
+            let ms = slow_ttft.unwrap_or(0);
+            let rest = events.split_off(1.min(events.len()));
+            let later = futures_util::stream::once(async move {
+                tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+                futures_util::stream::iter(rest.into_iter().map(Ok::<Bytes, std::io::Error>))
+            })
+            .flatten();
+            let head =
+                futures_util::stream::iter(events.into_iter().map(Ok::<Bytes, std::io::Error>));
+            let mut resp = Response::new(Body::from_stream(head.chain(later)));
+            resp.headers_mut()
+                .insert("content-type", "text/event-stream".parse().unwrap());
+            resp
         }
         _ if fault == Some(Fault::CutMid) => {
             let keep = if wire == Wire::Responses { 6 } else { 4 };

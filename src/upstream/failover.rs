@@ -38,6 +38,12 @@ pub struct AttemptRecord {
     /// 0 for a model's first try, n for its n-th same-model retry.
     #[serde(skip_serializing_if = "is_zero")]
     pub retry: u32,
+    /// Hedged requests: `won` for the one that served, `cancelled` for the other.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hedge: Option<&'static str>,
+    /// A cancelled hedge's estimated cost (its prompt, which the provider read).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cost_usd: Option<f64>,
     pub error: Option<String>,
     pub time_to_first_token_ms: Option<f64>,
     pub duration_ms: f64,
@@ -63,6 +69,8 @@ impl AttemptRecord {
             error_kind: None,
             error_class: None,
             retry: 0,
+            hedge: None,
+            cost_usd: None,
             error: None,
             time_to_first_token_ms: None,
             duration_ms: 0.0,
@@ -148,6 +156,8 @@ pub struct Guards<'a> {
     pub max_upstream_body_bytes: usize,
     /// Retries and the limits that decide when to move on.
     pub failover: &'a crate::config::server::Failover,
+    /// Live first-token times (hedging waits a model's p95).
+    pub live: &'a crate::live::LiveStats,
 }
 
 /// The limits of one attempt: its own timeouts cut short by the request's deadline.
@@ -176,7 +186,7 @@ pub async fn execute(
     guards: &Guards<'_>,
 ) -> Execution {
     let body: Arc<Map<String, Value>> = Arc::new(req.body.clone());
-    run_chain(providers, plan, guards, |provider, model, limits| {
+    let attempt = |provider: &Arc<dyn Provider>, model: &Arc<ModelConfig>, limits: Limits| {
         let call = Call {
             model: model.clone(),
             body: body.clone(),
@@ -185,8 +195,170 @@ pub async fn execute(
             native: native.clone(),
         };
         chat_attempt(provider.send(call), plan, guards, req.stream, limits)
-    })
-    .await
+    };
+    if plan.hedge && req.stream {
+        if let Some(out) = hedged(providers, plan, guards, req.prompt_tokens, attempt).await {
+            return out;
+        }
+    }
+    run_chain(providers, plan, guards, attempt).await
+}
+
+/// Without live first-token times, hedging waits this share of the first-token limit.
+const HEDGE_UNMEASURED_SHARE: u32 = 2;
+
+/// TTFT hedging (a router's `hedge = true`, streaming): when the chain's first model has not
+/// sent its first token within its live p95 TTFT (without one, half its first-token limit),
+/// the next model starts too. The first to send a first token serves; the other is cancelled
+/// (its attempt says `hedge: "cancelled"`, with the cost its prompt is estimated to have
+/// incurred). When both fail, the rest of the chain goes on as usual. `None` when hedging does
+/// not apply: fewer than two models, or the first cooling down.
+async fn hedged<F, Fut>(
+    providers: &HashMap<String, Arc<dyn Provider>>,
+    plan: &RoutePlan,
+    guards: &Guards<'_>,
+    prompt_tokens: u64,
+    attempt: F,
+) -> Option<Execution>
+where
+    F: Fn(&Arc<dyn Provider>, &Arc<ModelConfig>, Limits) -> Fut + Copy,
+    Fut: std::future::Future<Output = Result<Served, UpstreamError>>,
+{
+    let mut usable = plan
+        .chain
+        .iter()
+        .enumerate()
+        .filter_map(|(i, m)| providers.get(&m.provider).map(|p| (i, p, m)));
+    let ((_, pa, a), (ib, pb, b)) = (usable.next()?, usable.next()?);
+    if guards.cooldowns.gate(&a.id) != Gate::Pass {
+        return None;
+    }
+    let request_deadline = guards.deadline.map(|d| tokio::time::Instant::now() + d);
+    let limits = |ttft: std::time::Duration| {
+        let now = tokio::time::Instant::now();
+        let ttft = ttft.min(plan.timeout);
+        let (deadline, by_request) = bounded(now + plan.timeout, request_deadline);
+        let (ttft_deadline, ttft_by_request) = bounded(now + ttft, request_deadline);
+        Limits {
+            started: Instant::now(),
+            deadline,
+            by_request,
+            ttft_deadline,
+            ttft_by_request,
+            ttft_limit: ttft,
+        }
+    };
+    let first_limit = plan
+        .ttft_timeout
+        .min(guards.failover.ttft_timeout_with_fallback);
+    let after = guards
+        .live
+        .estimate(&a.id)
+        .ttft_p95_ms
+        .map(|ms| std::time::Duration::from_secs_f64(ms / 1000.0))
+        .unwrap_or(first_limit / HEDGE_UNMEASURED_SHARE);
+    let (la, mut attempts) = (limits(first_limit), Vec::new());
+    let fa = attempt(pa, a, la);
+    tokio::pin!(fa);
+    let early = tokio::select! {
+        r = &mut fa => Some(r),
+        _ = tokio::time::sleep(after) => None,
+    };
+    let record = |model: &Arc<ModelConfig>, limits: &Limits, r: &Result<Served, UpstreamError>| {
+        let elapsed = millis_since(limits.started);
+        match r {
+            Ok(_) => AttemptRecord {
+                success: true,
+                status: Some(200),
+                time_to_first_token_ms: Some(elapsed),
+                duration_ms: elapsed,
+                ..AttemptRecord::of(model)
+            },
+            Err(e) => AttemptRecord {
+                status: e.status,
+                error_kind: Some(e.kind),
+                error_class: Some(e.class()),
+                error: Some(e.message.clone()),
+                duration_ms: elapsed,
+                ..AttemptRecord::of(model)
+            },
+        }
+    };
+    let outcome = |model: &Arc<ModelConfig>, r: Result<Served, UpstreamError>| match r {
+        Ok(served) => {
+            guards.cooldowns.success(&model.id);
+            Ok((model.clone(), served))
+        }
+        Err(e) => {
+            if e.retryable() {
+                guards
+                    .cooldowns
+                    .failure(&model.id, e.retry_after, guards.metrics);
+            }
+            Err(e)
+        }
+    };
+    let mut rest_from = ib;
+    match early {
+        // Decided before the hedge was due: a plain first attempt.
+        Some(r) => {
+            attempts.push(record(a, &la, &r));
+            if let Ok(served) = outcome(a, r) {
+                return Some(Outcome {
+                    attempts,
+                    result: Ok(served),
+                });
+            }
+        }
+        None => {
+            guards.metrics.hedges.fetch_add(1, Ordering::Relaxed);
+            let lb = limits(plan.ttft_timeout);
+            let fb = attempt(pb, b, lb);
+            tokio::pin!(fb);
+            let (mut a_open, mut b_open) = (true, true);
+            while a_open || b_open {
+                let (model, other, limits, other_limits, r) = tokio::select! {
+                    r = &mut fa, if a_open => { a_open = false; (a, b, &la, &lb, r) }
+                    r = &mut fb, if b_open => { b_open = false; (b, a, &lb, &la, r) }
+                };
+                let mut rec = record(model, limits, &r);
+                match outcome(model, r) {
+                    Ok(served) => {
+                        rec.hedge = Some("won");
+                        let cancelled = AttemptRecord {
+                            hedge: Some("cancelled"),
+                            error: Some(format!(
+                                "cancelled: the hedged request to {} sent its first token first",
+                                model.id
+                            )),
+                            cost_usd: Some(other.cost_usd(prompt_tokens, 0)),
+                            duration_ms: millis_since(other_limits.started),
+                            ..AttemptRecord::of(other)
+                        };
+                        if a_open || b_open {
+                            attempts.push(cancelled);
+                        }
+                        attempts.push(rec);
+                        return Some(Outcome {
+                            attempts,
+                            result: Ok(served),
+                        });
+                    }
+                    Err(_) => attempts.push(rec),
+                }
+            }
+            rest_from = ib + 1;
+        }
+    }
+    // Both failed (or the first failed early): the rest of the chain as usual.
+    let rest = RoutePlan {
+        chain: plan.chain[rest_from..].to_vec(),
+        ..plan.clone()
+    };
+    let mut out = run_chain(providers, &rest, guards, attempt).await;
+    attempts.append(&mut out.attempts);
+    out.attempts = attempts;
+    Some(out)
 }
 
 /// What a model without prefill is asked after the answer so far, to continue it.

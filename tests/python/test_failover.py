@@ -65,6 +65,13 @@ prefill = true
 [[models]]
 id = "anth/ok"
 upstream = "ok"
+[[models]]
+id = "up/slow"
+upstream = "fault:slow_ttft_ms_1500"
+
+[routers.hedged]
+hedge = true
+default = { model = "up/slow", fallbacks = ["up/ok"] }
 """
 
 WHOLE = "Hello from ok! You said: tell me a story"
@@ -285,3 +292,19 @@ def test_a_recovered_model_gets_traffic_again_within_the_cooldown(gw):
     with urllib.request.urlopen(gw.url + "/v1/models") as r:
         models = {m["id"]: m for m in json.load(r)["data"]}
     assert models["up/recovering"]["cooldown"]["state"] == "closed"
+
+
+def test_a_hedged_router_serves_whichever_model_sends_its_first_token_first(gw):
+    # up/slow's first token comes after 1.5 s; without live times the hedge starts after half
+    # the first-token limit (250 ms) and up/ok wins; up/slow is cancelled and its prompt cost kept.
+    t = time.time()
+    chunks = list(gw.openai.chat.completions.create(model="router/hedged", stream=True,
+                                                    messages=[{"role": "user", "content": "tell me a story"}]))
+    took = time.time() - t
+    assert stream_text(chunks) == WHOLE
+    meta = final_metadata(chunks)
+    got = [(a["model"], a.get("hedge"), a["success"]) for a in meta["attempts"]]
+    assert got == [("up/slow", "cancelled", False), ("up/ok", "won", True)], got
+    assert meta["attempts"][0]["error"].startswith("cancelled") and "cost_usd" in meta["attempts"][0]
+    assert took < 0.5 + 0.4, took  # the hedge at 250 ms, not the 500 ms first-token failover
+    assert gw.metric("switchyard_hedges_total") == 1
