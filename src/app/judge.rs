@@ -157,7 +157,7 @@ async fn judge_one(
             ];
         }
         for (model, score, source) in records {
-            let stored = state.feedback.store(&Feedback {
+            let f = Feedback {
                 request_id: job.request_id.clone(),
                 source: source.into(),
                 score,
@@ -165,11 +165,17 @@ async fn judge_one(
                 comment: Some(format!("judge {judge_model} (${cost:.6})")),
                 model,
                 key: None,
-            });
-            if let Err(e) = stored {
+            };
+            if let Err(e) = state.feedback.store(&f) {
                 tracing::warn!(error = %e.message, "judge: could not store a judgement");
                 queue.count(JudgeResult::Failed);
                 return;
+            }
+            // In a fleet the shared store gets it too (every replica's analytics, the export).
+            if let Some(pg) = state.store.as_ref().and_then(|s| s.pg.as_ref()) {
+                if let Err(e) = pg.upsert_feedback(&f.row()).await {
+                    tracing::warn!("judge: could not store a judgement in the shared store: {e}");
+                }
             }
         }
         queue.count(JudgeResult::Judged);

@@ -10,7 +10,6 @@ use super::state::AppState;
 use crate::error::{ErrorKind, GatewayError};
 use crate::observe::feedback::{Giver, Served};
 use crate::store::keys::Scope;
-use crate::store::pg::FeedbackRow;
 use axum::body::Body;
 use axum::http::HeaderMap;
 use axum::{Extension, Json};
@@ -50,16 +49,7 @@ pub async fn feedback(
             GatewayError::new(ErrorKind::Internal, format!("feedback writer failed: {e}"))
         })??;
     if let Some(pg) = pg {
-        let row = FeedbackRow {
-            request_id: &f.request_id,
-            source: &f.source,
-            model: &f.model,
-            score: f.score,
-            thumbs: f.thumbs.as_deref(),
-            comment: f.comment.as_deref(),
-            key: f.key.as_deref(),
-        };
-        pg.upsert_feedback(&row).await.map_err(|e| {
+        pg.upsert_feedback(&f.row()).await.map_err(|e| {
             GatewayError::new(ErrorKind::Internal, format!("storing feedback: {e}"))
         })?;
     }

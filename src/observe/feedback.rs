@@ -67,6 +67,21 @@ pub struct Feedback {
     pub key: Option<String>,
 }
 
+impl Feedback {
+    /// The row the shared store keeps of it.
+    pub fn row(&self) -> crate::store::pg::FeedbackRow<'_> {
+        crate::store::pg::FeedbackRow {
+            request_id: &self.request_id,
+            source: &self.source,
+            model: &self.model,
+            score: self.score,
+            thumbs: self.thumbs.as_deref(),
+            comment: self.comment.as_deref(),
+            key: self.key.as_deref(),
+        }
+    }
+}
+
 /// Who posts feedback: their key's id, and whether it is an admin (a router key of the
 /// config, or no keys configured), which may give feedback on any request.
 #[derive(Debug, Clone, Default)]

@@ -596,3 +596,16 @@ def test_a_bad_responses_image_names_the_clients_own_path(fleet):
         {"role": "user", "content": [{"type": "input_text", "text": "look"},
                                      {"type": "input_image", "image_url": "ftp://example.com/x.png"}]}]})
     assert code == 400 and body["error"]["param"] == "input[0].content[1]", body
+
+
+def test_the_judges_scores_reach_the_shared_store(fleet):
+    root = Path(__file__).resolve().parents[2]
+    judged = (f'[auto]\nartifact = "{root}/models/router-2beb8e015fb4"\nencoder = "{root}/models/encoder-potion"\n'
+              'candidates = ["mock/fast", "mock/smart"]\n'
+              '[judge]\nmodel = "mock/judge"\nsample_rate = 1.0\n'
+              '[[models]]\nid = "mock/judge"\nmock = { reply = "0.8" }\n')
+    a = fleet.replica("a", 'flush = "100ms"\n' + judged, redis=False)
+    r = client(a, "rk-fleet").chat.completions.create(model="auto", messages=[{"role": "user", "content": "What is 2 + 2?"}])
+    rid = r.metadata["request_id"]
+    assert wait_for(lambda: psql(fleet.db, f"SELECT source, score FROM feedback WHERE request_id = '{rid}'") == "judge|0.8",
+                    timeout=10)
