@@ -10,8 +10,7 @@ use super::respond::{error_response, new_request_id};
 use super::state::{AppState, Live};
 use crate::error::{ErrorKind, GatewayError};
 use crate::format::ClientFormat;
-use crate::observe::record::rejected;
-use crate::observe::record::Caller;
+use crate::observe::record::{rejected, Caller};
 use crate::store::keys::{Scope, VirtualKey};
 use crate::store::limits::Reservation;
 use axum::extract::{Request, State};
@@ -105,7 +104,15 @@ pub async fn layer(State(live): State<Arc<Live>>, mut request: Request, next: Ne
             let format = format_of(path);
             let request_id = new_request_id();
             if is_chat(path) {
-                rejected(&state.sinks(), &request_id, format, Instant::now(), &e);
+                let nobody = Caller::default();
+                rejected(
+                    &state.sinks(),
+                    &request_id,
+                    format,
+                    Instant::now(),
+                    &nobody,
+                    &e,
+                );
             }
             error_response(format, &e, &request_id)
         }

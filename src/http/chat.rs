@@ -69,7 +69,7 @@ async fn handle(
     .await
     {
         Ok(x) => x,
-        Err(error) => return begun.refuse(&state, format, error),
+        Err(error) => return begun.refuse(&state, format, &key.caller(&state, None), error),
     };
     let ctx = begun.context(key.caller(&state, reservation), format, req, plan, echo);
     let guards = state.guards();

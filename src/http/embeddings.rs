@@ -36,7 +36,7 @@ pub async fn embeddings(
     let (req, plan, _ticket, reservation) =
         match prepare(&state, &key, &headers, body, &begun.request_id).await {
             Ok(x) => x,
-            Err(error) => return begun.refuse(&state, format, error),
+            Err(error) => return begun.refuse(&state, format, &key.caller(&state, None), error),
         };
     let ctx = begun.context(key.caller(&state, reservation), format, req, plan, None);
     let guards = state.guards();

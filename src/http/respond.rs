@@ -65,13 +65,21 @@ impl Begun {
         }
     }
 
-    /// A request refused before any upstream was tried: logged, and answered in its format.
-    pub fn refuse(self, state: &AppState, format: ClientFormat, error: GatewayError) -> Response {
+    /// A request refused before any upstream was tried: logged (with the key that made it, so
+    /// that its team sees it), and answered in its format.
+    pub fn refuse(
+        self,
+        state: &AppState,
+        format: ClientFormat,
+        caller: &Caller,
+        error: GatewayError,
+    ) -> Response {
         rejected(
             &state.sinks(),
             &self.request_id,
             format,
             self.started,
+            caller,
             &error,
         );
         error_response(format, &error, &self.request_id)

@@ -341,6 +341,7 @@ pub fn rejected(
     request_id: &str,
     format: ClientFormat,
     started: Instant,
+    caller: &Caller,
     err: &GatewayError,
 ) {
     let now = unix_millis();
@@ -361,5 +362,6 @@ pub fn rejected(
         "ts": rfc3339_millis(now), "ts_ms": now, "request_id": request_id,
         "endpoint": format.endpoint(), "status": err.status.as_u16(), "error": err.message,
         "attempts": [], "duration_ms": millis(started.elapsed()),
+        "key": caller.key, "team": caller.team,
     }));
 }

@@ -354,6 +354,11 @@ def test_a_team_sees_only_its_own_requests_spend_and_feedback(fleet):
     code, _ = post_feedback(b, key_a, {"request_id": rid_a, "score": 0.75})
     assert code == 200
     assert psql(fleet.db, f"SELECT key_id IS NOT NULL, score FROM feedback WHERE request_id = '{rid_a}'") == "t|0.75"
+    # A request refused before any upstream is logged with its key: its team sees it, no other.
+    with pytest.raises(openai.APIStatusError):
+        chat(b, key_b, model="up/no-such-model")
+    assert wait_for(lambda: get_json(a, "/v1/analytics/traffic?window=1h", key_b)["totals"]["requests"] == 3)
+    assert get_json(a, "/v1/analytics/traffic?window=1h", key_a)["totals"]["requests"] == 3
 
 
 def test_feedback_cannot_forge_the_judge_and_keeps_any_source(fleet):
