@@ -12,7 +12,7 @@ use crate::config::judge::JudgeConfig;
 use crate::format::request::ChatRequest;
 use crate::http::state::{AppState, Live};
 use crate::observe::feedback::Feedback;
-use crate::observe::judge::{parse_score, JudgeJob, JudgeResult};
+use crate::observe::judge::{judge_message, parse_score, JudgeJob, JudgeResult};
 use crate::upstream::failover::{self, Execution, Served};
 use serde_json::json;
 use std::sync::atomic::Ordering;
@@ -101,19 +101,14 @@ async fn judge_one(
             }
         }
     }
-    let user = match &shadow {
-        None => format!(
-            "Request:\n{}\n\nAnswer to grade:\n{}",
-            clip(&job.question),
-            clip(&job.answer)
-        ),
-        Some((_, b)) => format!(
-            "Request:\n{}\n\nAnswer A:\n{}\n\nAnswer B:\n{}\n\nReply with only the probability (0 to 1) that answer A is better than answer B.",
-            clip(&job.question),
-            clip(&job.answer),
-            clip(b)
-        ),
-    };
+    let nonce = uuid::Uuid::new_v4().simple().to_string();
+    let other = shadow.as_ref().map(|(_, b)| clip(b));
+    let user = judge_message(
+        &clip(&job.question),
+        &clip(&job.answer),
+        other.as_deref(),
+        &nonce[..12],
+    );
     let mut last = JudgeResult::Failed;
     for attempt in 0..=cfg.retries {
         if attempt > 0 {
