@@ -61,7 +61,9 @@ def test_loop_learns_explores_and_estimates_off_policy(explored):
     # Off-policy estimates: each auto round after the first says what the artifact that served
     # it was estimated at (a value with an interval, or why there is none); cross-fitted twins.
     for r in rounds[2:]:
-        assert r["ope"] is not None and (r["ope"]["value"] is None or len(r["ope"]["ci95"]) == 2), r
+        # A number with its interval (the loop's rounds have the labels for one).
+        value, (lo, hi) = r["ope"]["value"], r["ope"]["ci95"]
+        assert 0.0 <= value <= 1.0 and lo <= hi and hi - lo < 0.5, r
         # Judged against the feedback observed online and against what it estimates, the
         # true quality of those decisions.
         assert 0.5 < r["true_quality_not_explored"] < 1.0 and ("ope_within" in r) == ("ope_within_true" in r), r

@@ -208,8 +208,15 @@ fn confounded_metadata_is_not_credited_and_ope_cross_fits() {
         serde_json::from_str(&std::fs::read_to_string(report.join("metrics.json")).unwrap())
             .unwrap();
     assert_eq!(metrics["cross_fit_folds"], 5, "{metrics}");
+    // The doubly robust estimate of the new policy's quality: a number, with an interval.
+    let dr = &metrics["new_policy"]["quality"]["dr"];
+    let value = dr["value"].as_f64().expect("a DR value");
+    let (lo, hi) = (
+        dr["ci95"][0].as_f64().expect("a lower bound"),
+        dr["ci95"][1].as_f64().expect("an upper bound"),
+    );
     assert!(
-        metrics["new_policy"]["quality"]["dr"].is_object(),
+        (0.0..=1.0).contains(&value) && lo <= hi && hi - lo < 0.5,
         "{metrics}"
     );
 
