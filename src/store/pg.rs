@@ -28,68 +28,12 @@ impl From<tokio_postgres::Error> for PgError {
     }
 }
 
-/// The migrations, in order; each runs once (recorded in `switchyard_migrations`).
+/// The migrations, in order (`migrations/NNNN_*.sql`); each runs once (recorded in
+/// `switchyard_migrations`). A new one is a new file at the end of this list.
 const MIGRATIONS: [&str; 3] = [
-    r#"
-CREATE TABLE requests (
-    ts timestamptz NOT NULL,
-    request_id text NOT NULL,
-    endpoint text,
-    status integer,
-    key_id text,
-    team text,
-    user_id text,
-    model text,
-    router text,
-    route text,
-    variant text,
-    prompt_tokens bigint NOT NULL DEFAULT 0,
-    completion_tokens bigint NOT NULL DEFAULT 0,
-    cost_usd double precision NOT NULL DEFAULT 0,
-    record jsonb NOT NULL
-) PARTITION BY RANGE (ts);
--- feedback validation and the drill-down look requests up by id; spend scans whole days
-CREATE INDEX requests_request_id ON requests (request_id);
-CREATE TABLE feedback (
-    ts timestamptz NOT NULL DEFAULT now(),
-    request_id text NOT NULL,
-    source text NOT NULL,
-    model text NOT NULL,
-    score double precision NOT NULL,
-    thumbs text,
-    comment text,
-    PRIMARY KEY (request_id, source)
-);
-CREATE TABLE virtual_keys (
-    id text PRIMARY KEY,
-    hash text NOT NULL UNIQUE,
-    name text NOT NULL,
-    created_at timestamptz NOT NULL DEFAULT now(),
-    updated_at timestamptz NOT NULL DEFAULT now(),
-    revoked_at timestamptz,
-    models text[] NOT NULL DEFAULT '{}',
-    metadata jsonb NOT NULL DEFAULT '{}',
-    rpm bigint,
-    tpm bigint,
-    budget_day_usd double precision,
-    budget_month_usd double precision,
-    on_redis_error text
-);
-"#,
-    r#"
--- the analytics table of each replica tails the requests of all of them in insertion order
-CREATE SEQUENCE requests_seq;
-ALTER TABLE requests ADD COLUMN seq bigint NOT NULL DEFAULT nextval('requests_seq');
-CREATE INDEX requests_seq_idx ON requests (seq);
-CREATE INDEX feedback_ts ON feedback (ts);
-"#,
-    r#"
--- tenant walls: a key belongs to a team; feedback records the key that gave it
-ALTER TABLE virtual_keys ADD COLUMN team text;
-UPDATE virtual_keys SET team = metadata->>'team' WHERE team IS NULL;
-ALTER TABLE feedback ADD COLUMN key_id text;
-CREATE INDEX requests_key_ts ON requests (key_id, ts);
-"#,
+    include_str!("../../migrations/0001_requests_feedback_keys.sql"),
+    include_str!("../../migrations/0002_analytics_tail.sql"),
+    include_str!("../../migrations/0003_tenant_walls.sql"),
 ];
 
 /// Delays between reconnection attempts after the connection to PostgreSQL ended.
