@@ -160,12 +160,7 @@ async fn relay(
                 None => match s.rest.next().now_or_never() {
                     Some(item) => item,
                     None => {
-                        if !buf.is_empty()
-                            && tx
-                                .send(Bytes::from(std::mem::take(&mut buf)))
-                                .await
-                                .is_err()
-                        {
+                        if !flush(&tx, &mut buf).await {
                             client_gone = true;
                             break;
                         }
@@ -281,12 +276,7 @@ async fn relay(
         };
         // Rescue: what was sent reaches the client now, then the rest of the chain continues it.
         rescues_left -= 1;
-        if !buf.is_empty()
-            && tx
-                .send(Bytes::from(std::mem::take(&mut buf)))
-                .await
-                .is_err()
-        {
+        if !flush(&tx, &mut buf).await {
             client_gone = true;
             break 'relay;
         }
@@ -413,6 +403,11 @@ async fn relay(
         }
     }
     let _ = tx.send(Bytes::from(buf)).await;
+}
+
+/// Sends what is buffered to the client; false when the client has gone.
+async fn flush(tx: &mpsc::Sender<Bytes>, buf: &mut Vec<u8>) -> bool {
+    buf.is_empty() || tx.send(Bytes::from(std::mem::take(buf))).await.is_ok()
 }
 
 /// Appends `t` to the logged answer head while it is under `keep` bytes.
