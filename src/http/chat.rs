@@ -133,6 +133,7 @@ async fn prepare(
         ClientFormat::OpenAi | ClientFormat::Embeddings => (value, None),
         ClientFormat::Anthropic => (anthropic::request::to_openai(value)?, None),
         ClientFormat::Responses => {
+            responses::request::check_media_size(&value, state.config.server.max_media_bytes)?;
             let echo = Echo::of(&value);
             (responses::request::to_openai(value)?, Some(echo))
         }

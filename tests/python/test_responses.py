@@ -9,7 +9,7 @@ import pydantic
 import pytest
 from openai import OpenAI
 
-from conftest import DefaultServer
+from conftest import DefaultServer, Gateway
 
 
 def client(url):
@@ -166,3 +166,25 @@ def test_native_responses_upstream_is_passed_through(gateway):
         ("native/hang-ttft", False), ("up/ok", True)]
     events = list(c.responses.create(model="native/drop", input="a b c d e f g h", stream=True))
     assert events[-1].type == "response.failed" and "stream interrupted" in events[-1].response.error.message
+
+
+def test_an_inline_image_over_the_limit_is_named_by_the_clients_input_path(tmp_path):
+    import urllib.error
+    import urllib.request
+
+    gw = Gateway(tmp_path, server_extra="max_media_bytes = 1000")
+    try:
+        big = "data:image/png;base64," + "A" * 4000
+        body = {"model": "up/ok", "input": [{"role": "user", "content": [
+            {"type": "input_text", "text": "look"}, {"type": "input_image", "image_url": big}]}]}
+        req = urllib.request.Request(gw.base_url + "/responses", data=json.dumps(body).encode(),
+                                     headers={"content-type": "application/json"})
+        try:
+            urllib.request.urlopen(req)
+            raise AssertionError("accepted")
+        except urllib.error.HTTPError as e:
+            err = json.load(e)["error"]
+            assert e.code == 400 and err["param"] == "input[0].content[1]", err
+            assert "server.max_media_bytes" in err["message"]
+    finally:
+        gw.stop()

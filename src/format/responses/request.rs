@@ -208,6 +208,43 @@ fn push_item(messages: &mut Vec<Value>, item: &Value, i: usize) -> Result<(), Ga
     Ok(())
 }
 
+/// Refuses an inline image or audio part of `input` larger than `max` bytes (decoded), naming
+/// the client's own `input[i].content[j]` (the chat messages it becomes are checked again).
+pub fn check_media_size(req: &Value, max: usize) -> Result<(), GatewayError> {
+    let items = req
+        .get("input")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten();
+    for (i, item) in items.enumerate() {
+        let parts = item
+            .get("content")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten();
+        for (j, p) in parts.enumerate() {
+            let data = match p.get("type").and_then(Value::as_str) {
+                Some("input_image") => p.get("image_url").and_then(Value::as_str).and_then(|u| {
+                    u.strip_prefix("data:")
+                        .and_then(|r| r.split_once(','))
+                        .map(|(_, d)| d)
+                }),
+                Some("input_audio") => p["input_audio"]["data"].as_str(),
+                _ => None,
+            };
+            let bytes = data.map_or(0, |d| d.len() / 4 * 3);
+            if bytes > max {
+                let at = format!("input[{i}].content[{j}]");
+                return Err(GatewayError::invalid(
+                    format!("{at}: the inline image or audio is {bytes} bytes; at most {max} (server.max_media_bytes)"),
+                    &at,
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// A message's content: text, or parts (`input_text`, `output_text`, `input_image`,
 /// `input_audio`) as chat content parts.
 fn content(c: &Value, param: &str) -> Result<Value, GatewayError> {
