@@ -2,7 +2,8 @@
 //! use (403 otherwise), its metadata merged into the request (its values win, so CEL routes can
 //! trust `team` or `plan`), and — once the plan names the chain — its rate limits and
 //! budgets checked in Redis with the request's worst case reserved (429 with `Retry-After`;
-//! 503 when Redis is unreachable and the key fails closed). Router keys of the config and requests without a key pass unchanged.
+//! 503 when Redis is unreachable and the key fails closed). Router keys of the config and
+//! requests without a key pass unchanged.
 
 use super::auth::Key;
 use super::state::AppState;

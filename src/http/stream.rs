@@ -128,14 +128,6 @@ async fn relay(
             )))
         }
     };
-    // The answer as logged: its head up to `max_text_bytes` kept, its whole size counted.
-    let keep = if state.config.logging.log_text {
-        state.config.logging.max_text_bytes
-    } else {
-        0
-    };
-    let mut text = String::new();
-    let (mut text_chars, mut text_bytes) = (0u64, 0usize);
     let mut usage: Option<(u64, u64)> = None;
     let mut broken: Option<(FailureKind, String)> = None;
     let mut client_gone = false;
@@ -148,7 +140,17 @@ async fn relay(
     } else {
         state.config.server.failover.rescue_attempts
     };
-    let mut sent = String::new();
+    let mut answer = Answer {
+        head: String::new(),
+        keep: if state.config.logging.log_text {
+            state.config.logging.max_text_bytes
+        } else {
+            0
+        },
+        chars: 0,
+        bytes: 0,
+        whole: (rescues_left > 0).then(String::new),
+    };
     let mut rescue: Option<Value> = None;
     let mut splice: Option<Splice> = None;
     let mut chars_before_rescue = 0u64;
@@ -205,9 +207,7 @@ async fn relay(
                     .as_str()
                     .filter(|_| chunk["type"] == "response.output_text.delta")
                 {
-                    keep_text(&mut text, t, keep);
-                    text_chars += t.chars().count() as u64;
-                    text_bytes += t.len();
+                    answer.push(t);
                 }
                 encoder.chunk(&chunk, &mut buf);
                 if let ChunkWriter::Passthrough(p) = &encoder {
@@ -239,12 +239,7 @@ async fn relay(
                 chunk["choices"][0]["delta"]["content"] = json!(out.unwrap_or_default());
             }
             if let Some(t) = chunk["choices"][0]["delta"]["content"].as_str() {
-                text_chars += t.chars().count() as u64;
-                text_bytes += t.len();
-                keep_text(&mut text, t, keep);
-                if rescues_left > 0 {
-                    sent.push_str(t);
-                }
+                answer.push(t);
             }
             encoder.chunk(&chunk, &mut buf);
         }
@@ -254,9 +249,7 @@ async fn relay(
             .map(|mut sp| sp.flush())
             .filter(|r| !r.is_empty())
         {
-            text_chars += rest.chars().count() as u64;
-            text_bytes += rest.len();
-            keep_text(&mut text, &rest, keep);
+            answer.push(&rest);
             let c = json!({"id": chunk_id, "object": "chat.completion.chunk", "model": model_id,
                        "choices": [{"index": 0, "delta": {"content": rest}, "finish_reason": null}]});
             encoder.chunk(&c, &mut buf);
@@ -280,7 +273,8 @@ async fn relay(
             client_gone = true;
             break 'relay;
         }
-        let Some(exec) = continue_on(&state, &ctx, &s.model, &sent).await else {
+        let sent = answer.whole.as_deref().unwrap_or_default();
+        let Some(exec) = continue_on(&state, &ctx, &s.model, sent).await else {
             break 'relay;
         };
         s.attempts.extend(exec.attempts);
@@ -299,8 +293,11 @@ async fn relay(
                     "rescued_at_chars": sent.chars().count(), "from": s.model.id,
                     "finished_by": model.id, "prefill": model.prefill, "reason": reason,
                 }));
-                chars_before_rescue = text_chars;
-                splice = Some(Splice::new(&sent));
+                chars_before_rescue = answer.chars;
+                splice = Some(Splice::new(sent));
+                if rescues_left == 0 {
+                    answer.whole = None;
+                }
                 (s.model, s.rest, s.attempt_started, s.deadline) =
                     (model, rest, attempt_started, deadline);
                 pending = peeked.into_iter();
@@ -327,7 +324,7 @@ async fn relay(
         usage.map(|(p, c)| (p, c + before)).unwrap_or_else(|| {
             (
                 ctx.req.prompt_tokens,
-                switchyard_learn::prompt::estimate_tokens_of_chars(text_chars),
+                switchyard_learn::prompt::estimate_tokens_of_chars(answer.chars),
             )
         });
     let error = match (&broken, client_gone) {
@@ -346,8 +343,8 @@ async fn relay(
             attempts: &s.attempts,
             prompt_tokens,
             completion_tokens,
-            completion_text: Some(&text),
-            completion_bytes: text_bytes,
+            completion_text: Some(&answer.head),
+            completion_bytes: answer.bytes,
             error: error.as_deref(),
             stream_interrupted: broken.is_some(),
             rescue: rescue.as_ref(),
@@ -410,12 +407,28 @@ async fn flush(tx: &mpsc::Sender<Bytes>, buf: &mut Vec<u8>) -> bool {
     buf.is_empty() || tx.send(Bytes::from(std::mem::take(buf))).await.is_ok()
 }
 
-/// Appends `t` to the logged answer head while it is under `keep` bytes.
-fn keep_text(text: &mut String, t: &str, keep: usize) {
-    for c in t.chars() {
-        if text.len() >= keep {
-            break;
+/// The answer relayed so far: its head as logged (up to `keep` bytes: `max_text_bytes`, or 0
+/// without text logging), its whole size, and the whole text while a rescue may need it.
+struct Answer {
+    head: String,
+    keep: usize,
+    chars: u64,
+    bytes: usize,
+    whole: Option<String>,
+}
+
+impl Answer {
+    fn push(&mut self, t: &str) {
+        self.chars += t.chars().count() as u64;
+        self.bytes += t.len();
+        for c in t.chars() {
+            if self.head.len() >= self.keep {
+                break;
+            }
+            self.head.push(c);
         }
-        text.push(c);
+        if let Some(w) = &mut self.whole {
+            w.push_str(t);
+        }
     }
 }

@@ -250,26 +250,33 @@ impl KeyCache {
 
     /// Seconds since the keys were last reloaded.
     pub fn staleness_secs(&self) -> u64 {
-        crate::clock::unix_millis().saturating_sub(self.refreshed_ms.load(Ordering::Relaxed)) / 1000
+        self.age_ms() / 1000
     }
 
-    /// Whether keys are served (not past `keys_max_staleness`, or the config fails open).
-    pub fn usable(&self) -> bool {
-        self.on_stale == FailMode::Open
-            || crate::clock::unix_millis().saturating_sub(self.refreshed_ms.load(Ordering::Relaxed))
-                <= self.max_staleness.as_millis() as u64
+    fn age_ms(&self) -> u64 {
+        crate::clock::unix_millis().saturating_sub(self.refreshed_ms.load(Ordering::Relaxed))
     }
 
-    /// The active key with this secret; `Err` when the keys are older than
-    /// `keys_max_staleness` and the config fails closed.
-    pub fn find(&self, secret: &str) -> Result<Option<Arc<VirtualKey>>, Stale> {
-        let age =
-            crate::clock::unix_millis().saturating_sub(self.refreshed_ms.load(Ordering::Relaxed));
+    /// `Err` when the keys are older than `keys_max_staleness` and the config fails closed.
+    fn fresh(&self) -> Result<(), Stale> {
+        let age = self.age_ms();
         if age > self.max_staleness.as_millis() as u64 && self.on_stale == FailMode::Closed {
             return Err(Stale {
                 seconds: age / 1000,
             });
         }
+        Ok(())
+    }
+
+    /// Whether keys are served (not past `keys_max_staleness`, or the config fails open).
+    pub fn usable(&self) -> bool {
+        self.fresh().is_ok()
+    }
+
+    /// The active key with this secret; `Err` when the keys are older than
+    /// `keys_max_staleness` and the config fails closed.
+    pub fn find(&self, secret: &str) -> Result<Option<Arc<VirtualKey>>, Stale> {
+        self.fresh()?;
         Ok(self
             .keys
             .read()

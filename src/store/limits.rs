@@ -128,11 +128,7 @@ impl std::fmt::Display for CallError {
 /// Unix seconds when the UTC day and month of `now_ms` began.
 fn window_starts(now_ms: u64) -> (u64, u64) {
     let secs = now_ms / 1000;
-    let stamp = crate::clock::rfc3339_millis(now_ms);
-    let (y, m): (i32, u32) = (
-        stamp[..4].parse().unwrap_or(1970),
-        stamp[5..7].parse().unwrap_or(1),
-    );
+    let (y, m) = year_month(&crate::clock::rfc3339_millis(now_ms));
     (
         secs - secs % 86_400,
         days_from_civil(y, m, 1).max(0) as u64 * 86_400,
@@ -146,14 +142,19 @@ fn windows(now_ms: u64) -> ((u64, u64), (String, u64), (String, u64)) {
     let stamp = crate::clock::rfc3339_millis(now_ms);
     let day = (stamp[..10].to_string(), 86_400 - secs % 86_400);
     // Seconds to the first of next month (UTC).
-    let (y, m): (i32, u32) = (
-        stamp[..4].parse().unwrap_or(1970),
-        stamp[5..7].parse().unwrap_or(1),
-    );
+    let (y, m) = year_month(&stamp);
     let (ny, nm) = if m == 12 { (y + 1, 1) } else { (y, m + 1) };
     let next = days_from_civil(ny, nm, 1) as u64 * 86_400;
     let month = (stamp[..7].to_string(), next.saturating_sub(secs).max(1));
     (minute, day, month)
+}
+
+/// The year and month of an RFC 3339 time stamp.
+fn year_month(stamp: &str) -> (i32, u32) {
+    (
+        stamp[..4].parse().unwrap_or(1970),
+        stamp[5..7].parse().unwrap_or(1),
+    )
 }
 
 /// Days since 1970-01-01 of a civil date (Howard Hinnant's algorithm).
@@ -210,7 +211,15 @@ impl Limits {
         invocation: &redis::ScriptInvocation<'_>,
     ) -> Result<T, CallError> {
         let mut conn = self.conn.clone();
-        match tokio::time::timeout(self.timeout, invocation.invoke_async(&mut conn)).await {
+        self.within(invocation.invoke_async(&mut conn)).await
+    }
+
+    /// A Redis command's answer, or an error once `redis_timeout` has passed.
+    async fn within<T>(
+        &self,
+        command: impl std::future::Future<Output = redis::RedisResult<T>>,
+    ) -> Result<T, CallError> {
+        match tokio::time::timeout(self.timeout, command).await {
             Ok(r) => r.map_err(CallError::Redis),
             Err(_) => Err(CallError::Timeout(self.timeout)),
         }
@@ -337,8 +346,9 @@ impl Limits {
     pub async fn ping(&self) -> bool {
         let mut conn = self.conn.clone();
         let cmd = redis::cmd("PING");
-        let ping = cmd.query_async::<String>(&mut conn);
-        matches!(tokio::time::timeout(self.timeout, ping).await, Ok(Ok(_)))
+        self.within(cmd.query_async::<String>(&mut conn))
+            .await
+            .is_ok()
     }
 
     /// Settles a reservation with what the request really used.

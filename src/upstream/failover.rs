@@ -77,6 +77,31 @@ impl AttemptRecord {
         }
     }
 
+    /// A try of `model` that served after `elapsed` ms (its first token, when streaming).
+    fn served(model: &ModelConfig, elapsed: f64, retry: u32) -> AttemptRecord {
+        AttemptRecord {
+            success: true,
+            status: Some(200),
+            time_to_first_token_ms: Some(elapsed),
+            duration_ms: elapsed,
+            retry,
+            ..AttemptRecord::of(model)
+        }
+    }
+
+    /// A try of `model` that failed with `e` after `elapsed` ms.
+    fn failed(model: &ModelConfig, e: &UpstreamError, elapsed: f64, retry: u32) -> AttemptRecord {
+        AttemptRecord {
+            status: e.status,
+            error_kind: Some(e.kind),
+            error_class: Some(e.class()),
+            error: Some(e.message.clone()),
+            duration_ms: elapsed,
+            retry,
+            ..AttemptRecord::of(model)
+        }
+    }
+
     /// The record without the upstream's own words (which may quote the prompt): an error
     /// text is kept only when Switchyard wrote it (timeouts).
     pub fn without_upstream_text(&self) -> AttemptRecord {
@@ -234,30 +259,17 @@ where
         return None;
     }
     let request_deadline = guards.deadline.map(|d| tokio::time::Instant::now() + d);
-    let limits = |ttft: std::time::Duration| {
-        let now = tokio::time::Instant::now();
-        let ttft = ttft.min(plan.timeout);
-        let (deadline, by_request) = bounded(now + plan.timeout, request_deadline);
-        let (ttft_deadline, ttft_by_request) = bounded(now + ttft, request_deadline);
-        Limits {
-            started: Instant::now(),
-            deadline,
-            by_request,
-            ttft_deadline,
-            ttft_by_request,
-            ttft_limit: ttft,
-        }
-    };
-    let first_limit = plan
-        .ttft_timeout
-        .min(guards.failover.ttft_timeout_with_fallback);
+    let first_limit = ttft_limit(plan, guards, true);
     let after = guards
         .live
         .estimate(&a.id)
         .ttft_p95_ms
         .map(|ms| std::time::Duration::from_secs_f64(ms / 1000.0))
         .unwrap_or(first_limit / HEDGE_UNMEASURED_SHARE);
-    let (la, mut attempts) = (limits(first_limit), Vec::new());
+    let (la, mut attempts) = (
+        limits_from_now(plan, first_limit, request_deadline),
+        Vec::new(),
+    );
     let fa = attempt(pa, a, la);
     tokio::pin!(fa);
     let early = tokio::select! {
@@ -266,36 +278,10 @@ where
     };
     let record = |model: &Arc<ModelConfig>, limits: &Limits, r: &Result<Served, UpstreamError>| {
         let elapsed = millis_since(limits.started);
+        report(guards, model, r);
         match r {
-            Ok(_) => AttemptRecord {
-                success: true,
-                status: Some(200),
-                time_to_first_token_ms: Some(elapsed),
-                duration_ms: elapsed,
-                ..AttemptRecord::of(model)
-            },
-            Err(e) => AttemptRecord {
-                status: e.status,
-                error_kind: Some(e.kind),
-                error_class: Some(e.class()),
-                error: Some(e.message.clone()),
-                duration_ms: elapsed,
-                ..AttemptRecord::of(model)
-            },
-        }
-    };
-    let outcome = |model: &Arc<ModelConfig>, r: Result<Served, UpstreamError>| match r {
-        Ok(served) => {
-            guards.cooldowns.success(&model.id);
-            Ok((model.clone(), served))
-        }
-        Err(e) => {
-            if e.retryable() {
-                guards
-                    .cooldowns
-                    .failure(&model.id, e.retry_after, guards.metrics);
-            }
-            Err(e)
+            Ok(_) => AttemptRecord::served(model, elapsed, 0),
+            Err(e) => AttemptRecord::failed(model, e, elapsed, 0),
         }
     };
     let mut rest_from = ib;
@@ -303,16 +289,16 @@ where
         // Decided before the hedge was due: a plain first attempt.
         Some(r) => {
             attempts.push(record(a, &la, &r));
-            if let Ok(served) = outcome(a, r) {
+            if let Ok(served) = r {
                 return Some(Outcome {
                     attempts,
-                    result: Ok(served),
+                    result: Ok((a.clone(), served)),
                 });
             }
         }
         None => {
             guards.metrics.hedges.fetch_add(1, Ordering::Relaxed);
-            let lb = limits(plan.ttft_timeout);
+            let lb = limits_from_now(plan, ttft_limit(plan, guards, false), request_deadline);
             let fb = attempt(pb, b, lb);
             tokio::pin!(fb);
             let (mut a_open, mut b_open) = (true, true);
@@ -322,7 +308,7 @@ where
                     r = &mut fb, if b_open => { b_open = false; (b, a, &lb, &la, r) }
                 };
                 let mut rec = record(model, limits, &r);
-                match outcome(model, r) {
+                match r {
                     Ok(served) => {
                         rec.hedge = Some("won");
                         let cancelled = AttemptRecord {
@@ -341,7 +327,7 @@ where
                         attempts.push(rec);
                         return Some(Outcome {
                             attempts,
-                            result: Ok(served),
+                            result: Ok((model.clone(), served)),
                         });
                     }
                     Err(_) => attempts.push(rec),
@@ -530,49 +516,21 @@ where
         let has_fallback = plan.chain[i + 1..]
             .iter()
             .any(|m| providers.contains_key(&m.provider));
-        let ttft_limit = if has_fallback {
-            plan.ttft_timeout
-                .min(guards.failover.ttft_timeout_with_fallback)
-        } else {
-            plan.ttft_timeout
-        }
-        .min(plan.timeout);
-        let mut backoff = backon::ExponentialBuilder::default()
-            .with_min_delay(RETRY_BASE)
-            .with_max_delay(RETRY_CAP)
-            .with_jitter()
-            .without_max_times()
-            .build();
+        let ttft = ttft_limit(plan, guards, has_fallback);
+        // Built at the first retry only: most attempts never need it.
+        let mut backoff = None;
         let mut retry = 0;
         loop {
-            let now = tokio::time::Instant::now();
-            if request_deadline.is_some_and(|d| d <= now) {
+            if request_deadline.is_some_and(|d| d <= tokio::time::Instant::now()) {
                 break 'chain;
             }
-            let started = Instant::now();
-            let (deadline, by_request) = bounded(now + plan.timeout, request_deadline);
-            let (ttft_deadline, ttft_by_request) = bounded(now + ttft_limit, request_deadline);
-            let limits = Limits {
-                started,
-                deadline,
-                by_request,
-                ttft_deadline,
-                ttft_by_request,
-                ttft_limit,
-            };
+            let limits = limits_from_now(plan, ttft, request_deadline);
             let outcome = attempt(provider, model, limits).await;
-            let elapsed = millis_since(started);
+            let elapsed = millis_since(limits.started);
+            report(guards, model, &outcome);
             let e = match outcome {
                 Ok(served) => {
-                    guards.cooldowns.success(&model.id);
-                    attempts.push(AttemptRecord {
-                        success: true,
-                        status: Some(200),
-                        time_to_first_token_ms: Some(elapsed),
-                        duration_ms: elapsed,
-                        retry,
-                        ..AttemptRecord::of(model)
-                    });
+                    attempts.push(AttemptRecord::served(model, elapsed, retry));
                     return Outcome {
                         attempts,
                         result: Ok((model.clone(), served)),
@@ -584,21 +542,8 @@ where
             // request log has them when `logging.log_text` allows.
             tracing::warn!(model = %model.id, kind = ?e.kind, status = ?e.status, retry, "attempt failed");
             let class = e.class();
-            attempts.push(AttemptRecord {
-                status: e.status,
-                error_kind: Some(e.kind),
-                error_class: Some(class),
-                error: Some(e.message.clone()),
-                duration_ms: elapsed,
-                retry,
-                ..AttemptRecord::of(model)
-            });
+            attempts.push(AttemptRecord::failed(model, &e, elapsed, retry));
             let retryable = e.retryable();
-            if retryable {
-                guards
-                    .cooldowns
-                    .failure(&model.id, e.retry_after, guards.metrics);
-            }
             if e.status == Some(429) {
                 retry_afters.push(e.retry_after);
             }
@@ -609,7 +554,16 @@ where
                     (ErrorClass::RateLimited, Some(ra)) => {
                         (ra <= guards.failover.retry_max_wait).then_some(ra)
                     }
-                    _ => backoff.next(),
+                    _ => backoff
+                        .get_or_insert_with(|| {
+                            backon::ExponentialBuilder::default()
+                                .with_min_delay(RETRY_BASE)
+                                .with_max_delay(RETRY_CAP)
+                                .with_jitter()
+                                .without_max_times()
+                                .build()
+                        })
+                        .next(),
                 }
             } else {
                 None
@@ -635,6 +589,51 @@ where
     Outcome {
         attempts,
         result: Err(error),
+    }
+}
+
+/// The first-token limit of an attempt: shorter while a fallback follows it, never past the
+/// attempt's total timeout.
+fn ttft_limit(plan: &RoutePlan, guards: &Guards, has_fallback: bool) -> std::time::Duration {
+    let ttft = if has_fallback {
+        plan.ttft_timeout
+            .min(guards.failover.ttft_timeout_with_fallback)
+    } else {
+        plan.ttft_timeout
+    };
+    ttft.min(plan.timeout)
+}
+
+/// The limits of an attempt starting now with first-token limit `ttft`, cut short by the
+/// request's deadline.
+fn limits_from_now(
+    plan: &RoutePlan,
+    ttft: std::time::Duration,
+    request_deadline: Option<tokio::time::Instant>,
+) -> Limits {
+    let now = tokio::time::Instant::now();
+    let (deadline, by_request) = bounded(now + plan.timeout, request_deadline);
+    let (ttft_deadline, ttft_by_request) = bounded(now + ttft, request_deadline);
+    Limits {
+        started: Instant::now(),
+        deadline,
+        by_request,
+        ttft_deadline,
+        ttft_by_request,
+        ttft_limit: ttft,
+    }
+}
+
+/// Tells the cooldowns how an attempt of `model` ended (only retryable failures count).
+fn report(guards: &Guards, model: &ModelConfig, result: &Result<impl Sized, UpstreamError>) {
+    match result {
+        Ok(_) => guards.cooldowns.success(&model.id),
+        Err(e) if e.retryable() => {
+            guards
+                .cooldowns
+                .failure(&model.id, e.retry_after, guards.metrics)
+        }
+        Err(_) => {}
     }
 }
 
