@@ -56,13 +56,18 @@ impl Media {
     /// Refuses an inline image or audio part larger than `max` bytes (decoded), naming it.
     pub fn check_size(&self, max: usize) -> Result<(), GatewayError> {
         match &self.largest_inline {
-            Some((bytes, at)) if *bytes > max => Err(GatewayError::invalid(
-                format!("{at}: the inline image or audio is {bytes} bytes; at most {max} (server.max_media_bytes)"),
-                at,
-            )),
+            Some((bytes, at)) if *bytes > max => Err(media_too_large(at, *bytes, max)),
             _ => Ok(()),
         }
     }
+}
+
+/// The error for an inline image or audio part at `at` of `bytes` (decoded), over `max`.
+pub fn media_too_large(at: &str, bytes: usize, max: usize) -> GatewayError {
+    GatewayError::invalid(
+        format!("{at}: the inline image or audio is {bytes} bytes; at most {max} (server.max_media_bytes)"),
+        at,
+    )
 }
 
 /// Counts and checks the image (`image_url`) and audio (`input_audio`) parts of the messages:

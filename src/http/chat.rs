@@ -133,9 +133,9 @@ async fn prepare(
         ClientFormat::OpenAi | ClientFormat::Embeddings => (value, None),
         ClientFormat::Anthropic => (anthropic::request::to_openai(value)?, None),
         ClientFormat::Responses => {
-            responses::request::check_media_size(&value, state.config.server.max_media_bytes)?;
             let echo = Echo::of(&value);
-            (responses::request::to_openai(value)?, Some(echo))
+            let max = state.config.server.max_media_bytes;
+            (responses::request::to_openai(value, max)?, Some(echo))
         }
     };
     let mut req = ChatRequest::from_openai(value)?;

@@ -277,7 +277,7 @@ async fn serve(s: MockState, headers: HeaderMap, raw: Bytes, wire: Wire) -> Resp
     let translated = match wire {
         Wire::OpenAi => Ok(original),
         Wire::Anthropic => anthropic::request::to_openai(original),
-        Wire::Responses => responses::request::to_openai(original),
+        Wire::Responses => responses::request::to_openai(original, usize::MAX),
     };
     let body = match translated {
         Ok(v) => v,
@@ -438,28 +438,20 @@ async fn serve(s: MockState, headers: HeaderMap, raw: Bytes, wire: Wire) -> Resp
             Bytes::from_static(b"data: {\"choices\": [{\"delta\": \n\n"),
         );
     }
-    let slow_ttft = match fault {
-        Some(Fault::SlowTtft(ms)) => Some(ms),
-        _ => None,
-    };
+    if let Some(Fault::SlowTtft(ms)) = fault {
+        // The first event at once, the rest (the first token on) after `ms`.
+        let rest = events.split_off(1.min(events.len()));
+        let later = futures_util::stream::once(async move {
+            tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+            futures_util::stream::iter(rest.into_iter().map(Ok::<Bytes, std::io::Error>))
+        })
+        .flatten();
+        let head = futures_util::stream::iter(events.into_iter().map(Ok::<Bytes, std::io::Error>));
+        return sse_response(Body::from_stream(head.chain(later)));
+    }
     match script {
         _ if fault == Some(Fault::StallMid) => {
             stream_body(events.into_iter().take(4).collect(), false, true)
-        }
-        _ if slow_ttft.is_some() => {
-            let ms = slow_ttft.unwrap_or(0);
-            let rest = events.split_off(1.min(events.len()));
-            let later = futures_util::stream::once(async move {
-                tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
-                futures_util::stream::iter(rest.into_iter().map(Ok::<Bytes, std::io::Error>))
-            })
-            .flatten();
-            let head =
-                futures_util::stream::iter(events.into_iter().map(Ok::<Bytes, std::io::Error>));
-            let mut resp = Response::new(Body::from_stream(head.chain(later)));
-            resp.headers_mut()
-                .insert("content-type", "text/event-stream".parse().unwrap());
-            resp
         }
         _ if fault == Some(Fault::CutMid) => {
             let keep = if wire == Wire::Responses { 6 } else { 4 };
@@ -507,7 +499,11 @@ fn stream_body(events: Vec<Bytes>, drop_after: bool, hang_after: bool) -> Respon
         }
         Ok(Bytes::new())
     });
-    let body = Body::from_stream(head.chain(tail));
+    sse_response(Body::from_stream(head.chain(tail)))
+}
+
+/// An event-stream response with this body.
+fn sse_response(body: Body) -> Response {
     let mut resp = Response::new(body);
     resp.headers_mut()
         .insert("content-type", "text/event-stream".parse().unwrap());

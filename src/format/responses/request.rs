@@ -36,7 +36,7 @@ const SAME: [&str; 7] = [
 ];
 
 /// Translates a Responses body into a chat-completions body.
-pub fn to_openai(value: Value) -> Result<Value, GatewayError> {
+pub fn to_openai(value: Value, max_media_bytes: usize) -> Result<Value, GatewayError> {
     let Value::Object(req) = value else {
         return Err(GatewayError::invalid(
             "the request body must be a JSON object",
@@ -72,7 +72,7 @@ pub fn to_openai(value: Value) -> Result<Value, GatewayError> {
         Some(Value::String(s)) => messages.push(json!({"role": "user", "content": s})),
         Some(Value::Array(items)) => {
             for (i, item) in items.iter().enumerate() {
-                push_item(&mut messages, item, i)?;
+                push_item(&mut messages, item, i, max_media_bytes)?;
             }
         }
         None | Some(Value::Null) => {
@@ -140,7 +140,12 @@ pub fn to_openai(value: Value) -> Result<Value, GatewayError> {
 }
 
 /// One input item as chat messages (function calls join the assistant message before them).
-fn push_item(messages: &mut Vec<Value>, item: &Value, i: usize) -> Result<(), GatewayError> {
+fn push_item(
+    messages: &mut Vec<Value>,
+    item: &Value,
+    i: usize,
+    max_media_bytes: usize,
+) -> Result<(), GatewayError> {
     let param = format!("input[{i}]");
     let kind = item.get("type").and_then(Value::as_str);
     match kind {
@@ -156,7 +161,7 @@ fn push_item(messages: &mut Vec<Value>, item: &Value, i: usize) -> Result<(), Ga
                     ))
                 }
             };
-            let content = content(&item["content"], &param)?;
+            let content = content(&item["content"], &param, max_media_bytes)?;
             messages.push(json!({"role": role, "content": content}));
         }
         Some("function_call") => {
@@ -208,46 +213,17 @@ fn push_item(messages: &mut Vec<Value>, item: &Value, i: usize) -> Result<(), Ga
     Ok(())
 }
 
-/// Refuses an inline image or audio part of `input` larger than `max` bytes (decoded), naming
-/// the client's own `input[i].content[j]` (the chat messages it becomes are checked again).
-pub fn check_media_size(req: &Value, max: usize) -> Result<(), GatewayError> {
-    let items = req
-        .get("input")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten();
-    for (i, item) in items.enumerate() {
-        let parts = item
-            .get("content")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten();
-        for (j, p) in parts.enumerate() {
-            let data = match p.get("type").and_then(Value::as_str) {
-                Some("input_image") => p.get("image_url").and_then(Value::as_str).and_then(|u| {
-                    u.strip_prefix("data:")
-                        .and_then(|r| r.split_once(','))
-                        .map(|(_, d)| d)
-                }),
-                Some("input_audio") => p["input_audio"]["data"].as_str(),
-                _ => None,
-            };
-            let bytes = data.map_or(0, |d| d.len() / 4 * 3);
-            if bytes > max {
-                let at = format!("input[{i}].content[{j}]");
-                return Err(GatewayError::invalid(
-                    format!("{at}: the inline image or audio is {bytes} bytes; at most {max} (server.max_media_bytes)"),
-                    &at,
-                ));
-            }
-        }
+/// Refuses an inline part of `bytes` (decoded) over `max`, at the client's path `at`.
+fn media_size(bytes: usize, at: &str, max: usize) -> Result<(), GatewayError> {
+    if bytes > max {
+        return Err(crate::format::request::media_too_large(at, bytes, max));
     }
     Ok(())
 }
 
 /// A message's content: text, or parts (`input_text`, `output_text`, `input_image`,
 /// `input_audio`) as chat content parts.
-fn content(c: &Value, param: &str) -> Result<Value, GatewayError> {
+fn content(c: &Value, param: &str, max_media_bytes: usize) -> Result<Value, GatewayError> {
     let parts = match c {
         Value::String(s) => return Ok(json!(s)),
         Value::Array(parts) => parts,
@@ -273,7 +249,9 @@ fn content(c: &Value, param: &str) -> Result<Value, GatewayError> {
                     ));
                 };
                 // Checked here, so that an error names the client's own path.
-                crate::format::request::image_url(url, &at, "image_url")?;
+                if let Some(bytes) = crate::format::request::image_url(url, &at, "image_url")? {
+                    media_size(bytes, &at, max_media_bytes)?;
+                }
                 let mut image = json!({"url": url});
                 if let Some(d) = p.get("detail").filter(|d| d.is_string()) {
                     image["detail"] = d.clone();
@@ -281,6 +259,8 @@ fn content(c: &Value, param: &str) -> Result<Value, GatewayError> {
                 out.push(json!({"type": "image_url", "image_url": image}));
             }
             Some("input_audio") => {
+                let data = p["input_audio"]["data"].as_str().unwrap_or_default();
+                media_size(data.len() / 4 * 3, &at, max_media_bytes)?;
                 out.push(json!({"type": "input_audio", "input_audio": p["input_audio"]}))
             }
             Some("refusal") => out.push(json!({"type": "text", "text": p["refusal"]})),
@@ -371,7 +351,8 @@ mod tests {
 
     #[test]
     fn translates_instructions_items_tools_and_format() {
-        let body = to_openai(json!({
+        let body = to_openai(
+            json!({
             "model": "auto", "instructions": "Be brief.", "max_output_tokens": 50, "user": "u1",
             "input": [
                 {"role": "user", "content": [{"type": "input_text", "text": "Weather?"},
@@ -385,7 +366,9 @@ mod tests {
             "tool_choice": {"type": "function", "name": "get_weather"},
             "text": {"format": {"type": "json_schema", "name": "w", "schema": {"type": "object"}, "strict": true}},
             "stream": true,
-        }))
+            }),
+            usize::MAX,
+        )
         .unwrap();
         let m = body["messages"].as_array().unwrap();
         assert_eq!(m[0], json!({"role": "system", "content": "Be brief."}));
@@ -413,7 +396,7 @@ mod tests {
 
     #[test]
     fn refuses_what_it_cannot_serve_by_name() {
-        let param = |v: Value| to_openai(v).unwrap_err().param;
+        let param = |v: Value| to_openai(v, usize::MAX).unwrap_err().param;
         assert_eq!(
             param(json!({"model": "m", "input": "hi", "previous_response_id": "resp_1"}))
                 .as_deref(),
@@ -436,7 +419,7 @@ mod tests {
         // A bad image URL names the client's path, not the chat message it becomes.
         let e = to_openai(json!({"model": "m", "input": [
             {"role": "user", "content": [{"type": "input_text", "text": "hi"}]},
-            {"role": "user", "content": [{"type": "input_text", "text": "look"}, {"type": "input_image", "image_url": "ftp://x/y.png"}]}]}))
+            {"role": "user", "content": [{"type": "input_text", "text": "look"}, {"type": "input_image", "image_url": "ftp://x/y.png"}]}]}), usize::MAX)
         .unwrap_err();
         assert_eq!(e.param.as_deref(), Some("input[1].content[1]"));
         assert!(
@@ -451,8 +434,26 @@ mod tests {
         );
         // `store: false` and `background: false` are fine
         assert!(to_openai(
-            json!({"model": "m", "input": "hi", "store": false, "background": false})
+            json!({"model": "m", "input": "hi", "store": false, "background": false}),
+            usize::MAX
         )
         .is_ok());
+        // So does an inline image or audio part over server.max_media_bytes.
+        let big = format!("data:image/png;base64,{}", "A".repeat(4000));
+        for part in [
+            json!({"type": "input_image", "image_url": big}),
+            json!({"type": "input_audio", "input_audio": {"data": "A".repeat(4000), "format": "wav"}}),
+        ] {
+            let req = json!({"model": "m", "input": [{"role": "user", "content": [
+                {"type": "input_text", "text": "look"}, part]}]});
+            let e = to_openai(req.clone(), 1000).unwrap_err();
+            assert_eq!(e.param.as_deref(), Some("input[0].content[1]"));
+            assert!(
+                e.message.contains("server.max_media_bytes"),
+                "{}",
+                e.message
+            );
+            assert!(to_openai(req, 10_000).is_ok());
+        }
     }
 }
