@@ -11,6 +11,13 @@
 //!
 //! `cargo bench --bench analytics` (about 2 minutes, most of it writing and reading the log).
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    reason = "tests and benches"
+)]
+
 use criterion::{criterion_group, criterion_main, Criterion};
 use serde_json::json;
 use std::io::Write;

@@ -9,6 +9,13 @@
 //!
 //! `cargo bench --bench decision` (needs the default artifact's encoder: `scripts/setup.sh`).
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    reason = "tests and benches"
+)]
+
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use serde_json::json;
 use std::path::Path;
@@ -29,7 +36,7 @@ fn router(cache_size: usize) -> AutoRouter {
     auto.artifact = root.join("models");
     let dir = switchyard_learn::artifact::artifact_dir(&auto.artifact).expect("models/LATEST");
     let artifact = switchyard_learn::artifact::Artifact::load(&dir).expect("the default artifact");
-    let id = artifact.manifest["encoder"]["id"].as_str().unwrap_or("");
+    let id = &artifact.manifest.encoder.id;
     auto.encoder = root.join(switchyard_learn::embed::dir_for(id));
     auto.cache_size = cache_size;
     AutoRouter::load(auto).unwrap_or_else(|e| panic!("{e}"))

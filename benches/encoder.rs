@@ -3,6 +3,13 @@
 //! `scripts/setup_static_encoder.sh`). Single-prompt p50/p99 at 16/64/128/256 tokens on one
 //! thread, and prompts/s with one and two threads in parallel. `cargo bench --bench encoder`
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    reason = "tests and benches"
+)]
+
 use std::time::Instant;
 use switchyard_learn::embed::Embed;
 use switchyard_learn::embed::{Encoder, DEFAULT_DIR, STATIC_DIR};

@@ -1,6 +1,13 @@
 //! Criterion benches for the per-request work Switchyard adds: parsing, CEL routing with sticky
 //! variants, and Anthropic ↔ OpenAI translation.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    reason = "tests and benches"
+)]
+
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use serde_json::json;
 use switchyard::config::{Config, DEFAULT_CONFIG};

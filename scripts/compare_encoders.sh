@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Encoder and token-budget comparison of the learned router (the README's "Encoders and token
+# Encoder and token-budget comparison of the learned router (docs/src/benchmarks.md, "Encoders and token
 # budget" table): trains one artifact per (encoder variant, split) on data/outcomes.parquet,
 # evaluates each on its test prompts and writes evals/encoders.md.
 #

@@ -3,7 +3,8 @@
 # test suite, and the prompt encoders: MiniLM under models/encoder (scripts/setup_encoder.sh)
 # and potion-base-8M under models/encoder-potion (scripts/setup_static_encoder.sh), and Debian's
 # headless Chromium for the dashboard test (scripts/setup_browser.sh), and PostgreSQL and Redis on
-# loopback for the fleet tests (scripts/setup_services.sh).
+# loopback for the fleet tests (scripts/setup_services.sh), and mdBook for the docs book
+# (scripts/setup_docs.sh).
 # Idempotent and quick when nothing changed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,3 +21,4 @@ scripts/setup_encoder.sh
 scripts/setup_static_encoder.sh
 scripts/setup_browser.sh
 scripts/setup_services.sh
+scripts/setup_docs.sh

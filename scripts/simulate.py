@@ -46,6 +46,7 @@ import time
 from pathlib import Path
 
 from simulator.gateway import Server, config, free_port, http, route, serve_round
+from simulator import metrics
 from simulator.metrics import curves, oracle_at, regret, sweep, utility
 from simulator.training import train_artifact
 from simulator.worlds import DEFAULT_PRIOR, ROOT, fresh_test_prompts, knob_weight, load_spec, make_world
@@ -336,6 +337,8 @@ def main():
     p.add_argument("--bin", default=str(release if (release / "switchyard-train").exists() else ROOT / "target/debug"))
     p.add_argument("--seeds", default=None, help="comma-separated world seeds: run each (into OUT/seed-N) and summarise the targets across them")
     args = p.parse_args()
+    # Curves are scored by the trainer's `apgr` (the one definition).
+    metrics.TRAIN_BIN = Path(args.bin) / "switchyard-train"
     if args.summarise:
         files = sorted((f for d in args.summarise for f in Path(d).glob("seed-*/summary.json")), key=lambda f: (str(f.parent.parent), int(f.parent.name[5:])))
         if not files:

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test: formatting and lints, Rust unit and integration tests (real server on
 # loopback against scripted mock upstreams), and the Python suite that drives the server with
-# the official openai and anthropic SDKs.
+# the official openai and anthropic SDKs; then the docs book (mdBook) and its links.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 started=$(date +%s)
@@ -13,6 +13,9 @@ step "cargo fmt --check"
 cargo fmt --check
 step "cargo clippy"
 cargo clippy --quiet --workspace --all-targets -- -D warnings
+step "docs: the book builds, its links and the paths it names resolve, the README stays short"
+.tools/bin/mdbook build docs
+.venv/bin/python scripts/check_docs.py
 step "rust tests (every test with its time; slow ones listed again at the end)"
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --no-fail-fast

@@ -2,7 +2,6 @@
 //! Anthropic wire shapes.
 
 use axum::http::StatusCode;
-use serde::Serialize;
 use serde_json::{json, Value};
 
 /// An error returned to a client. Knows its HTTP status, OpenAI `type` and `code`.
@@ -204,49 +203,7 @@ impl std::fmt::Display for GatewayError {
 
 impl std::error::Error for GatewayError {}
 
-/// How an attempt failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum FailureKind {
-    /// Could not connect or the request could not be sent.
-    Connect,
-    /// The upstream answered with an error status.
-    Status,
-    /// The attempt exceeded its total timeout.
-    Timeout,
-    /// Streaming: no first token within the TTFT timeout.
-    TtftTimeout,
-    /// The upstream's body was not what its protocol promises.
-    Malformed,
-    /// The stream ended early or the connection dropped.
-    StreamBroken,
-}
-
-/// What a failure means for the next step: retry the same model, move on, or stop.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ErrorClass {
-    /// 429: retried after its `Retry-After` when that fits, else the next model.
-    RateLimited,
-    /// 5xx: retried once more on the same model (backoff), then the next model.
-    ServerError,
-    /// No connection, or reset before an answer: retried like a 5xx.
-    Connection,
-    /// A time limit passed: the next model.
-    Timeout,
-    /// The stream broke before its first token: retried like a 5xx.
-    Stream,
-    /// The body broke the protocol: the next model.
-    Malformed,
-    /// The prompt is longer than the model's context window: a model with a larger one.
-    ContextLength,
-    /// The provider's content filter refused: not retried; the reason goes to the client.
-    ContentFilter,
-    /// The provider refused the credentials: not retried.
-    Auth,
-    /// Any other 4xx: not retried.
-    BadRequest,
-}
+pub use switchyard_learn::schema::{ErrorClass, FailureKind};
 
 /// A failed upstream call.
 #[derive(Debug, Clone)]

@@ -1,6 +1,13 @@
 //! Learned routing in the server: the real encoder (scripts/setup_encoder.sh) with a small
 //! artifact written here, in front of the scripted mock upstream.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    reason = "tests and benches"
+)]
+
 mod common;
 
 use common::{chain, user, Harness, Options};
@@ -34,7 +41,8 @@ fn write_artifact_with(dir: &Path, encoder_id: Option<&str>, candidates: &[(&str
         })
         .collect();
     Artifact::uniform(
-        json!({"version": "test-artifact", "encoder": {"id": encoder_id.map(Value::from).unwrap_or(enc["encoder_id"].clone()), "dimension": 384}, "cost_reference": {"prompt_tokens": 100, "output_tokens": 100}}),
+        serde_json::from_value(json!({"version": "test-artifact", "encoder": {"id": encoder_id.map(Value::from).unwrap_or(enc["encoder_id"].clone()), "dimension": 384, "max_tokens": 256, "model_sha256": ""}, "cost_reference": {"prompt_tokens": 100, "output_tokens": 100}}))
+        .unwrap(),
         &[0.0; 384],
         &candidates,
     )
@@ -279,7 +287,7 @@ async fn exploration_serves_non_top_candidates_and_logs_propensities() {
     // The request log carries the propensity next to every candidate's score.
     let mut logged = vec![];
     for _ in 0..50 {
-        logged = switchyard_learn::logfiles::read_records(&h.log_dir, "requests").unwrap();
+        logged = switchyard_learn::logfiles::read_records::<Value>(&h.log_dir, "requests").unwrap();
         if logged.len() >= 4 {
             break;
         }
@@ -344,7 +352,8 @@ async fn judge_grades_auto_answers_into_feedback() {
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
         assert!(metrics.contains(&line), "{judge}: {metrics}");
-        let stored = switchyard_learn::logfiles::read_records(&h.log_dir, "feedback").unwrap();
+        let stored =
+            switchyard_learn::logfiles::read_records::<Value>(&h.log_dir, "feedback").unwrap();
         if pairwise {
             // The runner-up answered too (a shadow request); both models got a label.
             assert_eq!(stored.len(), 6, "{stored:?}");

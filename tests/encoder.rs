@@ -1,5 +1,12 @@
 //! The real encoder files made by `scripts/setup_encoder.sh` (run by the README's commands).
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    reason = "tests and benches"
+)]
+
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use switchyard_learn::embed::{Embed, Encoder, DEFAULT_DIR};

@@ -1,5 +1,12 @@
 //! End-to-end gateway tests: the real server on loopback, scripted mock upstreams, raw HTTP.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    reason = "tests and benches"
+)]
+
 mod common;
 
 use common::{chain, sse, user, Harness, Options};
@@ -650,7 +657,7 @@ async fn feedback_is_validated_stored_durably_and_idempotent_per_source() {
         assert_eq!(e["error"]["param"], param, "{e}");
     }
     // Stored before the reply, next to the request log.
-    let stored = switchyard_learn::logfiles::read_records(&h.log_dir, "feedback").unwrap();
+    let stored = switchyard_learn::logfiles::read_records::<Value>(&h.log_dir, "feedback").unwrap();
     assert_eq!(stored.len(), 3);
     assert_eq!(stored[1]["score"], 0.2);
     assert_eq!(stored[2]["source"], "app");

@@ -3,6 +3,13 @@
 //! server on loopback in front of the scripted mock upstream, which (like a careless upstream)
 //! quotes the credentials and prompt it received in its error bodies.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    reason = "tests and benches"
+)]
+
 mod common;
 
 use common::{sse, user, Harness, Options};
@@ -228,7 +235,8 @@ async fn the_log_clips_answers_at_max_text_bytes_but_counts_them_whole() {
         );
     }
     server.stop().await;
-    let logs = switchyard_learn::logfiles::read_records(&dir, "requests").unwrap();
+    let logs =
+        switchyard_learn::logfiles::read_records::<serde_json::Value>(&dir, "requests").unwrap();
     assert_eq!(logs.len(), 2);
     for l in &logs {
         let c = l["completion"].as_str().unwrap();

@@ -3,6 +3,13 @@
 //! the knob and the 400 when nothing is eligible are checked without ONNX Runtime or potion
 //! (the real encoders are covered by `tests/encoder.rs` and `tests/auto.rs`).
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    reason = "tests and benches"
+)]
+
 use serde_json::json;
 use std::path::Path;
 use switchyard::config::Config;

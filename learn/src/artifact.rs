@@ -30,6 +30,7 @@
 
 use crate::memory::{Memory, GOOD, UNKNOWN};
 use crate::price::Price;
+use crate::schema::Manifest;
 use crate::LearnError;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -105,7 +106,7 @@ impl Linear {
 }
 
 /// How the kNN and linear parts are combined, and how support is measured.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct Blend {
     /// Weight of the kNN rate in the quality prediction (the rest is the linear model).
     pub knn_weight: f64,
@@ -200,7 +201,7 @@ pub struct Prediction {
 }
 
 /// How well the training data covers a prompt.
-#[derive(Debug, Clone, Copy, Serialize, PartialEq)]
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct Support {
     /// Cosine similarity of the nearest training prompt.
     pub nearest: f64,
@@ -234,7 +235,7 @@ pub fn artifact_dir(dir: &Path) -> Result<PathBuf, LearnError> {
 /// A loaded artifact.
 #[derive(Debug, Clone)]
 pub struct Artifact {
-    pub manifest: Value,
+    pub manifest: Manifest,
     pub weights: Weights,
     pub memory: Memory,
 }
@@ -258,7 +259,12 @@ impl Artifact {
             serde_json::from_str(&text)
                 .map_err(|e| bad(format!("{} is not valid JSON: {e}", p.display())))
         };
-        let manifest = read("manifest.json")?;
+        let manifest: Manifest = serde_json::from_value(read("manifest.json")?).map_err(|e| {
+            bad(format!(
+                "{}/manifest.json has the wrong shape: {e}; retrain with `switchyard train`",
+                dir.display()
+            ))
+        })?;
         let raw = read("weights.json")?;
         let schema = raw["schema_version"].as_u64().unwrap_or(0);
         if schema != u64::from(SCHEMA_VERSION) || raw["feature_spec"] != FEATURE_SPEC {
@@ -274,14 +280,6 @@ impl Artifact {
                 dir.display()
             ))
         })?;
-        for key in ["prompt_tokens", "output_tokens"] {
-            if manifest["cost_reference"][key].as_f64().is_none() {
-                return Err(bad(format!(
-                    "{}/manifest.json has no cost_reference.{key}; retrain with `switchyard train`",
-                    dir.display()
-                )));
-            }
-        }
         let memory = Memory::read(&dir.join("memory.bin"))?;
         let d = weights.dimension;
         if memory.dimension != d || memory.models != weights.candidates.len() {
@@ -337,28 +335,29 @@ impl Artifact {
 
     /// The artifact version from its manifest.
     pub fn version(&self) -> &str {
-        self.manifest["version"].as_str().unwrap_or("unknown")
+        if self.manifest.version.is_empty() {
+            "unknown"
+        } else {
+            &self.manifest.version
+        }
     }
 
     /// The artifact's typical prompt (`cost_reference`: median training prompt tokens and
     /// median observed output tokens): the request at which the objective's cost unit is priced.
     pub fn reference_tokens(&self) -> (f64, f64) {
-        let r = &self.manifest["cost_reference"];
-        (
-            r["prompt_tokens"].as_f64().unwrap_or(0.0),
-            r["output_tokens"].as_f64().unwrap_or(0.0),
-        )
+        let r = &self.manifest.cost_reference;
+        (r.prompt_tokens as f64, r.output_tokens as f64)
     }
 
     /// The support below which a prompt is unfamiliar (`support.threshold` in the manifest).
     pub fn support_threshold(&self) -> Option<f64> {
-        self.manifest["support"]["threshold"].as_f64()
+        self.manifest.support.as_ref().map(|s| s.threshold)
     }
 
     /// Whether the artifact was refitted on its validation rows after validation
     /// (`training_data.refit_on` in the manifest): they are no longer held out from it.
     pub fn refitted(&self) -> bool {
-        self.manifest["training_data"]["refit_on"].is_array()
+        self.manifest.training_data.refit_on.is_some()
     }
 
     /// How many training outcomes of served model `model` the artifact has (0 for a model it
@@ -388,9 +387,8 @@ impl Artifact {
     /// The strong-share calibration (`manifest.calibration.breakeven_quantiles`, 101 cost
     /// weights at validation quantile levels 0–100 %), if the artifact has one.
     pub fn calibration(&self) -> Option<Vec<f64>> {
-        let v = self.manifest["calibration"]["breakeven_quantiles"].as_array()?;
-        let table: Vec<f64> = v.iter().filter_map(Value::as_f64).collect();
-        (table.len() == 101).then_some(table)
+        let table = &self.manifest.calibration.as_ref()?.breakeven_quantiles;
+        (table.len() == 101).then(|| table.clone())
     }
 
     /// The metadata indicators this artifact's linear models read, for a request's metadata.
@@ -578,7 +576,11 @@ impl Artifact {
     /// An artifact that predicts the same quality and output tokens for every prompt (for tests
     /// and demos of the serving path): zero weights, and a memory of one prompt (`anchor`) that
     /// no candidate has a label for, so the kNN part falls back to each candidate's rate.
-    pub fn uniform(manifest: Value, anchor: &[f32], candidates: &[UniformCandidate]) -> Artifact {
+    pub fn uniform(
+        manifest: Manifest,
+        anchor: &[f32],
+        candidates: &[UniformCandidate],
+    ) -> Artifact {
         let d = anchor.len();
         let zero = |bias: f64| Linear {
             weights: vec![0.0; d + 1],
@@ -645,7 +647,7 @@ mod tests {
         }
         labels.extend([UNKNOWN, UNKNOWN]);
         let mut a = Artifact::uniform(
-            json!({}),
+            Manifest::default(),
             &far,
             &[
                 UniformCandidate {

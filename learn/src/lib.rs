@@ -12,6 +12,8 @@
 //! - [`score`]: predicted cost at the served models' prices, the objective, ranking and the
 //!   strong-share calibration;
 //! - [`hash`]: the stable hash used for sticky assignment, caches and data splits;
+//! - [`schema`]: the records the parts exchange (request log line, feedback line, artifact
+//!   manifest), one type each for writing and reading;
 //! - [`logfiles`]: the request and feedback log files as the trainer reads them.
 //!
 //! This crate imports nothing of the gateway or the trainer.
@@ -24,6 +26,7 @@ pub mod logfiles;
 pub mod memory;
 pub mod price;
 pub mod prompt;
+pub mod schema;
 pub mod score;
 
 pub use error::LearnError;

@@ -1,8 +1,9 @@
 //! The log directory as both the gateway (feedback index, restarts) and the trainer read it:
 //! `<prefix>-<timestamp>.ndjson` files (`requests-…`, `feedback-…`), oldest first, one JSON
-//! record per line. The record's fields are `switchyard::observe::record::LogRecord`'s.
+//! record per line: a [`LogRecord`] or a [`FeedbackRecord`].
 
-use serde_json::Value;
+use crate::schema::{FeedbackRecord, LogRecord};
+use serde::de::DeserializeOwned;
 use std::path::{Path, PathBuf};
 
 /// The `<prefix>-*.ndjson` files in `dir`, oldest first (names sort by creation time).
@@ -19,8 +20,19 @@ pub fn ndjson_files(dir: &Path, prefix: &str) -> std::io::Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-/// Reads every record of every `<prefix>-*.ndjson` file in `dir`, oldest file first.
-pub fn read_records(dir: &Path, prefix: &str) -> std::io::Result<Vec<Value>> {
+/// Every request record of `dir`'s request logs, oldest first.
+pub fn read_requests(dir: &Path) -> std::io::Result<Vec<LogRecord<'static>>> {
+    read_records(dir, "requests")
+}
+
+/// Every feedback record of `dir`'s feedback logs, oldest first.
+pub fn read_feedback(dir: &Path) -> std::io::Result<Vec<FeedbackRecord<'static>>> {
+    read_records(dir, "feedback")
+}
+
+/// Reads every record of every `<prefix>-*.ndjson` file in `dir`, oldest file first; a line
+/// that is not a `T` is skipped.
+pub fn read_records<T: DeserializeOwned>(dir: &Path, prefix: &str) -> std::io::Result<Vec<T>> {
     let files = ndjson_files(dir, prefix)?;
     let mut out = Vec::new();
     for f in files {
@@ -41,14 +53,14 @@ pub type FeedbackScores =
 /// Every feedback record of `dir`, the last per (request, source, model).
 pub fn feedback_scores(dir: &Path) -> std::io::Result<FeedbackScores> {
     let mut out = FeedbackScores::new();
-    for f in read_records(dir, "feedback")? {
-        if let (Some(id), Some(score)) = (f["request_id"].as_str(), f["score"].as_f64()) {
-            let source = f["source"].as_str().unwrap_or("user").to_string();
-            let model = f["model"].as_str().unwrap_or("").to_string();
-            out.entry(id.to_string())
-                .or_default()
-                .insert((source, model), score);
-        }
+    for f in read_feedback(dir)? {
+        out.entry(f.request_id.into_owned()).or_default().insert(
+            (
+                f.source.into_owned(),
+                f.model.unwrap_or_default().into_owned(),
+            ),
+            f.score,
+        );
     }
     Ok(out)
 }

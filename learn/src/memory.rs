@@ -291,7 +291,9 @@ impl Memory {
             return Err(bad("not an outcome memory (bad magic)".into()));
         }
         let n = |i: usize| {
-            u32::from_le_bytes(bytes[8 + 4 * i..12 + 4 * i].try_into().expect("4 bytes")) as usize
+            bytes[8 + 4 * i..]
+                .first_chunk::<4>()
+                .map_or(0, |b| u32::from_le_bytes(*b)) as usize
         };
         let (rows, dimension, models) = (n(0), n(1), n(2));
         let want = 20 + rows * dimension + 4 * rows + rows * models;
@@ -311,8 +313,10 @@ impl Memory {
             models,
             codes: codes.iter().map(|b| *b as i8).collect(),
             scales: scales
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes")))
+                .as_chunks::<4>()
+                .0
+                .iter()
+                .map(|c| f32::from_le_bytes(*c))
                 .collect(),
             labelled: count_labelled(&labels, models),
             labels,

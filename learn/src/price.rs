@@ -1,10 +1,10 @@
 //! Prices per million tokens and the one cost formula, used for predicted cost (scoring), the
 //! cost of served requests (the gateway's log and metrics) and outcome costs (training).
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Prices per million tokens, and the one cost formula.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Price {
     pub input_per_mtok: f64,
     pub output_per_mtok: f64,

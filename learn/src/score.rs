@@ -41,26 +41,31 @@ pub struct Priced {
 }
 
 /// Where a candidate's predicted quality came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Basis {
     /// The artifact's models, trained on outcomes of this candidate.
+    #[default]
     Data,
     /// The configured prior: the artifact has no outcomes of this candidate.
     Prior,
 }
 
 /// One guardrail's verdict for one candidate.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Verdict {
     pub expression: String,
     pub passed: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
 
 /// One candidate as scored for a request.
-#[derive(Debug, Clone, Serialize)]
+/// A logged decision of an older build may lack fields; they read as their defaults.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(default)]
 pub struct Scored {
     pub model: String,
     pub basis: Basis,
@@ -94,7 +99,7 @@ pub struct Ranked {
 }
 
 /// What `auto` does with a prompt whose support is below the threshold.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Unfamiliar {
     /// The cheapest eligible candidate first (by predicted cost); with cost weight 0 (`auto:best`)

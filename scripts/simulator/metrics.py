@@ -2,6 +2,8 @@
 against the oracle, the cost-quality curve swept over cost weights and its APGR."""
 
 import concurrent.futures as cf
+import json
+import subprocess
 
 from .gateway import route
 from .worlds import knob_weight
@@ -28,23 +30,17 @@ def regret(world, records, w, present):
     return total / len(records)
 
 
+# The trainer binary whose `apgr` subcommand scores curves (set by simulate.py from --bin).
+TRAIN_BIN = None
+
+
 def apgr(points, cheap, strong):
-    """APGR of (cost, quality) points: upper hull over normalised cost, anchored at the ends."""
-    span_c, span_q = strong[0] - cheap[0], strong[1] - cheap[1]
-    xy = [((c - cheap[0]) / span_c, (q - cheap[1]) / span_q) for c, q in points]
-    xy = sorted(set([(0.0, 0.0), (1.0, 1.0)] + [(min(max(x, 0.0), 1.0), y) for x, y in xy]))
-    hull = []
-    for p in xy:
-        while len(hull) >= 2 and (hull[-1][0] - hull[-2][0]) * (p[1] - hull[-2][1]) - (hull[-1][1] - hull[-2][1]) * (p[0] - hull[-2][0]) >= 0:
-            hull.pop()
-        hull.append(p)
-    # Non-decreasing: a cheaper point with higher PGR carries over to higher costs.
-    area, best = 0.0, hull[0][1]
-    for (x0, y0), (x1, y1) in zip(hull, hull[1:]):
-        y0, y1 = max(y0, best), max(y1, best, y0)
-        area += (x1 - x0) * (y0 + y1) / 2
-        best = max(best, y1)
-    return area
+    """APGR of (cost, quality) points between the cheapest and strongest single models, as
+    `switchyard-train apgr` computes it (the one definition, shared with the evals: the curve
+    through the points themselves, anchored at the two models, linear between points)."""
+    out = subprocess.run([str(TRAIN_BIN), "apgr"], input=json.dumps({"points": points, "cheap": cheap, "strong": strong}),
+                         capture_output=True, text=True, check=True)
+    return json.loads(out.stdout)["apgr"]
 
 
 def oracle_at(world, tests, w, known=None):

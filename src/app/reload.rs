@@ -56,19 +56,19 @@ pub async fn reloader(live: Arc<Live>) {
         }
         let s = state.clone();
         let result = tokio::task::spawn_blocking(move || {
-            let cfg = s.config.auto.as_ref().expect("checked above");
-            s.planner.auto.reload(cfg)
+            s.config.auto.as_ref().map(|cfg| s.planner.auto.reload(cfg))
         })
         .await;
         match result {
-            Ok(Ok(version)) => {
+            Ok(None) => {}
+            Ok(Some(Ok(version))) => {
                 state
                     .metrics
                     .auto_reloads
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 tracing::info!(version, signalled, "learned router reloaded")
             }
-            Ok(Err(e)) => {
+            Ok(Some(Err(e))) => {
                 state
                     .metrics
                     .auto_reload_failures

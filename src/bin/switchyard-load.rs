@@ -19,6 +19,13 @@
 //!
 //! `cargo run --release --bin switchyard-load -- --rates 500,2000,5000 --auto-rates 50,200 --seconds 4`
 
+#![allow(
+    clippy::print_stdout,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "a benchmark harness: it prints its report and stops on any setup failure"
+)]
+
 use serde_json::json;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -120,7 +127,7 @@ fn auto_section(mock_url: &str) -> String {
         return String::new();
     };
     let encoder = root.join(switchyard_learn::embed::dir_for(
-        artifact.manifest["encoder"]["id"].as_str().unwrap_or(""),
+        &artifact.manifest.encoder.id,
     ));
     if !encoder.join("manifest.json").is_file() {
         return String::new();

@@ -122,7 +122,7 @@ pub(super) fn auto(
         None => None,
         Some(a) => {
             let default_cost_weight = match &a.default_knob {
-                None => cost_weight("balanced").expect("preset"),
+                None => cost_weight("balanced").unwrap_or_default(),
                 Some(k) => cost_weight(k).ok_or_else(|| {
                     err(
                         "auto.default_knob",

@@ -30,6 +30,10 @@ struct File {
     model: Vec<CatalogModel>,
 }
 
+#[allow(
+    clippy::expect_used,
+    reason = "the catalog is embedded at build time and a unit test parses it"
+)]
 fn file() -> &'static File {
     static FILE: OnceLock<File> = OnceLock::new();
     FILE.get_or_init(|| toml::from_str(CATALOG).expect("the embedded catalog parses (tested)"))

@@ -9,7 +9,7 @@ use super::respond::Rejection;
 use super::state::AppState;
 use crate::error::{ErrorKind, GatewayError};
 use crate::observe::feedback::{Giver, Served};
-use crate::store::keys::Scope;
+use crate::store::scope::Scope;
 use axum::body::Body;
 use axum::http::HeaderMap;
 use axum::{Extension, Json};

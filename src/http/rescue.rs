@@ -7,7 +7,7 @@ use super::state::AppState;
 use crate::config::ModelConfig;
 use crate::observe::record::RequestContext;
 use crate::route::RoutePlan;
-use crate::upstream::failover::{self, Execution};
+use crate::upstream::failover::Execution;
 
 /// Continues the answer `sent` on the models after `from` in the request's chain, within
 /// what is left of `server.deadline`; `None` when no model follows or no time is left.
@@ -36,7 +36,7 @@ pub async fn continue_on(
         chain,
         ..ctx.plan.clone()
     };
-    Some(failover::continue_stream(&state.providers, &plan, &ctx.req, sent, &guards).await)
+    Some(crate::upstream::continuation::continue_stream(&state.providers, &plan, &ctx.req, sent, &guards).await)
 }
 
 /// Characters of the answer's end a continuation is compared with.

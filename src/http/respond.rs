@@ -11,12 +11,12 @@ use crate::format::ClientFormat;
 use crate::format::{anthropic, responses};
 use crate::observe::record::{finish, overhead_ms, rejected, Caller, Outcome, RequestContext};
 use crate::route::RoutePlan;
-use crate::upstream::failover::AttemptRecord;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 use std::time::Instant;
 use switchyard_learn::prompt::estimate_tokens;
+use switchyard_learn::schema::AttemptRecord;
 
 /// A request refused before it reached an upstream, rendered in its endpoint's wire shape with
 /// its request id. Handlers return `Result<_, Rejection>` and use `?`.

@@ -12,7 +12,7 @@ use crate::error::FailureKind;
 use crate::format::sse::{write_data, write_event, DONE};
 use crate::format::{anthropic, responses, ClientFormat};
 use crate::observe::record::{finish, overhead_ms, Outcome, RequestContext};
-use crate::upstream::failover::{AttemptRecord, Served};
+use crate::upstream::failover::Served;
 use crate::upstream::ChunkStream;
 use axum::body::Body;
 use axum::http::{header, HeaderValue};
@@ -24,6 +24,7 @@ use std::convert::Infallible;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
+use switchyard_learn::schema::AttemptRecord;
 use tokio::sync::mpsc;
 
 /// Encodes canonical chunks for the client.

@@ -7,11 +7,12 @@
 
 use crate::error::{ErrorKind, GatewayError};
 use crate::observe::logstore::RotatingWriter;
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::Path;
 use std::sync::Mutex;
-use switchyard_learn::logfiles::{ndjson_files, read_records};
+use switchyard_learn::logfiles::{ndjson_files, read_feedback};
+use switchyard_learn::schema::{FeedbackRecord, LogRecord};
 
 /// How many of the most recent served requests accept feedback by default
 /// (`logging.feedback_window`).
@@ -116,11 +117,9 @@ impl FeedbackStore {
             for (id, served) in newest_served(dir, recent.window) {
                 recent.insert(id, served);
             }
-            for f in read_records(dir, "feedback").unwrap_or_default() {
-                if let (Some(id), Some(src)) = (f["request_id"].as_str(), f["source"].as_str()) {
-                    if recent.models.contains_key(id) {
-                        given.insert((id.to_string(), src.to_string()));
-                    }
+            for f in read_feedback(dir).unwrap_or_default() {
+                if recent.models.contains_key(f.request_id.as_ref()) {
+                    given.insert((f.request_id.into_owned(), f.source.into_owned()));
                 }
             }
         }
@@ -271,11 +270,17 @@ impl FeedbackStore {
             ));
         };
         let now = crate::clock::unix_millis();
-        let record = json!({
-            "ts": crate::clock::rfc3339_millis(now), "ts_ms": now, "request_id": f.request_id, "source": f.source,
-            "score": f.score, "thumbs": f.thumbs, "comment": f.comment, "model": f.model,
-            "key": f.key,
-        });
+        let record = FeedbackRecord {
+            ts: crate::clock::rfc3339_millis(now).into(),
+            ts_ms: now,
+            request_id: f.request_id.as_str().into(),
+            source: f.source.as_str().into(),
+            score: f.score,
+            thumbs: f.thumbs.as_deref().map(Into::into),
+            comment: f.comment.as_deref().map(Into::into),
+            model: Some(f.model.as_str().into()),
+            key: f.key.as_deref().map(Into::into),
+        };
         let line = serde_json::to_vec(&record).unwrap_or_default();
         let mut w = writer.lock().unwrap_or_else(|e| e.into_inner());
         w.write_line(&line).map_err(|e| {
@@ -294,23 +299,6 @@ impl FeedbackStore {
     }
 }
 
-/// The fields of a request log line that feedback needs (the rest, prompts included, is
-/// skipped by the parser without being kept).
-#[derive(serde::Deserialize)]
-struct ServedLine {
-    request_id: String,
-    model: Option<String>,
-    #[serde(default)]
-    key: Option<String>,
-    #[serde(default)]
-    attempts: Vec<AttemptLine>,
-}
-
-#[derive(serde::Deserialize)]
-struct AttemptLine {
-    model: String,
-}
-
 /// The newest `limit` served requests of the log dir, oldest first: (request id, models tried,
 /// serving model first). Reads files newest first and stops when it has enough.
 fn newest_served(dir: &Path, limit: usize) -> Vec<(String, Served)> {
@@ -321,18 +309,24 @@ fn newest_served(dir: &Path, limit: usize) -> Vec<(String, Served)> {
             continue;
         };
         for line in text.lines().rev() {
-            let Ok(r) = serde_json::from_str::<ServedLine>(line) else {
+            let Ok(r) = serde_json::from_str::<LogRecord>(line) else {
                 continue;
             };
             let Some(served) = r.model else { continue };
-            let mut models = vec![served.clone()];
+            let mut models = vec![served.to_string()];
             models.extend(
                 r.attempts
-                    .into_iter()
-                    .map(|a| a.model)
+                    .iter()
+                    .map(|a| a.model.clone())
                     .filter(|m| *m != served),
             );
-            newest_first.push((r.request_id, Served { models, key: r.key }));
+            newest_first.push((
+                r.request_id.into_owned(),
+                Served {
+                    models,
+                    key: r.key.map(|k| k.into_owned()),
+                },
+            ));
             if newest_first.len() >= limit {
                 newest_first.reverse();
                 return newest_first;
@@ -346,6 +340,7 @@ fn newest_served(dir: &Path, limit: usize) -> Vec<(String, Served)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     const ADMIN: Giver = Giver {
         key: None,
@@ -477,7 +472,7 @@ mod tests {
             s.store(&f).unwrap(),
             "second post for the same source replaces"
         );
-        assert_eq!(read_records(&dir, "feedback").unwrap().len(), 2);
+        assert_eq!(read_feedback(&dir).unwrap().len(), 2);
         std::fs::remove_dir_all(dir).ok();
     }
 

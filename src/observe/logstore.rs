@@ -254,6 +254,10 @@ impl RotatingWriter {
 
     /// Appends whole lines (each ending in a newline), moving to a new file once the current
     /// one reaches its limit. On failure, the error and how many lines did reach the files.
+    #[allow(
+        clippy::expect_used,
+        reason = "the file is opened at the top of the loop"
+    )]
     pub fn write_batch(&mut self, lines: &[u8]) -> Result<(), (std::io::Error, u64)> {
         let mut rest = lines;
         let mut done = 0u64;
@@ -316,7 +320,9 @@ mod tests {
             store.log(&json!({"i": i, "pad": "xxxxxxxxxxxxxxxxxxxx"}));
         }
         store.shutdown().await;
-        let records = switchyard_learn::logfiles::read_records(&dir, "requests").unwrap();
+        let records =
+            switchyard_learn::logfiles::read_records::<serde_json::Value>(&dir, "requests")
+                .unwrap();
         assert_eq!(records.len(), 500);
         assert_eq!(records[499]["i"], 499);
         let files = std::fs::read_dir(&dir).unwrap().count();

@@ -13,13 +13,13 @@ use crate::config::{LoggingConfig, ModelConfig};
 use crate::error::GatewayError;
 use crate::format::request::ChatRequest;
 use crate::format::ClientFormat;
-use crate::route::learned::LearnedDecision;
 use crate::route::RoutePlan;
 use crate::store::limits::Reservation;
-use crate::upstream::failover::AttemptRecord;
-use serde::Serialize;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
+use std::borrow::Cow;
 use std::time::Instant;
+use switchyard_learn::schema::AttemptRecord;
+use switchyard_learn::schema::{LogRecord, LOG_VERSION};
 
 /// Who made a request.
 #[derive(Debug, Default)]
@@ -75,52 +75,6 @@ pub struct Outcome<'a> {
     pub stream_interrupted: bool,
     /// A stream finished by another model after it broke: where, from which model, by which.
     pub rescue: Option<&'a Value>,
-}
-
-/// One line of the request log.
-#[derive(Debug, Serialize)]
-pub struct LogRecord<'a> {
-    pub ts: String,
-    pub ts_ms: u64,
-    pub request_id: &'a str,
-    pub endpoint: &'a str,
-    pub status: u16,
-    /// The key's id (a virtual key's, or a router key's `http::auth::key_id`), when keys are
-    /// configured.
-    pub key: Option<&'a str>,
-    /// The virtual key's team.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub team: Option<&'a str>,
-    pub user: Option<&'a str>,
-    pub metadata: Option<&'a Map<String, Value>>,
-    pub requested_model: Option<&'a str>,
-    pub router: Option<&'a str>,
-    pub route: Option<&'a str>,
-    pub variant: Option<&'a str>,
-    pub reason: Option<&'a str>,
-    /// The learned decision of an `auto` request: every candidate's prediction and score, the
-    /// served model's exploration propensity, the artifact version (what training and
-    /// off-policy evaluation read back).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub learned: Option<&'a LearnedDecision>,
-    pub model: Option<&'a str>,
-    pub provider: Option<&'a str>,
-    pub stream: bool,
-    pub attempts: &'a [AttemptRecord],
-    pub ttft_ms: Option<f64>,
-    pub duration_ms: f64,
-    pub overhead_ms: f64,
-    pub prompt_tokens: u64,
-    pub completion_tokens: u64,
-    pub cost_usd: f64,
-    pub error: Option<&'a str>,
-    pub stream_interrupted: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub rescue: Option<&'a Value>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub prompt: Option<&'a Value>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub completion: Option<&'a str>,
 }
 
 /// The log's `error` for a failed request when `logging.log_text = false`.
@@ -282,37 +236,39 @@ fn write_log(sinks: &Sinks, ctx: &RequestContext, o: &Outcome, t: &Totals) {
         .get("messages")
         .filter(|_| log_text)
         .map(|m| super::prompt::logged(m, sinks.logging.max_text_bytes));
+    let prompt = prompt.and_then(|p| serde_json::value::to_raw_value(&*p).ok());
     sinks.logs.log(&LogRecord {
-        ts: rfc3339_millis(ctx.started_unix_ms),
+        version: LOG_VERSION,
+        ts: rfc3339_millis(ctx.started_unix_ms).into(),
         ts_ms: ctx.started_unix_ms,
-        request_id: &ctx.request_id,
-        endpoint: ctx.format.endpoint(),
+        request_id: ctx.request_id.as_str().into(),
+        endpoint: ctx.format.endpoint().into(),
         status: o.status,
-        key: ctx.caller.key.as_deref(),
-        team: ctx.caller.team.as_deref(),
-        user: ctx.req.user.as_deref(),
-        metadata: Some(&ctx.req.metadata),
-        requested_model: ctx.req.model.as_deref(),
-        router: d.router.as_deref(),
-        route: d.route.as_deref(),
-        variant: d.variant.as_deref(),
-        reason: Some(&d.reason),
-        learned: d.learned.as_ref(),
-        model: o.model.map(|m| m.id.as_str()),
-        provider: o.model.map(|m| m.provider.as_str()),
+        key: ctx.caller.key.as_deref().map(Into::into),
+        team: ctx.caller.team.as_deref().map(Into::into),
+        user: ctx.req.user.as_deref().map(Into::into),
+        metadata: Some(Cow::Borrowed(&ctx.req.metadata)),
+        requested_model: ctx.req.model.as_deref().map(Into::into),
+        router: d.router.as_deref().map(Into::into),
+        route: d.route.as_deref().map(Into::into),
+        variant: d.variant.as_deref().map(Into::into),
+        reason: Some(d.reason.as_str().into()),
+        learned: d.learned.as_ref().map(Cow::Borrowed),
+        model: o.model.map(|m| m.id.as_str().into()),
+        provider: o.model.map(|m| m.provider.as_str().into()),
         stream: ctx.req.stream,
-        attempts,
+        attempts: attempts.into(),
         ttft_ms: t.ttft,
         duration_ms: t.duration,
         overhead_ms: t.overhead,
         prompt_tokens: o.prompt_tokens,
         completion_tokens: o.completion_tokens,
         cost_usd: t.cost,
-        error,
+        error: error.map(Into::into),
         stream_interrupted: o.stream_interrupted,
-        rescue: o.rescue,
-        prompt: prompt.as_deref(),
-        completion: completion.as_deref(),
+        rescue: o.rescue.map(Cow::Borrowed),
+        prompt: prompt.map(Cow::Owned),
+        completion,
     });
 }
 
@@ -358,10 +314,17 @@ pub fn rejected(
         cost_usd: 0.0,
         stream_interrupted: false,
     });
-    sinks.logs.log(&json!({
-        "ts": rfc3339_millis(now), "ts_ms": now, "request_id": request_id,
-        "endpoint": format.endpoint(), "status": err.status.as_u16(), "error": err.message,
-        "attempts": [], "duration_ms": millis(started.elapsed()),
-        "key": caller.key, "team": caller.team,
-    }));
+    sinks.logs.log(&LogRecord {
+        version: LOG_VERSION,
+        ts: rfc3339_millis(now).into(),
+        ts_ms: now,
+        request_id: request_id.into(),
+        endpoint: format.endpoint().into(),
+        status: err.status.as_u16(),
+        key: caller.key.as_deref().map(Into::into),
+        team: caller.team.as_deref().map(Into::into),
+        error: Some(err.message.as_str().into()),
+        duration_ms: millis(started.elapsed()),
+        ..LogRecord::default()
+    });
 }

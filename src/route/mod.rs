@@ -28,7 +28,7 @@ pub struct Decision {
     pub reason: String,
     /// Learned routing's candidates, scores and choice (`model: "auto"`).
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
-    pub learned: Option<learned::LearnedDecision>,
+    pub learned: Option<switchyard_learn::schema::LearnedDecision>,
 }
 
 /// The ordered models to try and the limits for each attempt.
@@ -195,10 +195,10 @@ fn plan_router(router: &RouterConfig, req: &ChatRequest, request_id: &str) -> Ro
     let mut skipped = Vec::new();
     let mut chosen: Option<(&RouteConfig, String)> = None;
     for route in &router.routes {
-        let when = route
-            .when
-            .as_ref()
-            .expect("validated: routes have conditions");
+        // Config validation gives every route a condition.
+        let Some(when) = route.when.as_ref() else {
+            continue;
+        };
         match when.eval_bool(&vars) {
             Ok(true) => {
                 chosen = Some((route, format!("condition {:?} matched", when.source)));

@@ -2,7 +2,7 @@
 //! that targets `auto` — the learned step, on a bounded blocking pool. The result is the
 //! [`RoutePlan`]: the fallback chain and the decision that explains it.
 
-use super::learned::{AutoRouter, AutoSlot, LearnedDecision};
+use super::learned::{AutoRouter, AutoSlot};
 use super::{append_unique, Decision, RoutePlan, RoutingTable};
 use crate::config::{cost_weight, ModelConfig, RouteAuto, SortBy};
 use crate::error::{ErrorKind, GatewayError};
@@ -12,6 +12,7 @@ use serde_json::Value;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
+use switchyard_learn::schema::LearnedDecision;
 use switchyard_learn::score::cost_weight_for_share;
 use tokio::sync::Semaphore;
 

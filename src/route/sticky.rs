@@ -6,6 +6,10 @@ use switchyard_learn::hash::stable_hash;
 
 /// Picks a variant for `key` in proportion to the weights (which sum to 100), resolving to
 /// 0.01 percentage points.
+#[allow(
+    clippy::expect_used,
+    reason = "config validation refuses a router default without variants"
+)]
 pub fn pick<'a>(variants: &'a [VariantConfig], key: &str) -> &'a VariantConfig {
     let bucket = (stable_hash(key) % 10_000) as u32;
     let mut upper = 0;

@@ -69,7 +69,7 @@ pub async fn rotate_key(config: &Config, id: &str) -> Result<String, String> {
 pub async fn spend(config: &Config, by: &str, since_ms: u64) -> Result<Value, String> {
     let pg = connect(config).await?;
     let rows = pg
-        .spend(by, since_ms, &super::keys::Scope::All)
+        .spend(by, since_ms, &super::scope::Scope::All)
         .await
         .map_err(|e| e.to_string())?;
     Ok(json!({"by": by, "since_ms": since_ms, "rows": rows}))

@@ -1,5 +1,6 @@
 //! The services a fleet of replicas shares (`[store]`): PostgreSQL for request records,
-//! feedback and virtual keys ([`pg`], [`keys`]), Redis for rate limits and budgets ([`limits`]).
+//! feedback and virtual keys ([`pg`], [`keys`]), Redis for rate limits and budgets ([`limits`]);
+//! [`scope`] is the tenant wall every reader applies.
 //! Without `[store]` none of this runs and each replica keeps its NDJSON files. Imports
 //! `config`, `clock`; `observe`, `http` and `app` import it.
 
@@ -7,6 +8,7 @@ pub mod admin;
 pub mod keys;
 pub mod limits;
 pub mod pg;
+pub mod scope;
 
 use crate::config::StoreConfig;
 use keys::KeyCache;

@@ -2,7 +2,7 @@
 //! retention, the batched request writer, feedback, and the queries behind `switchyard
 //! export` and spend.
 
-use super::keys::Scope;
+use super::scope::Scope;
 use crate::config::StoreConfig;
 use backon::{ExponentialBuilder, Retryable};
 use serde_json::{json, Value};
@@ -10,8 +10,10 @@ use std::collections::{HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::Duration;
+use switchyard_learn::schema::{AttemptRecord, FeedbackRecord, LogRecord};
 use tokio::sync::mpsc;
 use tokio_postgres::tls::NoTlsStream;
+use tokio_postgres::types::Json;
 use tokio_postgres::{Client, Connection, NoTls, Socket};
 
 /// Why the store failed (never shows the URL: it holds a password).
@@ -222,37 +224,28 @@ impl Pg {
 
     /// Inserts request records (their NDJSON lines) in one statement.
     pub async fn insert_requests(&self, lines: &[Vec<u8>]) -> Result<u64, PgError> {
-        let records: Vec<Value> = lines
+        let records: Vec<LogRecord> = lines
             .iter()
             .filter_map(|l| serde_json::from_slice(l).ok())
             .collect();
         let mut days = HashSet::new();
         for r in &records {
-            let ts = r["ts_ms"].as_u64().unwrap_or(0);
-            if days.insert(day_of(ts)) {
-                self.ensure_partition(ts).await?;
+            if days.insert(day_of(r.ts_ms)) {
+                self.ensure_partition(r.ts_ms).await?;
             }
         }
-        let text = |r: &Value, k: &str| r[k].as_str().map(str::to_string);
-        let col = |f: &dyn Fn(&Value) -> Option<String>| records.iter().map(f).collect::<Vec<_>>();
-        let ts: Vec<i64> = records
-            .iter()
-            .map(|r| r["ts_ms"].as_i64().unwrap_or(0))
-            .collect();
-        let status: Vec<i32> = records
-            .iter()
-            .map(|r| r["status"].as_i64().unwrap_or(0) as i32)
-            .collect();
-        let tokens = |k: &str| {
+        let text = |f: &dyn for<'r> Fn(&'r LogRecord<'r>) -> Option<&'r str>| {
             records
                 .iter()
-                .map(|r| r[k].as_i64().unwrap_or(0))
-                .collect::<Vec<i64>>()
+                .map(|r| f(r).map(str::to_string))
+                .collect::<Vec<_>>()
         };
-        let cost: Vec<f64> = records
-            .iter()
-            .map(|r| r["cost_usd"].as_f64().unwrap_or(0.0))
-            .collect();
+        let num = |f: &dyn Fn(&LogRecord) -> u64| {
+            records.iter().map(|r| f(r) as i64).collect::<Vec<i64>>()
+        };
+        let status: Vec<i32> = records.iter().map(|r| i32::from(r.status)).collect();
+        let cost: Vec<f64> = records.iter().map(|r| r.cost_usd).collect();
+        let jsonb: Vec<Json<&LogRecord>> = records.iter().map(Json).collect();
         let n = self
             .client()
             .execute(
@@ -261,26 +254,25 @@ impl Pg {
                  FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::int[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::bigint[], $13::bigint[], $14::float8[], $15::jsonb[])
                  AS u(t, id, ep, st, k, tm, u, m, ro, rt, v, pt, ct, c, rec)",
                 &[
-                    &ts,
-                    &col(&|r| text(r, "request_id")),
-                    &col(&|r| text(r, "endpoint")),
+                    &num(&|r| r.ts_ms),
+                    &text(&|r| Some(&r.request_id)),
+                    &text(&|r| Some(&r.endpoint)),
                     &status,
-                    &col(&|r| text(r, "key")),
-                    &col(&|r| {
-                        r["team"]
-                            .as_str()
-                            .or(r["metadata"]["team"].as_str())
-                            .map(str::to_string)
+                    &text(&|r| r.key.as_deref()),
+                    &text(&|r| {
+                        r.team.as_deref().or_else(|| {
+                            r.metadata.as_ref()?.get("team")?.as_str()
+                        })
                     }),
-                    &col(&|r| text(r, "user")),
-                    &col(&|r| text(r, "model")),
-                    &col(&|r| text(r, "router")),
-                    &col(&|r| text(r, "route")),
-                    &col(&|r| text(r, "variant")),
-                    &tokens("prompt_tokens"),
-                    &tokens("completion_tokens"),
+                    &text(&|r| r.user.as_deref()),
+                    &text(&|r| r.model.as_deref()),
+                    &text(&|r| r.router.as_deref()),
+                    &text(&|r| r.route.as_deref()),
+                    &text(&|r| r.variant.as_deref()),
+                    &num(&|r| r.prompt_tokens),
+                    &num(&|r| r.completion_tokens),
                     &cost,
-                    &records,
+                    &jsonb,
                 ],
             )
             .await?;
@@ -303,17 +295,11 @@ impl Pg {
         Ok(row.and_then(|r| {
             let served: Option<String> = r.get(0);
             let served = served?;
-            let attempts: Option<Value> = r.get(1);
+            let attempts: Option<Json<Vec<AttemptRecord>>> = r.try_get(1).ok().flatten();
             let mut models = vec![served.clone()];
-            for a in attempts
-                .iter()
-                .flat_map(|a| a.as_array().into_iter().flatten())
-            {
-                if let Some(m) = a["model"]
-                    .as_str()
-                    .filter(|m| !models.iter().any(|x| x == m))
-                {
-                    models.push(m.to_string());
+            for a in attempts.into_iter().flat_map(|Json(a)| a) {
+                if !models.contains(&a.model) {
+                    models.push(a.model);
                 }
             }
             Some((models, r.get(2)))
@@ -353,21 +339,18 @@ impl Pg {
     }
 
     /// Feedback stored or replaced since `since_ms`, as feedback log records.
-    pub async fn feedback_since(&self, since_ms: i64) -> Result<Vec<Value>, PgError> {
+    pub async fn feedback_since(
+        &self,
+        since_ms: i64,
+    ) -> Result<Vec<FeedbackRecord<'static>>, PgError> {
         let rows = self
             .client()
             .query(
-                "SELECT request_id, source, model, score FROM feedback WHERE ts >= to_timestamp($1::bigint / 1000.0) ORDER BY ts",
+                &format!("SELECT {FEEDBACK_COLUMNS} FROM feedback WHERE ts >= to_timestamp($1::bigint / 1000.0) ORDER BY ts"),
                 &[&since_ms],
             )
             .await?;
-        Ok(rows
-            .iter()
-            .map(|r| {
-                json!({"request_id": r.get::<_, String>(0), "source": r.get::<_, String>(1),
-                            "model": r.get::<_, String>(2), "score": r.get::<_, f64>(3)})
-            })
-            .collect())
+        Ok(rows.iter().map(feedback_record).collect())
     }
 
     /// A key's spend since the start of the UTC day and since the start of the month (Unix
@@ -431,33 +414,25 @@ impl Pg {
             .export_rows(
                 "SELECT record FROM requests ORDER BY ts",
                 &dir.join("requests-store.ndjson"),
-                |r| r.get(0),
+                |r| r.get::<_, Value>(0),
             )
             .await?;
         let feedback = self
             .export_rows(
-                "SELECT request_id, source, model, score, thumbs, comment, (extract(epoch FROM ts) * 1000)::bigint, key_id FROM feedback ORDER BY ts",
+                &format!("SELECT {FEEDBACK_COLUMNS} FROM feedback ORDER BY ts"),
                 &dir.join("feedback-store.ndjson"),
-                |r| {
-                    json!({
-                        "ts_ms": r.get::<_, i64>(6), "request_id": r.get::<_, String>(0),
-                        "source": r.get::<_, String>(1), "model": r.get::<_, String>(2),
-                        "score": r.get::<_, f64>(3), "thumbs": r.get::<_, Option<String>>(4),
-                        "comment": r.get::<_, Option<String>>(5),
-                        "key": r.get::<_, Option<String>>(7),
-                    })
-                },
+                feedback_record,
             )
             .await?;
         Ok((requests, feedback))
     }
 
     /// Writes each row of `sql` as one JSON line (`line` makes it) to `path`; returns how many.
-    async fn export_rows(
+    async fn export_rows<T: serde::Serialize>(
         &self,
         sql: &str,
         path: &std::path::Path,
-        line: impl Fn(&tokio_postgres::Row) -> Value,
+        line: impl Fn(&tokio_postgres::Row) -> T,
     ) -> Result<u64, PgError> {
         use futures_util::StreamExt;
         use std::io::Write;
@@ -707,6 +682,25 @@ impl PgWriter {
             self.stats.queued.fetch_sub(1, Ordering::Relaxed);
             self.stats.dropped.fetch_add(1, Ordering::Relaxed);
         }
+    }
+}
+
+/// The feedback columns [`feedback_record`] reads, in its order.
+const FEEDBACK_COLUMNS: &str = "request_id, source, model, score, thumbs, comment, (extract(epoch FROM ts) * 1000)::bigint, key_id";
+
+/// A feedback row (selected with [`FEEDBACK_COLUMNS`]) as a feedback log record.
+fn feedback_record(r: &tokio_postgres::Row) -> FeedbackRecord<'static> {
+    let ts_ms = r.get::<_, i64>(6).max(0) as u64;
+    FeedbackRecord {
+        ts: crate::clock::rfc3339_millis(ts_ms).into(),
+        ts_ms,
+        request_id: r.get::<_, String>(0).into(),
+        source: r.get::<_, String>(1).into(),
+        model: Some(r.get::<_, String>(2).into()),
+        score: r.get(3),
+        thumbs: r.get::<_, Option<String>>(4).map(Into::into),
+        comment: r.get::<_, Option<String>>(5).map(Into::into),
+        key: r.get::<_, Option<String>>(7).map(Into::into),
     }
 }
 

@@ -7,6 +7,12 @@
 //! [`Fault`]); `POST /_mock/delay` makes a model name wait before answering. The last [`RECORD_LIMIT`] requests are kept (so a long load run stays
 //! in bounded memory); `GET /_mock/requests` returns them.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "test tooling: a scripted upstream that panics on its own bugs"
+)]
+
 use crate::config::mock::Script;
 use crate::format::{anthropic, responses, sse};
 use crate::upstream::mock::script;

@@ -5,6 +5,10 @@ use crate::error::{FailureKind, UpstreamError};
 use serde_json::Value;
 
 /// The HTTP client shared by all providers.
+#[allow(
+    clippy::expect_used,
+    reason = "static settings: the builder fails only without a TLS backend, which is compiled in"
+)]
 pub fn http_client() -> reqwest::Client {
     reqwest::Client::builder()
         .tcp_nodelay(true)

@@ -13,113 +13,50 @@ use crate::upstream::provider::{Call, ChunkStream, Provider, Reply};
 use axum::http::StatusCode;
 use backon::BackoffBuilder;
 use futures_util::StreamExt;
-use serde::Serialize;
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
+use switchyard_learn::schema::{AttemptRecord, Skipped};
 use tokio::time::timeout_at;
-
-/// One try of one model, as reported in `metadata.attempts` and the log.
-#[derive(Debug, Clone, Serialize)]
-pub struct AttemptRecord {
-    pub model: String,
-    pub provider: String,
-    /// Why the model was not tried (`cooldown`); absent for real attempts.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub skipped: Option<&'static str>,
-    pub success: bool,
-    pub status: Option<u16>,
-    pub error_kind: Option<FailureKind>,
-    /// What the failure meant for the next step (retry, next model, stop).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error_class: Option<ErrorClass>,
-    /// 0 for a model's first try, n for its n-th same-model retry.
-    #[serde(skip_serializing_if = "is_zero")]
-    pub retry: u32,
-    /// Hedged requests: `won` for the one that served, `cancelled` for the other.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub hedge: Option<&'static str>,
-    /// A cancelled hedge's estimated cost (its prompt, which the provider read).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub cost_usd: Option<f64>,
-    pub error: Option<String>,
-    pub time_to_first_token_ms: Option<f64>,
-    pub duration_ms: f64,
-}
-
-fn is_zero(n: &u32) -> bool {
-    *n == 0
-}
 
 /// The first same-model retry waits about this long (jittered), doubling up to the cap.
 const RETRY_BASE: std::time::Duration = std::time::Duration::from_millis(100);
 const RETRY_CAP: std::time::Duration = std::time::Duration::from_secs(2);
 
-impl AttemptRecord {
-    /// A failed attempt of `model` with nothing else known yet; the other cases override fields.
-    fn of(model: &ModelConfig) -> AttemptRecord {
-        AttemptRecord {
-            model: model.id.clone(),
-            provider: model.provider.clone(),
-            skipped: None,
-            success: false,
-            status: None,
-            error_kind: None,
-            error_class: None,
-            retry: 0,
-            hedge: None,
-            cost_usd: None,
-            error: None,
-            time_to_first_token_ms: None,
-            duration_ms: 0.0,
-        }
-    }
+/// A failed attempt of `model` with nothing else known yet; the other cases override fields.
+pub(super) fn attempt_of(model: &ModelConfig) -> AttemptRecord {
+    AttemptRecord::new(&model.id, &model.provider)
+}
 
-    /// A try of `model` that served after `elapsed` ms (its first token, when streaming).
-    fn served(model: &ModelConfig, elapsed: f64, retry: u32) -> AttemptRecord {
-        AttemptRecord {
-            success: true,
-            status: Some(200),
-            time_to_first_token_ms: Some(elapsed),
-            duration_ms: elapsed,
-            retry,
-            ..AttemptRecord::of(model)
-        }
+/// A try of `model` that served after `elapsed` ms (its first token, when streaming).
+pub(super) fn served_attempt(model: &ModelConfig, elapsed: f64, retry: u32) -> AttemptRecord {
+    AttemptRecord {
+        success: true,
+        status: Some(200),
+        time_to_first_token_ms: Some(elapsed),
+        duration_ms: elapsed,
+        retry,
+        ..attempt_of(model)
     }
+}
 
-    /// A try of `model` that failed with `e` after `elapsed` ms.
-    fn failed(model: &ModelConfig, e: &UpstreamError, elapsed: f64, retry: u32) -> AttemptRecord {
-        AttemptRecord {
-            status: e.status,
-            error_kind: Some(e.kind),
-            error_class: Some(e.class()),
-            error: Some(e.message.clone()),
-            duration_ms: elapsed,
-            retry,
-            ..AttemptRecord::of(model)
-        }
-    }
-
-    /// The record without the upstream's own words (which may quote the prompt): an error
-    /// text is kept only when Switchyard wrote it (timeouts).
-    pub fn without_upstream_text(&self) -> AttemptRecord {
-        let ours = self.skipped.is_some()
-            || matches!(
-                self.error_kind,
-                Some(FailureKind::Timeout | FailureKind::TtftTimeout)
-            );
-        AttemptRecord {
-            error: self.error.as_ref().map(|e| {
-                if ours {
-                    e.clone()
-                } else {
-                    "upstream text withheld".into()
-                }
-            }),
-            ..self.clone()
-        }
+/// A try of `model` that failed with `e` after `elapsed` ms.
+pub(super) fn failed_attempt(
+    model: &ModelConfig,
+    e: &UpstreamError,
+    elapsed: f64,
+    retry: u32,
+) -> AttemptRecord {
+    AttemptRecord {
+        status: e.status,
+        error_kind: Some(e.kind),
+        error_class: Some(e.class()),
+        error: Some(e.message.clone()),
+        duration_ms: elapsed,
+        retry,
+        ..attempt_of(model)
     }
 }
 
@@ -148,7 +85,7 @@ pub type Execution = Outcome<Served>;
 
 /// Whether a chunk carries the first token: content, a tool call, or a finish reason (or,
 /// from an upstream serving the Responses API natively, an output delta or the end).
-fn has_token(chunk: &Value) -> bool {
+pub(super) fn has_token(chunk: &Value) -> bool {
     if let Some(t) = chunk["type"].as_str() {
         return matches!(
             t,
@@ -222,188 +159,15 @@ pub async fn execute(
         chat_attempt(provider.send(call), plan, guards, req.stream, limits)
     };
     if plan.hedge && req.stream {
-        if let Some(out) = hedged(providers, plan, guards, req.prompt_tokens, attempt).await {
+        if let Some(out) = super::hedge::hedged(providers, plan, guards, req.prompt_tokens, attempt).await {
             return out;
         }
     }
     run_chain(providers, plan, guards, attempt).await
 }
 
-/// Without live first-token times, hedging waits this share of the first-token limit.
-const HEDGE_UNMEASURED_SHARE: u32 = 2;
-
-/// TTFT hedging (a router's `hedge = true`, streaming): when the chain's first model has not
-/// sent its first token within its live p95 TTFT (without one, half its first-token limit),
-/// the next model starts too. The first to send a first token serves; the other is cancelled
-/// (its attempt says `hedge: "cancelled"`, with the cost its prompt is estimated to have
-/// incurred). When both fail, the rest of the chain goes on as usual. `None` when hedging does
-/// not apply: fewer than two models, or the first cooling down.
-async fn hedged<F, Fut>(
-    providers: &HashMap<String, Arc<dyn Provider>>,
-    plan: &RoutePlan,
-    guards: &Guards<'_>,
-    prompt_tokens: u64,
-    attempt: F,
-) -> Option<Execution>
-where
-    F: Fn(&Arc<dyn Provider>, &Arc<ModelConfig>, Limits) -> Fut + Copy,
-    Fut: std::future::Future<Output = Result<Served, UpstreamError>>,
-{
-    let mut usable = plan
-        .chain
-        .iter()
-        .enumerate()
-        .filter_map(|(i, m)| providers.get(&m.provider).map(|p| (i, p, m)));
-    let ((_, pa, a), (ib, pb, b)) = (usable.next()?, usable.next()?);
-    if guards.cooldowns.gate(&a.id) != Gate::Pass {
-        return None;
-    }
-    let request_deadline = guards.deadline.map(|d| tokio::time::Instant::now() + d);
-    let first_limit = ttft_limit(plan, guards, true);
-    let after = guards
-        .live
-        .estimate(&a.id)
-        .ttft_p95_ms
-        .map(|ms| std::time::Duration::from_secs_f64(ms / 1000.0))
-        .unwrap_or(first_limit / HEDGE_UNMEASURED_SHARE);
-    let (la, mut attempts) = (
-        limits_from_now(plan, first_limit, request_deadline),
-        Vec::new(),
-    );
-    let fa = attempt(pa, a, la);
-    tokio::pin!(fa);
-    let early = tokio::select! {
-        r = &mut fa => Some(r),
-        _ = tokio::time::sleep(after) => None,
-    };
-    let record = |model: &Arc<ModelConfig>, limits: &Limits, r: &Result<Served, UpstreamError>| {
-        let elapsed = millis_since(limits.started);
-        report(guards, model, r);
-        match r {
-            Ok(_) => AttemptRecord::served(model, elapsed, 0),
-            Err(e) => AttemptRecord::failed(model, e, elapsed, 0),
-        }
-    };
-    let mut rest_from = ib;
-    match early {
-        // Decided before the hedge was due: a plain first attempt.
-        Some(r) => {
-            attempts.push(record(a, &la, &r));
-            if let Ok(served) = r {
-                return Some(Outcome {
-                    attempts,
-                    result: Ok((a.clone(), served)),
-                });
-            }
-        }
-        None => {
-            guards.metrics.hedges.fetch_add(1, Ordering::Relaxed);
-            let lb = limits_from_now(plan, ttft_limit(plan, guards, false), request_deadline);
-            let fb = attempt(pb, b, lb);
-            tokio::pin!(fb);
-            let (mut a_open, mut b_open) = (true, true);
-            while a_open || b_open {
-                let (model, other, limits, other_limits, r) = tokio::select! {
-                    r = &mut fa, if a_open => { a_open = false; (a, b, &la, &lb, r) }
-                    r = &mut fb, if b_open => { b_open = false; (b, a, &lb, &la, r) }
-                };
-                let mut rec = record(model, limits, &r);
-                match r {
-                    Ok(served) => {
-                        rec.hedge = Some("won");
-                        let cancelled = AttemptRecord {
-                            hedge: Some("cancelled"),
-                            error: Some(format!(
-                                "cancelled: the hedged request to {} sent its first token first",
-                                model.id
-                            )),
-                            cost_usd: Some(other.cost_usd(prompt_tokens, 0)),
-                            duration_ms: millis_since(other_limits.started),
-                            ..AttemptRecord::of(other)
-                        };
-                        if a_open || b_open {
-                            attempts.push(cancelled);
-                        }
-                        attempts.push(rec);
-                        return Some(Outcome {
-                            attempts,
-                            result: Ok((model.clone(), served)),
-                        });
-                    }
-                    Err(_) => attempts.push(rec),
-                }
-            }
-            rest_from = ib + 1;
-        }
-    }
-    // Both failed (or the first failed early): the rest of the chain as usual.
-    let rest = RoutePlan {
-        chain: plan.chain[rest_from..].to_vec(),
-        ..plan.clone()
-    };
-    let mut out = run_chain(providers, &rest, guards, attempt).await;
-    attempts.append(&mut out.attempts);
-    out.attempts = attempts;
-    Some(out)
-}
-
-/// What a model without prefill is asked after the answer so far, to continue it.
-pub const CONTINUE: &str = "Continue your previous message exactly where it stops. Do not repeat any of it and do not comment on it.";
-
-/// Continues a stream that broke after `sent` reached the client, on the models of `plan`
-/// (the rest of its chain): each gets the request with the answer so far as an assistant
-/// message, which a model with `prefill` continues; others get the instruction [`CONTINUE`]
-/// after it. A prefill refused with a 4xx is sent once more without it, so a wrong `prefill`
-/// setting never reaches the client as a 400.
-pub async fn continue_stream(
-    providers: &HashMap<String, Arc<dyn Provider>>,
-    plan: &RoutePlan,
-    req: &ChatRequest,
-    sent: &str,
-    guards: &Guards<'_>,
-) -> Execution {
-    let with = |prefill: bool| -> Arc<Map<String, Value>> {
-        let mut body = req.body.clone();
-        if let Some(Value::Array(m)) = body.get_mut("messages") {
-            m.push(json!({"role": "assistant", "content": sent}));
-            if !prefill {
-                m.push(json!({"role": "user", "content": CONTINUE}));
-            }
-        }
-        Arc::new(body)
-    };
-    let (prefilled, instructed) = (with(true), with(false));
-    run_chain(providers, plan, guards, |provider, model, limits| {
-        let call = |body: &Arc<Map<String, Value>>| Call {
-            model: model.clone(),
-            body: body.clone(),
-            stream: true,
-            max_body_bytes: guards.max_upstream_body_bytes,
-            native: None,
-        };
-        let first = provider.send(call(if model.prefill {
-            &prefilled
-        } else {
-            &instructed
-        }));
-        let again = model.prefill.then(|| provider.send(call(&instructed)));
-        async move {
-            match (chat_attempt(first, plan, guards, true, limits).await, again) {
-                (Err(e), Some(again))
-                    if e.status
-                        .is_some_and(|s| (400..500).contains(&s) && s != 429) =>
-                {
-                    chat_attempt(again, plan, guards, true, limits).await
-                }
-                (r, _) => r,
-            }
-        }
-    })
-    .await
-}
-
 /// One chat attempt within its limits: a stream is peeked until its first token.
-async fn chat_attempt(
+pub(super) async fn chat_attempt(
     send: futures_util::future::BoxFuture<'static, Result<Reply, UpstreamError>>,
     plan: &RoutePlan,
     guards: &Guards<'_>,
@@ -484,12 +248,12 @@ where
         };
         if let Some(w) = exceeded_window.filter(|w| model.context_window <= *w) {
             attempts.push(AttemptRecord {
-                skipped: Some("context_window"),
+                skipped: Some(Skipped::ContextWindow),
                 error: Some(format!(
                     "skipped: its context window ({} tokens) is no larger than the one the prompt exceeded ({w})",
                     model.context_window
                 )),
-                ..AttemptRecord::of(model)
+                ..attempt_of(model)
             });
             continue;
         }
@@ -502,12 +266,12 @@ where
                     .cooldown_skips
                     .fetch_add(1, Ordering::Relaxed);
                 attempts.push(AttemptRecord {
-                    skipped: Some("cooldown"),
+                    skipped: Some(Skipped::Cooldown),
                     error: Some(format!(
                         "skipped: cooling down after repeated failures ({} ms left)",
                         left.as_millis()
                     )),
-                    ..AttemptRecord::of(model)
+                    ..attempt_of(model)
                 });
                 continue;
             }
@@ -530,7 +294,7 @@ where
             report(guards, model, &outcome);
             let e = match outcome {
                 Ok(served) => {
-                    attempts.push(AttemptRecord::served(model, elapsed, retry));
+                    attempts.push(served_attempt(model, elapsed, retry));
                     return Outcome {
                         attempts,
                         result: Ok((model.clone(), served)),
@@ -542,7 +306,7 @@ where
             // request log has them when `logging.log_text` allows.
             tracing::warn!(model = %model.id, kind = ?e.kind, status = ?e.status, retry, "attempt failed");
             let class = e.class();
-            attempts.push(AttemptRecord::failed(model, &e, elapsed, retry));
+            attempts.push(failed_attempt(model, &e, elapsed, retry));
             let retryable = e.retryable();
             if e.status == Some(429) {
                 retry_afters.push(e.retry_after);
@@ -594,7 +358,7 @@ where
 
 /// The first-token limit of an attempt: shorter while a fallback follows it, never past the
 /// attempt's total timeout.
-fn ttft_limit(plan: &RoutePlan, guards: &Guards, has_fallback: bool) -> std::time::Duration {
+pub(super) fn ttft_limit(plan: &RoutePlan, guards: &Guards, has_fallback: bool) -> std::time::Duration {
     let ttft = if has_fallback {
         plan.ttft_timeout
             .min(guards.failover.ttft_timeout_with_fallback)
@@ -606,7 +370,7 @@ fn ttft_limit(plan: &RoutePlan, guards: &Guards, has_fallback: bool) -> std::tim
 
 /// The limits of an attempt starting now with first-token limit `ttft`, cut short by the
 /// request's deadline.
-fn limits_from_now(
+pub(super) fn limits_from_now(
     plan: &RoutePlan,
     ttft: std::time::Duration,
     request_deadline: Option<tokio::time::Instant>,
@@ -625,7 +389,7 @@ fn limits_from_now(
 }
 
 /// Tells the cooldowns how an attempt of `model` ended (only retryable failures count).
-fn report(guards: &Guards, model: &ModelConfig, result: &Result<impl Sized, UpstreamError>) {
+pub(super) fn report(guards: &Guards, model: &ModelConfig, result: &Result<impl Sized, UpstreamError>) {
     match result {
         Ok(_) => guards.cooldowns.success(&model.id),
         Err(e) if e.retryable() => {
@@ -638,7 +402,7 @@ fn report(guards: &Guards, model: &ModelConfig, result: &Result<impl Sized, Upst
 }
 
 /// The earlier of an attempt's own deadline and the request's; whether the request's won.
-fn bounded(
+pub(super) fn bounded(
     own: tokio::time::Instant,
     request: Option<tokio::time::Instant>,
 ) -> (tokio::time::Instant, bool) {
@@ -648,7 +412,7 @@ fn bounded(
     }
 }
 
-fn deadline_error(guards: &Guards) -> UpstreamError {
+pub(super) fn deadline_error(guards: &Guards) -> UpstreamError {
     UpstreamError::new(
         FailureKind::Timeout,
         format!(
@@ -659,7 +423,7 @@ fn deadline_error(guards: &Guards) -> UpstreamError {
 }
 
 /// Reads chunks until the first token; returns them and the rest of the stream.
-async fn peek(
+pub(super) async fn peek(
     send: futures_util::future::BoxFuture<'static, Result<Reply, UpstreamError>>,
 ) -> Result<(Vec<Value>, ChunkStream), UpstreamError> {
     let mut stream = match send.await? {

@@ -126,7 +126,9 @@ impl Harness {
     pub async fn stop_and_read_logs(self) -> Vec<Value> {
         let dir = self.log_dir.clone();
         self.server.stop().await;
-        let records = switchyard_learn::logfiles::read_records(&dir, "requests").unwrap();
+        let records =
+            switchyard_learn::logfiles::read_records::<serde_json::Value>(&dir, "requests")
+                .unwrap();
         std::fs::remove_dir_all(&dir).ok();
         records
     }

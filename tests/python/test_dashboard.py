@@ -1,7 +1,7 @@
 """The dashboard in a real browser: Debian's headless Chromium driven by Playwright, after real
 traffic (the official SDKs) through the server on its embedded default config. Fails on any
 JavaScript console error. Writes a screenshot to target/screenshots/dashboard.png, or to
-$SWITCHYARD_SCREENSHOT (the README's is made with SWITCHYARD_SCREENSHOT=docs/dashboard.png)."""
+$SWITCHYARD_SCREENSHOT (the docs' is made with SWITCHYARD_SCREENSHOT=docs/src/dashboard.png)."""
 
 import json
 import os

@@ -191,6 +191,15 @@ impl Cache {
     pub fn get(&self, text: &str) -> Option<&Vec<f32>> {
         self.vectors.get(&text_key(text))
     }
+
+    /// The embedding of a text the cache was filled with ([`Cache::fill`]) before.
+    #[allow(
+        clippy::expect_used,
+        reason = "every caller fills the cache with all its texts first; a miss is a bug"
+    )]
+    pub fn embedded(&self, text: &str) -> &[f32] {
+        self.get(text).expect("the cache was filled with this text")
+    }
 }
 
 /// The embeddings of `texts` by the artifact's own encoder (the one at `encoder`, checked against
@@ -204,11 +213,11 @@ pub fn for_artifact(
 ) -> Result<Cache, String> {
     use switchyard_learn::embed::Embed;
     let e = Encoder::load(encoder, threads.max(1), 1).map_err(|e| e.to_string())?;
-    if artifact.manifest["encoder"]["id"].as_str() != Some(e.id()) {
+    if artifact.manifest.encoder.id != e.id() {
         return Err(format!(
             "artifact {} was trained with encoder {}, but {} holds {}",
             artifact.version(),
-            artifact.manifest["encoder"]["id"],
+            artifact.manifest.encoder.id,
             encoder.display(),
             e.id()
         ));

@@ -1,9 +1,9 @@
 //! Fitting the per-candidate linear models (ridge regression on the shared prompt features)
 //! and measuring predictions on the validation split.
 
-use serde_json::{json, Value};
 use switchyard_learn::artifact::{features, knn_rate, Blend, Linear, GOOD_ANSWER};
 use switchyard_learn::memory::{leave_out_same, Memory};
+use switchyard_learn::schema::manifest::Classification;
 
 /// One example: features, quality, tokens.
 pub struct Example {
@@ -67,6 +67,10 @@ pub const FOLDS: usize = 5;
 /// K-fold cross-validated ridge strength (`fold[i]` in `0..FOLDS` for each example): each
 /// strength is fitted on the other folds and predicts the held-out one (through `link`); the
 /// one with the lowest mean squared error wins.
+#[allow(
+    clippy::expect_used,
+    reason = "the grids of strengths are non-empty constants"
+)]
 pub fn cross_validate(
     train: &[&Example],
     fold: &[usize],
@@ -262,6 +266,10 @@ pub type Link = fn(f64) -> f64;
 
 /// Fits `target` for every ridge strength and keeps the one with the lowest validation mean
 /// squared error (predictions passed through `link`): (model, strength, error).
+#[allow(
+    clippy::expect_used,
+    reason = "the grids of strengths are non-empty constants"
+)]
 pub fn fit_best(
     gram: &Gram,
     train: &[&Example],
@@ -287,10 +295,10 @@ pub fn fit_best(
 
 /// Accuracy, AUC, Brier score, expected calibration error (10 bins) and log-loss of predicted
 /// good-answer probabilities against outcomes.
-pub fn metrics(scored: &[(f64, bool)]) -> Value {
+pub fn metrics(scored: &[(f64, bool)]) -> Classification {
     let n = scored.len();
     if n == 0 {
-        return json!({"n": 0});
+        return Classification::default();
     }
     let nf = n as f64;
     let accuracy = scored.iter().filter(|(p, y)| (*p >= 0.5) == *y).count() as f64 / nf;
@@ -324,15 +332,17 @@ pub fn metrics(scored: &[(f64, bool)]) -> Value {
             ece += bin.len() as f64 / nf * (conf - acc).abs();
         }
     }
-    json!({
-        "n": n,
-        "positive_rate": round(scored.iter().filter(|(_, y)| *y).count() as f64 / nf),
-        "accuracy": round(accuracy),
-        "auc": auc(scored).map(round),
-        "brier": round(brier),
-        "ece": round(ece),
-        "log_loss": round(log_loss),
-    })
+    Classification {
+        n,
+        positive_rate: Some(round(scored.iter().filter(|(_, y)| *y).count() as f64 / nf)),
+        accuracy: Some(round(accuracy)),
+        auc: auc(scored).map(round),
+        brier: Some(round(brier)),
+        ece: Some(round(ece)),
+        log_loss: Some(round(log_loss)),
+        knn_part: None,
+        linear_part: None,
+    }
 }
 
 fn round(v: f64) -> f64 {
@@ -415,6 +425,6 @@ mod tests {
             .iter()
             .map(|e| (q.value(&e.x), e.good() > 0.5))
             .collect();
-        assert!(metrics(&scored)["auc"].as_f64().unwrap() > 0.6);
+        assert!(metrics(&scored).auc.unwrap() > 0.6);
     }
 }

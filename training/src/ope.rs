@@ -33,7 +33,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use switchyard_learn::artifact::{artifact_dir, Artifact};
 use switchyard_learn::hash::stable_hash;
-use switchyard_learn::logfiles::{feedback_scores, mean_for, read_records};
+use switchyard_learn::logfiles::{feedback_scores, mean_for, read_requests};
 use switchyard_learn::price::Price;
 use switchyard_learn::prompt::prompt_text;
 use switchyard_learn::score::{order, quantile, rank_predicted, Priced, Prior, Unfamiliar};
@@ -174,56 +174,53 @@ fn read_logged(logs: &Path) -> Result<(Vec<Logged>, Vec<String>), String> {
     let err = |e: std::io::Error| format!("{}: {e}", logs.display());
     let rewards = feedback_scores(logs).map_err(err)?;
     let (mut rows, mut no_text, mut no_feedback, mut not_auto) = (Vec::new(), 0, 0, 0);
-    for r in read_records(logs, "requests").map_err(err)? {
-        let learned = &r["learned"];
-        let Some(served) = r["model"].as_str().filter(|_| learned.is_object()) else {
+    for r in read_requests(logs).map_err(err)? {
+        let (Some(learned), Some(served)) = (&r.learned, &r.model) else {
             not_auto += 1;
             continue;
         };
-        let Some(messages) = r["prompt"].as_array() else {
+        let Some(messages) = r.messages() else {
+            no_text += 1;
+            continue;
+        };
+        let Some(messages) = messages.as_array() else {
             no_text += 1;
             continue;
         };
         // Feedback about the served answer (a pairwise judge also scores the alternative).
-        let Some(quality) = r["request_id"]
-            .as_str()
-            .and_then(|id| mean_for(&rewards, id, served))
-        else {
+        let Some(quality) = mean_for(&rewards, &r.request_id, served) else {
             no_feedback += 1;
             continue;
         };
-        let eligible = learned["candidates"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter(|c| c["eligible"] == true)
-            .filter_map(|c| {
-                Some((
-                    c["model"].as_str()?.to_string(),
-                    Price {
-                        input_per_mtok: c["price"]["input_per_mtok"].as_f64()?,
-                        output_per_mtok: c["price"]["output_per_mtok"].as_f64()?,
-                    },
+        let eligible = learned
+            .candidates
+            .iter()
+            .filter(|c| c.eligible)
+            .map(|c| {
+                (
+                    c.model.clone(),
+                    c.price,
                     Prior {
-                        quality: c["predicted_quality"].as_f64()?,
-                        output_tokens: c["predicted_output_tokens"].as_f64(),
+                        quality: c.predicted_quality,
+                        output_tokens: Some(c.predicted_output_tokens),
                     },
-                ))
+                )
             })
             .collect();
         rows.push(Logged {
             text: prompt_text(messages),
             served: served.to_string(),
-            propensity: learned["exploration"]["propensity"].as_f64().unwrap_or(1.0),
-            cost_weight: learned["cost_weight"].as_f64().unwrap_or(0.0),
-            prompt_tokens: learned["prompt_tokens"]
-                .as_u64()
-                .or(r["prompt_tokens"].as_u64())
-                .unwrap_or(0),
+            propensity: learned.exploration.propensity,
+            cost_weight: learned.cost_weight,
+            prompt_tokens: learned.prompt_tokens,
             eligible,
             quality,
-            cost: r["cost_usd"].as_f64().unwrap_or(0.0),
-            metadata: r["metadata"].as_object().cloned().unwrap_or_default(),
+            cost: r.cost_usd,
+            metadata: r
+                .metadata
+                .clone()
+                .map(|m| m.into_owned())
+                .unwrap_or_default(),
         });
     }
     let notes = vec![format!(
@@ -275,17 +272,13 @@ pub fn run(a: &Args) -> Result<PathBuf, String> {
         };
         let by = twin.as_ref().unwrap_or(&artifact);
         for i in idx {
-            replay[i] = Some(replay_one(
-                by,
-                &rows[i],
-                cache.get(&rows[i].text).expect("filled above"),
-            ));
+            replay[i] = Some(replay_one(by, &rows[i], cache.embedded(&rows[i].text)));
         }
     }
     let replay: Vec<Replay> = replay
         .into_iter()
-        .map(|r| r.expect("every fold replayed"))
-        .collect();
+        .collect::<Option<_>>()
+        .ok_or("a logged decision was in no cross-fitting fold")?;
     let new = report_policy(&rows, &replay, (&|i| replay[i].chosen.clone(), true), a);
     let models: BTreeSet<&str> = rows
         .iter()
@@ -331,7 +324,6 @@ pub fn run(a: &Args) -> Result<PathBuf, String> {
         .map_err(|e| format!("{}: {e}", out.display()))?;
     std::fs::write(out.join("cost_quality.svg"), svg(&metrics))
         .map_err(|e| format!("{}: {e}", out.display()))?;
-    println!("{}", out.display());
     Ok(out)
 }
 

@@ -4,6 +4,13 @@
 //! propensity, and the served artifact is refitted on the validation rows too (`--no-refit`:
 //! not).
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stdout,
+    reason = "tests and benches"
+)]
+
 use serde_json::{json, Map, Value};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -100,23 +107,32 @@ fn write_logs(dir: &Path, propensity: fn(&str, usize) -> f64) {
 
 /// The arguments every step shares: the logs in `tmp/logs`, the outcome table, embedding cache
 /// and audit in `tmp`, the committed potion encoder.
-fn common_args(tmp: &Path) -> Vec<String> {
+/// The shared flags a step takes (`--data`, `--cache`, `--encoder`, `--logs`, `--audit`), for
+/// the test's directory.
+fn common_args(tmp: &Path, flags: &[&str]) -> Vec<String> {
     let at = |p: &str| tmp.join(p).display().to_string();
     let encoder = root().join("models/encoder-potion").display().to_string();
     [
-        "--logs".into(),
-        at("logs"),
-        "--data".into(),
-        at("outcomes.parquet"),
-        "--cache".into(),
-        at("cache.parquet"),
-        "--encoder".into(),
-        encoder,
-        "--audit".into(),
-        at("audit.md"),
+        ("--logs", at("logs")),
+        ("--data", at("outcomes.parquet")),
+        ("--cache", at("cache.parquet")),
+        ("--encoder", encoder),
+        ("--audit", at("audit.md")),
     ]
-    .to_vec()
+    .into_iter()
+    .filter(|(f, _)| flags.contains(f))
+    .flat_map(|(f, v)| [f.to_string(), v])
+    .collect()
 }
+
+/// Every step's flags: `all` takes them all.
+const ALL: [&str; 5] = ["--logs", "--data", "--cache", "--encoder", "--audit"];
+/// What `ope` takes of them.
+const OPE: [&str; 3] = ["--logs", "--cache", "--encoder"];
+/// What `eval` takes of them.
+const EVAL: [&str; 3] = ["--data", "--cache", "--encoder"];
+/// What `import` takes of them.
+const IMPORT: [&str; 3] = ["--logs", "--data", "--audit"];
 
 #[test]
 fn confounded_metadata_is_not_credited_and_ope_cross_fits() {
@@ -126,8 +142,10 @@ fn confounded_metadata_is_not_credited_and_ope_cross_fits() {
     write_logs(&logs, |_, _| 0.5);
     let encoder = root().join("models/encoder-potion");
     let path = |p: &str| tmp.join(p).display().to_string();
-    let common = common_args(&tmp);
-    let common: Vec<&str> = common.iter().map(String::as_str).collect();
+    let args = |flags: &[&str]| common_args(&tmp, flags);
+    let (all, ope_flags) = (args(&ALL), args(&OPE));
+    let common: Vec<&str> = all.iter().map(String::as_str).collect();
+    let ope_common: Vec<&str> = ope_flags.iter().map(String::as_str).collect();
     let (ok, log) = train(
         &[
             &["all", "--src", "none", "--features", "emotion", "--out"],
@@ -180,7 +198,7 @@ fn confounded_metadata_is_not_credited_and_ope_cross_fits() {
                     "5",
                 ][..],
                 extra,
-                &common[..],
+                &ope_common[..],
             ]
             .concat(),
         )
@@ -243,8 +261,9 @@ fn feedback_is_weighed_by_inverse_propensity_and_the_refit_uses_the_validation_r
         _ => 0.5,
     });
     let path = |p: &str| tmp.join(p).display().to_string();
-    let common = common_args(&tmp);
-    let common: Vec<&str> = common.iter().map(String::as_str).collect();
+    let args = |flags: &[&str]| common_args(&tmp, flags);
+    let (all, eval_flags, ope_flags) = (args(&ALL), args(&EVAL), args(&OPE));
+    let common: Vec<&str> = all.iter().map(String::as_str).collect();
     let fit = |out: &str, extra: &[&str]| {
         let (ok, log) = train(
             &[
@@ -274,19 +293,19 @@ fn feedback_is_weighed_by_inverse_propensity_and_the_refit_uses_the_validation_r
     );
     // m/b, all of whose logged answers are good, stays at 1 whatever the weights.
     assert!(base_rate(&plain, "m/b") > 0.99);
-    assert!(plain.manifest["training_data"]["refit_on"].is_null());
+    assert!(plain.manifest.training_data.refit_on.is_none());
 
     // By default the served artifact is refitted: its memory holds the validation prompts too,
     // the manifest says so, its validation metrics are the first fit's, and it is not evaluated
     // on them.
     let refit = fit("refit", &[]);
-    let td = &refit.manifest["training_data"];
-    assert_eq!(td["refit_on"], json!(["train", "val"]));
-    let split = |s: &str| td["prompts_per_split"][s].as_u64().unwrap() as usize;
-    assert_eq!(refit.memory.rows, split("train") + split("val"), "{td}");
+    let td = &refit.manifest.training_data;
+    assert_eq!(td.refit_on, Some(vec!["train".into(), "val".into()]));
+    let split = |s: &str| td.prompts_per_split[s];
+    assert_eq!(refit.memory.rows, split("train") + split("val"), "{td:?}");
     assert_eq!(plain.memory.rows, split("train"));
     assert_eq!(
-        refit.manifest["metrics"], plain.manifest["metrics"],
+        refit.manifest.metrics, plain.manifest.metrics,
         "validation metrics are measured before the refit"
     );
     let refit_dir = artifact_dir(&tmp.join("refit"))
@@ -295,17 +314,23 @@ fn feedback_is_weighed_by_inverse_propensity_and_the_refit_uses_the_validation_r
         .to_string();
     let reports = path("reports");
     let on_refit = |step: &[&str]| {
+        let flags = if step[0] == "ope" {
+            &ope_flags
+        } else {
+            &eval_flags
+        };
+        let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
         train(
             &[
                 step,
                 &["--artifact", &refit_dir, "--reports", &reports][..],
-                &common[..],
+                &flags[..],
             ]
             .concat(),
         )
     };
-    let (ok, log) = on_refit(&["eval", "--split", "val"]);
-    assert!(!ok && log.contains("--split test"), "{log}");
+    let (ok, log) = on_refit(&["eval", "--partition", "val"]);
+    assert!(!ok && log.contains("--partition test"), "{log}");
     // Off-policy evaluation's twins are refitted the same way.
     let (ok, log) = on_refit(&[
         "ope",
@@ -326,8 +351,8 @@ fn feedback_is_weighed_by_inverse_propensity_and_the_refit_uses_the_validation_r
     let twin =
         Artifact::load(&artifact_dir(&report.join("twins").join("fold-0")).unwrap()).unwrap();
     assert_eq!(
-        twin.manifest["training_data"]["refit_on"],
-        json!(["train", "val"])
+        twin.manifest.training_data.refit_on,
+        Some(vec!["train".into(), "val".into()])
     );
     let _ = std::fs::remove_dir_all(&tmp);
 }
@@ -341,7 +366,7 @@ fn public_data_mapped_onto_models_the_logs_never_served_is_left_out_with_a_note(
     let tmp = std::env::temp_dir().join(format!("sy-unmapped-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&tmp);
     write_logs(&tmp.join("logs"), |_, _| 0.5);
-    let common = common_args(&tmp);
+    let common = common_args(&tmp, &IMPORT);
     let common: Vec<&str> = common.iter().map(String::as_str).collect();
     let src = root().join("data/routellm").display().to_string();
     let import = |extra: &[&str]| {

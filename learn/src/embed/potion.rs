@@ -81,8 +81,8 @@ impl Static {
 /// The `embeddings` tensor (f32, tokens × `dimension`) of a safetensors file.
 fn rows(bytes: &[u8], dimension: usize) -> Result<Vec<f32>, String> {
     let n = bytes
-        .get(..8)
-        .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")) as usize)
+        .first_chunk::<8>()
+        .map(|b| u64::from_le_bytes(*b) as usize)
         .ok_or("not a safetensors file (too short)")?;
     let header: Value = bytes
         .get(8..8 + n)
@@ -112,7 +112,9 @@ fn rows(bytes: &[u8], dimension: usize) -> Result<Vec<f32>, String> {
         .filter(|d| d.len() == shape[0] * shape[1] * 4)
         .ok_or("tensor `embeddings` lies outside the file")?;
     Ok(data
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes")))
+        .as_chunks::<4>()
+        .0
+        .iter()
+        .map(|c| f32::from_le_bytes(*c))
         .collect())
 }

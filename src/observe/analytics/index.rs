@@ -3,13 +3,12 @@
 //! At most `capacity` rows are kept; the oldest go first, so memory is bounded whatever the
 //! size of the log.
 
-use serde::Deserialize;
-use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
 use std::fs::File;
 use std::io::{BufRead, BufReader, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use switchyard_learn::logfiles::ndjson_files;
+use switchyard_learn::schema::{AttemptRecord, FailureKind, FeedbackRecord, LogRecord};
 
 /// An interned string; 0 means "absent".
 pub type Sym = u32;
@@ -96,88 +95,6 @@ pub struct Row {
     /// the judge; NaN when none.
     pub user_score: f32,
     pub judge_score: f32,
-}
-
-/// The parts of a request log line analytics reads; prompts and answers are skipped unparsed.
-#[derive(Deserialize)]
-struct Line<'a> {
-    #[serde(default)]
-    ts_ms: u64,
-    #[serde(borrow)]
-    request_id: &'a str,
-    #[serde(borrow, default)]
-    endpoint: Option<&'a str>,
-    #[serde(default)]
-    status: u16,
-    #[serde(borrow, default)]
-    model: Option<&'a str>,
-    #[serde(borrow, default)]
-    router: Option<&'a str>,
-    #[serde(borrow, default)]
-    route: Option<&'a str>,
-    #[serde(borrow, default)]
-    variant: Option<&'a str>,
-    #[serde(borrow, default)]
-    key: Option<&'a str>,
-    #[serde(borrow, default)]
-    team: Option<Cow<'a, str>>,
-    #[serde(default)]
-    user: Option<Cow<'a, str>>,
-    #[serde(default)]
-    duration_ms: f64,
-    #[serde(default)]
-    ttft_ms: Option<f64>,
-    #[serde(default)]
-    cost_usd: f64,
-    #[serde(borrow, default)]
-    attempts: Vec<AttemptLine<'a>>,
-    #[serde(borrow, default)]
-    learned: Option<LearnedLine<'a>>,
-}
-
-#[derive(Deserialize)]
-struct AttemptLine<'a> {
-    #[serde(borrow)]
-    model: &'a str,
-    #[serde(borrow, default)]
-    skipped: Option<&'a str>,
-    #[serde(default)]
-    status: Option<u16>,
-    #[serde(borrow, default)]
-    error_kind: Option<&'a str>,
-}
-
-#[derive(Deserialize)]
-struct LearnedLine<'a> {
-    #[serde(borrow)]
-    chosen: &'a str,
-    #[serde(borrow, default)]
-    artifact_version: Option<&'a str>,
-    #[serde(borrow, default)]
-    knob: Option<&'a str>,
-    #[serde(default)]
-    decision_ms: f64,
-    #[serde(default)]
-    unfamiliar: bool,
-    #[serde(default)]
-    exploration: Option<ExplorationLine>,
-}
-
-#[derive(Deserialize)]
-struct ExplorationLine {
-    #[serde(default)]
-    explored: bool,
-}
-
-#[derive(Deserialize)]
-struct FeedbackLine<'a> {
-    #[serde(borrow)]
-    request_id: &'a str,
-    #[serde(borrow, default)]
-    source: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    model: Option<&'a str>,
-    score: f64,
 }
 
 /// How far each log file has been read.
@@ -272,11 +189,11 @@ impl Index {
     /// Adds one request log line (found in file `file` at `offset`; [`IN_STORE`] for a record
     /// read from the shared store). A request already in the table is not added twice.
     pub fn add_request(&mut self, file: usize, offset: u64, line: &[u8]) {
-        let Ok(l) = serde_json::from_slice::<Line>(line) else {
+        let Ok(l) = serde_json::from_slice::<LogRecord>(line) else {
             self.skipped_lines += 1;
             return;
         };
-        if self.row_index(id_hash(l.request_id)).is_some() {
+        if self.row_index(id_hash(&l.request_id)).is_some() {
             return;
         }
         let s = &mut self.syms;
@@ -288,31 +205,31 @@ impl Index {
         let failures: Box<[Failure]> = before
             .iter()
             .map(|a| Failure {
-                model: s.intern(Some(a.model)),
+                model: s.intern(Some(&a.model)),
                 reason: s.intern(Some(&failure_reason(a))),
             })
             .collect();
         let learned = l.learned.as_ref().map(|d| Learned {
-            chosen: s.intern(Some(d.chosen)),
-            artifact: s.intern(d.artifact_version),
-            knob: s.intern(d.knob),
+            chosen: s.intern(Some(&d.chosen)),
+            artifact: s.intern(Some(&d.artifact_version)),
+            knob: s.intern(Some(&d.knob)),
             decision_ms: d.decision_ms as f32,
             unfamiliar: d.unfamiliar,
-            explored: d.exploration.as_ref().is_some_and(|e| e.explored),
+            explored: d.exploration.explored,
         });
         let row = Row {
             ts_ms: l.ts_ms,
-            id_hash: id_hash(l.request_id),
-            id: parse_hex_id(l.request_id),
+            id_hash: id_hash(&l.request_id),
+            id: parse_hex_id(&l.request_id),
             file: file as u32,
             offset,
-            endpoint: s.intern(l.endpoint),
+            endpoint: s.intern(Some(l.endpoint.as_ref()).filter(|e| !e.is_empty())),
             status: l.status,
-            model: s.intern(l.model),
-            router: s.intern(l.router),
-            route: s.intern(l.route),
-            variant: s.intern(l.variant),
-            key: s.intern(l.key),
+            model: s.intern(l.model.as_deref()),
+            router: s.intern(l.router.as_deref()),
+            route: s.intern(l.route.as_deref()),
+            variant: s.intern(l.variant.as_deref()),
+            key: s.intern(l.key.as_deref()),
             team: s.intern(l.team.as_deref()),
             user: s.intern(l.user.as_deref()),
             duration_ms: l.duration_ms as f32,
@@ -339,19 +256,17 @@ impl Index {
     /// model counts (feedback about another model, e.g. a pairwise judge's shadow answer, is
     /// left to the trainer).
     pub fn add_feedback(&mut self, line: &[u8]) {
-        let Ok(f) = serde_json::from_slice::<FeedbackLine>(line) else {
+        let Ok(f) = serde_json::from_slice::<FeedbackRecord>(line) else {
             self.skipped_lines += 1;
             return;
         };
-        let h = id_hash(f.request_id);
+        let h = id_hash(&f.request_id);
         let Some(i) = self.row_index(h) else { return };
-        let model = f.model.and_then(|m| self.syms.get(m)).unwrap_or(0);
+        let model = f.model.and_then(|m| self.syms.get(&m)).unwrap_or(0);
         if model != 0 && model != self.rows[i].model {
             return;
         }
-        let source = self
-            .syms
-            .intern(Some(f.source.as_deref().unwrap_or("user")));
+        let source = self.syms.intern(Some(&f.source));
         let scores = self.feedback.entry(h).or_default();
         match scores.iter_mut().find(|(s, _)| *s == source) {
             Some(entry) => entry.1 = f.score as f32,
@@ -410,19 +325,19 @@ impl Index {
             return Some(format!("{:032x}", r.id));
         }
         let line = line_at(self.files.get(r.file as usize)?, r.offset).ok()?;
-        let v: serde_json::Value = serde_json::from_slice(&line).ok()?;
-        v["request_id"].as_str().map(str::to_string)
+        let r: LogRecord = serde_json::from_slice(&line).ok()?;
+        Some(r.request_id.into_owned())
     }
 }
 
 /// Why an attempt did not serve, as one label.
-fn failure_reason(a: &AttemptLine) -> String {
+fn failure_reason(a: &AttemptRecord) -> String {
     if let Some(why) = a.skipped {
-        return format!("skipped: {why}");
+        return format!("skipped: {}", why.as_str());
     }
     match (a.error_kind, a.status) {
-        (Some("status") | None, Some(code)) => format!("status {code}"),
-        (Some(kind), _) => kind.to_string(),
+        (Some(FailureKind::Status) | None, Some(code)) => format!("status {code}"),
+        (Some(kind), _) => kind.as_str().to_string(),
         (None, None) => "failed".to_string(),
     }
 }

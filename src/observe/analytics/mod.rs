@@ -1,10 +1,13 @@
 //! Analytics over the request log: [`index`] tails the NDJSON files the gateway writes (and
 //! the feedback files) — or, with `[store] postgres_env`, the shared store's tables, so every
 //! replica shows the whole fleet — into a compact in-memory table with bounded rows; [`query`]
-//! computes the panels the dashboard and the `/v1/analytics/...` endpoints serve. Imports
+//! computes the panels the dashboard and the `/v1/analytics/...` endpoints serve ([`filter`]:
+//! which rows a query reads; [`experiments`]: the variant comparison). Imports
 //! `observe`'s record format only through the log lines and `store::pg`; imported by `http`
 //! and the `report` command.
 
+pub mod experiments;
+pub mod filter;
 pub mod index;
 pub mod query;
 
@@ -70,12 +73,7 @@ impl Analytics {
             .await
             .map_err(|e| e.to_string())?;
         tail.feedback_ms = now;
-        let lines = |v: Vec<Value>| {
-            v.iter()
-                .filter_map(|x| serde_json::to_vec(x).ok())
-                .collect()
-        };
-        Ok((lines(records), lines(feedback)))
+        Ok((lines(&records), lines(&feedback)))
     }
 
     /// Adds what [`Analytics::fetch_store`] returned, then runs `f` on the table.
@@ -135,4 +133,12 @@ pub fn request(ix: &Index, request_id: &str) -> std::io::Result<Option<Value>> {
     Ok(Some(
         json!({"record": record, "feedback": feedback_json(ix, request_id)}),
     ))
+}
+
+/// Records as the log lines the table reads.
+fn lines<T: serde::Serialize>(records: &[T]) -> Vec<Vec<u8>> {
+    records
+        .iter()
+        .filter_map(|r| serde_json::to_vec(r).ok())
+        .collect()
 }

@@ -2,168 +2,19 @@
 //! (latency, TTFT, cost, feedback), costs, failovers, learned routing, experiments, recent
 //! requests. Every function reads the [`Index`] and returns the JSON its endpoint serves.
 
+pub use super::experiments::experiments;
+use super::filter::{rows, Matcher};
+pub use super::filter::Filter;
 use super::index::{Index, Row, Sym};
-use crate::store::keys::Scope;
 use serde_json::{json, Map, Value};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
-/// Which rows a query reads: a time window and optional equality filters.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Filter {
-    pub from_ms: u64,
-    pub to_ms: u64,
-    pub model: Option<String>,
-    pub router: Option<String>,
-    pub route: Option<String>,
-    pub variant: Option<String>,
-    pub key: Option<String>,
-    pub user: Option<String>,
-    pub endpoint: Option<String>,
-    /// Whose requests the caller may see (set by the server from the key, never a parameter).
-    pub scope: Scope,
-}
-
-/// The query parameters every analytics endpoint accepts.
-pub const PARAMS: [&str; 11] = [
-    "window", "from", "to", "model", "router", "route", "variant", "key", "user", "endpoint",
-    "limit",
-];
-
-impl Filter {
-    /// Reads `window` (`15m`, `1h`, `24h`, `7d`, `all`; default `24h`) or `from` / `to` (Unix
-    /// milliseconds) and the equality filters; an unknown parameter or a bad value is an error
-    /// that names it: `(parameter, message)`.
-    pub fn parse(
-        params: &HashMap<String, String>,
-        now_ms: u64,
-    ) -> Result<Filter, (String, String)> {
-        if let Some(bad) = params.keys().find(|k| !PARAMS.contains(&k.as_str())) {
-            return Err((
-                bad.clone(),
-                format!(
-                    "unknown query parameter `{bad}`; analytics accepts {}",
-                    PARAMS.join(", ")
-                ),
-            ));
-        }
-        let ms = |name: &'static str| -> Result<Option<u64>, (String, String)> {
-            params
-                .get(name)
-                .map(|v| {
-                    v.parse::<u64>().map_err(|_| {
-                        (
-                            name.to_string(),
-                            format!("`{name}` must be Unix milliseconds, got {v:?}"),
-                        )
-                    })
-                })
-                .transpose()
-        };
-        let window = params.get("window").map_or("24h", String::as_str);
-        let span = if window == "all" {
-            now_ms
-        } else {
-            crate::config::duration::parse_duration(window)
-                .map_err(|_| {
-                    (
-                        "window".to_string(),
-                        format!("`window` must be a duration such as 15m, 1h, 7d or `all`, got {window:?}"),
-                    )
-                })?
-                .as_millis() as u64
-        };
-        let to_ms = ms("to")?.unwrap_or(u64::MAX);
-        let from_ms = ms("from")?.unwrap_or_else(|| now_ms.saturating_sub(span));
-        if from_ms > to_ms {
-            return Err(("from".into(), "`from` is after `to`".into()));
-        }
-        let get = |k: &str| params.get(k).filter(|v| !v.is_empty()).cloned();
-        Ok(Filter {
-            from_ms,
-            to_ms,
-            model: get("model"),
-            router: get("router"),
-            route: get("route"),
-            variant: get("variant"),
-            key: get("key"),
-            user: get("user"),
-            endpoint: get("endpoint"),
-            scope: Scope::All,
-        })
-    }
-
-    /// Everything ever logged.
-    pub fn all() -> Filter {
-        Filter {
-            to_ms: u64::MAX,
-            ..Filter::default()
-        }
-    }
-
-    /// The same filter, limited to what `scope` may see.
-    pub fn within(self, scope: Scope) -> Filter {
-        Filter { scope, ..self }
-    }
-}
-
-/// Reads one filterable field of a row.
-type Field = fn(&Row) -> Sym;
-
-/// A filter with its strings resolved to symbols (a value never seen matches nothing).
-struct Matcher {
-    from_ms: u64,
-    to_ms: u64,
-    dims: Vec<(Field, Sym)>,
-}
-
-const NOWHERE: Sym = Sym::MAX;
-
-impl Matcher {
-    fn new(ix: &Index, f: &Filter) -> Matcher {
-        let wanted: [(&Option<String>, Field); 7] = [
-            (&f.model, |r| r.model),
-            (&f.router, |r| r.router),
-            (&f.route, |r| r.route),
-            (&f.variant, |r| r.variant),
-            (&f.key, |r| r.key),
-            (&f.user, |r| r.user),
-            (&f.endpoint, |r| r.endpoint),
-        ];
-        let sym = |v: &str| ix.syms.get(v).unwrap_or(NOWHERE);
-        let mut dims: Vec<(Field, Sym)> = wanted
-            .into_iter()
-            .filter_map(|(v, get)| v.as_deref().map(|v| (get, sym(v))))
-            .collect();
-        match &f.scope {
-            Scope::All => {}
-            Scope::Team(t) => dims.push((|r| r.team, sym(t))),
-            Scope::Key(k) => dims.push((|r| r.key, sym(k))),
-        }
-        Matcher {
-            from_ms: f.from_ms,
-            to_ms: f.to_ms,
-            dims,
-        }
-    }
-
-    fn matches(&self, r: &Row) -> bool {
-        r.ts_ms >= self.from_ms
-            && r.ts_ms <= self.to_ms
-            && self.dims.iter().all(|(get, want)| get(r) == *want)
-    }
-}
-
-fn rows<'a>(ix: &'a Index, f: &Filter) -> impl Iterator<Item = &'a Row> {
-    let m = Matcher::new(ix, f);
-    ix.rows.iter().filter(move |r| m.matches(r))
-}
-
-fn name(ix: &Index, s: Sym) -> Value {
+pub(super) fn name(ix: &Index, s: Sym) -> Value {
     ix.syms.name(s).map_or(Value::Null, |n| json!(n))
 }
 
 /// p50 / p95 / p99 (nearest rank) of the values, NaNs left out; nulls when there are none.
-fn percentiles(mut v: Vec<f32>) -> Value {
+pub(super) fn percentiles(mut v: Vec<f32>) -> Value {
     v.retain(|x| !x.is_nan());
     if v.is_empty() {
         return json!({"p50": null, "p95": null, "p99": null});
@@ -178,14 +29,14 @@ fn percentiles(mut v: Vec<f32>) -> Value {
 
 /// Mean and normal-approximation 95 % interval of scores (NaNs left out).
 #[derive(Default, Clone)]
-struct Scores {
-    n: f64,
-    sum: f64,
-    sum_sq: f64,
+pub(super) struct Scores {
+    pub(super) n: f64,
+    pub(super) sum: f64,
+    pub(super) sum_sq: f64,
 }
 
 impl Scores {
-    fn add(&mut self, x: f32) {
+    pub(super) fn add(&mut self, x: f32) {
         if !x.is_nan() {
             let x = f64::from(x);
             self.n += 1.0;
@@ -194,17 +45,17 @@ impl Scores {
         }
     }
 
-    fn mean(&self) -> Option<f64> {
+    pub(super) fn mean(&self) -> Option<f64> {
         (self.n > 0.0).then(|| self.sum / self.n)
     }
 
     /// Variance of the mean (needs two scores).
-    fn var_of_mean(&self) -> Option<f64> {
+    pub(super) fn var_of_mean(&self) -> Option<f64> {
         let m = self.mean()?;
         (self.n >= 2.0).then(|| ((self.sum_sq - self.n * m * m) / (self.n - 1.0)).max(0.0) / self.n)
     }
 
-    fn json(&self) -> Value {
+    pub(super) fn json(&self) -> Value {
         let ci = self
             .mean()
             .zip(self.var_of_mean())
@@ -215,21 +66,21 @@ impl Scores {
 
 /// Counts, cost and times of a group of rows.
 #[derive(Default)]
-struct Group {
-    requests: u64,
-    errors: u64,
-    failovers: u64,
-    cost: f64,
-    duration: Vec<f32>,
-    ttft: Vec<f32>,
-    user: Scores,
-    judge: Scores,
+pub(super) struct Group {
+    pub(super) requests: u64,
+    pub(super) errors: u64,
+    pub(super) failovers: u64,
+    pub(super) cost: f64,
+    pub(super) duration: Vec<f32>,
+    pub(super) ttft: Vec<f32>,
+    pub(super) user: Scores,
+    pub(super) judge: Scores,
     /// `auto` requests per artifact version.
-    artifacts: BTreeMap<Sym, u64>,
+    pub(super) artifacts: BTreeMap<Sym, u64>,
 }
 
 impl Group {
-    fn add(&mut self, r: &Row, times: bool) {
+    pub(super) fn add(&mut self, r: &Row, times: bool) {
         self.requests += 1;
         self.errors += u64::from(r.status != 200);
         self.failovers += u64::from(!r.failures.is_empty() && r.model != 0);
@@ -245,7 +96,7 @@ impl Group {
         }
     }
 
-    fn json(self, ix: &Index) -> Map<String, Value> {
+    pub(super) fn json(self, ix: &Index) -> Map<String, Value> {
         let per = |x: u64| x as f64 / self.requests.max(1) as f64;
         let mut m = Map::new();
         m.insert("requests".into(), json!(self.requests));
@@ -466,102 +317,6 @@ pub fn learned(ix: &Index, f: &Filter) -> Value {
     })
 }
 
-/// Each router's arms (route and variant) side by side, and each arm's feedback compared with
-/// the arm that has the most requests: the difference in mean score with a 95 % (Welch)
-/// interval and a plain statement of whether it is significant.
-pub fn experiments(ix: &Index, f: &Filter) -> Value {
-    let mut routers: BTreeMap<Sym, BTreeMap<(Sym, Sym), Group>> = BTreeMap::new();
-    for r in rows(ix, f).filter(|r| r.router != 0) {
-        let arm = (
-            r.route,
-            if r.learned.is_some() && r.variant == 0 {
-                NOWHERE
-            } else {
-                r.variant
-            },
-        );
-        routers
-            .entry(r.router)
-            .or_default()
-            .entry(arm)
-            .or_default()
-            .add(r, true);
-    }
-    let list: Vec<Value> = routers
-        .into_iter()
-        .map(|(router, arms)| {
-            let base = arms
-                .iter()
-                .max_by_key(|(_, g)| g.requests)
-                .map(|(k, g)| (*k, g.user.clone()));
-            let arms: Vec<Value> = arms
-                .into_iter()
-                .map(|((route, variant), g)| {
-                    let arm_name = arm_label(ix, route, variant);
-                    let verdict = base.as_ref().map(|(k, b)| {
-                        if *k == (route, variant) {
-                            json!({"baseline": true, "statement": "baseline (most requests)"})
-                        } else {
-                            compare(&g.user, b, &arm_label(ix, k.0, k.1))
-                        }
-                    });
-                    let mut o = g.json(ix);
-                    o.insert("route".into(), name(ix, route));
-                    o.insert(
-                        "variant".into(),
-                        if variant == NOWHERE {
-                            json!("auto")
-                        } else {
-                            name(ix, variant)
-                        },
-                    );
-                    o.insert("arm".into(), json!(arm_name));
-                    o.insert("versus_baseline".into(), verdict.unwrap_or(Value::Null));
-                    Value::Object(o)
-                })
-                .collect();
-            json!({"router": name(ix, router), "arms": arms})
-        })
-        .collect();
-    json!({ "routers": list })
-}
-
-fn arm_label(ix: &Index, route: Sym, variant: Sym) -> String {
-    let route = ix.syms.name(route).unwrap_or("default");
-    match variant {
-        0 => route.to_string(),
-        NOWHERE => format!("{route} / auto"),
-        v => format!("{route} / {}", ix.syms.name(v).unwrap_or("")),
-    }
-}
-
-/// The fewest scores per arm before a difference is judged.
-const MIN_SCORES: f64 = 10.0;
-
-fn compare(arm: &Scores, base: &Scores, base_name: &str) -> Value {
-    let (Some(a), Some(b)) = (arm.mean(), base.mean()) else {
-        return json!({"significant": false, "statement": "no feedback scores yet"});
-    };
-    if arm.n < MIN_SCORES || base.n < MIN_SCORES {
-        return json!({
-            "significant": false, "difference": a - b,
-            "statement": format!("too few scores to judge ({} here, {} on {base_name}; {MIN_SCORES} each needed)", arm.n, base.n),
-        });
-    }
-    let se = (arm.var_of_mean().unwrap_or(0.0) + base.var_of_mean().unwrap_or(0.0)).sqrt();
-    let (lo, hi) = (a - b - 1.96 * se, a - b + 1.96 * se);
-    let significant = lo > 0.0 || hi < 0.0;
-    let word = if a >= b { "higher" } else { "lower" };
-    json!({
-        "significant": significant, "difference": a - b, "ci95": [lo, hi],
-        "statement": format!(
-            "mean score {:.3} {word} than {base_name} (95 % interval {lo:+.3} to {hi:+.3}): {}",
-            (a - b).abs(),
-            if significant { "significant" } else { "not significant (the interval includes 0)" }
-        ),
-    })
-}
-
 /// The newest `limit` requests the filter selects, newest first (for the drill-down list).
 pub fn recent(ix: &Index, f: &Filter, limit: usize) -> Value {
     let m = Matcher::new(ix, f);
@@ -640,6 +395,7 @@ pub fn filters(ix: &Index, f: &Filter) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::HashMap;
 
     /// A table of `n` requests to router `demo`: variant `a` on mock/fast scored `a_score`,
     /// variant `b` on mock/smart scored `b_score`; every fourth `a` request failed over from

@@ -17,31 +17,11 @@
 use crate::clock::HourlyBudget;
 use crate::config::auto::Explore;
 use crate::format::request::ChatRequest;
-use serde::Serialize;
 use serde_json::Value;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 use switchyard_learn::hash::{mix, GAMMA};
-
-/// What exploration did to one decision.
-#[derive(Debug, Clone, Copy, Serialize, PartialEq)]
-pub struct Draw {
-    /// Whether the served model is an explored (non-top) candidate.
-    pub explored: bool,
-    /// Whether it was explored by the onboarding share (`[auto] onboard`: a candidate with few
-    /// outcomes in the artifact) rather than by `explore`.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    pub onboarding: bool,
-    /// Probability with which the policy chose the served model: `1 − share − onboarded` for
-    /// the top candidate, `share × weight / (sum of the non-top weights)` for an explored one
-    /// ([`weight`]) plus, for a candidate with few outcomes, its onboarding chance (see
-    /// [`Explorer::apply`]); 1 when exploration was off, opted out, over budget or had nothing
-    /// to choose from.
-    pub propensity: f64,
-    /// Why exploration did not apply, when it was configured but did not.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub skipped: Option<&'static str>,
-}
+use switchyard_learn::schema::Draw;
 
 /// The least weight of an eligible candidate in the draw, next to chances of being better in
 /// [0, 1]: a candidate predicted to lose keeps a positive propensity, so off-policy evaluation
@@ -130,7 +110,7 @@ impl Explorer {
             explored: false,
             onboarding: false,
             propensity: 1.0,
-            skipped: why,
+            skipped: why.map(Into::into),
         };
         if share <= 0.0 && onboard <= 0.0 {
             return off(None);
@@ -375,7 +355,10 @@ mod tests {
             |_| 0.0,
             |c| estimates[*c],
         );
-        assert_eq!(opted_out.skipped, Some("opted out (metadata.explore)"));
+        assert_eq!(
+            opted_out.skipped.as_deref(),
+            Some("opted out (metadata.explore)")
+        );
     }
 
     #[test]
@@ -429,7 +412,7 @@ mod tests {
                 |_| 1.0,
                 |_| est(0.0, 0.0),
             );
-            assert_eq!(d.skipped, Some("opted out (metadata.explore)"));
+            assert_eq!(d.skipped.as_deref(), Some("opted out (metadata.explore)"));
         }
         let d = explorer(1.0, None).apply(
             &request(json!({})),
@@ -437,7 +420,7 @@ mod tests {
             |_| 1.0,
             |_| est(0.0, 0.0),
         );
-        assert_eq!(d.skipped, Some("one eligible candidate"));
+        assert_eq!(d.skipped.as_deref(), Some("one eligible candidate"));
         // A budget of 2.5 USD at 1 USD per explored request: three explorations, then none.
         let e = explorer(1.0, Some(2.5));
         let explored: Vec<bool> = (0..5)

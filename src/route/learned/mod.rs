@@ -18,56 +18,20 @@ use crate::error::{ErrorKind, GatewayError};
 use crate::format::request::ChatRequest;
 use crate::live::{Estimate, LiveStats};
 use cache::EmbeddingCache;
-use explore::{Draw, Explorer, Prospect};
-use serde::Serialize;
+use explore::{Explorer, Prospect};
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
-use switchyard_learn::artifact::{artifact_dir, Artifact, Support};
+use switchyard_learn::artifact::{artifact_dir, Artifact};
 use switchyard_learn::embed::{Embed, Encoder};
 use switchyard_learn::hash::stable_hash;
 use switchyard_learn::prompt::prompt_text;
+use switchyard_learn::schema::{LearnedDecision, NonText};
 use switchyard_learn::score::{order, rank, Basis, Priced, Scored, Unfamiliar, Verdict};
 use switchyard_learn::LearnError;
-
-/// The learned part of a routing decision (`metadata.routing`).
-#[derive(Debug, Clone, Serialize)]
-pub struct LearnedDecision {
-    pub candidates: Vec<Scored>,
-    pub chosen: String,
-    pub knob: String,
-    pub cost_weight: f64,
-    /// The prompt's token estimate the costs were predicted for.
-    pub prompt_tokens: u64,
-    /// How well the training data covers the prompt, and whether it is below `min_support`.
-    pub support: Support,
-    pub unfamiliar: bool,
-    /// The `[auto] unfamiliar` policy that ordered the candidates, when the prompt is unfamiliar.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub policy: Option<Unfamiliar>,
-    /// Exploration: whether the served model was explored and its propensity.
-    pub exploration: Draw,
-    pub artifact_version: String,
-    pub encoder_id: String,
-    pub embedding_cache_hit: bool,
-    /// Time in the decision itself (embedding, prediction, guardrails, ranking).
-    pub decision_ms: f64,
-    /// Time waiting for a decision slot on the bounded blocking pool.
-    pub queue_ms: f64,
-    /// `[auto] latency_weight` and the live TTFT p50 (ms) each candidate's score paid for.
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    pub live_ttft_ms: BTreeMap<String, f64>,
-    /// Image and audio parts the request had: the decision embedded its text only.
-    #[serde(skip_serializing_if = "text_only")]
-    pub non_text_parts: crate::format::request::Media,
-}
-
-fn text_only(m: &crate::format::request::Media) -> bool {
-    m.images == 0 && m.audio == 0
-}
 
 /// A loaded learned router.
 pub struct AutoRouter {
@@ -112,15 +76,13 @@ impl AutoRouter {
     ) -> Result<AutoRouter, LearnError> {
         let dir = artifact_dir(&cfg.artifact)?;
         let artifact = Artifact::load(&dir)?;
-        let want = &artifact.manifest["encoder"];
-        if want["id"].as_str() != Some(encoder.id())
-            || want["dimension"].as_u64() != Some(encoder.dimension() as u64)
-        {
+        let want = &artifact.manifest.encoder;
+        if want.id != encoder.id() || want.dimension != encoder.dimension() {
             return Err(LearnError::Mismatch(format!(
                 "artifact {} was trained with encoder {} (dimension {}), but {} holds {} (dimension {}); retrain with `switchyard train` or point [auto] at the matching encoder",
                 dir.display(),
-                want["id"],
-                want["dimension"],
+                want.id,
+                want.dimension,
                 cfg.encoder.display(),
                 encoder.id(),
                 encoder.dimension()
@@ -319,7 +281,10 @@ impl AutoRouter {
         let exploration = self.explorer.apply(req, &mut chain, |c| c.1, |c| c.2);
         let chain: Vec<Arc<ModelConfig>> = chain.into_iter().map(|c| c.0).collect();
         let decision = LearnedDecision {
-            non_text_parts: req.media.clone(),
+            non_text_parts: NonText {
+                images: req.media.images,
+                audio: req.media.audio,
+            },
             live_ttft_ms,
             chosen: chain[0].id.clone(),
             candidates,

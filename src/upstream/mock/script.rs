@@ -138,7 +138,7 @@ fn continuation(body: &Map<String, Value>) -> Option<(String, String, bool)> {
     let (last, before) = msgs.split_last()?;
     let (sent, before, repeat) = if last["role"] == "assistant" {
         (text(last), before, false)
-    } else if last["role"] == "user" && text(last) == crate::upstream::failover::CONTINUE {
+    } else if last["role"] == "user" && text(last) == crate::upstream::continuation::CONTINUE {
         let (prev, before) = before.split_last()?;
         (prev["role"] == "assistant").then_some(())?;
         (text(prev), before, true)

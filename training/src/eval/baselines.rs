@@ -25,6 +25,10 @@ const RULE_KEYWORDS: [&str; 12] = [
 ];
 
 /// Top-`KNN_KS.max()` training neighbours (cosine) of each query, on `threads` threads.
+#[allow(
+    clippy::expect_used,
+    reason = "KNN_KS is a non-empty constant; a panicked thread is re-raised"
+)]
 fn neighbours(train: &[&[f32]], queries: &[&[f32]], threads: usize) -> Vec<Vec<usize>> {
     let kmax = *KNN_KS.iter().max().expect("ks");
     let chunk = queries.len().div_ceil(threads.max(1)).max(1);

@@ -124,6 +124,52 @@ pub fn aiq(xy: &[(f64, f64)]) -> f64 {
     area
 }
 
+/// The area under a curve of (x, PGR) points sorted by x, linear between points.
+fn trapezoids(curve: &[(f64, f64)]) -> f64 {
+    curve
+        .windows(2)
+        .map(|w| (w[1].0 - w[0].0) * (w[0].1 + w[1].1) / 2.0)
+        .sum()
+}
+
+/// APGR, the one definition every report uses: the mean PGR over normalised cost in [0, 1] of
+/// the curve through the (cost, quality) `points`, anchored at the cheapest `(0, 0)` and the
+/// strongest `(1, 1)` single model and linear between points (the area under the points
+/// themselves, not under their hull: that is [`aiq`]). `None` when the two models have the
+/// same quality.
+pub fn apgr(points: &[(f64, f64)], cheap: (f64, f64), strong: (f64, f64)) -> Option<f64> {
+    let point = |(cost, quality): (f64, f64)| Point {
+        strong_share: 0.0,
+        cost,
+        quality,
+    };
+    let ends = Ends {
+        cheap: point(cheap),
+        strong: point(strong),
+    };
+    let pts: Vec<Point> = points.iter().copied().map(point).collect();
+    let curve: Option<Vec<(f64, f64)>> = anchored(&pts, &ends)
+        .iter()
+        .map(|(x, _, q)| ends.pgr(*q).map(|p| (*x, p)))
+        .collect();
+    curve.as_deref().map(trapezoids)
+}
+
+/// A curve for [`apgr`], as `switchyard-train apgr` reads it.
+#[derive(serde::Deserialize)]
+struct Curve {
+    points: Vec<(f64, f64)>,
+    cheap: (f64, f64),
+    strong: (f64, f64),
+}
+
+/// `switchyard-train apgr`: reads a [`Curve`] as JSON on stdin; returns `{"apgr": value}`.
+pub fn apgr_stdin() -> Result<String, String> {
+    let c: Curve = serde_json::from_reader(std::io::stdin().lock())
+        .map_err(|e| format!("stdin: expected {{\"points\": [[cost, quality], ...], \"cheap\": [cost, quality], \"strong\": [cost, quality]}}: {e}"))?;
+    Ok(serde_json::json!({"apgr": apgr(&c.points, c.cheap, c.strong)}).to_string())
+}
+
 /// Summarises a curve; `best_static` is the single model with the highest quality.
 pub fn summarize(points: &[Point], ends: &Ends, best_static: &Point) -> Summary {
     let curve = anchored(points, ends);
@@ -131,11 +177,7 @@ pub fn summarize(points: &[Point], ends: &Ends, best_static: &Point) -> Summary 
         .iter()
         .map(|(x, _, q)| ends.pgr(*q).map(|p| (*x, p)))
         .collect();
-    let apgr = pgr_curve.as_ref().map(|c| {
-        c.windows(2)
-            .map(|w| (w[1].0 - w[0].0) * (w[0].1 + w[1].1) / 2.0)
-            .sum::<f64>()
-    });
+    let apgr = pgr_curve.as_deref().map(trapezoids);
     let cpt = |p: f64| {
         let target = ends.cheap.quality + p * (ends.strong.quality - ends.cheap.quality);
         (ends.pgr(ends.strong.quality).is_some())
@@ -189,6 +231,21 @@ mod tests {
             cheap: p(0.0, 1.0, 0.5),
             strong: p(1.0, 11.0, 0.9),
         }
+    }
+
+    #[test]
+    fn apgr_is_the_summarys_on_the_same_points() {
+        let pts = [p(0.2, 2.0, 0.6), p(0.5, 5.0, 0.8), p(0.7, 8.0, 0.7)];
+        let e = ends();
+        let s = summarize(&pts, &e, &e.strong);
+        let xy: Vec<(f64, f64)> = pts.iter().map(|p| (p.cost, p.quality)).collect();
+        let cheap = (e.cheap.cost, e.cheap.quality);
+        let strong = (e.strong.cost, e.strong.quality);
+        let a = apgr(&xy, cheap, strong).unwrap();
+        assert_eq!(Some(a), s.apgr);
+        // By hand: PGR 0.25, 0.75, 0.5 at x 0.1, 0.4, 0.7, anchored at (0, 0) and (1, 1).
+        let want = 0.1 * 0.125 + 0.3 * 0.5 + 0.3 * 0.625 + 0.3 * 0.75;
+        assert!((a - want).abs() < 1e-12, "{a} {want}");
     }
 
     #[test]

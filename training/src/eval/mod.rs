@@ -16,7 +16,8 @@ use baselines::{knn_router, rule_router};
 pub(crate) use subset::resample;
 use subset::{evaluate_subset, SubsetResult};
 
-use crate::{embed, load_outcomes, outcomes};
+use crate::labelled::{self, Labelled};
+use crate::{embed, outcomes};
 use metrics::{summarize, Ends, Point, Summary};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -107,7 +108,7 @@ fn sha256_hex(bytes: &[u8]) -> String {
 
 /// Groups outcome rows into prompts that have an outcome for every candidate, sorted by id.
 /// Fails if a prompt id appears in two splits (the no-leak rule).
-fn prompts(rows: Vec<crate::Outcome>, models: &[String]) -> Result<Vec<Prompt>, String> {
+fn prompts(rows: Vec<Labelled>, models: &[String]) -> Result<Vec<Prompt>, String> {
     let mut by_id: BTreeMap<String, Prompt> = BTreeMap::new();
     for r in rows {
         let Some(m) = models.iter().position(|m| *m == r.model) else {
@@ -152,7 +153,7 @@ pub fn run(a: &Args) -> Result<PathBuf, String> {
     let t0 = Instant::now();
     if a.partition != "test" && a.partition != "val" {
         return Err(format!(
-            "--split must be `test` or `val` for eval, not {:?}",
+            "--partition must be `test` or `val` for eval, not {:?}",
             a.partition
         ));
     }
@@ -167,14 +168,13 @@ pub fn run(a: &Args) -> Result<PathBuf, String> {
     })?;
     if a.partition == "val" && artifact.refitted() {
         return Err(format!(
-            "{} was refitted on its validation rows: evaluate it on --split test (or fit with --no-refit)",
+            "{} was refitted on its validation rows: evaluate it on --partition test (or fit with --no-refit)",
             dir.display()
         ));
     }
-    let split_col = artifact.manifest["training_data"]["split_column"]
-        .as_str()
-        .unwrap_or("split")
-        .to_string();
+    let split_col = Some(artifact.manifest.training_data.split_column.clone())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "split".into());
     let names: Vec<String> = artifact
         .weights
         .candidates
@@ -184,7 +184,7 @@ pub fn run(a: &Args) -> Result<PathBuf, String> {
     let strong = names
         .iter()
         .position(|m| m == artifact.strongest())
-        .expect("strongest is a candidate");
+        .ok_or_else(|| format!("{} has no candidates", dir.display()))?;
     let cheap = (0..names.len())
         .min_by(|&x, &y| {
             let (cx, cy) = (
@@ -195,12 +195,12 @@ pub fn run(a: &Args) -> Result<PathBuf, String> {
                 .partial_cmp(&(cy.output_price_per_mtok, cy.input_price_per_mtok))
                 .unwrap_or(std::cmp::Ordering::Equal)
         })
-        .expect("at least one candidate");
+        .unwrap_or(strong);
 
     let data_sha =
         sha256_hex(&std::fs::read(a.data).map_err(|e| format!("{}: {e}", a.data.display()))?);
     let df = outcomes::read_parquet(a.data)?;
-    let all = prompts(load_outcomes(&df, &split_col)?, &names)?;
+    let all = prompts(labelled::load(&df, &split_col)?, &names)?;
     let by_split = |s: &str| {
         all.iter()
             .filter(|p| p.split == s)
@@ -221,7 +221,7 @@ pub fn run(a: &Args) -> Result<PathBuf, String> {
     // Embeddings (cached): the same encoder as the artifact, the same text as the server.
     let texts: Vec<String> = all.iter().map(|p| p.text.clone()).collect();
     let cache = embed::for_artifact(&artifact, a.encoder, a.cache, &texts, a.threads)?;
-    let emb = |p: &Prompt| cache.get(&p.text).expect("filled above").as_slice();
+    let emb = |p: &Prompt| cache.embedded(&p.text);
 
     let candidates = artifact_candidates(&artifact);
     let targets = share_targets();
@@ -335,7 +335,7 @@ pub fn run(a: &Args) -> Result<PathBuf, String> {
                         .total_cmp(&p.quality[y])
                         .then(p.cost[y].total_cmp(&p.cost[x]))
                 })
-                .expect("candidates")
+                .unwrap_or(strong)
         })
         .collect();
     let mut curves = vec![
@@ -477,7 +477,7 @@ pub fn run(a: &Args) -> Result<PathBuf, String> {
         presets: &presets,
         subsets: &results,
         calibration: &calibration,
-        encoder_id: artifact.manifest["encoder"]["id"].as_str().unwrap_or(""),
+        encoder_id: &artifact.manifest.encoder.id,
         output_errors: &output_errors,
         support: (threshold, unfamiliar_share),
     };
@@ -489,7 +489,6 @@ pub fn run(a: &Args) -> Result<PathBuf, String> {
         a.partition,
         t0.elapsed().as_secs_f64()
     );
-    println!("{}", out.display());
     Ok(out)
 }
 
@@ -666,7 +665,7 @@ mod tests {
 
     #[test]
     fn leaking_prompt_is_refused() {
-        let row = |split: &str, model: &str| crate::Outcome {
+        let row = |split: &str, model: &str| Labelled {
             prompt_id: "p1".into(),
             prompt: "hi".into(),
             text: "hi".into(),

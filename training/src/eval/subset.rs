@@ -51,6 +51,10 @@ fn ends_of(singles: &[Point], cheap: usize, strong: usize) -> Ends {
     }
 }
 
+#[allow(
+    clippy::expect_used,
+    reason = "an eval has at least one candidate (checked when it starts)"
+)]
 fn best_single(singles: &[Point]) -> Point {
     *singles
         .iter()

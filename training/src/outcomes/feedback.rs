@@ -1,6 +1,7 @@
 //! Logged production requests joined with their feedback, read into [`Row`]s.
 
 use super::*;
+use switchyard_learn::schema::{FeedbackRecord, LogRecord};
 
 /// What the logs hold for training.
 #[derive(Default)]
@@ -186,10 +187,9 @@ fn ndjson_frame(dir: &Path, prefix: &str) -> Result<Option<DataFrame>, String> {
             .lines()
             .enumerate()
         {
-            let v: Value = serde_json::from_str(line)
-                .map_err(|e| err(file, format!("line {}: not JSON: {e}", i + 1)))?;
-            let s = |k: &str| v[k].as_str().map(String::from);
-            cols.entry("request_id").or_default().push(s("request_id"));
+            let parse_err = |e: serde_json::Error| {
+                err(file, format!("line {}: not a {prefix} record: {e}", i + 1))
+            };
             cols.entry("origin_file")
                 .or_default()
                 .push(Some(file.display().to_string()));
@@ -197,36 +197,54 @@ fn ndjson_frame(dir: &Path, prefix: &str) -> Result<Option<DataFrame>, String> {
                 .or_default()
                 .push(Some((i + 1) as f64));
             if prefix == "feedback" {
-                cols.entry("source").or_default().push(s("source"));
-                cols.entry("model").or_default().push(s("model"));
-                nums.entry("score").or_default().push(v["score"].as_f64());
+                let f: FeedbackRecord = serde_json::from_str(line).map_err(parse_err)?;
+                cols.entry("request_id")
+                    .or_default()
+                    .push(Some(f.request_id.into_owned()));
+                cols.entry("source")
+                    .or_default()
+                    .push(Some(f.source.into_owned()));
+                cols.entry("model")
+                    .or_default()
+                    .push(f.model.map(|m| m.into_owned()));
+                nums.entry("score").or_default().push(Some(f.score));
             } else {
-                let text = v["prompt"]
-                    .as_array()
+                let r: LogRecord = serde_json::from_str(line).map_err(parse_err)?;
+                cols.entry("request_id")
+                    .or_default()
+                    .push(Some(r.request_id.to_string()));
+                let text = r
+                    .messages()
+                    .as_ref()
+                    .and_then(Value::as_array)
                     .map(|m| switchyard_learn::prompt::prompt_text(m));
                 cols.entry("prompt_text")
                     .or_default()
                     .push(text.filter(|t| !t.is_empty()));
-                cols.entry("metadata")
-                    .or_default()
-                    .push(v["metadata"].is_object().then(|| v["metadata"].to_string()));
-                let candidates = v["learned"]["candidates"].as_array().into_iter().flatten();
-                let models: Vec<&str> = std::iter::once(&v["model"])
-                    .chain(candidates.map(|c| &c["model"]))
-                    .filter_map(Value::as_str)
+                cols.entry("metadata").or_default().push(
+                    r.metadata
+                        .as_ref()
+                        .map(|m| Value::Object(m.clone().into_owned()).to_string()),
+                );
+                let candidates = r.learned.iter().flat_map(|l| &l.candidates);
+                let models: Vec<&str> = r
+                    .model
+                    .as_deref()
+                    .into_iter()
+                    .chain(candidates.map(|c| c.model.as_str()))
                     .collect();
                 cols.entry("models")
                     .or_default()
                     .push(Some(models.join("\n")));
                 nums.entry("prompt_tokens")
                     .or_default()
-                    .push(v["prompt_tokens"].as_f64());
+                    .push(Some(r.prompt_tokens as f64));
                 nums.entry("completion_tokens")
                     .or_default()
-                    .push(v["completion_tokens"].as_f64());
+                    .push(Some(r.completion_tokens as f64));
                 nums.entry("propensity")
                     .or_default()
-                    .push(v["learned"]["exploration"]["propensity"].as_f64());
+                    .push(r.learned.as_ref().map(|l| l.exploration.propensity));
             }
             n += 1;
         }

@@ -83,7 +83,9 @@ pub fn read_routellm(src: &Path) -> Result<(Vec<Row>, HashSet<String>), String> 
                     output_tokens: MMLU_OUTPUT_TOKENS,
                     origin: format!(
                         "routellm/mmlu/{}",
-                        file.file_name().unwrap().to_string_lossy()
+                        file.file_name()
+                            .map(|n| n.to_string_lossy())
+                            .unwrap_or_default()
                     ),
                 });
             }

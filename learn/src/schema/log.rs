@@ -1,0 +1,106 @@
+//! One line of the request log (`requests-*.ndjson`, and the `record` column of PostgreSQL's
+//! `requests`): what the gateway writes when a request ends, and what analytics, the feedback
+//! index, training and off-policy evaluation read back. A request refused before any upstream
+//! was tried is the same record with most fields empty.
+
+use super::attempt::AttemptRecord;
+use super::decision::LearnedDecision;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use serde_json::{Map, Value};
+use std::borrow::Cow;
+
+/// The version of [`LogRecord`] this code writes (its `v`). A line without `v` is version 1.
+pub const LOG_VERSION: u32 = 1;
+
+fn version_one() -> u32 {
+    1
+}
+
+/// One line of the request log. Borrowed fields let the gateway write without copying; a
+/// reader gets owned values. Only `request_id` is required of a line (logs of other tools
+/// carry less).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct LogRecord<'a> {
+    /// The record's schema version ([`LOG_VERSION`]).
+    #[serde(rename = "v", default = "version_one")]
+    pub version: u32,
+    /// When the request arrived, RFC 3339 with milliseconds.
+    #[serde(default)]
+    pub ts: Cow<'a, str>,
+    /// The same instant in Unix milliseconds.
+    #[serde(default)]
+    pub ts_ms: u64,
+    pub request_id: Cow<'a, str>,
+    /// `/v1/chat/completions`, `/v1/messages`, `/v1/responses`, ...
+    #[serde(default)]
+    pub endpoint: Cow<'a, str>,
+    #[serde(default)]
+    pub status: u16,
+    /// The key's id (a virtual key's, or a router key's `key-` and a hash prefix, never the
+    /// key), when keys are configured.
+    #[serde(default)]
+    pub key: Option<Cow<'a, str>>,
+    /// The virtual key's team.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub team: Option<Cow<'a, str>>,
+    #[serde(default)]
+    pub user: Option<Cow<'a, str>>,
+    #[serde(default)]
+    pub metadata: Option<Cow<'a, Map<String, Value>>>,
+    #[serde(default)]
+    pub requested_model: Option<Cow<'a, str>>,
+    #[serde(default)]
+    pub router: Option<Cow<'a, str>>,
+    #[serde(default)]
+    pub route: Option<Cow<'a, str>>,
+    #[serde(default)]
+    pub variant: Option<Cow<'a, str>>,
+    #[serde(default)]
+    pub reason: Option<Cow<'a, str>>,
+    /// The learned decision of an `auto` request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub learned: Option<Cow<'a, LearnedDecision>>,
+    /// The model that served, and its provider.
+    #[serde(default)]
+    pub model: Option<Cow<'a, str>>,
+    #[serde(default)]
+    pub provider: Option<Cow<'a, str>>,
+    #[serde(default)]
+    pub stream: bool,
+    #[serde(default)]
+    pub attempts: Cow<'a, [AttemptRecord]>,
+    #[serde(default)]
+    pub ttft_ms: Option<f64>,
+    #[serde(default)]
+    pub duration_ms: f64,
+    #[serde(default)]
+    pub overhead_ms: f64,
+    #[serde(default)]
+    pub prompt_tokens: u64,
+    #[serde(default)]
+    pub completion_tokens: u64,
+    #[serde(default)]
+    pub cost_usd: f64,
+    #[serde(default)]
+    pub error: Option<Cow<'a, str>>,
+    #[serde(default)]
+    pub stream_interrupted: bool,
+    /// A stream finished by another model after it broke: where, from which model, by which.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rescue: Option<Cow<'a, Value>>,
+    /// The request's messages as logged (bounded; inline media replaced by a note), unparsed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<Value>")]
+    pub prompt: Option<Cow<'a, RawValue>>,
+    /// The answer as logged (bounded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completion: Option<Cow<'a, str>>,
+}
+
+impl LogRecord<'_> {
+    /// The logged messages, parsed (`None` when the prompt was not logged or is not JSON).
+    pub fn messages(&self) -> Option<Value> {
+        serde_json::from_str(self.prompt.as_ref()?.get()).ok()
+    }
+}
