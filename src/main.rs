@@ -253,7 +253,12 @@ async fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
         Command::Migrate { config } => {
-            println!("{}", admin::migrate(&load(&config)?).await?);
+            println!(
+                "{}",
+                admin::migrate(&load(&config)?)
+                    .await
+                    .map_err(|e| e.to_string())?
+            );
             Ok(())
         }
         Command::Keys { action, config } => {
@@ -297,11 +302,20 @@ async fn run(cli: Cli) -> Result<(), String> {
                         on_redis_error,
                         ..VirtualKey::default()
                     };
-                    admin::create_key(&config, spec).await?
+                    admin::create_key(&config, spec)
+                        .await
+                        .map_err(|e| e.to_string())?
                 }
-                KeysAction::List => format!("{:#}", admin::list_keys(&config).await?),
-                KeysAction::Revoke { id } => admin::revoke_key(&config, &id).await?,
-                KeysAction::Rotate { id } => admin::rotate_key(&config, &id).await?,
+                KeysAction::List => format!(
+                    "{:#}",
+                    admin::list_keys(&config).await.map_err(|e| e.to_string())?
+                ),
+                KeysAction::Revoke { id } => admin::revoke_key(&config, &id)
+                    .await
+                    .map_err(|e| e.to_string())?,
+                KeysAction::Rotate { id } => admin::rotate_key(&config, &id)
+                    .await
+                    .map_err(|e| e.to_string())?,
             };
             println!("{out}");
             Ok(())
@@ -315,7 +329,9 @@ async fn run(cli: Cli) -> Result<(), String> {
             let span =
                 switchyard::config::parse_duration(&since).map_err(|e| format!("--since: {e}"))?;
             let since_ms = switchyard::clock::unix_millis().saturating_sub(span.as_millis() as u64);
-            let report = admin::spend(&load(&config)?, &by, since_ms).await?;
+            let report = admin::spend(&load(&config)?, &by, since_ms)
+                .await
+                .map_err(|e| e.to_string())?;
             if json {
                 println!("{report:#}");
             } else {
@@ -337,7 +353,12 @@ async fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
         Command::Export { out, config } => {
-            println!("{}", admin::export(&load(&config)?, &out).await?);
+            println!(
+                "{}",
+                admin::export(&load(&config)?, &out)
+                    .await
+                    .map_err(|e| e.to_string())?
+            );
             Ok(())
         }
         Command::Train { args } => run_training(&from_store(args).await?),
@@ -406,7 +427,9 @@ async fn from_store(mut args: Vec<String>) -> Result<Vec<String>, String> {
     let _ = std::fs::remove_dir_all(&dir);
     eprintln!(
         "{}",
-        admin::export(&load(&Some(config.into()))?, &dir).await?
+        admin::export(&load(&Some(config.into()))?, &dir)
+            .await
+            .map_err(|e| e.to_string())?
     );
     args.push("--logs".into());
     args.push(dir.display().to_string());

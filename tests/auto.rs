@@ -13,7 +13,8 @@ mod common;
 use common::{chain, user, Harness, Options};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
-use switchyard_learn::artifact::{Artifact, UniformCandidate};
+use switchyard_learn::artifact::Artifact;
+use switchyard_learn::uniform::UniformCandidate;
 
 fn encoder_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("models/encoder")

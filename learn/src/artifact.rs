@@ -28,9 +28,12 @@
 //! The support of a decision is the mean cosine similarity of the `support_k` nearest training
 //! prompts: how well the training data covers the prompt.
 
-use crate::memory::{Memory, GOOD, UNKNOWN};
+pub use crate::features::{features, metadata_features, metadata_value, MetadataFeature};
+pub use crate::knn::Blend;
+use crate::knn::{knn_rate, standard_error};
+use crate::memory::Memory;
 use crate::price::Price;
-use crate::schema::Manifest;
+use crate::schema::manifest::Manifest;
 use crate::LearnError;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -43,46 +46,6 @@ pub const FEATURE_SPEC: &str =
     "sqrt(dimension) * embedding[dimension] ++ [ln(1 + prompt_tokens) / 8]";
 /// Quality at or above which an outcome counts as a good answer.
 pub const GOOD_ANSWER: f64 = 0.75;
-/// The fewest neighbours a candidate's kNN rate is taken over (when it has that many rows).
-const MIN_NEIGHBOURS: usize = 5;
-
-/// The feature vector for a prompt.
-pub fn features(embedding: &[f32], prompt_tokens: u64) -> Vec<f64> {
-    let scale = (embedding.len() as f64).sqrt();
-    let mut x: Vec<f64> = embedding.iter().map(|v| f64::from(*v) * scale).collect();
-    x.push((1.0 + prompt_tokens as f64).ln() / 8.0);
-    x
-}
-
-/// A request metadata key used as a feature (e.g. `plan`, `emotion`): one indicator per value
-/// seen in training, appended to the prompt features, so each candidate's linear model learns
-/// what the signal does to its answers ("a frustrated caller does better with the strong
-/// model"). A value not seen in training, or a missing key, sets no indicator.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct MetadataFeature {
-    pub key: String,
-    pub values: Vec<String>,
-}
-
-/// A metadata value as the features compare it: strings as they are, anything else as JSON.
-pub fn metadata_value(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
-}
-
-/// The indicators of `spec` for a request's metadata.
-pub fn metadata_features(spec: &[MetadataFeature], metadata: &Map<String, Value>) -> Vec<f64> {
-    spec.iter()
-        .flat_map(|f| {
-            let v = metadata.get(&f.key).map(metadata_value);
-            f.values
-                .iter()
-                .map(move |x| f64::from(u8::from(v.as_deref() == Some(x.as_str()))))
-        })
-        .collect()
-}
 
 /// `w · x + b`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -103,34 +66,6 @@ impl Linear {
         self.weights.extend_from_slice(effect);
         self
     }
-}
-
-/// How the kNN and linear parts are combined, and how support is measured.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
-pub struct Blend {
-    /// Weight of the kNN rate in the quality prediction (the rest is the linear model).
-    pub knn_weight: f64,
-    /// Neighbours per candidate among the prompts labelled for it (fewer for a candidate with
-    /// under `10 k` labelled prompts).
-    pub k: usize,
-    /// Pseudo-counts of the candidate's overall rate added to its neighbour counts.
-    pub shrinkage: f64,
-    /// Neighbours whose mean similarity is the decision's support.
-    pub support_k: usize,
-    /// Each neighbour counts `exp((its similarity − the nearest training prompt's) / tau)`:
-    /// a candidate's labels from prompts far less similar than the closest one fade, and its
-    /// overall rate takes their place. `None` (artifacts before this field): every neighbour
-    /// counts 1.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub similarity_tau: Option<f64>,
-    /// How much a prediction resting on little evidence is discounted when scored: the score
-    /// subtracts `pessimism × knn_weight × sqrt(q̃ (1 − q̃)) × spread`, that many standard
-    /// errors of the blend's kNN part (q̃: the kNN rate smoothed by one good and one bad
-    /// pseudo-label; spread: [`KnnRate::spread`]), so a cheap candidate known from a handful of
-    /// labels near the prompt does not win on them (exploration gathers more). `None`
-    /// (artifacts before this field): no discount.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pessimism: Option<f64>,
 }
 
 /// One candidate (a served model id) of the artifact.
@@ -498,133 +433,11 @@ impl Artifact {
     }
 }
 
-/// The standard error of a kNN good-answer rate `q` resting on `evidence` summed neighbour
-/// weights with the given `spread` ([`KnnRate::spread`]): the labels' standard deviation, taken
-/// at the rate smoothed by one good and one bad pseudo-label (so a few labels that all agree
-/// still leave wide uncertainty), times the spread.
-fn standard_error(q: f64, evidence: f64, spread: f64) -> f64 {
-    let smoothed = (q * evidence + 1.0) / (evidence + 2.0);
-    (smoothed * (1.0 - smoothed)).sqrt() * spread
-}
-
-/// A candidate's kNN good-answer rate for a prompt ([`knn_rate`]).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct KnnRate {
-    /// The similarity-weighted rate of its labelled neighbours, shrunk towards its overall rate.
-    pub rate: f64,
-    /// Labelled neighbours taken.
-    pub neighbours: usize,
-    /// Their summed similarity weights: how many labels as close as the nearest training
-    /// prompt they are worth.
-    pub evidence: f64,
-    /// `sqrt(Σ w²) / (Σ w + shrinkage)`: the rate's standard error per unit of a label's
-    /// standard deviation (a weighted mean of `n` equal weights has `sqrt(n) / n`). The overall
-    /// rate the shrinkage pulls towards rests on all the candidate's rows; its variance is
-    /// left out.
-    pub spread: f64,
-}
-
-/// A candidate's kNN good-answer rate for a prompt: candidate `m` with overall rate
-/// `base_rate`; the prompt's similarities to the memory rows (−∞ for a row left out) and the
-/// nearest one's.
-pub fn knn_rate(
-    memory: &Memory,
-    b: &Blend,
-    (m, base_rate): (usize, f64),
-    (similarities, nearest): (&[f32], f64),
-) -> KnnRate {
-    // The nearest rows labelled for this candidate: `k`, or a tenth of its labelled rows when
-    // it has few (at least MIN_NEIGHBOURS), so that a candidate with little data is still
-    // judged by the prompts most like this one.
-    let k = b.k.min((memory.labelled(m) / 10).max(MIN_NEIGHBOURS));
-    let neighbours = memory.nearest_labelled(similarities, m, k);
-    // Pseudo-counts in proportion to the neighbours taken, so a thin candidate's few
-    // neighbours are not drowned by its overall rate.
-    let shrinkage = b.shrinkage * k as f64 / b.k.max(1) as f64;
-    let (good, n, squares) = neighbours
-        .iter()
-        .fold((0.0, 0.0, 0.0), |(g, t, q), (sim, row)| {
-            let w = b
-                .similarity_tau
-                .map_or(1.0, |tau| ((f64::from(*sim) - nearest) / tau).exp());
-            let hit = memory.label(*row, m) == GOOD;
-            (g + if hit { w } else { 0.0 }, t + w, q + w * w)
-        });
-    let total = (n + shrinkage).max(1e-9);
-    KnnRate {
-        rate: (good + shrinkage * base_rate) / total,
-        neighbours: neighbours.len(),
-        evidence: n,
-        spread: if neighbours.is_empty() {
-            1.0
-        } else {
-            squares.sqrt() / total
-        },
-    }
-}
-
-/// One candidate of [`Artifact::uniform`]: served id, probability of a good answer, output
-/// tokens and the price per million tokens (input and output alike).
-pub struct UniformCandidate<'a> {
-    pub model: &'a str,
-    pub quality: f64,
-    pub output_tokens: f64,
-    pub price_per_mtok: f64,
-}
-
-impl Artifact {
-    /// An artifact that predicts the same quality and output tokens for every prompt (for tests
-    /// and demos of the serving path): zero weights, and a memory of one prompt (`anchor`) that
-    /// no candidate has a label for, so the kNN part falls back to each candidate's rate.
-    pub fn uniform(
-        manifest: Manifest,
-        anchor: &[f32],
-        candidates: &[UniformCandidate],
-    ) -> Artifact {
-        let d = anchor.len();
-        let zero = |bias: f64| Linear {
-            weights: vec![0.0; d + 1],
-            bias,
-        };
-        Artifact {
-            manifest,
-            weights: Weights {
-                schema_version: SCHEMA_VERSION,
-                feature_spec: FEATURE_SPEC.into(),
-                dimension: d,
-                blend: Blend {
-                    knn_weight: 0.5,
-                    k: 1,
-                    shrinkage: 1.0,
-                    support_k: 1,
-                    similarity_tau: None,
-                    pessimism: None,
-                },
-                metadata: vec![],
-                candidates: candidates
-                    .iter()
-                    .map(|c| Candidate {
-                        model: c.model.into(),
-                        origin: "uniform".into(),
-                        rows: 0,
-                        base_rate: c.quality,
-                        input_price_per_mtok: c.price_per_mtok,
-                        output_price_per_mtok: c.price_per_mtok,
-                        quality: zero(c.quality),
-                        output_tokens: zero((1.0 + c.output_tokens).ln()),
-                        metadata_mean: vec![],
-                    })
-                    .collect(),
-            },
-            memory: Memory::build(&[anchor], vec![UNKNOWN; candidates.len()], candidates.len()),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::memory::{NOT_GOOD, SAME_PROMPT};
+    use crate::memory::{GOOD, NOT_GOOD, SAME_PROMPT, UNKNOWN};
+    use crate::uniform::UniformCandidate;
     use serde_json::json;
 
     /// Two candidates on one topic (prompts along the first axis): "many" has 200 labels there,

@@ -7,7 +7,9 @@
 //! - [`embed`]: encoders (potion static embeddings, MiniLM ONNX, a deterministic fake) behind
 //!   the [`embed::Embed`] trait;
 //! - [`artifact`]: the trained router artifact (features, quality and output-token models,
-//!   the kNN blend and the support of a decision); [`memory`]: its outcome memory;
+//!   the kNN blend and the support of a decision); [`memory`]: its outcome memory; [`knn`]:
+//!   a candidate's kNN rate over it; [`uniform`]: a constant artifact for tests and demos;
+//! - [`features`]: what the linear models read of a request (embedding, length, metadata);
 //! - [`price`]: prices per million tokens and the one cost formula;
 //! - [`score`]: predicted cost at the served models' prices, the objective, ranking and the
 //!   strong-share calibration;
@@ -21,12 +23,15 @@
 pub mod artifact;
 pub mod embed;
 pub mod error;
+pub mod features;
 pub mod hash;
+pub mod knn;
 pub mod logfiles;
 pub mod memory;
 pub mod price;
 pub mod prompt;
 pub mod schema;
 pub mod score;
+pub mod uniform;
 
 pub use error::LearnError;

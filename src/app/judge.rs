@@ -10,10 +10,10 @@
 use crate::clock::HourlyBudget;
 use crate::config::judge::JudgeConfig;
 use crate::format::request::ChatRequest;
-use crate::http::state::{AppState, Live};
+use crate::http::state::{AppState, Reloadable};
 use crate::observe::feedback::Feedback;
 use crate::observe::judge::{judge_message, parse_score, JudgeJob, JudgeResult};
-use crate::upstream::failover::{self, Execution, Served};
+use crate::upstream::failover::{Execution, Served};
 use serde_json::json;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -23,7 +23,7 @@ use tokio::task::JoinSet;
 const MAX_TEXT_CHARS: usize = 8000;
 
 /// Runs until the queue closes (the server's state is dropped) or the task is aborted.
-pub async fn worker(live: Arc<Live>) {
+pub async fn worker(live: Arc<Reloadable>) {
     let Some(mut queue) = live.get().judge.take_receiver() else {
         return;
     };
@@ -57,7 +57,7 @@ async fn call(
     let plan = state.planner.plan(&req, request_id).await.ok()?;
     let guards = state.guards();
     let Execution { result, .. } =
-        failover::execute(&state.providers, &plan, &req, None, &guards).await;
+        crate::upstream::execute::execute(&state.providers, &plan, &req, None, &guards).await;
     let Ok((model, Served::Complete(answer))) = result else {
         return None;
     };

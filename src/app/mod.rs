@@ -6,7 +6,7 @@ mod judge;
 mod reload;
 
 use crate::config::Config;
-use crate::http::state::{AppState, Live, StateError};
+use crate::http::state::{AppState, Reloadable, StateError};
 use crate::store::Store;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -20,7 +20,7 @@ pub enum StartError {
     #[error(transparent)]
     State(#[from] StateError),
     #[error("cannot connect the shared store ([store]): {0}")]
-    Store(String),
+    Store(#[from] crate::store::StoreError),
     #[error("cannot listen on {listen}: {source}")]
     Listen {
         listen: String,
@@ -31,7 +31,7 @@ pub enum StartError {
 /// A running server.
 pub struct Server {
     pub addr: SocketAddr,
-    pub live: Arc<Live>,
+    pub live: Arc<Reloadable>,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<()>,
     reloader: JoinHandle<()>,
@@ -53,9 +53,7 @@ impl Server {
     ) -> Result<Server, StartError> {
         let store = match &config.store {
             None => None,
-            Some(cfg) => Some(Arc::new(
-                Store::connect(cfg).await.map_err(StartError::Store)?,
-            )),
+            Some(cfg) => Some(Arc::new(Store::connect(cfg).await?)),
         };
         let state = AppState::new(config, None, store)?;
         let listener = tokio::net::TcpListener::bind(listen)
@@ -73,7 +71,7 @@ impl Server {
             state.config.server.read_timeout,
             state.config.server.shutdown_grace,
         );
-        let live = Arc::new(Live::new(state, config_path));
+        let live = Arc::new(Reloadable::new(state, config_path));
         let app = crate::http::router(live.clone());
         let reloader = tokio::spawn(reload::reloader(live.clone()));
         let judge = tokio::spawn(judge::worker(live.clone()));

@@ -3,7 +3,7 @@
 //! (`[auto] watch`) changes. A broken config or artifact is refused and the running one stays.
 
 use crate::config::{Config, ConfigError};
-use crate::http::state::{AppState, Live, StateError};
+use crate::http::state::{AppState, Reloadable, StateError};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -23,7 +23,7 @@ const POLL: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Reloads on SIGHUP — the whole config when it came from a file, else the learned router —
 /// and when the watched config file or artifact changes.
-pub async fn reloader(live: Arc<Live>) {
+pub async fn reloader(live: Arc<Reloadable>) {
     #[cfg(unix)]
     let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
     let mut config_seen = live.config_path().and_then(file_signature);
@@ -88,7 +88,7 @@ fn file_signature(path: &Path) -> Option<(u64, std::time::SystemTime)> {
 
 /// Reads, validates and applies the config file; a broken file is refused with file, key and
 /// reason and the running config stays. Settings that only apply at start are named.
-async fn reload_config(live: &Arc<Live>, path: &Path) {
+async fn reload_config(live: &Arc<Reloadable>, path: &Path) {
     use std::sync::atomic::Ordering::Relaxed;
     let old = live.get();
     let (path, previous) = (path.to_path_buf(), old.clone());

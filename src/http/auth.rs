@@ -7,7 +7,7 @@
 //! is a 401 in the endpoint's wire shape, and a refused chat request is logged like any other.
 
 use super::respond::{error_response, new_request_id};
-use super::state::{AppState, Live};
+use super::state::{AppState, Reloadable};
 use crate::error::{ErrorKind, GatewayError};
 use crate::format::ClientFormat;
 use crate::observe::record::{rejected, Caller};
@@ -86,7 +86,11 @@ pub fn format_of(path: &str) -> ClientFormat {
 }
 
 /// The auth layer.
-pub async fn layer(State(live): State<Arc<Live>>, mut request: Request, next: Next) -> Response {
+pub async fn layer(
+    State(live): State<Arc<Reloadable>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     let path = request.uri().path();
     let state = live.get();
     let open =

@@ -14,7 +14,7 @@ use crate::format::responses::response::Echo;
 use crate::format::{anthropic, responses, ClientFormat};
 use crate::route::RoutePlan;
 use crate::store::limits::Reservation;
-use crate::upstream::failover::{self, Execution, Served};
+use crate::upstream::failover::{Execution, Served};
 use axum::body::Body;
 use axum::http::HeaderMap;
 use axum::response::Response;
@@ -73,7 +73,7 @@ async fn handle(
     };
     let ctx = begun.context(key.caller(&state, reservation), format, req, plan, echo);
     let guards = state.guards();
-    let Execution { attempts, result } = failover::execute(
+    let Execution { attempts, result } = crate::upstream::execute::execute(
         &state.providers,
         &ctx.plan,
         &ctx.req,

@@ -13,7 +13,7 @@ use crate::config::ProviderKind;
 use crate::error::GatewayError;
 use crate::format::request::{ChatRequest, SWITCHYARD_FIELDS};
 use crate::format::{embeddings, ClientFormat};
-use crate::observe::record::{finish, overhead_ms, Outcome};
+use crate::observe::record::{finish, overhead_ms, Ending};
 use crate::route::RoutePlan;
 use crate::store::limits::Reservation;
 use crate::upstream::failover::{self, run_chain, within};
@@ -41,7 +41,7 @@ pub async fn embeddings(
     let ctx = begun.context(key.caller(&state, reservation), format, req, plan, None);
     let guards = state.guards();
     let body = Arc::new(ctx.req.body.clone());
-    let failover::Outcome { attempts, result } = run_chain(
+    let failover::ChainResult { attempts, result } = run_chain(
         &state.providers,
         &ctx.plan,
         &guards,
@@ -68,7 +68,7 @@ pub async fn embeddings(
     let meta = finish(
         &state.sinks(),
         &ctx,
-        Outcome {
+        Ending {
             status: 200,
             model: Some(&model),
             attempts: &attempts,

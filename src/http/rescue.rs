@@ -36,7 +36,16 @@ pub async fn continue_on(
         chain,
         ..ctx.plan.clone()
     };
-    Some(crate::upstream::continuation::continue_stream(&state.providers, &plan, &ctx.req, sent, &guards).await)
+    Some(
+        crate::upstream::continuation::continue_stream(
+            &state.providers,
+            &plan,
+            &ctx.req,
+            sent,
+            &guards,
+        )
+        .await,
+    )
 }
 
 /// Characters of the answer's end a continuation is compared with.

@@ -9,7 +9,7 @@ use crate::format::request::ChatRequest;
 use crate::format::responses::response::Echo;
 use crate::format::ClientFormat;
 use crate::format::{anthropic, responses};
-use crate::observe::record::{finish, overhead_ms, rejected, Caller, Outcome, RequestContext};
+use crate::observe::record::{finish, overhead_ms, rejected, Caller, Ending, RequestContext};
 use crate::route::RoutePlan;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -145,7 +145,7 @@ pub fn failed_response(
     let meta = finish(
         &state.sinks(),
         ctx,
-        Outcome {
+        Ending {
             status: err.status.as_u16(),
             model: None,
             attempts,
@@ -210,7 +210,7 @@ pub fn complete_response(
     let meta = finish(
         &state.sinks(),
         ctx,
-        Outcome {
+        Ending {
             status: 200,
             model: Some(model),
             attempts,

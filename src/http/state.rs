@@ -1,5 +1,5 @@
 //! What a request reads, built from one config: the planner, providers, admission, cooldowns and
-//! the sinks. A config reload builds a new [`AppState`] and swaps it into [`Live`]; requests in
+//! the sinks. A config reload builds a new [`AppState`] and swaps it into [`Reloadable`]; requests in
 //! flight keep the one they started with.
 
 use super::admission::Admission;
@@ -214,15 +214,15 @@ impl AppState {
 }
 
 /// The state requests start with: swapped whole by a config reload.
-pub struct Live {
+pub struct Reloadable {
     current: RwLock<Arc<AppState>>,
     /// The config file, when the config came from one (reloads read it again).
     config_path: Option<PathBuf>,
 }
 
-impl Live {
-    pub fn new(state: Arc<AppState>, config_path: Option<PathBuf>) -> Live {
-        Live {
+impl Reloadable {
+    pub fn new(state: Arc<AppState>, config_path: Option<PathBuf>) -> Reloadable {
+        Reloadable {
             current: RwLock::new(state),
             config_path,
         }

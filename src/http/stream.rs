@@ -11,7 +11,7 @@ use crate::config::ModelConfig;
 use crate::error::FailureKind;
 use crate::format::sse::{write_data, write_event, DONE};
 use crate::format::{anthropic, responses, ClientFormat};
-use crate::observe::record::{finish, overhead_ms, Outcome, RequestContext};
+use crate::observe::record::{finish, overhead_ms, Ending, RequestContext};
 use crate::upstream::failover::Served;
 use crate::upstream::ChunkStream;
 use axum::body::Body;
@@ -338,7 +338,7 @@ async fn relay(
     let meta = finish(
         &state.sinks(),
         &ctx,
-        Outcome {
+        Ending {
             status: 200,
             model: Some(&s.model),
             attempts: &s.attempts,

@@ -61,7 +61,7 @@ pub struct Sinks<'a> {
 }
 
 /// How a request ended.
-pub struct Outcome<'a> {
+pub struct Ending<'a> {
     pub status: u16,
     pub model: Option<&'a ModelConfig>,
     pub attempts: &'a [AttemptRecord],
@@ -96,7 +96,7 @@ struct Totals {
 }
 
 impl Totals {
-    fn of(ctx: &RequestContext, o: &Outcome) -> Totals {
+    fn of(ctx: &RequestContext, o: &Ending) -> Totals {
         // The serving attempt is the last one; a stream that broke after its first token still
         // served (its attempt is marked failed).
         let ttft = o
@@ -121,7 +121,7 @@ impl Totals {
 }
 
 /// Records a finished request (metrics, feedback memo, log line); returns its `metadata`.
-pub fn finish(sinks: &Sinks, ctx: &RequestContext, o: Outcome) -> Value {
+pub fn finish(sinks: &Sinks, ctx: &RequestContext, o: Ending) -> Value {
     let t = Totals::of(ctx, &o);
     sinks.metrics.record(&sample(ctx, &o, &t));
     charge(sinks, ctx, &o, &t);
@@ -189,7 +189,7 @@ pub fn finish(sinks: &Sinks, ctx: &RequestContext, o: Outcome) -> Value {
     meta
 }
 
-fn sample<'a>(ctx: &RequestContext, o: &'a Outcome, t: &Totals) -> RequestSample<'a> {
+fn sample<'a>(ctx: &RequestContext, o: &'a Ending, t: &Totals) -> RequestSample<'a> {
     RequestSample {
         endpoint: ctx.format.endpoint(),
         status: o.status,
@@ -212,7 +212,7 @@ fn sample<'a>(ctx: &RequestContext, o: &'a Outcome, t: &Totals) -> RequestSample
 
 /// The log line. Without text logging, an upstream's own words (which may quote the prompt)
 /// stay out of the log too: each attempt keeps its kind and status.
-fn write_log(sinks: &Sinks, ctx: &RequestContext, o: &Outcome, t: &Totals) {
+fn write_log(sinks: &Sinks, ctx: &RequestContext, o: &Ending, t: &Totals) {
     let d = &ctx.plan.decision;
     let log_text = sinks.logging.log_text;
     let withheld: Vec<AttemptRecord>;
@@ -274,7 +274,7 @@ fn write_log(sinks: &Sinks, ctx: &RequestContext, o: &Outcome, t: &Totals) {
 
 /// Settles what a virtual key's limits reserved for the request with what it really used
 /// (off the request path).
-fn charge(sinks: &Sinks, ctx: &RequestContext, o: &Outcome, t: &Totals) {
+fn charge(sinks: &Sinks, ctx: &RequestContext, o: &Ending, t: &Totals) {
     let (Some(store), Some(reservation)) = (sinks.store, &ctx.caller.reservation) else {
         return;
     };

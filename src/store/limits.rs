@@ -175,16 +175,14 @@ impl Limits {
         default_mode: FailMode,
         timeout: Duration,
         pg: Option<Arc<Pg>>,
-    ) -> Result<Limits, String> {
-        let client = redis::Client::open(url).map_err(|e| format!("Redis: {e}"))?;
+    ) -> Result<Limits, super::StoreError> {
+        let client = redis::Client::open(url)?;
         let config = redis::aio::ConnectionManagerConfig::new()
             .set_connection_timeout(Some(timeout))
             .set_response_timeout(Some(timeout))
             .set_number_of_retries(2)
             .set_max_delay(Duration::from_secs(1));
-        let conn = redis::aio::ConnectionManager::new_with_config(client, config)
-            .await
-            .map_err(|e| format!("Redis: {e}"))?;
+        let conn = redis::aio::ConnectionManager::new_with_config(client, config).await?;
         Ok(Limits {
             conn,
             prefix: prefix.to_string(),

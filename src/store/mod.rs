@@ -9,12 +9,26 @@ pub mod keys;
 pub mod limits;
 pub mod pg;
 pub mod scope;
+pub mod writer;
 
 use crate::config::StoreConfig;
 use keys::KeyCache;
 use limits::Limits;
-use pg::{Pg, PgWriter};
+use pg::{Pg, PgError};
 use std::sync::Arc;
+use writer::PgWriter;
+
+/// Why the shared store could not do what was asked (never shows a URL: it holds a password).
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(transparent)]
+    Postgres(#[from] PgError),
+    #[error("Redis: {0}")]
+    Redis(#[from] redis::RedisError),
+    /// What the store refuses: no store configured for a command, an unknown key.
+    #[error("{0}")]
+    Refused(String),
+}
 
 /// The connected store of a server.
 pub struct Store {
@@ -27,12 +41,12 @@ pub struct Store {
 impl Store {
     /// Connects to what `[store]` names, applies migrations and starts the writer and the
     /// key reloader. Errors name the service, never its URL.
-    pub async fn connect(cfg: &StoreConfig) -> Result<Store, String> {
+    pub async fn connect(cfg: &StoreConfig) -> Result<Store, StoreError> {
         let (pg, writer, keys) = match &cfg.postgres_url {
             None => (None, None, None),
             Some(_) => {
-                let pg = Pg::connect(cfg).await.map_err(|e| e.to_string())?;
-                pg.migrate().await.map_err(|e| e.to_string())?;
+                let pg = Pg::connect(cfg).await?;
+                pg.migrate().await?;
                 let writer = PgWriter::start(pg.clone(), cfg);
                 let keys = KeyCache::start(
                     pg.clone(),
@@ -40,8 +54,7 @@ impl Store {
                     cfg.keys_max_staleness,
                     cfg.on_keys_stale,
                 )
-                .await
-                .map_err(|e| e.to_string())?;
+                .await?;
                 (Some(pg), Some(writer), Some(keys))
             }
         };

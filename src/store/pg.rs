@@ -6,27 +6,45 @@ use super::scope::Scope;
 use crate::config::StoreConfig;
 use backon::{ExponentialBuilder, Retryable};
 use serde_json::{json, Value};
-use std::collections::{HashSet, VecDeque};
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::Duration;
 use switchyard_learn::schema::{AttemptRecord, FeedbackRecord, LogRecord};
-use tokio::sync::mpsc;
 use tokio_postgres::tls::NoTlsStream;
 use tokio_postgres::types::Json;
 use tokio_postgres::{Client, Connection, NoTls, Socket};
 
 /// Why the store failed (never shows the URL: it holds a password).
 #[derive(Debug, thiserror::Error)]
-#[error("PostgreSQL: {0}")]
-pub struct PgError(pub String);
+pub enum PgError {
+    /// PostgreSQL refused a statement: its message and SQLSTATE code (e.g. `23505`, a
+    /// unique violation).
+    #[error("PostgreSQL: {message} (SQLSTATE {code})")]
+    Database { code: String, message: String },
+    /// The connection could not be made, or broke.
+    #[error("PostgreSQL: {0}")]
+    Connection(String),
+    /// A file an export writes.
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    /// What the store cannot do as asked (no `postgres_env`, an unknown grouping, ...).
+    #[error("{0}")]
+    Invalid(String),
+}
 
 impl From<tokio_postgres::Error> for PgError {
     fn from(e: tokio_postgres::Error) -> PgError {
-        PgError(match e.as_db_error() {
-            Some(db) => db.message().to_string(),
-            None => e.to_string(),
-        })
+        match e.as_db_error() {
+            Some(db) => PgError::Database {
+                code: db.code().code().to_string(),
+                message: db.message().to_string(),
+            },
+            None => PgError::Connection(e.to_string()),
+        }
     }
 }
 
@@ -81,7 +99,7 @@ impl Pg {
         let url = cfg
             .postgres_url
             .as_deref()
-            .ok_or_else(|| PgError("[store] names no postgres_env".into()))?;
+            .ok_or_else(|| PgError::Invalid("[store] names no postgres_env".into()))?;
         let (client, conn) = tokio_postgres::connect(url, NoTls).await?;
         let pg = Arc::new(Pg {
             url: url.to_string(),
@@ -409,7 +427,10 @@ impl Pg {
     /// the evals read); returns the counts. Rows stream from the server, so memory stays flat
     /// however large the store.
     pub async fn export(&self, dir: &std::path::Path) -> Result<(u64, u64), PgError> {
-        std::fs::create_dir_all(dir).map_err(|e| PgError(format!("{}: {e}", dir.display())))?;
+        std::fs::create_dir_all(dir).map_err(|source| PgError::Io {
+            path: dir.display().to_string(),
+            source,
+        })?;
         let requests = self
             .export_rows(
                 "SELECT record FROM requests ORDER BY ts",
@@ -436,7 +457,10 @@ impl Pg {
     ) -> Result<u64, PgError> {
         use futures_util::StreamExt;
         use std::io::Write;
-        let io = |e: std::io::Error| PgError(format!("{}: {e}", path.display()));
+        let io = |source: std::io::Error| PgError::Io {
+            path: path.display().to_string(),
+            source,
+        };
         let mut out = std::io::BufWriter::new(std::fs::File::create(path).map_err(io)?);
         let rows = self
             .client()
@@ -445,7 +469,7 @@ impl Pg {
         futures_util::pin_mut!(rows);
         let mut n = 0;
         while let Some(row) = rows.next().await {
-            serde_json::to_writer(&mut out, &line(&row?)).map_err(|e| PgError(e.to_string()))?;
+            serde_json::to_writer(&mut out, &line(&row?)).map_err(|e| io(e.into()))?;
             out.write_all(b"\n").map_err(io)?;
             n += 1;
         }
@@ -468,7 +492,7 @@ impl Pg {
             "router" => "router",
             "day" => "to_char(ts AT TIME ZONE 'UTC', 'YYYY-MM-DD')",
             other => {
-                return Err(PgError(format!(
+                return Err(PgError::Invalid(format!(
                     "cannot group spend by {other:?}; use key, team, model, router or day"
                 )))
             }
@@ -543,148 +567,6 @@ fn day_of(ts_ms: u64) -> String {
     crate::clock::rfc3339_millis(ts_ms)[..10].replace('-', "")
 }
 
-/// Counters of the batched writer.
-#[derive(Default)]
-pub struct WriterStats {
-    pub written: AtomicU64,
-    /// Records refused because the queue was full (never sent).
-    pub dropped: AtomicU64,
-    /// Records whose write failed (each try counts); they wait in the spool for the next.
-    pub failed: AtomicU64,
-    /// Records pushed out of a full spool (the store never got them).
-    pub lost: AtomicU64,
-    pub queued: AtomicU64,
-    /// Records waiting in the spool to be written again.
-    pub spooled: AtomicU64,
-}
-
-/// The batched request writer: records queue in a bounded channel and a task writes them in
-/// batches of `batch` (or what is there after `flush`). A batch that cannot be written (the
-/// store is down) waits in a spool of at most `queue` records and is written again, oldest
-/// first, once the store answers; a full spool loses its oldest records and counts them. A
-/// full queue drops the record and counts it; a replica killed outright loses what is queued
-/// and spooled.
-pub struct PgWriter {
-    tx: mpsc::Sender<Vec<u8>>,
-    pub stats: Arc<WriterStats>,
-}
-
-/// Batches that could not be written yet, bounded in records.
-struct Spool {
-    batches: VecDeque<Vec<Vec<u8>>>,
-    records: usize,
-    bound: usize,
-}
-
-impl Spool {
-    /// Keeps a failed batch; returns how many older records were pushed out.
-    fn push(&mut self, batch: Vec<Vec<u8>>) -> usize {
-        self.records += batch.len();
-        self.batches.push_back(batch);
-        let mut lost = 0;
-        while self.records > self.bound {
-            let Some(front) = self.batches.front_mut() else {
-                break;
-            };
-            let over = (self.records - self.bound).min(front.len());
-            front.drain(..over);
-            self.records -= over;
-            lost += over;
-            if front.is_empty() {
-                self.batches.pop_front();
-            }
-        }
-        lost
-    }
-}
-
-impl PgWriter {
-    pub fn start(pg: Arc<Pg>, cfg: &StoreConfig) -> PgWriter {
-        let (tx, mut rx) = mpsc::channel::<Vec<u8>>(cfg.queue);
-        let stats = Arc::new(WriterStats::default());
-        let (batch, flush) = (cfg.batch, cfg.flush);
-        let s = stats.clone();
-        let mut spool = Spool {
-            batches: VecDeque::new(),
-            records: 0,
-            bound: cfg.queue,
-        };
-        tokio::spawn(async move {
-            let mut lines = Vec::with_capacity(batch);
-            let mut last_maintenance = std::time::Instant::now();
-            let mut warned = false;
-            loop {
-                let deadline = tokio::time::sleep(flush);
-                tokio::pin!(deadline);
-                let closed = loop {
-                    tokio::select! {
-                        got = rx.recv() => match got {
-                            Some(l) => {
-                                lines.push(l);
-                                if lines.len() >= batch { break false; }
-                            }
-                            None => break true,
-                        },
-                        _ = &mut deadline => break false,
-                    }
-                };
-                if !lines.is_empty() {
-                    let n = lines.len() as u64;
-                    s.queued.fetch_sub(n, Ordering::Relaxed);
-                    s.spooled.fetch_add(n, Ordering::Relaxed);
-                    let lost = spool.push(std::mem::replace(&mut lines, Vec::with_capacity(batch)));
-                    s.lost.fetch_add(lost as u64, Ordering::Relaxed);
-                    s.spooled.fetch_sub(lost as u64, Ordering::Relaxed);
-                }
-                // Oldest first; stop at the first failure (the store is down) and try again
-                // after the next flush.
-                while let Some(b) = spool.batches.front() {
-                    let n = b.len() as u64;
-                    match pg.insert_requests(b).await {
-                        Ok(_) => {
-                            s.written.fetch_add(n, Ordering::Relaxed);
-                            s.spooled.fetch_sub(n, Ordering::Relaxed);
-                            spool.records -= b.len();
-                            spool.batches.pop_front();
-                            if warned {
-                                tracing::info!("request records are written to PostgreSQL again");
-                                warned = false;
-                            }
-                        }
-                        Err(e) => {
-                            s.failed.fetch_add(n, Ordering::Relaxed);
-                            if !warned {
-                                tracing::warn!("could not write {n} request records (kept in the spool, written again when PostgreSQL answers): {e}");
-                                warned = true;
-                            }
-                            break;
-                        }
-                    }
-                }
-                if last_maintenance.elapsed() > Duration::from_secs(3600) {
-                    last_maintenance = std::time::Instant::now();
-                    if let Err(e) = pg.maintain().await {
-                        tracing::warn!("partition maintenance failed: {e}");
-                    }
-                }
-                if closed {
-                    break;
-                }
-            }
-        });
-        PgWriter { tx, stats }
-    }
-
-    /// Queues a record without waiting; drops and counts it when the queue is full.
-    pub fn offer(&self, line: Vec<u8>) {
-        self.stats.queued.fetch_add(1, Ordering::Relaxed);
-        if self.tx.try_send(line).is_err() {
-            self.stats.queued.fetch_sub(1, Ordering::Relaxed);
-            self.stats.dropped.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-}
-
 /// The feedback columns [`feedback_record`] reads, in its order.
 const FEEDBACK_COLUMNS: &str = "request_id, source, model, score, thumbs, comment, (extract(epoch FROM ts) * 1000)::bigint, key_id";
 
@@ -701,31 +583,5 @@ fn feedback_record(r: &tokio_postgres::Row) -> FeedbackRecord<'static> {
         thumbs: r.get::<_, Option<String>>(4).map(Into::into),
         comment: r.get::<_, Option<String>>(5).map(Into::into),
         key: r.get::<_, Option<String>>(7).map(Into::into),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::Spool;
-    use std::collections::VecDeque;
-
-    #[test]
-    fn a_full_spool_loses_its_oldest_records_and_counts_them() {
-        let mut spool = Spool {
-            batches: VecDeque::new(),
-            records: 0,
-            bound: 5,
-        };
-        let batch = |tag: u8, n: usize| (0..n).map(|i| vec![tag, i as u8]).collect::<Vec<_>>();
-        assert_eq!(spool.push(batch(1, 3)), 0);
-        assert_eq!(spool.push(batch(2, 3)), 1);
-        assert_eq!(spool.records, 5);
-        assert_eq!(spool.batches[0], vec![vec![1, 1], vec![1, 2]]);
-        assert_eq!(spool.push(batch(3, 4)), 4);
-        let left: Vec<Vec<u8>> = spool.batches.iter().flatten().cloned().collect();
-        assert_eq!(
-            left,
-            vec![vec![2, 2], vec![3, 0], vec![3, 1], vec![3, 2], vec![3, 3]]
-        );
     }
 }

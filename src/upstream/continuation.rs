@@ -2,10 +2,10 @@
 //! broke after part of it reached the client.
 
 use super::failover::{chat_attempt, run_chain, Execution, Guards};
-use serde_json::{json, Map, Value};
 use super::provider::{Call, Provider};
 use crate::format::request::ChatRequest;
 use crate::route::RoutePlan;
+use serde_json::{json, Map, Value};
 use std::collections::HashMap;
 use std::sync::Arc;
 

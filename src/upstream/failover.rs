@@ -5,15 +5,14 @@ use crate::clock::millis_since;
 use crate::config::ModelConfig;
 use crate::error::{ErrorClass, FailureKind, UpstreamError};
 use crate::error::{ErrorKind, GatewayError};
-use crate::format::request::ChatRequest;
 use crate::observe::metrics::Metrics;
 use crate::route::RoutePlan;
 use crate::upstream::cooldown::{Cooldowns, Gate};
-use crate::upstream::provider::{Call, ChunkStream, Provider, Reply};
+use crate::upstream::provider::{ChunkStream, Provider, Reply};
 use axum::http::StatusCode;
 use backon::BackoffBuilder;
 use futures_util::StreamExt;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -75,13 +74,13 @@ pub enum Served {
 }
 
 /// The outcome of executing a plan: every attempt, and the model that served with its answer.
-pub struct Outcome<T> {
+pub struct ChainResult<T> {
     pub attempts: Vec<AttemptRecord>,
     pub result: Result<(Arc<ModelConfig>, T), GatewayError>,
 }
 
 /// The outcome of a chat request.
-pub type Execution = Outcome<Served>;
+pub type Execution = ChainResult<Served>;
 
 /// Whether a chunk carries the first token: content, a tool call, or a finish reason (or,
 /// from an upstream serving the Responses API natively, an output delta or the end).
@@ -135,35 +134,6 @@ pub struct Limits {
     pub ttft_by_request: bool,
     /// The first-token limit this attempt got (shorter while a fallback follows).
     pub ttft_limit: std::time::Duration,
-}
-
-/// Tries each model of the plan in order, skipping models in cooldown (unless nothing else is
-/// left) and stopping at the request's deadline: a chat completion, streamed or whole.
-/// `native` is a Responses API request as sent, for upstreams that serve it themselves.
-pub async fn execute(
-    providers: &HashMap<String, Arc<dyn Provider>>,
-    plan: &RoutePlan,
-    req: &ChatRequest,
-    native: Option<Arc<Map<String, Value>>>,
-    guards: &Guards<'_>,
-) -> Execution {
-    let body: Arc<Map<String, Value>> = Arc::new(req.body.clone());
-    let attempt = |provider: &Arc<dyn Provider>, model: &Arc<ModelConfig>, limits: Limits| {
-        let call = Call {
-            model: model.clone(),
-            body: body.clone(),
-            stream: req.stream,
-            max_body_bytes: guards.max_upstream_body_bytes,
-            native: native.clone(),
-        };
-        chat_attempt(provider.send(call), plan, guards, req.stream, limits)
-    };
-    if plan.hedge && req.stream {
-        if let Some(out) = super::hedge::hedged(providers, plan, guards, req.prompt_tokens, attempt).await {
-            return out;
-        }
-    }
-    run_chain(providers, plan, guards, attempt).await
 }
 
 /// One chat attempt within its limits: a stream is peeked until its first token.
@@ -230,7 +200,7 @@ pub async fn run_chain<T, F, Fut>(
     plan: &RoutePlan,
     guards: &Guards<'_>,
     mut attempt: F,
-) -> Outcome<T>
+) -> ChainResult<T>
 where
     F: FnMut(&Arc<dyn Provider>, &Arc<ModelConfig>, Limits) -> Fut,
     Fut: std::future::Future<Output = Result<T, UpstreamError>>,
@@ -295,7 +265,7 @@ where
             let e = match outcome {
                 Ok(served) => {
                     attempts.push(served_attempt(model, elapsed, retry));
-                    return Outcome {
+                    return ChainResult {
                         attempts,
                         result: Ok((model.clone(), served)),
                     };
@@ -350,7 +320,7 @@ where
         }
     }
     let error = all_failed(&attempts, last_error, &retry_afters);
-    Outcome {
+    ChainResult {
         attempts,
         result: Err(error),
     }
@@ -358,7 +328,11 @@ where
 
 /// The first-token limit of an attempt: shorter while a fallback follows it, never past the
 /// attempt's total timeout.
-pub(super) fn ttft_limit(plan: &RoutePlan, guards: &Guards, has_fallback: bool) -> std::time::Duration {
+pub(super) fn ttft_limit(
+    plan: &RoutePlan,
+    guards: &Guards,
+    has_fallback: bool,
+) -> std::time::Duration {
     let ttft = if has_fallback {
         plan.ttft_timeout
             .min(guards.failover.ttft_timeout_with_fallback)
@@ -389,7 +363,11 @@ pub(super) fn limits_from_now(
 }
 
 /// Tells the cooldowns how an attempt of `model` ended (only retryable failures count).
-pub(super) fn report(guards: &Guards, model: &ModelConfig, result: &Result<impl Sized, UpstreamError>) {
+pub(super) fn report(
+    guards: &Guards,
+    model: &ModelConfig,
+    result: &Result<impl Sized, UpstreamError>,
+) {
     match result {
         Ok(_) => guards.cooldowns.success(&model.id),
         Err(e) if e.retryable() => {

@@ -1,7 +1,8 @@
 //! Upstream providers behind one small trait ([`provider::Provider`]): OpenAI-compatible,
 //! Anthropic and the in-process mock, each wrapped so that no secret leaves in an error
 //! ([`redact`]); failover along a plan's chain with cooldowns ([`failover`], [`cooldown`]),
-//! TTFT hedging ([`hedge`]) and the continuation of a broken stream ([`continuation`]).
+//! a plan executed with TTFT hedging when asked ([`execute`]) and the continuation of a broken
+//! stream ([`continuation`]).
 //! Every provider speaks the canonical OpenAI chat-completions shape to the rest of
 //! Switchyard. Imports `config`, `format`, `route` (the plan), `observe::metrics`, `error`;
 //! `http` imports it.
@@ -10,8 +11,8 @@ pub mod anthropic;
 pub mod client;
 pub mod continuation;
 pub mod cooldown;
+pub mod execute;
 pub mod failover;
-pub mod hedge;
 pub mod mock;
 pub mod openai;
 pub mod provider;

@@ -1,7 +1,8 @@
 //! Fitting the per-candidate linear models (ridge regression on the shared prompt features)
 //! and measuring predictions on the validation split.
 
-use switchyard_learn::artifact::{features, knn_rate, Blend, Linear, GOOD_ANSWER};
+use switchyard_learn::artifact::{features, Blend, Linear, GOOD_ANSWER};
+use switchyard_learn::knn::knn_rate;
 use switchyard_learn::memory::{leave_out_same, Memory};
 use switchyard_learn::schema::manifest::Classification;
 

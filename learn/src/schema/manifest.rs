@@ -3,7 +3,7 @@
 //! trainer writes it; the gateway, the evals and the tests read it. Fields are in alphabetical
 //! order, as the manifest has always been written.
 
-use crate::artifact::Blend;
+use crate::knn::Blend;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 

@@ -11,7 +11,7 @@ pub mod filter;
 pub mod index;
 pub mod query;
 
-use crate::store::pg::Pg;
+use crate::store::pg::{Pg, PgError};
 use index::{id_hash, line_at, Index, IN_STORE};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
@@ -54,7 +54,7 @@ impl Analytics {
 
     /// Fetches what the shared store gained since the last call (the newest `rows` records
     /// the first time).
-    pub async fn fetch_store(&self, pg: &Pg) -> Result<StoreLines, String> {
+    pub async fn fetch_store(&self, pg: &Pg) -> Result<StoreLines, PgError> {
         let mut tail = self.tail.lock().await;
         let after = tail.seq.map(|s| (s - STORE_OVERLAP).max(0));
         let limit = if after.is_none() {
@@ -62,16 +62,10 @@ impl Analytics {
         } else {
             100_000
         };
-        let (records, last) = pg
-            .tail_requests(after, limit)
-            .await
-            .map_err(|e| e.to_string())?;
+        let (records, last) = pg.tail_requests(after, limit).await?;
         tail.seq = tail.seq.max(last);
         let now = crate::clock::unix_millis() as i64;
-        let feedback = pg
-            .feedback_since(tail.feedback_ms - 5_000)
-            .await
-            .map_err(|e| e.to_string())?;
+        let feedback = pg.feedback_since(tail.feedback_ms - 5_000).await?;
         tail.feedback_ms = now;
         Ok((lines(&records), lines(&feedback)))
     }

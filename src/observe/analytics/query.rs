@@ -3,8 +3,8 @@
 //! requests. Every function reads the [`Index`] and returns the JSON its endpoint serves.
 
 pub use super::experiments::experiments;
-use super::filter::{rows, Matcher};
 pub use super::filter::Filter;
+use super::filter::{rows, Matcher};
 use super::index::{Index, Row, Sym};
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;

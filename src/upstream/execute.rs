@@ -1,20 +1,52 @@
-//! TTFT hedging (a router's `hedge = true`, streaming): a second model started when the first
-//! is slow to its first token; the first to answer serves.
+//! A chat request executed on its plan: the chain of models tried in order ([`super::failover`]),
+//! or, when the router asks for TTFT hedging (`hedge = true`, streaming), a second model started
+//! when the first is slow to its first token, the first to answer serving.
 
-use super::failover::{
-    attempt_of, failed_attempt, limits_from_now, report, run_chain, served_attempt, ttft_limit,
-    Execution, Guards, Limits, Outcome, Served,
-};
 use super::cooldown::Gate;
-use super::provider::Provider;
+use super::failover::{
+    attempt_of, chat_attempt, failed_attempt, limits_from_now, report, run_chain, served_attempt,
+    ttft_limit, ChainResult, Execution, Guards, Limits, Served,
+};
+use super::provider::{Call, Provider};
 use crate::clock::millis_since;
 use crate::config::ModelConfig;
 use crate::error::UpstreamError;
+use crate::format::request::ChatRequest;
 use crate::route::RoutePlan;
+use serde_json::{Map, Value};
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use switchyard_learn::schema::{AttemptRecord, Hedge};
+
+/// Tries each model of the plan in order, skipping models in cooldown (unless nothing else is
+/// left) and stopping at the request's deadline: a chat completion, streamed or whole.
+/// `native` is a Responses API request as sent, for upstreams that serve it themselves.
+pub async fn execute(
+    providers: &HashMap<String, Arc<dyn Provider>>,
+    plan: &RoutePlan,
+    req: &ChatRequest,
+    native: Option<Arc<Map<String, Value>>>,
+    guards: &Guards<'_>,
+) -> Execution {
+    let body: Arc<Map<String, Value>> = Arc::new(req.body.clone());
+    let attempt = |provider: &Arc<dyn Provider>, model: &Arc<ModelConfig>, limits: Limits| {
+        let call = Call {
+            model: model.clone(),
+            body: body.clone(),
+            stream: req.stream,
+            max_body_bytes: guards.max_upstream_body_bytes,
+            native: native.clone(),
+        };
+        chat_attempt(provider.send(call), plan, guards, req.stream, limits)
+    };
+    if plan.hedge && req.stream {
+        if let Some(out) = hedged(providers, plan, guards, req.prompt_tokens, attempt).await {
+            return out;
+        }
+    }
+    run_chain(providers, plan, guards, attempt).await
+}
 
 /// Without live first-token times, hedging waits this share of the first-token limit.
 const HEDGE_UNMEASURED_SHARE: u32 = 2;
@@ -77,7 +109,7 @@ where
         Some(r) => {
             attempts.push(record(a, &la, &r));
             if let Ok(served) = r {
-                return Some(Outcome {
+                return Some(ChainResult {
                     attempts,
                     result: Ok((a.clone(), served)),
                 });
@@ -112,7 +144,7 @@ where
                             attempts.push(cancelled);
                         }
                         attempts.push(rec);
-                        return Some(Outcome {
+                        return Some(ChainResult {
                             attempts,
                             result: Ok((model.clone(), served)),
                         });
