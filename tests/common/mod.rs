@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod artifacts;
+
 use serde_json::Value;
 use std::path::PathBuf;
 use switchyard::app::Server;

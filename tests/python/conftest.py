@@ -156,3 +156,14 @@ class DefaultServer:
         self.proc.send_signal(signal.SIGTERM)
         self.proc.wait(timeout=20)
         self.stderr.close()
+
+
+@pytest.fixture
+def fleet(tmp_path):
+    """Replicas of the real binary over a PostgreSQL database of their own and the shared Redis
+    (tests/python/fleet_support.py), closed after the test."""
+    from fleet_support import Fleet
+
+    f = Fleet(tmp_path)
+    yield f
+    f.close()
