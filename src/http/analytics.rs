@@ -14,6 +14,7 @@ use axum::{Extension, Json};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::Arc;
+use switchyard_learn::schema::LogRecord;
 
 /// What computes a panel.
 type Panel = fn(&Index, &Filter) -> Value;
@@ -84,7 +85,8 @@ pub async fn request(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, Rejection> {
     let scope = key.scope();
-    let visible = move |record: &Value| scope.sees(record["team"].as_str(), record["key"].as_str());
+    let visible =
+        move |record: &LogRecord| scope.sees(record.team.as_deref(), record.key.as_deref());
     if let Some(pg) = state.store.as_ref().and_then(|s| s.pg.clone()) {
         let record = pg
             .request_record(&id)
@@ -104,8 +106,10 @@ pub async fn request(
     let found = read(&state, Box::new(move |ix| analytics::request(ix, &id)))
         .await?
         .map_err(|e| GatewayError::new(ErrorKind::Internal, format!("reading the log: {e}")))?
-        .filter(|found| visible(&found["record"]));
-    found.map(Json).ok_or_else(|| not_logged().into())
+        .filter(|(record, _)| visible(record));
+    found
+        .map(|(record, feedback)| Json(serde_json::json!({"record": record, "feedback": feedback})))
+        .ok_or_else(|| not_logged().into())
 }
 
 fn not_logged() -> GatewayError {

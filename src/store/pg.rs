@@ -391,15 +391,18 @@ impl Pg {
     }
 
     /// One stored request record.
-    pub async fn request_record(&self, request_id: &str) -> Result<Option<Value>, PgError> {
-        Ok(self
+    pub async fn request_record(
+        &self,
+        request_id: &str,
+    ) -> Result<Option<LogRecord<'static>>, PgError> {
+        let row = self
             .client()
             .query_opt(
                 "SELECT record FROM requests WHERE request_id = $1 LIMIT 1",
                 &[&request_id],
             )
-            .await?
-            .map(|r| r.get(0)))
+            .await?;
+        Ok(row.and_then(|r| r.try_get::<_, Json<LogRecord>>(0).ok().map(|Json(r)| r)))
     }
 
     /// Stores feedback with the key that gave it; the last per (request, source) counts.

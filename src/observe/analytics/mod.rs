@@ -16,6 +16,7 @@ use index::{id_hash, line_at, Index, IN_STORE};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use switchyard_learn::schema::LogRecord;
 
 /// How far the table has read the shared store.
 #[derive(Default)]
@@ -103,7 +104,10 @@ pub fn feedback_json(ix: &Index, request_id: &str) -> Vec<Value> {
 
 /// One request as logged, with the feedback given on it; `None` when the id is unknown (or
 /// older than the rows kept).
-pub fn request(ix: &Index, request_id: &str) -> std::io::Result<Option<Value>> {
+pub fn request(
+    ix: &Index,
+    request_id: &str,
+) -> std::io::Result<Option<(LogRecord<'static>, Vec<Value>)>> {
     let h = id_hash(request_id);
     let Some(i) = ix.row_index(h) else {
         return Ok(None);
@@ -118,15 +122,13 @@ pub fn request(ix: &Index, request_id: &str) -> std::io::Result<Option<Value>> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e),
     };
-    let Ok(record) = serde_json::from_slice::<Value>(&line) else {
+    let Ok(record) = serde_json::from_slice::<LogRecord>(&line) else {
         return Ok(None);
     };
-    if record["request_id"].as_str() != Some(request_id) {
+    if record.request_id != request_id {
         return Ok(None);
     }
-    Ok(Some(
-        json!({"record": record, "feedback": feedback_json(ix, request_id)}),
-    ))
+    Ok(Some((record, feedback_json(ix, request_id))))
 }
 
 /// Records as the log lines the table reads.

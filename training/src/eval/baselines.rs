@@ -102,9 +102,10 @@ pub(super) fn knn_router<'a>(
     emb: &dyn Fn(&Prompt) -> &'a [f32],
     names: &[String],
     (candidates, reference): (&[Priced], f64),
-    (strong, cheap): (usize, usize),
+    anchors: Anchors,
     threads: usize,
 ) -> (usize, Curve) {
+    let Anchors { strong, .. } = anchors;
     let t = Instant::now();
     let train_e: Vec<&[f32]> = train.iter().map(|p| emb(p)).collect();
     let nb_val = neighbours(
@@ -165,7 +166,7 @@ pub(super) fn knn_router<'a>(
             choices,
         };
         let ones = vec![1.0; val.len()];
-        let (_, s, _) = summarize_curve(&c, &all_val, (val, &ones), names.len(), cheap, strong);
+        let (_, s, _) = summarize_curve(&c, &all_val, (val, &ones), names.len(), anchors);
         let apgr = s.apgr.unwrap_or(f64::MIN);
         eprintln!("kNN k={k}: validation APGR {apgr:.4}");
         if best.is_none_or(|b| apgr > b.0) {
@@ -201,7 +202,8 @@ fn has_keyword(p: &Prompt) -> bool {
 
 /// The rule-based router: strong when the prompt has a keyword or at least `T` tokens, for `T`
 /// at validation deciles (and never by length).
-pub(super) fn rule_router(val: &[&Prompt], eval: &[&Prompt], strong: usize, cheap: usize) -> Curve {
+pub(super) fn rule_router(val: &[&Prompt], eval: &[&Prompt], anchors: Anchors) -> Curve {
+    let Anchors { cheap, strong } = anchors;
     let mut lengths: Vec<f64> = val.iter().map(|p| prompt_tokens(p) as f64).collect();
     lengths.sort_by(f64::total_cmp);
     let mut thresholds: Vec<f64> = (0..=10)

@@ -151,6 +151,13 @@ fn ids_hash(prompts: &[&Prompt]) -> String {
     sha256_hex(ids.join("\n").as_bytes())
 }
 
+/// The two single models a curve is measured between, by candidate index.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Anchors {
+    pub cheap: usize,
+    pub strong: usize,
+}
+
 /// Runs the evaluation and writes the report directory; returns its path.
 pub fn run(a: &Args) -> Result<PathBuf, String> {
     let t0 = Instant::now();
@@ -199,6 +206,7 @@ pub fn run(a: &Args) -> Result<PathBuf, String> {
                 .unwrap_or(std::cmp::Ordering::Equal)
         })
         .unwrap_or(strong);
+    let anchors = Anchors { cheap, strong };
 
     let data_sha =
         sha256_hex(&std::fs::read(a.data).map_err(|e| format!("{}: {e}", a.data.display()))?);
@@ -322,12 +330,12 @@ pub fn run(a: &Args) -> Result<PathBuf, String> {
         &emb,
         &names,
         (&candidates, reference),
-        (strong, cheap),
+        anchors,
         a.threads,
     );
 
     // Rule-based baseline: keywords, or prompt length at validation quantiles.
-    let rule = rule_router(&val, &eval, strong, cheap);
+    let rule = rule_router(&val, &eval, anchors);
 
     let oracle: Vec<usize> = eval
         .iter()
@@ -391,7 +399,7 @@ pub fn run(a: &Args) -> Result<PathBuf, String> {
             &curves,
             &oracle,
             names.len(),
-            (cheap, strong),
+            anchors,
             a.seed,
             a.bootstrap,
         ));

@@ -44,10 +44,10 @@ pub(super) struct SubsetResult {
     pub(super) margin_vs_knn: Option<f64>,
 }
 
-fn ends_of(singles: &[Point], cheap: usize, strong: usize) -> Ends {
+fn ends_of(singles: &[Point], anchors: Anchors) -> Ends {
     Ends {
-        cheap: singles[cheap],
-        strong: singles[strong],
+        cheap: singles[anchors.cheap],
+        strong: singles[anchors.strong],
     }
 }
 
@@ -81,9 +81,9 @@ pub(super) fn summarize_curve(
     sample: &[usize],
     prompts: Weighted,
     models: usize,
-    cheap: usize,
-    strong: usize,
+    anchors: Anchors,
 ) -> (Vec<Point>, Summary, Vec<Point>) {
+    let strong = anchors.strong;
     let singles: Vec<Point> = (0..models)
         .map(|m| point(&vec![m; prompts.0.len()], sample, prompts, strong))
         .collect();
@@ -92,11 +92,7 @@ pub(super) fn summarize_curve(
         .iter()
         .map(|c| point(c, sample, prompts, strong))
         .collect();
-    let s = summarize(
-        &points,
-        &ends_of(&singles, cheap, strong),
-        &best_single(&singles),
-    );
+    let s = summarize(&points, &ends_of(&singles, anchors), &best_single(&singles));
     (points, s, singles)
 }
 
@@ -108,18 +104,18 @@ pub(super) fn evaluate_subset(
     curves: &[Curve],
     oracle: &[usize],
     models: usize,
-    (cheap, strong): (usize, usize),
+    anchors: Anchors,
     seed: u64,
     rounds: usize,
 ) -> SubsetResult {
     let mut results = Vec::new();
     let mut singles = Vec::new();
     for c in curves {
-        let (points, s, si) = summarize_curve(c, subset, prompts, models, cheap, strong);
+        let (points, s, si) = summarize_curve(c, subset, prompts, models, anchors);
         singles = si;
         results.push((c.name.clone(), points, s));
     }
-    let ends = ends_of(&singles, cheap, strong);
+    let ends = ends_of(&singles, anchors);
     let random_mix = summarize(&[], &ends, &best_single(&singles));
     // Bootstrap the learned router's figures (curve 0) and its APGR margin over the kNN
     // baseline (curve 1, paired: the same resample), resampling prompts.
@@ -128,9 +124,9 @@ pub(super) fn evaluate_subset(
     let mut draws: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
     for round in 0..rounds {
         let sample = resample(subset, seed, round as u64);
-        let (_, s, _) = summarize_curve(&curves[0], &sample, prompts, models, cheap, strong);
+        let (_, s, _) = summarize_curve(&curves[0], &sample, prompts, models, anchors);
         if let Some(knn) = curves.get(1) {
-            let (_, k, _) = summarize_curve(knn, &sample, prompts, models, cheap, strong);
+            let (_, k, _) = summarize_curve(knn, &sample, prompts, models, anchors);
             if let Some(m) = margin(&s, &k) {
                 draws.entry("apgr_margin_vs_knn").or_default().push(m);
             }
@@ -170,7 +166,7 @@ pub(super) fn evaluate_subset(
     SubsetResult {
         name: name.to_string(),
         n: subset.len(),
-        oracle: point(oracle, subset, prompts, strong),
+        oracle: point(oracle, subset, prompts, anchors.strong),
         singles,
         curves: results,
         random_mix,

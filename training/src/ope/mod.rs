@@ -24,11 +24,13 @@
 //! replays the artifact itself, for logs newer than its training data), and every replay leaves
 //! the prompt's own memory rows out ([`Artifact::predict_unseen`]).
 
+mod report;
+
 use crate::embed;
 use crate::eval::resample;
-use crate::eval::svg::{chart, Series, Style};
 use crate::outcomes::prompt_id;
-use serde_json::{json, Value};
+use report::{Estimate, Estimates, Observed, OpeReport, PolicyValue};
+use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use switchyard_learn::artifact::{artifact_dir, Artifact};
@@ -81,13 +83,21 @@ struct Replay {
 }
 
 /// An estimate with its interval, or why there is none.
-fn estimate(point: Option<f64>, samples: &mut [f64], why: &str) -> Value {
+fn estimate(point: Option<f64>, samples: &mut [f64], why: &str) -> Estimate {
     match point {
-        None => json!({"value": null, "why": why}),
+        None => Estimate {
+            value: None,
+            ci95: None,
+            why: Some(why.to_string()),
+        },
         Some(v) => {
             // The eval's bootstrap interval: the 2.5 and 97.5 % quantiles of the resamples.
             samples.sort_by(f64::total_cmp);
-            json!({"value": v, "ci95": [quantile(samples, 0.025), quantile(samples, 0.975)]})
+            Estimate {
+                value: Some(v),
+                ci95: Some([quantile(samples, 0.025), quantile(samples, 0.975)]),
+                why: None,
+            }
         }
     }
 }
@@ -135,7 +145,7 @@ fn report_policy(
     replay: &[Replay],
     (choose, discounted): (&dyn Fn(usize) -> String, bool),
     a: &Args,
-) -> Value {
+) -> PolicyValue {
     let all: Vec<usize> = (0..rows.len()).collect();
     let matches = all.iter().filter(|&&i| choose(i) == rows[i].served).count();
     let point = policy_value(rows, replay, (choose, discounted), &all);
@@ -160,12 +170,18 @@ fn report_policy(
     }
     let [ips_q, dr_q, ips_c, dr_c] = &mut samples;
     let g = |k: usize| supported.then_some(point[k]);
-    json!({
-        "matches": matches,
-        "effective_sample_size": point[4],
-        "quality": {"ips": estimate(g(0), ips_q, &why), "dr": estimate(g(1), dr_q, &why)},
-        "cost_usd": {"ips": estimate(g(2), ips_c, &why), "dr": estimate(g(3), dr_c, &why)},
-    })
+    PolicyValue {
+        matches,
+        effective_sample_size: point[4],
+        quality: Estimates {
+            ips: estimate(g(0), ips_q, &why),
+            dr: estimate(g(1), dr_q, &why),
+        },
+        cost_usd: Estimates {
+            ips: estimate(g(2), ips_c, &why),
+            dr: estimate(g(3), dr_c, &why),
+        },
+    }
 }
 
 /// Reads the logged `auto` decisions that have an outcome; returns them and notes on what was
@@ -284,45 +300,48 @@ pub fn run(a: &Args) -> Result<PathBuf, String> {
         .iter()
         .flat_map(|r| r.eligible.iter().map(|e| e.0.as_str()))
         .collect();
-    let singles: BTreeMap<&str, Value> = models
+    let singles: BTreeMap<String, PolicyValue> = models
         .iter()
         .map(|m| {
             let single = report_policy(&rows, &replay, (&|_| m.to_string(), false), a);
-            (*m, single)
+            (m.to_string(), single)
         })
         .collect();
     let n = rows.len() as f64;
-    let logging = json!({
-        "quality": rows.iter().map(|r| r.quality).sum::<f64>() / n,
-        "cost_usd": rows.iter().map(|r| r.cost).sum::<f64>() / n,
-    });
+    let logging = Observed {
+        quality: rows.iter().map(|r| r.quality).sum::<f64>() / n,
+        cost_usd: rows.iter().map(|r| r.cost).sum::<f64>() / n,
+    };
     let mut share: BTreeMap<&str, usize> = BTreeMap::new();
     for r in &replay {
         *share.entry(r.chosen.as_str()).or_default() += 1;
     }
-    let metrics = json!({
-        "artifact": artifact.version(),
-        "logs": a.logs.display().to_string(),
-        "decisions": rows.len(),
-        "notes": notes,
-        "min_matches": a.min_matches,
-        "seed": a.seed,
-        "bootstrap_resamples": a.bootstrap,
-        "cross_fit_folds": folds,
-        "new_policy": new,
-        "new_policy_traffic_share": share.iter().map(|(m, c)| (m.to_string(), *c as f64 / n)).collect::<BTreeMap<_, _>>(),
-        "logging_policy_observed": logging,
-        "single_models": singles,
-    });
+    let metrics = OpeReport {
+        artifact: artifact.version().to_string(),
+        logs: a.logs.display().to_string(),
+        decisions: rows.len(),
+        notes,
+        min_matches: a.min_matches,
+        seed: a.seed,
+        bootstrap_resamples: a.bootstrap,
+        cross_fit_folds: folds,
+        new_policy: new,
+        new_policy_traffic_share: share
+            .iter()
+            .map(|(m, c)| (m.to_string(), *c as f64 / n))
+            .collect(),
+        logging_policy_observed: logging,
+        single_models: singles,
+    };
     std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
     std::fs::write(
         out.join("metrics.json"),
         serde_json::to_string_pretty(&metrics).map_err(|e| e.to_string())?,
     )
     .map_err(|e| format!("{}: {e}", out.display()))?;
-    std::fs::write(out.join("report.md"), markdown(&metrics))
+    std::fs::write(out.join("report.md"), report::markdown(&metrics))
         .map_err(|e| format!("{}: {e}", out.display()))?;
-    std::fs::write(out.join("cost_quality.svg"), svg(&metrics))
+    std::fs::write(out.join("cost_quality.svg"), report::svg(&metrics))
         .map_err(|e| format!("{}: {e}", out.display()))?;
     Ok(out)
 }
@@ -372,96 +391,6 @@ fn replay_one(artifact: &Artifact, r: &Logged, emb: &[f32]) -> Replay {
             })
             .collect(),
     }
-}
-
-/// Cost against quality, DR estimates: the new artifact, each single model, and the logging
-/// policy as observed (policies without an estimate are left out).
-fn svg(m: &Value) -> String {
-    let point = |p: &Value| -> Option<(f64, f64)> {
-        Some((
-            p["cost_usd"]["dr"]["value"].as_f64()? * 1000.0,
-            p["quality"]["dr"]["value"].as_f64()?,
-        ))
-    };
-    let mut series: Vec<Series> = Vec::new();
-    let mut add = |name: String, p: Option<(f64, f64)>| {
-        if let Some(p) = p {
-            series.push(Series {
-                name,
-                points: vec![p],
-                style: Style::Points,
-            });
-        }
-    };
-    add("new artifact (DR)".into(), point(&m["new_policy"]));
-    if let Some(singles) = m["single_models"].as_object() {
-        for (name, p) in singles {
-            add(format!("always {name} (DR)"), point(p));
-        }
-    }
-    let logged = &m["logging_policy_observed"];
-    add(
-        "logging policy (observed)".into(),
-        logged["cost_usd"]
-            .as_f64()
-            .zip(logged["quality"].as_f64())
-            .map(|(c, q)| (c * 1000.0, q)),
-    );
-    chart(
-        "Off-policy estimates on the logged traffic",
-        "cost, $ per 1k requests",
-        "mean feedback score",
-        &series,
-    )
-}
-
-fn markdown(m: &Value) -> String {
-    let cell = |e: &Value| match e["value"].as_f64() {
-        Some(v) => format!(
-            "{v:.4} [{:.4}, {:.4}]",
-            e["ci95"][0].as_f64().unwrap_or(f64::NAN),
-            e["ci95"][1].as_f64().unwrap_or(f64::NAN)
-        ),
-        None => "no estimate (thin support)".into(),
-    };
-    let row = |name: &str, p: &Value| {
-        format!(
-            "| {name} | {} | {:.1} | {} | {} | {} | {} |\n",
-            p["matches"],
-            p["effective_sample_size"].as_f64().unwrap_or(0.0),
-            cell(&p["quality"]["ips"]),
-            cell(&p["quality"]["dr"]),
-            cell(&p["cost_usd"]["ips"]),
-            cell(&p["cost_usd"]["dr"]),
-        )
-    };
-    let mut s = format!(
-        "# Off-policy evaluation of artifact {}\n\nLogged `auto` decisions with feedback in `{}`: {}. {}\n\nEach policy re-decides the logged prompts among the candidates eligible then. IPS weighs the logged outcomes where its choice equals the served model by 1 / propensity; DR adds the artifact's own prediction for its choice and corrects it by the weighted residual. 95 % intervals: {} seeded bootstrap resamples of the decisions. No estimate is given where fewer than {} decisions agree with the policy or the effective sample size is below that.\n\nObserved under the logging policy: quality {:.4}, cost ${:.6} per request.\n\n| policy | agreeing decisions | effective sample size | quality, IPS | quality, DR | cost USD, IPS | cost USD, DR |\n|---|---|---|---|---|---|---|\n",
-        m["artifact"].as_str().unwrap_or(""),
-        m["logs"].as_str().unwrap_or(""),
-        m["decisions"],
-        m["notes"][0].as_str().unwrap_or(""),
-        m["bootstrap_resamples"],
-        m["min_matches"],
-        m["logging_policy_observed"]["quality"].as_f64().unwrap_or(0.0),
-        m["logging_policy_observed"]["cost_usd"].as_f64().unwrap_or(0.0),
-    );
-    s.push_str(&row("new artifact", &m["new_policy"]));
-    if let Some(singles) = m["single_models"].as_object() {
-        for (name, p) in singles {
-            s.push_str(&row(&format!("always {name}"), p));
-        }
-    }
-    s.push_str("\nTraffic share of the new artifact on these prompts: ");
-    if let Some(share) = m["new_policy_traffic_share"].as_object() {
-        let parts: Vec<String> = share
-            .iter()
-            .map(|(k, v)| format!("{k} {:.1} %", v.as_f64().unwrap_or(0.0) * 100.0))
-            .collect();
-        s.push_str(&parts.join(", "));
-    }
-    s.push_str("\n\n![cost vs quality](cost_quality.svg)\n");
-    s
 }
 
 #[cfg(test)]
@@ -527,21 +456,24 @@ mod tests {
             min_matches: 20,
         };
         let v = report_policy(&rows, &replay, (&|_| "b".into(), false), &args);
-        for est in ["ips", "dr"] {
-            let q = v["quality"][est]["value"].as_f64().unwrap();
-            assert!((q - 0.8).abs() < 0.05, "{est}: {q}");
-            let ci = &v["quality"][est]["ci95"];
-            assert!(
-                ci[0].as_f64().unwrap() < 0.8 && 0.8 < ci[1].as_f64().unwrap(),
-                "{v}"
-            );
-            let c = v["cost_usd"][est]["value"].as_f64().unwrap();
-            assert!((c - 2.0).abs() < 0.15, "{est} cost {c}");
+        for (est, q, c) in [
+            ("ips", &v.quality.ips, &v.cost_usd.ips),
+            ("dr", &v.quality.dr, &v.cost_usd.dr),
+        ] {
+            let value = q.value.unwrap();
+            assert!((value - 0.8).abs() < 0.05, "{est}: {value}");
+            let ci = q.ci95.unwrap();
+            assert!(ci[0] < 0.8 && 0.8 < ci[1], "{v:?}");
+            let cost = c.value.unwrap();
+            assert!((cost - 2.0).abs() < 0.15, "{est} cost {cost}");
         }
         let never = report_policy(&rows, &replay, (&|_| "c".into(), false), &args);
-        assert!(never["quality"]["ips"]["value"].is_null(), "{never}");
-        assert!(never["quality"]["dr"]["why"]
-            .as_str()
+        assert!(never.quality.ips.value.is_none(), "{never:?}");
+        assert!(never
+            .quality
+            .dr
+            .why
+            .as_deref()
             .unwrap()
             .contains("0 logged decisions agree"));
     }
