@@ -7,10 +7,12 @@ import json
 import sys
 import urllib.request
 
+from pathlib import Path
+
 import jsonschema
 from openai import OpenAI
 
-from conftest import ROOT, DefaultServer
+from conftest import BIN, ROOT, DefaultServer
 
 sys.path.insert(0, str(ROOT / "scripts"))
 from simulator import metrics  # noqa: E402  (scripts/ is not a package path)
@@ -84,7 +86,7 @@ def test_the_committed_manifests_match_the_schema():
 
 
 def test_the_simulator_reports_the_trainers_apgr():
-    metrics.TRAIN_BIN = ROOT / "target" / "debug" / "switchyard-train"
+    metrics.TRAIN_BIN = Path(BIN).parent / "switchyard-train"
     cheap, strong = (1.0, 0.5), (11.0, 0.9)
     # A random mix of the two models is the diagonal: APGR 1/2.
     assert abs(metrics.apgr([(1.0 + 10 * s, 0.5 + 0.4 * s) for s in (0.2, 0.5, 0.7)], cheap, strong) - 0.5) < 1e-12
