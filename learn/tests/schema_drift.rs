@@ -29,11 +29,10 @@ fn checked_in_schemas_match_the_types() {
 
 #[test]
 fn a_written_log_record_reads_back_the_same() {
+    use switchyard_learn::schema::log::Messages;
     use switchyard_learn::schema::{AttemptRecord, LogRecord, LOG_VERSION};
     let attempts = [AttemptRecord::new("m/a", "openai")];
-    let prompt =
-        serde_json::value::to_raw_value(&serde_json::json!([{"role": "user", "content": "hi"}]))
-            .unwrap();
+    let prompt = serde_json::json!([{"role": "user", "content": "hi"}]);
     let written = LogRecord {
         version: LOG_VERSION,
         request_id: "r1".into(),
@@ -41,7 +40,7 @@ fn a_written_log_record_reads_back_the_same() {
         status: 200,
         model: Some("m/a".into()),
         attempts: attempts[..].into(),
-        prompt: Some(std::borrow::Cow::Owned(prompt)),
+        prompt: Some(Messages::Written(std::borrow::Cow::Borrowed(&prompt))),
         duration_ms: 1.5,
         ..LogRecord::default()
     };
@@ -49,6 +48,7 @@ fn a_written_log_record_reads_back_the_same() {
     let read: LogRecord = serde_json::from_str(&line).unwrap();
     assert_eq!(serde_json::to_string(&read).unwrap(), line);
     assert_eq!(read.messages().unwrap()[0]["content"], "hi");
+    assert_eq!(written.messages(), read.messages());
     // A line of an older build (no `v`) is version 1.
     let old: LogRecord = serde_json::from_str(r#"{"request_id": "x"}"#).unwrap();
     assert_eq!(old.version, 1);

@@ -18,6 +18,7 @@ use crate::store::limits::Reservation;
 use serde_json::{json, Value};
 use std::borrow::Cow;
 use std::time::Instant;
+use switchyard_learn::schema::log::Messages;
 use switchyard_learn::schema::AttemptRecord;
 use switchyard_learn::schema::{LogRecord, LOG_VERSION};
 
@@ -235,8 +236,7 @@ fn write_log(sinks: &Sinks, ctx: &RequestContext, o: &Ending, t: &Totals) {
         .body
         .get("messages")
         .filter(|_| log_text)
-        .map(|m| super::prompt::logged(m, sinks.logging.max_text_bytes));
-    let prompt = prompt.and_then(|p| serde_json::value::to_raw_value(&*p).ok());
+        .map(|m| Messages::Written(super::prompt::logged(m, sinks.logging.max_text_bytes)));
     sinks.logs.log(&LogRecord {
         version: LOG_VERSION,
         ts: rfc3339_millis(ctx.started_unix_ms).into(),
@@ -267,7 +267,7 @@ fn write_log(sinks: &Sinks, ctx: &RequestContext, o: &Ending, t: &Totals) {
         error: error.map(Into::into),
         stream_interrupted: o.stream_interrupted,
         rescue: o.rescue.map(Cow::Borrowed),
-        prompt: prompt.map(Cow::Owned),
+        prompt,
         completion,
     });
 }

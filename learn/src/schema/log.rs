@@ -92,7 +92,7 @@ pub struct LogRecord<'a> {
     /// The request's messages as logged (bounded; inline media replaced by a note), unparsed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(with = "Option<Value>")]
-    pub prompt: Option<Cow<'a, RawValue>>,
+    pub prompt: Option<Messages<'a>>,
     /// The answer as logged (bounded).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub completion: Option<Cow<'a, str>>,
@@ -101,6 +101,33 @@ pub struct LogRecord<'a> {
 impl LogRecord<'_> {
     /// The logged messages, parsed (`None` when the prompt was not logged or is not JSON).
     pub fn messages(&self) -> Option<Value> {
-        serde_json::from_str(self.prompt.as_ref()?.get()).ok()
+        match self.prompt.as_ref()? {
+            Messages::Written(v) => Some(v.clone().into_owned()),
+            Messages::Read(raw) => serde_json::from_str(raw.get()).ok(),
+        }
+    }
+}
+
+/// A logged prompt: the gateway writes the request's messages as they are (serialised once,
+/// into the line); a reader keeps them unparsed until it asks ([`LogRecord::messages`]), so
+/// readers that do not need them (analytics, the feedback index) never build the tree.
+#[derive(Debug, Clone)]
+pub enum Messages<'a> {
+    Written(Cow<'a, Value>),
+    Read(Box<RawValue>),
+}
+
+impl Serialize for Messages<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Messages::Written(v) => v.serialize(s),
+            Messages::Read(raw) => raw.serialize(s),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Messages<'_> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Box::<RawValue>::deserialize(d).map(Messages::Read)
     }
 }

@@ -119,7 +119,6 @@ pub fn fit_artifact(a: &FitArgs, blend: &Blend) -> Result<PathBuf, String> {
     let fit_secs = t_fit.elapsed().as_secs_f64();
     let weights_json = serde_json::to_string(&artifact.weights).map_err(|e| e.to_string())?;
     let version = manifest::version(&weights_json, &artifact.memory, &rows, seed, encoder.id());
-    let metrics = validation.metrics.clone();
     artifact.manifest = manifest::manifest(
         &version,
         manifest::Fitted {
@@ -163,7 +162,7 @@ pub fn fit_artifact(a: &FitArgs, blend: &Blend) -> Result<PathBuf, String> {
         cache.computed,
         t0.elapsed().as_secs_f64()
     );
-    for (m, v) in &metrics {
+    for (m, v) in artifact.manifest.metrics.iter().flat_map(|x| &x.validation) {
         eprintln!(
             "  {m}: validation accuracy {} AUC {} Brier {} ECE {}",
             report::js(&v.accuracy),
