@@ -216,6 +216,15 @@ async fn run(cli: Cli) -> Result<(), String> {
                     r.routes.len()
                 );
             }
+            if let Some(a) = &c.auto {
+                // Whether the artifact has outcomes of a candidate shows at serve time
+                // (`/v1/models`); here: each candidate's prior and where it comes from.
+                for m in &a.candidates {
+                    let prior = a.priors.get(&m.id).map_or(f64::NAN, |p| p.quality);
+                    let source = a.prior_sources.get(&m.id).map_or("", String::as_str);
+                    println!("  auto   {} (prior {prior:.3}: {source})", m.id);
+                }
+            }
             Ok(())
         }
         Command::DefaultConfig => {

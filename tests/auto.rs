@@ -269,7 +269,7 @@ async fn judge_grades_auto_answers_into_feedback() {
         ("mock/judge", "judged", true),
     ] {
         let extra = format!(
-            "[[models]]\nid = \"mock/judge\"\ninput_price_per_mtok = 1.0\noutput_price_per_mtok = 2.0\nmock = {{ reply = \"0.8\" }}\n[[models]]\nid = \"mock/chatty\"\nmock = {{ reply = \"What a lovely answer\" }}\n[judge]\nmodel = \"{judge}\"\nsample_rate = 1.0\nretries = 1\npairwise = {pairwise}\n[auto]\nartifact = \"{}\"\nencoder = \"{}\"\ncandidates = [\"up/ok\", \"up/second\"]\n",
+            "[[models]]\nid = \"mock/judge\"\ninput_price_per_mtok = 1.0\noutput_price_per_mtok = 2.0\nmock = {{ reply = \"0.8\" }}\n[[models]]\nid = \"mock/chatty\"\nmock = {{ reply = \"What a lovely answer\" }}\n[judge]\nmodel = \"{judge}\"\nsample_rate = 1.0\nretries = 1\npairwise = {pairwise}\n[auto]\nartifact = \"{}\"\nencoder = \"{}\"\nonboard = 0\ncandidates = [\"up/ok\", \"up/second\"]\n",
             dir.display(),
             encoder_dir().display()
         );
@@ -358,7 +358,7 @@ async fn variants_pin_artifacts_for_a_staged_rollout_and_the_report_compares_the
     write_artifact_with(&new, None, &[("up/ok", 0.6), ("up/second", 0.9)]);
     set_manifest(&new, |m| m["version"] = json!("new-artifact"));
     let extra = format!(
-        "[auto]\nartifact = \"{}\"\nencoder = \"{}\"\ndefault_knob = \"best\"\ncandidates = [\"up/ok\", \"up/second\"]\n[routers.rollout]\ndefault = {{ variants = [{{ name = \"current\", auto = {{ knob = \"best\" }}, weight = 50 }}, {{ name = \"candidate\", auto = {{ knob = \"best\", artifact = \"{}\" }}, weight = 50 }}] }}\n",
+        "[auto]\nartifact = \"{}\"\nencoder = \"{}\"\ndefault_knob = \"best\"\nonboard = 0\ncandidates = [\"up/ok\", \"up/second\"]\n[routers.rollout]\ndefault = {{ variants = [{{ name = \"current\", auto = {{ knob = \"best\" }}, weight = 50 }}, {{ name = \"candidate\", auto = {{ knob = \"best\", artifact = \"{}\" }}, weight = 50 }}] }}\n",
         old.display(),
         encoder_dir().display(),
         new.display()
@@ -503,15 +503,22 @@ async fn missing_or_mismatched_artifact_leaves_static_routes_working() {
     );
     std::fs::remove_dir_all(&dir).ok();
 
-    // An artifact that names a model this config does not serve is refused with the list.
+    // An artifact with outcomes of a model this config does not serve loads; that model is
+    // never scored (the config's candidates are).
     write_artifact_with(&dir, None, &[("up/ok", 0.9), ("ghost/model", 0.5)]);
     let h = start(&dir, "up/ok").await;
     let auto = auto_model(&h).await;
-    assert_eq!(auto["available"], false);
-    let reason = auto["reason"].as_str().unwrap();
-    assert!(
-        reason.contains("does not serve: ghost/model") && reason.contains("[[models]]"),
-        "{reason}"
-    );
+    assert_eq!(auto["available"], true, "{auto}");
+    let (status, _, v) = h
+        .chat(json!({"model": "auto", "messages": user("x")}))
+        .await;
+    assert_eq!(status, 200, "{v}");
+    let scored: Vec<&str> = v["metadata"]["routing"]["candidates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["model"].as_str())
+        .collect();
+    assert!(!scored.contains(&"ghost/model"), "{scored:?}");
     std::fs::remove_dir_all(dir).ok();
 }

@@ -20,7 +20,7 @@ async fn router_routes_compose_with_learned_routing() {
     let dir = tmp("routes");
     write_artifact(&dir, None, "up/ok");
     let extra = format!(
-        "[auto]\nartifact = \"{}\"\nencoder = \"{}\"\ncandidates = [\"up/ok\", \"up/second\"]\n\
+        "[auto]\nartifact = \"{}\"\nencoder = \"{}\"\nonboard = 0\ncandidates = [\"up/ok\", \"up/second\"]\n\
          [routers.tiered]\nroutes = [{{ name = \"free\", when = 'plan == \"free\"', auto = {{ candidates = [\"up/second\"], knob = \"cheap\" }} }}]\n\
          default = {{ name = \"paid\", auto = {{ knob = \"best\" }}, fallbacks = [\"up/second\"] }}\n",
         dir.display(),
@@ -312,7 +312,7 @@ async fn sighup_reloads_when_watching_is_off() {
     let dir = tmp("hup");
     write_artifact(&dir, None, "up/ok");
     let extra = format!(
-        "[auto]\nartifact = \"{}\"\nencoder = \"{}\"\nwatch = false\ncandidates = [\"up/ok\", \"up/second\"]\n",
+        "[auto]\nartifact = \"{}\"\nencoder = \"{}\"\nwatch = false\nonboard = 0\ncandidates = [\"up/ok\", \"up/second\"]\n",
         dir.display(),
         encoder_dir().display()
     );

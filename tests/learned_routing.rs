@@ -25,6 +25,7 @@ fn router_with(
     let mut config = Config::embedded_default().expect("default config");
     let auto = config.auto.as_mut().expect("[auto] in the default config");
     auto.artifact = Path::new(env!("CARGO_MANIFEST_DIR")).join("models");
+    auto.explore.onboard = 0.0;
     edit(auto);
     // The fake claims the default artifact's encoder id and dimension.
     let fake = FakeEncoder::new("potion-base-8M", 256);
@@ -52,16 +53,11 @@ fn knob_moves_the_choice_from_strong_to_cheap() {
     assert!(d.candidates.iter().all(|c| c.eligible));
     assert!(!d.unfamiliar && d.policy.is_none());
     let (cheap, _) = r.decide(&req, "cheap", 1.0, &[]).unwrap();
-    // At weight 0 the higher predicted quality wins; at weight 1 the cost term dominates.
-    let quality = |id: &str| {
-        d.candidates
-            .iter()
-            .find(|c| c.model == id)
-            .unwrap()
-            .predicted_quality
-    };
-    assert!(quality(&best[0].id) >= quality(&best[1].id));
-    assert!(quality(&best[1].id) >= quality(&best[2].id));
+    // At weight 0 the higher score (predicted quality less its uncertainty penalty) wins; at
+    // weight 1 the cost term dominates.
+    let score = |id: &str| d.candidates.iter().find(|c| c.model == id).unwrap().score;
+    assert!(score(&best[0].id) >= score(&best[1].id));
+    assert!(score(&best[1].id) >= score(&best[2].id));
     assert_eq!(cheap[0].id, "mock/fast");
     assert_eq!(best.len(), 3, "every candidate stays in the chain");
 }
@@ -79,16 +75,28 @@ fn a_candidate_without_data_is_scored_from_its_prior_and_says_so() {
         .iter()
         .find(|c| c.model == "mock/smart")
         .unwrap();
-    assert_eq!(serde_json::to_value(mid.basis).unwrap(), "prior");
+    // The default artifact has a profile: mock/mid's prior (0.76) is its ability, and the
+    // prompt's ease moves its prediction.
+    assert_eq!(serde_json::to_value(mid.basis).unwrap(), "profile");
     assert_eq!(serde_json::to_value(smart.basis).unwrap(), "data");
-    assert_eq!((mid.predicted_quality, mid.neighbours), (0.76, 0));
+    let ease = r.artifact.predict(&[0.0; 256], 10).ease;
+    assert!(ease.is_some());
+    assert_eq!(mid.neighbours, 0);
+    assert!(mid.predicted_quality > 0.0 && mid.predicted_quality < 1.0);
     assert!(smart.neighbours > 0);
-    // No prior and no data: refused at load, naming the fix.
-    let e = router_with(|a| a.priors.clear()).err().unwrap();
+    // Every candidate has a prior: without [auto.priors] mock/mid gets its price tier's, and
+    // the config says where it came from.
+    let mut text = switchyard::config::DEFAULT_CONFIG
+        .replace("priors = { \"mock/mid\" = { quality = 0.76 } }", "");
+    text.push('\n');
+    let c = switchyard::config::Config::parse(&text, "t.toml", &|_| None).unwrap();
+    let auto = c.auto.unwrap();
     assert!(
-        e.contains("\"mock/mid\"") && e.contains("[auto.priors]") && e.contains("--map"),
-        "{e}"
+        auto.prior_sources["mock/mid"].starts_with("price tier $5-20"),
+        "{:?}",
+        auto.prior_sources
     );
+    assert!(auto.priors["mock/mid"].quality > auto.priors["mock/fast"].quality);
 }
 
 #[test]

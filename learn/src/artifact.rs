@@ -33,6 +33,7 @@ pub use crate::knn::Blend;
 use crate::knn::{knn_rate, standard_error};
 use crate::memory::Memory;
 use crate::price::Price;
+use crate::profile::Profile;
 use crate::schema::manifest::Manifest;
 use crate::LearnError;
 use serde::{Deserialize, Serialize};
@@ -111,6 +112,10 @@ pub struct Weights {
     /// Metadata keys used as features, after the prompt features (none for most artifacts).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub metadata: Vec<MetadataFeature>,
+    /// The prompt's ease for candidates without outcome data ([`crate::profile`]); absent in
+    /// artifacts trained without public multi-model data.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<Profile>,
 }
 
 /// The prediction for one candidate and one prompt.
@@ -149,6 +154,8 @@ pub struct Support {
 pub struct Predicted {
     pub predictions: Vec<Prediction>,
     pub support: Support,
+    /// The prompt's ease ([`crate::profile`]), when the artifact has a profile.
+    pub ease: Option<f64>,
 }
 
 /// The artifact directory: `dir` itself, or the one named by `dir/LATEST`.
@@ -426,9 +433,16 @@ impl Artifact {
                 }
             })
             .collect();
+        let prompt_width = x.len() - metadata.len();
+        let ease = self
+            .weights
+            .profile
+            .as_ref()
+            .map(|p| p.ease.value(&x[..prompt_width]));
         Predicted {
             predictions,
             support,
+            ease,
         }
     }
 }

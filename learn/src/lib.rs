@@ -11,8 +11,12 @@
 //!   a candidate's kNN rate over it; [`uniform`]: a constant artifact for tests and demos;
 //! - [`features`]: what the linear models read of a request (embedding, length, metadata);
 //! - [`price`]: prices per million tokens and the one cost formula;
+//! - [`profile`]: a prompt's ease, so that a model without outcome data gets per-prompt predictions
+//!   from its prior quality;
 //! - [`score`]: predicted cost at the served models' prices, the objective, ranking and the
 //!   strong-share calibration;
+//! - [`savings`]: the savings ledger (cost against each decision's baseline, and the quality
+//!   difference with an off-policy estimate and its interval);
 //! - [`hash`]: the stable hash used for sticky assignment, caches and data splits;
 //! - [`schema`]: the records the parts exchange (request log line, feedback line, artifact
 //!   manifest), one type each for writing and reading;
@@ -29,7 +33,9 @@ pub mod knn;
 pub mod logfiles;
 pub mod memory;
 pub mod price;
+pub mod profile;
 pub mod prompt;
+pub mod savings;
 pub mod schema;
 pub mod score;
 pub mod uniform;

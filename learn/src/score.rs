@@ -17,6 +17,7 @@
 
 use crate::artifact::{Artifact, Predicted, Prediction, Support};
 pub use crate::price::Price;
+use crate::profile::Profile;
 use serde::{Deserialize, Serialize};
 
 /// The named knobs and their cost weights (`auto:best`, `auto:balanced`, `auto:cheap`).
@@ -49,8 +50,11 @@ pub enum Basis {
     /// The artifact's models, trained on outcomes of this candidate.
     #[default]
     Data,
-    /// The configured prior: the artifact has no outcomes of this candidate.
+    /// The configured prior: the artifact has no outcomes of this candidate (nor a profile).
     Prior,
+    /// The prior as the candidate's ability and the prompt's ease from the artifact's profile
+    /// ([`crate::profile`]): a per-prompt prediction without outcomes of this candidate.
+    Profile,
 }
 
 /// One guardrail's verdict for one candidate.
@@ -145,6 +149,7 @@ pub fn rank_predicted(
     Ranked {
         candidates: rank_predictions(
             &predicted.predictions,
+            predicted.ease,
             candidates,
             prompt_tokens,
             cost_weight,
@@ -172,6 +177,7 @@ pub fn reference_cost(artifact: &Artifact, candidates: &[Priced]) -> f64 {
 /// prior is left out. Every candidate starts eligible.
 pub fn rank_predictions(
     predictions: &[Prediction],
+    ease: Option<f64>,
     candidates: &[Priced],
     prompt_tokens: u64,
     cost_weight: f64,
@@ -192,10 +198,14 @@ pub fn rank_predictions(
                     ),
                     None => {
                         let prior = c.prior?;
-                        let q = prior.quality.clamp(0.0, 1.0);
+                        let (basis, quality) = match ease {
+                            Some(e) => (Basis::Profile, Profile::quality(e, prior.quality)),
+                            None => (Basis::Prior, prior.quality),
+                        };
+                        let q = quality.clamp(0.0, 1.0);
                         (
-                            Basis::Prior,
-                            prior.quality,
+                            basis,
+                            quality,
                             prior.output_tokens.unwrap_or(mean_tokens),
                             (0, 0.0, round6((q * (1.0 - q)).sqrt()), 0.0),
                         )
@@ -393,7 +403,7 @@ mod tests {
                 prior: None,
             },
         ];
-        let s = rank_predictions(&preds, &cands, 100, 0.0, 1.0);
+        let s = rank_predictions(&preds, None, &cands, 100, 0.0, 1.0);
         assert_eq!(
             s.len(),
             2,

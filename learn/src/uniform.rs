@@ -43,6 +43,7 @@ impl Artifact {
                     pessimism: None,
                 },
                 metadata: vec![],
+                profile: None,
                 candidates: candidates
                     .iter()
                     .map(|c| Candidate {

@@ -2,6 +2,7 @@
 //! priors of those the artifact has no data for), guardrails, the policy for unfamiliar
 //! prompts, and the knob presets.
 
+use super::catalog;
 use super::models::{find_model, ModelConfig};
 use super::source::{ConfigError, Source};
 use crate::cel::CelExpr;
@@ -17,6 +18,8 @@ use switchyard_learn::score::{Prior, Unfamiliar};
 #[serde(untagged)]
 enum FileCandidates {
     List(Vec<String>),
+    /// `"available"`: the real models the configured keys unlock.
+    Keyword(String),
     Map(BTreeMap<String, String>),
 }
 
@@ -27,6 +30,10 @@ pub(super) struct FileAuto {
     encoder: Option<String>,
     default_knob: Option<String>,
     candidates: Option<FileCandidates>,
+    /// With `candidates = "available"`: the candidates when no real model is available (no
+    /// provider key set).
+    offline_candidates: Option<Vec<String>>,
+    baseline: Option<String>,
     #[serde(default)]
     priors: BTreeMap<String, Prior>,
     unfamiliar: Option<String>,
@@ -57,8 +64,14 @@ pub struct AutoConfig {
     pub candidates: Vec<Arc<ModelConfig>>,
     /// Every model this config serves (an artifact may only name these).
     pub served: Vec<String>,
-    /// Explicit priors (`[auto.priors]`) for candidates without outcome data in the artifact.
+    /// The prior of every candidate, used where the artifact has no outcome data of it: the
+    /// explicit `[auto.priors]` entry, else the catalog's ([`crate::config::catalog::prior`]).
     pub priors: BTreeMap<String, Prior>,
+    /// Where each candidate's prior comes from (`config`, `catalog: …`, `price tier …`).
+    pub prior_sources: BTreeMap<String, String>,
+    /// The savings ledger's baseline (`[auto] baseline`); `None`: the priciest eligible
+    /// candidate of each decision.
+    pub baseline: Option<String>,
     /// What to do with a prompt whose support is below `min_support`.
     pub unfamiliar: Unfamiliar,
     /// The support below which a prompt is unfamiliar; `None`: the artifact's threshold.
@@ -92,6 +105,25 @@ pub struct Explore {
     /// The outcomes in the artifact below which a candidate is onboarded (default
     /// [`ONBOARD_OUTCOMES`]).
     pub onboard_outcomes: usize,
+}
+
+/// Default `[auto] onboard`: a tenth of decisions go to candidates the artifact has fewer than
+/// `onboard_outcomes` outcomes of (new models), so that labels arrive from the first requests;
+/// `onboard = 0` turns it off. Nothing is onboarded while every candidate has outcomes.
+pub const DEFAULT_ONBOARD: f64 = 0.1;
+
+/// The hourly cap on onboarded and explored requests' predicted cost when `onboard` is on by
+/// default and no `explore_budget_usd_per_hour` is set.
+pub const DEFAULT_ONBOARD_BUDGET: f64 = 1.0;
+
+/// The real chat models among `models`: every model of a non-mock provider but embedding
+/// models, in config order.
+fn available(models: &[Arc<ModelConfig>]) -> Vec<String> {
+    models
+        .iter()
+        .filter(|m| !m.mock_provider && !m.id.contains("embedding"))
+        .map(|m| m.id.clone())
+        .collect()
 }
 
 /// Default `[auto] onboard_outcomes`: the artifact's outcomes of a candidate below which it is
@@ -131,9 +163,17 @@ pub(super) fn auto(
                 })?,
             };
             let ids = match &a.candidates {
-                Some(FileCandidates::List(ids)) if !ids.is_empty() => ids,
+                Some(FileCandidates::List(ids)) if !ids.is_empty() => ids.clone(),
+                Some(FileCandidates::Keyword(k)) if k == "available" => {
+                    let real = available(models);
+                    match &a.offline_candidates {
+                        _ if !real.is_empty() => real,
+                        Some(offline) if !offline.is_empty() => offline.clone(),
+                        _ => return Err(err("auto.candidates", "\"available\" found no real model (no provider key is set) and no offline_candidates are listed; set a provider key (e.g. OPENAI_API_KEY) or list offline_candidates".into())),
+                    }
+                }
                 Some(FileCandidates::Map(old)) => return Err(err("auto.candidates", format!("is now a list of served models: candidates = {:?}; artifacts name served models (attach benchmark outcomes to them when training: `switchyard train --map gpt-4-1106-preview=openai/gpt-4o`)", old.values().collect::<Vec<_>>()))),
-                _ => return Err(err("auto.candidates", "list the served models auto chooses among, e.g. [\"openai/gpt-4o\", \"openai/gpt-4o-mini\"]".into())),
+                _ => return Err(err("auto.candidates", "list the served models auto chooses among, e.g. [\"openai/gpt-4o\", \"openai/gpt-4o-mini\"], or \"available\" for the real models the provider keys unlock".into())),
             };
             let mut candidates = Vec::new();
             for (i, id) in ids.iter().enumerate() {
@@ -149,6 +189,9 @@ pub(super) fn auto(
             for (id, p) in &a.priors {
                 let key = format!("auto.priors.{id:?}");
                 if !candidates.iter().any(|c| &c.id == id) {
+                    if matches!(a.candidates, Some(FileCandidates::Keyword(_))) {
+                        continue; // a prior for a model the keys set now do not unlock
+                    }
                     return Err(err(&key, format!("{id:?} is not in auto.candidates")));
                 }
                 if !(0.0..=1.0).contains(&p.quality) {
@@ -176,6 +219,34 @@ pub(super) fn auto(
                     format!("{m} is not a cosine similarity in [-1, 1]"),
                 ));
             }
+            let (mut priors, mut prior_sources) = (BTreeMap::new(), BTreeMap::new());
+            for m in &candidates {
+                let (prior, source) = match a.priors.get(&m.id) {
+                    Some(p) => (*p, "config: [auto.priors]".to_string()),
+                    None => {
+                        let (quality, source) = catalog::prior(&m.id, m.output_price_per_mtok);
+                        (
+                            Prior {
+                                quality,
+                                output_tokens: None,
+                            },
+                            source,
+                        )
+                    }
+                };
+                priors.insert(m.id.clone(), prior);
+                prior_sources.insert(m.id.clone(), source);
+            }
+            if let Some(b) = a
+                .baseline
+                .as_ref()
+                .filter(|b| !candidates.iter().any(|c| &c.id == *b))
+            {
+                return Err(err(
+                    "auto.baseline",
+                    format!("{b:?} is not an [auto] candidate"),
+                ));
+            }
             let share = a.explore.unwrap_or(0.0);
             if !(0.0..=1.0).contains(&share) {
                 return Err(err(
@@ -199,7 +270,7 @@ pub(super) fn auto(
                     format!("{latency_weight} is not a weight (≥ 0, score per second of TTFT)"),
                 ));
             }
-            let onboard = a.onboard.unwrap_or(0.0);
+            let onboard = a.onboard.unwrap_or(DEFAULT_ONBOARD.min(1.0 - share));
             if !(0.0..=1.0).contains(&onboard) || share + onboard > 1.0 {
                 return Err(err(
                     "auto.onboard",
@@ -219,7 +290,9 @@ pub(super) fn auto(
             }
             let explore = Explore {
                 share,
-                budget_usd_per_hour: a.explore_budget_usd_per_hour,
+                budget_usd_per_hour: a
+                    .explore_budget_usd_per_hour
+                    .or((onboard > 0.0 && a.onboard.is_none()).then_some(DEFAULT_ONBOARD_BUDGET)),
                 seed: a.explore_seed,
                 onboard,
                 onboard_outcomes: a.onboard_outcomes.unwrap_or(ONBOARD_OUTCOMES),
@@ -244,7 +317,9 @@ pub(super) fn auto(
                 default_cost_weight,
                 candidates,
                 served: models.iter().map(|m| m.id.clone()).collect(),
-                priors: a.priors.clone(),
+                priors,
+                prior_sources,
+                baseline: a.baseline.clone(),
                 unfamiliar,
                 min_support: a.min_support,
                 explore,

@@ -21,6 +21,64 @@ pub struct CatalogModel {
     pub output: f64,
     pub context: u64,
     pub max_output: u64,
+    /// A public quality figure as a fraction (e.g. MMLU 82.0 % -> 0.82), where one can be cited;
+    /// `auto` uses it as the model's prior quality.
+    pub quality: Option<f64>,
+    /// Where `quality` comes from: the benchmark, the publisher and the date.
+    pub quality_source: Option<String>,
+}
+
+/// Output-price tiers (USD per million output tokens, lower bounds) for models without a cited
+/// quality figure.
+pub const TIERS: [(f64, &str); 4] = [
+    (0.0, "under $1"),
+    (1.0, "$1-5"),
+    (5.0, "$5-20"),
+    (20.0, "$20 and over"),
+];
+
+fn tier(output_price: f64) -> usize {
+    TIERS
+        .iter()
+        .rposition(|(lo, _)| output_price >= *lo)
+        .unwrap_or(0)
+}
+
+/// What `auto` assumes of a model without outcome data when the config gives no prior: the
+/// catalog's cited quality figure, otherwise the median cited figure of the catalog models in
+/// its output-price tier (the nearest cheaper tier with one when its own has none). Returns the
+/// quality and where it comes from.
+pub fn prior(id: &str, output_price: f64) -> (f64, String) {
+    if let Some((q, src)) = find(id).and_then(|m| Some((m.quality?, m.quality_source.clone()?))) {
+        return (q, format!("catalog: {src}"));
+    }
+    let own = tier(output_price);
+    for t in (0..=own).rev() {
+        let mut cited: Vec<f64> = models()
+            .iter()
+            .filter(|m| tier(m.output) == t)
+            .filter_map(|m| m.quality)
+            .collect();
+        if cited.is_empty() {
+            continue;
+        }
+        cited.sort_by(f64::total_cmp);
+        let n = cited.len();
+        let median = (cited[(n - 1) / 2] + cited[n / 2]) / 2.0;
+        let of = if t == own {
+            String::new()
+        } else {
+            format!(" of tier {}", TIERS[t].1)
+        };
+        return (
+            median,
+            format!(
+                "price tier {} (median of {n} cited catalog figures{of})",
+                TIERS[own].1
+            ),
+        );
+    }
+    (0.5, "no cited figure in the catalog".into())
 }
 
 #[derive(Debug, Deserialize)]
@@ -94,6 +152,31 @@ mod tests {
         }
         assert_eq!(find("openai/gpt-4o-mini").unwrap().input, 0.15);
         assert!(date().starts_with("20"));
+        for m in all {
+            assert_eq!(
+                m.quality.is_some(),
+                m.quality_source.is_some(),
+                "{}: a figure needs its source",
+                m.id
+            );
+            assert!(m.quality.is_none_or(|q| (0.0..=1.0).contains(&q)), "{m:?}");
+        }
+    }
+
+    #[test]
+    fn a_prior_is_the_cited_figure_or_its_price_tiers_median() {
+        let (q, src) = prior("openai/gpt-4o-mini", 0.6);
+        assert_eq!(q, 0.82);
+        assert!(src.starts_with("catalog: MMLU"), "{src}");
+        // Claude Opus has no cited figure, nor has any model of its tier: the nearest cheaper
+        // tier's median (GPT-4o 0.887 and GPT-4.1 0.902).
+        let (q, src) = prior("anthropic/claude-opus-4-1", 75.0);
+        assert!(src.contains("of tier $5-20"), "{src}");
+        assert!((q - (0.887 + 0.902) / 2.0).abs() < 1e-9, "{q}");
+        // A model outside the catalog (a mock) by its price alone.
+        let (cheap, _) = prior("mock/fast", 0.6);
+        let (strong, _) = prior("mock/smart", 30.0);
+        assert!(cheap < strong, "{cheap} {strong}");
     }
 
     #[test]

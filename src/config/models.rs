@@ -74,6 +74,8 @@ pub struct ModelConfig {
     pub mock: MockBehaviour,
     /// Continues an assistant message at the end of the messages (used by mid-stream rescue).
     pub prefill: bool,
+    /// Served by a `mock` provider (in-process, no key): not a real model.
+    pub mock_provider: bool,
 }
 
 impl ModelConfig {
@@ -239,6 +241,9 @@ pub(super) fn models(
                     .get(provider)
                     .is_some_and(|p| p.kind != ProviderKind::OpenAi)
             }),
+            mock_provider: providers
+                .get(provider)
+                .is_some_and(|p| p.kind == ProviderKind::Mock),
         }));
     }
     Ok(models)

@@ -20,12 +20,13 @@ use switchyard_learn::schema::LogRecord;
 type Panel = fn(&Index, &Filter) -> Value;
 
 /// The panels and what computes each.
-const PANELS: [(&str, Panel); 6] = [
+const PANELS: [(&str, Panel); 7] = [
     ("traffic", query::traffic),
     ("models", query::models),
     ("costs", query::costs),
     ("failovers", query::failovers),
     ("learned", query::learned),
+    ("savings", query::savings),
     ("experiments", query::experiments),
 ];
 

@@ -54,6 +54,8 @@ struct Inner {
     tokens: BTreeMap<(String, &'static str), u64>,
     cost: BTreeMap<String, f64>,
     stream_interrupted: u64,
+    /// `auto` requests' cost and their baselines' cost (the savings ledger), by router.
+    auto_cost: BTreeMap<String, (f64, f64)>,
 }
 
 /// All counters and histograms of one server.
@@ -104,6 +106,8 @@ pub struct RequestSample<'a> {
     pub completion_tokens: u64,
     pub cost_usd: f64,
     pub stream_interrupted: bool,
+    /// For an `auto` request with a baseline: (router, the baseline's cost of the same usage).
+    pub baseline: Option<(&'a str, f64)>,
 }
 
 /// The `# HELP` and `# TYPE` lines of a metric in the Prometheus text exposition.
@@ -127,6 +131,11 @@ impl Metrics {
         m.overhead.observe(s.overhead_secs);
         if s.stream_interrupted {
             m.stream_interrupted += 1;
+        }
+        if let Some((router, baseline)) = s.baseline {
+            let e = m.auto_cost.entry(router.to_string()).or_default();
+            e.0 += s.cost_usd;
+            e.1 += baseline;
         }
         let Some(model) = s.served_model else { return };
         m.latency
@@ -247,6 +256,18 @@ impl Metrics {
         );
         for (model, c) in &m.cost {
             let _ = writeln!(out, "switchyard_cost_usd_total{{model=\"{model}\"}} {c}");
+        }
+        header(
+            &mut out,
+            "switchyard_auto_cost_usd_total",
+            "counter",
+            "Cost in USD of auto requests by router, and (baseline=\"true\") what the same usage would have cost on each decision's baseline: the savings ledger.",
+        );
+        for (router, (cost, baseline)) in &m.auto_cost {
+            let _ = writeln!(
+                out,
+                "switchyard_auto_cost_usd_total{{router=\"{router}\",baseline=\"false\"}} {cost}\nswitchyard_auto_cost_usd_total{{router=\"{router}\",baseline=\"true\"}} {baseline}"
+            );
         }
         let counters = [
             (

@@ -20,7 +20,7 @@ use std::borrow::Cow;
 use std::time::Instant;
 use switchyard_learn::schema::log::Messages;
 use switchyard_learn::schema::AttemptRecord;
-use switchyard_learn::schema::{LogRecord, LOG_VERSION};
+use switchyard_learn::schema::{LogRecord, Savings, LOG_VERSION};
 
 /// Who made a request.
 #[derive(Debug, Default)]
@@ -94,6 +94,7 @@ struct Totals {
     overhead: f64,
     cost: f64,
     ttft: Option<f64>,
+    savings: Option<Savings>,
 }
 
 impl Totals {
@@ -109,13 +110,22 @@ impl Totals {
                     before.iter().map(|a| a.duration_ms).sum::<f64>() + t
                 })
             });
+        let cost = o
+            .model
+            .map(|m| m.cost_usd(o.prompt_tokens, o.completion_tokens))
+            .unwrap_or(0.0);
+        let savings = ctx
+            .plan
+            .decision
+            .learned
+            .as_ref()
+            .filter(|_| o.model.is_some())
+            .and_then(|l| Savings::of(l, (o.prompt_tokens, o.completion_tokens), cost));
         Totals {
+            savings,
             duration: millis_since(ctx.started),
             overhead: overhead_ms(ctx.started, o.attempts),
-            cost: o
-                .model
-                .map(|m| m.cost_usd(o.prompt_tokens, o.completion_tokens))
-                .unwrap_or(0.0),
+            cost,
             ttft,
         }
     }
@@ -184,13 +194,16 @@ pub fn finish(sinks: &Sinks, ctx: &RequestContext, o: Ending) -> Value {
         "cost_usd": t.cost,
         "usage": {"prompt_tokens": o.prompt_tokens, "completion_tokens": o.completion_tokens},
     });
+    if let Some(s) = &t.savings {
+        meta["savings"] = json!(s);
+    }
     if let Some(r) = o.rescue {
         meta["rescue"] = r.clone();
     }
     meta
 }
 
-fn sample<'a>(ctx: &RequestContext, o: &'a Ending, t: &Totals) -> RequestSample<'a> {
+fn sample<'a>(ctx: &'a RequestContext, o: &'a Ending, t: &Totals) -> RequestSample<'a> {
     RequestSample {
         endpoint: ctx.format.endpoint(),
         status: o.status,
@@ -208,6 +221,12 @@ fn sample<'a>(ctx: &RequestContext, o: &'a Ending, t: &Totals) -> RequestSample<
         completion_tokens: o.completion_tokens,
         cost_usd: t.cost,
         stream_interrupted: o.stream_interrupted,
+        baseline: t.savings.as_ref().map(|s| {
+            (
+                ctx.plan.decision.router.as_deref().unwrap_or("auto"),
+                s.baseline_cost_usd,
+            )
+        }),
     }
 }
 
@@ -254,6 +273,7 @@ fn write_log(sinks: &Sinks, ctx: &RequestContext, o: &Ending, t: &Totals) {
         variant: d.variant.as_deref().map(Into::into),
         reason: Some(d.reason.as_str().into()),
         learned: d.learned.as_ref().map(Cow::Borrowed),
+        savings: t.savings.clone(),
         model: o.model.map(|m| m.id.as_str().into()),
         provider: o.model.map(|m| m.provider.as_str().into()),
         stream: ctx.req.stream,
@@ -313,6 +333,7 @@ pub fn rejected(
         completion_tokens: 0,
         cost_usd: 0.0,
         stream_interrupted: false,
+        baseline: None,
     });
     sinks.logs.log(&LogRecord {
         version: LOG_VERSION,

@@ -45,6 +45,7 @@ mod tests {
                     tags: vec![],
                     mock: Default::default(),
                     prefill: false,
+                    mock_provider: false,
                 })),
                 weight: *w,
             })

@@ -45,7 +45,7 @@ pub fn write_artifact_with(dir: &Path, encoder_id: Option<&str>, candidates: &[(
 
 pub async fn start(artifact: &Path, strong: &str) -> Harness {
     let extra = format!(
-        "[auto]\nartifact = \"{}\"\nencoder = \"{}\"\ndefault_knob = \"best\"\ncandidates = [\"{strong}\", \"up/second\"]\nguardrails = ['!(has(metadata.plan) && metadata.plan == \"free\") || model.id != \"{strong}\"', 'model.context_window >= request.prompt_tokens + 256', '!has(metadata.block_all)']\n",
+        "[auto]\nartifact = \"{}\"\nencoder = \"{}\"\ndefault_knob = \"best\"\nonboard = 0\ncandidates = [\"{strong}\", \"up/second\"]\nguardrails = ['!(has(metadata.plan) && metadata.plan == \"free\") || model.id != \"{strong}\"', 'model.context_window >= request.prompt_tokens + 256', '!has(metadata.block_all)']\n",
         artifact.display(),
         encoder_dir().display()
     );

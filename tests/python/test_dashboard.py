@@ -25,7 +25,7 @@ CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ]
-PANELS = ["traffic", "models", "costs", "failovers", "feedback", "learned", "experiments", "requests"]
+PANELS = ["traffic", "models", "costs", "failovers", "feedback", "learned", "savings", "experiments", "requests"]
 
 
 def get_json(url, key=None):
@@ -136,6 +136,13 @@ def test_dashboard_renders_every_panel_filters_and_drills_down(tmp_path, browser
         experiments = page.locator("#experiments").inner_text()
         assert "router/demo" in experiments and "baseline" in experiments
         assert "n=" in page.locator("#feedback-table").inner_text()
+        # The savings panel: the auto requests' cost against their baselines, from the same
+        # numbers /v1/analytics/savings serves, and the quality side's state.
+        ledger = json.load(urllib.request.urlopen(f"{server.url}/v1/analytics/savings", timeout=10))["overall"]
+        assert ledger["requests"] >= 10 and ledger["baseline_cost_usd"] > ledger["cost_usd"] > 0, ledger
+        tiles_text = page.locator("#savings-tiles").inner_text()
+        assert f"{100 * ledger['saved_share']:.1f} %" in tiles_text, tiles_text
+        assert "not enough labels yet" in page.locator("#savings-quality").inner_text()
 
         # A filter changes the numbers: only the fast model's requests.
         page.select_option("#f-model", "mock/fast")

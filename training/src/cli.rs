@@ -139,6 +139,11 @@ pub struct Fitting {
     /// in the manifest (`training_data.refit_on`); OPE's twins follow it.
     #[arg(long)]
     pub no_refit: bool,
+    /// Public multi-model outcome data (routellm/, arena-bench/) the artifact's profile is
+    /// fitted on, so that candidates without outcomes get per-prompt predictions; `none` to fit
+    /// no profile.
+    #[arg(long, default_value = "data")]
+    pub public_data: PathBuf,
     /// Prompt ids left out of training (set by `ope` for its cross-fitted twins).
     #[arg(skip)]
     pub leave_out: BTreeSet<String>,
@@ -212,6 +217,9 @@ pub struct EvalArgs {
     /// Also write every learned decision (prompt, knob, chosen model) to this NDJSON file.
     #[arg(long)]
     pub decisions: Option<PathBuf>,
+    /// Public multi-model outcome data for the leave-one-dataset-out table; `none` to skip it.
+    #[arg(long, default_value = "data")]
+    pub public_data: PathBuf,
 }
 
 #[derive(Args, Clone)]

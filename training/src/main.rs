@@ -5,7 +5,8 @@
 //!   ([`import`]); `audit`: the data audit alone
 //! - `fit`: outcome table → embedding cache → ridge models + outcome memory → artifact, manifest
 //!   and report ([`artifact`])
-//! - `eval`: an artifact against static baselines on held-out outcomes → `evals/reports/<version>/`
+//! - `eval`: an artifact against static baselines on held-out outcomes, and the profile's
+//!   leave-one-dataset-out transfer table ([`profile::transfer`]) → `evals/reports/<version>/`
 //! - `ope`: an artifact on the logged `auto` traffic (off-policy) → `evals/reports/ope-<version>/`
 //! - `schema`: the JSON Schemas of the records the parts exchange → `docs/schema/`
 //! - `apgr`: the APGR of a curve, for the simulator
@@ -27,6 +28,7 @@ mod import;
 mod labelled;
 mod ope;
 mod outcomes;
+mod profile;
 
 use clap::Parser;
 use cli::{Cli, Command};
@@ -57,6 +59,9 @@ fn main() {
             bootstrap: a.evaluated.bootstrap,
             threads: a.embedding.threads,
             decisions: a.decisions.as_deref(),
+        })
+        .and_then(|dir| {
+            profile::transfer::write(&dir, &a.public_data, &a.embedding, a.table.seed).map(|_| dir)
         })
         .map(shown),
         Command::Ope(a) => ope::run(&ope::Args {

@@ -37,6 +37,10 @@ pub struct LearnedDecision {
     /// `[auto] latency_weight` and the live TTFT p50 (ms) each candidate's score paid for.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub live_ttft_ms: BTreeMap<String, f64>,
+    /// The savings ledger's baseline: the candidate the request would have gone to without
+    /// `auto` (`[auto] baseline`, else the eligible candidate with the highest predicted cost).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<String>,
     /// Image and audio parts the request had: the decision embedded its text only.
     #[serde(default, skip_serializing_if = "NonText::is_empty")]
     pub non_text_parts: NonText,

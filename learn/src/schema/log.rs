@@ -61,6 +61,9 @@ pub struct LogRecord<'a> {
     /// The learned decision of an `auto` request.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub learned: Option<Cow<'a, LearnedDecision>>,
+    /// What an `auto` request would have cost on its decision's baseline, with the same usage.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub savings: Option<Savings>,
     /// The model that served, and its provider.
     #[serde(default)]
     pub model: Option<Cow<'a, str>>,
@@ -129,5 +132,34 @@ impl Serialize for Messages<'_> {
 impl<'de> Deserialize<'de> for Messages<'_> {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         Box::<RawValue>::deserialize(d).map(Messages::Read)
+    }
+}
+
+/// The savings ledger's entry of one `auto` request: its decision's baseline and what the
+/// request's usage would have cost there.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct Savings {
+    pub baseline: String,
+    pub baseline_cost_usd: f64,
+    /// `baseline_cost_usd − cost_usd` (negative when `auto` chose a pricier model).
+    pub saved_usd: f64,
+}
+
+impl Savings {
+    /// The entry of a request served with `usage` (prompt, completion tokens) at `cost_usd`,
+    /// when its learned decision has a baseline among its scored candidates.
+    pub fn of(learned: &LearnedDecision, usage: (u64, u64), cost_usd: f64) -> Option<Savings> {
+        let baseline = learned.baseline.as_ref()?;
+        let price = learned
+            .candidates
+            .iter()
+            .find(|c| &c.model == baseline)?
+            .price;
+        let baseline_cost_usd = price.cost_usd(usage.0 as f64, usage.1 as f64);
+        Some(Savings {
+            baseline: baseline.clone(),
+            baseline_cost_usd,
+            saved_usd: baseline_cost_usd - cost_usd,
+        })
     }
 }

@@ -16,7 +16,7 @@ pub mod manifest;
 pub use attempt::{AttemptRecord, ErrorClass, FailureKind, Hedge, Skipped};
 pub use decision::{Draw, LearnedDecision, NonText};
 pub use feedback::FeedbackRecord;
-pub use log::{LogRecord, LOG_VERSION};
+pub use log::{LogRecord, Savings, LOG_VERSION};
 pub use manifest::Manifest;
 
 /// The JSON Schema of each record, by file name under `docs/schema/`.

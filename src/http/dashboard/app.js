@@ -178,6 +178,26 @@ async function learned() {
   mark("learned", d.series.length);
 }
 
+function qualityText(q) {
+  if (q.status !== "estimated") return q.message;
+  return `quality ${num(q.served, 3)} served vs ${num(q.baseline, 3)} estimated on the baseline (off-policy, ${q.baseline_labels} of ${q.labels} labels on it): ` +
+    `difference ${num(q.difference, 3)} [95 %: ${num(q.low, 3)}, ${num(q.high, 3)}]`;
+}
+
+async function savings() {
+  const d = await get("/v1/analytics/savings");
+  const o = d.overall;
+  tiles("savings-tiles", [
+    ["auto requests", o.requests], ["cost", usd(o.cost_usd)], ["baseline cost", usd(o.baseline_cost_usd)],
+    ["saved", usd(o.saved_usd)], ["saved %", pct(o.saved_share)],
+  ]);
+  $("savings-quality").textContent = o.requests ? qualityText(o.quality) : "no auto requests in the window";
+  const rows = [...d.by_router.map((r) => ["router", r.router, r]), ...d.by_key.map((r) => ["key", r.key, r])];
+  table("savings-table", [["by"], ["name"], ["requests", 1], ["cost", 1], ["baseline cost", 1], ["saved", 1], ["saved %", 1], ["quality"]],
+    rows.map(([by, name, r]) => [by, name, r.requests, usd(r.cost_usd), usd(r.baseline_cost_usd), usd(r.saved_usd), pct(r.saved_share), qualityText(r.quality)]));
+  mark("savings", o.requests);
+}
+
 async function experiments() {
   const d = await get("/v1/analytics/experiments");
   const box = $("experiments");
@@ -248,7 +268,7 @@ async function refresh() {
   status.textContent = "loading…";
   try {
     await loadFilters();
-    await Promise.all([traffic(), models(), costs(), failovers(), learned(), experiments(), requests()]);
+    await Promise.all([traffic(), models(), costs(), failovers(), learned(), savings(), experiments(), requests()]);
     status.textContent = "updated " + new Date().toLocaleTimeString();
     document.body.dataset.loaded = String(Number(document.body.dataset.loaded || 0) + 1);
   } catch (e) {

@@ -64,6 +64,11 @@ pub struct Learned {
     pub decision_ms: f32,
     pub unfamiliar: bool,
     pub explored: bool,
+    /// The savings ledger's entry: the baseline's cost of the same usage (NaN without a
+    /// baseline), whether the baseline served it, and the served model's propensity.
+    pub baseline_cost_usd: f64,
+    pub on_baseline: bool,
+    pub propensity: f32,
 }
 
 /// One logged request.
@@ -216,6 +221,12 @@ impl Index {
             decision_ms: d.decision_ms as f32,
             unfamiliar: d.unfamiliar,
             explored: d.exploration.explored,
+            baseline_cost_usd: l.savings.as_ref().map_or(f64::NAN, |s| s.baseline_cost_usd),
+            on_baseline: d
+                .baseline
+                .as_deref()
+                .is_some_and(|b| l.model.as_deref() == Some(b)),
+            propensity: d.exploration.propensity as f32,
         });
         let row = Row {
             ts_ms: l.ts_ms,

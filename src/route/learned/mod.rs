@@ -52,6 +52,9 @@ pub struct AutoRouter {
     /// The artifact's strong-share calibration, read once at load.
     pub calibration: Option<Vec<f64>>,
     pub explorer: Explorer,
+    /// Where each candidate's prior comes from, and the savings baseline ([`AutoConfig`]).
+    prior_sources: BTreeMap<String, String>,
+    baseline: Option<String>,
     /// Live latency and error estimates (guardrails read them; `latency_weight` scores TTFT).
     live: Arc<LiveStats>,
     /// Whether a guardrail reads a live fact: the estimates are computed per decision only then.
@@ -88,56 +91,18 @@ impl AutoRouter {
                 encoder.dimension()
             )));
         }
-        let unserved: Vec<&str> = artifact
-            .weights
+        // Candidates the artifact has outcomes of are predicted from them; the others (new
+        // models) from their prior and the artifact's profile. Artifact candidates this config
+        // does not list are not scored.
+        let priced = cfg
             .candidates
             .iter()
-            .map(|c| c.model.as_str())
-            .filter(|m| !cfg.served.iter().any(|s| s == m))
-            .collect();
-        if !unserved.is_empty() {
-            return Err(LearnError::Mismatch(format!(
-                "artifact {} has candidates this config does not serve: {}; add them under [[models]], or retrain for your models (`switchyard train --logs DIR --src none`, or `--map <benchmark model>=<served model>` to keep the public data as a prior)",
-                dir.display(),
-                unserved.join(", ")
-            )));
-        }
-        let has_data = |id: &str| artifact.weights.candidates.iter().any(|c| c.model == id);
-        let trained = || {
-            artifact
-                .weights
-                .candidates
-                .iter()
-                .map(|c| c.model.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
-        let mut priced = Vec::new();
-        for m in &cfg.candidates {
-            let prior = cfg.priors.get(&m.id).copied();
-            if !has_data(&m.id) && prior.is_none() {
-                return Err(LearnError::Mismatch(format!(
-                    "[auto] candidates lists {:?}, which artifact {} has no outcome data for (it has data for: {}); give it a prior, e.g. [auto.priors] {:?} = {{ quality = 0.8 }}, or train with outcomes for it (`switchyard train --map <benchmark model>={}`, or logged feedback)",
-                    m.id,
-                    dir.display(),
-                    trained(),
-                    m.id,
-                    m.id
-                )));
-            }
-            priced.push(Priced {
+            .map(|m| Priced {
                 model: m.id.clone(),
                 price: m.price(),
-                prior,
-            });
-        }
-        if !cfg.candidates.iter().any(|m| has_data(&m.id)) {
-            return Err(LearnError::Mismatch(format!(
-                "no [auto] candidate has outcome data in artifact {} (it has data for: {}); list at least one of those, or retrain with `switchyard train --map` onto your served models",
-                dir.display(),
-                trained()
-            )));
-        }
+                prior: cfg.priors.get(&m.id).copied(),
+            })
+            .collect();
         let models = cfg.candidates.clone();
         let min_support = cfg
             .min_support
@@ -158,6 +123,8 @@ impl AutoRouter {
             unfamiliar: AtomicU64::new(0),
             calibration,
             explorer: Explorer::new(cfg.explore),
+            prior_sources: cfg.prior_sources.clone(),
+            baseline: cfg.baseline.clone(),
             live: Arc::default(),
             guardrails_read_live: cfg.guardrails.iter().any(|g| reads_live(&g.source)),
             latency_weight: cfg.latency_weight,
@@ -278,6 +245,17 @@ impl AutoRouter {
         if chain.is_empty() {
             return Err(none_eligible(candidates));
         }
+        let baseline = self
+            .baseline
+            .clone()
+            .filter(|b| candidates.iter().any(|c| c.eligible && &c.model == b))
+            .or_else(|| {
+                candidates
+                    .iter()
+                    .filter(|c| c.eligible)
+                    .max_by(|a, b| a.predicted_cost_usd.total_cmp(&b.predicted_cost_usd))
+                    .map(|c| c.model.clone())
+            });
         let exploration = self.explorer.apply(req, &mut chain, |c| c.1, |c| c.2);
         let chain: Vec<Arc<ModelConfig>> = chain.into_iter().map(|c| c.0).collect();
         let decision = LearnedDecision {
@@ -288,6 +266,7 @@ impl AutoRouter {
             live_ttft_ms,
             chosen: chain[0].id.clone(),
             candidates,
+            baseline,
             knob: knob.to_string(),
             cost_weight,
             prompt_tokens: req.prompt_tokens,
@@ -304,24 +283,28 @@ impl AutoRouter {
         Ok((chain, decision))
     }
 
-    /// The candidates: served id and whether the artifact has data for it or a prior stands in.
+    /// The candidates: served id, where its predictions come from (the artifact's outcomes of
+    /// it; else its prior, per prompt through the artifact's profile when it has one) and where
+    /// that prior comes from.
     pub fn candidates(&self) -> Vec<serde_json::Value> {
         self.priced
             .iter()
             .map(|p| {
-                let basis = if p.prior.is_some()
-                    && !self
-                        .artifact
-                        .weights
-                        .candidates
-                        .iter()
-                        .any(|c| c.model == p.model)
-                {
-                    Basis::Prior
-                } else {
+                let outcomes = self.artifact.outcomes(&p.model);
+                let basis = if outcomes > 0 {
                     Basis::Data
+                } else if self.artifact.weights.profile.is_some() {
+                    Basis::Profile
+                } else {
+                    Basis::Prior
                 };
-                json!({"model": p.model, "basis": basis, "prior": p.prior})
+                json!({
+                    "model": p.model,
+                    "basis": basis,
+                    "outcomes": outcomes,
+                    "prior": p.prior,
+                    "prior_source": self.prior_sources.get(&p.model),
+                })
             })
             .collect()
     }

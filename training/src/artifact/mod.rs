@@ -11,8 +11,9 @@ pub mod report;
 pub mod validate;
 
 use crate::cli::{FitArgs, Fitting};
-use crate::embed;
+use crate::{embed, profile};
 use pass::fit_pass;
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 use switchyard_learn::artifact::{Artifact, Blend, Weights, FEATURE_SPEC, SCHEMA_VERSION};
@@ -97,6 +98,7 @@ pub fn fit_artifact(a: &FitArgs, blend: &Blend) -> Result<PathBuf, String> {
             blend: blend.clone(),
             candidates,
             metadata,
+            profile: None,
         },
         memory,
     };
@@ -115,7 +117,15 @@ pub fn fit_artifact(a: &FitArgs, blend: &Blend) -> Result<PathBuf, String> {
         artifact.memory = memory;
         artifact.weights.candidates = candidates;
     }
-    // Fitting, validation and the refit.
+    // The profile, on the public data without the outcome table's test prompts.
+    let test: HashSet<&str> = rows
+        .rows
+        .iter()
+        .filter(|r| r.split == "test")
+        .map(|r| r.prompt_id.as_str())
+        .collect();
+    artifact.weights.profile = profile::for_artifact(&f.public_data, e, seed, &test)?;
+    // Fitting, validation, the refit and the profile.
     let fit_secs = t_fit.elapsed().as_secs_f64();
     let weights_json = serde_json::to_string(&artifact.weights).map_err(|e| e.to_string())?;
     let version = manifest::version(&weights_json, &artifact.memory, &rows, seed, encoder.id());
@@ -205,6 +215,12 @@ pub fn twin(
             similarity_tau: None,
             pessimism: None,
             no_refit: !artifact.refitted(),
+            // The twin scores candidates without outcomes as the artifact does.
+            public_data: PathBuf::from(if artifact.weights.profile.is_some() {
+                "data"
+            } else {
+                "none"
+            }),
             leave_out: leave.clone(),
         },
     };

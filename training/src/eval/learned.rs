@@ -38,7 +38,7 @@ pub(super) fn sweep(
                     let tokens = single_turn_tokens(&p.prompt);
                     chosen(
                         names,
-                        rank_predictions(ps, candidates, tokens, *w, reference),
+                        rank_predictions(ps, None, candidates, tokens, *w, reference),
                         *u,
                         *w,
                     )
@@ -62,7 +62,7 @@ pub(super) fn validation_table(
             .map(|(ps, p)| {
                 let tokens = single_turn_tokens(&p.prompt);
                 breakeven(
-                    &rank_predictions(ps, candidates, tokens, 0.0, reference),
+                    &rank_predictions(ps, None, candidates, tokens, 0.0, reference),
                     strong,
                 )
             })

@@ -8,12 +8,14 @@
 //! MT-Bench categories held out; GSM8K and feedback by prompt), `propensity` (see [`Row::propensity`];
 //! tables written before it have none and read as 1).
 
+mod arena;
 mod audit;
 mod feedback;
 mod routellm;
 
 pub use audit::{audit, Status};
 
+pub use arena::{read_arena, DIR as ARENA_DIR};
 pub use feedback::{read_feedback, Feedback};
 pub use routellm::read_routellm;
 
