@@ -369,6 +369,9 @@ fn gate_vendored_data_reproduces_default_artifact_and_learned_beats_random_mix()
     if !Artifact::load(&committed).unwrap().refitted() {
         settings.push("--no-refit".into());
     }
+    // Its profile from the public data it was fitted on.
+    settings.push("--public-data".into());
+    settings.push(root().join("data").display().to_string());
     let (tmp, artifact, _, common) = trained_on(
         "gate",
         &root().join("data/routellm"),
