@@ -156,6 +156,8 @@ pub struct Predicted {
     pub support: Support,
     /// The prompt's ease ([`crate::profile`]), when the artifact has a profile.
     pub ease: Option<f64>,
+    /// How well the profile's judged prompts cover the prompt, when it has a memory of them.
+    pub profile_support: Option<Support>,
 }
 
 /// The artifact directory: `dir` itself, or the one named by `dir/LATEST`.
@@ -223,6 +225,14 @@ impl Artifact {
             ))
         })?;
         let memory = Memory::read(&dir.join("memory.bin"))?;
+        let mut weights = weights;
+        if let Some(p) = weights
+            .profile
+            .as_mut()
+            .filter(|p| !p.memory_datasets.is_empty())
+        {
+            p.memory = Some(Memory::read(&dir.join("profile.bin"))?);
+        }
         let d = weights.dimension;
         if memory.dimension != d || memory.models != weights.candidates.len() {
             return Err(bad(format!(
@@ -264,6 +274,14 @@ impl Artifact {
     pub fn write(&self, dir: &Path) -> std::io::Result<()> {
         std::fs::create_dir_all(dir)?;
         std::fs::write(dir.join("memory.bin"), self.memory.to_bytes())?;
+        if let Some(m) = self
+            .weights
+            .profile
+            .as_ref()
+            .and_then(|p| p.memory.as_ref())
+        {
+            std::fs::write(dir.join("profile.bin"), m.to_bytes())?;
+        }
         std::fs::write(
             dir.join("weights.json"),
             serde_json::to_string(&self.weights)? + "\n",
@@ -439,10 +457,16 @@ impl Artifact {
             .profile
             .as_ref()
             .map(|p| p.ease.value(&x[..prompt_width]));
+        let profile_support = self
+            .weights
+            .profile
+            .as_ref()
+            .and_then(|p| p.support(embedding));
         Predicted {
             predictions,
             support,
             ease,
+            profile_support,
         }
     }
 }

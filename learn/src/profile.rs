@@ -10,7 +10,8 @@
 //! abilities' gap shows. Training targets, per prompt: the logit of its smoothed good-answer rate
 //! over the models that answered it, minus those models' mean logit ability on its dataset.
 
-use crate::artifact::Linear;
+use crate::artifact::{Linear, Support};
+use crate::memory::Memory;
 use serde::{Deserialize, Serialize};
 
 /// Probabilities are clamped to `[CLAMP, 1 − CLAMP]` before their logit.
@@ -28,6 +29,25 @@ pub struct Profile {
     pub outcomes: usize,
     /// The ridge strength chosen on held-out prompts.
     pub lambda: f64,
+    /// The open-ended judged prompts (`memory_datasets`) whose embeddings are in `profile.bin`:
+    /// a prompt unlike all of them has no public evidence that a stronger model pays off on it,
+    /// so a decision among candidates without outcome data treats it as unfamiliar.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub memory_datasets: Vec<String>,
+    /// Mean cosine similarity of the `support_k` nearest of those prompts below which a prompt
+    /// is unfamiliar: the 5th percentile of the memory prompts' own (leave-one-out) support.
+    #[serde(default)]
+    pub support_threshold: f64,
+    #[serde(default)]
+    pub support_k: usize,
+    /// The typical open-ended request (median prompt and answer tokens of the memory's
+    /// datasets): the cost unit of a decision among candidates without outcome data, whose
+    /// traffic is a user's requests rather than the artifact's benchmark questions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference_tokens: Option<(u64, u64)>,
+    /// `profile.bin`, read with the artifact.
+    #[serde(skip)]
+    pub memory: Option<Memory>,
 }
 
 impl Profile {
@@ -36,6 +56,24 @@ impl Profile {
     pub fn quality(ease: f64, ability: f64) -> f64 {
         sigmoid(ease + logit(ability))
     }
+}
+
+impl Profile {
+    /// How well the profile's judged prompts cover a prompt (`None` without a memory).
+    pub fn support(&self, embedding: &[f32]) -> Option<Support> {
+        let memory = self.memory.as_ref()?;
+        let nearest = memory.nearest(embedding, self.support_k.max(1));
+        let mean =
+            nearest.iter().map(|n| f64::from(n.0)).sum::<f64>() / nearest.len().max(1) as f64;
+        Some(Support {
+            nearest: round6(nearest.first().map_or(0.0, |n| f64::from(n.0))),
+            similarity: round6(mean),
+        })
+    }
+}
+
+fn round6(x: f64) -> f64 {
+    (x * 1e6).round() / 1e6
 }
 
 pub fn logit(p: f64) -> f64 {

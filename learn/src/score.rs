@@ -100,6 +100,8 @@ pub struct Scored {
 pub struct Ranked {
     pub candidates: Vec<Scored>,
     pub support: Support,
+    /// The prompt's support among the profile's judged prompts, when the artifact has them.
+    pub profile_support: Option<Support>,
 }
 
 /// What `auto` does with a prompt whose support is below the threshold.
@@ -156,13 +158,25 @@ pub fn rank_predicted(
             reference,
         ),
         support: predicted.support,
+        profile_support: predicted.profile_support,
     }
 }
 
 /// The objective's cost unit: the largest cost, at the served models' prices, of the artifact's
-/// typical request (its `cost_reference` prompt and output tokens).
+/// typical request (its `cost_reference` prompt and output tokens; when no candidate has
+/// outcome data, its profile's typical open-ended request).
 pub fn reference_cost(artifact: &Artifact, candidates: &[Priced]) -> f64 {
-    let (prompt, output) = artifact.reference_tokens();
+    // Among candidates without outcome data, the profile's typical open-ended request.
+    let profiled = artifact
+        .weights
+        .profile
+        .as_ref()
+        .and_then(|p| p.reference_tokens)
+        .filter(|_| candidates.iter().all(|c| artifact.outcomes(&c.model) == 0));
+    let (prompt, output) = match profiled {
+        Some((p, o)) => (p as f64, o as f64),
+        None => artifact.reference_tokens(),
+    };
     candidates
         .iter()
         .map(|p| p.price.cost_usd(prompt, output))

@@ -45,6 +45,23 @@ pub struct JudgeConfig {
     pub pairwise: bool,
 }
 
+/// `[judge] model = "cheapest"`.
+pub const CHEAPEST: &str = "cheapest";
+
+/// The real chat model (not a mock, not an embedding model) with the lowest output price (then
+/// input price), in config order on ties.
+fn cheapest_real(models: &[Arc<ModelConfig>]) -> Option<String> {
+    models
+        .iter()
+        .filter(|m| !m.mock_provider && !m.id.contains("embedding"))
+        .min_by(|a, b| {
+            (a.output_price_per_mtok, a.input_price_per_mtok)
+                .partial_cmp(&(b.output_price_per_mtok, b.input_price_per_mtok))
+                .unwrap_or(std::cmp::Ordering::Equal)
+        })
+        .map(|m| m.id.clone())
+}
+
 pub(super) fn judge(
     raw: Option<&FileJudge>,
     models: &[Arc<ModelConfig>],
@@ -57,9 +74,18 @@ pub(super) fn judge(
     let model = j.model.clone().ok_or_else(|| {
         src.err(
             "judge.model",
-            "name the model that grades, e.g. model = \"openai/gpt-4o\" (a served model or router/<name>)".into(),
+            "name the model that grades, e.g. model = \"openai/gpt-4o\" (a served model or router/<name>), or \"cheapest\"".into(),
         )
     })?;
+    // `cheapest`: the cheapest real model the keys unlock; no judge when none does.
+    let model = if model == CHEAPEST {
+        match cheapest_real(models) {
+            Some(m) => m,
+            None => return Ok(None),
+        }
+    } else {
+        model
+    };
     let known = match model.strip_prefix("router/") {
         Some(r) => routers.contains_key(r),
         None => models.iter().any(|m| m.id == model),

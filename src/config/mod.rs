@@ -160,9 +160,35 @@ id = "mock/b"
         let c = Config::parse(DEFAULT_CONFIG, "default", &|_| None).unwrap();
         assert!(c.models.iter().any(|m| m.provider == "mock"));
         assert!(!c.providers.contains_key("openai"), "openai needs its key");
-        let with_keys = Config::parse(DEFAULT_CONFIG, "default", &|_| Some("k".into())).unwrap();
+        // No key: auto over the offline mocks, no judge (a mock cannot grade).
+        let auto = c.auto.as_ref().unwrap();
+        let ids: Vec<&str> = auto.candidates.iter().map(|m| m.id.as_str()).collect();
+        assert_eq!(ids, ["mock/smart", "mock/mid", "mock/fast"]);
+        assert!(c.judge.is_none());
+        let keys = |v: &str| (!v.ends_with("_BASE_URL")).then(|| "k".to_string());
+        let with_keys = Config::parse(DEFAULT_CONFIG, "default", &keys).unwrap();
         assert!(with_keys.providers.contains_key("openai"));
         assert!(with_keys.providers.contains_key("anthropic"));
+        // Every key set: auto spans the real chat models, the judge is the cheapest of them.
+        let auto = with_keys.auto.as_ref().unwrap();
+        assert!(auto.candidates.iter().all(|m| !m.mock_provider && !m.id.contains("embedding")));
+        assert!(auto.candidates.iter().any(|m| m.id == "anthropic/claude-sonnet-4-5"));
+        let judge = &with_keys.judge.as_ref().unwrap().model;
+        let lowest = with_keys
+            .models
+            .iter()
+            .filter(|m| !m.mock_provider && !m.id.contains("embedding"))
+            .map(|m| m.output_price_per_mtok)
+            .fold(f64::INFINITY, f64::min);
+        let j = with_keys.models.iter().find(|m| &m.id == judge).unwrap();
+        assert!(!j.mock_provider && j.output_price_per_mtok == lowest, "{judge}");
+        // A base URL variable replaces the configured URL.
+        let moved = |v: &str| match v {
+            "OPENAI_BASE_URL" => Some("http://127.0.0.1:9/v1".to_string()),
+            _ => keys(v),
+        };
+        let c = Config::parse(DEFAULT_CONFIG, "default", &moved).unwrap();
+        assert_eq!(c.providers["openai"].base_url, "http://127.0.0.1:9/v1");
     }
 
     #[test]

@@ -13,6 +13,9 @@ use switchyard_learn::score::Price;
 pub(super) struct FileProvider {
     kind: String,
     base_url: Option<String>,
+    /// An environment variable that, when set, replaces `base_url` (a proxy, a regional
+    /// endpoint, or a test's scripted upstream).
+    base_url_env: Option<String>,
     api_key_env: Option<String>,
     /// When true and the key's env var is unset, the provider and its models are left out.
     #[serde(default)]
@@ -120,7 +123,12 @@ pub(super) fn providers(
                 ))
             }
         };
-        let base_url = match (&p.base_url, kind) {
+        let from_env = p
+            .base_url_env
+            .as_deref()
+            .and_then(env)
+            .filter(|v| !v.is_empty());
+        let base_url = match (from_env.as_ref().or(p.base_url.as_ref()), kind) {
             (Some(u), _) => u.trim_end_matches('/').to_string(),
             (None, ProviderKind::OpenAi) => "https://api.openai.com/v1".into(),
             (None, ProviderKind::Anthropic) => "https://api.anthropic.com/v1".into(),

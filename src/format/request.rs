@@ -34,6 +34,8 @@ pub struct ChatRequest {
     pub router_options: Map<String, Value>,
     /// Image and audio parts in the messages (CEL: `request.has_images`, `request.has_audio`).
     pub media: Media,
+    /// The caller's budget pacing, read before planning (`auto` raises its cost weight by it).
+    pub pacing: Option<switchyard_learn::schema::Pacing>,
 }
 
 /// The non-text parts of a request's messages.
@@ -322,6 +324,7 @@ impl ChatRequest {
             prompt_tokens,
             router_options,
             media,
+            pacing: None,
         })
     }
 

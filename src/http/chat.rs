@@ -141,6 +141,7 @@ async fn prepare(
     let mut req = ChatRequest::from_openai(value)?;
     req.media.check_size(state.config.server.max_media_bytes)?;
     policy::allow(key, &mut req)?;
+    req.pacing = policy::pacing(state, key).await;
     let plan = state.planner.plan(&req, request_id).await?;
     let reservation = policy::limit(state, key, &req, &plan, reserve).await?;
     Ok((req, plan, ticket, echo, reservation))

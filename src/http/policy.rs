@@ -59,6 +59,18 @@ pub enum Reserve {
 /// Checks and counts the key's limits for a planned request and reserves its worst case
 /// (settled with the real tokens and cost when it ends), so that concurrent requests cannot
 /// together spend past a budget.
+/// The caller's budget pacing ([`crate::store::limits::Limits::pacing`]): read before planning
+/// so that `auto` steps down to cheaper candidates before a budget refuses requests.
+pub async fn pacing(state: &AppState, key: &Key) -> Option<switchyard_learn::schema::Pacing> {
+    let (Some(vk), Some(limits)) = (
+        &key.virtual_key,
+        state.store.as_ref().and_then(|s| s.limits.as_ref()),
+    ) else {
+        return None;
+    };
+    limits.pacing(vk).await
+}
+
 pub async fn limit(
     state: &AppState,
     key: &Key,

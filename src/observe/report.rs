@@ -6,7 +6,7 @@
 //! numbers are the analytics table's experiments panel for that router.
 
 use super::analytics::index::Index;
-use super::analytics::query::{experiments, Filter};
+use super::analytics::query::{experiments, savings, Filter};
 use serde_json::{json, Value};
 use std::path::Path;
 
@@ -28,6 +28,7 @@ pub fn of(ix: &Index, router: &str, dir: &Path) -> Value {
         "router": router,
         "logs": dir.display().to_string(),
         "variants": if arms.is_null() { json!([]) } else { arms },
+        "savings": savings(ix, &filter)["overall"],
     })
 }
 
@@ -48,6 +49,29 @@ pub fn markdown(report: &Value) -> String {
             s["n"]
         )
     };
+    let saved = &report["savings"];
+    if saved["requests"].as_u64().unwrap_or(0) > 0 {
+        let q = &saved["quality"];
+        let quality = match q["status"].as_str() {
+            Some("estimated") => format!(
+                "quality {} served vs {} estimated on the baseline, difference {} [95 %: {}, {}]",
+                f(&q["served"]),
+                f(&q["baseline"]),
+                f(&q["difference"]),
+                f(&q["low"]),
+                f(&q["high"])
+            ),
+            _ => q["message"].as_str().unwrap_or("").to_string(),
+        };
+        s = format!(
+            "Savings of {} `auto` requests against each decision's baseline: ${:.4} spent, ${:.4} on the baseline, ${:.4} saved ({:.1} %); {quality}\n\n{s}",
+            saved["requests"],
+            saved["cost_usd"].as_f64().unwrap_or(0.0),
+            saved["baseline_cost_usd"].as_f64().unwrap_or(0.0),
+            saved["saved_usd"].as_f64().unwrap_or(0.0),
+            100.0 * saved["saved_share"].as_f64().unwrap_or(0.0),
+        );
+    }
     for v in report["variants"].as_array().into_iter().flatten() {
         s.push_str(&format!(
             "| {} | {} | {} | {} | {} | ${:.4} | {} / {} | {:.1} % | {:.1} % | {} | {} |\n",

@@ -130,17 +130,26 @@ impl Planner {
                 (l, w, ra.candidates.clone())
             }
         };
+        // Budget pacing: a key spending ahead of its budget's time raises the cost weight.
+        let pacing = req.pacing.clone().map(|mut p| {
+            p.cost_weight_before = weight;
+            p
+        });
+        let weight = pacing.as_ref().map_or(weight, |p| p.paced(weight));
         let _permit = self
             .permits
             .acquire()
             .await
             .map_err(|e| GatewayError::new(ErrorKind::Internal, e.to_string()))?;
         let owned = req.clone();
-        tokio::task::spawn_blocking(move || router.decide(&owned, &label, weight, &only))
-            .await
-            .map_err(|e| {
-                GatewayError::new(ErrorKind::Internal, format!("routing decision failed: {e}"))
-            })?
+        let (chain, mut decision) =
+            tokio::task::spawn_blocking(move || router.decide(&owned, &label, weight, &only))
+                .await
+                .map_err(|e| {
+                    GatewayError::new(ErrorKind::Internal, format!("routing decision failed: {e}"))
+                })??;
+        decision.pacing = pacing;
+        Ok((chain, decision))
     }
 
     /// Plans an `auto` request: the learned chain, then the request's `models`.

@@ -16,6 +16,7 @@ use crate::config::store::FailMode;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+use switchyard_learn::schema::Pacing;
 
 /// Checks every limit, then counts the request and reserves its tokens and cost. Returns
 /// `{0}` when admitted, `{n}` with n = 1 requests per minute, 2 tokens per minute, 3 daily
@@ -347,6 +348,42 @@ impl Limits {
         self.within(cmd.query_async::<String>(&mut conn))
             .await
             .is_ok()
+    }
+
+    /// The key's spend against the time gone in its budgets' windows ([`Pacing`]), the budget
+    /// furthest ahead; `None` without budgets, on pace, or when Redis does not answer (pacing
+    /// is advisory: admission still decides).
+    pub async fn pacing(&self, key: &VirtualKey) -> Option<Pacing> {
+        let budgets = [
+            ("daily", key.budget_day_usd),
+            ("monthly", key.budget_month_usd),
+        ];
+        if budgets.iter().all(|(_, b)| b.is_none()) {
+            return None;
+        }
+        let now = crate::clock::unix_millis();
+        let (_, (day, to_day), (month, to_month)) = windows(now);
+        let (day_start, month_start) = window_starts(now);
+        let secs = now / 1000;
+        let mut cmd = redis::cmd("MGET");
+        cmd.arg(self.key("usd", &key.id, &day))
+            .arg(self.key("usd", &key.id, &month));
+        let mut conn = self.conn.clone();
+        let spent: Vec<Option<f64>> = self.within(cmd.query_async(&mut conn)).await.ok()?;
+        let elapsed = |start: u64, to_end: u64| {
+            let gone = secs.saturating_sub(start) as f64;
+            gone / (gone + to_end as f64).max(1.0)
+        };
+        let elapsed = [elapsed(day_start, to_day), elapsed(month_start, to_month)];
+        budgets
+            .iter()
+            .zip(spent.iter().chain(std::iter::repeat(&None)))
+            .zip(elapsed)
+            .filter_map(|(((name, budget), spent), elapsed)| {
+                let budget = budget.filter(|b| *b > 0.0)?;
+                Pacing::of(name, spent.unwrap_or(0.0) / budget, elapsed)
+            })
+            .max_by(|a, b| a.pressure.total_cmp(&b.pressure))
     }
 
     /// Settles a reservation with what the request really used.

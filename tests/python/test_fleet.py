@@ -16,6 +16,7 @@ import openai
 import pytest
 
 
+import fleet_support
 from fleet_support import psql, client, chat, accepted, wait_for, get_json, status_of
 
 
@@ -248,3 +249,31 @@ def test_feedback_cannot_forge_the_judge_and_keeps_any_source(fleet):
     drill = get_json(a, f"/v1/analytics/requests/{rid}", key)
     assert {"source": odd, "score": 0.25} in drill["feedback"], drill["feedback"]
     assert psql(fleet.db, f"SELECT source, comment FROM feedback WHERE request_id = '{rid}'") == f'{odd}|said "meh"'
+
+
+def test_budget_pacing_steps_auto_down_before_the_budget_refuses(fleet):
+    """A key whose spend runs ahead of its daily budget's time: `auto` raises its cost weight
+    (the decision says by how much and why) while admission still admits."""
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    auto = (f'[auto]\nartifact = "{root}/models"\nencoder = "{root}/models/encoder-potion"\n'
+            'candidates = ["up/ok", "up/second"]\nonboard = 0\nwatch = false\n')
+    a = fleet.replica("a", store_extra='flush = "100ms"\n' + auto)
+    key_id, key = fleet.create_key("--budget-day", "100")
+    assert wait_for(lambda: accepted(a, key))
+
+    def decision():
+        r = client(a, key).chat.completions.create(model="auto", messages=[{"role": "user", "content": "Explain recursion."}])
+        return r.metadata["routing"]
+
+    calm = decision()
+    assert "pacing" not in calm and calm["cost_weight"] == 0.1, calm
+    # $99.50 of the $100 spent (written to the shared counter, as other replicas' spend would be).
+    day = time.strftime("%Y-%m-%d", time.gmtime())
+    subprocess.run(["redis-cli", "-u", fleet_support.REDIS, "SET", f"{fleet.prefix}usd:{key_id}:{day}", "99.5"],
+                   check=True, capture_output=True)
+    paced = decision()
+    p = paced["pacing"]
+    assert p["budget"] == "daily" and p["spent_share"] >= 0.99, p
+    # Unless the test runs in the day's last minutes, spend is far ahead of time.
+    assert p["pressure"] > 0.5 and p["cost_weight_before"] == 0.1, p
+    assert paced["cost_weight"] > calm["cost_weight"], paced

@@ -41,9 +41,53 @@ pub struct LearnedDecision {
     /// `auto` (`[auto] baseline`, else the eligible candidate with the highest predicted cost).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub baseline: Option<String>,
+    /// Budget pacing: the caller's key spent its budget faster than its window passed, so the
+    /// cost weight was raised (`cost_weight` is after pacing).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pacing: Option<Pacing>,
     /// Image and audio parts the request had: the decision embedded its text only.
     #[serde(default, skip_serializing_if = "NonText::is_empty")]
     pub non_text_parts: NonText,
+}
+
+/// Budget pacing of one decision: the budget furthest ahead of its window's time.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct Pacing {
+    /// `daily` or `monthly`.
+    pub budget: String,
+    /// Share of the budget spent, and share of its window (UTC day or month) gone.
+    pub spent_share: f64,
+    pub elapsed_share: f64,
+    /// How far spend runs ahead of time, in [0, 1]: `(spent − elapsed) / (1 − elapsed)`; 1 when
+    /// the budget is spent.
+    pub pressure: f64,
+    /// The cost weight before pacing raised it to `w + (1 − w) × pressure`.
+    pub cost_weight_before: f64,
+}
+
+impl Pacing {
+    /// The pacing of a budget `spent_share` spent with `elapsed_share` of its window gone, or
+    /// `None` when spend is not ahead of time.
+    pub fn of(budget: &str, spent_share: f64, elapsed_share: f64) -> Option<Pacing> {
+        let elapsed = elapsed_share.clamp(0.0, 1.0);
+        let ahead = spent_share - elapsed;
+        if ahead <= 0.0 {
+            return None;
+        }
+        let pressure = (ahead / (1.0 - elapsed).max(1e-6)).clamp(0.0, 1.0);
+        Some(Pacing {
+            budget: budget.to_string(),
+            spent_share: (spent_share * 1e4).round() / 1e4,
+            elapsed_share: (elapsed * 1e4).round() / 1e4,
+            pressure: (pressure * 1e4).round() / 1e4,
+            cost_weight_before: 0.0,
+        })
+    }
+
+    /// The cost weight `w` raised by this pacing.
+    pub fn paced(&self, w: f64) -> f64 {
+        w + (1.0 - w) * self.pressure
+    }
 }
 
 /// The image and audio parts of a request's messages.
@@ -88,5 +132,22 @@ impl Default for Draw {
             propensity: 1.0,
             skipped: None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Pacing;
+
+    #[test]
+    fn pacing_rises_with_spend_ahead_of_time_and_is_absent_on_pace() {
+        // Half the day gone, a quarter spent: on pace, no pacing.
+        assert!(Pacing::of("daily", 0.25, 0.5).is_none());
+        // Half the day gone, three quarters spent: half way from on pace to spent.
+        let p = Pacing::of("daily", 0.75, 0.5).unwrap();
+        assert_eq!(p.pressure, 0.5);
+        assert!((p.paced(0.1) - 0.55).abs() < 1e-12);
+        // Spent: the knob at its cheapest end.
+        assert_eq!(Pacing::of("monthly", 1.0, 0.3).unwrap().paced(0.1), 1.0);
     }
 }

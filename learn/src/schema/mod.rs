@@ -14,7 +14,7 @@ pub mod log;
 pub mod manifest;
 
 pub use attempt::{AttemptRecord, ErrorClass, FailureKind, Hedge, Skipped};
-pub use decision::{Draw, LearnedDecision, NonText};
+pub use decision::{Draw, LearnedDecision, NonText, Pacing};
 pub use feedback::FeedbackRecord;
 pub use log::{LogRecord, Savings, LOG_VERSION};
 pub use manifest::Manifest;

@@ -46,6 +46,8 @@ pub struct AutoRouter {
     pub default_cost_weight: f64,
     /// Support below which a prompt is unfamiliar, and what is done then.
     pub min_support: f64,
+    /// `[auto] min_support` as configured (it overrides the profile's threshold too).
+    min_support_set: Option<f64>,
     pub policy: Unfamiliar,
     pub familiar: AtomicU64,
     pub unfamiliar: AtomicU64,
@@ -118,6 +120,7 @@ impl AutoRouter {
             guardrails: cfg.guardrails.clone(),
             default_cost_weight: cfg.default_cost_weight,
             min_support,
+            min_support_set: cfg.min_support,
             policy: cfg.unfamiliar,
             familiar: AtomicU64::new(0),
             unfamiliar: AtomicU64::new(0),
@@ -216,7 +219,16 @@ impl AutoRouter {
             cost_weight,
         );
         let mut candidates = ranked.candidates;
-        let unfamiliar = ranked.support.similarity < self.min_support;
+        // The support of whatever predicts: the artifact's memory when a candidate has outcome
+        // data in it, else the profile's judged prompts (with its own threshold unless
+        // `min_support` is set).
+        let from_data = pool.iter().any(|p| self.artifact.outcomes(&p.model) > 0);
+        let profile = self.artifact.weights.profile.as_ref();
+        let (support, threshold) = match (from_data, ranked.profile_support, profile) {
+            (false, Some(s), Some(p)) => (s, self.min_support_set.unwrap_or(p.support_threshold)),
+            _ => (ranked.support, self.min_support),
+        };
+        let unfamiliar = support.similarity < threshold;
         let policy = unfamiliar.then_some(self.policy);
         if unfamiliar {
             &self.unfamiliar
@@ -267,10 +279,11 @@ impl AutoRouter {
             chosen: chain[0].id.clone(),
             candidates,
             baseline,
+            pacing: None,
             knob: knob.to_string(),
             cost_weight,
             prompt_tokens: req.prompt_tokens,
-            support: ranked.support,
+            support,
             unfamiliar,
             policy,
             exploration,

@@ -11,7 +11,9 @@ use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 use switchyard_learn::artifact::{Linear, GOOD_ANSWER};
 use switchyard_learn::hash::stable_hash;
+use switchyard_learn::memory::{leave_out_same, Memory};
 use switchyard_learn::profile::{logit, Profile};
+use switchyard_learn::score::quantile;
 
 /// The public outcome rows under `dir` (`routellm/`, `arena-bench/`), and the prompt ids
 /// RouteLLM lists as contaminated (kept out of evaluation).
@@ -44,6 +46,8 @@ pub struct Item {
     pub dataset: String,
     pub input_tokens: u64,
     pub outcomes: Vec<(String, f64)>,
+    /// The answers' output tokens where the data records them (0 where it does not).
+    pub output_tokens: Vec<u64>,
 }
 
 /// Groups rows by (dataset, prompt).
@@ -59,7 +63,9 @@ pub fn items(rows: &[Row]) -> Vec<Item> {
                 dataset: r.source.clone(),
                 input_tokens: r.input_tokens,
                 outcomes: vec![],
+                output_tokens: vec![],
             });
+        item.output_tokens.push(r.output_tokens);
         item.outcomes.push((
             r.source_model.clone(),
             f64::from(u8::from(r.quality >= GOOD_ANSWER)),
@@ -157,7 +163,66 @@ pub fn fit(items: &[&Item], cache: &Cache, seed: u64) -> Profile {
         prompts: items.len(),
         outcomes: items.iter().map(|it| it.outcomes.len()).sum(),
         lambda,
+        memory_datasets: vec![],
+        support_threshold: 0.0,
+        support_k: SUPPORT_K,
+        reference_tokens: None,
+        memory: None,
     }
+}
+
+/// The open-ended datasets (GPT-4-judged answers to chat requests) whose prompts make the
+/// profile's memory; MMLU's multiple-choice questions and GSM8K's word problems are benchmark
+/// formats, not requests like a user's.
+pub const OPEN_ENDED: [&str; 2] = ["arena_bench", "mt_bench"];
+/// Neighbours of the profile's support.
+const SUPPORT_K: usize = 10;
+/// The quantile of the memory prompts' own support below which a prompt is unfamiliar.
+const SUPPORT_QUANTILE: f64 = 0.05;
+
+/// Adds the memory of the open-ended prompts among `items` to `profile`, and its threshold:
+/// the 5th percentile of each memory prompt's support among the others.
+fn with_memory(mut profile: Profile, items: &[&Item], cache: &Cache) -> Profile {
+    let open: Vec<&[f32]> = items
+        .iter()
+        .filter(|it| OPEN_ENDED.contains(&it.dataset.as_str()))
+        .map(|it| cache.embedded(&it.text))
+        .collect();
+    if open.len() <= SUPPORT_K {
+        return profile;
+    }
+    let memory = Memory::build(&open, vec![], 0);
+    let mut own: Vec<f64> = open
+        .iter()
+        .map(|e| {
+            let mut sims = memory.similarities(e);
+            leave_out_same(&mut sims);
+            let near = memory.nearest_in(&sims, SUPPORT_K);
+            near.iter().map(|n| f64::from(n.0)).sum::<f64>() / near.len().max(1) as f64
+        })
+        .collect();
+    own.sort_by(f64::total_cmp);
+    profile.support_threshold = (quantile(&own, SUPPORT_QUANTILE) * 1e6).round() / 1e6;
+    profile.memory_datasets = OPEN_ENDED.iter().map(|d| d.to_string()).collect();
+    let open_items: Vec<&&Item> = items
+        .iter()
+        .filter(|it| OPEN_ENDED.contains(&it.dataset.as_str()))
+        .collect();
+    let median = |mut v: Vec<u64>| {
+        v.sort_unstable();
+        v.get(v.len() / 2).copied()
+    };
+    let prompt = median(open_items.iter().map(|it| it.input_tokens).collect());
+    let output = median(
+        open_items
+            .iter()
+            .flat_map(|it| it.output_tokens.iter().copied())
+            .filter(|t| *t > 0)
+            .collect(),
+    );
+    profile.reference_tokens = prompt.zip(output);
+    profile.memory = Some(memory);
+    profile
 }
 
 /// The embedding cache filled with every item's text.
@@ -187,5 +252,5 @@ pub fn for_artifact(
     items.retain(|it| !held_out.contains(it.id.as_str()));
     let cache = embedded(&items, e)?;
     let all: Vec<&Item> = items.iter().collect();
-    Ok(Some(fit(&all, &cache, seed)))
+    Ok(Some(with_memory(fit(&all, &cache, seed), &all, &cache)))
 }
