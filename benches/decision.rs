@@ -5,7 +5,10 @@
 //!   encoder reads at most its token budget, 256);
 //! - `decision/hit/200`: the same prompt again (embedding from the LRU cache);
 //! - `decision/without_encoder/200`: predict + guardrails + rank from a ready embedding;
-//! - `decision/concurrent2/200`: two threads deciding distinct prompts at once (per decision).
+//! - `decision/concurrent2/200`: two threads deciding distinct prompts at once (per decision);
+//! - `decision/real_models_miss/200`: a miss with OpenAI and Anthropic keys set (`auto` over
+//!   their five real models on priors and the artifact's profile), and the same with the profile
+//!   taken out (`real_models_miss_without_profile/200`).
 //!
 //! `cargo bench --bench decision` (needs the default artifact's encoder: `scripts/setup.sh`).
 
@@ -30,8 +33,24 @@ const PARAGRAPH: &str =
 and requested a breakdown by department before the vote on Thursday. ";
 
 fn router(cache_size: usize) -> AutoRouter {
+    router_with(
+        cache_size,
+        Config::embedded_default().expect("default config"),
+    )
+}
+
+/// The embedded default config with OpenAI and Anthropic keys set: `auto` over their real
+/// models, none with outcome data (the profile's path: ease, its support, its cost unit).
+fn router_real() -> AutoRouter {
+    let env =
+        |k: &str| matches!(k, "OPENAI_API_KEY" | "ANTHROPIC_API_KEY").then(|| "k".to_string());
+    let config =
+        Config::parse(switchyard::config::DEFAULT_CONFIG, "default", &env).expect("default config");
+    router_with(0, config)
+}
+
+fn router_with(cache_size: usize, mut config: Config) -> AutoRouter {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let mut config = Config::embedded_default().expect("default config");
     let auto = config.auto.as_mut().expect("[auto] in the default config");
     auto.artifact = root.join("models");
     let dir = switchyard_learn::artifact::artifact_dir(&auto.artifact).expect("models/LATEST");
@@ -70,6 +89,26 @@ fn decisions(c: &mut Criterion) {
             })
         });
     }
+    let real = router_real();
+    let reqs: Vec<ChatRequest> = (0..64).map(|n| request(200, n)).collect();
+    let mut i = 0;
+    g.bench_function("real_models_miss/200", |b| {
+        b.iter(|| {
+            i += 1;
+            real.decide(&reqs[i % reqs.len()], "balanced", 0.1, &[])
+                .unwrap()
+        })
+    });
+    // The same without the profile (each candidate at its flat prior): the profile's cost.
+    let mut flat = router_real();
+    flat.artifact.weights.profile = None;
+    g.bench_function("real_models_miss_without_profile/200", |b| {
+        b.iter(|| {
+            i += 1;
+            flat.decide(&reqs[i % reqs.len()], "balanced", 0.1, &[])
+                .unwrap()
+        })
+    });
     let warm = router(1024);
     let req = request(200, 0);
     warm.decide(&req, "balanced", 0.15, &[]).unwrap();

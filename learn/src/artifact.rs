@@ -31,7 +31,9 @@
 pub use crate::features::{features, metadata_features, metadata_value, MetadataFeature};
 pub use crate::knn::Blend;
 use crate::knn::{knn_rate, standard_error};
+pub use crate::linear::Linear;
 use crate::memory::Memory;
+pub use crate::memory::Support;
 use crate::price::Price;
 use crate::profile::Profile;
 use crate::schema::manifest::Manifest;
@@ -47,27 +49,6 @@ pub const FEATURE_SPEC: &str =
     "sqrt(dimension) * embedding[dimension] ++ [ln(1 + prompt_tokens) / 8]";
 /// Quality at or above which an outcome counts as a good answer.
 pub const GOOD_ANSWER: f64 = 0.75;
-
-/// `w · x + b`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct Linear {
-    pub weights: Vec<f64>,
-    pub bias: f64,
-}
-
-impl Linear {
-    pub fn value(&self, x: &[f64]) -> f64 {
-        self.weights.iter().zip(x).map(|(w, v)| w * v).sum::<f64>() + self.bias
-    }
-
-    /// This model extended by `effect` weights on further features, centred at `mean`: equal
-    /// to `self` where those features take their mean values.
-    pub fn with_effect(mut self, effect: &[f64], mean: &[f64]) -> Linear {
-        self.bias -= effect.iter().zip(mean).map(|(w, m)| w * m).sum::<f64>();
-        self.weights.extend_from_slice(effect);
-        self
-    }
-}
 
 /// One candidate (a served model id) of the artifact.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -138,15 +119,6 @@ pub struct Prediction {
     /// What scoring subtracts for the uncertainty of `quality`: `pessimism × standard_error`.
     pub penalty: f64,
     pub output_tokens: f64,
-}
-
-/// How well the training data covers a prompt.
-#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
-pub struct Support {
-    /// Cosine similarity of the nearest training prompt.
-    pub nearest: f64,
-    /// Mean cosine similarity of the `support_k` nearest: the value compared with the threshold.
-    pub similarity: f64,
 }
 
 /// Every candidate's prediction for a prompt and the prompt's support.

@@ -10,6 +10,7 @@
 //!   the kNN blend and the support of a decision); [`memory`]: its outcome memory; [`knn`]:
 //!   a candidate's kNN rate over it; [`uniform`]: a constant artifact for tests and demos;
 //! - [`features`]: what the linear models read of a request (embedding, length, metadata);
+//!   [`linear`]: those models;
 //! - [`price`]: prices per million tokens and the one cost formula;
 //! - [`profile`]: a prompt's ease, so that a model without outcome data gets per-prompt predictions
 //!   from its prior quality;
@@ -30,6 +31,7 @@ pub mod error;
 pub mod features;
 pub mod hash;
 pub mod knn;
+pub mod linear;
 pub mod logfiles;
 pub mod memory;
 pub mod price;

@@ -9,6 +9,7 @@
 //! `i8` codes, `rows` `f32` scales, and `rows × models` `i8` labels (1 good, 0 not good, −1 none).
 
 use crate::LearnError;
+use serde::{Deserialize, Serialize};
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 use std::path::Path;
@@ -19,6 +20,15 @@ const MAGIC: &[u8; 8] = b"SYMEM001";
 pub const GOOD: i8 = 1;
 pub const NOT_GOOD: i8 = 0;
 pub const UNKNOWN: i8 = -1;
+
+/// How well the training data covers a prompt.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
+pub struct Support {
+    /// Cosine similarity of the nearest training prompt.
+    pub nearest: f64,
+    /// Mean cosine similarity of the `support_k` nearest: the value compared with the threshold.
+    pub similarity: f64,
+}
 
 /// Training prompts' embeddings and labels.
 #[derive(Debug, Clone, PartialEq)]

@@ -10,8 +10,8 @@
 //! abilities' gap shows. Training targets, per prompt: the logit of its smoothed good-answer rate
 //! over the models that answered it, minus those models' mean logit ability on its dataset.
 
-use crate::artifact::{Linear, Support};
-use crate::memory::Memory;
+use crate::linear::Linear;
+use crate::memory::{Memory, Support};
 use serde::{Deserialize, Serialize};
 
 /// Probabilities are clamped to `[CLAMP, 1 − CLAMP]` before their logit.

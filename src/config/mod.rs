@@ -171,8 +171,14 @@ id = "mock/b"
         assert!(with_keys.providers.contains_key("anthropic"));
         // Every key set: auto spans the real chat models, the judge is the cheapest of them.
         let auto = with_keys.auto.as_ref().unwrap();
-        assert!(auto.candidates.iter().all(|m| !m.mock_provider && !m.id.contains("embedding")));
-        assert!(auto.candidates.iter().any(|m| m.id == "anthropic/claude-sonnet-4-5"));
+        assert!(auto
+            .candidates
+            .iter()
+            .all(|m| !m.mock_provider && !m.id.contains("embedding")));
+        assert!(auto
+            .candidates
+            .iter()
+            .any(|m| m.id == "anthropic/claude-sonnet-4-5"));
         let judge = &with_keys.judge.as_ref().unwrap().model;
         let lowest = with_keys
             .models
@@ -181,7 +187,10 @@ id = "mock/b"
             .map(|m| m.output_price_per_mtok)
             .fold(f64::INFINITY, f64::min);
         let j = with_keys.models.iter().find(|m| &m.id == judge).unwrap();
-        assert!(!j.mock_provider && j.output_price_per_mtok == lowest, "{judge}");
+        assert!(
+            !j.mock_provider && j.output_price_per_mtok == lowest,
+            "{judge}"
+        );
         // A base URL variable replaces the configured URL.
         let moved = |v: &str| match v {
             "OPENAI_BASE_URL" => Some("http://127.0.0.1:9/v1".to_string()),

@@ -26,7 +26,7 @@ const PANELS: [(&str, Panel); 7] = [
     ("costs", query::costs),
     ("failovers", query::failovers),
     ("learned", query::learned),
-    ("savings", query::savings),
+    ("savings", crate::observe::analytics::savings::savings),
     ("experiments", query::experiments),
 ];
 

@@ -6,7 +6,8 @@
 //! numbers are the analytics table's experiments panel for that router.
 
 use super::analytics::index::Index;
-use super::analytics::query::{experiments, savings, Filter};
+use super::analytics::query::{experiments, Filter};
+use super::analytics::savings::savings;
 use serde_json::{json, Value};
 use std::path::Path;
 

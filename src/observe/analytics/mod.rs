@@ -2,14 +2,15 @@
 //! the feedback files) — or, with `[store] postgres_env`, the shared store's tables, so every
 //! replica shows the whole fleet — into a compact in-memory table with bounded rows; [`query`]
 //! computes the panels the dashboard and the `/v1/analytics/...` endpoints serve ([`filter`]:
-//! which rows a query reads; [`experiments`]: the variant comparison). Imports
-//! `observe`'s record format only through the log lines and `store::pg`; imported by `http`
-//! and the `report` command.
+//! which rows a query reads; [`experiments`]: the variant comparison; [`savings`]: the savings
+//! ledger). Imports `observe`'s record format only through the log lines and `store::pg`;
+//! imported by `http` and the `report` command.
 
 pub mod experiments;
 pub mod filter;
 pub mod index;
 pub mod query;
+pub mod savings;
 
 use crate::store::pg::{Pg, PgError};
 use index::{id_hash, line_at, Index, IN_STORE};

@@ -392,60 +392,6 @@ pub fn filters(ix: &Index, f: &Filter) -> Value {
     Value::Object(o)
 }
 
-/// The savings panel: the ledger ([`switchyard_learn::savings`]) of the window's `auto`
-/// requests with a baseline, overall and per router and per key.
-pub fn savings(ix: &Index, f: &Filter) -> Value {
-    use switchyard_learn::savings::{ledger, Entry};
-    let entry = |r: &Row| {
-        let l = r
-            .learned
-            .as_ref()
-            .filter(|l| !l.baseline_cost_usd.is_nan())?;
-        let score = if r.judge_score.is_nan() {
-            r.user_score
-        } else {
-            r.judge_score
-        };
-        Some(Entry {
-            cost_usd: r.cost_usd,
-            baseline_cost_usd: l.baseline_cost_usd,
-            on_baseline: l.on_baseline,
-            propensity: f64::from(l.propensity),
-            quality: (!score.is_nan()).then_some(f64::from(score)),
-        })
-    };
-    let (mut all, mut by_router, mut by_key) = (
-        vec![],
-        BTreeMap::<Sym, Vec<Entry>>::new(),
-        BTreeMap::<Sym, Vec<Entry>>::new(),
-    );
-    for r in rows(ix, f) {
-        let Some(e) = entry(r) else { continue };
-        all.push(e);
-        by_router.entry(r.router).or_default().push(e);
-        by_key.entry(r.key).or_default().push(e);
-    }
-    let named = |groups: BTreeMap<Sym, Vec<Entry>>, field: &str| -> Vec<Value> {
-        groups
-            .into_iter()
-            .map(|(s, e)| {
-                let mut v = json!(ledger(&e, 42));
-                v[field] = json!(ix.syms.name(s).unwrap_or(if field == "router" {
-                    "auto"
-                } else {
-                    "(no key)"
-                }));
-                v
-            })
-            .collect()
-    };
-    json!({
-        "overall": ledger(&all, 42),
-        "by_router": named(by_router, "router"),
-        "by_key": named(by_key, "key"),
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
