@@ -129,14 +129,18 @@ watch = false
         assert sorted(c["model"] for c in manifest["candidates"]) == ["acme/large", "acme/small"]
         server.proc.send_signal(signal.SIGHUP)
         for _ in range(100):
-            d = http(server.url, "/v1/route", {"model": "auto:best", "messages": [{"role": "user", "content": "Explain recursion."}]})
+            # A prompt like the served ones (familiar: decided by the predictions, not the
+            # unfamiliar-prompt policy).
+            d = http(server.url, "/v1/route", {"model": "auto:best", "messages": [{"role": "user", "content": f"{PROMPTS[5]} (#5)"}]})
             if d["routing"]["artifact_version"] == new.removeprefix("router-"):
                 break
             time.sleep(0.1)
         basis = {c["model"]: c["basis"] for c in d["routing"]["candidates"]}
         assert basis == {"acme/small": "data", "acme/large": "data"}, d
         # What it learned: at the quality end the large model wins.
-        assert d["routing"]["chosen"] == "acme/large", d
+        scored = [(c["model"], c["predicted_quality"], c["penalty"], c["score"], c["neighbours"]) for c in d["routing"]["candidates"]]
+        assert not d["routing"]["unfamiliar"], d["routing"]["support"]
+        assert d["routing"]["chosen"] == "acme/large", scored
     finally:
         server.stop()
         mock.kill()
