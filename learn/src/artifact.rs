@@ -36,6 +36,7 @@ use crate::memory::Memory;
 pub use crate::memory::Support;
 use crate::price::Price;
 use crate::profile::Profile;
+use crate::round6;
 use crate::schema::manifest::Manifest;
 use crate::LearnError;
 use serde::{Deserialize, Serialize};
@@ -128,8 +129,6 @@ pub struct Predicted {
     pub support: Support,
     /// The prompt's ease ([`crate::profile`]), when the artifact has a profile.
     pub ease: Option<f64>,
-    /// How well the profile's judged prompts cover the prompt, when it has a memory of them.
-    pub profile_support: Option<Support>,
 }
 
 /// The artifact directory: `dir` itself, or the one named by `dir/LATEST`.
@@ -154,10 +153,6 @@ pub struct Artifact {
     pub manifest: Manifest,
     pub weights: Weights,
     pub memory: Memory,
-}
-
-fn round6(v: f64) -> f64 {
-    (v * 1e6).round() / 1e6
 }
 
 impl Artifact {
@@ -370,13 +365,7 @@ impl Artifact {
         metadata: &[f64],
     ) -> Predicted {
         let b = &self.weights.blend;
-        let nearest = self.memory.nearest_in(&similarities, b.support_k);
-        let support = Support {
-            nearest: round6(nearest.first().map_or(0.0, |n| f64::from(n.0))),
-            similarity: round6(
-                nearest.iter().map(|n| f64::from(n.0)).sum::<f64>() / nearest.len().max(1) as f64,
-            ),
-        };
+        let support = self.memory.support(&similarities, b.support_k);
         let mut x = features(embedding, prompt_tokens);
         x.extend_from_slice(metadata);
         let predictions = self
@@ -429,16 +418,10 @@ impl Artifact {
             .profile
             .as_ref()
             .map(|p| p.ease.value(&x[..prompt_width]));
-        let profile_support = self
-            .weights
-            .profile
-            .as_ref()
-            .and_then(|p| p.support(embedding));
         Predicted {
             predictions,
             support,
             ease,
-            profile_support,
         }
     }
 }

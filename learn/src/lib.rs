@@ -43,3 +43,8 @@ pub mod score;
 pub mod uniform;
 
 pub use error::LearnError;
+
+/// Rounded to 6 decimals: the precision figures are logged and compared at.
+pub(crate) fn round6(v: f64) -> f64 {
+    (v * 1e6).round() / 1e6
+}

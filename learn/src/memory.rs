@@ -8,7 +8,7 @@
 //! little-endian: the magic `SYMEM001`, `u32` rows, dimension and models, then `rows × dimension`
 //! `i8` codes, `rows` `f32` scales, and `rows × models` `i8` labels (1 good, 0 not good, −1 none).
 
-use crate::LearnError;
+use crate::{round6, LearnError};
 use serde::{Deserialize, Serialize};
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
@@ -242,6 +242,18 @@ impl Memory {
     /// go to the lower row.
     pub fn nearest(&self, query: &[f32], k: usize) -> Vec<(f32, usize)> {
         self.nearest_in(&self.similarities(query), k)
+    }
+
+    /// How well the memory covers a query, from its `similarities` to every row: the nearest
+    /// row's similarity and the mean of the `k` nearest.
+    pub fn support(&self, similarities: &[f32], k: usize) -> Support {
+        let nearest = self.nearest_in(similarities, k);
+        let mean =
+            nearest.iter().map(|n| f64::from(n.0)).sum::<f64>() / nearest.len().max(1) as f64;
+        Support {
+            nearest: round6(nearest.first().map_or(0.0, |n| f64::from(n.0))),
+            similarity: round6(mean),
+        }
     }
 
     /// The `k` most similar rows, from `similarities`.

@@ -62,18 +62,8 @@ impl Profile {
     /// How well the profile's judged prompts cover a prompt (`None` without a memory).
     pub fn support(&self, embedding: &[f32]) -> Option<Support> {
         let memory = self.memory.as_ref()?;
-        let nearest = memory.nearest(embedding, self.support_k.max(1));
-        let mean =
-            nearest.iter().map(|n| f64::from(n.0)).sum::<f64>() / nearest.len().max(1) as f64;
-        Some(Support {
-            nearest: round6(nearest.first().map_or(0.0, |n| f64::from(n.0))),
-            similarity: round6(mean),
-        })
+        Some(memory.support(&memory.similarities(embedding), self.support_k.max(1)))
     }
-}
-
-fn round6(x: f64) -> f64 {
-    (x * 1e6).round() / 1e6
 }
 
 pub fn logit(p: f64) -> f64 {

@@ -18,6 +18,7 @@
 use crate::artifact::{Artifact, Predicted, Prediction, Support};
 pub use crate::price::Price;
 use crate::profile::Profile;
+use crate::round6;
 use serde::{Deserialize, Serialize};
 
 /// The named knobs and their cost weights (`auto:best`, `auto:balanced`, `auto:cheap`).
@@ -100,8 +101,6 @@ pub struct Scored {
 pub struct Ranked {
     pub candidates: Vec<Scored>,
     pub support: Support,
-    /// The prompt's support among the profile's judged prompts, when the artifact has them.
-    pub profile_support: Option<Support>,
 }
 
 /// What `auto` does with a prompt whose support is below the threshold.
@@ -158,8 +157,18 @@ pub fn rank_predicted(
             reference,
         ),
         support: predicted.support,
-        profile_support: predicted.profile_support,
     }
+}
+
+/// The artifact's profile when a decision among `candidates` rests on it alone: none of them
+/// has outcome data in the artifact. Its typical open-ended request is then the cost unit, and
+/// its judged prompts decide whether a prompt is familiar.
+pub fn on_profile<'a>(artifact: &'a Artifact, candidates: &[Priced]) -> Option<&'a Profile> {
+    let profile = artifact.weights.profile.as_ref()?;
+    candidates
+        .iter()
+        .all(|c| artifact.outcomes(&c.model) == 0)
+        .then_some(profile)
 }
 
 /// The objective's cost unit: the largest cost, at the served models' prices, of the artifact's
@@ -167,12 +176,7 @@ pub fn rank_predicted(
 /// outcome data, its profile's typical open-ended request).
 pub fn reference_cost(artifact: &Artifact, candidates: &[Priced]) -> f64 {
     // Among candidates without outcome data, the profile's typical open-ended request.
-    let profiled = artifact
-        .weights
-        .profile
-        .as_ref()
-        .and_then(|p| p.reference_tokens)
-        .filter(|_| candidates.iter().all(|c| artifact.outcomes(&c.model) == 0));
+    let profiled = on_profile(artifact, candidates).and_then(|p| p.reference_tokens);
     let (prompt, output) = match profiled {
         Some((p, o)) => (p as f64, o as f64),
         None => artifact.reference_tokens(),
@@ -327,10 +331,6 @@ pub fn quantile(sorted: &[f64], level: f64) -> f64 {
 /// from a calibration table: the (1 − share) quantile of the break-even weights.
 pub fn cost_weight_for_share(table: &[f64], share: f64) -> f64 {
     quantile(table, 1.0 - share)
-}
-
-fn round6(v: f64) -> f64 {
-    (v * 1e6).round() / 1e6
 }
 
 #[cfg(test)]

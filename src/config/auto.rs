@@ -121,7 +121,7 @@ pub const DEFAULT_ONBOARD_BUDGET: f64 = 1.0;
 fn available(models: &[Arc<ModelConfig>]) -> Vec<String> {
     models
         .iter()
-        .filter(|m| !m.mock_provider && !m.id.contains("embedding"))
+        .filter(|m| m.is_real_chat())
         .map(|m| m.id.clone())
         .collect()
 }

@@ -53,7 +53,7 @@ pub const CHEAPEST: &str = "cheapest";
 fn cheapest_real(models: &[Arc<ModelConfig>]) -> Option<String> {
     models
         .iter()
-        .filter(|m| !m.mock_provider && !m.id.contains("embedding"))
+        .filter(|m| m.is_real_chat())
         .min_by(|a, b| {
             (a.output_price_per_mtok, a.input_price_per_mtok)
                 .partial_cmp(&(b.output_price_per_mtok, b.input_price_per_mtok))

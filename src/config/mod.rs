@@ -171,10 +171,7 @@ id = "mock/b"
         assert!(with_keys.providers.contains_key("anthropic"));
         // Every key set: auto spans the real chat models, the judge is the cheapest of them.
         let auto = with_keys.auto.as_ref().unwrap();
-        assert!(auto
-            .candidates
-            .iter()
-            .all(|m| !m.mock_provider && !m.id.contains("embedding")));
+        assert!(auto.candidates.iter().all(|m| m.is_real_chat()));
         assert!(auto
             .candidates
             .iter()
@@ -183,12 +180,12 @@ id = "mock/b"
         let lowest = with_keys
             .models
             .iter()
-            .filter(|m| !m.mock_provider && !m.id.contains("embedding"))
+            .filter(|m| m.is_real_chat())
             .map(|m| m.output_price_per_mtok)
             .fold(f64::INFINITY, f64::min);
         let j = with_keys.models.iter().find(|m| &m.id == judge).unwrap();
         assert!(
-            !j.mock_provider && j.output_price_per_mtok == lowest,
+            j.is_real_chat() && j.output_price_per_mtok == lowest,
             "{judge}"
         );
         // A base URL variable replaces the configured URL.

@@ -90,6 +90,12 @@ impl ModelConfig {
         }
     }
 
+    /// A real model that writes text: not served by a mock provider, not an embedding model.
+    /// `auto`'s `"available"` candidates and the default judge are drawn from these.
+    pub fn is_real_chat(&self) -> bool {
+        !self.mock_provider && !self.id.contains("embedding")
+    }
+
     /// Price of a call in USD.
     pub fn cost_usd(&self, prompt_tokens: u64, completion_tokens: u64) -> f64 {
         self.price()

@@ -30,7 +30,9 @@ use switchyard_learn::embed::{Embed, Encoder};
 use switchyard_learn::hash::stable_hash;
 use switchyard_learn::prompt::prompt_text;
 use switchyard_learn::schema::{LearnedDecision, NonText};
-use switchyard_learn::score::{order, rank, Basis, Priced, Scored, Unfamiliar, Verdict};
+use switchyard_learn::score::{
+    on_profile, order, rank, Basis, Priced, Scored, Unfamiliar, Verdict,
+};
 use switchyard_learn::LearnError;
 
 /// A loaded learned router.
@@ -222,11 +224,11 @@ impl AutoRouter {
         // The support of whatever predicts: the artifact's memory when a candidate has outcome
         // data in it, else the profile's judged prompts (with its own threshold unless
         // `min_support` is set).
-        let from_data = pool.iter().any(|p| self.artifact.outcomes(&p.model) > 0);
-        let profile = self.artifact.weights.profile.as_ref();
-        let (support, threshold) = match (from_data, ranked.profile_support, profile) {
-            (false, Some(s), Some(p)) => (s, self.min_support_set.unwrap_or(p.support_threshold)),
-            _ => (ranked.support, self.min_support),
+        let judged = on_profile(&self.artifact, pool)
+            .and_then(|p| Some((p.support(embedding)?, p.support_threshold)));
+        let (support, threshold) = match judged {
+            Some((s, t)) => (s, self.min_support_set.unwrap_or(t)),
+            None => (ranked.support, self.min_support),
         };
         let unfamiliar = support.similarity < threshold;
         let policy = unfamiliar.then_some(self.policy);
