@@ -267,13 +267,17 @@ def test_budget_pacing_steps_auto_down_before_the_budget_refuses(fleet):
 
     calm = decision()
     assert "pacing" not in calm and calm["cost_weight"] == 0.1, calm
-    # $99.50 of the $100 spent (written to the shared counter, as other replicas' spend would be).
-    day = time.strftime("%Y-%m-%d", time.gmtime())
-    subprocess.run(["redis-cli", "-u", fleet_support.REDIS, "SET", f"{fleet.prefix}usd:{key_id}:{day}", "99.5"],
+    # Spend three quarters of the way from on pace to spent, whatever the time of day: the share
+    # of the UTC day gone plus 0.75 of the rest (written to the shared counter, as other
+    # replicas' spend would be).
+    now = time.time()
+    elapsed = (now % 86400) / 86400
+    share = elapsed + 0.75 * (1 - elapsed)
+    day = time.strftime("%Y-%m-%d", time.gmtime(now))
+    subprocess.run(["redis-cli", "-u", fleet_support.REDIS, "SET", f"{fleet.prefix}usd:{key_id}:{day}", str(100 * share)],
                    check=True, capture_output=True)
     paced = decision()
     p = paced["pacing"]
-    assert p["budget"] == "daily" and p["spent_share"] >= 0.99, p
-    # Unless the test runs in the day's last minutes, spend is far ahead of time.
-    assert p["pressure"] > 0.5 and p["cost_weight_before"] == 0.1, p
+    assert p["budget"] == "daily" and abs(p["spent_share"] - share) < 0.001, (p, share)
+    assert abs(p["pressure"] - 0.75) < 0.01 and p["cost_weight_before"] == 0.1, p
     assert paced["cost_weight"] > calm["cost_weight"], paced
