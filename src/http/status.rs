@@ -10,6 +10,43 @@ use serde_json::{json, Value};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
+/// What the in-memory tables that live across requests hold, and the most their configuration
+/// lets them hold: the feedback index (`logging.feedback_window`), the analytics table
+/// (`logging.analytics_rows`) and the embedding cache (`[auto] cache_size`).
+fn memory_gauges(state: &AppState) -> String {
+    let mut tables = vec![
+        ("feedback_index", state.feedback.memory()),
+        ("analytics", state.analytics.memory()),
+    ];
+    if let Ok(a) = &state.planner.auto.get() {
+        tables.push(("embedding_cache", a.cache_memory()));
+    }
+    let mut out = String::new();
+    header(
+        &mut out,
+        "switchyard_memory_bytes",
+        "gauge",
+        "Bytes held by an in-memory table (estimated from its entries and allocations).",
+    );
+    for (table, (now, _)) in &tables {
+        out.push_str(&format!(
+            "switchyard_memory_bytes{{table=\"{table}\"}} {now}\n"
+        ));
+    }
+    header(
+        &mut out,
+        "switchyard_memory_limit_bytes",
+        "gauge",
+        "The most an in-memory table can hold under the current configuration.",
+    );
+    for (table, (_, bound)) in &tables {
+        out.push_str(&format!(
+            "switchyard_memory_limit_bytes{{table=\"{table}\"}} {bound}\n"
+        ));
+    }
+    out
+}
+
 /// `GET /metrics`: the auth layer asks for the router key unless `server.metrics_public`.
 pub async fn metrics(Extension(state): Extension<Arc<AppState>>) -> impl IntoResponse {
     let mut text = state.metrics.render();
@@ -28,6 +65,7 @@ pub async fn metrics(Extension(state): Extension<Arc<AppState>>) -> impl IntoRes
     if let Some(store) = &state.store {
         text.push_str(&store_metrics(store));
     }
+    text.push_str(&memory_gauges(&state));
     if let Ok(a) = &state.planner.auto.get() {
         text.push_str(&format!(
             "# HELP switchyard_embedding_cache_total Prompt-embedding cache lookups of learned routing.\n# TYPE switchyard_embedding_cache_total counter\nswitchyard_embedding_cache_total{{result=\"hit\"}} {}\nswitchyard_embedding_cache_total{{result=\"miss\"}} {}\n",

@@ -8,7 +8,7 @@ use super::respond::{set_common_headers, usage_of};
 use super::state::AppState;
 use crate::clock::millis_since;
 use crate::config::ModelConfig;
-use crate::error::FailureKind;
+use crate::error::{FailureKind, UpstreamError};
 use crate::format::sse::{write_data, write_event, DONE};
 use crate::format::{anthropic, responses, ClientFormat};
 use crate::observe::record::{finish, overhead_ms, Ending, RequestContext};
@@ -160,7 +160,7 @@ async fn relay(
             let next = match pending.next() {
                 Some(c) => Some(Ok(c)),
                 // Batch whatever the upstream has ready into one write; flush before waiting.
-                None => match s.rest.next().now_or_never() {
+                None => match ready_soon(&mut s.rest).await {
                     Some(item) => item,
                     None => {
                         if !flush(&tx, &mut buf).await {
@@ -401,6 +401,17 @@ async fn relay(
         }
     }
     let _ = tx.send(Bytes::from(buf)).await;
+}
+
+/// The upstream's next chunk if it is ready now or after the runtime has run other ready
+/// tasks once: the upstream connection's task hands its decoded chunks over one at a time, so
+/// a burst already in its buffer becomes ready one yield later. `None`: nothing that soon.
+async fn ready_soon(rest: &mut ChunkStream) -> Option<Option<Result<Value, UpstreamError>>> {
+    if let Some(item) = rest.next().now_or_never() {
+        return Some(item);
+    }
+    tokio::task::yield_now().await;
+    rest.next().now_or_never()
 }
 
 /// Sends what is buffered to the client; false when the client has gone.

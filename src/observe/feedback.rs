@@ -5,10 +5,11 @@
 //! Idempotent per (request_id, source): posting again replaces the earlier feedback; every post
 //! is appended, and readers take the last record per pair.
 
+use super::recent::Recent;
+pub use super::recent::Served;
 use crate::error::{ErrorKind, GatewayError};
 use crate::observe::logstore::RotatingWriter;
 use serde_json::Value;
-use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::Path;
 use std::sync::Mutex;
 use switchyard_learn::logfiles::{ndjson_files, read_feedback};
@@ -17,43 +18,6 @@ use switchyard_learn::schema::{FeedbackRecord, LogRecord};
 /// How many of the most recent served requests accept feedback by default
 /// (`logging.feedback_window`).
 pub const DEFAULT_WINDOW: usize = 200_000;
-
-/// A served request as feedback needs it.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Served {
-    /// The models that were tried, serving model first.
-    pub models: Vec<String>,
-    /// The key that made it (feedback is taken only from that key, or from an admin).
-    pub key: Option<String>,
-}
-
-/// Recently served requests by id.
-struct Recent {
-    window: usize,
-    models: HashMap<String, Served>,
-    order: VecDeque<String>,
-}
-
-impl Recent {
-    fn new(window: usize) -> Recent {
-        Recent {
-            window: window.max(1),
-            models: HashMap::new(),
-            order: VecDeque::new(),
-        }
-    }
-
-    fn insert(&mut self, request_id: String, served: Served) {
-        if self.models.insert(request_id.clone(), served).is_none() {
-            self.order.push_back(request_id);
-            while self.order.len() > self.window {
-                if let Some(old) = self.order.pop_front() {
-                    self.models.remove(&old);
-                }
-            }
-        }
-    }
-}
 
 /// Validated feedback, as stored.
 #[derive(Debug, Clone, PartialEq)]
@@ -101,7 +65,6 @@ pub fn reserved_source(source: &str) -> bool {
 pub struct FeedbackStore {
     writer: Option<Mutex<RotatingWriter>>,
     recent: Mutex<Recent>,
-    given: Mutex<HashSet<(String, String)>>,
 }
 
 impl FeedbackStore {
@@ -112,15 +75,12 @@ impl FeedbackStore {
     /// disabled) feedback is refused.
     pub fn open(dir: Option<&Path>, window: usize) -> FeedbackStore {
         let mut recent = Recent::new(window);
-        let mut given = HashSet::new();
         if let Some(dir) = dir {
             for (id, served) in newest_served(dir, recent.window) {
-                recent.insert(id, served);
+                recent.insert(&id, &served);
             }
             for f in read_feedback(dir).unwrap_or_default() {
-                if recent.models.contains_key(f.request_id.as_ref()) {
-                    given.insert((f.request_id.into_owned(), f.source.into_owned()));
-                }
+                recent.give(&f.request_id, &f.source);
             }
         }
         FeedbackStore {
@@ -132,7 +92,6 @@ impl FeedbackStore {
                 ))
             }),
             recent: Mutex::new(recent),
-            given: Mutex::new(given),
         }
     }
 
@@ -141,7 +100,13 @@ impl FeedbackStore {
         self.recent
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(request_id.to_string(), served);
+            .insert(request_id, &served);
+    }
+
+    /// What the index holds now and the most it can hold, in bytes (`/metrics`).
+    pub fn memory(&self) -> (usize, usize) {
+        let r = self.recent.lock().unwrap_or_else(|e| e.into_inner());
+        (r.bytes(), r.bound_bytes())
     }
 
     /// Whether this replica knows the request (served it, or learned of it from the store).
@@ -149,8 +114,7 @@ impl FeedbackStore {
         self.recent
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .models
-            .contains_key(request_id)
+            .contains(request_id)
     }
 
     /// Validates a feedback body against the known requests: the request must have been made
@@ -226,10 +190,8 @@ impl FeedbackStore {
         let window = recent.window;
         // Another key's request is answered like an unknown one (its existence is not shown).
         let Served { models, .. } = recent
-            .models
             .get(request_id)
             .filter(|s| giver.admin || (s.key.is_some() && s.key == giver.key))
-            .cloned()
             .ok_or_else(|| {
                 GatewayError::new(
                     ErrorKind::NotFound,
@@ -290,11 +252,11 @@ impl FeedbackStore {
             )
         })?;
         drop(w);
-        let replaced = !self
-            .given
+        let replaced = self
+            .recent
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert((f.request_id.clone(), f.source.clone()));
+            .give(&f.request_id, &f.source);
         Ok(replaced)
     }
 }

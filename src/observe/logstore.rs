@@ -125,10 +125,19 @@ impl LogStore {
     }
 }
 
+/// How long the writer lets records gather after a write before it looks again. Requests
+/// queue records without waking it while it waits (a wake is a syscall on the request's
+/// thread), and each write takes all of them at once; records reach the disk at most this much
+/// later, and [`LogStore::flush`] still returns once they are there.
+const LINGER: std::time::Duration = std::time::Duration::from_millis(10);
+
 fn writer_loop(mut rx: mpsc::Receiver<Msg>, mut w: RotatingWriter, metrics: Arc<Metrics>) {
     let mut complaints = Throttled::new(std::time::Duration::from_secs(10));
     let mut buf = Vec::with_capacity(256 * 1024);
     while let Some(first) = rx.blocking_recv() {
+        if matches!(first, Msg::Record(_)) {
+            std::thread::sleep(LINGER);
+        }
         let mut batch = vec![first];
         while batch.len() < 4096 {
             match rx.try_recv() {

@@ -45,13 +45,13 @@ impl Histogram {
 
 #[derive(Default)]
 struct Inner {
-    requests: BTreeMap<(String, u16), u64>,
-    attempts: BTreeMap<(String, &'static str), u64>,
+    requests: BTreeMap<String, BTreeMap<u16, u64>>,
+    attempts: BTreeMap<String, BTreeMap<&'static str, u64>>,
     failovers: BTreeMap<String, u64>,
     latency: BTreeMap<String, Histogram>,
     ttft: BTreeMap<String, Histogram>,
     overhead: Histogram,
-    tokens: BTreeMap<(String, &'static str), u64>,
+    tokens: BTreeMap<String, BTreeMap<&'static str, u64>>,
     cost: BTreeMap<String, f64>,
     stream_interrupted: u64,
     /// `auto` requests' cost and their baselines' cost (the savings ledger), by router.
@@ -110,6 +110,16 @@ pub struct RequestSample<'a> {
     pub baseline: Option<(&'a str, f64)>,
 }
 
+/// The value under `key`; the key's `String` is allocated only the first time it is seen, so a
+/// request adds no allocation once its labels are known.
+fn slot<'a, V: Default>(map: &'a mut BTreeMap<String, V>, key: &str) -> &'a mut V {
+    if !map.contains_key(key) {
+        map.insert(key.to_owned(), V::default());
+    }
+    map.get_mut(key)
+        .unwrap_or_else(|| unreachable!("inserted above"))
+}
+
 /// The `# HELP` and `# TYPE` lines of a metric in the Prometheus text exposition.
 pub fn header(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
@@ -118,14 +128,14 @@ pub fn header(out: &mut String, name: &str, kind: &str, help: &str) {
 impl Metrics {
     pub fn record(&self, s: &RequestSample) {
         let mut m = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        *m.requests
-            .entry((s.endpoint.to_string(), s.status))
+        *slot(&mut m.requests, s.endpoint)
+            .entry(s.status)
             .or_default() += 1;
         for (i, (model, ok)) in s.attempts.iter().enumerate() {
             let outcome = if *ok { "success" } else { "failure" };
-            *m.attempts.entry((model.to_string(), outcome)).or_default() += 1;
+            *slot(&mut m.attempts, model).entry(outcome).or_default() += 1;
             if !ok && i + 1 < s.attempts.len() {
-                *m.failovers.entry(model.to_string()).or_default() += 1;
+                *slot(&mut m.failovers, model) += 1;
             }
         }
         m.overhead.observe(s.overhead_secs);
@@ -133,23 +143,19 @@ impl Metrics {
             m.stream_interrupted += 1;
         }
         if let Some((router, baseline)) = s.baseline {
-            let e = m.auto_cost.entry(router.to_string()).or_default();
+            let e = slot(&mut m.auto_cost, router);
             e.0 += s.cost_usd;
             e.1 += baseline;
         }
         let Some(model) = s.served_model else { return };
-        m.latency
-            .entry(model.to_string())
-            .or_default()
-            .observe(s.duration_secs);
+        slot(&mut m.latency, model).observe(s.duration_secs);
         if let Some(t) = s.ttft_secs {
-            m.ttft.entry(model.to_string()).or_default().observe(t);
+            slot(&mut m.ttft, model).observe(t);
         }
-        *m.tokens.entry((model.to_string(), "prompt")).or_default() += s.prompt_tokens;
-        *m.tokens
-            .entry((model.to_string(), "completion"))
-            .or_default() += s.completion_tokens;
-        *m.cost.entry(model.to_string()).or_default() += s.cost_usd;
+        let tokens = slot(&mut m.tokens, model);
+        *tokens.entry("prompt").or_default() += s.prompt_tokens;
+        *tokens.entry("completion").or_default() += s.completion_tokens;
+        *slot(&mut m.cost, model) += s.cost_usd;
     }
 
     /// The Prometheus text exposition.
@@ -162,7 +168,11 @@ impl Metrics {
             "counter",
             "Requests by endpoint and HTTP status.",
         );
-        for ((ep, status), n) in &m.requests {
+        for ((ep, status), n) in m
+            .requests
+            .iter()
+            .flat_map(|(ep, by)| by.iter().map(move |(st, n)| ((ep, st), n)))
+        {
             let _ = writeln!(
                 out,
                 "switchyard_requests_total{{endpoint=\"{ep}\",status=\"{status}\"}} {n}"
@@ -176,8 +186,8 @@ impl Metrics {
         );
         let errors: u64 = m
             .requests
-            .iter()
-            .filter(|((_, s), _)| *s >= 400)
+            .values()
+            .flat_map(|by| by.range(400..))
             .map(|(_, n)| n)
             .sum();
         let _ = writeln!(out, "switchyard_errors_total {errors}");
@@ -187,7 +197,11 @@ impl Metrics {
             "counter",
             "Upstream attempts by model and outcome.",
         );
-        for ((model, outcome), n) in &m.attempts {
+        for ((model, outcome), n) in m
+            .attempts
+            .iter()
+            .flat_map(|(model, by)| by.iter().map(move |(o, n)| ((model, o), n)))
+        {
             let _ = writeln!(
                 out,
                 "switchyard_upstream_attempts_total{{model=\"{model}\",outcome=\"{outcome}\"}} {n}"
@@ -242,7 +256,11 @@ impl Metrics {
             "counter",
             "Tokens by model and kind.",
         );
-        for ((model, kind), n) in &m.tokens {
+        for ((model, kind), n) in m
+            .tokens
+            .iter()
+            .flat_map(|(model, by)| by.iter().map(move |(k, n)| ((model, k), n)))
+        {
             let _ = writeln!(
                 out,
                 "switchyard_tokens_total{{model=\"{model}\",kind=\"{kind}\"}} {n}"

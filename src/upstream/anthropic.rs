@@ -1,7 +1,7 @@
 //! Anthropic Messages API upstreams: the canonical body is translated to Anthropic's shape and
 //! the answer (or stream) back to OpenAI's.
 
-use super::client::{read_body, send_error, status_error};
+use super::client::{read_body, send_error, status_error, Endpoint};
 use super::provider::{Call, Provider, Reply};
 use crate::config::ProviderConfig;
 use crate::error::{FailureKind, UpstreamError};
@@ -18,12 +18,12 @@ pub const ANTHROPIC_VERSION: &str = "2023-06-01";
 pub struct AnthropicProvider {
     config: Arc<ProviderConfig>,
     http: reqwest::Client,
-    url: String,
+    url: Endpoint,
 }
 
 impl AnthropicProvider {
     pub fn new(config: Arc<ProviderConfig>, http: reqwest::Client) -> Self {
-        let url = format!("{}/messages", config.base_url);
+        let url = Endpoint::new(format!("{}/messages", config.base_url));
         AnthropicProvider { config, http, url }
     }
 }
@@ -43,8 +43,8 @@ impl Provider for AnthropicProvider {
         };
         body["stream"] = Value::Bool(call.stream);
         let mut req = self
-            .http
-            .post(&self.url)
+            .url
+            .post(&self.http)
             .header("anthropic-version", ANTHROPIC_VERSION)
             .json(&body);
         if let Some(key) = &self.config.api_key {

@@ -18,6 +18,31 @@ pub fn http_client() -> reqwest::Client {
         .expect("the HTTP client builds with static settings")
 }
 
+/// An upstream endpoint's URL, parsed once when the provider is built: each request clones
+/// it instead of parsing the string again. A string that does not parse is kept, and each
+/// request fails on it as before.
+pub enum Endpoint {
+    Parsed(reqwest::Url),
+    Unparsed(String),
+}
+
+impl Endpoint {
+    pub fn new(url: String) -> Endpoint {
+        match reqwest::Url::parse(&url) {
+            Ok(u) => Endpoint::Parsed(u),
+            Err(_) => Endpoint::Unparsed(url),
+        }
+    }
+
+    /// A POST to this endpoint.
+    pub fn post(&self, http: &reqwest::Client) -> reqwest::RequestBuilder {
+        match self {
+            Endpoint::Parsed(u) => http.post(u.clone()),
+            Endpoint::Unparsed(s) => http.post(s.as_str()),
+        }
+    }
+}
+
 /// Error bodies are read up to this many bytes (the message is what matters).
 const ERROR_BODY_BYTES: usize = 64 * 1024;
 

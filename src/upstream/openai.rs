@@ -1,7 +1,7 @@
 //! OpenAI-compatible upstreams (OpenAI, Groq, Together, vLLM, Ollama, ...): the canonical body
 //! is sent as-is, with the upstream model name, so unknown fields pass through.
 
-use super::client::{read_body, send_error, status_error};
+use super::client::{read_body, send_error, status_error, Endpoint};
 use super::provider::{Call, ChunkStream, Provider, Reply};
 use crate::config::ProviderConfig;
 use crate::error::{FailureKind, UpstreamError};
@@ -14,16 +14,16 @@ use std::sync::Arc;
 pub struct OpenAiProvider {
     config: Arc<ProviderConfig>,
     http: reqwest::Client,
-    url: String,
-    embeddings_url: String,
-    responses_url: String,
+    url: Endpoint,
+    embeddings_url: Endpoint,
+    responses_url: Endpoint,
 }
 
 impl OpenAiProvider {
     pub fn new(config: Arc<ProviderConfig>, http: reqwest::Client) -> Self {
-        let url = format!("{}/chat/completions", config.base_url);
-        let embeddings_url = format!("{}/embeddings", config.base_url);
-        let responses_url = format!("{}/responses", config.base_url);
+        let url = Endpoint::new(format!("{}/chat/completions", config.base_url));
+        let embeddings_url = Endpoint::new(format!("{}/embeddings", config.base_url));
+        let responses_url = Endpoint::new(format!("{}/responses", config.base_url));
         OpenAiProvider {
             config,
             http,
@@ -33,8 +33,12 @@ impl OpenAiProvider {
         }
     }
 
-    fn post(&self, url: &str, body: &serde_json::Map<String, Value>) -> reqwest::RequestBuilder {
-        let req = self.http.post(url).json(body);
+    fn post(
+        &self,
+        url: &Endpoint,
+        body: &serde_json::Map<String, Value>,
+    ) -> reqwest::RequestBuilder {
+        let req = url.post(&self.http).json(body);
         match &self.config.api_key {
             Some(key) => req.bearer_auth(key),
             None => req,

@@ -17,6 +17,10 @@
 //! a virtual-key-free router key so both runs authenticate alike), and reports the latency the
 //! store adds, its write throughput (records/s) and the deepest writer queue seen.
 //!
+//! Closed-loop tables (`--connections`, `--auto-connections`, `--soak`, see `closed.rs`) give
+//! throughput at a concurrency, the gateway's CPU time per request and its memory after many
+//! requests.
+//!
 //! `cargo run --release --bin switchyard-load -- --rates 500,2000,5000 --auto-rates 50,200 --seconds 4`
 
 #![allow(
@@ -26,6 +30,7 @@
     reason = "a benchmark harness: it prints its report and stops on any setup failure"
 )]
 
+mod closed;
 mod tables;
 
 use serde_json::json;
@@ -42,6 +47,12 @@ struct Args {
     overload_rate: u32,
     max_in_flight: usize,
     fleet_rates: Vec<u32>,
+    /// Closed-loop tables: connection counts for the proxy and for `auto`, and the soak length.
+    connections: Vec<usize>,
+    auto_connections: Vec<usize>,
+    soak: usize,
+    /// Which of the closed-loop modes run: non-streaming, streaming.
+    modes: Vec<bool>,
     seconds: f64,
     max_requests: usize,
 }
@@ -53,6 +64,10 @@ fn parse_args() -> Args {
         overload_rate: 0,
         max_in_flight: 32,
         fleet_rates: vec![],
+        connections: vec![],
+        auto_connections: vec![],
+        soak: 0,
+        modes: vec![false, true],
         seconds: 4.0,
         max_requests: 25_000,
     };
@@ -79,6 +94,19 @@ fn parse_args() -> Args {
                     .filter_map(|r| r.trim().parse().ok())
                     .collect()
             }
+            "--connections" => args.connections = list(&value),
+            "--auto-connections" => args.auto_connections = list(&value),
+            "--modes" => {
+                args.modes = value
+                    .split(',')
+                    .filter_map(|m| match m.trim() {
+                        "non-stream" => Some(false),
+                        "stream" => Some(true),
+                        _ => None,
+                    })
+                    .collect()
+            }
+            "--soak" => args.soak = value.parse().unwrap_or(0).min(5_000_000),
             "--overload-rate" => args.overload_rate = value.parse().unwrap_or(0).min(20_000),
             "--max-in-flight" => args.max_in_flight = value.parse().unwrap_or(32).max(1),
             "--seconds" => args.seconds = value.parse().unwrap_or(args.seconds).clamp(0.5, 60.0),
@@ -86,13 +114,22 @@ fn parse_args() -> Args {
                 args.max_requests = value.parse().unwrap_or(args.max_requests).min(200_000)
             }
             other => {
-                eprintln!("unknown argument {other}; use --rates 500,2000 --auto-rates 50,200 --overload-rate 6000 --max-in-flight 32 --seconds 4 --max-requests 25000");
+                eprintln!("unknown argument {other}; use --rates 500,2000 --auto-rates 50,200 --connections 1,16,64 --modes non-stream,stream --auto-connections 8 --soak 700000 --overload-rate 6000 --max-in-flight 32 --seconds 4 --max-requests 25000");
                 std::process::exit(2);
             }
         }
         i += 2;
     }
     args
+}
+
+/// A comma-separated list of counts (`none` or anything unparsable gives an empty list).
+fn list(value: &str) -> Vec<usize> {
+    value
+        .split(',')
+        .filter_map(|r| r.trim().parse().ok())
+        .filter(|&n| n > 0)
+        .collect()
 }
 
 /// Starts a child that prints `... listening on http://ADDR...` and returns it with ADDR.
@@ -478,6 +515,15 @@ async fn main() {
                 );
             }
         }
+    }
+    if !args.connections.is_empty() {
+        closed::closed_table(&client, &mock_url, &server_url, server.id(), &args).await;
+    }
+    if !auto.is_empty() && !args.auto_connections.is_empty() {
+        closed::auto_closed_table(&client, &server_url, server.id(), &args).await;
+    }
+    if args.soak > 0 {
+        closed::soak_table(&client, &server_url, server.id(), args.soak).await;
     }
     if args.overload_rate > 0 {
         tables::overload_table(&bin, &client, &mock_url, &dir, &args).await;

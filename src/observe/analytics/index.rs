@@ -3,6 +3,7 @@
 //! At most `capacity` rows are kept; the oldest go first, so memory is bounded whatever the
 //! size of the log.
 
+use crate::observe::recent::table_bytes;
 use std::collections::{HashMap, VecDeque};
 use std::fs::File;
 use std::io::{BufRead, BufReader, Seek, SeekFrom};
@@ -155,6 +156,31 @@ impl Index {
             judge,
             skipped_lines: 0,
         }
+    }
+
+    /// Bytes the table holds now (rows, id table, interned strings, failure lists, feedback).
+    pub fn bytes(&self) -> usize {
+        self.rows.capacity() * std::mem::size_of::<Row>()
+            + table_bytes::<u64, u64>(self.by_id.capacity())
+            + self
+                .rows
+                .iter()
+                .map(|r| r.failures.len() * std::mem::size_of::<Failure>())
+                .sum::<usize>()
+            + self.feedback.len() * 64
+            + self
+                .syms
+                .names
+                .iter()
+                .map(|n| 2 * n.len() + 64)
+                .sum::<usize>()
+    }
+
+    /// The most `rows` rows take (the row deque and the id table grow by doubling), without
+    /// failure lists, feedback and interned strings, which grow with failed attempts, feedback
+    /// and distinct names rather than with requests.
+    pub fn bound_bytes(rows: usize) -> usize {
+        rows.next_power_of_two() * std::mem::size_of::<Row>() + table_bytes::<u64, u64>(rows)
     }
 
     /// Reads what was appended to the log directory since the last call: new request lines

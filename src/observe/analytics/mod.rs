@@ -84,6 +84,12 @@ impl Analytics {
         f(&ix)
     }
 
+    /// Bytes the table holds now, and the most its `rows` take (`/metrics`).
+    pub fn memory(&self) -> (usize, usize) {
+        let ix = self.index.lock().unwrap_or_else(|e| e.into_inner());
+        (ix.bytes(), index::Index::bound_bytes(self.rows))
+    }
+
     /// Reads what the log gained since the last call, then runs `f` on the table. Blocking
     /// (file reads, a pass over the rows): call it off the async runtime.
     pub fn read<T>(&self, f: impl FnOnce(&Index) -> T) -> std::io::Result<T> {

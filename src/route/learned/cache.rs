@@ -48,4 +48,15 @@ impl EmbeddingCache {
             entries: HashMap::new(),
         }
     }
+
+    /// Bytes held now, and the most `capacity` embeddings of `dimension` floats take.
+    pub fn memory(&self, dimension: usize) -> (usize, usize) {
+        let entry = |dim: usize| dim * 4 + ENTRY_OVERHEAD;
+        let now = self.entries.values().map(|(v, _)| entry(v.len())).sum();
+        (now, self.capacity * entry(dimension))
+    }
 }
+
+/// Per embedding beside its floats: the `Vec` and `Arc` headers, the allocator's chunk header
+/// and the table slot (key, pointer, tick; the table is at most 7/8 full).
+const ENTRY_OVERHEAD: usize = 24 + 16 + 16 + 32;

@@ -145,6 +145,12 @@ impl AutoRouter {
         self
     }
 
+    /// The embedding cache's bytes now and at most (`/metrics`).
+    pub fn cache_memory(&self) -> (usize, usize) {
+        let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        cache.memory(self.encoder.dimension())
+    }
+
     /// The embedding of a prompt text, from the cache when possible. Blocking (runs the encoder).
     pub fn embedding(&self, text: &str) -> Result<(Arc<Vec<f32>>, bool), LearnError> {
         let key = stable_hash(text);
