@@ -57,14 +57,10 @@ impl CelExpr {
             .collect()
     }
 
-    /// Evaluates to a boolean. A missing variable or a type error is an `Err` with the reason.
-    /// JSON integers are bound as CEL `int` (not `uint`), so `x + 256` and `tier == 2` work.
-    pub fn eval_bool(&self, vars: &[(&str, &serde_json::Value)]) -> Result<bool, CelError> {
-        let mut ctx = Context::with_env(env().clone());
-        for (name, value) in vars {
-            ctx.add_variable_from_value(*name, to_cel(value));
-        }
-        match self.program.execute(&ctx) {
+    /// Evaluates to a boolean against `vars`. A missing variable or a type error is an `Err`
+    /// with the reason.
+    pub fn eval_bool(&self, vars: &Bindings) -> Result<bool, CelError> {
+        match self.program.execute(&vars.0) {
             Ok(Value::Bool(b)) => Ok(b),
             Ok(other) => Err(CelError::NotBoolean {
                 expression: self.source.clone(),
@@ -75,6 +71,33 @@ impl CelExpr {
                 reason: e.to_string(),
             }),
         }
+    }
+}
+
+/// Variables converted to CEL once and read by every expression evaluated against them (a
+/// request's routes, or its guardrails for each candidate: [`Bindings::with`] adds the
+/// candidate in a scope of its own). JSON integers are bound as CEL `int` (not `uint`), so
+/// `x + 256` and `tier == 2` work.
+pub struct Bindings<'p>(Context<'p, 'static>);
+
+impl Bindings<'static> {
+    pub fn new(vars: &[(&str, &serde_json::Value)]) -> Bindings<'static> {
+        let mut ctx = Context::with_env(env().clone());
+        for (name, value) in vars {
+            ctx.add_variable_from_value(*name, to_cel(value));
+        }
+        Bindings(ctx)
+    }
+}
+
+impl Bindings<'_> {
+    /// These variables and `vars` (which the expressions see first).
+    pub fn with<'b>(&'b self, vars: &[(&str, &serde_json::Value)]) -> Bindings<'b> {
+        let mut ctx = self.0.new_inner_scope();
+        for (name, value) in vars {
+            ctx.add_variable_from_value(*name, to_cel(value));
+        }
+        Bindings(ctx)
     }
 }
 
@@ -111,21 +134,24 @@ mod tests {
         let e = CelExpr::compile(r#"plan == "free" && request.prompt_tokens < 100"#).unwrap();
         let plan = json!("free");
         let req = json!({"prompt_tokens": 12});
-        assert_eq!(e.eval_bool(&[("plan", &plan), ("request", &req)]), Ok(true));
+        assert_eq!(
+            e.eval_bool(&Bindings::new(&[("plan", &plan), ("request", &req)])),
+            Ok(true)
+        );
         let plan = json!("pro");
         assert_eq!(
-            e.eval_bool(&[("plan", &plan), ("request", &req)]),
+            e.eval_bool(&Bindings::new(&[("plan", &plan), ("request", &req)])),
             Ok(false)
         );
         assert!(e
-            .eval_bool(&[("request", &req)])
+            .eval_bool(&Bindings::new(&[("request", &req)]))
             .unwrap_err()
             .to_string()
             .contains("failed"));
         let sum = CelExpr::compile("request.prompt_tokens + 256 > 260 && tier == 2").unwrap();
         let tier = json!(2);
         assert_eq!(
-            sum.eval_bool(&[("request", &req), ("tier", &tier)]),
+            sum.eval_bool(&Bindings::new(&[("request", &req), ("tier", &tier)])),
             Ok(true)
         );
         let mut vars = e.variables();

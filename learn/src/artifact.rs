@@ -365,7 +365,12 @@ impl Artifact {
         metadata: &[f64],
     ) -> Predicted {
         let b = &self.weights.blend;
-        let support = self.memory.support(&similarities, b.support_k);
+        // Deep enough that every candidate's neighbours usually lie in it (labels that cover
+        // half the rows or more); a candidate's neighbours beyond it are searched for in full.
+        let ranked = self
+            .memory
+            .ranked(&similarities, 2 * b.k.max(b.support_k) + 32);
+        let support = ranked.support(b.support_k);
         let mut x = features(embedding, prompt_tokens);
         x.extend_from_slice(metadata);
         let predictions = self
@@ -378,7 +383,7 @@ impl Artifact {
                     &self.memory,
                     b,
                     (m, c.base_rate),
-                    (&similarities, support.nearest),
+                    (&ranked, support.nearest),
                 );
                 let linear = c.quality.value(&x).clamp(0.0, 1.0);
                 // The kNN rate does not see metadata: shift it by what the linear model learned

@@ -2,7 +2,7 @@
 //! labelled neighbours in the outcome memory, shrunk towards its overall rate, with the
 //! evidence and standard error exploration and scoring weigh.
 
-use crate::memory::{Memory, GOOD};
+use crate::memory::{Memory, Ranked, GOOD};
 use serde::{Deserialize, Serialize};
 
 /// How the kNN and linear parts are combined, and how support is measured.
@@ -63,19 +63,19 @@ pub struct KnnRate {
 }
 
 /// A candidate's kNN good-answer rate for a prompt: candidate `m` with overall rate
-/// `base_rate`; the prompt's similarities to the memory rows (−∞ for a row left out) and the
-/// nearest one's.
+/// `base_rate`; the prompt's similarities to the memory rows (−∞ for a row left out), ranked
+/// ([`Memory::ranked`]), and the nearest one's.
 pub fn knn_rate(
     memory: &Memory,
     b: &Blend,
     (m, base_rate): (usize, f64),
-    (similarities, nearest): (&[f32], f64),
+    (ranked, nearest): (&Ranked, f64),
 ) -> KnnRate {
     // The nearest rows labelled for this candidate: `k`, or a tenth of its labelled rows when
     // it has few (at least MIN_NEIGHBOURS), so that a candidate with little data is still
     // judged by the prompts most like this one.
     let k = b.k.min((memory.labelled(m) / 10).max(MIN_NEIGHBOURS));
-    let neighbours = memory.nearest_labelled(similarities, m, k);
+    let neighbours = ranked.nearest_labelled(memory, m, k);
     // Pseudo-counts in proportion to the neighbours taken, so a thin candidate's few
     // neighbours are not drowned by its overall rate.
     let shrinkage = b.shrinkage * k as f64 / b.k.max(1) as f64;

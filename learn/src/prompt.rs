@@ -43,6 +43,9 @@ pub fn content_text(content: &Value) -> String {
     }
 }
 
+/// The word between the head and the tail of a long message.
+pub const ELLIPSIS: &str = "…";
+
 /// Characters of the last user message kept from its head and from its tail.
 const HEAD_CHARS: usize = 600;
 const TAIL_CHARS: usize = 400;
@@ -59,11 +62,11 @@ pub fn prompt_text(messages: &[Value]) -> String {
         .find(|m| m["role"] == "user")
         .map(text_of)
         .unwrap_or_default();
-    let chars: Vec<char> = last_user.chars().collect();
-    let mut out = if chars.len() > HEAD_CHARS + TAIL_CHARS {
-        let head: String = chars[..HEAD_CHARS].iter().collect();
-        let tail: String = chars[chars.len() - TAIL_CHARS..].iter().collect();
-        format!("{head} … {tail}")
+    let chars = last_user.chars().count();
+    let mut out = if chars > HEAD_CHARS + TAIL_CHARS {
+        let at = |n: usize| last_user.char_indices().nth(n).map_or(0, |(i, _)| i);
+        let (head, tail) = (at(HEAD_CHARS), at(chars - TAIL_CHARS));
+        format!("{} {ELLIPSIS} {}", &last_user[..head], &last_user[tail..])
     } else {
         last_user
     };

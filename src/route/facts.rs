@@ -3,6 +3,7 @@
 //! name is an identifier as a bare variable, and, for guardrails, `model.*` (the candidate).
 //! The names `request`, `metadata` and `model` always mean these, whatever the metadata holds.
 
+use crate::cel::Bindings;
 use crate::config::ModelConfig;
 use crate::format::request::ChatRequest;
 use crate::live::Estimate;
@@ -68,8 +69,9 @@ impl<'a> Vars<'a> {
         }
     }
 
-    /// The (name, value) pairs for an evaluation, with `model` when a candidate is given.
-    pub fn pairs<'b>(&'b self, model: Option<&'b Value>) -> Vec<(&'b str, &'b Value)> {
+    /// The request's variables, bound once for every expression evaluated for it (a guardrail
+    /// adds `model` for each candidate with [`Bindings::with`]).
+    pub fn bindings(&self) -> Bindings<'static> {
         let mut vars: Vec<(&str, &Value)> = self
             .req
             .metadata
@@ -79,10 +81,7 @@ impl<'a> Vars<'a> {
             .collect();
         vars.push(("request", &self.facts));
         vars.push(("metadata", &self.metadata));
-        if let Some(m) = model {
-            vars.push(("model", m));
-        }
-        vars
+        Bindings::new(&vars)
     }
 }
 

@@ -189,8 +189,7 @@ impl RoutingTable {
 
 /// Evaluates a router's routes in order and picks a variant of the first match.
 fn plan_router(router: &RouterConfig, req: &ChatRequest, request_id: &str) -> RoutePlan {
-    let vars = facts::Vars::of(req);
-    let vars = vars.pairs(None);
+    let vars = facts::Vars::of(req).bindings();
 
     let mut skipped = Vec::new();
     let mut chosen: Option<(&RouteConfig, String)> = None;

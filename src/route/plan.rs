@@ -141,13 +141,16 @@ impl Planner {
             .acquire()
             .await
             .map_err(|e| GatewayError::new(ErrorKind::Internal, e.to_string()))?;
-        let owned = req.clone();
-        let (chain, mut decision) =
+        let (chain, mut decision) = if router.decides_inline(req) {
+            router.decide(req, &label, weight, &only)?
+        } else {
+            let owned = req.clone();
             tokio::task::spawn_blocking(move || router.decide(&owned, &label, weight, &only))
                 .await
                 .map_err(|e| {
                     GatewayError::new(ErrorKind::Internal, format!("routing decision failed: {e}"))
-                })??;
+                })??
+        };
         decision.pacing = pacing;
         Ok((chain, decision))
     }

@@ -125,13 +125,8 @@ pub fn knn_left_out(
     let mut similarities = memory.similarities(embedding);
     leave_out_same(&mut similarities);
     let nearest = similarities.iter().copied().fold(f32::MIN, f32::max);
-    knn_rate(
-        memory,
-        blend,
-        candidate,
-        (&similarities, f64::from(nearest)),
-    )
-    .rate
+    let ranked = memory.ranked(&similarities, 2 * blend.k + 32);
+    knn_rate(memory, blend, candidate, (&ranked, f64::from(nearest))).rate
 }
 
 /// The weighted, centred Gram matrix of a candidate's training features, shared by every ridge

@@ -50,6 +50,11 @@ pub trait Embed: Send + Sync {
     fn embed(&self, text: &str) -> Result<Vec<f32>, LearnError>;
     /// Token count of a text as the encoder sees it (after truncation).
     fn token_count(&self, text: &str) -> usize;
+    /// Whether embedding a short text is a few microseconds of lookups and sums (a static
+    /// encoder), cheap enough to run on the request's own thread; false for a neural network.
+    fn is_cheap(&self) -> bool {
+        false
+    }
 }
 
 /// `manifest.json` written by the exporter.
@@ -222,6 +227,10 @@ impl Embed for Encoder {
             Backend::Static(s) => s.ids(text).map(|i| i.len()).unwrap_or(0),
             Backend::Onnx(o) => o.token_count(text),
         }
+    }
+
+    fn is_cheap(&self) -> bool {
+        matches!(self.backend, Backend::Static(_))
     }
 }
 

@@ -3,6 +3,7 @@
 
 use super::wordpiece::FastWordPiece;
 use super::Files;
+use crate::prompt::ELLIPSIS;
 use crate::LearnError;
 use serde_json::Value;
 
@@ -13,6 +14,9 @@ pub(crate) struct Static {
     max_tokens: usize,
     /// One row of `dimension` values per token id.
     rows: Vec<f32>,
+    /// The ids of [`ELLIPSIS`], a word outside ASCII in every long prompt's text: found once
+    /// by the full pipeline (a word's ids do not depend on the words around it).
+    ellipsis: Vec<u32>,
 }
 
 impl Static {
@@ -24,12 +28,15 @@ impl Static {
                 files.setup
             ))
         })?;
-        Ok(Static {
+        let mut s = Static {
             fast: FastWordPiece::new(&files.tokenizer),
             tokenizer: files.tokenizer,
             max_tokens: files.manifest.max_tokens,
             rows,
-        })
+            ellipsis: vec![],
+        };
+        s.ellipsis = s.reference_ids(ELLIPSIS, usize::MAX)?;
+        Ok(s)
     }
 
     /// Token ids: no special tokens, at most `max_tokens` (the fast path where it applies).
@@ -37,6 +44,9 @@ impl Static {
         match &self.fast {
             Some(fast) => fast
                 .ids(text, self.max_tokens, |word| {
+                    if word == ELLIPSIS {
+                        return Ok(self.ellipsis.clone());
+                    }
                     self.reference_ids(word, usize::MAX)
                 })
                 .unwrap_or_else(|| self.reference_ids(text, self.max_tokens)),

@@ -12,7 +12,7 @@
 //! contains a special token's literal (`[MASK]` …) takes the full pipeline whole. Used only when
 //! the tokenizer is of exactly this shape; `Encoder::check_tokenization` compares both paths.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 use tokenizers::{
     models::ModelWrapper, normalizers::NormalizerWrapper, pre_tokenizers::PreTokenizerWrapper,
     Model, Tokenizer,
@@ -20,7 +20,8 @@ use tokenizers::{
 
 /// The vocabulary and settings of a BERT WordPiece tokenizer.
 pub(crate) struct FastWordPiece {
-    vocab: HashMap<String, u32>,
+    /// Looked up once per pre-token at least: a fast hash (the keys are the fixed vocabulary).
+    vocab: FxHashMap<String, u32>,
     unk: u32,
     prefix: String,
     max_chars: usize,
@@ -44,7 +45,7 @@ impl FastWordPiece {
         let ModelWrapper::WordPiece(wp) = tokenizer.get_model() else {
             return None;
         };
-        let vocab = wp.get_vocab();
+        let vocab: FxHashMap<String, u32> = wp.get_vocab().into_iter().collect();
         Some(FastWordPiece {
             unk: *vocab.get(&wp.unk_token)?,
             prefix: wp.continuing_subword_prefix.clone(),
@@ -71,6 +72,7 @@ impl FastWordPiece {
         }
         let mut ids = Vec::new();
         let mut piece = String::new();
+        let mut lower = String::new();
         for word in text.split([' ', '\t', '\n', '\r']) {
             if ids.len() >= max {
                 break;
@@ -93,7 +95,10 @@ impl FastWordPiece {
                 } else {
                     i + 1
                 };
-                self.word_ids(&word[i..end].to_ascii_lowercase(), &mut piece, &mut ids);
+                lower.clear();
+                lower.push_str(&word[i..end]);
+                lower.make_ascii_lowercase();
+                self.word_ids(&lower, &mut piece, &mut ids);
                 i = end;
             }
         }

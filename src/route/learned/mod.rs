@@ -35,6 +35,11 @@ use switchyard_learn::score::{
 };
 use switchyard_learn::LearnError;
 
+/// The longest prompt (estimated tokens) decided on the request's own thread with a static
+/// encoder: its tokenizer reads at most its budget of tokens, but a word outside printable ASCII
+/// goes through the full tokenizer whole, so a long prompt goes to a blocking thread.
+pub const INLINE_PROMPT_TOKENS: u64 = 2048;
+
 /// A loaded learned router.
 pub struct AutoRouter {
     pub artifact: Artifact,
@@ -172,7 +177,15 @@ impl AutoRouter {
         Ok((v, false))
     }
 
-    /// Decides for a request. Blocking: call it on a blocking thread.
+    /// Whether deciding for `req` takes so little time (a static encoder, a prompt of at most
+    /// [`INLINE_PROMPT_TOKENS`]) that it runs on the request's own thread: handing it to a
+    /// blocking thread and back costs more than the decision.
+    pub fn decides_inline(&self, req: &ChatRequest) -> bool {
+        self.encoder.is_cheap() && req.prompt_tokens <= INLINE_PROMPT_TOKENS
+    }
+
+    /// Decides for a request. Blocking: call it on a blocking thread unless
+    /// [`AutoRouter::decides_inline`].
     /// `only` restricts the candidates to these served model ids (a router route's subset);
     /// empty = all.
     pub fn decide(
@@ -357,7 +370,7 @@ impl AutoRouter {
         if self.guardrails.is_empty() {
             return;
         }
-        let vars = Vars::of(req);
+        let vars = Vars::of(req).bindings();
         for c in scored {
             let Some(model) = self.model(&c.model) else {
                 continue;
@@ -368,11 +381,11 @@ impl AutoRouter {
                 Estimate::default()
             };
             let model = model_facts(model, &live);
-            let pairs = vars.pairs(Some(&model));
+            let scope = vars.with(&[("model", &model)]);
             c.guardrails = self
                 .guardrails
                 .iter()
-                .map(|g| match g.eval_bool(&pairs) {
+                .map(|g| match g.eval_bool(&scope) {
                     Ok(passed) => Verdict {
                         expression: g.source.clone(),
                         passed,
