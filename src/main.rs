@@ -11,6 +11,25 @@ use switchyard::store::admin;
 use switchyard::store::keys::VirtualKey;
 use switchyard::testing::upstream::MockUpstream;
 
+/// mimalloc: a request's many small allocations cost about half of glibc's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// mimalloc's `purge_delay` option by its number in `mi_option_e` (v3, `mimalloc.h`).
+const MI_OPTION_PURGE_DELAY: i32 = 15;
+
+/// Freed pages go back to the system at once instead of after mimalloc's 1 s, so that memory
+/// freed after a burst (or after loading the artifact) leaves the gateway's RSS (with
+/// `.cargo/config.toml`'s arena setting, a gateway starts at 55 MB instead of 90 MB; no cost per
+/// request measured). `MIMALLOC_PURGE_DELAY`
+/// set in the environment wins.
+fn tune_allocator() {
+    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
+        // SAFETY: setting an option is a plain store in mimalloc's option table.
+        unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0) };
+    }
+}
+
 #[derive(Parser)]
 #[command(
     name = "switchyard",
@@ -394,6 +413,7 @@ async fn run(cli: Cli) -> Result<(), String> {
 }
 
 fn main() -> ExitCode {
+    tune_allocator();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("SWITCHYARD_LOG")
