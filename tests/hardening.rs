@@ -528,3 +528,31 @@ async fn an_upstream_answer_over_the_body_limit_fails_over_instead_of_filling_me
         assert_eq!(v["model"], "mock/fast");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tables_that_outlive_requests_show_their_bytes_and_bounds_in_metrics() {
+    let h = Harness::start().await;
+    for i in 0..5 {
+        let (status, _, _) = h
+            .chat(json!({"model": "up/ok", "messages": user(&format!("hello {i}"))}))
+            .await;
+        assert_eq!(status, 200);
+    }
+    assert_eq!(h.get("/v1/analytics/traffic").await.status(), 200);
+    let text = h.metrics().await;
+    let gauge = |name: &str, table: &str| -> f64 {
+        let prefix = format!("{name}{{table=\"{table}\"}} ");
+        text.lines()
+            .find_map(|l| l.strip_prefix(prefix.as_str()))
+            .unwrap_or_else(|| panic!("no {prefix} in /metrics:\n{text}"))
+            .parse()
+            .unwrap()
+    };
+    for table in ["feedback_index", "analytics"] {
+        let (held, bound) = (
+            gauge("switchyard_memory_bytes", table),
+            gauge("switchyard_memory_limit_bytes", table),
+        );
+        assert!(held > 0.0 && held <= bound, "{table}: {held} of {bound}");
+    }
+}

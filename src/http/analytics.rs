@@ -140,6 +140,8 @@ pub(super) async fn read<T: Send + 'static>(
             "logging",
         ));
     }
+    // What requests already answered have queued is on disk before the table catches up.
+    state.logs.flush().await;
     tokio::task::spawn_blocking(move || a.read(f))
         .await
         .map_err(|e| GatewayError::new(ErrorKind::Internal, e.to_string()))?

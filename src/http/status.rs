@@ -22,27 +22,23 @@ fn memory_gauges(state: &AppState) -> String {
         tables.push(("embedding_cache", a.cache_memory()));
     }
     let mut out = String::new();
-    header(
-        &mut out,
-        "switchyard_memory_bytes",
-        "gauge",
-        "Bytes held by an in-memory table (estimated from its entries and allocations).",
-    );
-    for (table, (now, _)) in &tables {
-        out.push_str(&format!(
-            "switchyard_memory_bytes{{table=\"{table}\"}} {now}\n"
-        ));
-    }
-    header(
-        &mut out,
-        "switchyard_memory_limit_bytes",
-        "gauge",
-        "The most an in-memory table can hold under the current configuration.",
-    );
-    for (table, (_, bound)) in &tables {
-        out.push_str(&format!(
-            "switchyard_memory_limit_bytes{{table=\"{table}\"}} {bound}\n"
-        ));
+    for (name, help, limit) in [
+        (
+            "switchyard_memory_bytes",
+            "Bytes held by an in-memory table (estimated from its entries and allocations).",
+            false,
+        ),
+        (
+            "switchyard_memory_limit_bytes",
+            "The most an in-memory table can hold under the current configuration.",
+            true,
+        ),
+    ] {
+        header(&mut out, name, "gauge", help);
+        for (table, (held, bound)) in &tables {
+            let bytes = if limit { bound } else { held };
+            out.push_str(&format!("{name}{{table=\"{table}\"}} {bytes}\n"));
+        }
     }
     out
 }
