@@ -120,6 +120,14 @@ fn slot<'a, V: Default>(map: &'a mut BTreeMap<String, V>, key: &str) -> &'a mut 
         .unwrap_or_else(|| unreachable!("inserted above"))
 }
 
+/// The counters of a map keyed by two labels, in label order: ((first, second), count).
+fn by_two<K: Ord>(
+    map: &BTreeMap<String, BTreeMap<K, u64>>,
+) -> impl Iterator<Item = ((&String, &K), &u64)> {
+    map.iter()
+        .flat_map(|(a, by)| by.iter().map(move |(b, n)| ((a, b), n)))
+}
+
 /// The `# HELP` and `# TYPE` lines of a metric in the Prometheus text exposition.
 pub fn header(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
@@ -168,11 +176,7 @@ impl Metrics {
             "counter",
             "Requests by endpoint and HTTP status.",
         );
-        for ((ep, status), n) in m
-            .requests
-            .iter()
-            .flat_map(|(ep, by)| by.iter().map(move |(st, n)| ((ep, st), n)))
-        {
+        for ((ep, status), n) in by_two(&m.requests) {
             let _ = writeln!(
                 out,
                 "switchyard_requests_total{{endpoint=\"{ep}\",status=\"{status}\"}} {n}"
@@ -197,11 +201,7 @@ impl Metrics {
             "counter",
             "Upstream attempts by model and outcome.",
         );
-        for ((model, outcome), n) in m
-            .attempts
-            .iter()
-            .flat_map(|(model, by)| by.iter().map(move |(o, n)| ((model, o), n)))
-        {
+        for ((model, outcome), n) in by_two(&m.attempts) {
             let _ = writeln!(
                 out,
                 "switchyard_upstream_attempts_total{{model=\"{model}\",outcome=\"{outcome}\"}} {n}"
@@ -256,11 +256,7 @@ impl Metrics {
             "counter",
             "Tokens by model and kind.",
         );
-        for ((model, kind), n) in m
-            .tokens
-            .iter()
-            .flat_map(|(model, by)| by.iter().map(move |(k, n)| ((model, k), n)))
-        {
+        for ((model, kind), n) in by_two(&m.tokens) {
             let _ = writeln!(
                 out,
                 "switchyard_tokens_total{{model=\"{model}\",kind=\"{kind}\"}} {n}"

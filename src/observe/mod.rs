@@ -6,6 +6,7 @@
 
 pub mod analytics;
 pub mod feedback;
+pub mod intern;
 pub mod judge;
 pub mod logstore;
 pub mod metrics;

@@ -3,6 +3,7 @@
 //! sized for the whole window when the server starts, so it never grows or rehashes under
 //! traffic, and [`Recent::bound_bytes`] says what it can take at most.
 
+use super::intern::Interner;
 use std::collections::{HashMap, VecDeque};
 use switchyard_learn::hash::stable_hash;
 
@@ -31,35 +32,6 @@ struct Entry {
     key: u32,
 }
 
-/// Strings of the index (model ids and key ids, a few hundred at most), each stored once.
-#[derive(Default)]
-struct Names {
-    names: Vec<String>,
-    ids: HashMap<String, u32>,
-}
-
-impl Names {
-    fn intern(&mut self, s: &str) -> u32 {
-        if let Some(&id) = self.ids.get(s) {
-            return id;
-        }
-        self.names.push(s.to_owned());
-        let id = self.names.len() as u32;
-        self.ids.insert(s.to_owned(), id);
-        id
-    }
-
-    fn name(&self, id: u32) -> Option<&str> {
-        id.checked_sub(1)
-            .and_then(|i| self.names.get(i as usize))
-            .map(String::as_str)
-    }
-
-    fn bytes(&self) -> usize {
-        self.names.iter().map(|n| 2 * n.len() + 64).sum()
-    }
-}
-
 /// A served request as the index gives it back.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Served {
@@ -78,7 +50,8 @@ pub struct Recent {
     /// Hashes of the feedback sources given per request (to say whether a post replaced one).
     given: HashMap<IdKey, Vec<u64>>,
     order: VecDeque<IdKey>,
-    names: Names,
+    /// Model ids and key ids (a few hundred at most).
+    names: Interner,
 }
 
 impl Recent {
@@ -90,7 +63,7 @@ impl Recent {
             more: HashMap::new(),
             given: HashMap::new(),
             order: VecDeque::with_capacity(window),
-            names: Names::default(),
+            names: Interner::default(),
         }
     }
 
@@ -100,10 +73,14 @@ impl Recent {
             return;
         }
         let mut e = Entry {
-            key: served.key.as_deref().map_or(0, |k| self.names.intern(k)),
+            key: self.names.intern(served.key.as_deref()),
             ..Entry::default()
         };
-        let models: Vec<u32> = served.models.iter().map(|m| self.names.intern(m)).collect();
+        let models: Vec<u32> = served
+            .models
+            .iter()
+            .map(|m| self.names.intern(Some(m)))
+            .collect();
         for (slot, m) in e.models.iter_mut().zip(&models) {
             *slot = *m;
         }

@@ -7,6 +7,7 @@
 use super::*;
 
 /// What one closed-loop phase measured.
+#[derive(Default)]
 pub struct Closed {
     pub requests: usize,
     pub errors: usize,
@@ -53,18 +54,30 @@ const LONG_PROMPT_TAIL: &str = "For each cause, say which metric or query log wo
     intake, and how you would know within one night that it worked. Keep the answer practical: \
     the team has two engineers, one staging database, and a maintenance window on Sundays.";
 
-/// `conns` connections for `secs` (or until `max` requests), each sending back to back.
-#[allow(clippy::too_many_arguments)] // one phase = target, request shape and bounds
+/// What a closed-loop phase sends, and where: `conns` connections posting to `url` for `model`.
+#[derive(Clone, Copy)]
+pub struct Phase<'a> {
+    pub url: &'a str,
+    pub model: &'a str,
+    pub stream: bool,
+    pub prompt: Prompt,
+    pub conns: usize,
+}
+
+/// The phase's connections for `secs` (or until `max` requests), each sending back to back.
 pub async fn closed_phase(
     client: &reqwest::Client,
-    url: &str,
-    model: &str,
-    stream: bool,
-    prompt: Prompt,
-    conns: usize,
+    phase: Phase<'_>,
     secs: f64,
     max: usize,
 ) -> Closed {
+    let Phase {
+        url,
+        model,
+        stream,
+        prompt,
+        conns,
+    } = phase;
     let fixed = body(model, stream, prompt, 0);
     let issued = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let deadline = Instant::now() + Duration::from_secs_f64(secs);
@@ -79,13 +92,7 @@ pub async fn closed_phase(
         );
         let model = model.to_string();
         tasks.push(tokio::spawn(async move {
-            let mut out = Closed {
-                requests: 0,
-                errors: 0,
-                secs: 0.0,
-                latency: Vec::new(),
-                decision: Vec::new(),
-            };
+            let mut out = Closed::default();
             loop {
                 let i = issued.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 if i >= max || Instant::now() >= deadline {
@@ -128,13 +135,7 @@ pub async fn closed_phase(
             out
         }));
     }
-    let mut all = Closed {
-        requests: 0,
-        errors: 0,
-        secs: 0.0,
-        latency: Vec::new(),
-        decision: Vec::new(),
-    };
+    let mut all = Closed::default();
     for t in tasks {
         let c = t.await.unwrap();
         all.requests += c.requests;
@@ -159,47 +160,31 @@ pub async fn closed_table(
     println!("\nClosed loop (each connection sends its next request when the last is answered), upstream = the mock, request log on:\n");
     println!("| mode | connections | direct req/s | via Switchyard req/s | via / direct | direct p50 ms | via p50 ms | added p50 ms | gateway CPU ms / request | errors | peak RSS MB |");
     println!("|---|---|---|---|---|---|---|---|---|---|---|");
-    let direct = format!("{mock_url}/v1/chat/completions");
-    let via = format!("{server_url}/v1/chat/completions");
+    let (direct_url, via_url) = (
+        format!("{mock_url}/v1/chat/completions"),
+        format!("{server_url}/v1/chat/completions"),
+    );
     for &stream in &args.modes {
         for &conns in &args.connections {
             let (mut d_rps, mut v_rps, mut cpu, mut errors) = (0.0, 0.0, 0.0, 0);
             let (mut d_lat, mut v_lat) = (Vec::new(), Vec::new());
-            closed_phase(
-                client,
-                &via,
-                "up/ok",
+            let direct = Phase {
+                url: &direct_url,
+                model: "ok",
                 stream,
-                Prompt::Fixed,
+                prompt: Prompt::Fixed,
                 conns,
-                0.3,
-                5000,
-            )
-            .await;
+            };
+            let via = Phase {
+                url: &via_url,
+                model: "up/ok",
+                ..direct
+            };
+            closed_phase(client, via, 0.3, 5000).await;
             for _ in 0..2 {
-                let d = closed_phase(
-                    client,
-                    &direct,
-                    "ok",
-                    stream,
-                    Prompt::Fixed,
-                    conns,
-                    args.seconds,
-                    args.max_requests,
-                )
-                .await;
+                let d = closed_phase(client, direct, args.seconds, args.max_requests).await;
                 let before = cpu_secs(server_pid);
-                let v = closed_phase(
-                    client,
-                    &via,
-                    "up/ok",
-                    stream,
-                    Prompt::Fixed,
-                    conns,
-                    args.seconds,
-                    args.max_requests,
-                )
-                .await;
+                let v = closed_phase(client, via, args.seconds, args.max_requests).await;
                 cpu += (cpu_secs(server_pid) - before) * 1000.0 / v.requests.max(1) as f64 / 2.0;
                 d_rps += d.rps() / 2.0;
                 v_rps += v.rps() / 2.0;
@@ -232,30 +217,17 @@ pub async fn auto_closed_table(
     println!("|---|---|---|---|---|---|---|---|");
     let via = format!("{server_url}/v1/chat/completions");
     for &conns in &args.auto_connections {
-        closed_phase(
-            client,
-            &via,
-            "auto",
-            false,
-            Prompt::Distinct,
+        let phase = |model| Phase {
+            url: &via,
+            model,
+            stream: false,
+            prompt: Prompt::Distinct,
             conns,
-            0.5,
-            500,
-        )
-        .await;
+        };
+        closed_phase(client, phase("auto"), 0.5, 500).await;
         for model in ["up/weak", "auto"] {
             let before = cpu_secs(server_pid);
-            let mut c = closed_phase(
-                client,
-                &via,
-                model,
-                false,
-                Prompt::Distinct,
-                conns,
-                args.seconds,
-                args.max_requests,
-            )
-            .await;
+            let mut c = closed_phase(client, phase(model), args.seconds, args.max_requests).await;
             let cpu = (cpu_secs(server_pid) - before) * 1000.0 / c.requests.max(1) as f64;
             println!(
                 "| {} | {conns} | {} | {:.0} | {cpu:.3} | {:.2} / {:.2} | {} | {:.1} |",
@@ -285,17 +257,14 @@ pub async fn soak_table(client: &reqwest::Client, server_url: &str, server_pid: 
     let step = total.div_ceil(6).max(1);
     let mut served = 0;
     while served < total {
-        let c = closed_phase(
-            client,
-            &via,
-            "up/ok",
-            false,
-            Prompt::Fixed,
-            64,
-            3600.0,
-            step,
-        )
-        .await;
+        let phase = Phase {
+            url: &via,
+            model: "up/ok",
+            stream: false,
+            prompt: Prompt::Fixed,
+            conns: 64,
+        };
+        let c = closed_phase(client, phase, 3600.0, step).await;
         served += c.requests + c.errors;
         println!(
             "| {served} | {:.1} | {:.1} | {:.0} | {} |",

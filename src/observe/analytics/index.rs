@@ -11,42 +11,7 @@ use std::path::{Path, PathBuf};
 use switchyard_learn::logfiles::ndjson_files;
 use switchyard_learn::schema::{AttemptRecord, FailureKind, FeedbackRecord, LogRecord};
 
-/// An interned string; 0 means "absent".
-pub type Sym = u32;
-
-/// Strings seen in the log, each stored once.
-#[derive(Default)]
-pub struct Interner {
-    names: Vec<String>,
-    ids: HashMap<String, Sym>,
-}
-
-impl Interner {
-    pub fn intern(&mut self, s: Option<&str>) -> Sym {
-        let Some(s) = s else { return 0 };
-        if let Some(&id) = self.ids.get(s) {
-            return id;
-        }
-        self.names.push(s.to_string());
-        let id = self.names.len() as Sym;
-        self.ids.insert(s.to_string(), id);
-        id
-    }
-
-    /// The id of a string already seen.
-    pub fn get(&self, s: &str) -> Option<Sym> {
-        self.ids.get(s).copied()
-    }
-
-    /// How many strings are interned (ids run from 1 to this).
-    pub fn count(&self) -> usize {
-        self.names.len()
-    }
-
-    pub fn name(&self, id: Sym) -> Option<&str> {
-        (id > 0).then(|| self.names[id as usize - 1].as_str())
-    }
-}
+pub use crate::observe::intern::{Interner, Sym};
 
 /// A failed or skipped attempt before the serving one (or before the request gave up).
 #[derive(Clone, Copy)]
@@ -168,12 +133,7 @@ impl Index {
                 .map(|r| r.failures.len() * std::mem::size_of::<Failure>())
                 .sum::<usize>()
             + self.feedback.len() * 64
-            + self
-                .syms
-                .names
-                .iter()
-                .map(|n| 2 * n.len() + 64)
-                .sum::<usize>()
+            + self.syms.bytes()
     }
 
     /// The most `rows` rows take (the row deque and the id table grow by doubling), without
